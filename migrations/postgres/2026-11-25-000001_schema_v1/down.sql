@@ -1,0 +1,4 @@
+DROP TABLE audit_log;
+DROP TABLE devices;
+DROP TABLE users;
+DROP TABLE tenants;

@@ -1,0 +1,364 @@
+//! Settings: the only module that reads the environment.
+//!
+//! Layers, each overriding the one before: the defaults compiled in from `config/default.toml`
+//! → `config/default.toml` on disk → `config/<WAFLEET_ENV>.toml` → the `--config` file → the
+//! familiar variables `DB_URI`/`DATABASE_URL`, `REDIS_URL`, `PORT`, `TZ`, `RUST_LOG` →
+//! `WAFLEET__SECTION__KEY` → command-line flags. Unknown keys are errors, so a typo never
+//! silently falls back to a default.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat, Map, Source, Value};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::cli::{Cli, LogFormat};
+
+/// The defaults, compiled in so that the binary runs from any directory.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Every setting of the daemon. See `config/default.toml` for each key's meaning and default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// Database connection.
+    pub database: DatabaseSettings,
+    /// Optional Redis for multi-node event sharing.
+    pub redis: RedisSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Defaults for tenants.
+    pub tenant: TenantSettings,
+}
+
+/// `[server]`: where and how the HTTP server listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Listen address.
+    pub host: String,
+    /// Listen port; 0 picks a free one.
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// `[database]`: which database and how many connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://…`; secret because it may carry a password.
+    pub url: SecretString,
+    /// Pool size (SQLite caps it lower).
+    pub max_connections: usize,
+    /// Wait for a pooled connection before failing.
+    pub acquire_timeout_secs: u64,
+    /// SQLite busy timeout.
+    pub sqlite_busy_timeout_ms: u32,
+}
+
+/// `[redis]`: the optional event bridge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Empty means no Redis.
+    pub url: SecretString,
+}
+
+/// `[log]`: tracing filter and format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive.
+    pub filter: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// `[tenant]`: defaults for new tenants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// IANA zone name, validated at load.
+    pub default_time_zone: String,
+}
+
+/// A configuration problem, phrased for one line on stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Which database a URL points at, decided once at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// An SQLite file at this path.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Settings {
+    /// Loads every layer for this command line from the process environment.
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(cli, Path::new("config"), &env)
+    }
+
+    /// Loads every layer with an explicit config directory and environment (used by tests).
+    pub fn load_from(
+        cli: &Cli,
+        config_dir: &Path,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let run_env = env.get("WAFLEET_ENV").map(String::as_str).unwrap_or("");
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from(config_dir.join("default.toml")).required(false));
+        if !run_env.is_empty() {
+            builder = builder
+                .add_source(File::from(config_dir.join(format!("{run_env}.toml"))).required(false));
+        }
+        if let Some(path) = &cli.config {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "--config: file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path.as_path()));
+        }
+        builder = builder.add_source(FamiliarNames::from_env(env)).add_source(
+            Environment::with_prefix("WAFLEET")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env.clone().into_iter().collect())),
+        );
+        if let Some(format) = cli.log_format {
+            let name = match format {
+                LogFormat::Auto => "auto",
+                LogFormat::Pretty => "pretty",
+                LogFormat::Json => "json",
+            };
+            builder = builder.set_override("log.format", name).map_err(describe)?;
+        }
+        if let Some(port) = cli.serve_args().and_then(|args| args.port) {
+            builder = builder
+                .set_override("server.port", port)
+                .map_err(describe)?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(describe)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: URL schemes, time zone, ranges.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.database.kind()?;
+        let redis = self.redis.url.expose_secret();
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return Err(ConfigError(
+                "redis.url: must start with redis:// or rediss:// (or be empty)".into(),
+            ));
+        }
+        if self
+            .tenant
+            .default_time_zone
+            .parse::<chrono_tz::Tz>()
+            .is_err()
+        {
+            return Err(ConfigError(format!(
+                "tenant.default_time_zone: unknown time zone {:?} (use an IANA name such as Asia/Kuala_Lumpur)",
+                self.tenant.default_time_zone
+            )));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections: must be at least 1".into(),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return Err(ConfigError(format!(
+                "log.filter: {:?} is not a valid filter",
+                self.log.filter
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseSettings {
+    /// Which backend the URL selects; an unknown scheme is a configuration error.
+    pub fn kind(&self) -> Result<DatabaseKind, ConfigError> {
+        let url = self.url.expose_secret();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(ConfigError(
+                    "database.url: sqlite:// needs a file path, e.g. sqlite://data/wafleet.db"
+                        .into(),
+                ));
+            }
+            return Ok(DatabaseKind::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseKind::Postgres);
+        }
+        let scheme = url.split("://").next().unwrap_or_default();
+        Err(ConfigError(format!(
+            "database.url (DB_URI/DATABASE_URL): unsupported scheme {scheme:?}; use sqlite://<path> or postgres://user@host/db"
+        )))
+    }
+
+    /// The URL with any password replaced, safe for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.url.expose_secret())
+    }
+}
+
+/// Replaces the password of a URL with `***` so it can be logged.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Setting a password only fails for URLs that cannot carry one, checked above.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+/// Turns a `config` error into one line that names the key.
+fn describe(err: config::ConfigError) -> ConfigError {
+    ConfigError(err.to_string().replace('\n', " "))
+}
+
+/// The environment names people know from the seed system and from twelve-factor apps.
+#[derive(Debug, Clone)]
+struct FamiliarNames(Map<String, Value>);
+
+impl FamiliarNames {
+    /// Maps `DB_URI` (or `DATABASE_URL`), `REDIS_URL`, `PORT`, `TZ` and `RUST_LOG` to their keys.
+    fn from_env(env: &HashMap<String, String>) -> Self {
+        let aliases: [(&[&str], &str); 5] = [
+            (&["DATABASE_URL", "DB_URI"], "database.url"),
+            (&["REDIS_URL"], "redis.url"),
+            (&["PORT"], "server.port"),
+            (&["TZ"], "tenant.default_time_zone"),
+            (&["RUST_LOG"], "log.filter"),
+        ];
+        let mut map = Map::new();
+        for (names, key) in aliases {
+            // Later names win: DB_URI (the seed's name) over DATABASE_URL.
+            for name in names {
+                if let Some(value) = env.get(*name).filter(|v| !v.is_empty()) {
+                    let origin = (*name).to_string();
+                    map.insert(key.to_string(), Value::new(Some(&origin), value.clone()));
+                }
+            }
+        }
+        Self(map)
+    }
+}
+
+impl Source for FamiliarNames {
+    fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let cli = Cli::try_parse_from(args).map_err(|e| ConfigError(e.to_string()))?;
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(&cli, Path::new("/nonexistent"), &env)
+    }
+
+    #[test]
+    fn defaults_make_a_bare_start_work() -> Result<(), ConfigError> {
+        let s = load(&["wafleet"], &[])?;
+        assert_eq!(s.server.port, 3000);
+        assert_eq!(
+            s.database.kind()?,
+            DatabaseKind::Sqlite(PathBuf::from("data/wafleet.db"))
+        );
+        assert!(s.redis.url.expose_secret().is_empty());
+        assert_eq!(s.tenant.default_time_zone, "Asia/Kuala_Lumpur");
+        Ok(())
+    }
+
+    #[test]
+    fn familiar_names_and_prefixed_env_apply_in_order() -> Result<(), ConfigError> {
+        let s = load(
+            &["wafleet"],
+            &[
+                ("PORT", "8080"),
+                ("DATABASE_URL", "postgres://a@h/x"),
+                ("DB_URI", "postgres://b@h/y"),
+                ("TZ", "Europe/Berlin"),
+            ],
+        )?;
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.database.url.expose_secret(), "postgres://b@h/y");
+        assert_eq!(s.tenant.default_time_zone, "Europe/Berlin");
+        let s = load(
+            &["wafleet", "serve", "--port", "9000"],
+            &[("PORT", "8080"), ("WAFLEET__SERVER__PORT", "8081")],
+        )?;
+        assert_eq!(s.server.port, 9000, "the CLI flag wins");
+        let s = load(
+            &["wafleet"],
+            &[("PORT", "8080"), ("WAFLEET__SERVER__PORT", "8081")],
+        )?;
+        assert_eq!(s.server.port, 8081, "WAFLEET__ wins over PORT");
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases: [(&str, &str, &str); 5] = [
+            ("DB_URI", "nonsense://x", "database.url"),
+            ("PORT", "eighty", "server.port"),
+            ("TZ", "Mars/Olympus", "tenant.default_time_zone"),
+            ("REDIS_URL", "http://x", "redis.url"),
+            ("WAFLEET__SERVER__BOGUS", "1", "bogus"),
+        ];
+        for (name, value, key) in cases {
+            let err = load(&["wafleet"], &[(name, value)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains(key),
+                "{name}={value}: {err:?} should name {key}"
+            );
+            assert!(!err.contains('\n'), "one line: {err:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:hunter2@db/x"),
+            "postgres://u:***@db/x"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

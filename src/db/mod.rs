@@ -1,0 +1,233 @@
+//! The database layer: one [`Db`] handle over SQLite or PostgreSQL, chosen at run time.
+//!
+//! Queries are written once in each feature's `store.rs` and run on either backend through
+//! [`db_run!`](crate::db_run): the macro expands its body once per backend, so each copy is
+//! type-checked against its own connection type (diesel-async has no multi-backend connection).
+//!
+//! - SQLite (embedded default): diesel's `SqliteConnection` inside diesel-async's
+//!   `SyncConnectionWrapper` (each query runs on a blocking thread), pooled, with WAL, a busy
+//!   timeout and foreign keys switched on for every connection.
+//! - PostgreSQL (production): `AsyncPgConnection`, pooled with deadpool.
+//!
+//! Migrations ([`migrate`]) are embedded in the binary and run before the server starts.
+//!
+//! SQLite note: a write transaction must start with its first write (not a read followed by a
+//! write), otherwise a concurrent writer can make its lock upgrade fail at once with
+//! `SQLITE_BUSY` instead of waiting for the busy timeout.
+
+pub mod migrate;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, SqliteConnection};
+use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::AsyncPgConnection;
+use futures_util::FutureExt;
+use secrecy::ExposeSecret;
+
+use crate::config::{DatabaseKind, DatabaseSettings};
+
+/// An SQLite connection usable from async code.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// SQLite caps its pool here: it has a single writer, more connections only add contention.
+const SQLITE_MAX_CONNECTIONS: usize = 8;
+
+/// The database handle every store function takes. Cheap to clone (the pools are shared).
+#[derive(Clone)]
+pub enum Db {
+    /// The embedded SQLite file.
+    Sqlite(Pool<SqliteConn>),
+    /// A PostgreSQL server.
+    Postgres(Pool<AsyncPgConnection>),
+}
+
+/// Everything that can go wrong talking to the database, as callers need to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The row asked for does not exist (or belongs to another tenant).
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint rejected the write; carries the constraint or column.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// No connection could be had within the acquire timeout, or the server is down.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A migration could not be applied or reverted.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Any other query error.
+    #[error("query failed: {0}")]
+    Query(DieselError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(err: DieselError) -> Self {
+        match err {
+            DieselError::NotFound => DbError::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                DbError::Conflict(
+                    info.constraint_name()
+                        .or(info.column_name())
+                        .unwrap_or(info.message())
+                        .to_string(),
+                )
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                DbError::Unavailable(info.message().to_string())
+            }
+            other => DbError::Query(other),
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(err: PoolError) -> Self {
+        DbError::Unavailable(err.to_string())
+    }
+}
+
+/// Runs a block of diesel-async code on whichever backend `$db` is.
+///
+/// `$conn` is bound to `&mut` the pooled connection; the block is expanded once per backend.
+/// The enclosing function must return `Result<_, E>` with `E: From<DbError>`.
+///
+/// ```text
+/// db_run!(db, |conn| { devices::table.find(id).first::<Device>(conn).await.map_err(DbError::from) })
+/// ```
+#[macro_export]
+macro_rules! db_run {
+    ($db:expr, |$conn:ident| $body:block) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut $crate::db::SqliteConn = &mut pooled;
+                $body
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Opens the pool for the configured database (creating an SQLite file and its directory).
+    /// Does not run migrations; see [`migrate::run_pending`].
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Db, DbError> {
+        let wait = Some(Duration::from_secs(settings.acquire_timeout_secs));
+        let kind = settings
+            .kind()
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let db = match kind {
+            DatabaseKind::Sqlite(path) => {
+                ensure_parent_dir(&path)?;
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                let busy_ms = settings.sqlite_busy_timeout_ms;
+                config.custom_setup =
+                    Box::new(move |url| open_sqlite(url.to_string(), busy_ms).boxed());
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                    path.to_string_lossy(),
+                    config,
+                );
+                let pool = Pool::builder(manager)
+                    .max_size(settings.max_connections.min(SQLITE_MAX_CONNECTIONS))
+                    .wait_timeout(wait)
+                    .create_timeout(wait)
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                Db::Sqlite(pool)
+            }
+            DatabaseKind::Postgres => {
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(
+                    settings.url.expose_secret(),
+                );
+                let pool = Pool::builder(manager)
+                    .max_size(settings.max_connections)
+                    .wait_timeout(wait)
+                    .create_timeout(wait)
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                Db::Postgres(pool)
+            }
+        };
+        db.ping().await?;
+        Ok(db)
+    }
+
+    /// Which backend this is, for logs, metrics and readiness output.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Round-trips a trivial query: the database is reachable and a connection is free.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        use diesel_async::SimpleAsyncConnection;
+        db_run!(self, |conn| {
+            conn.batch_execute("SELECT 1").await.map_err(DbError::from)
+        })
+    }
+}
+
+/// Creates the directory an SQLite file lives in, so `data/wafleet.db` works on a fresh clone.
+fn ensure_parent_dir(path: &Path) -> Result<(), DbError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| {
+            DbError::Unavailable(format!("cannot create directory {}: {e}", dir.display()))
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The PRAGMAs every SQLite connection needs: WAL for concurrent readers, a busy timeout so
+/// writers queue instead of failing, foreign keys (off by default in SQLite).
+pub(crate) fn sqlite_pragmas(busy_timeout_ms: u32) -> String {
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_timeout_ms}; \
+         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+    )
+}
+
+/// Opens one pooled SQLite connection on a blocking thread and applies [`sqlite_pragmas`].
+async fn open_sqlite(path: String, busy_ms: u32) -> diesel::ConnectionResult<SqliteConn> {
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut conn = SqliteConnection::establish(&path)?;
+        conn.batch_execute(&sqlite_pragmas(busy_ms))
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        Ok(conn)
+    })
+    .await
+    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    opened.map(SyncConnectionWrapper::new)
+}
+
+/// SQL helpers both backends understand.
+pub mod sql {
+    diesel::define_sql_function! {
+        /// `lower(text)`: portable case folding for case-insensitive search.
+        fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+    }
+
+    /// `%term%` with LIKE wildcards in `term` escaped by `\` (use with `.escape('\\')`).
+    pub fn like_pattern(term: &str) -> String {
+        let escaped = term
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    }
+}

@@ -1,0 +1,75 @@
+//! The portable schema: one `table!` per table, valid for SQLite and PostgreSQL alike.
+//!
+//! Written by hand (not `diesel print-schema`) because the two backends print different types
+//! for the same column; only types both map identically are used: BigInt ids, Text, Bool,
+//! Timestamp (UTC, no zone), Binary. A test compares this file with both migrated databases.
+
+// The `table!` macro generates items without doc comments.
+#![allow(missing_docs)]
+
+diesel::table! {
+    tenants (id) {
+        id -> BigInt,
+        name -> Text,
+        time_zone -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        tenant_id -> Nullable<BigInt>,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        is_active -> Bool,
+        last_login_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        name -> Text,
+        jid -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        push_name -> Nullable<Text>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        last_seen -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        tenant_id -> Nullable<BigInt>,
+        actor_user_id -> Nullable<BigInt>,
+        action -> Text,
+        target -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// diesel's own bookkeeping table, read by the readiness check.
+    __diesel_schema_migrations (version) {
+        version -> Text,
+        run_on -> Timestamp,
+    }
+}
+
+diesel::joinable!(users -> tenants (tenant_id));
+diesel::joinable!(devices -> tenants (tenant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(tenants, users, devices, audit_log);

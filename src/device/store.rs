@@ -1,0 +1,160 @@
+//! All SQL about devices. Tenant-facing reads take the tenant id and filter on it, so a device of
+//! another tenant is simply "not found".
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::model::{Device, DeviceFilter, DeviceStatus, DeviceStatusPatch, NewDevice};
+use crate::db::schema::devices;
+use crate::db::sql::{like_pattern, lower};
+use crate::db::{Db, DbError};
+use crate::db_run;
+
+/// Creates a device in status `new`.
+pub async fn insert_device(db: &Db, tenant_id: i64, name: &str) -> Result<Device, DbError> {
+    let now = Utc::now().naive_utc();
+    let row = NewDevice {
+        tenant_id,
+        name,
+        status: DeviceStatus::New.as_str(),
+        created_at: now,
+        updated_at: now,
+    };
+    db_run!(db, |conn| {
+        diesel::insert_into(devices::table)
+            .values(&row)
+            .returning(Device::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// One device of a tenant.
+pub async fn get_device(db: &Db, tenant_id: i64, id: i64) -> Result<Device, DbError> {
+    db_run!(db, |conn| {
+        devices::table
+            .filter(devices::id.eq(id))
+            .filter(devices::tenant_id.eq(tenant_id))
+            .select(Device::as_select())
+            .first(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// A page of a tenant's devices, ordered by id, and the total matching the filter.
+pub async fn list_devices(
+    db: &Db,
+    tenant_id: i64,
+    filter: &DeviceFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Device>, i64), DbError> {
+    // Built twice (count and page) because a boxed query cannot be cloned.
+    macro_rules! filtered {
+        () => {{
+            let mut query = devices::table
+                .filter(devices::tenant_id.eq(tenant_id))
+                .into_boxed();
+            if let Some(status) = filter.status {
+                query = query.filter(devices::status.eq(status.as_str()));
+            }
+            if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+                let pattern = like_pattern(&search.to_lowercase());
+                query = query.filter(
+                    lower(devices::name)
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(devices::phone.like(pattern).escape('\\')),
+                );
+            }
+            if let Some(ids) = &filter.only_ids {
+                query = query.filter(devices::id.eq_any(ids.clone()));
+            }
+            query
+        }};
+    }
+    db_run!(db, |conn| {
+        let total: i64 = filtered!().count().get_result(conn).await?;
+        let page = filtered!()
+            .order(devices::id.asc())
+            .limit(limit)
+            .offset(offset)
+            .select(Device::as_select())
+            .load(conn)
+            .await?;
+        Ok((page, total))
+    })
+}
+
+/// Renames a tenant's device and returns it.
+pub async fn rename_device(
+    db: &Db,
+    tenant_id: i64,
+    id: i64,
+    name: &str,
+) -> Result<Device, DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::update(
+            devices::table
+                .filter(devices::id.eq(id))
+                .filter(devices::tenant_id.eq(tenant_id)),
+        )
+        .set((devices::name.eq(name), devices::updated_at.eq(now)))
+        .returning(Device::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(DbError::from)
+    })
+}
+
+/// Records a lifecycle transition (called by the device's own actor, which knows its id).
+pub async fn update_status(db: &Db, id: i64, mut patch: DeviceStatusPatch) -> Result<(), DbError> {
+    patch.updated_at = Some(Utc::now().naive_utc());
+    let changed = db_run!(db, |conn| {
+        diesel::update(devices::table.find(id))
+            .set(&patch)
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    if changed == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes a tenant's device; its chats and session rows go with it (cascades).
+pub async fn delete_device(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError> {
+    let deleted = db_run!(db, |conn| {
+        diesel::delete(
+            devices::table
+                .filter(devices::id.eq(id))
+                .filter(devices::tenant_id.eq(tenant_id)),
+        )
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    if deleted == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// How many of a tenant's devices are in each status (statuses with none are left out).
+pub async fn count_by_status(db: &Db, tenant_id: i64) -> Result<Vec<(String, i64)>, DbError> {
+    db_run!(db, |conn| {
+        devices::table
+            .filter(devices::tenant_id.eq(tenant_id))
+            .group_by(devices::status)
+            .select((devices::status, diesel::dsl::count_star()))
+            .order(devices::status.asc())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}

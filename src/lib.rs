@@ -1,0 +1,22 @@
+//! wafleet keeps a fleet of WhatsApp accounts ("devices") online, broadcasts campaigns through
+//! them at a human pace, mirrors their chats into a database and streams every change to
+//! browsers and API clients.
+//!
+//! # Layout
+//! - [`auth`]: tenants and users.
+//! - [`cli`], [`config`], [`telemetry`]: command line, layered settings, logging.
+//! - [`startup`]: the `Application` that wires database, actors and HTTP server.
+//! - [`db`]: the `Db` handle over SQLite or PostgreSQL, `db_run!`, migrations, schema.
+//! - [`device`]: device rows and store (the supervised device actors build on them).
+//! - [`web`]: the actix-web app, `ApiError`, health, metrics and dashboard routes.
+//! - [`metrics`]: the Prometheus registry.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod device;
+pub mod metrics;
+pub mod startup;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,56 @@
+//! The `wafleet` binary: parse the command line, load settings, start logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use wafleet::cli::{Cli, Command};
+use wafleet::config::Settings;
+use wafleet::db::migrate;
+use wafleet::startup::Application;
+use wafleet::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("wafleet: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let outcome = match cli.command {
+        Some(Command::Migrate) => run_migrate(&settings),
+        Some(Command::Serve(_)) | None => run_serve(settings),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "wafleet stopped with an error");
+            eprintln!("wafleet: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `wafleet migrate`: apply pending migrations and report them.
+fn run_migrate(settings: &Settings) -> anyhow::Result<()> {
+    let report = migrate::run_pending(&settings.database)?;
+    if report.applied.is_empty() {
+        println!("database schema is current");
+    }
+    for version in report.applied {
+        println!("applied {version}");
+    }
+    Ok(())
+}
+
+/// `wafleet serve`: run the daemon until a signal stops it.
+fn run_serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        Application::build(settings)
+            .await?
+            .run_until_stopped()
+            .await
+    })
+}

@@ -1,0 +1,83 @@
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (it can serve: database
+//! reachable and fully migrated), `/metrics` (Prometheus text).
+
+use actix_web::http::header::ContentType;
+use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState};
+use crate::db::migrate;
+
+/// Body of a healthy `/healthz` or a ready `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+    /// Daemon version.
+    pub version: &'static str,
+    /// Backend in use (`sqlite` or `postgres`); only on `/readyz`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<&'static str>,
+    /// Migrations applied; only on `/readyz`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<usize>,
+}
+
+/// Liveness: answers 200 as long as the HTTP server runs.
+#[utoipa::path(tag = "ops", responses((status = 200, body = HealthBody)))]
+#[get("/healthz")]
+pub async fn healthz() -> web::Json<HealthBody> {
+    web::Json(HealthBody {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        database: None,
+        migrations: None,
+    })
+}
+
+/// Readiness: 200 when the database answers and every embedded migration is applied, 503 with
+/// the reason otherwise (load balancers stop routing here).
+#[utoipa::path(tag = "ops", responses(
+    (status = 200, body = HealthBody),
+    (status = 503, body = crate::web::ErrorBody)
+))]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthBody>, ApiError> {
+    let applied = migrate::applied_versions(&state.db)
+        .await
+        .map_err(|e| ApiError::unavailable("not_ready", format!("database unreachable: {e}")))?;
+    let expected = migrate::embedded_versions(matches!(state.db, crate::db::Db::Postgres(_)))
+        .map_err(ApiError::internal)?;
+    let pending: Vec<&String> = expected.iter().filter(|v| !applied.contains(v)).collect();
+    if !pending.is_empty() {
+        return Err(ApiError::unavailable(
+            "not_ready",
+            format!(
+                "{} migration(s) pending, first {}",
+                pending.len(),
+                pending[0]
+            ),
+        ));
+    }
+    Ok(web::Json(HealthBody {
+        status: "ready",
+        version: env!("CARGO_PKG_VERSION"),
+        database: Some(state.db.backend_name()),
+        migrations: Some(applied.len()),
+    }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state.metrics.render().map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType(
+            "text/plain; version=0.0.4; charset=utf-8"
+                .parse()
+                .map_err(ApiError::internal)?,
+        ))
+        .body(text))
+}

@@ -1,0 +1,112 @@
+//! HTTP: the actix-web application, its shared state and its routes by feature.
+//!
+//! Every route under `/api/v1` is registered through `utoipa_actix_web`, which only accepts
+//! handlers carrying `#[utoipa::path]`; the OpenAPI document at `/api/v1/openapi.json` is thus
+//! generated from the same definitions that route requests and cannot drift from them.
+
+pub mod assets;
+pub mod error;
+pub mod health;
+pub mod observe;
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{middleware, web, App, HttpResponse};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+pub use error::{ApiError, ErrorBody};
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::metrics::Metrics;
+
+/// What every handler can reach, shared by all workers.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The loaded settings.
+    pub settings: Arc<Settings>,
+    /// Prometheus collectors.
+    pub metrics: Metrics,
+    /// The OpenAPI document, serialised once by the first worker that builds the app.
+    pub openapi_json: OnceLock<String>,
+}
+
+/// The top of the OpenAPI document; paths are added by the route registrations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wafleet",
+        description = "WhatsApp fleet daemon: devices, chats, campaigns and real-time events."
+    ),
+    components(schemas(ErrorBody, error::ErrorDetail))
+)]
+struct ApiDoc;
+
+/// Builds the actix-web application for one worker.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, openapi) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .app_data(state.clone())
+        .app_data(json_config())
+        .app_data(query_config())
+        .app_data(path_config())
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .split_for_parts();
+    if state.openapi_json.get().is_none() {
+        let json = openapi.to_json().unwrap_or_else(|_| "{}".into());
+        let _ = state.openapi_json.set(json);
+    }
+    app.service(web::resource("/api/v1/openapi.json").get(openapi_document))
+        .service(assets::index)
+        .service(assets::asset)
+        .default_service(web::to(not_found))
+        .wrap(middleware::Compress::default())
+        .wrap(middleware::from_fn(observe::observe))
+}
+
+/// The OpenAPI document of every route under `/api/v1`.
+async fn openapi_document(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi_json.get().cloned().unwrap_or_default())
+}
+
+/// Any path no route matches.
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("route"))
+}
+
+/// Malformed JSON bodies answer 400 `invalid_json` with the parser's message.
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(1 << 20)
+        .error_handler(|err, _| ApiError::bad_request("invalid_json", err.to_string()).into())
+}
+
+/// Malformed query strings answer 400 `invalid_query`.
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into())
+}
+
+/// Malformed path parameters (e.g. a non-numeric id) answer 404, as an unknown id would.
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| ApiError::not_found("object").into())
+}

@@ -1,0 +1,122 @@
+//! `/healthz`, `/readyz`, `/metrics`, request ids and the JSON error shape.
+
+use serde_json::Value;
+use wafleet::db::migrate;
+
+use crate::helpers::TestApp;
+
+crate::both_backends!(
+    health_and_readiness_answer,
+    readiness_fails_while_migrations_are_pending,
+    requests_are_counted_in_metrics,
+);
+
+async fn health_and_readiness_answer(app: TestApp) {
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
+
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], app.db.backend_name());
+    let expected = migrate::embedded_versions(app.db.backend_name() == "postgres").unwrap();
+    assert_eq!(body["migrations"], expected.len());
+}
+
+async fn readiness_fails_while_migrations_are_pending(app: TestApp) {
+    let reverted = migrate::revert_all(&app.settings.database).unwrap();
+    assert!(reverted > 0);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_ready");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("pending"));
+
+    migrate::run_pending(&app.settings.database).unwrap();
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+async fn requests_are_counted_in_metrics(app: TestApp) {
+    for _ in 0..3 {
+        assert_eq!(app.get("/healthz").await.status(), 200);
+    }
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("wafleet_http_requests_total") && l.contains("route=\"/healthz\""))
+        .unwrap_or_else(|| panic!("no counter for /healthz in:\n{text}"));
+    assert!(line.ends_with(" 3"), "{line}");
+    assert!(text.contains("wafleet_http_request_duration_seconds_bucket"));
+}
+
+#[actix_web::test]
+async fn every_response_carries_a_request_id() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let generated = app.get("/healthz").await;
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(id.len(), 32, "a uuid without dashes: {id}");
+    let other = app.get("/healthz").await.headers()["x-request-id"].clone();
+    assert_ne!(other.to_str().unwrap(), id, "ids are per request");
+
+    let echoed = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "proxy-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "proxy-abc.123");
+
+    let hostile = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "a b<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(hostile.headers()["x-request-id"], "a b<script>");
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_bad_input_get_json_errors() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let missing = app.get("/api/v1/no-such-thing").await;
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(body["error"]["message"].is_string());
+
+    let missing_asset = app.get("/static/nope.js").await;
+    assert_eq!(missing_asset.status(), 404);
+
+    let page = app.get("/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let css = app.get("/static/app.css").await;
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+}

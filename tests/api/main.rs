@@ -1,0 +1,14 @@
+//! The integration tests: one binary, the real daemon started per test on a random port.
+//!
+//! Tests that touch the database run twice, on a fresh SQLite file and on a fresh PostgreSQL
+//! database (when `DATABASE_URL` is set; otherwise the PostgreSQL variant says it was skipped).
+//! Set `TEST_LOG=1` to see the daemon's logs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod helpers;
+
+mod cli;
+mod devices_store;
+mod health;
+mod migrations;
+mod openapi;
