@@ -10,6 +10,7 @@
 //! - [`device`]: device rows and store (the supervised device actors build on them).
 //! - [`web`]: the actix-web app, `ApiError`, health, metrics and dashboard routes.
 //! - [`metrics`]: the Prometheus registry.
+//! - [`whatsapp`]: the `Connector` trait, its events, and the simulator.
 
 pub mod auth;
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod metrics;
 pub mod startup;
 pub mod telemetry;
 pub mod web;
+pub mod whatsapp;

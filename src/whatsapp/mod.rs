@@ -1,0 +1,198 @@
+//! How a device reaches WhatsApp: the [`Connector`] trait and the events a session reports.
+//!
+//! A connector opens one [`Session`] per device. The session pushes [`ConnectorEvent`]s into a
+//! bounded channel that its `DeviceActor` consumes as a stream (backpressure reaches the
+//! connection instead of growing memory); the actor calls the session's methods to send, mark
+//! read or log out. When the session ends it drops its sender, which the actor sees as the end
+//! of the stream. Nothing else in the daemon talks to WhatsApp.
+//!
+//! Implementations:
+//! - [`sim`]: an in-process simulated WhatsApp network (demo, tests, benchmarks).
+//! - `real` (later): whatsapp-rust, one client per device.
+
+pub mod sim;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// Capacity of a session's event channel; a full channel makes the connection wait.
+pub const EVENT_CHANNEL_CAPACITY: usize = 256;
+
+/// What a session reports to its device actor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorEvent {
+    /// A QR payload to show; replaced by a new one roughly every 20 s until scanned.
+    Qr {
+        /// The string the QR code encodes.
+        code: String,
+    },
+    /// A pairing code to type on the phone (pair-by-phone-number flow).
+    PairCode {
+        /// Eight characters, shown as `ABCD-EFGH`.
+        code: String,
+    },
+    /// Logged in and online.
+    Connected {
+        /// The device's JID, e.g. `60123456789:3@s.whatsapp.net`.
+        jid: String,
+        /// Profile name, when WhatsApp sent one.
+        push_name: Option<String>,
+    },
+    /// The connection dropped; a reconnect may succeed.
+    Disconnected {
+        /// Why, for the status reason.
+        reason: String,
+    },
+    /// The phone unlinked this device (or it was replaced); stored credentials are void.
+    LoggedOut {
+        /// Why, for the status reason.
+        reason: String,
+    },
+    /// WhatsApp banned the number.
+    Banned {
+        /// Why, for the status reason.
+        reason: String,
+    },
+    /// A message arrived, or one sent from the phone was mirrored.
+    Message(WaMessage),
+    /// Delivery or read receipts for messages this device sent.
+    Receipt(Receipt),
+    /// A batch of past messages sent after pairing.
+    HistorySync(Vec<WaMessage>),
+}
+
+/// A chat message as WhatsApp reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaMessage {
+    /// WhatsApp message id (unique per sender).
+    pub id: String,
+    /// Chat JID (the contact, or the group).
+    pub chat: String,
+    /// Sender JID.
+    pub sender: String,
+    /// Sender's profile name, when known.
+    pub push_name: Option<String>,
+    /// True when this device (or its phone) sent it.
+    pub from_me: bool,
+    /// Text or caption.
+    pub text: Option<String>,
+    /// Attached media, if any.
+    pub media: Option<Media>,
+    /// When WhatsApp says it was sent.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Downloaded media of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Media {
+    /// MIME type, e.g. `image/jpeg`.
+    pub mime: String,
+    /// The bytes.
+    pub data: Arc<Vec<u8>>,
+}
+
+/// Delivery state reported for sent messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// Reached the recipient's phone.
+    Delivered,
+    /// The recipient opened it.
+    Read,
+}
+
+/// A receipt for one or more messages in a chat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    /// Chat JID.
+    pub chat: String,
+    /// The message ids it covers.
+    pub message_ids: Vec<String>,
+    /// Delivered or read.
+    pub kind: ReceiptKind,
+    /// When.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Why a connector call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Could not reach WhatsApp (or the simulator refused); retry with backoff.
+    #[error("connection failed: {0}")]
+    ConnectFailed(String),
+    /// The session is not online.
+    #[error("not connected")]
+    NotConnected,
+    /// The recipient is not a valid WhatsApp address.
+    #[error("invalid recipient: {0}")]
+    InvalidRecipient(String),
+    /// WhatsApp is rate-limiting this account; wait before the next send.
+    #[error("rate limited, retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// How long to wait.
+        retry_after_ms: u64,
+    },
+    /// Anything else the connector reports.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a device brings to `connect`: who it is and what it already knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// Our device id; the session store is keyed by it.
+    pub device_id: i64,
+    /// The JID from the last successful login, if any (its credentials live in the store).
+    pub jid: Option<String>,
+}
+
+/// Opens sessions. One per daemon, shared by all device actors.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// Opens a session. If the device has valid stored credentials it logs in (`Connected`),
+    /// otherwise it starts pairing (`Qr`). Events flow into `events` until the session ends.
+    async fn connect(
+        &self,
+        request: SessionRequest,
+        events: mpsc::Sender<ConnectorEvent>,
+    ) -> Result<Box<dyn Session>, ConnectorError>;
+
+    /// Short name for logs and the API (`sim`, `real`).
+    fn name(&self) -> &'static str;
+}
+
+/// One device's live connection.
+#[async_trait]
+pub trait Session: Send + Sync {
+    /// Switches pairing to a code for `phone` (digits, international form) and returns it.
+    async fn request_pair_code(&self, phone: &str) -> Result<String, ConnectorError>;
+
+    /// Sends a text with the caller's message id (a retry reuses it, so WhatsApp deduplicates).
+    async fn send_text(&self, to: &str, message_id: &str, text: &str)
+        -> Result<(), ConnectorError>;
+
+    /// Sends an image with an optional caption, under the caller's message id.
+    async fn send_image(
+        &self,
+        to: &str,
+        message_id: &str,
+        image: Media,
+        caption: Option<&str>,
+    ) -> Result<(), ConnectorError>;
+
+    /// Shows "typing…" in `to`'s chat (or stops it).
+    async fn set_typing(&self, to: &str, typing: bool) -> Result<(), ConnectorError>;
+
+    /// Marks messages of a chat as read.
+    async fn mark_read(&self, chat: &str, message_ids: &[String]) -> Result<(), ConnectorError>;
+
+    /// Unlinks the device from the phone. The caller deletes the stored session afterwards.
+    async fn logout(&self) -> Result<(), ConnectorError>;
+
+    /// Closes the connection without logging out (restart, shutdown). Idempotent.
+    async fn disconnect(&self);
+}
