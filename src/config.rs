@@ -32,6 +32,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Defaults for tenants.
     pub tenant: TenantSettings,
+    /// The simulated WhatsApp network.
+    pub sim: SimSettings,
 }
 
 /// `[server]`: where and how the HTTP server listens.
@@ -86,6 +88,34 @@ pub struct LogSettings {
 pub struct TenantSettings {
     /// IANA zone name, validated at load.
     pub default_time_zone: String,
+}
+
+/// `[sim]`: behaviour of the simulated WhatsApp network; see `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSettings {
+    /// Chance that a contact answers.
+    pub reply_probability: f64,
+    /// Mean answer delay.
+    pub reply_delay_ms: u64,
+    /// Chance that an answer is an image.
+    pub image_reply_probability: f64,
+    /// Auto-scan pending QR pairings after this long; 0 = never.
+    pub auto_scan_after_ms: u64,
+    /// QR rotation period.
+    pub qr_rotate_ms: u64,
+    /// Delay until a sent message is delivered.
+    pub delivered_after_ms: u64,
+    /// Delay from delivered to read.
+    pub read_after_ms: u64,
+    /// Shortest allowed gap between sends of one device.
+    pub min_send_gap_ms: u64,
+    /// Per-device sends allowed per minute.
+    pub max_sends_per_minute: u32,
+    /// Per-device sends allowed per day.
+    pub max_sends_per_day: u32,
+    /// Clock speed-up; every simulated duration is divided by it.
+    pub time_scale: f64,
 }
 
 /// A configuration problem, phrased for one line on stderr.
@@ -177,6 +207,20 @@ impl Settings {
             return Err(ConfigError(format!(
                 "tenant.default_time_zone: unknown time zone {:?} (use an IANA name such as Asia/Kuala_Lumpur)",
                 self.tenant.default_time_zone
+            )));
+        }
+        for (key, p) in [
+            ("sim.reply_probability", self.sim.reply_probability),
+            ("sim.image_reply_probability", self.sim.image_reply_probability),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(ConfigError(format!("{key}: must be between 0 and 1, got {p}")));
+            }
+        }
+        if !(self.sim.time_scale.is_finite() && self.sim.time_scale > 0.0) {
+            return Err(ConfigError(format!(
+                "sim.time_scale: must be a positive number, got {}",
+                self.sim.time_scale
             )));
         }
         if self.database.max_connections == 0 {
