@@ -34,6 +34,38 @@ pub struct Settings {
     pub tenant: TenantSettings,
     /// The simulated WhatsApp network.
     pub sim: SimSettings,
+    /// Sessions, sign-up and login limits.
+    pub auth: AuthSettings,
+    /// The first platform admin.
+    pub admin: AdminSettings,
+}
+
+/// `[auth]`: how people sign in; see `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Whether `/api/v1/auth/signup` creates tenants.
+    pub allow_signup: bool,
+    /// `__Host-` cookie with Secure (true) or a plain cookie for http on a LAN (false).
+    pub secure_cookies: bool,
+    /// Idle expiry of a browser session.
+    pub session_idle_minutes: u64,
+    /// Absolute expiry of a browser session.
+    pub session_max_hours: u64,
+    /// Failed logins allowed per account and per address within the window.
+    pub login_max_failures: u32,
+    /// The rate-limit window.
+    pub login_window_secs: u64,
+}
+
+/// `[admin]`: the account created on first start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Its email (login name).
+    pub email: String,
+    /// Its password; empty means generate a one-time password.
+    pub password: SecretString,
 }
 
 /// `[server]`: where and how the HTTP server listens.
@@ -150,8 +182,14 @@ impl Settings {
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
             .add_source(File::from(config_dir.join("default.toml")).required(false));
         if !run_env.is_empty() {
-            builder = builder
-                .add_source(File::from(config_dir.join(format!("{run_env}.toml"))).required(false));
+            let env_file = config_dir.join(format!("{run_env}.toml"));
+            if !env_file.is_file() {
+                return Err(ConfigError(format!(
+                    "WAFLEET_ENV={run_env}: {} does not exist",
+                    env_file.display()
+                )));
+            }
+            builder = builder.add_source(File::from(env_file));
         }
         if let Some(path) = &cli.config {
             if !path.is_file() {
@@ -211,16 +249,32 @@ impl Settings {
         }
         for (key, p) in [
             ("sim.reply_probability", self.sim.reply_probability),
-            ("sim.image_reply_probability", self.sim.image_reply_probability),
+            (
+                "sim.image_reply_probability",
+                self.sim.image_reply_probability,
+            ),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(ConfigError(format!("{key}: must be between 0 and 1, got {p}")));
+                return Err(ConfigError(format!(
+                    "{key}: must be between 0 and 1, got {p}"
+                )));
             }
         }
         if !(self.sim.time_scale.is_finite() && self.sim.time_scale > 0.0) {
             return Err(ConfigError(format!(
                 "sim.time_scale: must be a positive number, got {}",
                 self.sim.time_scale
+            )));
+        }
+        if self.auth.login_max_failures == 0 || self.auth.login_window_secs == 0 {
+            return Err(ConfigError(
+                "auth.login_max_failures and auth.login_window_secs: must be at least 1".into(),
+            ));
+        }
+        if !self.admin.email.contains('@') {
+            return Err(ConfigError(format!(
+                "admin.email: {:?} is not an email address",
+                self.admin.email
             )));
         }
         if self.database.max_connections == 0 {
@@ -301,7 +355,12 @@ impl FamiliarNames {
         for (names, key) in aliases {
             // Later names win: DB_URI (the seed's name) over DATABASE_URL.
             for name in names {
-                if let Some(value) = env.get(*name).filter(|v| !v.is_empty()) {
+                let usable = |v: &&String| {
+                    // TZ is often a POSIX rule (e.g. ":/etc/localtime") meant for libc; only an
+                    // IANA name is taken as the tenant default.
+                    !v.is_empty() && (*name != "TZ" || v.parse::<chrono_tz::Tz>().is_ok())
+                };
+                if let Some(value) = env.get(*name).filter(usable) {
                     let origin = (*name).to_string();
                     map.insert(key.to_string(), Value::new(Some(&origin), value.clone()));
                 }
@@ -372,6 +431,12 @@ mod tests {
             &[("PORT", "8080"), ("WAFLEET__SERVER__PORT", "8081")],
         )?;
         assert_eq!(s.server.port, 8081, "WAFLEET__ wins over PORT");
+        let s = load(&["wafleet"], &[("TZ", ":/etc/localtime")])?;
+        assert_eq!(
+            s.tenant.default_time_zone, "Asia/Kuala_Lumpur",
+            "POSIX TZ is ignored"
+        );
+        assert!(load(&["wafleet"], &[("WAFLEET_ENV", "nosuchenv")]).is_err());
         Ok(())
     }
 
@@ -380,7 +445,11 @@ mod tests {
         let cases: [(&str, &str, &str); 5] = [
             ("DB_URI", "nonsense://x", "database.url"),
             ("PORT", "eighty", "server.port"),
-            ("TZ", "Mars/Olympus", "tenant.default_time_zone"),
+            (
+                "WAFLEET__TENANT__DEFAULT_TIME_ZONE",
+                "Mars/Olympus",
+                "tenant.default_time_zone",
+            ),
             ("REDIS_URL", "http://x", "redis.url"),
             ("WAFLEET__SERVER__BOGUS", "1", "bogus"),
         ];

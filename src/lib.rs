@@ -3,7 +3,8 @@
 //! browsers and API clients.
 //!
 //! # Layout
-//! - [`auth`]: tenants and users.
+//! - [`auth`]: tenants, users, roles, sessions, API tokens and the `Auth` extractor.
+//! - [`audit`]: the audit log.
 //! - [`cli`], [`config`], [`telemetry`]: command line, layered settings, logging.
 //! - [`startup`]: the `Application` that wires database, actors and HTTP server.
 //! - [`db`]: the `Db` handle over SQLite or PostgreSQL, `db_run!`, migrations, schema.
@@ -12,6 +13,7 @@
 //! - [`metrics`]: the Prometheus registry.
 //! - [`whatsapp`]: the `Connector` trait, its events, and the simulator.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

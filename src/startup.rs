@@ -13,6 +13,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
+use crate::auth::{bootstrap, AuthService};
 use crate::config::Settings;
 use crate::db::{migrate, Db};
 use crate::metrics::Metrics;
@@ -39,6 +40,11 @@ impl Application {
             .await
             .with_context(|| format!("cannot connect to database {database_url}"))?;
 
+        let auth = AuthService::new(&settings.auth).context("cannot set up password hashing")?;
+        bootstrap::ensure_admin(&db, &settings, &auth.hasher)
+            .await
+            .context("cannot create the admin account")?;
+
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -56,6 +62,7 @@ impl Application {
             db,
             settings: Arc::new(settings),
             metrics: Metrics::new().context("cannot create metrics")?,
+            auth,
             openapi_json: OnceLock::new(),
         });
         let app_state = state.clone();

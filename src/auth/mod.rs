@@ -1,7 +1,43 @@
-//! Tenants and users: who owns what. Every tenant-facing query is scoped by a tenant id that
-//! comes from here.
+//! Accounts: tenants, users and roles, passwords, browser sessions, API tokens, and the
+//! [`caller::Auth`] extractor every route uses to learn who is calling.
+//!
+//! Flow: `POST /auth/login` verifies the password (argon2id, off the arbiter threads, throttled
+//! per account and address) and stores a session whose digest is the cookie's only trace in the
+//! database. Each later request is resolved by `Auth<R>` to a [`caller::Caller`] carrying the
+//! tenant id every store query is scoped by.
 
+pub mod bootstrap;
+pub mod caller;
 pub mod model;
+pub mod password;
+pub mod rate_limit;
+pub mod secret;
 pub mod store;
 
-pub use model::Tenant;
+pub use caller::{require, Auth, Caller};
+pub use model::{Role, Tenant, User};
+
+use std::time::Duration;
+
+use crate::config::AuthSettings;
+
+/// The shared pieces of authentication held in the application state.
+pub struct AuthService {
+    /// Password hashing, bounded to one hash per core.
+    pub hasher: password::PasswordHasher,
+    /// Failed-login throttle.
+    pub limiter: rate_limit::LoginLimiter,
+}
+
+impl AuthService {
+    /// Builds the hasher and the limiter from the settings.
+    pub fn new(settings: &AuthSettings) -> Result<Self, password::PasswordError> {
+        Ok(Self {
+            hasher: password::PasswordHasher::new()?,
+            limiter: rate_limit::LoginLimiter::new(
+                settings.login_max_failures,
+                Duration::from_secs(settings.login_window_secs),
+            ),
+        })
+    }
+}

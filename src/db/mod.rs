@@ -34,7 +34,72 @@ use secrecy::ExposeSecret;
 use crate::config::{DatabaseKind, DatabaseSettings};
 
 /// An SQLite connection usable from async code.
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, DetachedBlocking>;
+
+/// Runs SQLite work on tokio's blocking pool, like diesel-async's default, but waits for a
+/// cancelled statement without `block_in_place`.
+///
+/// diesel-async's default finishes a cancelled statement with `block_in_place`, which panics on a
+/// current-thread runtime: every actix arbiter is one, and a client that hangs up mid-request
+/// cancels its handler. The wait itself is required (the connection must not return to the pool
+/// while a statement still holds it), so the dropped future parks its thread until the blocking
+/// task signals completion: a short stall, only on cancellation, instead of a dead arbiter.
+pub struct DetachedBlocking;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let handle = tokio::task::spawn_blocking(move || {
+            let output = task();
+            let _ = done_tx.send(());
+            output
+        });
+        let guard = FinishOnDrop {
+            handle,
+            done: done_rx,
+        };
+        async move { guard.await.map_err(|e| Box::new(e) as Box<_>) }.boxed()
+    }
+
+    fn get_runtime() -> Self {
+        DetachedBlocking
+    }
+}
+
+/// A blocking task's handle that, when dropped unfinished, waits for the task to end.
+struct FinishOnDrop<R> {
+    handle: tokio::task::JoinHandle<R>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl<R> std::future::Future for FinishOnDrop<R> {
+    type Output = Result<R, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.handle).poll(cx)
+    }
+}
+
+impl<R> Drop for FinishOnDrop<R> {
+    fn drop(&mut self) {
+        if !self.handle.is_finished() {
+            // Returns when the task signals, or at once if it ended (sender dropped).
+            let _ = self.done.recv();
+        }
+    }
+}
 
 /// SQLite caps its pool here: it has a single writer, more connections only add contention.
 const SQLITE_MAX_CONNECTIONS: usize = 8;
@@ -212,7 +277,7 @@ async fn open_sqlite(path: String, busy_ms: u32) -> diesel::ConnectionResult<Sql
     })
     .await
     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-    opened.map(SyncConnectionWrapper::new)
+    opened.map(|conn| SyncConnectionWrapper::with_runtime(conn, DetachedBlocking))
 }
 
 /// SQL helpers both backends understand.

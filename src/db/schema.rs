@@ -69,7 +69,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        token_hash -> Text,
+        csrf_token -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        scopes -> Text,
+        last_used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    device_assignments (user_id, device_id) {
+        user_id -> BigInt,
+        device_id -> BigInt,
+    }
+}
+
 diesel::joinable!(users -> tenants (tenant_id));
 diesel::joinable!(devices -> tenants (tenant_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(device_assignments -> users (user_id));
+diesel::joinable!(device_assignments -> devices (device_id));
 
-diesel::allow_tables_to_appear_in_same_query!(tenants, users, devices, audit_log);
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    devices,
+    audit_log,
+    sessions,
+    api_tokens,
+    device_assignments
+);

@@ -30,7 +30,7 @@ pub struct ErrorDetail {
 }
 
 /// An error answered to an HTTP client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,

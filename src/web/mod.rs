@@ -8,6 +8,7 @@ pub mod assets;
 pub mod error;
 pub mod health;
 pub mod observe;
+pub mod routes;
 
 use std::sync::{Arc, OnceLock};
 
@@ -19,6 +20,7 @@ use utoipa_actix_web::AppExt;
 
 pub use error::{ApiError, ErrorBody};
 
+use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Prometheus collectors.
     pub metrics: Metrics,
+    /// Password hashing and login throttling.
+    pub auth: AuthService,
     /// The OpenAPI document, serialised once by the first worker that builds the app.
     pub openapi_json: OnceLock<String>,
 }
@@ -68,15 +72,20 @@ pub fn app(
         .service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        // Before the scope, which would otherwise answer this path with its own 404.
+        .route("/api/v1/openapi.json", web::get().to(openapi_document))
+        .service(utoipa_actix_web::scope("/api/v1").configure(routes::configure))
         .split_for_parts();
     if state.openapi_json.get().is_none() {
         let json = openapi.to_json().unwrap_or_else(|_| "{}".into());
         let _ = state.openapi_json.set(json);
     }
-    app.service(web::resource("/api/v1/openapi.json").get(openapi_document))
-        .service(assets::index)
+    app.service(assets::index)
         .service(assets::asset)
         .default_service(web::to(not_found))
+        .wrap(middleware::from_fn(
+            crate::auth::caller::authenticate_requests,
+        ))
         .wrap(middleware::Compress::default())
         .wrap(middleware::from_fn(observe::observe))
 }

@@ -120,3 +120,36 @@ async fn unknown_routes_and_bad_input_get_json_errors() {
         .unwrap()
         .starts_with("text/css"));
 }
+
+/// A handler cancelled in the middle of an SQLite query (a client hanging up, a sibling
+/// extractor failing) must not panic: actix runs on current-thread runtimes, where diesel-async's
+/// default wrapper would call `block_in_place` while dropping the query.
+#[actix_web::test]
+async fn cancelling_an_sqlite_query_on_an_arbiter_is_safe() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let tenant = wafleet::auth::store::insert_tenant(&app.db, "Acme", "UTC")
+        .await
+        .unwrap();
+    let mut cancelled = 0;
+    for _ in 0..50 {
+        // A zero timeout polls the query once (starting its blocking task), then drops it.
+        let outcome = tokio::time::timeout(
+            std::time::Duration::ZERO,
+            wafleet::device::store::insert_device(&app.db, tenant.id, "x"),
+        )
+        .await;
+        cancelled += usize::from(outcome.is_err());
+    }
+    assert!(cancelled > 0, "no query was cancelled mid-flight");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let (_, total) =
+        wafleet::device::store::list_devices(&app.db, tenant.id, &Default::default(), 100, 0)
+            .await
+            .unwrap();
+    assert!(
+        total as usize >= 50 - cancelled,
+        "completed inserts are kept"
+    );
+}

@@ -14,6 +14,13 @@ use wafleet::config::Settings;
 use wafleet::db::Db;
 use wafleet::startup::Application;
 
+/// The admin every test app starts with.
+pub const ADMIN_EMAIL: &str = "admin@test.local";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The password of users made by [`TestApp::create_user`].
+pub const USER_PASSWORD: &str = "user-password-1";
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -118,6 +125,10 @@ pub fn settings_with(extra: &[(&str, &str)]) -> Settings {
         ("WAFLEET__SERVER__PORT", "0"),
         ("WAFLEET__SERVER__WORKERS", "1"),
         ("WAFLEET__SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+        ("WAFLEET__ADMIN__EMAIL", ADMIN_EMAIL),
+        ("WAFLEET__ADMIN__PASSWORD", ADMIN_PASSWORD),
+        // reqwest's cookie store keeps Secure cookies off plain http; one test turns it on.
+        ("WAFLEET__AUTH__SECURE_COOKIES", "false"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -188,12 +199,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
     let handle = application.handle();
     let db = application.state().db.clone();
     actix_web::rt::spawn(application.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = new_client();
     Some(TestApp {
         address,
         client,
@@ -219,5 +225,120 @@ where
             panic!("timed out after {timeout:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A signed-in user: their own cookie jar and CSRF token.
+pub struct UserClient {
+    pub client: reqwest::Client,
+    pub csrf: String,
+    pub base: String,
+    pub user_id: i64,
+    pub tenant_id: i64,
+}
+
+impl UserClient {
+    /// A request with the CSRF header set (as the dashboard sends it).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+            .header("x-csrf-token", &self.csrf)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.request(method, path).json(body).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+}
+
+/// A fresh cookie-keeping client.
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    /// Signs in and returns the user's client; panics unless the sign-in succeeds.
+    pub async fn login(&self, email: &str, password: &str) -> UserClient {
+        let client = new_client();
+        let response = client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login of {email}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let me: serde_json::Value = client
+            .get(self.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        UserClient {
+            client,
+            csrf: body["csrf_token"].as_str().unwrap().to_string(),
+            base: self.address.clone(),
+            user_id: me["user"]["id"].as_i64().unwrap(),
+            tenant_id: me["tenant"]["id"].as_i64().unwrap(),
+        }
+    }
+
+    /// Signs in as the bootstrap admin.
+    pub async fn admin(&self) -> UserClient {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a tenant with an owner directly in the database and signs the owner in.
+    pub async fn new_tenant(&self, name: &str) -> UserClient {
+        let tenant = wafleet::auth::store::insert_tenant(&self.db, name, "Asia/Kuala_Lumpur")
+            .await
+            .unwrap();
+        self.create_user(tenant.id, "owner").await
+    }
+
+    /// Creates a user of `tenant_id` with `role` and signs them in.
+    pub async fn create_user(&self, tenant_id: i64, role: &str) -> UserClient {
+        let email = format!("{role}-{}@test.local", uuid::Uuid::new_v4().simple());
+        let hasher = wafleet::auth::password::PasswordHasher::new().unwrap();
+        let hash = hasher.hash(USER_PASSWORD).await.unwrap();
+        let now = chrono::Utc::now().naive_utc();
+        wafleet::auth::store::insert_user(
+            &self.db,
+            wafleet::auth::model::NewUser {
+                tenant_id: Some(tenant_id),
+                email: &email,
+                display_name: role,
+                password_hash: &hash,
+                role,
+                is_active: true,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await
+        .unwrap();
+        self.login(&email, USER_PASSWORD).await
     }
 }

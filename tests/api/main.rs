@@ -7,6 +7,8 @@
 
 mod helpers;
 
+mod auth;
+mod authz;
 mod cli;
 mod devices_store;
 mod health;

@@ -1,0 +1,3 @@
+DROP TABLE device_assignments;
+DROP TABLE api_tokens;
+DROP TABLE sessions;

@@ -1,0 +1,27 @@
+//! Routes under `/api/v1`, one file per feature, each registered through utoipa so it documents
+//! itself in the OpenAPI document.
+
+pub mod auth;
+pub mod tokens;
+pub mod users;
+
+use actix_web::HttpRequest;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+/// Registers every `/api/v1` route (the caller mounts this under the scope).
+pub fn configure(cfg: &mut ServiceConfig) {
+    auth::configure(cfg);
+    users::configure(cfg);
+    tokens::configure(cfg);
+}
+
+/// The client's address as seen by this server (no proxy headers are trusted).
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// A stored UTC timestamp as an RFC 3339 instant for JSON.
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}

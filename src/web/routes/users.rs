@@ -1,0 +1,274 @@
+//! Team management: the owner lists, adds, edits and removes the tenant's users and assigns
+//! devices to members.
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::auth::{
+    conflict_as_email_taken, hash_password, required_text, validate_email, UserView,
+};
+use super::client_ip;
+use crate::audit::{self, AuditEntry};
+use crate::auth::model::{NewUser, Role, UserPatch};
+use crate::auth::{require, store, Auth, Caller};
+use crate::web::{ApiError, AppState};
+
+/// Registers the routes of this file.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_users)
+        .service(create_user)
+        .service(get_user)
+        .service(update_user)
+        .service(delete_user)
+        .service(get_user_devices)
+        .service(set_user_devices);
+}
+
+/// Body of `POST /users`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    /// Login email.
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+    /// Initial password (10 to 256 characters).
+    pub password: String,
+    /// `owner`, `member` or `viewer`.
+    pub role: Role,
+}
+
+/// Body of `PATCH /users/{id}`; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateUserRequest {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New role (`owner`, `member`, `viewer`).
+    pub role: Option<Role>,
+    /// Enable or disable sign-in (disabling ends their sessions).
+    pub is_active: Option<bool>,
+    /// Set a new password (ends their sessions).
+    pub password: Option<String>,
+}
+
+/// Device ids assigned to a member.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeviceAssignment {
+    /// Device ids of the tenant.
+    pub device_ids: Vec<i64>,
+}
+
+/// Writes an audit row for a team change.
+async fn audit_team(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &Caller,
+    action: &str,
+    user_id: i64,
+) {
+    audit::record(
+        &state.db,
+        AuditEntry {
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            action,
+            target: Some(format!("user:{user_id}")),
+            ip: client_ip(req),
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+/// Roles an owner may hand out (admin is a platform role, not granted through the API).
+fn grantable(role: Role) -> Result<&'static str, ApiError> {
+    if role == Role::Admin {
+        return Err(ApiError::bad_request(
+            "invalid_role",
+            "role must be owner, member or viewer",
+        ));
+    }
+    Ok(role.as_str())
+}
+
+/// The tenant's users.
+#[utoipa::path(tag = "team", responses((status = 200, body = [UserView])))]
+#[get("/users")]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+) -> Result<web::Json<Vec<UserView>>, ApiError> {
+    let users = store::list_tenant_users(&state.db, caller.tenant_id).await?;
+    Ok(web::Json(users.iter().map(UserView::from).collect()))
+}
+
+/// Adds a team member (or another owner, or a viewer).
+#[utoipa::path(tag = "team", request_body = CreateUserRequest, responses(
+    (status = 201, body = UserView),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/users")]
+pub async fn create_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let email = validate_email(&body.email)?;
+    let display_name = required_text("display_name", &body.display_name)?;
+    let role = grantable(body.role)?;
+    let hash = hash_password(&state, &body.password).await?;
+    let now = Utc::now().naive_utc();
+    let user = store::insert_user(
+        &state.db,
+        NewUser {
+            tenant_id: Some(caller.tenant_id),
+            email: &email,
+            display_name,
+            password_hash: &hash,
+            role,
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .map_err(conflict_as_email_taken)?;
+    audit_team(&state, &req, &caller, "member.create", user.id).await;
+    Ok(HttpResponse::Created().json(UserView::from(&user)))
+}
+
+/// One user of the tenant.
+#[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), responses(
+    (status = 200, body = UserView),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[get("/users/{id}")]
+pub async fn get_user(
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let user = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
+    Ok(web::Json(UserView::from(&user)))
+}
+
+/// Edits a user; owners cannot demote or disable themselves (a tenant keeps its owner).
+#[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), request_body = UpdateUserRequest, responses(
+    (status = 200, body = UserView),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[patch("/users/{id}")]
+pub async fn update_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+    body: web::Json<UpdateUserRequest>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let target = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
+    let demoting_self = target.id == caller.user.id
+        && (body.role.is_some_and(|r| r != target.role()) || body.is_active == Some(false));
+    if demoting_self {
+        return Err(ApiError::bad_request(
+            "cannot_change_self",
+            "you cannot change your own role or disable yourself",
+        ));
+    }
+    if target.role() == Role::Admin && caller.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admins edit admins",
+        ));
+    }
+    let mut patch = UserPatch {
+        display_name: match &body.display_name {
+            Some(name) => Some(required_text("display_name", name)?.to_string()),
+            None => None,
+        },
+        role: body.role.map(grantable).transpose()?.map(str::to_string),
+        is_active: body.is_active,
+        ..Default::default()
+    };
+    if let Some(password) = &body.password {
+        patch.password_hash = Some(hash_password(&state, password).await?);
+    }
+    let ends_sessions = patch.password_hash.is_some() || body.is_active == Some(false);
+    let user = store::update_user(&state.db, caller.tenant_id, target.id, patch).await?;
+    if ends_sessions {
+        store::delete_user_sessions(&state.db, user.id).await?;
+    }
+    audit_team(&state, &req, &caller, "member.update", user.id).await;
+    Ok(web::Json(UserView::from(&user)))
+}
+
+/// Removes a user with their sessions, tokens and assignments.
+#[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), responses(
+    (status = 204),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[delete("/users/{id}")]
+pub async fn delete_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let target = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
+    if target.id == caller.user.id {
+        return Err(ApiError::bad_request(
+            "cannot_change_self",
+            "you cannot delete yourself",
+        ));
+    }
+    if target.role() == Role::Admin && caller.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admins remove admins",
+        ));
+    }
+    store::delete_user(&state.db, caller.tenant_id, target.id).await?;
+    audit_team(&state, &req, &caller, "member.delete", target.id).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The devices assigned to a user.
+#[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), responses(
+    (status = 200, body = DeviceAssignment),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[get("/users/{id}/devices")]
+pub async fn get_user_devices(
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+) -> Result<web::Json<DeviceAssignment>, ApiError> {
+    let user = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
+    let device_ids = store::assigned_device_ids(&state.db, user.id).await?;
+    Ok(web::Json(DeviceAssignment { device_ids }))
+}
+
+/// Replaces the devices assigned to a user; every id must be a device of the tenant (404).
+#[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), request_body = DeviceAssignment, responses(
+    (status = 200, body = DeviceAssignment),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[put("/users/{id}/devices")]
+pub async fn set_user_devices(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+    body: web::Json<DeviceAssignment>,
+) -> Result<web::Json<DeviceAssignment>, ApiError> {
+    let user = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
+    store::set_assigned_devices(&state.db, caller.tenant_id, user.id, &body.device_ids).await?;
+    audit_team(&state, &req, &caller, "member.devices", user.id).await;
+    let device_ids = store::assigned_device_ids(&state.db, user.id).await?;
+    Ok(web::Json(DeviceAssignment { device_ids }))
+}

@@ -1,0 +1,245 @@
+//! Every route's access rules, table-driven: unauthenticated → 401, a role below the route's
+//! requirement → 403, a read-only token on a write route → 403, another tenant's ids → 404.
+//! Adding a route means adding one line to `ROUTES`; a test fails when a documented route is
+//! missing from the table.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{TestApp, UserClient};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Access {
+    /// No credentials needed.
+    Public,
+    Viewer,
+    Member,
+    Owner,
+}
+
+/// One line per route: method, path (placeholders `{user}`, `{token}`, `{device}`), access, and
+/// a valid body (so the 404 check for another tenant's ids is not answered by validation).
+fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
+    use Access::*;
+    let none = json!({});
+    vec![
+        ("GET", "/healthz", Public, none.clone()),
+        ("GET", "/readyz", Public, none.clone()),
+        ("GET", "/metrics", Public, none.clone()),
+        ("POST", "/api/v1/auth/login", Public, none.clone()),
+        ("POST", "/api/v1/auth/signup", Public, none.clone()),
+        ("POST", "/api/v1/auth/logout", Viewer, none.clone()),
+        ("GET", "/api/v1/me", Viewer, none.clone()),
+        ("POST", "/api/v1/me/password", Viewer, none.clone()),
+        ("GET", "/api/v1/users", Owner, none.clone()),
+        ("POST", "/api/v1/users", Owner, none.clone()),
+        ("GET", "/api/v1/users/{user}", Owner, none.clone()),
+        (
+            "PATCH",
+            "/api/v1/users/{user}",
+            Owner,
+            json!({"display_name": "x"}),
+        ),
+        ("DELETE", "/api/v1/users/{user}", Owner, none.clone()),
+        ("GET", "/api/v1/users/{user}/devices", Owner, none.clone()),
+        (
+            "PUT",
+            "/api/v1/users/{user}/devices",
+            Owner,
+            json!({"device_ids": []}),
+        ),
+        ("GET", "/api/v1/tokens", Owner, none.clone()),
+        ("POST", "/api/v1/tokens", Owner, none.clone()),
+        ("DELETE", "/api/v1/tokens/{token}", Owner, none),
+    ]
+}
+
+/// Ids to put into placeholders.
+struct Ids {
+    user: i64,
+    token: i64,
+    device: i64,
+}
+
+fn fill(path: &str, ids: &Ids) -> String {
+    path.replace("{user}", &ids.user.to_string())
+        .replace("{token}", &ids.token.to_string())
+        .replace("{device}", &ids.device.to_string())
+}
+
+/// A tenant with one object of every kind a placeholder names.
+async fn objects_of(app: &TestApp, owner: &UserClient) -> Ids {
+    let member = app.create_user(owner.tenant_id, "member").await;
+    let token: Value = owner
+        .post(
+            "/api/v1/tokens",
+            &json!({"name": "fixture", "scopes": ["read"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let device = wafleet::device::store::insert_device(&app.db, owner.tenant_id, "fixture")
+        .await
+        .unwrap();
+    Ids {
+        user: member.user_id,
+        token: token["id"].as_i64().unwrap(),
+        device: device.id,
+    }
+}
+
+crate::both_backends!(every_route_enforces_its_access_rule);
+
+async fn every_route_enforces_its_access_rule(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let mine = objects_of(&app, &owner).await;
+    let other_owner = app.new_tenant("Other").await;
+    let theirs = objects_of(&app, &other_owner).await;
+    let callers = [
+        (
+            Access::Viewer,
+            app.create_user(owner.tenant_id, "viewer").await,
+        ),
+        (
+            Access::Member,
+            app.create_user(owner.tenant_id, "member").await,
+        ),
+        (
+            Access::Owner,
+            app.create_user(owner.tenant_id, "owner").await,
+        ),
+    ];
+    let read_token: Value = owner
+        .post("/api/v1/tokens", &json!({"name": "ro", "scopes": ["read"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let read_token = read_token["token"].as_str().unwrap().to_string();
+    let anonymous = crate::helpers::new_client();
+
+    for (method, path, access, body) in routes() {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let url = app.url(&fill(path, &mine));
+        let label = format!("{method} {path}");
+        if access == Access::Public {
+            let status = anonymous
+                .request(method.clone(), &url)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_ne!(status, 401, "{label} is public");
+            continue;
+        }
+        let status = anonymous
+            .request(method.clone(), &url)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401, "{label} without credentials");
+
+        for (role, caller) in &callers {
+            if *role < access {
+                let status = caller
+                    .request(method.clone(), &url.replace(&app.address, ""))
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 403, "{label} as {role:?}");
+            }
+        }
+        if access >= Access::Member {
+            let status = anonymous
+                .request(method.clone(), &url)
+                .bearer_auth(&read_token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 403, "{label} with a read-only token");
+        }
+        if path.contains('{') {
+            let foreign = fill(path, &theirs);
+            let response = owner
+                .request(method.clone(), &foreign)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or_default();
+            assert_eq!(status, 404, "{label} with another tenant's ids: {body}");
+        }
+    }
+}
+
+/// The table and the OpenAPI document list the same routes.
+#[actix_web::test]
+async fn the_table_covers_every_documented_route() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let placeholder = regex_lite_placeholder();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            let path = placeholder(path);
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let table: BTreeSet<(String, String)> = routes()
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), placeholder(p)))
+        .collect();
+    let missing: Vec<_> = documented.difference(&table).collect();
+    let stale: Vec<_> = table.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the access table: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "table rows for routes that do not exist: {stale:?}"
+    );
+}
+
+/// Normalises `{anything}` to `{}` so `/users/{id}` and `/users/{user}` compare equal.
+fn regex_lite_placeholder() -> impl Fn(&str) -> String {
+    |path: &str| {
+        let mut out = String::new();
+        let mut inside = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    out.push('{');
+                }
+                '}' => {
+                    inside = false;
+                    out.push('}');
+                }
+                _ if inside => {}
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+}
