@@ -19,6 +19,15 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
 
+    /// Demo mode: make sure N simulated devices exist for the admin's tenant and pair them
+    /// automatically (simulator connector only).
+    #[arg(long, global = true, value_name = "N")]
+    pub simulate: Option<u32>,
+
+    /// Run the simulator's pacing, schedules and backoff K times faster (demos, tests, benchmarks).
+    #[arg(long, global = true, value_name = "K")]
+    pub time_scale: Option<f64>,
+
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,

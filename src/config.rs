@@ -38,6 +38,52 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The first platform admin.
     pub admin: AdminSettings,
+    /// Which connector devices use.
+    pub whatsapp: WhatsappSettings,
+    /// Device supervision: arbiters, admission, backoff, restart budget.
+    pub fleet: FleetSettings,
+}
+
+/// `[whatsapp]`: the connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappSettings {
+    /// `sim` or `real`.
+    pub connector: ConnectorKind,
+}
+
+/// Which connector the fleet uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorKind {
+    /// The in-process simulated network.
+    Sim,
+    /// whatsapp-rust.
+    Real,
+}
+
+/// `[fleet]`: how devices are supervised; see `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSettings {
+    /// Arbiters hosting device actors; 0 = two per core.
+    pub arbiters: usize,
+    /// Connects in flight at once.
+    pub max_connects_in_flight: usize,
+    /// Connects started per second.
+    pub connects_per_second: f64,
+    /// First reconnect delay.
+    pub backoff_base_ms: u64,
+    /// Longest reconnect delay.
+    pub backoff_max_ms: u64,
+    /// Restarts allowed per window before parking.
+    pub restart_budget: u32,
+    /// The restart window.
+    pub restart_window_secs: u64,
+    /// Liveness and health check period.
+    pub health_check_ms: u64,
+    /// Connect timeout.
+    pub connect_timeout_secs: u64,
 }
 
 /// `[auth]`: how people sign in; see `config/default.toml`.
@@ -148,7 +194,23 @@ pub struct SimSettings {
     pub max_sends_per_day: u32,
     /// Clock speed-up; every simulated duration is divided by it.
     pub time_scale: f64,
+    /// Demo devices to keep for the admin's tenant (`--simulate N`); 0 = none.
+    pub demo_devices: u32,
 }
+
+impl SimSettings {
+    /// The settings the simulator runs with: demo mode scans pending QR codes by itself.
+    pub fn effective(&self) -> SimSettings {
+        let mut settings = self.clone();
+        if settings.demo_devices > 0 && settings.auto_scan_after_ms == 0 {
+            settings.auto_scan_after_ms = DEMO_AUTO_SCAN_MS;
+        }
+        settings
+    }
+}
+
+/// Auto-scan delay in demo mode when none is configured.
+const DEMO_AUTO_SCAN_MS: u64 = 1500;
 
 /// A configuration problem, phrased for one line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +276,16 @@ impl Settings {
             };
             builder = builder.set_override("log.format", name).map_err(describe)?;
         }
+        if let Some(devices) = cli.simulate {
+            builder = builder
+                .set_override("sim.demo_devices", devices)
+                .map_err(describe)?;
+        }
+        if let Some(scale) = cli.time_scale {
+            builder = builder
+                .set_override("sim.time_scale", scale)
+                .map_err(describe)?;
+        }
         if let Some(port) = cli.serve_args().and_then(|args| args.port) {
             builder = builder
                 .set_override("server.port", port)
@@ -276,6 +348,31 @@ impl Settings {
                 "admin.email: {:?} is not an email address",
                 self.admin.email
             )));
+        }
+        if self.whatsapp.connector == ConnectorKind::Real {
+            return Err(ConfigError(
+                "whatsapp.connector: \"real\" is not available in this build yet; use \"sim\""
+                    .into(),
+            ));
+        }
+        if self.fleet.max_connects_in_flight == 0
+            || !(self.fleet.connects_per_second.is_finite() && self.fleet.connects_per_second > 0.0)
+        {
+            return Err(ConfigError(
+                "fleet.max_connects_in_flight and fleet.connects_per_second: must be positive"
+                    .into(),
+            ));
+        }
+        if self.fleet.backoff_base_ms == 0 || self.fleet.backoff_max_ms < self.fleet.backoff_base_ms
+        {
+            return Err(ConfigError(
+                "fleet.backoff_base_ms: must be positive and at most fleet.backoff_max_ms".into(),
+            ));
+        }
+        if self.fleet.health_check_ms == 0 || self.fleet.restart_budget == 0 {
+            return Err(ConfigError(
+                "fleet.health_check_ms and fleet.restart_budget: must be positive".into(),
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError(

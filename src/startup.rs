@@ -13,11 +13,23 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
+use std::sync::atomic::AtomicBool;
+
+use actix::Actor;
+
 use crate::auth::{bootstrap, AuthService};
+use crate::config::ConnectorKind;
 use crate::config::Settings;
 use crate::db::{migrate, Db};
+use crate::device::admission::Priority;
+use crate::device::events::EventBus;
+use crate::device::messages::{Shutdown, StartDevice};
+use crate::device::supervisor::{DeviceSupervisor, FleetMetrics, SupervisorDeps};
+use crate::device::{demo, Fleet};
 use crate::metrics::Metrics;
 use crate::web::{self as http, AppState};
+use crate::whatsapp::sim::{SimConnector, SimNetwork};
+use crate::whatsapp::Connector;
 
 /// A built, not yet running, daemon.
 pub struct Application {
@@ -45,6 +57,9 @@ impl Application {
             .await
             .context("cannot create the admin account")?;
 
+        let metrics = Metrics::new().context("cannot create metrics")?;
+        let fleet = start_fleet(&settings, &db, &metrics).await?;
+
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -61,8 +76,9 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             settings: Arc::new(settings),
-            metrics: Metrics::new().context("cannot create metrics")?,
+            metrics,
             auth,
+            fleet,
             openapi_json: OnceLock::new(),
         });
         let app_state = state.clone();
@@ -102,8 +118,61 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then shuts down in order.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("HTTP server failed")?;
-        tracing::info!("HTTP server stopped; shutting down");
-        Ok(())
+        let served = self.server.await.context("HTTP server failed");
+        tracing::info!("HTTP server stopped; disconnecting devices");
+        if self.state.fleet.supervisor.send(Shutdown).await.is_err() {
+            tracing::warn!("device supervisor was already gone at shutdown");
+        }
+        tracing::info!("shutdown complete");
+        served
     }
+}
+
+/// Starts the device supervisor with its connector, boots stored devices, and (with
+/// `--simulate N`) makes sure the demo devices exist and are pairing.
+async fn start_fleet(settings: &Settings, db: &Db, metrics: &Metrics) -> anyhow::Result<Fleet> {
+    let sim_settings = settings.sim.effective();
+    let sim = SimNetwork::new(sim_settings.clone());
+    let connector: Arc<dyn Connector> = match settings.whatsapp.connector {
+        ConnectorKind::Sim => Arc::new(SimConnector::new(sim.clone())),
+        ConnectorKind::Real => anyhow::bail!("whatsapp.connector = \"real\" is not available yet"),
+    };
+    tracing::info!(
+        connector = connector.name(),
+        time_scale = sim_settings.time_scale,
+        "device connector ready"
+    );
+    let draining = Arc::new(AtomicBool::new(false));
+    let bus = EventBus::new();
+    let supervisor = DeviceSupervisor::new(SupervisorDeps {
+        db: db.clone(),
+        connector,
+        bus: bus.clone(),
+        settings: settings.fleet.clone(),
+        time_scale: sim_settings.time_scale,
+        metrics: FleetMetrics::register(&metrics.registry)
+            .context("cannot register fleet metrics")?,
+        draining: draining.clone(),
+    })
+    .start();
+    DeviceSupervisor::boot(supervisor.clone(), db.clone())
+        .await
+        .context("cannot load devices")?;
+    if sim_settings.demo_devices > 0 {
+        let started = demo::ensure_demo_devices(db, settings, sim_settings.demo_devices)
+            .await
+            .context("cannot create demo devices")?;
+        for device in started {
+            supervisor.do_send(StartDevice {
+                device,
+                priority: Priority::Normal,
+            });
+        }
+    }
+    Ok(Fleet {
+        supervisor,
+        bus,
+        sim: Some(sim),
+        draining,
+    })
 }

@@ -145,14 +145,56 @@ pub async fn delete_device(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbErr
     Ok(())
 }
 
-/// How many of a tenant's devices are in each status (statuses with none are left out).
-pub async fn count_by_status(db: &Db, tenant_id: i64) -> Result<Vec<(String, i64)>, DbError> {
+/// How many of a tenant's devices (or of `only_ids` among them) are in each status; statuses
+/// with none are left out.
+pub async fn count_by_status(
+    db: &Db,
+    tenant_id: i64,
+    only_ids: Option<&[i64]>,
+) -> Result<Vec<(String, i64)>, DbError> {
+    // Two spelled-out queries: diesel cannot group a boxed query.
+    let ids = only_ids.map(<[i64]>::to_vec);
+    db_run!(db, |conn| {
+        let base = devices::table.filter(devices::tenant_id.eq(tenant_id));
+        let counted = match ids {
+            Some(ids) => {
+                base.filter(devices::id.eq_any(ids))
+                    .group_by(devices::status)
+                    .select((devices::status, diesel::dsl::count_star()))
+                    .order(devices::status.asc())
+                    .load(conn)
+                    .await
+            }
+            None => {
+                base.group_by(devices::status)
+                    .select((devices::status, diesel::dsl::count_star()))
+                    .order(devices::status.asc())
+                    .load(conn)
+                    .await
+            }
+        };
+        counted.map_err(DbError::from)
+    })
+}
+
+/// Every device worth connecting at start-up: paired (a JID is stored) and not logged out or
+/// banned; previously online ones first, then the most recently seen.
+pub async fn list_bootable_devices(db: &Db) -> Result<Vec<Device>, DbError> {
+    let excluded = [
+        DeviceStatus::LoggedOut.as_str(),
+        DeviceStatus::Banned.as_str(),
+    ];
+    let online = DeviceStatus::Online.as_str();
     db_run!(db, |conn| {
         devices::table
-            .filter(devices::tenant_id.eq(tenant_id))
-            .group_by(devices::status)
-            .select((devices::status, diesel::dsl::count_star()))
-            .order(devices::status.asc())
+            .filter(devices::jid.is_not_null())
+            .filter(devices::status.ne_all(excluded))
+            .order((
+                devices::status.ne(online),
+                devices::last_seen.desc(),
+                devices::id.asc(),
+            ))
+            .select(Device::as_select())
             .load(conn)
             .await
             .map_err(DbError::from)

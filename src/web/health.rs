@@ -36,14 +36,20 @@ pub async fn healthz() -> web::Json<HealthBody> {
     })
 }
 
-/// Readiness: 200 when the database answers and every embedded migration is applied, 503 with
-/// the reason otherwise (load balancers stop routing here).
+/// Readiness: 200 when the database answers, every embedded migration is applied and the node
+/// is not draining; 503 with the reason otherwise (load balancers stop routing here).
 #[utoipa::path(tag = "ops", responses(
     (status = 200, body = HealthBody),
     (status = 503, body = crate::web::ErrorBody)
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthBody>, ApiError> {
+    if state.fleet.is_draining() {
+        return Err(ApiError::unavailable(
+            "not_ready",
+            "this node is draining; restart devices through the admin API to resume",
+        ));
+    }
     let applied = migrate::applied_versions(&state.db)
         .await
         .map_err(|e| ApiError::unavailable("not_ready", format!("database unreachable: {e}")))?;

@@ -23,6 +23,7 @@ pub use error::{ApiError, ErrorBody};
 use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::device::Fleet;
 use crate::metrics::Metrics;
 
 /// What every handler can reach, shared by all workers.
@@ -35,6 +36,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Password hashing and login throttling.
     pub auth: AuthService,
+    /// The device fleet.
+    pub fleet: Fleet,
     /// The OpenAPI document, serialised once by the first worker that builds the app.
     pub openapi_json: OnceLock<String>,
 }

@@ -18,6 +18,7 @@ enum Access {
     Viewer,
     Member,
     Owner,
+    Admin,
 }
 
 /// One line per route: method, path (placeholders `{user}`, `{token}`, `{device}`), access, and
@@ -53,7 +54,62 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ),
         ("GET", "/api/v1/tokens", Owner, none.clone()),
         ("POST", "/api/v1/tokens", Owner, none.clone()),
-        ("DELETE", "/api/v1/tokens/{token}", Owner, none),
+        ("DELETE", "/api/v1/tokens/{token}", Owner, none.clone()),
+        ("GET", "/api/v1/devices", Viewer, none.clone()),
+        ("POST", "/api/v1/devices", Owner, none.clone()),
+        ("GET", "/api/v1/devices/{device}", Viewer, none.clone()),
+        (
+            "PATCH",
+            "/api/v1/devices/{device}",
+            Owner,
+            json!({"name": "x"}),
+        ),
+        ("DELETE", "/api/v1/devices/{device}", Owner, none.clone()),
+        (
+            "GET",
+            "/api/v1/devices/{device}/qr.svg",
+            Member,
+            none.clone(),
+        ),
+        (
+            "POST",
+            "/api/v1/devices/{device}/pair-code",
+            Member,
+            json!({"phone": "60123456789"}),
+        ),
+        (
+            "POST",
+            "/api/v1/devices/{device}/logout",
+            Owner,
+            none.clone(),
+        ),
+        (
+            "POST",
+            "/api/v1/devices/{device}/reconnect",
+            Member,
+            none.clone(),
+        ),
+        (
+            "POST",
+            "/api/v1/admin/devices/restart",
+            Admin,
+            json!({"ids": [1]}),
+        ),
+        ("GET", "/api/v1/admin/supervision", Admin, none.clone()),
+        ("POST", "/api/v1/admin/drain", Admin, none.clone()),
+        (
+            "POST",
+            "/api/v1/sim/scan",
+            Member,
+            json!({"device_id": "{device}"}),
+        ),
+        ("GET", "/api/v1/sim/stats", Admin, none.clone()),
+        (
+            "POST",
+            "/api/v1/sim/fault",
+            Admin,
+            json!({"device_id": "{device}", "fault": {"kind": "disconnect"}}),
+        ),
     ]
 }
 
@@ -68,6 +124,16 @@ fn fill(path: &str, ids: &Ids) -> String {
     path.replace("{user}", &ids.user.to_string())
         .replace("{token}", &ids.token.to_string())
         .replace("{device}", &ids.device.to_string())
+}
+
+/// `body` with `"{device}"` placeholders replaced by the device id.
+fn fill_body(body: &Value, ids: &Ids) -> Value {
+    serde_json::from_str(
+        &body
+            .to_string()
+            .replace("\"{device}\"", &ids.device.to_string()),
+    )
+    .unwrap()
 }
 
 /// A tenant with one object of every kind a placeholder names.
@@ -121,6 +187,7 @@ async fn every_route_enforces_its_access_rule(app: TestApp) {
         .unwrap();
     let read_token = read_token["token"].as_str().unwrap().to_string();
     let anonymous = crate::helpers::new_client();
+    let admin = app.admin().await;
 
     for (method, path, access, body) in routes() {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
@@ -169,11 +236,17 @@ async fn every_route_enforces_its_access_rule(app: TestApp) {
                 .status();
             assert_eq!(status, 403, "{label} with a read-only token");
         }
-        if path.contains('{') {
+        let names_ids = path.contains('{') || body.to_string().contains("{device}");
+        if names_ids {
             let foreign = fill(path, &theirs);
-            let response = owner
+            let privileged = if access == Access::Admin {
+                &admin
+            } else {
+                &owner
+            };
+            let response = privileged
                 .request(method.clone(), &foreign)
-                .json(&body)
+                .json(&fill_body(&body, &theirs))
                 .send()
                 .await
                 .unwrap();

@@ -63,7 +63,7 @@ async fn device_store_round_trip(app: TestApp) {
     );
 
     assert_eq!(
-        store::count_by_status(db, tenant.id).await.unwrap(),
+        store::count_by_status(db, tenant.id, None).await.unwrap(),
         vec![("online".to_string(), 1)]
     );
     store::delete_device(db, tenant.id, created.id)

@@ -157,9 +157,11 @@ pub struct TestApp {
     pub db: Db,
     /// The settings the daemon runs with.
     pub settings: Settings,
+    /// The daemon's shared state (fleet, metrics, …).
+    pub state: actix_web::web::Data<wafleet::web::AppState>,
     handle: ServerHandle,
-    // Dropped last: the database outlives the server.
-    _database: TestDatabase,
+    // Dropped last: the database outlives the server (None when the caller owns it).
+    _database: Option<TestDatabase>,
 }
 
 impl TestApp {
@@ -190,6 +192,13 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 /// [`spawn_app`] with extra settings as environment entries.
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
     let database = TestDatabase::create(backend).await?;
+    let mut app = spawn_app_on(&database, extra).await;
+    app._database = Some(database);
+    Some(app)
+}
+
+/// Starts the application on a database the caller created (and keeps alive).
+pub async fn spawn_app_on(database: &TestDatabase, extra: &[(&str, &str)]) -> TestApp {
     let mut entries = vec![("DB_URI", database.url.as_str())];
     entries.extend_from_slice(extra);
     let settings = settings_with(&entries);
@@ -197,17 +206,19 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
     let application = Application::build(settings.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();
-    let db = application.state().db.clone();
+    let state = application.state();
+    let db = state.db.clone();
     actix_web::rt::spawn(application.run_until_stopped());
     let client = new_client();
-    Some(TestApp {
+    TestApp {
         address,
         client,
         db,
         settings,
+        state,
         handle,
-        _database: database,
-    })
+        _database: None,
+    }
 }
 
 /// Polls `check` until it returns `Some`, failing the test after `timeout`.

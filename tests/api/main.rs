@@ -10,6 +10,7 @@ mod helpers;
 mod auth;
 mod authz;
 mod cli;
+mod devices;
 mod devices_store;
 mod health;
 mod migrations;

@@ -1,7 +1,10 @@
 //! Routes under `/api/v1`, one file per feature, each registered through utoipa so it documents
 //! itself in the OpenAPI document.
 
+pub mod admin;
 pub mod auth;
+pub mod devices;
+pub mod sim;
 pub mod tokens;
 pub mod users;
 
@@ -14,6 +17,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     auth::configure(cfg);
     users::configure(cfg);
     tokens::configure(cfg);
+    devices::configure(cfg);
+    admin::configure(cfg);
+    sim::configure(cfg);
 }
 
 /// The client's address as seen by this server (no proxy headers are trusted).

@@ -31,6 +31,7 @@ fn settings() -> SimSettings {
         max_sends_per_minute: 0,
         max_sends_per_day: 0,
         time_scale: 1.0,
+        demo_devices: 0,
     }
 }
 

@@ -1,0 +1,87 @@
+//! Device events published to whoever listens (the hub, tests, the admin view).
+//!
+//! Published on an in-process broadcast channel after the change is committed to the database.
+//! A slow listener loses the oldest events (it sees `Lagged`) rather than slowing devices down.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::model::DeviceStatus;
+
+/// Events kept for slow listeners before the oldest are dropped.
+pub const EVENT_BUFFER: usize = 8192;
+
+/// Something that happened to a device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeviceEvent {
+    /// The device moved to a new lifecycle status.
+    DeviceStatus(StatusChange),
+    /// A new QR payload is waiting to be scanned.
+    QrUpdated {
+        /// Device.
+        device_id: i64,
+        /// Owning tenant.
+        tenant_id: i64,
+        /// The QR payload.
+        code: String,
+    },
+}
+
+impl DeviceEvent {
+    /// The device the event is about.
+    pub fn device_id(&self) -> i64 {
+        match self {
+            DeviceEvent::DeviceStatus(change) => change.device_id,
+            DeviceEvent::QrUpdated { device_id, .. } => *device_id,
+        }
+    }
+}
+
+/// A committed status transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusChange {
+    /// Device.
+    pub device_id: i64,
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// New status.
+    pub status: DeviceStatus,
+    /// Why.
+    pub reason: Option<String>,
+    /// The device's WhatsApp JID, when paired (clients match devices by phone).
+    pub jid: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The sending side of the device event channel.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<DeviceEvent>,
+}
+
+impl EventBus {
+    /// A bus with [`EVENT_BUFFER`] slots.
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(EVENT_BUFFER);
+        Self { sender }
+    }
+
+    /// Publishes to current listeners (none is fine).
+    pub fn publish(&self, event: DeviceEvent) {
+        let _ = self.sender.send(event);
+    }
+
+    /// A new listener, seeing events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DeviceEvent> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}

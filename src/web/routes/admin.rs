@@ -1,0 +1,131 @@
+//! The admin API (platform admins only): restart devices, read supervision, drain the node.
+
+use actix_web::{get, post, web, HttpRequest};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::client_ip;
+use crate::audit::{self, AuditEntry};
+use crate::auth::{require, Auth};
+use crate::device::messages::{
+    Drain, GetSupervision, RestartDevices, RestartReport, SupervisionSnapshot,
+};
+use crate::web::{ApiError, AppState};
+
+/// Registers the routes of this file.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(restart_devices)
+        .service(supervision)
+        .service(drain);
+}
+
+/// Body of `POST /admin/devices/restart`: `{"ids": [..]}` or `{"all": true}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RestartRequest {
+    /// Devices to restart.
+    pub ids: Option<Vec<i64>>,
+    /// Restart every device on this node.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Answer of `POST /admin/drain`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DrainReport {
+    /// Devices disconnected.
+    pub disconnected: usize,
+}
+
+/// Restarts devices (any tenant): each reconnects through the admission queue with its restart
+/// budget reset; parked devices come back too.
+#[utoipa::path(tag = "admin", request_body = RestartRequest, responses(
+    (status = 200, body = RestartReport),
+    (status = 400, body = crate::web::ErrorBody)
+))]
+#[post("/admin/devices/restart")]
+pub async fn restart_devices(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Admin>,
+    body: web::Json<RestartRequest>,
+) -> Result<web::Json<RestartReport>, ApiError> {
+    let ids = match (&body.ids, body.all) {
+        (Some(ids), false) if !ids.is_empty() => Some(ids.clone()),
+        (None, true) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_selection",
+                "send either {\"ids\": [..]} with at least one id, or {\"all\": true}",
+            ))
+        }
+    };
+    let report = state
+        .fleet
+        .supervisor
+        .send(RestartDevices { ids })
+        .await
+        .map_err(ApiError::internal)?;
+    audit::record(
+        &state.db,
+        AuditEntry {
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            action: "admin.restart",
+            detail: Some(
+                serde_json::json!({ "restarted": report.restarted.len(), "all": body.all }),
+            ),
+            ip: client_ip(&req),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(web::Json(report))
+}
+
+/// Supervision status: devices per state, restarts, parked devices, backoff timers, admission
+/// queue, boot progress.
+#[utoipa::path(tag = "admin", responses((status = 200, body = SupervisionSnapshot)))]
+#[get("/admin/supervision")]
+pub async fn supervision(
+    state: web::Data<AppState>,
+    _caller: Auth<require::Admin>,
+) -> Result<web::Json<SupervisionSnapshot>, ApiError> {
+    let snapshot = state
+        .fleet
+        .supervisor
+        .send(GetSupervision)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(web::Json(snapshot))
+}
+
+/// Drains the node: stops admitting connects, disconnects every device (without logging out)
+/// and makes `/readyz` answer 503, so a load balancer or another node can take over.
+/// `POST /admin/devices/restart {"all": true}` undoes it.
+#[utoipa::path(tag = "admin", responses((status = 200, body = DrainReport)))]
+#[post("/admin/drain")]
+pub async fn drain(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Admin>,
+) -> Result<web::Json<DrainReport>, ApiError> {
+    let disconnected = state
+        .fleet
+        .supervisor
+        .send(Drain)
+        .await
+        .map_err(ApiError::internal)?;
+    audit::record(
+        &state.db,
+        AuditEntry {
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            action: "admin.drain",
+            ip: client_ip(&req),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(web::Json(DrainReport { disconnected }))
+}

@@ -1,0 +1,479 @@
+//! Devices of the caller's tenant: list, create, read, rename, delete, QR code, pairing code,
+//! logout, reconnect. Members see and act only on devices assigned to them (others are 404).
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use qrcode::render::svg;
+use qrcode::QrCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::auth::required_text;
+use super::{client_ip, utc};
+use crate::audit::{self, AuditEntry};
+use crate::auth::{require, Auth, Caller};
+use crate::device::admission::Priority;
+use crate::device::messages::{
+    DeviceError, DeviceSnapshot, GetDeviceActor, GetDeviceState, Logout, RequestPairCode,
+    RestartDevices, StartDevice, StopDevice,
+};
+use crate::device::model::{DeviceFilter, DeviceStatusPatch};
+use crate::device::{store, Device, DeviceStatus};
+use crate::web::{ApiError, AppState};
+
+/// Largest page of the device list.
+const MAX_PER_PAGE: i64 = 500;
+
+/// Registers the routes of this file.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_devices)
+        .service(create_device)
+        .service(get_device)
+        .service(rename_device)
+        .service(delete_device)
+        .service(qr_svg)
+        .service(pair_code)
+        .service(logout)
+        .service(reconnect);
+}
+
+/// A device as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceView {
+    /// Id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// Lifecycle status.
+    pub status: DeviceStatus,
+    /// Why it is in that status.
+    pub status_reason: Option<String>,
+    /// WhatsApp JID once paired.
+    pub jid: Option<String>,
+    /// Phone number once paired.
+    pub phone: Option<String>,
+    /// WhatsApp profile name.
+    pub push_name: Option<String>,
+    /// Last time seen online.
+    pub last_seen: Option<chrono::DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: chrono::DateTime<Utc>,
+    /// Last change.
+    pub updated_at: chrono::DateTime<Utc>,
+    /// Live state from the device's actor (single-device reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<DeviceSnapshot>,
+}
+
+impl DeviceView {
+    /// The stored view, without live state.
+    fn from_row(d: &Device) -> Self {
+        Self {
+            id: d.id,
+            name: d.name.clone(),
+            status: DeviceStatus::parse(&d.status).unwrap_or(DeviceStatus::New),
+            status_reason: d.status_reason.clone(),
+            jid: d.jid.clone(),
+            phone: d.phone.clone(),
+            push_name: d.push_name.clone(),
+            last_seen: d.last_seen.map(utc),
+            created_at: utc(d.created_at),
+            updated_at: utc(d.updated_at),
+            live: None,
+        }
+    }
+}
+
+/// Query of `GET /devices`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeviceQuery {
+    /// Only this status.
+    pub status: Option<DeviceStatus>,
+    /// Substring of the name or phone number.
+    pub q: Option<String>,
+    /// Page number from 1.
+    pub page: Option<i64>,
+    /// Devices per page (1–500, default 50).
+    pub per_page: Option<i64>,
+}
+
+/// A page of devices with totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DevicePage {
+    /// The devices.
+    pub items: Vec<DeviceView>,
+    /// Devices matching the filter.
+    pub total: i64,
+    /// This page.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+    /// Devices per status (of everything the caller may see, ignoring the filter).
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// Body of `POST /devices` and `PATCH /devices/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeviceNameRequest {
+    /// Label, 1–200 characters.
+    pub name: String,
+}
+
+/// Body of `POST /devices/{id}/pair-code`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PairCodeRequest {
+    /// Phone number of the WhatsApp account to link, international form (e.g. 60123456789).
+    pub phone: String,
+}
+
+/// Answer of `POST /devices/{id}/pair-code`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairCodeView {
+    /// Enter on the phone: WhatsApp → Linked devices → Link with phone number.
+    pub code: String,
+}
+
+/// A device of the caller's tenant that the caller may see, or 404.
+pub async fn visible_device(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<Device, ApiError> {
+    let device = store::get_device(&state.db, caller.tenant_id, id).await?;
+    if !caller.can_see_device(device.id) {
+        return Err(ApiError::not_found("device"));
+    }
+    Ok(device)
+}
+
+/// Maps a device-actor error to an API error.
+fn device_error(err: DeviceError) -> ApiError {
+    match err {
+        DeviceError::NotRunning | DeviceError::Gone => ApiError::new(
+            StatusCode::CONFLICT,
+            "device_not_running",
+            "the device is not running; reconnect it first",
+        ),
+        DeviceError::NotConnected => {
+            ApiError::new(StatusCode::CONFLICT, "device_offline", err.to_string())
+        }
+        DeviceError::WrongState(message) => {
+            ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
+        }
+        DeviceError::Connector(message) => ApiError::bad_request("rejected", message),
+    }
+}
+
+/// The device's live state, if its actor runs.
+async fn live_state(state: &AppState, device_id: i64) -> Option<DeviceSnapshot> {
+    let addr = state
+        .fleet
+        .supervisor
+        .send(GetDeviceActor { device_id })
+        .await
+        .ok()??;
+    addr.send(GetDeviceState).await.ok()
+}
+
+/// The tenant's devices (a member's: those assigned), filtered and paginated.
+#[utoipa::path(tag = "devices", params(DeviceQuery), responses((status = 200, body = DevicePage)))]
+#[get("/devices")]
+pub async fn list_devices(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    query: web::Query<DeviceQuery>,
+) -> Result<web::Json<DevicePage>, ApiError> {
+    let per_page = query.per_page.unwrap_or(50).clamp(1, MAX_PER_PAGE);
+    let page = query.page.unwrap_or(1).max(1);
+    let filter = DeviceFilter {
+        status: query.status,
+        search: query.q.clone(),
+        only_ids: caller.assigned_devices.clone(),
+    };
+    let (rows, total) = store::list_devices(
+        &state.db,
+        caller.tenant_id,
+        &filter,
+        per_page,
+        (page - 1) * per_page,
+    )
+    .await?;
+    let counts = store::count_by_status(
+        &state.db,
+        caller.tenant_id,
+        caller.assigned_devices.as_deref(),
+    )
+    .await?
+    .into_iter()
+    .collect();
+    Ok(web::Json(DevicePage {
+        items: rows.iter().map(DeviceView::from_row).collect(),
+        total,
+        page,
+        per_page,
+        counts,
+    }))
+}
+
+/// Adds a device and starts pairing it: fetch `qr.svg` (or ask for a pairing code) next.
+#[utoipa::path(tag = "devices", request_body = DeviceNameRequest, responses(
+    (status = 201, body = DeviceView),
+    (status = 400, body = crate::web::ErrorBody)
+))]
+#[post("/devices")]
+pub async fn create_device(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    body: web::Json<DeviceNameRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = required_text("name", &body.name)?;
+    let device = store::insert_device(&state.db, caller.tenant_id, name).await?;
+    state.fleet.supervisor.do_send(StartDevice {
+        device: device.clone(),
+        priority: Priority::High,
+    });
+    audit::record(
+        &state.db,
+        AuditEntry {
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            action: "device.create",
+            target: Some(format!("device:{}", device.id)),
+            ip: client_ip(&req),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(HttpResponse::Created().json(DeviceView::from_row(&device)))
+}
+
+/// One device, with its live state when its actor runs.
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), responses(
+    (status = 200, body = DeviceView),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[get("/devices/{id}")]
+pub async fn get_device(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+) -> Result<web::Json<DeviceView>, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let mut view = DeviceView::from_row(&device);
+    view.live = live_state(&state, device.id).await;
+    Ok(web::Json(view))
+}
+
+/// Renames a device.
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), request_body = DeviceNameRequest, responses(
+    (status = 200, body = DeviceView),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[patch("/devices/{id}")]
+pub async fn rename_device(
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+    body: web::Json<DeviceNameRequest>,
+) -> Result<web::Json<DeviceView>, ApiError> {
+    let name = required_text("name", &body.name)?;
+    let device = store::rename_device(&state.db, caller.tenant_id, *id, name).await?;
+    Ok(web::Json(DeviceView::from_row(&device)))
+}
+
+/// Deletes a device: stops its actor and removes its session and chats.
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), responses(
+    (status = 204),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[delete("/devices/{id}")]
+pub async fn delete_device(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    state
+        .fleet
+        .supervisor
+        .send(StopDevice {
+            device_id: device.id,
+            forget: true,
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    store::delete_device(&state.db, caller.tenant_id, device.id).await?;
+    audit::record(
+        &state.db,
+        AuditEntry {
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            action: "device.delete",
+            target: Some(format!("device:{}", device.id)),
+            detail: Some(serde_json::json!({ "name": device.name, "phone": device.phone })),
+            ip: client_ip(&req),
+        },
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The pairing QR code as an SVG image, while the device awaits a scan (it changes about every
+/// 20 s; fetch again or listen for QR_UPDATED). 409 when there is nothing to scan.
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), responses(
+    (status = 200, content_type = "image/svg+xml", body = String),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[get("/devices/{id}/qr.svg")]
+pub async fn qr_svg(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let code = live_state(&state, device.id)
+        .await
+        .and_then(|live| live.qr)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_qr",
+                "the device is not waiting for a QR scan; reconnect it to pair again",
+            )
+        })?;
+    let qr = QrCode::new(code.as_bytes()).map_err(ApiError::internal)?;
+    let image = qr
+        .render::<svg::Color<'_>>()
+        .min_dimensions(264, 264)
+        .quiet_zone(true)
+        .build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("cache-control", "no-store"))
+        .body(image))
+}
+
+/// Switches pairing to a code for a phone number (link with phone number instead of QR).
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), request_body = PairCodeRequest, responses(
+    (status = 200, body = PairCodeView),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/devices/{id}/pair-code")]
+pub async fn pair_code(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+    body: web::Json<PairCodeRequest>,
+) -> Result<web::Json<PairCodeView>, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let phone: String = body.phone.chars().filter(char::is_ascii_digit).collect();
+    if !(8..=15).contains(&phone.len()) {
+        return Err(ApiError::bad_request(
+            "invalid_phone",
+            "phone must be 8 to 15 digits in international form, e.g. 60123456789",
+        ));
+    }
+    let addr = state
+        .fleet
+        .supervisor
+        .send(GetDeviceActor {
+            device_id: device.id,
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| device_error(DeviceError::NotRunning))?;
+    let code = addr
+        .send(RequestPairCode { phone })
+        .await
+        .map_err(|_| device_error(DeviceError::Gone))?
+        .map_err(device_error)?;
+    Ok(web::Json(PairCodeView { code }))
+}
+
+/// Unlinks the device from its phone and forgets its credentials; reconnect to pair again.
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), responses(
+    (status = 200, body = DeviceView),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[post("/devices/{id}/logout")]
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+) -> Result<web::Json<DeviceView>, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let actor = state
+        .fleet
+        .supervisor
+        .send(GetDeviceActor {
+            device_id: device.id,
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    match actor {
+        Some(addr) => addr
+            .send(Logout)
+            .await
+            .map_err(|_| device_error(DeviceError::Gone))?
+            .map_err(device_error)?,
+        None => {
+            let patch = DeviceStatusPatch {
+                status: Some(DeviceStatus::LoggedOut.as_str().into()),
+                status_reason: Some(Some("logged out by user".into())),
+                jid: Some(None),
+                ..Default::default()
+            };
+            store::update_status(&state.db, device.id, patch).await?;
+        }
+    }
+    audit::record(
+        &state.db,
+        AuditEntry {
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            action: "device.logout",
+            target: Some(format!("device:{}", device.id)),
+            ip: client_ip(&req),
+            ..Default::default()
+        },
+    )
+    .await;
+    let device = store::get_device(&state.db, caller.tenant_id, device.id).await?;
+    Ok(web::Json(DeviceView::from_row(&device)))
+}
+
+/// Connects the device again now (resets its restart budget); a logged-out device starts
+/// pairing anew.
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), responses(
+    (status = 202, body = DeviceView),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[post("/devices/{id}/reconnect")]
+pub async fn reconnect(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let report = state
+        .fleet
+        .supervisor
+        .send(RestartDevices {
+            ids: Some(vec![device.id]),
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    if !report.unknown.is_empty() {
+        // Not registered (never started, or deleted from the registry): start it.
+        state.fleet.supervisor.do_send(StartDevice {
+            device: device.clone(),
+            priority: Priority::High,
+        });
+    }
+    Ok(HttpResponse::Accepted().json(DeviceView::from_row(&device)))
+}

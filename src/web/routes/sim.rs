@@ -1,0 +1,143 @@
+//! The simulator's controls, present only when the simulated connector runs: scan a QR code as
+//! a phone would, read the network's counters, inject faults for drills.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::devices::visible_device;
+use crate::auth::{require, Auth};
+use crate::device::messages::{GetDeviceActor, InjectPanic};
+use crate::web::{ApiError, AppState};
+use crate::whatsapp::sim::{Fault, SimError, SimNetwork, SimStats};
+
+/// Registers the routes of this file.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(scan).service(stats).service(fault);
+}
+
+/// Body of `POST /sim/scan`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScanRequest {
+    /// The device whose QR code (or pairing code) the simulated phone completes.
+    pub device_id: i64,
+}
+
+/// Body of `POST /sim/fault`: a network fault, or `{"kind":"panic"}` to crash the device actor.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FaultRequest {
+    /// The device.
+    pub device_id: i64,
+    /// What to inject.
+    pub fault: FaultKind,
+}
+
+/// A simulator fault, or a crash of the device's actor.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum FaultKind {
+    /// Crash the device actor (`{"kind":"panic"}`).
+    Panic(PanicFault),
+    /// A network fault (`{"kind":"disconnect"}`, `{"kind":"latency","ms":250}`, …).
+    Network(Fault),
+}
+
+/// `{"kind":"panic"}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PanicFault {
+    /// Always `panic`.
+    pub kind: PanicTag,
+}
+
+/// The tag of a panic fault.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PanicTag {
+    /// Crash the actor.
+    Panic,
+}
+
+/// The simulated network, or 404 when the daemon runs the real connector.
+fn network(state: &AppState) -> Result<&SimNetwork, ApiError> {
+    state.fleet.sim.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "simulator_off",
+            "the simulator is not the active connector",
+        )
+    })
+}
+
+/// Maps a simulator error to 409 with its code.
+fn sim_error(err: SimError) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, err.error_code(), err.to_string())
+}
+
+/// Completes the pending pairing of a device as a phone scanning its QR code would.
+#[utoipa::path(tag = "simulator", request_body = ScanRequest, responses(
+    (status = 200, description = "paired; body has the new JID"),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/sim/scan")]
+pub async fn scan(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    body: web::Json<ScanRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let sim = network(&state)?;
+    let device = visible_device(&state, &caller, body.device_id).await?;
+    let jid = sim.scan(device.id).await.map_err(sim_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "device_id": device.id, "jid": jid })))
+}
+
+/// The simulated network's counters: delivered, duplicates, pacing violations, …
+#[utoipa::path(tag = "simulator", responses((status = 200, body = SimStats)))]
+#[get("/sim/stats")]
+pub async fn stats(
+    state: web::Data<AppState>,
+    _caller: Auth<require::Admin>,
+) -> Result<web::Json<SimStats>, ApiError> {
+    Ok(web::Json(network(&state)?.stats()))
+}
+
+/// Injects a fault into a device's simulated connection, or crashes its actor.
+#[utoipa::path(tag = "simulator", request_body = FaultRequest, responses(
+    (status = 204),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/sim/fault")]
+pub async fn fault(
+    state: web::Data<AppState>,
+    caller: Auth<require::Admin>,
+    body: web::Json<FaultRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let sim = network(&state)?;
+    let device = visible_device(&state, &caller, body.device_id).await?;
+    match &body.fault {
+        FaultKind::Panic(_) => {
+            let addr = state
+                .fleet
+                .supervisor
+                .send(GetDeviceActor {
+                    device_id: device.id,
+                })
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "device_not_running",
+                        "no actor to crash",
+                    )
+                })?;
+            addr.do_send(InjectPanic);
+        }
+        FaultKind::Network(fault) => sim
+            .inject(device.id, *fault)
+            .await
+            .map_err(sim_error)?,
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
