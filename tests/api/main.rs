@@ -9,6 +9,7 @@ mod helpers;
 
 mod auth;
 mod authz;
+mod browser;
 mod cli;
 mod devices;
 mod devices_store;

@@ -1,0 +1,254 @@
+// wafleet dashboard: the module every page imports.
+//
+// - api(method, path, body, options): JSON over fetch with the session cookie and, on writes,
+//   the X-CSRF-Token header (the token comes from GET /api/v1/me, fetched once per page and
+//   cached). Error bodies {"error":{"code","message"}} become ApiError with a readable message.
+//   A 401 sends the browser to the sign-in page (unless the caller opts out, as sign-in does).
+// - me(): the cached /api/v1/me answer (user, tenant, assigned_devices, csrf_token).
+// - renderNav(me, active): the top bar, with links shown by role.
+// - el(), showAlert(), clearAlert(): small DOM helpers that never use innerHTML with data.
+
+/** Where signed-out browsers are sent. */
+export const LOGIN_PAGE = "/static/login.html";
+
+/** Roles from least to most powerful (the server orders them the same way). */
+const ROLE_RANK = { viewer: 0, member: 1, owner: 2, admin: 3 };
+
+/** Whether `role` is `least` or above. */
+export function roleAtLeast(role, least) {
+  return (ROLE_RANK[role] ?? -1) >= ROLE_RANK[least];
+}
+
+/** An API failure: HTTP status, the server's error code, a sentence for people. */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfterSecs = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfterSecs = retryAfterSecs;
+  }
+}
+
+/** Sentences for codes whose server message is terse or technical. */
+const FRIENDLY = {
+  invalid_credentials: () => "Wrong email or password.",
+  rate_limited: (e) =>
+    e.retryAfterSecs
+      ? `Too many failed sign-ins. Try again in ${waitText(e.retryAfterSecs)}.`
+      : "Too many failed sign-ins. Try again in a minute.",
+  csrf_failed: () => "Your session changed in another tab. Reload the page and try again.",
+  email_taken: () => "An account with this email already exists.",
+  unauthenticated: () => "Your session has ended. Please sign in again.",
+  internal: () => "The server hit an error. Try again; if it persists, check the server log.",
+};
+
+/** "45 seconds", "2 minutes". */
+export function waitText(secs) {
+  if (secs < 90) return `${secs} second${secs === 1 ? "" : "s"}`;
+  return `${Math.ceil(secs / 60)} minutes`;
+}
+
+/** Capitalised sentence with a final full stop. */
+function sentence(text) {
+  const t = String(text || "").trim();
+  if (!t) return t;
+  const s = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+/** Builds an ApiError from a failed response. */
+async function toError(res) {
+  let code = `http_${res.status}`;
+  let message = "";
+  try {
+    const body = await res.json();
+    if (body && body.error) {
+      code = body.error.code || code;
+      message = body.error.message || "";
+    }
+  } catch {
+    // Not JSON (a proxy's error page, say): fall back to the status line.
+  }
+  const retry = Number.parseInt(res.headers.get("Retry-After") || "", 10);
+  const err = new ApiError(res.status, code, "", Number.isFinite(retry) ? retry : null);
+  const friendly = FRIENDLY[code];
+  err.message = friendly
+    ? friendly(err)
+    : sentence(message) || `Request failed (${res.status} ${res.statusText}).`;
+  return err;
+}
+
+/** Sends the browser to the sign-in page, remembering where it was. */
+export function goToLogin() {
+  const here = location.pathname + location.search + location.hash;
+  const next = here === "/" ? "" : `?next=${encodeURIComponent(here)}`;
+  location.replace(LOGIN_PAGE + next);
+}
+
+let mePromise = null;
+
+/** The signed-in caller, fetched once per page (a 401 goes to the sign-in page). */
+export function me() {
+  if (!mePromise) {
+    mePromise = api("GET", "/api/v1/me", undefined, { csrf: false }).catch((e) => {
+      mePromise = null;
+      throw e;
+    });
+  }
+  return mePromise;
+}
+
+/** Forgets the cached /me answer (after the session or CSRF token changed). */
+export function forgetMe() {
+  mePromise = null;
+}
+
+const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/**
+ * Calls the API. `body` (if not undefined) is sent as JSON. Resolves to the parsed JSON body,
+ * or null for 204. Rejects with ApiError.
+ *
+ * options.csrf (default: true for writes) adds X-CSRF-Token from /me; sign-in turns it off.
+ * options.redirectOn401 (default true) sends the browser to the sign-in page on 401.
+ */
+export async function api(method, path, body, options = {}) {
+  method = method.toUpperCase();
+  const { csrf = WRITE_METHODS.has(method), redirectOn401 = true, retried = false } = options;
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (csrf) {
+    const current = await me();
+    if (current.csrf_token) headers["X-CSRF-Token"] = current.csrf_token;
+  }
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, "network", "Cannot reach the server. Check the connection and try again.");
+  }
+  if (res.status === 401 && redirectOn401) {
+    goToLogin();
+    throw await toError(res);
+  }
+  if (!res.ok) {
+    const err = await toError(res);
+    // The session was replaced (e.g. a password change in another tab): one fresh token, one retry.
+    if (err.code === "csrf_failed" && csrf && !retried) {
+      forgetMe();
+      return api(method, path, body, { ...options, retried: true });
+    }
+    throw err;
+  }
+  if (res.status === 204) return null;
+  const type = res.headers.get("Content-Type") || "";
+  return type.includes("json") ? res.json() : res.text();
+}
+
+/**
+ * Creates an element: el("a", {href: "/", class: "x", onclick: fn}, "text", child...).
+ * Text children are text nodes, so data is never parsed as HTML.
+ */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      node.addEventListener(key.slice(2), value);
+    } else if (key === "dataset") {
+      Object.assign(node.dataset, value);
+    } else if (value === true) {
+      node.setAttribute(key, "");
+    } else {
+      node.setAttribute(key, String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Shows a message in `box` (kind: "error", "success" or "info"). */
+export function showAlert(box, message, kind = "error") {
+  box.textContent = message;
+  box.className = `alert alert-${kind}`;
+  box.setAttribute("role", kind === "error" ? "alert" : "status");
+  box.hidden = false;
+}
+
+/** Hides the message in `box`. */
+export function clearAlert(box) {
+  box.textContent = "";
+  box.hidden = true;
+}
+
+/** Renders the top bar into `<header id="topbar">`: brand, links by role, user, sign out. */
+export function renderNav(current, active) {
+  const bar = document.getElementById("topbar");
+  if (!bar) return;
+  const role = current.user.role;
+  const links = [
+    { id: "devices", href: "/", label: "Devices", show: true },
+    { id: "team", href: "/static/team.html", label: "Team", show: roleAtLeast(role, "owner") },
+    { id: "tokens", href: "/static/team.html#tokens", label: "Tokens", show: roleAtLeast(role, "owner") },
+  ];
+  const signOut = el(
+    "button",
+    { type: "button", class: "nav-signout", id: "signout" },
+    "Sign out",
+  );
+  signOut.addEventListener("click", async () => {
+    signOut.disabled = true;
+    try {
+      await api("POST", "/api/v1/auth/logout", undefined, { redirectOn401: false });
+    } catch {
+      // Already signed out or the server is unreachable; the sign-in page copes either way.
+    }
+    forgetMe();
+    location.replace(LOGIN_PAGE);
+  });
+  bar.replaceChildren(
+    el("a", { class: "brand", href: "/" }, el("span", { class: "brand-mark", "aria-hidden": "true" }), "wafleet"),
+    el(
+      "nav",
+      { class: "nav", "aria-label": "Main" },
+      links
+        .filter((l) => l.show)
+        .map((l) =>
+          el(
+            "a",
+            { href: l.href, id: `nav-${l.id}`, "aria-current": l.id === active ? "page" : false },
+            l.label,
+          ),
+        ),
+    ),
+    el(
+      "div",
+      { class: "nav-user" },
+      el("span", { class: "nav-name", title: current.user.email }, current.user.display_name || current.user.email),
+      signOut,
+    ),
+  );
+  bar.hidden = false;
+}
+
+/** Shows an unexpected failure at the top of the page instead of failing silently. */
+export function showFatal(err) {
+  const box = document.getElementById("page-alert");
+  if (box) showAlert(box, err && err.message ? err.message : String(err));
+}
+
+window.addEventListener("unhandledrejection", (event) => {
+  // A 401 already navigates away; anything else should be visible, not only in the console.
+  if (event.reason instanceof ApiError && event.reason.status === 401) return;
+  showFatal(event.reason);
+});
