@@ -42,6 +42,16 @@ pub struct Settings {
     pub whatsapp: WhatsappSettings,
     /// Device supervision: arbiters, admission, backoff, restart budget.
     pub fleet: FleetSettings,
+    /// WebSocket sessions.
+    pub ws: WsSettings,
+}
+
+/// `[ws]`: WebSocket sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSettings {
+    /// Unsent bytes (KiB) after which a slow subscriber is closed with 1013.
+    pub max_pending_kib: usize,
 }
 
 /// `[whatsapp]`: the connector.
@@ -148,6 +158,8 @@ pub struct DatabaseSettings {
 pub struct RedisSettings {
     /// Empty means no Redis.
     pub url: SecretString,
+    /// Pub/sub channel shared by the daemons of one deployment.
+    pub channel: String,
 }
 
 /// `[log]`: tracing filter and format.

@@ -9,6 +9,7 @@
 //! - [`startup`]: the `Application` that wires database, actors and HTTP server.
 //! - [`db`]: the `Db` handle over SQLite or PostgreSQL, `db_run!`, migrations, schema.
 //! - [`device`]: device rows and store (the supervised device actors build on them).
+//! - [`hub`]: real-time topics for WebSocket subscribers, bridged over Redis.
 //! - [`web`]: the actix-web app, `ApiError`, health, metrics and dashboard routes.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`whatsapp`]: the `Connector` trait, its events, and the simulator.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod device;
+pub mod hub;
 pub mod metrics;
 pub mod startup;
 pub mod telemetry;

@@ -26,6 +26,7 @@ use crate::device::events::EventBus;
 use crate::device::messages::{Shutdown, StartDevice};
 use crate::device::supervisor::{DeviceSupervisor, FleetMetrics, SupervisorDeps};
 use crate::device::{demo, Fleet};
+use crate::hub::{self, HubMetrics};
 use crate::metrics::Metrics;
 use crate::web::{self as http, AppState};
 use crate::whatsapp::sim::{SimConnector, SimNetwork};
@@ -59,6 +60,10 @@ impl Application {
 
         let metrics = Metrics::new().context("cannot create metrics")?;
         let fleet = start_fleet(&settings, &db, &metrics).await?;
+        let hub_metrics =
+            HubMetrics::register(&metrics.registry).context("cannot register hub metrics")?;
+        let hub = hub::start(&settings.redis, &fleet.bus, hub_metrics.clone())
+            .context("invalid redis.url")?;
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -79,6 +84,8 @@ impl Application {
             metrics,
             auth,
             fleet,
+            hub,
+            hub_metrics,
             openapi_json: OnceLock::new(),
         });
         let app_state = state.clone();

@@ -61,6 +61,8 @@ pub struct DeviceActor {
     tenant_id: i64,
     /// JID from the last login; `None` means the next connect pairs anew.
     jid: Option<String>,
+    /// Phone number of the linked account (kept after logout, for events).
+    phone: Option<String>,
     /// Current lifecycle status (persisted on every change).
     status: DeviceStatus,
     /// Why it is in that status.
@@ -91,6 +93,7 @@ impl DeviceActor {
             device_id: device.id,
             tenant_id: device.tenant_id,
             jid: device.jid.clone(),
+            phone: device.phone.clone(),
             status: DeviceStatus::parse(&device.status).unwrap_or(DeviceStatus::New),
             reason: device.status_reason.clone(),
             qr: None,
@@ -141,6 +144,7 @@ impl DeviceActor {
             status,
             reason,
             jid: self.jid.clone(),
+            phone: self.phone.clone(),
             at: Utc::now(),
         };
         let bus = self.deps.bus.clone();
@@ -257,6 +261,7 @@ impl DeviceActor {
                 self.pair_code = None;
                 let phone = phone_of(&jid);
                 self.jid = Some(jid.clone());
+                self.phone.clone_from(&phone);
                 let patch = DeviceStatusPatch {
                     jid: Some(Some(jid)),
                     phone: Some(phone),

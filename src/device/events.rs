@@ -50,8 +50,10 @@ pub struct StatusChange {
     pub status: DeviceStatus,
     /// Why.
     pub reason: Option<String>,
-    /// The device's WhatsApp JID, when paired (clients match devices by phone).
+    /// The device's WhatsApp JID, when paired.
     pub jid: Option<String>,
+    /// The device's phone number, kept after a logout (clients match devices by phone).
+    pub phone: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
 }

@@ -19,9 +19,15 @@ const ASSET_MAX_AGE_SECS: u32 = 300;
 fn serve(path: &str, max_age: u32) -> Result<HttpResponse, ApiError> {
     let file = Assets::get(path).ok_or_else(|| ApiError::not_found("file"))?;
     let mime = mime_guess::from_path(path).first_or_octet_stream();
+    // Pages revalidate on every load, so a deploy is visible at once; assets may be cached.
+    let cache = if path.ends_with(".html") {
+        "no-cache".to_string()
+    } else {
+        format!("private, max-age={max_age}")
+    };
     Ok(HttpResponse::Ok()
         .content_type(mime.as_ref())
-        .insert_header((header::CACHE_CONTROL, format!("private, max-age={max_age}")))
+        .insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(file.data.into_owned()))
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod observe;
 pub mod routes;
+pub mod ws;
 
 use std::sync::{Arc, OnceLock};
 
@@ -38,6 +39,10 @@ pub struct AppState {
     pub auth: AuthService,
     /// The device fleet.
     pub fleet: Fleet,
+    /// The real-time hub.
+    pub hub: actix::Addr<crate::hub::Hub>,
+    /// Hub and WebSocket metrics.
+    pub hub_metrics: crate::hub::HubMetrics,
     /// The OpenAPI document, serialised once by the first worker that builds the app.
     pub openapi_json: OnceLock<String>,
 }

@@ -40,12 +40,6 @@ const WIDTHS: [u32; 2] = [360, 1280];
 /// Display name and tenant of the bootstrap admin (see `auth::bootstrap`).
 const ADMIN_NAME: &str = "Administrator";
 const ADMIN_TENANT: &str = "Default";
-/// Why `ClientBuilder::rustls()` panics in this test binary, and the fix.
-const RUSTLS_PROVIDER_MISSING: &str = "fantoccini's rustls connector needs a process-wide rustls \
-    CryptoProvider, and this test binary links two (ring through reqwest, aws-lc-rs through \
-    fantoccini), so rustls cannot pick one: add the dev-dependency `rustls = { version = \"0.23\", \
-    default-features = false, features = [\"ring\"] }` and call \
-    `rustls::crypto::ring::default_provider().install_default()` before `ClientBuilder::rustls()`";
 /// The session cookie's name with secure cookies on.
 const SECURE_COOKIE: &str = "__Host-wafleet_session";
 
@@ -320,11 +314,9 @@ impl Browser {
             "goog:chromeOptions".into(),
             json!({ "binary": CHROMIUM, "args": args, "mobileEmulation": emulation }),
         );
-        // `rustls()` needs one process-wide rustls crypto provider; see RUSTLS_PROVIDER_MISSING.
-        let builder = std::panic::catch_unwind(ClientBuilder::rustls)
-            .unwrap_or_else(|_| panic!("{RUSTLS_PROVIDER_MISSING}"));
-        let client = builder
-            .expect("rustls for fantoccini")
+        // chromedriver is on loopback: plain HTTP, no TLS connector needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
             .capabilities(capabilities)
             .connect(&driver.url)
             .await

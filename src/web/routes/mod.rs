@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     devices::configure(cfg);
     admin::configure(cfg);
     sim::configure(cfg);
+    crate::web::ws::configure(cfg);
 }
 
 /// The client's address as seen by this server (no proxy headers are trusted).

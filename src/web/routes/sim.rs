@@ -134,10 +134,7 @@ pub async fn fault(
                 })?;
             addr.do_send(InjectPanic);
         }
-        FaultKind::Network(fault) => sim
-            .inject(device.id, *fault)
-            .await
-            .map_err(sim_error)?,
+        FaultKind::Network(fault) => sim.inject(device.id, *fault).await.map_err(sim_error)?,
     }
     Ok(HttpResponse::NoContent().finish())
 }

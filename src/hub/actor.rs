@@ -1,0 +1,217 @@
+//! `Hub`: routes events to the WebSocket sessions subscribed to their (tenant, topic).
+//!
+//! Handles: `HubEvent` (a local publication: delivered here and handed to the Redis bridge),
+//! `DeliverRemote` (from another daemon: delivered here only, so nothing loops), `Subscribe`,
+//! `Unsubscribe`, `Disconnect`. Sends `Frame`s to sessions. Each topic carries a `seq` that
+//! grows by one per event, so a client can notice a gap and re-fetch over REST.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use prometheus::{IntCounter, IntGauge};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::messages::*;
+use super::topic::Topic;
+
+/// Prometheus collectors of the hub and its sessions.
+#[derive(Clone)]
+pub struct HubMetrics {
+    /// `wafleet_hub_subscriptions`: (session, topic) pairs.
+    pub subscriptions: IntGauge,
+    /// `wafleet_ws_sessions`: open WebSocket sessions.
+    pub sessions: IntGauge,
+    /// `wafleet_ws_slow_closed_total`: sessions closed for not keeping up.
+    pub slow_closed: IntCounter,
+    /// `wafleet_hub_events_total`: events routed.
+    pub events: IntCounter,
+}
+
+impl HubMetrics {
+    /// Creates and registers the collectors.
+    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let subscriptions = IntGauge::new(
+            "hub_subscriptions",
+            "Topic subscriptions of open WebSocket sessions",
+        )?;
+        let sessions = IntGauge::new("ws_sessions", "Open WebSocket sessions")?;
+        let slow_closed = IntCounter::new(
+            "ws_slow_closed_total",
+            "WebSocket sessions closed with 1013 for not keeping up",
+        )?;
+        let events = IntCounter::new("hub_events_total", "Events routed by the hub")?;
+        for collector in [
+            Box::new(subscriptions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sessions.clone()),
+            Box::new(slow_closed.clone()),
+            Box::new(events.clone()),
+        ] {
+            registry.register(collector)?;
+        }
+        Ok(Self {
+            subscriptions,
+            sessions,
+            slow_closed,
+            events,
+        })
+    }
+}
+
+/// One session's subscription to one topic.
+struct Subscriber {
+    recipient: Recipient<Frame>,
+    devices: Option<Arc<HashSet<i64>>>,
+}
+
+/// The topic router.
+pub struct Hub {
+    /// Subscribers per (tenant, topic), by session id.
+    topics: HashMap<(i64, Topic), HashMap<u64, Subscriber>>,
+    /// Topics per session, to clean up on disconnect.
+    sessions: HashMap<u64, HashSet<(i64, Topic)>>,
+    /// Last sequence number per (tenant, topic).
+    seq: HashMap<(i64, Topic), u64>,
+    /// Local publications for other daemons (set when Redis is configured).
+    bridge: Option<mpsc::UnboundedSender<HubEvent>>,
+    metrics: HubMetrics,
+}
+
+/// The JSON frame a client receives.
+#[derive(Serialize)]
+struct WireEvent<'a> {
+    topic: Topic,
+    event: &'a str,
+    data: &'a serde_json::Value,
+    ts: chrono::DateTime<chrono::Utc>,
+    seq: u64,
+}
+
+impl Hub {
+    /// A hub; `bridge` forwards local events to other daemons.
+    pub fn new(bridge: Option<mpsc::UnboundedSender<HubEvent>>, metrics: HubMetrics) -> Self {
+        Self {
+            topics: HashMap::new(),
+            sessions: HashMap::new(),
+            seq: HashMap::new(),
+            bridge,
+            metrics,
+        }
+    }
+
+    /// Delivers an event to the local subscribers of its topic.
+    fn deliver(&mut self, event: &HubEvent) {
+        self.metrics.events.inc();
+        let key = (event.tenant_id, event.topic);
+        let seq = {
+            let counter = self.seq.entry(key).or_insert(0);
+            *counter += 1;
+            *counter
+        };
+        let Some(subscribers) = self.topics.get(&key) else {
+            return;
+        };
+        let wire = WireEvent {
+            topic: event.topic,
+            event: &event.event,
+            data: &event.data,
+            ts: event.ts,
+            seq,
+        };
+        let Ok(json) = serde_json::to_string(&wire) else {
+            return;
+        };
+        let frame: Arc<str> = Arc::from(json);
+        for subscriber in subscribers.values() {
+            let allowed = match (&subscriber.devices, event.device_id) {
+                (Some(devices), Some(device_id)) => devices.contains(&device_id),
+                _ => true,
+            };
+            if allowed {
+                subscriber.recipient.do_send(Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// Removes one subscription.
+    fn remove(&mut self, session_id: u64, key: (i64, Topic)) {
+        if let Some(subscribers) = self.topics.get_mut(&key) {
+            if subscribers.remove(&session_id).is_some() {
+                self.metrics.subscriptions.dec();
+            }
+            if subscribers.is_empty() {
+                self.topics.remove(&key);
+            }
+        }
+    }
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+}
+
+impl Handler<HubEvent> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, event: HubEvent, _: &mut Context<Self>) {
+        self.deliver(&event);
+        if let Some(bridge) = &self.bridge {
+            let _ = bridge.send(event);
+        }
+    }
+}
+
+impl Handler<DeliverRemote> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverRemote, _: &mut Context<Self>) {
+        self.deliver(&msg.0);
+    }
+}
+
+impl Handler<Subscribe> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        let keys = self.sessions.entry(msg.session_id).or_default();
+        for topic in msg.topics {
+            let key = (msg.tenant_id, topic);
+            keys.insert(key);
+            let previous = self.topics.entry(key).or_default().insert(
+                msg.session_id,
+                Subscriber {
+                    recipient: msg.recipient.clone(),
+                    devices: msg.devices.clone(),
+                },
+            );
+            if previous.is_none() {
+                self.metrics.subscriptions.inc();
+            }
+        }
+    }
+}
+
+impl Handler<Unsubscribe> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        for topic in msg.topics {
+            let key = (msg.tenant_id, topic);
+            self.remove(msg.session_id, key);
+            if let Some(keys) = self.sessions.get_mut(&msg.session_id) {
+                keys.remove(&key);
+            }
+        }
+    }
+}
+
+impl Handler<Disconnect> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        for key in self.sessions.remove(&msg.session_id).unwrap_or_default() {
+            self.remove(msg.session_id, key);
+        }
+    }
+}

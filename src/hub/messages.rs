@@ -1,0 +1,74 @@
+//! Messages of the `Hub` and what it sends to subscribers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::topic::Topic;
+
+/// An event on its way to subscribers; also the JSON exchanged between daemons over Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Message)]
+#[rtype(result = "()")]
+pub struct HubEvent {
+    /// Tenant whose subscribers may hear it.
+    pub tenant_id: i64,
+    /// Topic.
+    pub topic: Topic,
+    /// The device it concerns (members hear only their devices).
+    pub device_id: Option<i64>,
+    /// Event name, e.g. `DEVICE_STATUS`.
+    pub event: String,
+    /// Event payload.
+    pub data: serde_json::Value,
+    /// When it happened.
+    pub ts: DateTime<Utc>,
+}
+
+/// A serialised frame for one session (shared by every subscriber of the topic).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Frame(pub Arc<str>);
+
+/// Subscribe a session to topics of its tenant.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    /// The session.
+    pub session_id: u64,
+    /// Where its frames go.
+    pub recipient: Recipient<Frame>,
+    /// Its tenant.
+    pub tenant_id: i64,
+    /// Topics (already authorized).
+    pub topics: Vec<Topic>,
+    /// For members: the only devices whose events they may hear.
+    pub devices: Option<Arc<HashSet<i64>>>,
+}
+
+/// Remove some of a session's subscriptions.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    /// The session.
+    pub session_id: u64,
+    /// Its tenant.
+    pub tenant_id: i64,
+    /// Topics to leave.
+    pub topics: Vec<Topic>,
+}
+
+/// A session ended: drop all its subscriptions.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    /// The session.
+    pub session_id: u64,
+}
+
+/// An event received from another daemon: deliver locally, never forward again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliverRemote(pub HubEvent);

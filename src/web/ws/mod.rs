@@ -1,0 +1,75 @@
+//! `GET /api/v1/ws`: the real-time stream. Everything actix-web-actors specific lives in this
+//! module, so moving to actix-ws later stays local.
+
+pub mod protocol;
+pub mod session;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::{get, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::caller::{authenticate, authorize, check_same_origin, Credential};
+use crate::auth::{require, Auth};
+use crate::web::{ApiError, AppState};
+use session::{Backlog, Metered, WsSession};
+
+/// Session ids, unique per daemon.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Registers the route of this module.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(websocket);
+}
+
+/// Query of `GET /ws`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WsQuery {
+    /// An API token, for clients that cannot set headers on a WebSocket upgrade.
+    pub token: Option<String>,
+}
+
+/// Upgrades to the WebSocket stream. Authenticated by the session cookie (same origin only),
+/// `Authorization: Bearer`, or `?token=`; 401 before any upgrade otherwise. Protocol:
+/// docs/websocket.md.
+#[utoipa::path(tag = "realtime", params(WsQuery), responses(
+    (status = 101, description = "switching to the WebSocket protocol"),
+    (status = 401, body = crate::web::ErrorBody)
+))]
+#[get("/ws")]
+pub async fn websocket(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<WsQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = match &query.token {
+        Some(token) => authenticate(&req, Some(token.clone())).await?,
+        None => {
+            let caller = Auth::<require::Viewer>::extract(&req).await?.into_caller();
+            if matches!(caller.credential, Credential::Session { .. }) {
+                check_same_origin(&req)?;
+            }
+            caller
+        }
+    };
+    authorize::<require::Viewer>(&caller)?;
+    let backlog = Backlog::default();
+    let session = WsSession::new(
+        NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        caller,
+        state.hub.clone(),
+        state.db.clone(),
+        backlog.clone(),
+        state.settings.ws.max_pending_kib.saturating_mul(1024),
+        state.hub_metrics.clone(),
+    );
+    let mut response =
+        ws::handshake(&req).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+    // The default codec caps client frames at 64 KiB.
+    let stream = ws::WebsocketContext::create(session, payload);
+    Ok(response.streaming(Metered::new(stream, backlog)))
+}

@@ -1,0 +1,326 @@
+//! `WsSession`: one per WebSocket connection, subscribed to hub topics of its caller's tenant.
+//!
+//! Handles: hub `Frame`s (written out unless the client has fallen too far behind) and the
+//! client's frames (subscribe, unsubscribe, ping). Heartbeat: a ping every 5 s; 15 s without
+//! hearing from the client closes the connection. A client that does not read is closed with
+//! 1013 once its unsent bytes pass the limit, so a stuck subscriber costs bounded memory.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web::Bytes;
+use actix_web_actors::ws;
+use futures_util::Stream;
+
+use super::protocol::{ClientOp, ServerFrame, CLOSE_TRY_AGAIN_LATER};
+use crate::auth::Caller;
+use crate::db::Db;
+use crate::device::store as devices;
+use crate::hub::messages::{Disconnect, Frame, Subscribe, Unsubscribe};
+use crate::hub::{Hub, HubMetrics, Topic};
+
+/// Server ping period.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Silence after which the client is considered gone.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bytes a frame costs beyond its text (WebSocket header, upper bound).
+const FRAME_OVERHEAD: usize = 14;
+
+/// Unsent bytes of one session: added when a frame is queued, removed when the HTTP layer
+/// takes the encoded bytes for the socket.
+#[derive(Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    /// Bytes waiting.
+    fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts bytes queued.
+    fn add(&self, bytes: usize) {
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts bytes handed to the socket.
+    fn sub(&self, bytes: usize) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes))
+            });
+    }
+}
+
+/// The session's output stream, counting what the HTTP layer takes from it.
+pub struct Metered<S> {
+    inner: Pin<Box<S>>,
+    backlog: Backlog,
+}
+
+impl<S> Metered<S> {
+    /// Wraps the WebSocket context's stream.
+    pub fn new(inner: S, backlog: Backlog) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            backlog,
+        }
+    }
+}
+
+impl<S: Stream<Item = Result<Bytes, actix_web::Error>>> Stream for Metered<S> {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(bytes))) = &polled {
+            self.backlog.sub(bytes.len());
+        }
+        polled
+    }
+}
+
+/// One WebSocket connection.
+pub struct WsSession {
+    /// Unique id for the hub.
+    id: u64,
+    /// Who is connected.
+    caller: Caller,
+    /// The router.
+    hub: Addr<Hub>,
+    /// For topic checks.
+    db: Db,
+    /// Last frame or pong from the client.
+    last_heard: Instant,
+    /// Unsent bytes.
+    backlog: Backlog,
+    /// Close when the backlog passes this.
+    max_backlog: usize,
+    /// Topics held.
+    topics: BTreeSet<Topic>,
+    metrics: HubMetrics,
+    /// Set once closed for being slow, so later frames are ignored.
+    closing: bool,
+}
+
+impl WsSession {
+    /// A session for an authenticated caller.
+    pub fn new(
+        id: u64,
+        caller: Caller,
+        hub: Addr<Hub>,
+        db: Db,
+        backlog: Backlog,
+        max_backlog: usize,
+        metrics: HubMetrics,
+    ) -> Self {
+        Self {
+            id,
+            caller,
+            hub,
+            db,
+            last_heard: Instant::now(),
+            backlog,
+            max_backlog,
+            topics: BTreeSet::new(),
+            metrics,
+            closing: false,
+        }
+    }
+
+    /// Sends a control frame.
+    fn send(&self, frame: &ServerFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        let text = frame.to_json();
+        self.backlog.add(text.len() + FRAME_OVERHEAD);
+        ctx.text(text);
+    }
+
+    /// Checks each topic against the caller's tenant and devices, then subscribes the allowed.
+    fn subscribe(&mut self, names: Vec<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        let db = self.db.clone();
+        let caller = self.caller.clone();
+        let check = async move {
+            let mut verdicts = Vec::with_capacity(names.len());
+            for name in names {
+                let verdict = match Topic::parse(&name) {
+                    None => Err(("unknown_topic", format!("unknown topic {name:?}; use device-status, messages/<device_id> or campaign/<campaign_id>"))),
+                    Some(topic) => authorize_topic(&db, &caller, topic).await.map(|()| topic),
+                };
+                verdicts.push((name, verdict));
+            }
+            verdicts
+        };
+        ctx.wait(check.into_actor(self).map(|verdicts, this, ctx| {
+            let mut allowed = Vec::new();
+            for (name, verdict) in verdicts {
+                match verdict {
+                    Ok(topic) => allowed.push(topic),
+                    Err((code, message)) => {
+                        this.send(&ServerFrame::error(code, message, Some(name)), ctx)
+                    }
+                }
+            }
+            this.topics.extend(allowed.iter().copied());
+            let devices = this
+                .caller
+                .assigned_devices
+                .as_ref()
+                .map(|ids| Arc::new(ids.iter().copied().collect()));
+            this.hub.do_send(Subscribe {
+                session_id: this.id,
+                recipient: ctx.address().recipient(),
+                tenant_id: this.caller.tenant_id,
+                topics: allowed,
+                devices,
+            });
+            let topics = this.topics.iter().map(ToString::to_string).collect();
+            this.send(&ServerFrame::Subscribed { topics }, ctx);
+        }));
+    }
+
+    /// Handles one text frame from the client.
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        match serde_json::from_str::<ClientOp>(text) {
+            Ok(ClientOp::Subscribe { topics }) => self.subscribe(topics, ctx),
+            Ok(ClientOp::Unsubscribe { topics }) => {
+                let parsed: Vec<Topic> = topics.iter().filter_map(|t| Topic::parse(t)).collect();
+                for topic in &parsed {
+                    self.topics.remove(topic);
+                }
+                self.hub.do_send(Unsubscribe {
+                    session_id: self.id,
+                    tenant_id: self.caller.tenant_id,
+                    topics: parsed,
+                });
+                self.send(&ServerFrame::Unsubscribed { topics }, ctx);
+            }
+            Ok(ClientOp::Ping) => self.send(&ServerFrame::Pong, ctx),
+            Err(err) => self.send(
+                &ServerFrame::error(
+                    "invalid_message",
+                    format!("cannot read this frame: {err}"),
+                    None,
+                ),
+                ctx,
+            ),
+        }
+    }
+}
+
+/// Whether the caller may hear `topic`: its own tenant's devices (members: assigned ones).
+async fn authorize_topic(
+    db: &Db,
+    caller: &Caller,
+    topic: Topic,
+) -> Result<(), (&'static str, String)> {
+    match topic {
+        Topic::DeviceStatus => Ok(()),
+        Topic::Messages(device_id) => {
+            let found = devices::get_device(db, caller.tenant_id, device_id)
+                .await
+                .is_ok();
+            if found && caller.can_see_device(device_id) {
+                Ok(())
+            } else {
+                Err((
+                    "forbidden_topic",
+                    format!("device {device_id} is not one of yours"),
+                ))
+            }
+        }
+        Topic::Campaign(id) => Err((
+            "forbidden_topic",
+            format!("campaign {id} is not one of yours"),
+        )),
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.metrics.sessions.inc();
+        ctx.run_interval(HEARTBEAT_INTERVAL, |this, ctx| {
+            if this.last_heard.elapsed() > CLIENT_TIMEOUT {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Policy,
+                    description: Some("no heartbeat from the client for 15 s".into()),
+                }));
+                ctx.stop();
+                return;
+            }
+            ctx.ping(b"");
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.hub.do_send(Disconnect {
+            session_id: self.id,
+        });
+        self.metrics.sessions.dec();
+    }
+}
+
+impl Handler<Frame> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, frame: Frame, ctx: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        if self.backlog.get() > self.max_backlog {
+            self.closing = true;
+            self.metrics.slow_closed.inc();
+            tracing::warn!(
+                session = self.id,
+                backlog = self.backlog.get(),
+                "closing a WebSocket subscriber that does not keep up"
+            );
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Other(CLOSE_TRY_AGAIN_LATER),
+                description: Some("subscriber too slow; reconnect and re-fetch over REST".into()),
+            }));
+            ctx.stop();
+            return;
+        }
+        self.backlog.add(frame.0.len() + FRAME_OVERHEAD);
+        ctx.text(frame.0.as_ref());
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match message {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) => {}
+            Ok(ws::Message::Binary(_)) => self.send(
+                &ServerFrame::error(
+                    "invalid_message",
+                    "binary frames are not supported; send JSON text",
+                    None,
+                ),
+                ctx,
+            ),
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Err(err) => {
+                tracing::debug!(session = self.id, error = %err, "WebSocket protocol error");
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Protocol,
+                    description: Some(err.to_string()),
+                }));
+                ctx.stop();
+            }
+        }
+    }
+}
