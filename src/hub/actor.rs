@@ -4,8 +4,13 @@
 //! `DeliverRemote` (from another daemon: delivered here only, so nothing loops), `Subscribe`,
 //! `Unsubscribe`, `Disconnect`. Sends `Frame`s to sessions. Each topic carries a `seq` that
 //! grows by one per event, so a client can notice a gap and re-fetch over REST.
+//!
+//! Backpressure: every frame handed to a session is counted in its [`SessionLink`] until the
+//! socket takes it; a session over its limit gets `Frame::TooSlow` (close 1013) and nothing
+//! more, so a client that stopped reading holds at most its limit in memory.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -59,10 +64,15 @@ impl HubMetrics {
     }
 }
 
+/// Bytes a frame costs beyond its text (WebSocket header, upper bound).
+const FRAME_OVERHEAD: usize = 14;
+
 /// One session's subscription to one topic.
 struct Subscriber {
     recipient: Recipient<Frame>,
     devices: Option<Arc<HashSet<i64>>>,
+    link: Arc<SessionLink>,
+    max_backlog: usize,
 }
 
 /// The topic router.
@@ -123,14 +133,39 @@ impl Hub {
             return;
         };
         let frame: Arc<str> = Arc::from(json);
-        for subscriber in subscribers.values() {
+        let cost = frame.len() + FRAME_OVERHEAD;
+        let mut cut_off = Vec::new();
+        for (session_id, subscriber) in subscribers {
             let allowed = match (&subscriber.devices, event.device_id) {
                 (Some(devices), Some(device_id)) => devices.contains(&device_id),
                 _ => true,
             };
-            if allowed {
-                subscriber.recipient.do_send(Frame(frame.clone()));
+            if !allowed || subscriber.link.too_slow.load(Ordering::Relaxed) {
+                continue;
             }
+            if subscriber.link.backlog() + cost > subscriber.max_backlog {
+                subscriber.link.too_slow.store(true, Ordering::Relaxed);
+                subscriber.recipient.do_send(Frame::TooSlow);
+                cut_off.push(*session_id);
+                continue;
+            }
+            subscriber.link.add(cost);
+            subscriber.recipient.do_send(Frame::Event(frame.clone()));
+        }
+        for session_id in cut_off {
+            self.metrics.slow_closed.inc();
+            tracing::warn!(
+                session = session_id,
+                "cutting off a WebSocket subscriber that does not keep up"
+            );
+            self.drop_session(session_id);
+        }
+    }
+
+    /// Removes every subscription of a session.
+    fn drop_session(&mut self, session_id: u64) {
+        for key in self.sessions.remove(&session_id).unwrap_or_default() {
+            self.remove(session_id, key);
         }
     }
 
@@ -183,6 +218,8 @@ impl Handler<Subscribe> for Hub {
                 Subscriber {
                     recipient: msg.recipient.clone(),
                     devices: msg.devices.clone(),
+                    link: msg.link.clone(),
+                    max_backlog: msg.max_backlog,
                 },
             );
             if previous.is_none() {
@@ -210,8 +247,6 @@ impl Handler<Disconnect> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        for key in self.sessions.remove(&msg.session_id).unwrap_or_default() {
-            self.remove(msg.session_id, key);
-        }
+        self.drop_session(msg.session_id);
     }
 }

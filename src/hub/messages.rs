@@ -30,7 +30,47 @@ pub struct HubEvent {
 /// A serialised frame for one session (shared by every subscriber of the topic).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Frame(pub Arc<str>);
+pub enum Frame {
+    /// An event to write.
+    Event(Arc<str>),
+    /// The session fell too far behind: close it with 1013.
+    TooSlow,
+}
+
+/// What a session shares with the hub: its unsent bytes and whether it was cut off.
+///
+/// A WebSocket session actor only runs while the connection's output is being drained, so a
+/// client that stops reading also stops its actor; the hub therefore does the accounting at
+/// delivery time and stops feeding a session whose backlog passes its limit.
+#[derive(Debug, Default)]
+pub struct SessionLink {
+    /// Bytes handed to the session and not yet taken by the socket.
+    pub backlog: std::sync::atomic::AtomicUsize,
+    /// Set when the hub cut the session off.
+    pub too_slow: std::sync::atomic::AtomicBool,
+}
+
+impl SessionLink {
+    /// Counts bytes handed to the session.
+    pub fn add(&self, bytes: usize) {
+        self.backlog
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts bytes the socket took.
+    pub fn sub(&self, bytes: usize) {
+        let _ = self.backlog.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |v| Some(v.saturating_sub(bytes)),
+        );
+    }
+
+    /// Bytes waiting.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// Subscribe a session to topics of its tenant.
 #[derive(Debug, Message)]
@@ -46,6 +86,10 @@ pub struct Subscribe {
     pub topics: Vec<Topic>,
     /// For members: the only devices whose events they may hear.
     pub devices: Option<Arc<HashSet<i64>>>,
+    /// Backlog accounting shared with the session.
+    pub link: Arc<SessionLink>,
+    /// Backlog (bytes) past which the session is cut off.
+    pub max_backlog: usize,
 }
 
 /// Remove some of a session's subscriptions.

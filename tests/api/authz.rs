@@ -55,6 +55,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("GET", "/api/v1/tokens", Owner, none.clone()),
         ("POST", "/api/v1/tokens", Owner, none.clone()),
         ("DELETE", "/api/v1/tokens/{token}", Owner, none.clone()),
+        ("GET", "/api/v1/ws", Viewer, none.clone()),
         ("GET", "/api/v1/devices", Viewer, none.clone()),
         ("POST", "/api/v1/devices", Owner, none.clone()),
         ("GET", "/api/v1/devices/{device}", Viewer, none.clone()),

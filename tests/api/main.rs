@@ -16,3 +16,4 @@ mod devices_store;
 mod health;
 mod migrations;
 mod openapi;
+mod ws;

@@ -15,7 +15,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::caller::{authenticate, authorize, check_same_origin, Credential};
 use crate::auth::{require, Auth};
 use crate::web::{ApiError, AppState};
-use session::{Backlog, Metered, WsSession};
+use session::{Metered, WsSession};
+use std::sync::Arc;
+
+use crate::hub::messages::SessionLink;
 
 /// Session ids, unique per daemon.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -57,13 +60,13 @@ pub async fn websocket(
         }
     };
     authorize::<require::Viewer>(&caller)?;
-    let backlog = Backlog::default();
+    let link = Arc::new(SessionLink::default());
     let session = WsSession::new(
         NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         caller,
         state.hub.clone(),
         state.db.clone(),
-        backlog.clone(),
+        link.clone(),
         state.settings.ws.max_pending_kib.saturating_mul(1024),
         state.hub_metrics.clone(),
     );
@@ -71,5 +74,5 @@ pub async fn websocket(
         ws::handshake(&req).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
     // The default codec caps client frames at 64 KiB.
     let stream = ws::WebsocketContext::create(session, payload);
-    Ok(response.streaming(Metered::new(stream, backlog)))
+    Ok(response.streaming(Metered::new(stream, link)))
 }

@@ -2,12 +2,13 @@
 //!
 //! Handles: hub `Frame`s (written out unless the client has fallen too far behind) and the
 //! client's frames (subscribe, unsubscribe, ping). Heartbeat: a ping every 5 s; 15 s without
-//! hearing from the client closes the connection. A client that does not read is closed with
-//! 1013 once its unsent bytes pass the limit, so a stuck subscriber costs bounded memory.
+//! hearing from the client closes the connection. A client that does not read is cut off by the
+//! hub once its unsent bytes pass the limit and closed with 1013 (see [`SessionLink`]), so a stuck
+//! subscriber costs bounded memory.
 
 use std::collections::BTreeSet;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use super::protocol::{ClientOp, ServerFrame, CLOSE_TRY_AGAIN_LATER};
 use crate::auth::Caller;
 use crate::db::Db;
 use crate::device::store as devices;
-use crate::hub::messages::{Disconnect, Frame, Subscribe, Unsubscribe};
+use crate::hub::messages::{Disconnect, Frame, SessionLink, Subscribe, Unsubscribe};
 use crate::hub::{Hub, HubMetrics, Topic};
 
 /// Server ping period.
@@ -31,44 +32,18 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes a frame costs beyond its text (WebSocket header, upper bound).
 const FRAME_OVERHEAD: usize = 14;
 
-/// Unsent bytes of one session: added when a frame is queued, removed when the HTTP layer
-/// takes the encoded bytes for the socket.
-#[derive(Clone, Default)]
-pub struct Backlog(Arc<AtomicUsize>);
-
-impl Backlog {
-    /// Bytes waiting.
-    fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Counts bytes queued.
-    fn add(&self, bytes: usize) {
-        self.0.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Counts bytes handed to the socket.
-    fn sub(&self, bytes: usize) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(bytes))
-            });
-    }
-}
-
 /// The session's output stream, counting what the HTTP layer takes from it.
 pub struct Metered<S> {
     inner: Pin<Box<S>>,
-    backlog: Backlog,
+    link: Arc<SessionLink>,
 }
 
 impl<S> Metered<S> {
     /// Wraps the WebSocket context's stream.
-    pub fn new(inner: S, backlog: Backlog) -> Self {
+    pub fn new(inner: S, link: Arc<SessionLink>) -> Self {
         Self {
             inner: Box::pin(inner),
-            backlog,
+            link,
         }
     }
 }
@@ -79,7 +54,7 @@ impl<S: Stream<Item = Result<Bytes, actix_web::Error>>> Stream for Metered<S> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);
         if let Poll::Ready(Some(Ok(bytes))) = &polled {
-            self.backlog.sub(bytes.len());
+            self.link.sub(bytes.len());
         }
         polled
     }
@@ -97,15 +72,13 @@ pub struct WsSession {
     db: Db,
     /// Last frame or pong from the client.
     last_heard: Instant,
-    /// Unsent bytes.
-    backlog: Backlog,
-    /// Close when the backlog passes this.
+    /// Backlog accounting shared with the hub and the output stream.
+    link: Arc<SessionLink>,
+    /// Cut off when the backlog passes this.
     max_backlog: usize,
     /// Topics held.
     topics: BTreeSet<Topic>,
     metrics: HubMetrics,
-    /// Set once closed for being slow, so later frames are ignored.
-    closing: bool,
 }
 
 impl WsSession {
@@ -115,7 +88,7 @@ impl WsSession {
         caller: Caller,
         hub: Addr<Hub>,
         db: Db,
-        backlog: Backlog,
+        link: Arc<SessionLink>,
         max_backlog: usize,
         metrics: HubMetrics,
     ) -> Self {
@@ -125,18 +98,17 @@ impl WsSession {
             hub,
             db,
             last_heard: Instant::now(),
-            backlog,
+            link,
             max_backlog,
             topics: BTreeSet::new(),
             metrics,
-            closing: false,
         }
     }
 
     /// Sends a control frame.
     fn send(&self, frame: &ServerFrame, ctx: &mut ws::WebsocketContext<Self>) {
         let text = frame.to_json();
-        self.backlog.add(text.len() + FRAME_OVERHEAD);
+        self.link.add(text.len() + FRAME_OVERHEAD);
         ctx.text(text);
     }
 
@@ -177,6 +149,8 @@ impl WsSession {
                 tenant_id: this.caller.tenant_id,
                 topics: allowed,
                 devices,
+                link: this.link.clone(),
+                max_backlog: this.max_backlog,
             });
             let topics = this.topics.iter().map(ToString::to_string).collect();
             this.send(&ServerFrame::Subscribed { topics }, ctx);
@@ -270,26 +244,20 @@ impl Handler<Frame> for WsSession {
     type Result = ();
 
     fn handle(&mut self, frame: Frame, ctx: &mut Self::Context) {
-        if self.closing {
-            return;
+        match frame {
+            // Frames still queued when the hub cut the session off are dropped.
+            Frame::Event(_) if self.link.too_slow.load(Ordering::Relaxed) => {}
+            Frame::Event(text) => ctx.text(text.as_ref()),
+            Frame::TooSlow => {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Other(CLOSE_TRY_AGAIN_LATER),
+                    description: Some(
+                        "subscriber too slow; reconnect and re-fetch over REST".into(),
+                    ),
+                }));
+                ctx.stop();
+            }
         }
-        if self.backlog.get() > self.max_backlog {
-            self.closing = true;
-            self.metrics.slow_closed.inc();
-            tracing::warn!(
-                session = self.id,
-                backlog = self.backlog.get(),
-                "closing a WebSocket subscriber that does not keep up"
-            );
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Other(CLOSE_TRY_AGAIN_LATER),
-                description: Some("subscriber too slow; reconnect and re-fetch over REST".into()),
-            }));
-            ctx.stop();
-            return;
-        }
-        self.backlog.add(frame.0.len() + FRAME_OVERHEAD);
-        ctx.text(frame.0.as_ref());
     }
 }
 
