@@ -44,6 +44,22 @@ pub struct Settings {
     pub fleet: FleetSettings,
     /// WebSocket sessions.
     pub ws: WsSettings,
+    /// Chat mirroring.
+    pub chat: ChatSettings,
+}
+
+/// `[chat]`: chat mirroring; see `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Store chats and messages at all.
+    pub storage: bool,
+    /// Default activity window of the chat list, in days.
+    pub window_days: u32,
+    /// Batch window of ChatSync.
+    pub batch_window_ms: u64,
+    /// Largest batch of ChatSync.
+    pub batch_max: usize,
 }
 
 /// `[ws]`: WebSocket sessions.

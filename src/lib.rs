@@ -8,6 +8,7 @@
 //! - [`cli`], [`config`], [`telemetry`]: command line, layered settings, logging.
 //! - [`startup`]: the `Application` that wires database, actors and HTTP server.
 //! - [`db`]: the `Db` handle over SQLite or PostgreSQL, `db_run!`, migrations, schema.
+//! - [`chat`]: ChatSync, the chats and messages mirror, time labels.
 //! - [`device`]: device rows and store (the supervised device actors build on them).
 //! - [`hub`]: real-time topics for WebSocket subscribers, bridged over Redis.
 //! - [`web`]: the actix-web app, `ApiError`, health, metrics and dashboard routes.
@@ -16,6 +17,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -18,6 +18,7 @@ use std::sync::atomic::AtomicBool;
 use actix::Actor;
 
 use crate::auth::{bootstrap, AuthService};
+use crate::chat::actor::ChatSync;
 use crate::config::ConnectorKind;
 use crate::config::Settings;
 use crate::db::{migrate, Db};
@@ -59,11 +60,13 @@ impl Application {
             .context("cannot create the admin account")?;
 
         let metrics = Metrics::new().context("cannot create metrics")?;
-        let fleet = start_fleet(&settings, &db, &metrics).await?;
+        let bus = EventBus::new();
         let hub_metrics =
             HubMetrics::register(&metrics.registry).context("cannot register hub metrics")?;
-        let hub = hub::start(&settings.redis, &fleet.bus, hub_metrics.clone())
-            .context("invalid redis.url")?;
+        let hub =
+            hub::start(&settings.redis, &bus, hub_metrics.clone()).context("invalid redis.url")?;
+        let chat = ChatSync::new(db.clone(), hub.clone(), settings.chat.clone()).start();
+        let fleet = start_fleet(&settings, &db, &metrics, bus, chat).await?;
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -137,7 +140,13 @@ impl Application {
 
 /// Starts the device supervisor with its connector, boots stored devices, and (with
 /// `--simulate N`) makes sure the demo devices exist and are pairing.
-async fn start_fleet(settings: &Settings, db: &Db, metrics: &Metrics) -> anyhow::Result<Fleet> {
+async fn start_fleet(
+    settings: &Settings,
+    db: &Db,
+    metrics: &Metrics,
+    bus: EventBus,
+    chat: actix::Addr<ChatSync>,
+) -> anyhow::Result<Fleet> {
     let sim_settings = settings.sim.effective();
     let sim = SimNetwork::new(sim_settings.clone());
     let connector: Arc<dyn Connector> = match settings.whatsapp.connector {
@@ -150,7 +159,6 @@ async fn start_fleet(settings: &Settings, db: &Db, metrics: &Metrics) -> anyhow:
         "device connector ready"
     );
     let draining = Arc::new(AtomicBool::new(false));
-    let bus = EventBus::new();
     let supervisor = DeviceSupervisor::new(SupervisorDeps {
         db: db.clone(),
         connector,
@@ -160,6 +168,7 @@ async fn start_fleet(settings: &Settings, db: &Db, metrics: &Metrics) -> anyhow:
         metrics: FleetMetrics::register(&metrics.registry)
             .context("cannot register fleet metrics")?,
         draining: draining.clone(),
+        chat,
     })
     .start();
     DeviceSupervisor::boot(supervisor.clone(), db.clone())

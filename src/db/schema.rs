@@ -104,7 +104,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    chats (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        device_id -> BigInt,
+        jid -> Text,
+        name -> Nullable<Text>,
+        last_message_text -> Nullable<Text>,
+        last_message_at -> Nullable<Timestamp>,
+        unread_count -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        device_id -> BigInt,
+        chat_id -> BigInt,
+        wa_id -> Text,
+        sender_jid -> Text,
+        sender_name -> Nullable<Text>,
+        from_me -> Bool,
+        body -> Nullable<Text>,
+        media_mime -> Nullable<Text>,
+        media_size -> Nullable<BigInt>,
+        status -> Text,
+        sent_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> tenants (tenant_id));
+diesel::joinable!(messages -> chats (chat_id));
 diesel::joinable!(devices -> tenants (tenant_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -118,5 +153,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     sessions,
     api_tokens,
-    device_assignments
+    device_assignments,
+    chats,
+    messages
 );

@@ -25,8 +25,12 @@ use super::messages::*;
 use super::model::{DeviceStatus, DeviceStatusPatch};
 use super::store;
 use super::supervisor::DeviceSupervisor;
+use crate::chat::actor::ChatSync;
+use crate::chat::messages::{RecordMessages, RecordReceipt};
 use crate::db::Db;
-use crate::whatsapp::{Connector, ConnectorEvent, Session, SessionRequest, EVENT_CHANNEL_CAPACITY};
+use crate::whatsapp::{
+    Connector, ConnectorEvent, Session, SessionRequest, WaMessage, EVENT_CHANNEL_CAPACITY,
+};
 
 /// What every device actor needs from the daemon.
 #[derive(Clone)]
@@ -43,6 +47,8 @@ pub struct DeviceDeps {
     pub backoff: Backoff,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// Where chat traffic goes.
+    pub chat: Addr<ChatSync>,
 }
 
 /// An item of a session's event stream; `event: None` marks the end of that session.
@@ -280,23 +286,23 @@ impl DeviceActor {
                 let persist = self.end_for_good(DeviceStatus::Banned, reason, false, ctx);
                 ctx.wait(persist.into_actor(self));
             }
-            ConnectorEvent::Message(message) => {
-                tracing::debug!(device_id = self.device_id, message_id = %message.id, "message");
-            }
-            ConnectorEvent::Receipt(receipt) => {
-                tracing::debug!(
-                    device_id = self.device_id,
-                    ids = receipt.message_ids.len(),
-                    "receipt"
-                );
-            }
-            ConnectorEvent::HistorySync(batch) => {
-                tracing::debug!(
-                    device_id = self.device_id,
-                    messages = batch.len(),
-                    "history sync"
-                );
-            }
+            ConnectorEvent::Message(message) => self.deps.chat.do_send(RecordMessages {
+                tenant_id: self.tenant_id,
+                device_id: self.device_id,
+                messages: vec![message],
+                history: false,
+            }),
+            ConnectorEvent::Receipt(receipt) => self.deps.chat.do_send(RecordReceipt {
+                tenant_id: self.tenant_id,
+                device_id: self.device_id,
+                receipt,
+            }),
+            ConnectorEvent::HistorySync(batch) => self.deps.chat.do_send(RecordMessages {
+                tenant_id: self.tenant_id,
+                device_id: self.device_id,
+                messages: batch,
+                history: true,
+            }),
         }
     }
 
@@ -581,6 +587,62 @@ impl Handler<Logout> for DeviceActor {
                     .into_actor(actor)
                     .map(|_, _, _| Ok(()))
             }),
+        )
+    }
+}
+
+impl Handler<SendText> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
+
+    fn handle(&mut self, msg: SendText, _: &mut Context<Self>) -> Self::Result {
+        let (Some(session), Some(jid)) = (self.session.clone(), self.jid.clone()) else {
+            return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
+        };
+        if self.status != DeviceStatus::Online {
+            return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
+        }
+        let sent = WaMessage {
+            id: msg.message_id.clone(),
+            chat: msg.to.clone(),
+            sender: jid,
+            push_name: None,
+            from_me: true,
+            text: Some(msg.text.clone()),
+            media: None,
+            timestamp: Utc::now(),
+        };
+        Box::pin(
+            async move { session.send_text(&msg.to, &msg.message_id, &msg.text).await }
+                .into_actor(self)
+                .map(move |result, actor, _| {
+                    result.map_err(|e| DeviceError::Connector(e.to_string()))?;
+                    actor.deps.chat.do_send(RecordMessages {
+                        tenant_id: actor.tenant_id,
+                        device_id: actor.device_id,
+                        messages: vec![sent],
+                        history: false,
+                    });
+                    Ok(())
+                }),
+        )
+    }
+}
+
+impl Handler<MarkRead> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
+
+    fn handle(&mut self, msg: MarkRead, _: &mut Context<Self>) -> Self::Result {
+        let Some(session) = self
+            .session
+            .clone()
+            .filter(|_| self.status == DeviceStatus::Online)
+        else {
+            return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
+        };
+        Box::pin(
+            async move { session.mark_read(&msg.chat, &msg.message_ids).await }
+                .into_actor(self)
+                .map(|result, _, _| result.map_err(|e| DeviceError::Connector(e.to_string()))),
         )
     }
 }

@@ -98,6 +98,28 @@ pub struct RequestPairCode {
 #[rtype(result = "Result<(), DeviceError>")]
 pub struct Logout;
 
+/// Send a text from this device, under a message id chosen by the caller.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), DeviceError>")]
+pub struct SendText {
+    /// Recipient JID.
+    pub to: String,
+    /// Pre-generated WhatsApp message id (a retry reuses it).
+    pub message_id: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Send read receipts for messages of a chat.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), DeviceError>")]
+pub struct MarkRead {
+    /// Chat JID.
+    pub chat: String,
+    /// Message ids to mark.
+    pub message_ids: Vec<String>,
+}
+
 /// Fault injection for supervision drills (simulator only): panic inside the actor, which takes
 /// its arbiter down exactly as a bug would.
 #[derive(Debug, Message)]

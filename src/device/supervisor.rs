@@ -27,6 +27,7 @@ use super::events::EventBus;
 use super::messages::*;
 use super::model::{Device, DeviceStatus, DeviceStatusPatch};
 use super::store;
+use crate::chat::actor::ChatSync;
 use crate::config::FleetSettings;
 use crate::db::Db;
 use crate::whatsapp::Connector;
@@ -95,6 +96,8 @@ pub struct SupervisorDeps {
     pub metrics: FleetMetrics,
     /// Shared draining flag, read by `/readyz`.
     pub draining: Arc<AtomicBool>,
+    /// Where device actors send chat traffic.
+    pub chat: Addr<ChatSync>,
 }
 
 /// The device registry and restart policy.
@@ -181,6 +184,7 @@ impl DeviceSupervisor {
             supervisor: ctx.address(),
             backoff: self.backoff,
             connect_timeout: Duration::from_secs(self.deps.settings.connect_timeout_secs),
+            chat: self.deps.chat.clone(),
         };
         let actor = DeviceActor::new(&entry.device, deps);
         let addr = actix::Supervisor::start_in_arbiter(&self.arbiters[index], move |_| actor);

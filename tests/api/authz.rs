@@ -23,6 +23,7 @@ enum Access {
 
 /// One line per route: method, path (placeholders `{user}`, `{token}`, `{device}`), access, and
 /// a valid body (so the 404 check for another tenant's ids is not answered by validation).
+#[rustfmt::skip]
 fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
     use Access::*;
     let none = json!({});
@@ -38,20 +39,10 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("GET", "/api/v1/users", Owner, none.clone()),
         ("POST", "/api/v1/users", Owner, none.clone()),
         ("GET", "/api/v1/users/{user}", Owner, none.clone()),
-        (
-            "PATCH",
-            "/api/v1/users/{user}",
-            Owner,
-            json!({"display_name": "x"}),
-        ),
+        ("PATCH", "/api/v1/users/{user}", Owner, json!({"display_name": "x"})),
         ("DELETE", "/api/v1/users/{user}", Owner, none.clone()),
         ("GET", "/api/v1/users/{user}/devices", Owner, none.clone()),
-        (
-            "PUT",
-            "/api/v1/users/{user}/devices",
-            Owner,
-            json!({"device_ids": []}),
-        ),
+        ("PUT", "/api/v1/users/{user}/devices", Owner, json!({"device_ids": []})),
         ("GET", "/api/v1/tokens", Owner, none.clone()),
         ("POST", "/api/v1/tokens", Owner, none.clone()),
         ("DELETE", "/api/v1/tokens/{token}", Owner, none.clone()),
@@ -59,58 +50,22 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("GET", "/api/v1/devices", Viewer, none.clone()),
         ("POST", "/api/v1/devices", Owner, none.clone()),
         ("GET", "/api/v1/devices/{device}", Viewer, none.clone()),
-        (
-            "PATCH",
-            "/api/v1/devices/{device}",
-            Owner,
-            json!({"name": "x"}),
-        ),
+        ("PATCH", "/api/v1/devices/{device}", Owner, json!({"name": "x"})),
         ("DELETE", "/api/v1/devices/{device}", Owner, none.clone()),
-        (
-            "GET",
-            "/api/v1/devices/{device}/qr.svg",
-            Member,
-            none.clone(),
-        ),
-        (
-            "POST",
-            "/api/v1/devices/{device}/pair-code",
-            Member,
-            json!({"phone": "60123456789"}),
-        ),
-        (
-            "POST",
-            "/api/v1/devices/{device}/logout",
-            Owner,
-            none.clone(),
-        ),
-        (
-            "POST",
-            "/api/v1/devices/{device}/reconnect",
-            Member,
-            none.clone(),
-        ),
-        (
-            "POST",
-            "/api/v1/admin/devices/restart",
-            Admin,
-            json!({"ids": [1]}),
-        ),
+        ("GET", "/api/v1/devices/{device}/qr.svg", Member, none.clone()),
+        ("POST", "/api/v1/devices/{device}/pair-code", Member, json!({"phone": "60123456789"})),
+        ("POST", "/api/v1/devices/{device}/logout", Owner, none.clone()),
+        ("POST", "/api/v1/devices/{device}/reconnect", Member, none.clone()),
+        ("GET", "/api/v1/devices/{device}/chats", Viewer, none.clone()),
+        ("GET", "/api/v1/devices/{device}/chats/{chat}/messages", Viewer, none.clone()),
+        ("POST", "/api/v1/devices/{device}/chats/{chat}/read", Member, none.clone()),
+        ("POST", "/api/v1/devices/{device}/messages", Member, json!({"to": "60123456789", "text": "hi"})),
+        ("POST", "/api/v1/admin/devices/restart", Admin, json!({"ids": [1]})),
         ("GET", "/api/v1/admin/supervision", Admin, none.clone()),
         ("POST", "/api/v1/admin/drain", Admin, none.clone()),
-        (
-            "POST",
-            "/api/v1/sim/scan",
-            Member,
-            json!({"device_id": "{device}"}),
-        ),
+        ("POST", "/api/v1/sim/scan", Member, json!({"device_id": "{device}"})),
         ("GET", "/api/v1/sim/stats", Admin, none.clone()),
-        (
-            "POST",
-            "/api/v1/sim/fault",
-            Admin,
-            json!({"device_id": "{device}", "fault": {"kind": "disconnect"}}),
-        ),
+        ("POST", "/api/v1/sim/fault", Admin, json!({"device_id": "{device}", "fault": {"kind": "disconnect"}})),
     ]
 }
 
@@ -122,7 +77,8 @@ struct Ids {
 }
 
 fn fill(path: &str, ids: &Ids) -> String {
-    path.replace("{user}", &ids.user.to_string())
+    path.replace("{chat}", "60123456789@s.whatsapp.net")
+        .replace("{user}", &ids.user.to_string())
         .replace("{token}", &ids.token.to_string())
         .replace("{device}", &ids.device.to_string())
 }

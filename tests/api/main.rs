@@ -10,6 +10,7 @@ mod helpers;
 mod auth;
 mod authz;
 mod browser;
+mod chats;
 mod cli;
 mod devices;
 mod devices_store;

@@ -149,7 +149,7 @@ pub async fn visible_device(
 }
 
 /// Maps a device-actor error to an API error.
-fn device_error(err: DeviceError) -> ApiError {
+pub fn device_error(err: DeviceError) -> ApiError {
     match err {
         DeviceError::NotRunning | DeviceError::Gone => ApiError::new(
             StatusCode::CONFLICT,

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod chats;
 pub mod devices;
 pub mod sim;
 pub mod tokens;
@@ -18,6 +19,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     users::configure(cfg);
     tokens::configure(cfg);
     devices::configure(cfg);
+    chats::configure(cfg);
     admin::configure(cfg);
     sim::configure(cfg);
     crate::web::ws::configure(cfg);

@@ -1,0 +1,61 @@
+//! Chats: the per-device mirror of WhatsApp conversations behind the WhatsApp-Web-like view.
+//!
+//! Device actors send every message and receipt to [`actor::ChatSync`], which stores them in
+//! batches ([`store`]) and publishes `NEW_MESSAGE` / `CHAT_UPDATED` / `MESSAGE_ACK` on the hub
+//! topic `messages/<device_id>` after commit. Times are labelled in the tenant's zone by
+//! [`time::time_label`].
+
+pub mod actor;
+pub mod messages;
+pub mod model;
+pub mod store;
+pub mod time;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use model::{Chat, ChatView, MediaView, MessageView, StoredMessage};
+
+/// The phone number part of a JID (`60123456789@s.whatsapp.net` → `60123456789`).
+pub fn phone_of(jid: &str) -> String {
+    jid.split(['@', ':']).next().unwrap_or_default().to_string()
+}
+
+/// A chat row as the API shows it.
+pub fn chat_view(chat: &Chat, now: DateTime<Utc>, zone: Tz) -> ChatView {
+    ChatView {
+        jid: chat.jid.clone(),
+        name: chat.name.clone(),
+        phone: phone_of(&chat.jid),
+        last_message: chat.last_message_text.clone(),
+        last_message_at: chat.last_message_at.map(|t| t.and_utc()),
+        time_label: chat
+            .last_message_at
+            .map(|t| time::time_label(t.and_utc(), now, zone)),
+        unread_count: chat.unread_count,
+    }
+}
+
+/// A message row as the API shows it.
+pub fn message_view(
+    message: &StoredMessage,
+    chat_jid: &str,
+    now: DateTime<Utc>,
+    zone: Tz,
+) -> MessageView {
+    MessageView {
+        id: message.wa_id.clone(),
+        chat: chat_jid.to_string(),
+        sender: message.sender_jid.clone(),
+        sender_name: message.sender_name.clone(),
+        from_me: message.from_me,
+        text: message.body.clone(),
+        media: message.media_mime.clone().map(|mime| MediaView {
+            mime,
+            size: message.media_size.unwrap_or(0),
+        }),
+        status: message.status.clone(),
+        sent_at: message.sent_at.and_utc(),
+        time_label: time::time_label(message.sent_at.and_utc(), now, zone),
+    }
+}

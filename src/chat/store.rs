@@ -1,0 +1,307 @@
+//! All SQL about chats and messages. Writes come in batches from `ChatSync`, one transaction per
+//! batch; reads are tenant- and device-scoped.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::model::{Chat, StoredMessage};
+use crate::db::schema::{chats, messages};
+use crate::db::sql::{like_pattern, lower};
+use crate::db::{Db, DbError};
+use crate::db_run;
+
+/// A message to store.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = messages)]
+pub struct NewMessage {
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Device.
+    pub device_id: i64,
+    /// Chat row (filled in by the store).
+    pub chat_id: i64,
+    /// WhatsApp message id.
+    pub wa_id: String,
+    /// Sender JID.
+    pub sender_jid: String,
+    /// Sender's profile name.
+    pub sender_name: Option<String>,
+    /// Sent by this device.
+    pub from_me: bool,
+    /// Text or caption.
+    pub body: Option<String>,
+    /// MIME type of attached media.
+    pub media_mime: Option<String>,
+    /// Size of attached media.
+    pub media_size: Option<i64>,
+    /// Initial status (`received` or `sent`).
+    pub status: String,
+    /// WhatsApp timestamp.
+    pub sent_at: NaiveDateTime,
+    /// Storage time.
+    pub created_at: NaiveDateTime,
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatWrite {
+    /// Store a message in the chat with `chat_jid` (creating the chat).
+    Message {
+        /// The chat's JID.
+        chat_jid: String,
+        /// Contact name for the chat, when known.
+        chat_name: Option<String>,
+        /// Whether it counts as unread.
+        unread: bool,
+        /// The row (its `chat_id` is ignored).
+        row: Box<NewMessage>,
+    },
+    /// Move messages forward to `status` (never backwards).
+    Ack {
+        /// Device.
+        device_id: i64,
+        /// WhatsApp ids.
+        wa_ids: Vec<String>,
+        /// `delivered` or `read`.
+        status: &'static str,
+    },
+}
+
+/// What a committed batch changed, for the events published after it.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Newly stored messages (duplicates are left out) with their chat after the write.
+    pub stored: Vec<(StoredMessage, Chat)>,
+    /// Acknowledgements that changed at least one message: (device, ids, status).
+    pub acks: Vec<(i64, Vec<String>, &'static str)>,
+}
+
+/// Statuses a message may move from to reach `target`.
+fn earlier_statuses(target: &str) -> &'static [&'static str] {
+    match target {
+        "delivered" => &["sent"],
+        "read" => &["sent", "delivered"],
+        _ => &[],
+    }
+}
+
+/// Writes a batch in one transaction; replays of known message ids change nothing.
+pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome, DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let mut outcome = BatchOutcome::default();
+            for write in &writes {
+                match write {
+                    ChatWrite::Message {
+                        chat_jid,
+                        chat_name,
+                        unread,
+                        row,
+                    } => {
+                        // Starts with a write (SQLite takes its write lock first).
+                        diesel::insert_into(chats::table)
+                            .values((
+                                chats::tenant_id.eq(row.tenant_id),
+                                chats::device_id.eq(row.device_id),
+                                chats::jid.eq(chat_jid),
+                                chats::name.eq(chat_name),
+                                chats::unread_count.eq(0i64),
+                                chats::created_at.eq(now),
+                                chats::updated_at.eq(now),
+                            ))
+                            .on_conflict((chats::device_id, chats::jid))
+                            .do_nothing()
+                            .execute(conn)
+                            .await?;
+                        let chat: Chat = chats::table
+                            .filter(chats::device_id.eq(row.device_id))
+                            .filter(chats::jid.eq(chat_jid))
+                            .select(Chat::as_select())
+                            .first(conn)
+                            .await?;
+                        let mut new_row = (**row).clone();
+                        new_row.chat_id = chat.id;
+                        let inserted = diesel::insert_into(messages::table)
+                            .values(&new_row)
+                            .on_conflict((messages::device_id, messages::wa_id))
+                            .do_nothing()
+                            .execute(conn)
+                            .await?;
+                        if inserted == 0 {
+                            continue;
+                        }
+                        let newer = chat.last_message_at.is_none_or(|t| t <= row.sent_at);
+                        let preview = row
+                            .body
+                            .clone()
+                            .or_else(|| row.media_mime.as_ref().map(|_| "📷 Photo".to_string()));
+                        let chat: Chat = diesel::update(chats::table.find(chat.id))
+                            .set((
+                                chats::unread_count.eq(chats::unread_count + i64::from(*unread)),
+                                chats::name.eq(chat_name.clone().or(chat.name.clone())),
+                                chats::last_message_text.eq(if newer {
+                                    preview
+                                } else {
+                                    chat.last_message_text.clone()
+                                }),
+                                chats::last_message_at.eq(if newer {
+                                    Some(row.sent_at)
+                                } else {
+                                    chat.last_message_at
+                                }),
+                                chats::updated_at.eq(now),
+                            ))
+                            .returning(Chat::as_returning())
+                            .get_result(conn)
+                            .await?;
+                        let stored: StoredMessage = messages::table
+                            .filter(messages::device_id.eq(row.device_id))
+                            .filter(messages::wa_id.eq(&row.wa_id))
+                            .select(StoredMessage::as_select())
+                            .first(conn)
+                            .await?;
+                        outcome.stored.push((stored, chat));
+                    }
+                    ChatWrite::Ack {
+                        device_id,
+                        wa_ids,
+                        status,
+                    } => {
+                        let changed = diesel::update(
+                            messages::table
+                                .filter(messages::device_id.eq(device_id))
+                                .filter(messages::wa_id.eq_any(wa_ids))
+                                .filter(messages::status.eq_any(earlier_statuses(status))),
+                        )
+                        .set(messages::status.eq(*status))
+                        .execute(conn)
+                        .await?;
+                        if changed > 0 {
+                            outcome.acks.push((*device_id, wa_ids.clone(), *status));
+                        }
+                    }
+                }
+            }
+            Ok(outcome)
+        })
+        .await
+    })
+}
+
+/// Chats of a device active since `since`, most recent first, optionally matching `search` in
+/// the name, number or any message text.
+pub async fn list_chats(
+    db: &Db,
+    tenant_id: i64,
+    device_id: i64,
+    since: NaiveDateTime,
+    search: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Chat>, DbError> {
+    let pattern = search
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| like_pattern(&s.trim().to_lowercase()));
+    db_run!(db, |conn| {
+        let mut query = chats::table
+            .filter(chats::tenant_id.eq(tenant_id))
+            .filter(chats::device_id.eq(device_id))
+            .filter(chats::last_message_at.ge(since))
+            .into_boxed();
+        if let Some(pattern) = pattern {
+            let in_messages = messages::table
+                .filter(messages::device_id.eq(device_id))
+                .filter(
+                    lower(messages::body.assume_not_null())
+                        .like(pattern.clone())
+                        .escape('\\'),
+                )
+                .select(messages::chat_id);
+            query = query.filter(
+                lower(chats::name.assume_not_null())
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(chats::jid.like(pattern).escape('\\'))
+                    .or(chats::id.eq_any(in_messages)),
+            );
+        }
+        query
+            .order((chats::last_message_at.desc(), chats::id.desc()))
+            .limit(limit)
+            .select(Chat::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// One chat of a device by JID.
+pub async fn get_chat(db: &Db, tenant_id: i64, device_id: i64, jid: &str) -> Result<Chat, DbError> {
+    db_run!(db, |conn| {
+        chats::table
+            .filter(chats::tenant_id.eq(tenant_id))
+            .filter(chats::device_id.eq(device_id))
+            .filter(chats::jid.eq(jid))
+            .select(Chat::as_select())
+            .first(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// A page of a chat's messages, newest first, strictly older than `before` (sent_at, id).
+pub async fn list_messages(
+    db: &Db,
+    chat_id: i64,
+    before: Option<(NaiveDateTime, i64)>,
+    limit: i64,
+) -> Result<Vec<StoredMessage>, DbError> {
+    db_run!(db, |conn| {
+        let mut query = messages::table
+            .filter(messages::chat_id.eq(chat_id))
+            .into_boxed();
+        if let Some((at, id)) = before {
+            query = query.filter(
+                messages::sent_at
+                    .lt(at)
+                    .or(messages::sent_at.eq(at).and(messages::id.lt(id))),
+            );
+        }
+        query
+            .order((messages::sent_at.desc(), messages::id.desc()))
+            .limit(limit)
+            .select(StoredMessage::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Clears a chat's unread count and returns it.
+pub async fn mark_read(db: &Db, chat_id: i64) -> Result<Chat, DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::update(chats::table.find(chat_id))
+            .set((chats::unread_count.eq(0i64), chats::updated_at.eq(now)))
+            .returning(Chat::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// WhatsApp ids of a chat's latest inbound messages (to send read receipts for).
+pub async fn latest_inbound_ids(db: &Db, chat_id: i64, limit: i64) -> Result<Vec<String>, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::chat_id.eq(chat_id))
+            .filter(messages::from_me.eq(false))
+            .order(messages::id.desc())
+            .limit(limit)
+            .select(messages::wa_id)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}

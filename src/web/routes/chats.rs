@@ -1,0 +1,293 @@
+//! A device's chats: the list, a conversation's history, mark read, and sending text.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::devices::{device_error, visible_device};
+use crate::auth::{require, secret, store as accounts, Auth, Caller};
+use crate::chat::model::{ChatView, MessageView};
+use crate::chat::{chat_view, message_view, store};
+use crate::device::messages::{DeviceError, GetDeviceActor, MarkRead, SendText};
+use crate::web::{ApiError, AppState};
+
+/// Most chats in one list.
+const MAX_CHATS: i64 = 500;
+/// Most messages in one page.
+const MAX_PAGE: i64 = 200;
+/// Longest text message accepted (WhatsApp's own limit is 65,536).
+const MAX_TEXT: usize = 4096;
+
+/// Registers the routes of this file.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_chats)
+        .service(list_messages)
+        .service(mark_read)
+        .service(send_message);
+}
+
+/// Query of the chat list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ChatQuery {
+    /// Search in names, numbers and message text.
+    pub q: Option<String>,
+    /// Activity window in days (default `chat.window_days`, 30).
+    pub days: Option<u32>,
+    /// Most chats to return (default 200, at most 500).
+    pub limit: Option<i64>,
+}
+
+/// Query of a message page.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MessageQuery {
+    /// Cursor from the previous page's `next_before`; absent for the newest page.
+    pub before: Option<String>,
+    /// Page size (default 50, at most 200).
+    pub limit: Option<i64>,
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    /// The messages.
+    pub items: Vec<MessageView>,
+    /// Cursor for the next (older) page; absent at the beginning of the chat.
+    pub next_before: Option<String>,
+}
+
+/// Body of `POST /devices/{id}/messages`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendTextRequest {
+    /// Recipient: phone number in international form, or a JID.
+    pub to: String,
+    /// The text (1–4096 characters).
+    pub text: String,
+}
+
+/// The tenant's time zone.
+async fn zone_of(state: &AppState, caller: &Caller) -> Result<Tz, ApiError> {
+    let tenant = accounts::get_tenant(&state.db, caller.tenant_id).await?;
+    Ok(tenant.time_zone.parse().unwrap_or(Tz::UTC))
+}
+
+/// Encodes a message position as an opaque cursor.
+fn cursor(sent_at: DateTime<Utc>, id: i64) -> String {
+    format!("{}.{id}", sent_at.timestamp_micros())
+}
+
+/// Decodes a cursor, or 400 `invalid_cursor`.
+fn parse_cursor(raw: &str) -> Result<(chrono::NaiveDateTime, i64), ApiError> {
+    let invalid =
+        || ApiError::bad_request("invalid_cursor", "use next_before from the previous page");
+    let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let id: i64 = id.parse().map_err(|_| invalid())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    Ok((at.naive_utc(), id))
+}
+
+/// A recipient as a JID: digits become `<digits>@s.whatsapp.net`.
+fn recipient_jid(to: &str) -> Result<String, ApiError> {
+    let to = to.trim();
+    if to.contains('@') {
+        return Ok(to.to_string());
+    }
+    let digits: String = to.chars().filter(char::is_ascii_digit).collect();
+    if (8..=15).contains(&digits.len()) {
+        Ok(format!("{digits}@s.whatsapp.net"))
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_recipient",
+            "to must be a phone number in international form (8–15 digits) or a JID",
+        ))
+    }
+}
+
+/// Chats of a device active in the window, most recent first, with previews and unread counts.
+#[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id"), ChatQuery), responses(
+    (status = 200, body = [ChatView]),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[get("/devices/{id}/chats")]
+pub async fn list_chats(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+    query: web::Query<ChatQuery>,
+) -> Result<web::Json<Vec<ChatView>>, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let days = query
+        .days
+        .unwrap_or(state.settings.chat.window_days)
+        .min(3650);
+    let since = (Utc::now() - ChronoDuration::days(i64::from(days))).naive_utc();
+    let limit = query.limit.unwrap_or(200).clamp(1, MAX_CHATS);
+    let chats = store::list_chats(
+        &state.db,
+        caller.tenant_id,
+        device.id,
+        since,
+        query.q.as_deref(),
+        limit,
+    )
+    .await?;
+    let zone = zone_of(&state, &caller).await?;
+    let now = Utc::now();
+    Ok(web::Json(
+        chats.iter().map(|c| chat_view(c, now, zone)).collect(),
+    ))
+}
+
+/// A conversation's messages, newest first, cursor-paginated.
+#[utoipa::path(tag = "chats", params(
+    ("id" = i64, Path, description = "device id"),
+    ("chat" = String, Path, description = "chat JID"),
+    MessageQuery
+), responses((status = 200, body = MessagePage), (status = 404, body = crate::web::ErrorBody)))]
+#[get("/devices/{id}/chats/{chat}/messages")]
+pub async fn list_messages(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    path: web::Path<(i64, String)>,
+    query: web::Query<MessageQuery>,
+) -> Result<web::Json<MessagePage>, ApiError> {
+    let (device_id, jid) = path.into_inner();
+    let device = visible_device(&state, &caller, device_id).await?;
+    let chat = store::get_chat(&state.db, caller.tenant_id, device.id, &jid).await?;
+    let before = query.before.as_deref().map(parse_cursor).transpose()?;
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let rows = store::list_messages(&state.db, chat.id, before, limit).await?;
+    let zone = zone_of(&state, &caller).await?;
+    let now = Utc::now();
+    let next_before = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|m| cursor(m.sent_at.and_utc(), m.id)))
+        .flatten();
+    Ok(web::Json(MessagePage {
+        items: rows
+            .iter()
+            .map(|m| message_view(m, &chat.jid, now, zone))
+            .collect(),
+        next_before,
+    }))
+}
+
+/// Marks a chat read: the unread count goes to 0 and, when the device is online, WhatsApp gets
+/// read receipts for its latest messages.
+#[utoipa::path(tag = "chats", params(
+    ("id" = i64, Path, description = "device id"),
+    ("chat" = String, Path, description = "chat JID")
+), responses((status = 200, body = ChatView), (status = 404, body = crate::web::ErrorBody)))]
+#[post("/devices/{id}/chats/{chat}/read")]
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    path: web::Path<(i64, String)>,
+) -> Result<web::Json<ChatView>, ApiError> {
+    let (device_id, jid) = path.into_inner();
+    let device = visible_device(&state, &caller, device_id).await?;
+    let chat = store::get_chat(&state.db, caller.tenant_id, device.id, &jid).await?;
+    let had_unread = chat.unread_count > 0;
+    let chat = store::mark_read(&state.db, chat.id).await?;
+    if had_unread {
+        let ids = store::latest_inbound_ids(&state.db, chat.id, 20).await?;
+        if let Ok(Some(addr)) = state
+            .fleet
+            .supervisor
+            .send(GetDeviceActor {
+                device_id: device.id,
+            })
+            .await
+        {
+            // Best effort: read receipts are a courtesy, the local state is already updated.
+            let _ = addr
+                .send(MarkRead {
+                    chat: chat.jid.clone(),
+                    message_ids: ids,
+                })
+                .await;
+        }
+    }
+    let zone = zone_of(&state, &caller).await?;
+    Ok(web::Json(chat_view(&chat, Utc::now(), zone)))
+}
+
+/// Sends a text message from the device; it appears in the chat (and as `NEW_MESSAGE`) once
+/// stored, and its ticks follow as `MESSAGE_ACK`.
+#[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), request_body = SendTextRequest, responses(
+    (status = 202, body = crate::web::routes::chats::SentMessage),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/devices/{id}/messages")]
+pub async fn send_message(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+    body: web::Json<SendTextRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let to = recipient_jid(&body.to)?;
+    let text = body.text.trim_end();
+    if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(ApiError::bad_request(
+            "invalid_text",
+            "text must be 1 to 4096 characters",
+        ));
+    }
+    let addr = state
+        .fleet
+        .supervisor
+        .send(GetDeviceActor {
+            device_id: device.id,
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| device_error(DeviceError::NotConnected))?;
+    let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
+    addr.send(SendText {
+        to: to.clone(),
+        message_id: message_id.clone(),
+        text: text.to_string(),
+    })
+    .await
+    .map_err(|_| device_error(DeviceError::Gone))?
+    .map_err(device_error)?;
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(SentMessage {
+        id: message_id,
+        to,
+        status: "sent",
+    }))
+}
+
+/// Answer of a send.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SentMessage {
+    /// WhatsApp message id.
+    pub id: String,
+    /// Recipient JID.
+    pub to: String,
+    /// `sent`.
+    pub status: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_recipients_normalise() {
+        let at = DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap();
+        let parsed = parse_cursor(&cursor(at, 42)).unwrap();
+        assert_eq!(parsed, (at.naive_utc(), 42));
+        assert!(parse_cursor("garbage").is_err());
+        assert_eq!(
+            recipient_jid("+60 12-345 6789").unwrap(),
+            "60123456789@s.whatsapp.net"
+        );
+        assert_eq!(recipient_jid("60123@g.us").unwrap(), "60123@g.us");
+        assert!(recipient_jid("123").is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! Chat mirroring on both backends: inbound and outbound messages through the REST API and the
+//! `messages/<device>` WebSocket topic, idempotent replays, unread counts, the activity window,
+//! search and gap-free pagination.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use wafleet::chat::store::{self, ChatWrite, NewMessage};
+use wafleet::device::events::DeviceEvent;
+use wafleet::device::DeviceStatus;
+
+use crate::helpers::{TestApp, UserClient};
+
+/// Quick receipts and no random replies.
+const CHAT_SIM: &[(&str, &str)] = &[
+    ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+    ("WAFLEET__SIM__DELIVERED_AFTER_MS", "20"),
+    ("WAFLEET__SIM__READ_AFTER_MS", "20"),
+];
+
+macro_rules! chat_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, super::CHAT_SIM).await.unwrap();
+                super::$name(app).await
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                match $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, super::CHAT_SIM).await {
+                    Some(app) => super::$name(app).await,
+                    None => eprintln!("skipped {}::postgres: DATABASE_URL is not set", stringify!($name)),
+                }
+            }
+        }
+    )*};
+}
+
+chat_tests!(
+    inbound_and_outbound_messages_flow,
+    replays_store_one_row_and_the_window_applies,
+    pagination_has_no_gaps_or_repeats_under_inserts,
+);
+
+/// A device paired through the API; returns its id.
+async fn paired_device(app: &TestApp, admin: &UserClient) -> i64 {
+    let mut events = app.state.fleet.bus.subscribe();
+    let created: Value = admin
+        .post("/api/v1/devices", &json!({"name": "chat"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let sim = app.state.fleet.sim.clone().unwrap();
+    crate::helpers::wait_until("pairing to start", Duration::from_secs(10), || {
+        let sim = sim.clone();
+        async move { sim.scan(id).await.ok() }
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(DeviceEvent::DeviceStatus(c)) = events.recv().await {
+                if c.device_id == id && c.status == DeviceStatus::Online {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    id
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_frame(ws: &mut Ws, event: &str) -> Value {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Text(text) = message {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["event"] == event {
+                    return value;
+                }
+            }
+        }
+        panic!("stream ended")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {event} frame"))
+}
+
+async fn inbound_and_outbound_messages_flow(app: TestApp) {
+    let admin = app.admin().await;
+    let device = paired_device(&app, &admin).await;
+    let token: Value = admin
+        .post("/api/v1/tokens", &json!({"name": "ws", "scopes": ["read"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut request = app
+        .address
+        .replace("http://", "ws://")
+        .add_path("/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token["token"].as_str().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let subscribe = json!({"op": "subscribe", "topics": [format!("messages/{device}")]});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    next_frame(&mut ws, "SUBSCRIBED").await;
+
+    let sim = app.state.fleet.sim.clone().unwrap();
+    let wa_id = sim
+        .deliver_inbound(device, "60198765432", "Hi, is this in stock?")
+        .await
+        .unwrap();
+    let frame = next_frame(&mut ws, "NEW_MESSAGE").await;
+    assert_eq!(frame["topic"], format!("messages/{device}"));
+    assert_eq!(frame["data"]["id"], wa_id.as_str());
+    assert_eq!(frame["data"]["text"], "Hi, is this in stock?");
+    assert_eq!(frame["data"]["from_me"], false);
+    // Published after commit: the REST API already has it.
+    let chats: Value = admin
+        .get(&format!("/api/v1/devices/{device}/chats"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chats[0]["jid"], "60198765432@s.whatsapp.net");
+    assert_eq!(chats[0]["phone"], "60198765432");
+    assert_eq!(chats[0]["unread_count"], 1);
+    assert_eq!(chats[0]["last_message"], "Hi, is this in stock?");
+    assert!(
+        chats[0]["time_label"].as_str().unwrap().contains(':'),
+        "today shows a time"
+    );
+    let updated = next_frame(&mut ws, "CHAT_UPDATED").await;
+    assert_eq!(updated["data"]["unread_count"], 1);
+
+    let jid = "60198765432@s.whatsapp.net";
+    let read: Value = admin
+        .post(
+            &format!("/api/v1/devices/{device}/chats/{jid}/read"),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["unread_count"], 0);
+
+    let sent = admin
+        .post(
+            &format!("/api/v1/devices/{device}/messages"),
+            &json!({"to": "+60 19-876 5432", "text": "Yes, 3 left"}),
+        )
+        .await;
+    assert_eq!(sent.status(), 202);
+    let sent: Value = sent.json().await.unwrap();
+    let mine = next_frame(&mut ws, "NEW_MESSAGE").await;
+    assert_eq!(mine["data"]["id"], sent["id"]);
+    assert_eq!(mine["data"]["from_me"], true);
+    assert_eq!(mine["data"]["status"], "sent");
+    let ack = next_frame(&mut ws, "MESSAGE_ACK").await;
+    assert_eq!(ack["data"]["ids"][0], sent["id"]);
+    let page: Value = admin
+        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["items"][0]["id"], sent["id"], "newest first");
+    assert!(page["next_before"].is_null());
+    crate::helpers::wait_until("the read tick", Duration::from_secs(10), || async {
+        let page: Value = admin
+            .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        (page["items"][0]["status"] == "read").then_some(())
+    })
+    .await;
+
+    let empty = admin
+        .post(
+            &format!("/api/v1/devices/{device}/messages"),
+            &json!({"to": "60198765432", "text": "  "}),
+        )
+        .await;
+    assert_eq!(empty.status(), 400);
+    let bad_to = admin
+        .post(
+            &format!("/api/v1/devices/{device}/messages"),
+            &json!({"to": "12", "text": "x"}),
+        )
+        .await;
+    assert_eq!(bad_to.status(), 400);
+    let found: Value = admin
+        .get(&format!("/api/v1/devices/{device}/chats?q=STOCK"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        found.as_array().unwrap().len(),
+        1,
+        "search finds message text"
+    );
+    let none: Value = admin
+        .get(&format!(
+            "/api/v1/devices/{device}/chats?q=nothing-like-this"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(none.as_array().unwrap().is_empty());
+}
+
+trait AddPath {
+    fn add_path(self, path: &str) -> String;
+}
+
+impl AddPath for String {
+    fn add_path(self, path: &str) -> String {
+        format!("{self}{path}")
+    }
+}
+
+fn inbound(
+    tenant_id: i64,
+    device_id: i64,
+    wa_id: &str,
+    from: &str,
+    text: &str,
+    days_ago: i64,
+) -> ChatWrite {
+    let at = (Utc::now() - chrono::Duration::days(days_ago)).naive_utc();
+    ChatWrite::Message {
+        chat_jid: format!("{from}@s.whatsapp.net"),
+        chat_name: Some(format!("Lead {from}")),
+        unread: true,
+        row: Box::new(NewMessage {
+            tenant_id,
+            device_id,
+            chat_id: 0,
+            wa_id: wa_id.to_string(),
+            sender_jid: format!("{from}@s.whatsapp.net"),
+            sender_name: None,
+            from_me: false,
+            body: Some(text.to_string()),
+            media_mime: None,
+            media_size: None,
+            status: "received".into(),
+            sent_at: at,
+            created_at: at,
+        }),
+    }
+}
+
+async fn replays_store_one_row_and_the_window_applies(app: TestApp) {
+    let admin = app.admin().await;
+    let device = wafleet::device::store::insert_device(&app.db, admin.tenant_id, "d")
+        .await
+        .unwrap();
+    let first = store::write_batch(
+        &app.db,
+        vec![inbound(
+            admin.tenant_id,
+            device.id,
+            "A1",
+            "60111",
+            "hello",
+            0,
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.stored.len(), 1);
+    let replay = store::write_batch(
+        &app.db,
+        vec![
+            inbound(admin.tenant_id, device.id, "A1", "60111", "hello", 0),
+            inbound(admin.tenant_id, device.id, "A1", "60111", "hello", 0),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(replay.stored.is_empty(), "a replayed id stores nothing");
+    let chats: Value = admin
+        .get(&format!("/api/v1/devices/{}/chats", device.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        chats[0]["unread_count"], 1,
+        "a replay does not count as unread"
+    );
+
+    store::write_batch(
+        &app.db,
+        vec![inbound(
+            admin.tenant_id,
+            device.id,
+            "OLD",
+            "60222",
+            "long ago",
+            40,
+        )],
+    )
+    .await
+    .unwrap();
+    let recent: Value = admin
+        .get(&format!("/api/v1/devices/{}/chats", device.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        recent.as_array().unwrap().len(),
+        1,
+        "40-day-old chat outside the 30-day window"
+    );
+    let wider: Value = admin
+        .get(&format!("/api/v1/devices/{}/chats?days=60", device.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wider.as_array().unwrap().len(), 2);
+    assert_eq!(
+        wider[1]["time_label"]
+            .as_str()
+            .unwrap()
+            .matches('/')
+            .count(),
+        2,
+        "old chats show a date"
+    );
+    let by_name: Value = admin
+        .get(&format!(
+            "/api/v1/devices/{}/chats?q=lead%2060111",
+            device.id
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_name.as_array().unwrap().len(), 1);
+}
+
+async fn pagination_has_no_gaps_or_repeats_under_inserts(app: TestApp) {
+    let admin = app.admin().await;
+    let device = wafleet::device::store::insert_device(&app.db, admin.tenant_id, "d")
+        .await
+        .unwrap();
+    let mut expected = HashSet::new();
+    let writes: Vec<ChatWrite> = (0..120)
+        .map(|n| {
+            expected.insert(format!("M{n:03}"));
+            inbound(
+                admin.tenant_id,
+                device.id,
+                &format!("M{n:03}"),
+                "60333",
+                &format!("m{n}"),
+                0,
+            )
+        })
+        .collect();
+    store::write_batch(&app.db, writes).await.unwrap();
+    let jid = "60333@s.whatsapp.net";
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut extra = 0;
+    loop {
+        // Newer messages keep arriving while the client pages back.
+        extra += 1;
+        store::write_batch(
+            &app.db,
+            vec![inbound(
+                admin.tenant_id,
+                device.id,
+                &format!("NEW{extra}"),
+                "60333",
+                "new",
+                0,
+            )],
+        )
+        .await
+        .unwrap();
+        let path = match &cursor {
+            Some(c) => format!(
+                "/api/v1/devices/{}/chats/{jid}/messages?limit=25&before={c}",
+                device.id
+            ),
+            None => format!(
+                "/api/v1/devices/{}/chats/{jid}/messages?limit=25",
+                device.id
+            ),
+        };
+        let page: Value = admin.get(&path).await.json().await.unwrap();
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().to_string());
+        }
+        match page["next_before"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no repeats");
+    assert!(expected.is_subset(&unique), "no gaps");
+    let bad = admin
+        .get(&format!(
+            "/api/v1/devices/{}/chats/{jid}/messages?before=zzz",
+            device.id
+        ))
+        .await;
+    assert_eq!(bad.status(), 400);
+}
