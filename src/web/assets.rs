@@ -38,6 +38,12 @@ pub async fn index() -> Result<HttpResponse, ApiError> {
     serve("index.html", 0)
 }
 
+/// The WhatsApp-Web-like view of one device (the page reads the device id from its URL).
+#[get("/device/{id}/whatsapp-web")]
+pub async fn whatsapp_web(_id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    serve("whatsapp.html", 0)
+}
+
 /// Scripts, styles and images of the dashboard.
 #[get("/static/{path:.*}")]
 pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -89,6 +89,7 @@ pub fn app(
         let _ = state.openapi_json.set(json);
     }
     app.service(assets::index)
+        .service(assets::whatsapp_web)
         .service(assets::asset)
         .default_service(web::to(not_found))
         .wrap(middleware::from_fn(
