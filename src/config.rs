@@ -60,6 +60,8 @@ pub struct ChatSettings {
     pub batch_window_ms: u64,
     /// Largest batch of ChatSync.
     pub batch_max: usize,
+    /// Media directory.
+    pub media_dir: PathBuf,
 }
 
 /// `[ws]`: WebSocket sessions.

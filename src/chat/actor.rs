@@ -14,6 +14,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde_json::json;
 
+use super::media::MediaStore;
 use super::messages::{RecordMessages, RecordReceipt};
 use super::model::{Chat, StoredMessage};
 use super::store::{self, BatchOutcome, ChatWrite, NewMessage};
@@ -27,6 +28,7 @@ use crate::whatsapp::ReceiptKind;
 /// The chat mirror.
 pub struct ChatSync {
     db: Db,
+    media: MediaStore,
     hub: Addr<Hub>,
     settings: ChatSettings,
     /// Writes waiting for the next flush, with the tenant of each.
@@ -42,6 +44,7 @@ impl ChatSync {
     pub fn new(db: Db, hub: Addr<Hub>, settings: ChatSettings) -> Self {
         Self {
             db,
+            media: MediaStore::new(settings.media_dir.clone()),
             hub,
             settings,
             pending: Vec::new(),
@@ -85,8 +88,12 @@ impl ChatSync {
             .collect();
         let db = self.db.clone();
         let store_enabled = self.settings.storage;
-        let writes: Vec<ChatWrite> = batch.into_iter().map(|(_, w)| w).collect();
+        let mut writes: Vec<ChatWrite> = batch.into_iter().map(|(_, w)| w).collect();
+        let media = self.media.clone();
         let work = async move {
+            if store_enabled {
+                writes = save_media(media, writes).await;
+            }
             let mut zones = Vec::new();
             for tenant_id in missing {
                 if let Ok(tenant) = accounts::get_tenant(&db, tenant_id).await {
@@ -155,6 +162,29 @@ impl ChatSync {
     }
 }
 
+/// Stores the media of a batch's messages (on a blocking thread) and records their hashes; a
+/// file that cannot be written leaves the message without media rather than losing it.
+async fn save_media(media: MediaStore, writes: Vec<ChatWrite>) -> Vec<ChatWrite> {
+    let saved = tokio::task::spawn_blocking(move || {
+        writes
+            .into_iter()
+            .map(|mut write| {
+                if let ChatWrite::Message { row, media: data, .. } = &mut write {
+                    if let Some(bytes) = data.take() {
+                        match media.save(&bytes) {
+                            Ok(sha) => row.media_sha256 = Some(sha),
+                            Err(err) => tracing::error!(error = %err, dir = %media.dir().display(), "cannot store media"),
+                        }
+                    }
+                }
+                write
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    saved.unwrap_or_default()
+}
+
 /// With storage off, a batch is announced as is (no ids from the database, no dedup).
 fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
     let now = Utc::now().naive_utc();
@@ -166,6 +196,7 @@ fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
                 chat_name,
                 unread,
                 row,
+                ..
             } => {
                 let chat = Chat {
                     id: 0,
@@ -191,6 +222,7 @@ fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
                     body: row.body,
                     media_mime: row.media_mime,
                     media_size: row.media_size,
+                    media_sha256: row.media_sha256,
                     status: row.status,
                     sent_at: row.sent_at,
                     created_at: now,
@@ -219,6 +251,7 @@ impl Handler<RecordMessages> for ChatSync {
         for message in msg.messages {
             let from_me = message.from_me;
             let write = ChatWrite::Message {
+                media: message.media.as_ref().map(|m| m.data.clone()),
                 chat_name: (!from_me).then(|| message.push_name.clone()).flatten(),
                 unread: !from_me && !msg.history,
                 chat_jid: message.chat.clone(),
@@ -233,6 +266,7 @@ impl Handler<RecordMessages> for ChatSync {
                     body: message.text,
                     media_mime: message.media.as_ref().map(|m| m.mime.clone()),
                     media_size: message.media.as_ref().map(|m| m.data.len() as i64),
+                    media_sha256: None,
                     status: if from_me { "sent" } else { "received" }.to_string(),
                     sent_at: message.timestamp.naive_utc(),
                     created_at: now,

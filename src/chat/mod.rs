@@ -6,6 +6,7 @@
 //! [`time::time_label`].
 
 pub mod actor;
+pub mod media;
 pub mod messages;
 pub mod model;
 pub mod store;
@@ -51,6 +52,10 @@ pub fn message_view(
         from_me: message.from_me,
         text: message.body.clone(),
         media: message.media_mime.clone().map(|mime| MediaView {
+            url: message
+                .media_sha256
+                .as_ref()
+                .map(|sha| format!("/api/v1/media/{sha}")),
             mime,
             size: message.media_size.unwrap_or(0),
         }),

@@ -59,6 +59,8 @@ pub struct StoredMessage {
     pub media_mime: Option<String>,
     /// Size of attached media in bytes.
     pub media_size: Option<i64>,
+    /// SHA-256 of the stored media file.
+    pub media_sha256: Option<String>,
     /// `received`, `sent`, `delivered`, `read` or `failed`.
     pub status: String,
     /// When WhatsApp says it was sent.
@@ -114,6 +116,8 @@ pub struct MessageView {
 /// Media attached to a message.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MediaView {
+    /// Where to download it (authenticated; absent when the file was not stored).
+    pub url: Option<String>,
     /// MIME type.
     pub mime: String,
     /// Size in bytes.

@@ -35,6 +35,8 @@ pub struct NewMessage {
     pub media_mime: Option<String>,
     /// Size of attached media.
     pub media_size: Option<i64>,
+    /// SHA-256 of the stored media file.
+    pub media_sha256: Option<String>,
     /// Initial status (`received` or `sent`).
     pub status: String,
     /// WhatsApp timestamp.
@@ -56,6 +58,8 @@ pub enum ChatWrite {
         unread: bool,
         /// The row (its `chat_id` is ignored).
         row: Box<NewMessage>,
+        /// Media bytes to store before the row (their hash fills `media_sha256`).
+        media: Option<std::sync::Arc<Vec<u8>>>,
     },
     /// Move messages forward to `status` (never backwards).
     Ack {
@@ -99,6 +103,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         chat_name,
                         unread,
                         row,
+                        ..
                     } => {
                         // Starts with a write (SQLite takes its write lock first).
                         diesel::insert_into(chats::table)
@@ -300,6 +305,24 @@ pub async fn latest_inbound_ids(db: &Db, chat_id: i64, limit: i64) -> Result<Vec
             .order(messages::id.desc())
             .limit(limit)
             .select(messages::wa_id)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// The devices of a tenant holding a media file, with its MIME type (for the download check).
+pub async fn media_owners(
+    db: &Db,
+    tenant_id: i64,
+    sha: &str,
+) -> Result<Vec<(i64, Option<String>)>, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::tenant_id.eq(tenant_id))
+            .filter(messages::media_sha256.eq(sha))
+            .select((messages::device_id, messages::media_mime))
+            .distinct()
             .load(conn)
             .await
             .map_err(DbError::from)

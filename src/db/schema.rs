@@ -132,6 +132,7 @@ diesel::table! {
         body -> Nullable<Text>,
         media_mime -> Nullable<Text>,
         media_size -> Nullable<BigInt>,
+        media_sha256 -> Nullable<Text>,
         status -> Text,
         sent_at -> Timestamp,
         created_at -> Timestamp,

@@ -591,40 +591,84 @@ impl Handler<Logout> for DeviceActor {
     }
 }
 
-impl Handler<SendText> for DeviceActor {
-    type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
-
-    fn handle(&mut self, msg: SendText, _: &mut Context<Self>) -> Self::Result {
+impl DeviceActor {
+    /// Sends through the session and records the sent message in the chat mirror.
+    fn send_and_record<F>(
+        &mut self,
+        sent: impl FnOnce(String) -> WaMessage,
+        send: impl FnOnce(Arc<dyn Session>) -> F,
+    ) -> ResponseActFuture<Self, Result<(), DeviceError>>
+    where
+        F: std::future::Future<Output = Result<(), crate::whatsapp::ConnectorError>> + 'static,
+    {
         let (Some(session), Some(jid)) = (self.session.clone(), self.jid.clone()) else {
             return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
         };
         if self.status != DeviceStatus::Online {
             return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
         }
-        let sent = WaMessage {
-            id: msg.message_id.clone(),
-            chat: msg.to.clone(),
-            sender: jid,
-            push_name: None,
-            from_me: true,
-            text: Some(msg.text.clone()),
-            media: None,
-            timestamp: Utc::now(),
-        };
-        Box::pin(
-            async move { session.send_text(&msg.to, &msg.message_id, &msg.text).await }
-                .into_actor(self)
-                .map(move |result, actor, _| {
-                    result.map_err(|e| DeviceError::Connector(e.to_string()))?;
-                    actor.deps.chat.do_send(RecordMessages {
-                        tenant_id: actor.tenant_id,
-                        device_id: actor.device_id,
-                        messages: vec![sent],
-                        history: false,
-                    });
-                    Ok(())
-                }),
-        )
+        let message = sent(jid);
+        Box::pin(send(session).into_actor(self).map(move |result, actor, _| {
+            result.map_err(|e| DeviceError::Connector(e.to_string()))?;
+            actor.deps.chat.do_send(RecordMessages {
+                tenant_id: actor.tenant_id,
+                device_id: actor.device_id,
+                messages: vec![message],
+                history: false,
+            });
+            Ok(())
+        }))
+    }
+}
+
+/// The record of a message this device sent.
+fn outgoing(
+    id: &str,
+    to: &str,
+    sender: String,
+    text: Option<String>,
+    media: Option<crate::whatsapp::Media>,
+) -> WaMessage {
+    WaMessage {
+        id: id.to_string(),
+        chat: to.to_string(),
+        sender,
+        push_name: None,
+        from_me: true,
+        text,
+        media,
+        timestamp: Utc::now(),
+    }
+}
+
+impl Handler<SendText> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
+
+    fn handle(&mut self, msg: SendText, _: &mut Context<Self>) -> Self::Result {
+        let (id, to, text) = (msg.message_id.clone(), msg.to.clone(), msg.text.clone());
+        let record = move |jid| outgoing(&id, &to, jid, Some(text), None);
+        self.send_and_record(record, move |session| async move {
+            session.send_text(&msg.to, &msg.message_id, &msg.text).await
+        })
+    }
+}
+
+impl Handler<SendImage> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
+
+    fn handle(&mut self, msg: SendImage, _: &mut Context<Self>) -> Self::Result {
+        let (id, to, caption, image) = (
+            msg.message_id.clone(),
+            msg.to.clone(),
+            msg.caption.clone(),
+            msg.image.clone(),
+        );
+        let record = move |jid| outgoing(&id, &to, jid, caption, Some(image));
+        self.send_and_record(record, move |session| async move {
+            session
+                .send_image(&msg.to, &msg.message_id, msg.image, msg.caption.as_deref())
+                .await
+        })
     }
 }
 

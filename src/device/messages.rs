@@ -110,6 +110,20 @@ pub struct SendText {
     pub text: String,
 }
 
+/// Send a picture (already prepared: JPEG ≤ 350 KB) with an optional caption.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), DeviceError>")]
+pub struct SendImage {
+    /// Recipient JID.
+    pub to: String,
+    /// Pre-generated WhatsApp message id.
+    pub message_id: String,
+    /// The picture.
+    pub image: crate::whatsapp::Media,
+    /// Caption.
+    pub caption: Option<String>,
+}
+
 /// Send read receipts for messages of a chat.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), DeviceError>")]

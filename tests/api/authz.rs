@@ -60,6 +60,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("GET", "/api/v1/devices/{device}/chats/{chat}/messages", Viewer, none.clone()),
         ("POST", "/api/v1/devices/{device}/chats/{chat}/read", Member, none.clone()),
         ("POST", "/api/v1/devices/{device}/messages", Member, json!({"to": "60123456789", "text": "hi"})),
+        ("GET", "/api/v1/media/{sha}", Viewer, none.clone()),
         ("POST", "/api/v1/admin/devices/restart", Admin, json!({"ids": [1]})),
         ("GET", "/api/v1/admin/supervision", Admin, none.clone()),
         ("POST", "/api/v1/admin/drain", Admin, none.clone()),
@@ -78,6 +79,7 @@ struct Ids {
 
 fn fill(path: &str, ids: &Ids) -> String {
     path.replace("{chat}", "60123456789@s.whatsapp.net")
+        .replace("{sha}", &"0".repeat(64))
         .replace("{user}", &ids.user.to_string())
         .replace("{token}", &ids.token.to_string())
         .replace("{device}", &ids.device.to_string())

@@ -43,6 +43,7 @@ macro_rules! chat_tests {
 }
 
 chat_tests!(
+    images_are_prepared_sent_and_served,
     inbound_and_outbound_messages_flow,
     replays_store_one_row_and_the_window_applies,
     pagination_has_no_gaps_or_repeats_under_inserts,
@@ -256,6 +257,7 @@ fn inbound(
         chat_jid: format!("{from}@s.whatsapp.net"),
         chat_name: Some(format!("Lead {from}")),
         unread: true,
+        media: None,
         row: Box::new(NewMessage {
             tenant_id,
             device_id,
@@ -267,6 +269,7 @@ fn inbound(
             body: Some(text.to_string()),
             media_mime: None,
             media_size: None,
+            media_sha256: None,
             status: "received".into(),
             sent_at: at,
             created_at: at,
@@ -435,4 +438,119 @@ async fn pagination_has_no_gaps_or_repeats_under_inserts(app: TestApp) {
         ))
         .await;
     assert_eq!(bad.status(), 400);
+}
+
+/// A noisy 2000 × 1500 PNG (noise does not compress, so the size limit is exercised).
+fn big_png() -> Vec<u8> {
+    let mut seed: u32 = 7;
+    let picture = image::ImageBuffer::from_fn(2000, 1500, |_, _| {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        image::Rgb([(seed >> 16) as u8, (seed >> 8) as u8, seed as u8])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+async fn images_are_prepared_sent_and_served(app: TestApp) {
+    let admin = app.admin().await;
+    let device = paired_device(&app, &admin).await;
+    let png = big_png();
+    assert!(png.len() > 350 * 1024);
+    let form = reqwest::multipart::Form::new()
+        .text("to", "60198765432")
+        .text("caption", "Our new catalogue")
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png).file_name("catalogue.png"),
+        );
+    let sent = admin
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/{device}/messages"),
+        )
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202, "{}", sent.text().await.unwrap());
+    let jid = "60198765432@s.whatsapp.net";
+    let message = crate::helpers::wait_until(
+        "the picture to be stored",
+        Duration::from_secs(10),
+        || async {
+            let page: Value = admin
+                .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["items"]
+                .as_array()
+                .and_then(|items| items.first().cloned())
+        },
+    )
+    .await;
+    assert_eq!(message["text"], "Our new catalogue");
+    assert_eq!(message["media"]["mime"], "image/jpeg");
+    assert!(message["media"]["size"].as_i64().unwrap() <= 350 * 1024);
+    let url = message["media"]["url"].as_str().unwrap().to_string();
+    let file = admin.get(&url).await;
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["content-type"], "image/jpeg");
+    let bytes = file.bytes().await.unwrap();
+    assert!(bytes.len() <= 350 * 1024);
+    let decoded = image::load_from_memory(&bytes).unwrap();
+    assert_eq!(
+        decoded.width() * 3,
+        decoded.height() * 4,
+        "aspect ratio kept"
+    );
+    let stats = app.state.fleet.sim.clone().unwrap().stats();
+    assert_eq!(stats.delivered, 1);
+
+    // Another tenant cannot fetch it, even knowing the hash.
+    let other = app.new_tenant("Other").await;
+    assert_eq!(other.get(&url).await.status(), 404);
+    assert_eq!(
+        admin
+            .get("/api/v1/media/..%2F..%2Fetc%2Fpasswd")
+            .await
+            .status(),
+        404
+    );
+
+    let not_image = reqwest::multipart::Form::new()
+        .text("to", "60198765432")
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(b"%PDF-1.4 not a picture".to_vec()),
+        );
+    let refused = admin
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/{device}/messages"),
+        )
+        .multipart(not_image)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_image"
+    );
+    let plain = admin
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/{device}/messages"),
+        )
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 415);
 }

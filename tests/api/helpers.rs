@@ -162,6 +162,7 @@ pub struct TestApp {
     handle: ServerHandle,
     // Dropped last: the database outlives the server (None when the caller owns it).
     _database: Option<TestDatabase>,
+    _media: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -199,7 +200,12 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
 
 /// Starts the application on a database the caller created (and keeps alive).
 pub async fn spawn_app_on(database: &TestDatabase, extra: &[(&str, &str)]) -> TestApp {
-    let mut entries = vec![("DB_URI", database.url.as_str())];
+    let media = tempfile::tempdir().unwrap();
+    let media_dir = media.path().display().to_string();
+    let mut entries = vec![
+        ("DB_URI", database.url.as_str()),
+        ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
+    ];
     entries.extend_from_slice(extra);
     let settings = settings_with(&entries);
     wafleet::telemetry::init(&settings.log);
@@ -218,6 +224,7 @@ pub async fn spawn_app_on(database: &TestDatabase, extra: &[(&str, &str)]) -> Te
         state,
         handle,
         _database: None,
+        _media: media,
     }
 }
 

@@ -27,9 +27,12 @@ CREATE TABLE messages (
     body TEXT,
     media_mime TEXT,
     media_size BIGINT,
+    -- SHA-256 of the media file, stored content-addressed under chat.media_dir.
+    media_sha256 TEXT,
     status TEXT NOT NULL,
     sent_at TIMESTAMP NOT NULL,
     created_at TIMESTAMP NOT NULL,
     UNIQUE (device_id, wa_id)
 );
 CREATE INDEX messages_chat_time_idx ON messages (chat_id, sent_at, id);
+CREATE INDEX messages_media_idx ON messages (media_sha256);

@@ -1,7 +1,9 @@
 //! A device's chats: the list, a conversation's history, mark read, and sending text.
 
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpResponse};
+use std::sync::Arc;
+
+use actix_web::{get, post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -11,9 +13,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::devices::{device_error, visible_device};
 use crate::auth::{require, secret, store as accounts, Auth, Caller};
 use crate::chat::model::{ChatView, MessageView};
-use crate::chat::{chat_view, message_view, store};
-use crate::device::messages::{DeviceError, GetDeviceActor, MarkRead, SendText};
+use crate::chat::{chat_view, media, message_view, store};
+use crate::device::messages::{DeviceError, GetDeviceActor, MarkRead, SendImage, SendText};
 use crate::web::{ApiError, AppState};
+use crate::whatsapp::Media;
 
 /// Most chats in one list.
 const MAX_CHATS: i64 = 500;
@@ -27,7 +30,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_chats)
         .service(list_messages)
         .service(mark_read)
-        .service(send_message);
+        .service(send_message)
+        .service(download_media);
 }
 
 /// Query of the chat list.
@@ -215,23 +219,108 @@ pub async fn mark_read(
     Ok(web::Json(chat_view(&chat, Utc::now(), zone)))
 }
 
-/// Sends a text message from the device; it appears in the chat (and as `NEW_MESSAGE`) once
-/// stored, and its ticks follow as `MESSAGE_ACK`.
-#[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), request_body = SendTextRequest, responses(
+/// What a send carries, from a JSON or a multipart body.
+struct Outgoing {
+    to: String,
+    text: Option<String>,
+    image: Option<Vec<u8>>,
+}
+
+/// Reads a multipart body: fields `to`, `caption` (or `text`) and `image`.
+async fn read_multipart(mut form: actix_multipart::Multipart) -> Result<Outgoing, ApiError> {
+    use futures_util::StreamExt;
+    let bad = |message: String| ApiError::bad_request("invalid_multipart", message);
+    let mut outgoing = Outgoing {
+        to: String::new(),
+        text: None,
+        image: None,
+    };
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| bad(e.to_string()))?;
+        let name = field.name().unwrap_or_default().to_string();
+        let limit = if name == "image" {
+            media::MAX_UPLOAD_BYTES
+        } else {
+            MAX_TEXT * 4
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| bad(e.to_string()))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("field {name} is too large"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "to" => {
+                outgoing.to = String::from_utf8(bytes).map_err(|_| bad("to is not text".into()))?
+            }
+            "caption" | "text" => {
+                outgoing.text =
+                    Some(String::from_utf8(bytes).map_err(|_| bad("caption is not text".into()))?)
+            }
+            "image" => outgoing.image = Some(bytes),
+            other => return Err(bad(format!("unexpected field {other:?}"))),
+        }
+    }
+    Ok(outgoing)
+}
+
+/// Sends a text (JSON `{to, text}`) or a picture (multipart `to`, `caption`, `image`) from the
+/// device. Pictures are checked by content (JPEG, PNG, GIF, WebP) and re-encoded to a JPEG of at
+/// most 350 KB. The message appears in the chat (and as `NEW_MESSAGE`) once stored; its ticks
+/// follow as `MESSAGE_ACK`.
+#[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), request_body(
+    content((SendTextRequest = "application/json"), (String = "multipart/form-data"))
+), responses(
     (status = 202, body = crate::web::routes::chats::SentMessage),
-    (status = 409, body = crate::web::ErrorBody)
+    (status = 400, body = crate::web::ErrorBody),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 415, body = crate::web::ErrorBody)
 ))]
 #[post("/devices/{id}/messages")]
 pub async fn send_message(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
     id: web::Path<i64>,
-    body: web::Json<SendTextRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let device = visible_device(&state, &caller, *id).await?;
-    let to = recipient_jid(&body.to)?;
-    let text = body.text.trim_end();
-    if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
+    let content_type = req.content_type().to_ascii_lowercase();
+    let outgoing = if content_type.starts_with("multipart/form-data") {
+        read_multipart(actix_multipart::Multipart::new(req.headers(), payload)).await?
+    } else if content_type.starts_with("application/json") {
+        let bytes = web::Bytes::from_request(&req, &mut payload.into_inner())
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        let body: SendTextRequest = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        Outgoing {
+            to: body.to,
+            text: Some(body.text),
+            image: None,
+        }
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send JSON {to, text} or multipart/form-data with to, caption and image",
+        ));
+    };
+    let to = recipient_jid(&outgoing.to)?;
+    let text = outgoing
+        .text
+        .as_deref()
+        .map(str::trim_end)
+        .filter(|t| !t.trim().is_empty());
+    if text.is_some_and(|t| t.chars().count() > MAX_TEXT)
+        || (text.is_none() && outgoing.image.is_none())
+    {
         return Err(ApiError::bad_request(
             "invalid_text",
             "text must be 1 to 4096 characters",
@@ -247,19 +336,78 @@ pub async fn send_message(
         .map_err(ApiError::internal)?
         .ok_or_else(|| device_error(DeviceError::NotConnected))?;
     let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
-    addr.send(SendText {
-        to: to.clone(),
-        message_id: message_id.clone(),
-        text: text.to_string(),
-    })
-    .await
-    .map_err(|_| device_error(DeviceError::Gone))?
-    .map_err(device_error)?;
+    let sent = match outgoing.image {
+        Some(bytes) => {
+            let prepared = web::block(move || media::prepare_image(&bytes))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_image",
+                        e.to_string(),
+                    )
+                })?;
+            addr.send(SendImage {
+                to: to.clone(),
+                message_id: message_id.clone(),
+                image: Media {
+                    mime: "image/jpeg".into(),
+                    data: Arc::new(prepared.data),
+                },
+                caption: text.map(str::to_string),
+            })
+            .await
+        }
+        None => {
+            addr.send(SendText {
+                to: to.clone(),
+                message_id: message_id.clone(),
+                text: text.unwrap_or_default().to_string(),
+            })
+            .await
+        }
+    };
+    sent.map_err(|_| device_error(DeviceError::Gone))?
+        .map_err(device_error)?;
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(SentMessage {
         id: message_id,
         to,
         status: "sent",
     }))
+}
+
+/// Downloads a stored media file, if a message of the caller's tenant (and, for members, of
+/// their devices) carries it; anything else is 404. Content-addressed, so cached for a year.
+#[utoipa::path(tag = "chats", params(("sha256" = String, Path, description = "the file's SHA-256")), responses(
+    (status = 200, content_type = "application/octet-stream", body = String),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[get("/media/{sha256}")]
+pub async fn download_media(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    sha: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let store_dir = media::MediaStore::new(state.settings.chat.media_dir.clone());
+    let path = store_dir
+        .path(&sha)
+        .ok_or_else(|| ApiError::not_found("media"))?;
+    let owners = store::media_owners(&state.db, caller.tenant_id, &sha).await?;
+    let mime = owners
+        .into_iter()
+        .find(|(device_id, _)| caller.can_see_device(*device_id))
+        .map(|(_, mime)| mime.unwrap_or_else(|| "application/octet-stream".into()))
+        .ok_or_else(|| ApiError::not_found("media"))?;
+    let data = web::block(move || std::fs::read(path))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|_| ApiError::not_found("media"))?;
+    Ok(HttpResponse::Ok()
+        .content_type(mime)
+        .insert_header(("cache-control", "private, max-age=31536000, immutable"))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .body(data))
 }
 
 /// Answer of a send.
