@@ -35,6 +35,15 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// The running actor of a device, if any.
+    pub async fn actor(&self, device_id: i64) -> Option<actix::Addr<actor::DeviceActor>> {
+        self.supervisor
+            .send(messages::GetDeviceActor { device_id })
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Whether the node is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)

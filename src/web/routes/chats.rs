@@ -14,7 +14,7 @@ use super::devices::{device_error, visible_device};
 use crate::auth::{require, secret, store as accounts, Auth, Caller};
 use crate::chat::model::{ChatView, MessageView};
 use crate::chat::{chat_view, media, message_view, store};
-use crate::device::messages::{DeviceError, GetDeviceActor, MarkRead, SendImage, SendText};
+use crate::device::messages::{DeviceError, MarkRead, SendImage, SendText};
 use crate::web::{ApiError, AppState};
 use crate::whatsapp::Media;
 
@@ -198,14 +198,7 @@ pub async fn mark_read(
     let chat = store::mark_read(&state.db, chat.id).await?;
     if had_unread {
         let ids = store::latest_inbound_ids(&state.db, chat.id, 20).await?;
-        if let Ok(Some(addr)) = state
-            .fleet
-            .supervisor
-            .send(GetDeviceActor {
-                device_id: device.id,
-            })
-            .await
-        {
+        if let Some(addr) = state.fleet.actor(device.id).await {
             // Best effort: read receipts are a courtesy, the local state is already updated.
             let _ = addr
                 .send(MarkRead {
@@ -328,12 +321,8 @@ pub async fn send_message(
     }
     let addr = state
         .fleet
-        .supervisor
-        .send(GetDeviceActor {
-            device_id: device.id,
-        })
+        .actor(device.id)
         .await
-        .map_err(ApiError::internal)?
         .ok_or_else(|| device_error(DeviceError::NotConnected))?;
     let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
     let sent = match outgoing.image {

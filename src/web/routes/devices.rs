@@ -16,8 +16,8 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::{require, Auth, Caller};
 use crate::device::admission::Priority;
 use crate::device::messages::{
-    DeviceError, DeviceSnapshot, GetDeviceActor, GetDeviceState, Logout, RequestPairCode,
-    RestartDevices, StartDevice, StopDevice,
+    DeviceError, DeviceSnapshot, GetDeviceState, Logout, RequestPairCode, RestartDevices,
+    StartDevice, StopDevice,
 };
 use crate::device::model::{DeviceFilter, DeviceStatusPatch};
 use crate::device::{store, Device, DeviceStatus};
@@ -168,12 +168,7 @@ pub fn device_error(err: DeviceError) -> ApiError {
 
 /// The device's live state, if its actor runs.
 async fn live_state(state: &AppState, device_id: i64) -> Option<DeviceSnapshot> {
-    let addr = state
-        .fleet
-        .supervisor
-        .send(GetDeviceActor { device_id })
-        .await
-        .ok()??;
+    let addr = state.fleet.actor(device_id).await?;
     addr.send(GetDeviceState).await.ok()
 }
 
@@ -379,12 +374,8 @@ pub async fn pair_code(
     }
     let addr = state
         .fleet
-        .supervisor
-        .send(GetDeviceActor {
-            device_id: device.id,
-        })
+        .actor(device.id)
         .await
-        .map_err(ApiError::internal)?
         .ok_or_else(|| device_error(DeviceError::NotRunning))?;
     let code = addr
         .send(RequestPairCode { phone })
@@ -407,14 +398,7 @@ pub async fn logout(
     id: web::Path<i64>,
 ) -> Result<web::Json<DeviceView>, ApiError> {
     let device = visible_device(&state, &caller, *id).await?;
-    let actor = state
-        .fleet
-        .supervisor
-        .send(GetDeviceActor {
-            device_id: device.id,
-        })
-        .await
-        .map_err(ApiError::internal)?;
+    let actor = state.fleet.actor(device.id).await;
     match actor {
         Some(addr) => addr
             .send(Logout)

@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::devices::visible_device;
 use crate::auth::{require, Auth};
-use crate::device::messages::{GetDeviceActor, InjectPanic};
+use crate::device::messages::InjectPanic;
 use crate::web::{ApiError, AppState};
 use crate::whatsapp::sim::{Fault, SimError, SimNetwork, SimStats};
 
@@ -117,21 +117,13 @@ pub async fn fault(
     let device = visible_device(&state, &caller, body.device_id).await?;
     match &body.fault {
         FaultKind::Panic(_) => {
-            let addr = state
-                .fleet
-                .supervisor
-                .send(GetDeviceActor {
-                    device_id: device.id,
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::CONFLICT,
-                        "device_not_running",
-                        "no actor to crash",
-                    )
-                })?;
+            let addr = state.fleet.actor(device.id).await.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "device_not_running",
+                    "no actor to crash",
+                )
+            })?;
             addr.do_send(InjectPanic);
         }
         FaultKind::Network(fault) => sim.inject(device.id, *fault).await.map_err(sim_error)?,
