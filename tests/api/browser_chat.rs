@@ -121,6 +121,7 @@ async fn seed_history(app: &TestApp, tenant_id: i64, device_id: i64) {
                 chat_jid: JID.into(),
                 chat_name: None,
                 unread: false,
+                media: None,
                 row: Box::new(NewMessage {
                     tenant_id,
                     device_id,
@@ -136,6 +137,7 @@ async fn seed_history(app: &TestApp, tenant_id: i64, device_id: i64) {
                     }),
                     media_mime: photo.then(|| "image/jpeg".into()),
                     media_size: photo.then_some(48_213),
+                    media_sha256: None,
                     status: if from_me { "read" } else { "received" }.into(),
                     sent_at: at,
                     created_at: at,
@@ -165,6 +167,14 @@ async fn walk_through(app: &TestApp, admin: &UserClient, device: i64, b: &Browse
     // The contact writes first; the chat is stored with an unread message.
     let inbound = format!("Hi, is the {w} model in stock?");
     let sim = app.state.fleet.sim.clone().unwrap();
+    // Every earlier send has had its automatic reply (probability 1), so no late reply can
+    // overtake this message; the earlier pass wrote one message first.
+    let written_first = u64::from(phone);
+    wait_until("replies to earlier sends", WAIT, || {
+        let stats = sim.stats();
+        async move { (stats.inbound >= stats.delivered + written_first).then_some(()) }
+    })
+    .await;
     sim.deliver_inbound(device, CONTACT, &inbound)
         .await
         .unwrap();

@@ -15,6 +15,7 @@ use crate::auth::{require, secret, store as accounts, Auth, Caller};
 use crate::chat::model::{ChatView, MessageView};
 use crate::chat::{chat_view, media, message_view, store};
 use crate::device::messages::{DeviceError, MarkRead, SendImage, SendText};
+use crate::hub::{HubEvent, Topic};
 use crate::web::{ApiError, AppState};
 use crate::whatsapp::Media;
 
@@ -209,7 +210,17 @@ pub async fn mark_read(
         }
     }
     let zone = zone_of(&state, &caller).await?;
-    Ok(web::Json(chat_view(&chat, Utc::now(), zone)))
+    let view = chat_view(&chat, Utc::now(), zone);
+    // Other open tabs clear the badge too.
+    state.hub.do_send(HubEvent {
+        tenant_id: caller.tenant_id,
+        topic: Topic::Messages(device.id),
+        device_id: Some(device.id),
+        event: "CHAT_UPDATED".into(),
+        data: serde_json::json!(view),
+        ts: Utc::now(),
+    });
+    Ok(web::Json(view))
 }
 
 /// What a send carries, from a JSON or a multipart body.
