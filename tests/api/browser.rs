@@ -7,6 +7,11 @@
 //! is saved as `test-artifacts/screenshots/<page>-<width>.png`; a failed wait saves
 //! `failure-<width>.png` and reports the page's URL and text.
 //!
+//! Devices, per width: the devices view lists a small fleet and goes live over the WebSocket →
+//! "Add device" → a name → the QR code image loads → the simulated phone scans it (the test calls
+//! `POST /api/v1/sim/scan` as the admin) → the dialog closes and the card turns "Online", pushed
+//! over the WebSocket: the page is not reloaded and the list is not fetched again.
+//!
 //! Chrome keeps windows at least 500 px wide, so the phone width comes from device emulation.
 //!
 //! The app runs with Secure `__Host-` cookies on plain `http://127.0.0.1`, which Chrome accepts
@@ -27,7 +32,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, wait_until, Backend, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{
+    spawn_app_with, wait_until, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 /// Debian's chromium.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -214,6 +221,222 @@ async fn walk_through(app: &TestApp, browser: &Browser) {
     browser.screenshot("tokens").await;
 }
 
+#[actix_web::test]
+async fn devices_add_and_pair_live_in_chromium() {
+    let driver = Chromedriver::start().await;
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[("WAFLEET__AUTH__SECURE_COOKIES", "true")],
+    )
+    .await
+    .unwrap();
+    // The test's own admin session, standing in for the phone (the simulator's scan).
+    let admin = app.admin().await;
+    // A small fleet for the view to show: one device online, one waiting for its QR scan.
+    let front_desk = create_device(&admin, "Front desk").await;
+    scan(&admin, front_desk).await;
+    create_device(&admin, "Warehouse").await;
+    for width in WIDTHS {
+        let browser = Browser::open(&driver, width).await;
+        let outcome = AssertUnwindSafe(add_device_live(&app, &admin, &browser))
+            .catch_unwind()
+            .await;
+        browser.close().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Devices view, "Add device", QR code, pairing seen live, at the browser's width.
+async fn add_device_live(app: &TestApp, admin: &UserClient, browser: &Browser) {
+    sign_in(app, browser).await;
+    browser
+        .wait_for(
+            Locator::XPath("//*[@id='live-indicator' and normalize-space()='Live']"),
+            "the live indicator to say Live",
+        )
+        .await;
+    browser
+        .wait_for(
+            Locator::XPath(&card_status_xpath("Front desk", "Online")),
+            "the online device's card",
+        )
+        .await;
+    browser
+        .wait_for(
+            Locator::XPath(
+                "//*[@id='status-chips']/button[@data-status='online']\
+                 [.//*[@class='chip-count' and normalize-space()!='0']]",
+            ),
+            "the Online chip with its count",
+        )
+        .await;
+    browser.assert_fits("devices").await;
+    browser.screenshot("devices").await;
+
+    // Marks this page: were it reloaded, the mark would be gone.
+    browser
+        .client
+        .execute("window.wafleetTestMark = 'same page';", vec![])
+        .await
+        .unwrap();
+
+    // "Add device": a name, then the QR code to scan.
+    browser.find("#add-device").await.click().await.unwrap();
+    let name = browser
+        .wait_for(
+            Locator::XPath("//dialog[@id='add-device-dialog' and @open]//input[@id='device-name']"),
+            "the Add device dialog",
+        )
+        .await;
+    let device_name = format!("Sales {}", browser.width);
+    name.send_keys(&device_name).await.unwrap();
+    browser.find("#create-device").await.click().await.unwrap();
+    browser
+        .wait_until_js(
+            "const img = document.querySelector('img#qr-image'); \
+             return !!img && !img.hidden && img.complete && img.naturalWidth > 0 \
+               && img.getAttribute('src').startsWith('/api/v1/devices/');",
+            "the QR code image to load",
+        )
+        .await;
+    browser.assert_fits("add-device-qr").await;
+    browser.screenshot("add-device-qr").await;
+
+    // How often the page has read the device list so far (the count refreshes use per_page=1).
+    const LIST_READS: &str = "return performance.getEntriesByType('resource') \
+        .filter((e) => e.name.includes('/api/v1/devices?') && e.name.includes('per_page=200')).length;";
+    let reads_before = browser.client.execute(LIST_READS, vec![]).await.unwrap();
+
+    // The phone scans the code.
+    let id = device_id(admin, &device_name).await;
+    scan(admin, id).await;
+
+    // The news arrives over the WebSocket: the dialog closes with a message, the card turns
+    // Online, on the same page and without reading the list again.
+    let card = format!(
+        "//article[@data-device-id='{id}']//*[contains(@class, 'status-badge') and normalize-space()='Online']"
+    );
+    browser
+        .wait_for(
+            Locator::XPath(&card),
+            "the new device's card to show Online",
+        )
+        .await;
+    browser
+        .wait_for(
+            Locator::XPath(&format!(
+                "//*[@id='devices-alert' and not(@hidden) and contains(., '{device_name}') \
+                 and contains(., 'linked and online')]"
+            )),
+            "the success message",
+        )
+        .await;
+    let state = browser
+        .client
+        .execute(
+            "return [document.getElementById('add-device-dialog').open, window.wafleetTestMark];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        state,
+        json!([false, "same page"]),
+        "dialog closed, page kept"
+    );
+    let reads_after = browser.client.execute(LIST_READS, vec![]).await.unwrap();
+    assert_eq!(
+        reads_after, reads_before,
+        "the card changed from the WebSocket event, not by reading the list again"
+    );
+    browser
+        .client
+        .execute(
+            &format!(
+                "document.querySelector(\"article[data-device-id='{id}']\").scrollIntoView({{block: 'center'}});"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.assert_fits("device-online").await;
+    browser.screenshot("device-online").await;
+}
+
+/// Signs in as the admin through the sign-in page and waits for the dashboard.
+async fn sign_in(app: &TestApp, browser: &Browser) {
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for(Locator::Css("#email"), "the sign-in form")
+        .await
+        .send_keys(ADMIN_EMAIL)
+        .await
+        .unwrap();
+    browser
+        .find("#password")
+        .await
+        .send_keys(ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser.find("#login").await.click().await.unwrap();
+    browser
+        .wait_for(
+            Locator::XPath(&format!(
+                "//*[@id='whoami' and contains(., '{ADMIN_NAME}')]"
+            )),
+            "the dashboard after sign-in",
+        )
+        .await;
+}
+
+/// XPath of the status badge reading `status` on the card of the device named `name`.
+fn card_status_xpath(name: &str, status: &str) -> String {
+    format!(
+        "//article[contains(@class, 'device-card')][.//h3[normalize-space()='{name}']]\
+         //*[contains(@class, 'status-badge') and normalize-space()='{status}']"
+    )
+}
+
+/// Creates a device through the API; returns its id.
+async fn create_device(admin: &UserClient, name: &str) -> i64 {
+    let response = admin
+        .post("/api/v1/devices", &json!({ "name": name }))
+        .await;
+    assert_eq!(response.status(), 201, "create device {name}");
+    let device: serde_json::Value = response.json().await.unwrap();
+    device["id"].as_i64().unwrap()
+}
+
+/// The id of the device named `name`.
+async fn device_id(admin: &UserClient, name: &str) -> i64 {
+    let page: serde_json::Value = admin
+        .get("/api/v1/devices?per_page=500")
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .and_then(|d| d["id"].as_i64())
+        .unwrap_or_else(|| panic!("no device named {name} in {page}"))
+}
+
+/// Completes the device's pending QR pairing with the simulator, once its pairing has started.
+async fn scan(admin: &UserClient, id: i64) {
+    wait_until("the simulator to scan the QR code", WAIT, || async move {
+        let response = admin
+            .post("/api/v1/sim/scan", &json!({ "device_id": id }))
+            .await;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}
+
 /// A chromedriver child process on a free port, killed when dropped.
 struct Chromedriver {
     child: Child,
@@ -358,6 +581,26 @@ impl Browser {
                 ))
                 .await
             }
+        }
+    }
+
+    /// Polls until `script` returns true, failing like [`Browser::wait_for`].
+    async fn wait_until_js(&self, script: &str, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.client.execute(script, vec![]).await {
+                Ok(serde_json::Value::Bool(true)) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    self.fail::<()>(&format!("{what}: script failed ({e})"))
+                        .await
+                }
+            }
+            if Instant::now() >= deadline {
+                self.fail::<()>(&format!("timed out after {WAIT:?} waiting for {what}"))
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
