@@ -200,3 +200,32 @@ pub async fn list_bootable_devices(db: &Db) -> Result<Vec<Device>, DbError> {
             .map_err(DbError::from)
     })
 }
+
+/// At start-up: devices that were pairing (no JID yet) have no session any more; set them back
+/// to `new` with a reason instead of leaving a QR status nothing will honour. Returns how many.
+pub async fn reset_interrupted_pairings(db: &Db) -> Result<usize, DbError> {
+    let pairing = [
+        DeviceStatus::AwaitingQr.as_str(),
+        DeviceStatus::AwaitingPairCode.as_str(),
+        DeviceStatus::Connecting.as_str(),
+        DeviceStatus::Reconnecting.as_str(),
+    ];
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::update(
+            devices::table
+                .filter(devices::jid.is_null())
+                .filter(devices::status.eq_any(pairing)),
+        )
+        .set((
+            devices::status.eq(DeviceStatus::New.as_str()),
+            devices::status_reason.eq(Some(
+                "pairing was interrupted by a restart; reconnect to pair",
+            )),
+            devices::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })
+}

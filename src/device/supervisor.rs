@@ -151,6 +151,13 @@ impl DeviceSupervisor {
 
     /// Loads every device worth connecting and starts them, online ones first.
     pub async fn boot(addr: Addr<DeviceSupervisor>, db: Db) -> Result<usize, crate::db::DbError> {
+        let reset = store::reset_interrupted_pairings(&db).await?;
+        if reset > 0 {
+            tracing::info!(
+                devices = reset,
+                "pairings interrupted by the restart were reset to new"
+            );
+        }
         let devices = store::list_bootable_devices(&db).await?;
         let total = devices.len();
         tracing::info!(devices = total, "booting device fleet");

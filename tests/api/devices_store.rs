@@ -212,3 +212,38 @@ async fn device_list_filters_and_pages(app: TestApp) {
         vec![ids[0], ids[7]]
     );
 }
+
+crate::both_backends!(interrupted_pairings_are_reset_at_boot);
+
+async fn interrupted_pairings_are_reset_at_boot(app: TestApp) {
+    let db = &app.db;
+    let tenant = insert_tenant(db, "Acme", "UTC").await.unwrap();
+    let pairing = store::insert_device(db, tenant.id, "pairing")
+        .await
+        .unwrap();
+    let paired = store::insert_device(db, tenant.id, "paired").await.unwrap();
+    let qr = DeviceStatusPatch {
+        status: Some("awaiting_qr".into()),
+        ..Default::default()
+    };
+    store::update_status(db, pairing.id, qr.clone())
+        .await
+        .unwrap();
+    let online = DeviceStatusPatch {
+        status: Some("reconnecting".into()),
+        jid: Some(Some("6011:1@s.whatsapp.net".into())),
+        ..Default::default()
+    };
+    store::update_status(db, paired.id, online).await.unwrap();
+    assert_eq!(store::reset_interrupted_pairings(db).await.unwrap(), 1);
+    let reset = store::get_device(db, tenant.id, pairing.id).await.unwrap();
+    assert_eq!(reset.status, "new");
+    assert!(reset.status_reason.unwrap().contains("interrupted"));
+    assert_eq!(
+        store::get_device(db, tenant.id, paired.id)
+            .await
+            .unwrap()
+            .status,
+        "reconnecting"
+    );
+}

@@ -67,8 +67,6 @@ impl From<&ApiToken> for TokenView {
 /// A freshly created token: the only time its secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedToken {
-    /// Id.
-    pub id: i64,
     /// The secret; send as `Authorization: Bearer <token>`.
     pub token: String,
     /// The stored view.
@@ -156,7 +154,6 @@ pub async fn create_token(
     )
     .await;
     Ok(HttpResponse::Created().json(CreatedToken {
-        id: row.id,
         token,
         view: TokenView::from(&row),
     }))
