@@ -1,4 +1,5 @@
-//! The command line: `wafleet [serve]`, `wafleet migrate`, global `--config` and `--log-format`.
+//! The command line: `wafleet [serve]`, `wafleet migrate`, `wafleet bench <scenario>`, global
+//! `--config` and `--log-format`.
 //!
 //! Parsing only; [`crate::config::Settings::load`] folds the flags into the settings so that a
 //! flag always wins over files and environment.
@@ -6,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 
 /// Keeps a fleet of WhatsApp accounts online, broadcasts campaigns and mirrors chats.
 #[derive(Debug, Parser)]
@@ -40,6 +42,63 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run a benchmark scenario on the real daemon in-process with simulated devices and print
+    /// one JSON object (docs/benchmarks.md).
+    Bench(BenchArgs),
+}
+
+/// Flags of `wafleet bench`. The benchmark builds its own settings (defaults plus what the
+/// scenario needs), so the global flags and the environment do not change its figures.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+
+    /// Devices stored before the daemon starts (boot).
+    #[arg(long, value_name = "N", default_value_t = 3000)]
+    pub devices: u32,
+
+    /// WebSocket subscribers on one topic (fanout).
+    #[arg(long, value_name = "S", default_value_t = 200)]
+    pub subscribers: u32,
+
+    /// Events published into the hub (fanout).
+    #[arg(long, value_name = "M", default_value_t = 20_000)]
+    pub events: u32,
+
+    /// Events published per second; as fast as the hub takes them when omitted (fanout).
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// A PostgreSQL server (postgres://user:pass@host/db) on which a fresh database
+    /// wafleet_bench_<random> is created and dropped; a temporary SQLite file when omitted.
+    #[arg(long, value_name = "URL", value_parser = parse_secret)]
+    pub db: Option<SecretString>,
+}
+
+/// Benchmark scenarios (issue 11); the others arrive with the features they measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// N stored devices to all online: seconds, handshakes/s, RSS per device.
+    Boot,
+    /// S WebSocket subscribers on one topic: frames/s delivered, drops, latency.
+    Fanout,
+}
+
+impl Scenario {
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Boot => "boot",
+            Scenario::Fanout => "fanout",
+        }
+    }
+}
+
+/// Keeps a URL that may carry a password out of `Debug` output.
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
 }
 
 /// Flags of `wafleet serve`.
@@ -68,7 +127,7 @@ impl Cli {
         match &self.command {
             None => None,
             Some(Command::Serve(args)) => Some(args),
-            Some(Command::Migrate) => None,
+            Some(Command::Migrate) | Some(Command::Bench(_)) => None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! browsers and API clients.
 //!
 //! # Layout
+//! - [`bench`]: `wafleet bench <scenario>`, the daemon measured in-process (docs/benchmarks.md).
 //! - [`auth`]: tenants, users, roles, sessions, API tokens and the `Auth` extractor.
 //! - [`audit`]: the audit log.
 //! - [`cli`], [`config`], [`telemetry`]: command line, layered settings, logging.
@@ -17,6 +18,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod config;

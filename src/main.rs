@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use wafleet::bench;
 use wafleet::cli::{Cli, Command};
 use wafleet::config::Settings;
 use wafleet::db::migrate;
@@ -11,17 +12,23 @@ use wafleet::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(&cli) {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("wafleet: configuration error: {err}");
-            return ExitCode::from(2);
+    let outcome = match &cli.command {
+        // Builds its own settings and logs to stderr: its stdout is one JSON object.
+        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Migrate) | Some(Command::Serve(_)) | None => {
+            let settings = match Settings::load(&cli) {
+                Ok(settings) => settings,
+                Err(err) => {
+                    eprintln!("wafleet: configuration error: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init(&settings.log);
+            match cli.command {
+                Some(Command::Migrate) => run_migrate(&settings),
+                _ => run_serve(settings),
+            }
         }
-    };
-    telemetry::init(&settings.log);
-    let outcome = match cli.command {
-        Some(Command::Migrate) => run_migrate(&settings),
-        Some(Command::Serve(_)) | None => run_serve(settings),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,244 @@
+//! `wafleet bench <scenario>`: runs the real daemon in-process against the simulator, measures
+//! one scenario and prints one JSON object on stdout (logs, warnings and up only, go to stderr).
+//!
+//! # Flow
+//! [`run`] starts an actix `System` and the scenario, which:
+//! 1. creates a fresh database ([`BenchDatabase`]: a temporary SQLite file, or
+//!    `wafleet_bench_<random>` on the PostgreSQL server given with `--db`), migrates it and
+//!    creates the admin account ([`prepare`]), exactly as a first start of the daemon would;
+//! 2. builds [`Settings`] the way the integration tests do, from the compiled-in defaults and
+//!    `config/` plus a fixed set of overrides ([`settings`]), so the user's environment cannot
+//!    change the figures;
+//! 3. starts [`Application`] on port 0 ([`RunningApp`]), measures, stops it and drops the
+//!    database;
+//! 4. returns its figures, which [`run`] wraps with the machine, commit and date.
+//!
+//! # Files
+//! [`boot`] stored devices to all online; [`fanout`] hub events to many WebSocket subscribers;
+//! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
+
+pub mod boot;
+pub mod fanout;
+pub mod report;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use actix_web::dev::ServerHandle;
+use actix_web::web::Data;
+use anyhow::Context;
+use clap::Parser;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use crate::auth::model::User;
+use crate::auth::password::PasswordHasher;
+use crate::auth::{bootstrap, secret, store};
+use crate::cli::{BenchArgs, Cli, Scenario};
+use crate::config::Settings;
+use crate::db::{migrate, Db};
+use crate::startup::Application;
+use crate::web::AppState;
+use report::Machine;
+
+/// Log filter of a benchmark run: problems only, so logging does not skew the figures.
+const LOG_FILTER: &str = "warn";
+/// The admin account every benchmark database starts with.
+const ADMIN_EMAIL: &str = "bench@wafleet.local";
+
+/// Runs the scenario of `args` and prints its report.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    init_logging();
+    let machine = Machine::probe();
+    let started_at = chrono::Utc::now();
+    let figures = actix_web::rt::System::new().block_on(async {
+        match args.scenario {
+            Scenario::Boot => boot::run(args).await,
+            Scenario::Fanout => fanout::run(args).await,
+        }
+    })?;
+    let mut report = json!({
+        "scenario": args.scenario.name(),
+        "date": started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "commit": report::commit(),
+        "machine": machine,
+    });
+    report::merge(&mut report, figures);
+    report::print(&report)
+}
+
+/// Installs a subscriber writing to stderr (the daemon's own logs to stdout would mix with the
+/// report).
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(LOG_FILTER))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Settings of a benchmark daemon on `database_url`: the defaults (compiled in and
+/// `config/default.toml`), loopback on port 0, and `extra` entries in the environment form
+/// (`WAFLEET__SECTION__KEY`).
+pub fn settings(database_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Settings> {
+    // Random per run: it is set (never logged as a generated one-time password) and never used.
+    let password = secret::new_password();
+    let mut env: HashMap<String, String> = [
+        ("DB_URI", database_url),
+        ("WAFLEET__SERVER__HOST", "127.0.0.1"),
+        ("WAFLEET__SERVER__PORT", "0"),
+        ("WAFLEET__SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+        ("WAFLEET__ADMIN__EMAIL", ADMIN_EMAIL),
+        ("WAFLEET__ADMIN__PASSWORD", password.as_str()),
+        ("WAFLEET__WHATSAPP__CONNECTOR", "sim"),
+        ("RUST_LOG", LOG_FILTER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let cli = Cli::try_parse_from(["wafleet"])?;
+    Ok(Settings::load_from(&cli, Path::new("config"), &env)?)
+}
+
+/// Migrates the database and creates the admin account, as the daemon's first start does, so
+/// that starting the daemon afterwards measures a restart on an existing database. Returns a
+/// connection pool (drop it before measuring memory) and the admin.
+pub async fn prepare(settings: &Settings) -> anyhow::Result<(Db, User)> {
+    migrate::run_pending_async(&settings.database)
+        .await
+        .context("cannot migrate the benchmark database")?;
+    let db = Db::connect(&settings.database).await?;
+    let hasher = PasswordHasher::new()?;
+    bootstrap::ensure_admin(&db, settings, &hasher).await?;
+    let admin = store::find_user_by_email(&db, ADMIN_EMAIL)
+        .await?
+        .context("the admin account was not created")?;
+    Ok((db, admin))
+}
+
+/// A fresh database for one run, removed by [`BenchDatabase::remove`].
+pub struct BenchDatabase {
+    /// The URL the daemon gets.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+/// How to remove a [`BenchDatabase`].
+enum Cleanup {
+    /// Delete this directory.
+    Sqlite(PathBuf),
+    /// Drop database `name` through the server's `admin_url`.
+    Postgres {
+        admin_url: SecretString,
+        name: String,
+    },
+}
+
+impl BenchDatabase {
+    /// A temporary SQLite file, or a new database on the PostgreSQL server of `server_url`.
+    pub async fn create(server_url: Option<&SecretString>) -> anyhow::Result<BenchDatabase> {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let Some(server_url) = server_url else {
+            let dir = std::env::temp_dir().join(format!("wafleet-bench-{suffix}"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            return Ok(BenchDatabase {
+                url: format!("sqlite://{}", dir.join("wafleet.db").display()),
+                cleanup: Cleanup::Sqlite(dir),
+            });
+        };
+        let admin_url = server_url.expose_secret();
+        if !(admin_url.starts_with("postgres://") || admin_url.starts_with("postgresql://")) {
+            anyhow::bail!("--db: give a postgres:// server URL (SQLite is the default)");
+        }
+        let name = format!("wafleet_bench_{suffix}");
+        let mut conn = AsyncPgConnection::establish(admin_url)
+            .await
+            .context("--db: cannot connect to the PostgreSQL server")?;
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create database {name}"))?;
+        let mut url = url::Url::parse(admin_url).context("--db: not a URL")?;
+        url.set_path(&name);
+        Ok(BenchDatabase {
+            url: url.to_string(),
+            cleanup: Cleanup::Postgres {
+                admin_url: server_url.clone(),
+                name,
+            },
+        })
+    }
+
+    /// Deletes the database; a failure is logged, as the figures are already taken.
+    pub async fn remove(self) {
+        let removed = match &self.cleanup {
+            Cleanup::Sqlite(dir) => std::fs::remove_dir_all(dir).map_err(anyhow::Error::from),
+            Cleanup::Postgres { admin_url, name } => drop_database(admin_url, name).await,
+        };
+        if let Err(err) = removed {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "cannot remove the benchmark database"
+            );
+        }
+    }
+}
+
+/// `DROP DATABASE … WITH (FORCE)`: the stopped daemon's pools may still hold connections.
+async fn drop_database(admin_url: &SecretString, name: &str) -> anyhow::Result<()> {
+    let mut conn = AsyncPgConnection::establish(admin_url.expose_secret()).await?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// The daemon running in this process.
+pub struct RunningApp {
+    /// Its shared state: fleet, hub, database.
+    pub state: Data<AppState>,
+    /// The port it listens on (loopback).
+    pub port: u16,
+    handle: ServerHandle,
+    stopped: actix_web::rt::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningApp {
+    /// Builds and starts the application (boots stored devices); must run inside a `System`.
+    pub async fn start(settings: Settings) -> anyhow::Result<RunningApp> {
+        let application = Application::build(settings).await?;
+        Ok(RunningApp {
+            state: application.state(),
+            port: application.port(),
+            handle: application.handle(),
+            stopped: actix_web::rt::spawn(application.run_until_stopped()),
+        })
+    }
+
+    /// Stops the HTTP server and waits for the daemon's orderly shutdown (devices disconnect).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.stopped
+            .await
+            .context("the daemon's shutdown task failed")?
+    }
+}
+
+/// Runs `scenario` on a fresh database (`--db`) and removes the database afterwards, whether
+/// the scenario succeeded or not.
+async fn with_database<F, Fut>(args: &BenchArgs, scenario: F) -> anyhow::Result<Value>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+{
+    let database = BenchDatabase::create(args.db.as_ref()).await?;
+    let outcome = scenario(database.url.clone()).await;
+    database.remove().await;
+    outcome
+}
