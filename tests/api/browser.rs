@@ -438,14 +438,14 @@ async fn scan(admin: &UserClient, id: i64) {
 }
 
 /// A chromedriver child process on a free port, killed when dropped.
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Chromedriver {
     /// Starts chromedriver and waits until it accepts connections.
-    async fn start() -> Chromedriver {
+    pub(crate) async fn start() -> Chromedriver {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 Path::new(path).exists(),

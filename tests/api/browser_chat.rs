@@ -14,7 +14,6 @@
 use std::fs;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -23,12 +22,12 @@ use futures_util::FutureExt;
 use serde_json::{json, Value};
 use wafleet::chat::store::{self, ChatWrite, NewMessage};
 
+use crate::browser::Chromedriver;
 use crate::helpers::{
     spawn_app_with, wait_until, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Longest wait for any page state (a loaded 2-core CI machine).
 const WAIT: Duration = Duration::from_secs(30);
 const CONTACT: &str = "60198765432";
@@ -440,72 +439,6 @@ async fn walk_through(app: &TestApp, admin: &UserClient, device: i64, b: &Browse
         )
         .await;
         b.settled_screenshot("back").await;
-    }
-}
-
-/// chromedriver on a free port; asked to quit (and killed) when dropped.
-struct Chromedriver {
-    child: Child,
-    url: String,
-}
-
-impl Chromedriver {
-    async fn start() -> Chromedriver {
-        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
-            assert!(
-                Path::new(path).exists(),
-                "the browser test needs {path} (Debian package {package}): apt-get install chromium chromium-driver"
-            );
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg(format!(
-                "--log-path={}",
-                artifacts().join("chromedriver-whatsapp.log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
-        let driver = Chromedriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        wait_until("chromedriver to listen", WAIT, || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(drop)
-        })
-        .await;
-        driver
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        use std::io::{Read, Write};
-        let address = self.url.trim_start_matches("http://");
-        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let request =
-                format!("GET /shutdown HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-            if stream.write_all(request.as_bytes()).is_ok() {
-                let _ = stream.read_to_end(&mut Vec::new());
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
