@@ -97,6 +97,8 @@ impl Application {
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)
             .client_request_timeout(Duration::from_secs(30))
+            // Small WebSocket frames must not wait for delayed ACKs (~40 ms).
+            .tcp_nodelay(true)
             .run();
         tracing::info!(
             port,

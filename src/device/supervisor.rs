@@ -222,7 +222,12 @@ impl DeviceSupervisor {
     fn start(&mut self, device: Device, from_boot: bool, ctx: &mut Context<Self>) {
         let id = device.id;
         let arbiter = (id.unsigned_abs() as usize) % self.arbiters.len().max(1);
-        let status = DeviceStatus::parse(&device.status).unwrap_or(DeviceStatus::New);
+        // A booted device is not online until its actor reconnects, whatever was stored.
+        let status = if from_boot {
+            DeviceStatus::Connecting
+        } else {
+            DeviceStatus::parse(&device.status).unwrap_or(DeviceStatus::New)
+        };
         let entry = self.registry.entry(id).or_insert_with(|| Entry {
             device: device.clone(),
             addr: None,
