@@ -500,6 +500,48 @@ impl Drop for Chromedriver {
     }
 }
 
+/// Starts headless chromium with a fresh profile (returned: it must outlive the session) and a
+/// viewport `width` × `height` CSS pixels. Windows are never narrower than 500 px, so the width
+/// comes from device emulation (below 768 px: a phone, with touch and the viewport meta tag).
+pub(crate) async fn start_chromium(
+    driver: &Chromedriver,
+    width: u32,
+    height: u32,
+) -> (Client, tempfile::TempDir) {
+    let profile = tempfile::tempdir().unwrap();
+    let args = [
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--disable-dev-shm-usage".into(),
+        format!("--user-data-dir={}", profile.path().display()),
+        format!("--window-size={width},900"),
+    ];
+    let phone = width < 768;
+    let emulation = json!({ "deviceMetrics": {
+        "width": width, "height": height, "pixelRatio": 1.0, "mobile": phone, "touch": phone
+    }});
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("browserName".into(), json!("chrome"));
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({ "binary": CHROMIUM, "args": args, "mobileEmulation": emulation }),
+    );
+    // chromedriver is on loopback: plain HTTP, no TLS connector needed.
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("chromedriver did not start chromium: {e}"));
+    (client, profile)
+}
+
 /// One headless chromium session with its own fresh profile.
 struct Browser {
     client: Client,
@@ -511,39 +553,7 @@ struct Browser {
 impl Browser {
     /// Opens chromium with a window `width` pixels wide.
     async fn open(driver: &Chromedriver, width: u32) -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let args = [
-            "--headless=new".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            format!("--user-data-dir={}", profile.path().display()),
-            format!("--window-size={width},900"),
-        ];
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("browserName".into(), json!("chrome"));
-        // The viewport width comes from device emulation (below 768 px: a phone, with touch and
-        // the viewport meta tag honoured), as windows are never narrower than 500 px.
-        let phone = width < 768;
-        let emulation = json!({ "deviceMetrics": {
-            "width": width, "height": 900, "pixelRatio": 1.0, "mobile": phone, "touch": phone
-        }});
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": CHROMIUM, "args": args, "mobileEmulation": emulation }),
-        );
-        // chromedriver is on loopback: plain HTTP, no TLS connector needed.
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .unwrap_or_else(|e| panic!("chromedriver did not start chromium: {e}"));
+        let (client, profile) = start_chromium(driver, width, 900).await;
         Browser {
             client,
             width,

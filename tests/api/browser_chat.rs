@@ -17,17 +17,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 use wafleet::chat::store::{self, ChatWrite, NewMessage};
 
-use crate::browser::Chromedriver;
+use crate::browser::{start_chromium, Chromedriver};
 use crate::helpers::{
     spawn_app_with, wait_until, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Longest wait for any page state (a loaded 2-core CI machine).
 const WAIT: Duration = Duration::from_secs(30);
 const CONTACT: &str = "60198765432";
@@ -451,38 +450,8 @@ struct Browser {
 
 impl Browser {
     async fn open(driver: &Chromedriver, width: u32) -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let args = [
-            "--headless=new".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            format!("--user-data-dir={}", profile.path().display()),
-            format!("--window-size={width},900"),
-        ];
-        // Windows are never narrower than 500 px: the phone width comes from device emulation.
-        let phone = width < 768;
-        let emulation = json!({ "deviceMetrics": {
-            "width": width, "height": if phone { 844 } else { 900 }, "pixelRatio": 1.0,
-            "mobile": phone, "touch": phone
-        }});
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args, "mobileEmulation": emulation },
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .unwrap_or_else(|e| panic!("chromedriver did not start chromium: {e}"));
+        let height = if width < 768 { 844 } else { 900 };
+        let (client, profile) = start_chromium(driver, width, height).await;
         Browser {
             client,
             width,
