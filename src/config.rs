@@ -46,6 +46,29 @@ pub struct Settings {
     pub ws: WsSettings,
     /// Chat mirroring.
     pub chat: ChatSettings,
+    /// Leads, campaigns, pacing.
+    pub broadcast: BroadcastSettings,
+}
+
+/// `[broadcast]`: leads, campaigns and the outbox; see `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastSettings {
+    /// ISO 3166 country for phone numbers written without a country code (tenants may override).
+    pub default_country: String,
+    /// Inbound texts that opt the sender out (compared trimmed, case-insensitively).
+    pub opt_out_keywords: Vec<String>,
+    /// Pacing every campaign starts from (tenants and campaigns override within `limits`).
+    pub pacing: crate::broadcast::pacing::Pacing,
+    /// The safe bounds no tenant or campaign may leave.
+    pub limits: crate::broadcast::pacing::PacingLimits,
+    /// Seconds a claimed outbox row stays leased to its sender; a crash leaves it to be re-sent
+    /// after this.
+    pub lease_secs: u64,
+    /// Attempts before a row is marked failed.
+    pub max_attempts: u32,
+    /// Milliseconds between campaign progress events.
+    pub progress_interval_ms: u64,
 }
 
 /// `[chat]`: chat mirroring; see `config/default.toml`.
@@ -332,6 +355,16 @@ impl Settings {
     /// Checks what serde cannot: URL schemes, time zone, ranges.
     fn validate(&self) -> Result<(), ConfigError> {
         self.database.kind()?;
+        self.broadcast
+            .limits
+            .check(&self.broadcast.pacing)
+            .map_err(|e| ConfigError(format!("broadcast.pacing: {e}")))?;
+        if crate::broadcast::phone::country_code(&self.broadcast.default_country).is_none() {
+            return Err(ConfigError(format!(
+                "broadcast.default_country: unknown country {:?} (use an ISO code such as MY)",
+                self.broadcast.default_country
+            )));
+        }
         let redis = self.redis.url.expose_secret();
         if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return Err(ConfigError(

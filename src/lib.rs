@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`bench`]: `wafleet bench <scenario>`, the daemon measured in-process (docs/benchmarks.md).
+//! - [`broadcast`]: leads, opt-outs, campaigns, the outbox and the Throttle.
 //! - [`auth`]: tenants, users, roles, sessions, API tokens and the `Auth` extractor.
 //! - [`audit`]: the audit log.
 //! - [`cli`], [`config`], [`telemetry`]: command line, layered settings, logging.
@@ -19,6 +20,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod broadcast;
 pub mod chat;
 pub mod cli;
 pub mod config;

@@ -14,6 +14,7 @@ diesel::table! {
         time_zone -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        settings -> Text,
     }
 }
 
@@ -45,6 +46,7 @@ diesel::table! {
         last_seen -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        paired_at -> Nullable<Timestamp>,
     }
 }
 
@@ -146,6 +148,8 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(device_assignments -> users (user_id));
 diesel::joinable!(device_assignments -> devices (device_id));
+diesel::joinable!(leads -> lead_lists (list_id));
+diesel::joinable!(outbox -> campaigns (campaign_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -156,5 +160,90 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     device_assignments,
     chats,
-    messages
+    messages,
+    lead_lists,
+    leads,
+    opt_outs,
+    campaigns,
+    outbox
 );
+
+diesel::table! {
+    lead_lists (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    leads (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        list_id -> BigInt,
+        name -> Text,
+        phone -> Text,
+        niche -> Nullable<Text>,
+        tags -> Text,
+        status -> Text,
+        fields -> Text,
+        device_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    opt_outs (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        phone -> Text,
+        source -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    campaigns (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        name -> Text,
+        status -> Text,
+        message -> Text,
+        image_sha256 -> Nullable<Text>,
+        target -> Text,
+        devices -> Text,
+        pacing -> Text,
+        on_device_loss -> Text,
+        scheduled_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        campaign_id -> BigInt,
+        lead_id -> Nullable<BigInt>,
+        device_id -> Nullable<BigInt>,
+        phone -> Text,
+        body -> Text,
+        message_id -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        lease_until -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+        read_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}

@@ -343,6 +343,7 @@ impl DeviceActor {
         if forget_credentials {
             self.jid = None;
             patch.jid = Some(None);
+            patch.paired_at = Some(None);
         }
         self.commit(status, Some(reason), patch)
     }

@@ -96,6 +96,8 @@ pub struct Device {
     pub created_at: NaiveDateTime,
     /// Last change, UTC.
     pub updated_at: NaiveDateTime,
+    /// When the current link to a phone was made; warm-up counts from it.
+    pub paired_at: Option<NaiveDateTime>,
 }
 
 /// Insert form for a new device.
@@ -130,6 +132,8 @@ pub struct DeviceStatusPatch {
     pub push_name: Option<Option<String>>,
     /// Set when the device is seen online.
     pub last_seen: Option<Option<NaiveDateTime>>,
+    /// Cleared when the link ends (logout); set by the store on the first login of a link.
+    pub paired_at: Option<Option<NaiveDateTime>>,
     /// Always set by the store.
     pub updated_at: Option<NaiveDateTime>,
 }

@@ -113,13 +113,22 @@ pub async fn rename_device(
 
 /// Records a lifecycle transition (called by the device's own actor, which knows its id).
 pub async fn update_status(db: &Db, id: i64, mut patch: DeviceStatusPatch) -> Result<(), DbError> {
-    patch.updated_at = Some(Utc::now().naive_utc());
+    let now = Utc::now().naive_utc();
+    patch.updated_at = Some(now);
+    let logged_in = matches!(patch.jid, Some(Some(_)));
     let changed = db_run!(db, |conn| {
-        diesel::update(devices::table.find(id))
+        let changed = diesel::update(devices::table.find(id))
             .set(&patch)
             .execute(conn)
-            .await
-            .map_err(DbError::from)
+            .await?;
+        if logged_in {
+            // The first login of a link starts its warm-up.
+            diesel::update(devices::table.find(id).filter(devices::paired_at.is_null()))
+                .set(devices::paired_at.eq(now))
+                .execute(conn)
+                .await?;
+        }
+        Ok::<_, DbError>(changed)
     })?;
     if changed == 0 {
         return Err(DbError::NotFound);

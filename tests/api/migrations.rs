@@ -111,6 +111,7 @@ async fn schema_rs_matches_the_database(app: TestApp) {
                     String,
                     chrono::NaiveDateTime,
                     chrono::NaiveDateTime,
+                    String,
                 )>(conn)
                 .await?
                 .len();
