@@ -5,6 +5,9 @@
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
 
+pub mod campaign;
 pub mod pacing;
 pub mod phone;
 pub mod settings;
+pub mod template;
+pub mod throttle;

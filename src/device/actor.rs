@@ -559,7 +559,7 @@ impl Handler<RequestPairCode> for DeviceActor {
         Box::pin(
             async move { session.request_pair_code(&msg.phone).await }
                 .into_actor(self)
-                .map(|result, _, _| result.map_err(|e| DeviceError::Connector(e.to_string()))),
+                .map(|result, _, _| result.map_err(DeviceError::from)),
         )
     }
 }
@@ -593,6 +593,13 @@ impl Handler<Logout> for DeviceActor {
 }
 
 impl DeviceActor {
+    /// The session, when the device is online.
+    fn online_session(&self) -> Option<Arc<dyn Session>> {
+        self.session
+            .clone()
+            .filter(|_| self.status == DeviceStatus::Online)
+    }
+
     /// Sends through the session and records the sent message in the chat mirror.
     fn send_and_record<F>(
         &mut self,
@@ -610,7 +617,7 @@ impl DeviceActor {
         }
         let message = sent(jid);
         Box::pin(send(session).into_actor(self).map(move |result, actor, _| {
-            result.map_err(|e| DeviceError::Connector(e.to_string()))?;
+            result.map_err(DeviceError::from)?;
             actor.deps.chat.do_send(RecordMessages {
                 tenant_id: actor.tenant_id,
                 device_id: actor.device_id,
@@ -673,21 +680,32 @@ impl Handler<SendImage> for DeviceActor {
     }
 }
 
+impl Handler<SetTyping> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
+
+    fn handle(&mut self, msg: SetTyping, _: &mut Context<Self>) -> Self::Result {
+        let Some(session) = self.online_session() else {
+            return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
+        };
+        Box::pin(
+            async move { session.set_typing(&msg.to, msg.typing).await }
+                .into_actor(self)
+                .map(|result, _, _| result.map_err(DeviceError::from)),
+        )
+    }
+}
+
 impl Handler<MarkRead> for DeviceActor {
     type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
 
     fn handle(&mut self, msg: MarkRead, _: &mut Context<Self>) -> Self::Result {
-        let Some(session) = self
-            .session
-            .clone()
-            .filter(|_| self.status == DeviceStatus::Online)
-        else {
+        let Some(session) = self.online_session() else {
             return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
         };
         Box::pin(
             async move { session.mark_read(&msg.chat, &msg.message_ids).await }
                 .into_actor(self)
-                .map(|result, _, _| result.map_err(|e| DeviceError::Connector(e.to_string()))),
+                .map(|result, _, _| result.map_err(DeviceError::from)),
         )
     }
 }

@@ -27,12 +27,33 @@ pub enum DeviceError {
     /// The operation does not fit the device's state (e.g. a pair code while online).
     #[error("{0}")]
     WrongState(String),
-    /// The connector refused (bad phone number, rate limit, …).
+    /// The connector refused for another reason.
     #[error("{0}")]
     Connector(String),
+    /// WhatsApp asked this account to slow down.
+    #[error("rate limited, retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// How long to wait.
+        retry_after_ms: u64,
+    },
+    /// The recipient is not a valid WhatsApp address.
+    #[error("invalid recipient: {0}")]
+    InvalidRecipient(String),
     /// The actor vanished while handling the request.
     #[error("the device actor is gone")]
     Gone,
+}
+
+impl From<crate::whatsapp::ConnectorError> for DeviceError {
+    fn from(err: crate::whatsapp::ConnectorError) -> Self {
+        use crate::whatsapp::ConnectorError as C;
+        match err {
+            C::NotConnected => DeviceError::NotConnected,
+            C::RateLimited { retry_after_ms } => DeviceError::RateLimited { retry_after_ms },
+            C::InvalidRecipient(to) => DeviceError::InvalidRecipient(to),
+            other => DeviceError::Connector(other.to_string()),
+        }
+    }
 }
 
 // ---- to a DeviceActor ---------------------------------------------------------------------
@@ -122,6 +143,16 @@ pub struct SendImage {
     pub image: crate::whatsapp::Media,
     /// Caption.
     pub caption: Option<String>,
+}
+
+/// Show (or stop showing) "typing…" in a chat.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), DeviceError>")]
+pub struct SetTyping {
+    /// Chat JID.
+    pub to: String,
+    /// Start (true) or stop.
+    pub typing: bool,
 }
 
 /// Send read receipts for messages of a chat.

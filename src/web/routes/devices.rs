@@ -163,6 +163,14 @@ pub fn device_error(err: DeviceError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
         }
         DeviceError::Connector(message) => ApiError::bad_request("rejected", message),
+        DeviceError::InvalidRecipient(_) => {
+            ApiError::bad_request("invalid_recipient", err.to_string())
+        }
+        DeviceError::RateLimited { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            err.to_string(),
+        ),
     }
 }
 

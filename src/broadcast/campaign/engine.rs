@@ -1,0 +1,806 @@
+//! The CampaignEngine actor: starts campaigns (writes their outbox), runs one [`Lane`] per
+//! sending device, pauses, resumes and cancels them, moves a lost device's rows, starts
+//! scheduled campaigns on time, publishes progress, and completes campaigns. Its state is only a
+//! cache of the database: after a restart it resumes every running campaign from the outbox.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use tokio::sync::watch;
+
+use super::lane::{Control, Lane, LaneEnd, Plan};
+use super::model::{outbox_status as st, Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
+use super::progress::{progress, Progress};
+use super::store::{self, OutboxRow};
+use crate::broadcast::pacing::Pacing;
+use crate::broadcast::settings as tenant_settings;
+use crate::broadcast::template::Template;
+use crate::broadcast::throttle::Throttle;
+use crate::chat::media::MediaStore;
+use crate::config::Settings;
+use crate::db::{Db, DbError};
+use crate::device::model::{Device, DeviceFilter, DeviceStatus};
+use crate::device::Fleet;
+use crate::hub::{Hub, HubEvent, Topic};
+use crate::whatsapp::Media;
+
+/// Why the engine refused a request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// No such campaign.
+    #[error("campaign not found")]
+    NotFound,
+    /// The campaign is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// The campaign cannot run as configured (no leads, bad template, pacing out of bounds…).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error("{0}")]
+    Db(String),
+}
+
+impl From<DbError> for EngineError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::NotFound => EngineError::NotFound,
+            other => EngineError::Db(other.to_string()),
+        }
+    }
+}
+
+/// Start a draft or scheduled campaign now: write its outbox and send. Answers the rows written.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, EngineError>")]
+pub struct StartCampaign {
+    /// Campaign.
+    pub campaign_id: i64,
+}
+
+/// Pause, resume or cancel a campaign.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct ControlCampaign {
+    /// Campaign.
+    pub campaign_id: i64,
+    /// What to do.
+    pub action: Action,
+}
+
+/// A user's action on a started campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// running → paused.
+    Pause,
+    /// paused → running.
+    Resume,
+    /// draft | scheduled | running | paused → cancelled.
+    Cancel,
+}
+
+/// The engine's dependencies.
+#[derive(Clone)]
+pub struct EngineDeps {
+    /// Database.
+    pub db: Db,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Devices.
+    pub fleet: Fleet,
+    /// Where progress is published.
+    pub hub: Addr<Hub>,
+    /// Pacing.
+    pub throttle: Addr<Throttle>,
+    /// Campaign pictures.
+    pub media: MediaStore,
+    /// Simulated seconds per real second.
+    pub time_scale: f64,
+}
+
+/// Runs campaigns; see the module documentation.
+pub struct CampaignEngine {
+    deps: EngineDeps,
+    /// Campaigns with lanes in this process.
+    runs: HashMap<i64, Run>,
+    /// A tick is in progress (ticks never overlap).
+    ticking: bool,
+}
+
+/// A campaign this process is running.
+struct Run {
+    plan: Rc<Plan>,
+    control: watch::Sender<Control>,
+    on_loss: OnDeviceLoss,
+    choice: DeviceChoice,
+    /// Devices with a lane now.
+    lanes: HashSet<i64>,
+    /// The last progress published (unchanged progress is not published again).
+    last: Option<Progress>,
+}
+
+/// A lane ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct LaneEnded {
+    campaign_id: i64,
+    device_id: i64,
+    end: LaneEnd,
+}
+
+/// Periodic work finished.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct TickDone;
+
+impl CampaignEngine {
+    /// An engine over `deps`.
+    pub fn new(deps: EngineDeps) -> Self {
+        Self {
+            deps,
+            runs: HashMap::new(),
+            ticking: false,
+        }
+    }
+}
+
+impl Actor for CampaignEngine {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let interval =
+            Duration::from_millis(self.deps.settings.broadcast.progress_interval_ms.max(50));
+        ctx.run_interval(interval, |engine, ctx| engine.tick(ctx));
+        // Resume what was running before a restart.
+        let db = self.deps.db.clone();
+        ctx.spawn(
+            async move { store::campaigns_in(&db, &[CampaignStatus::Running, CampaignStatus::Paused]).await }
+                .into_actor(self)
+                .map(|found, engine, ctx| match found {
+                    Ok(campaigns) => {
+                        for campaign in campaigns {
+                            tracing::info!(campaign_id = campaign.id, status = %campaign.status, "resuming campaign");
+                            engine.resume_run(campaign, ctx);
+                        }
+                    }
+                    Err(err) => tracing::error!(error = %err, "could not load running campaigns"),
+                }),
+        );
+    }
+}
+
+impl Handler<StartCampaign> for CampaignEngine {
+    type Result = ResponseActFuture<Self, Result<usize, EngineError>>;
+
+    fn handle(&mut self, msg: StartCampaign, _: &mut Context<Self>) -> Self::Result {
+        let deps = self.deps.clone();
+        Box::pin(
+            async move { materialize(&deps, msg.campaign_id).await }
+                .into_actor(self)
+                .map(|result, engine, ctx| {
+                    let (campaign, written) = result?;
+                    engine.resume_run(campaign, ctx);
+                    Ok(written)
+                }),
+        )
+    }
+}
+
+impl Handler<ControlCampaign> for CampaignEngine {
+    type Result = ResponseActFuture<Self, Result<(), EngineError>>;
+
+    fn handle(&mut self, msg: ControlCampaign, _: &mut Context<Self>) -> Self::Result {
+        use CampaignStatus::*;
+        let (from, to): (&[CampaignStatus], CampaignStatus) = match msg.action {
+            Action::Pause => (&[Running], Paused),
+            Action::Resume => (&[Paused], Running),
+            Action::Cancel => (&[Draft, Scheduled, Running, Paused], Cancelled),
+        };
+        // Lanes react at once; the database follows.
+        let control = match msg.action {
+            Action::Pause => Control::Pause,
+            Action::Resume => Control::Run,
+            Action::Cancel => Control::Cancel,
+        };
+        let db = self.deps.db.clone();
+        let id = msg.campaign_id;
+        Box::pin(
+            async move {
+                if !store::transition(&db, id, from, to, None).await? {
+                    let campaign = store::find_campaign(&db, id).await?;
+                    return Err(EngineError::Conflict(format!(
+                        "the campaign is {}",
+                        campaign.status
+                    )));
+                }
+                if to == Cancelled {
+                    store::skip_unsent(&db, id, "campaign cancelled").await?;
+                }
+                store::find_campaign(&db, id)
+                    .await
+                    .map_err(EngineError::from)
+            }
+            .into_actor(self)
+            .map(move |result, engine, ctx| {
+                let campaign = result?;
+                match engine.runs.get(&id) {
+                    Some(run) => {
+                        run.control.send_replace(control);
+                    }
+                    None if to == Running => engine.resume_run(campaign.clone(), ctx),
+                    None => {}
+                }
+                if to == Cancelled {
+                    engine.runs.remove(&id);
+                }
+                engine.publish_now(campaign, ctx);
+                Ok(())
+            }),
+        )
+    }
+}
+
+impl Handler<LaneEnded> for CampaignEngine {
+    type Result = ();
+
+    fn handle(&mut self, msg: LaneEnded, _: &mut Context<Self>) {
+        if let LaneEnd::Failed(err) = &msg.end {
+            tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "campaign lane failed; retrying on the next tick");
+        }
+        if let Some(run) = self.runs.get_mut(&msg.campaign_id) {
+            run.lanes.remove(&msg.device_id);
+        }
+    }
+}
+
+impl Handler<TickDone> for CampaignEngine {
+    type Result = ();
+
+    fn handle(&mut self, _: TickDone, _: &mut Context<Self>) {
+        self.ticking = false;
+    }
+}
+
+/// What a tick learned about one running campaign.
+struct TickReport {
+    campaign: Campaign,
+    progress: Progress,
+    /// Online devices of the campaign's choice (with their link age).
+    online: Vec<Device>,
+}
+
+impl CampaignEngine {
+    /// Registers a running or paused campaign and lets the next tick start its lanes.
+    fn resume_run(&mut self, campaign: Campaign, ctx: &mut Context<Self>) {
+        if self.runs.contains_key(&campaign.id) {
+            return;
+        }
+        let deps = self.deps.clone();
+        let id = campaign.id;
+        ctx.spawn(
+            async move {
+                plan_for(&deps, &campaign)
+                    .await
+                    .map(|plan| (campaign, plan))
+            }
+            .into_actor(self)
+            .map(move |result, engine, ctx| match result {
+                Ok((campaign, plan)) => {
+                    let control = if campaign.state() == CampaignStatus::Paused {
+                        Control::Pause
+                    } else {
+                        Control::Run
+                    };
+                    engine.runs.insert(
+                        id,
+                        Run {
+                            plan: Rc::new(plan),
+                            control: watch::channel(control).0,
+                            on_loss: campaign.on_device_loss(),
+                            choice: campaign.device_choice(),
+                            lanes: HashSet::new(),
+                            last: None,
+                        },
+                    );
+                    engine.tick(ctx);
+                }
+                Err(err) => tracing::error!(campaign_id = id, error = %err, "cannot run campaign"),
+            }),
+        );
+    }
+
+    /// Periodic work: start due scheduled campaigns; for each running one publish progress,
+    /// complete it when nothing is left, move rows of lost devices, and start missing lanes.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.ticking {
+            return;
+        }
+        self.ticking = true;
+        let db = self.deps.db.clone();
+        let runs: Vec<(i64, DeviceChoice)> = self
+            .runs
+            .iter()
+            .map(|(id, run)| (*id, run.choice.clone()))
+            .collect();
+        ctx.spawn(
+            async move {
+                let due = due_scheduled(&db).await;
+                let mut reports = Vec::new();
+                for (id, choice) in runs {
+                    match report(&db, id, &choice).await {
+                        Ok(report) => reports.push(report),
+                        Err(err) => {
+                            tracing::warn!(campaign_id = id, error = %err, "campaign tick failed")
+                        }
+                    }
+                }
+                (due, reports)
+            }
+            .into_actor(self)
+            .map(|(due, reports), engine, ctx| {
+                for id in due {
+                    ctx.notify(StartDue(id));
+                }
+                for report in reports {
+                    engine.apply(report, ctx);
+                }
+                ctx.notify(TickDone);
+            }),
+        );
+    }
+
+    /// Acts on one campaign's tick report.
+    fn apply(&mut self, report: TickReport, ctx: &mut Context<Self>) {
+        let id = report.campaign.id;
+        let Some(run) = self.runs.get_mut(&id) else {
+            return;
+        };
+        let state = report.campaign.state();
+        if !matches!(state, CampaignStatus::Running | CampaignStatus::Paused) {
+            // Cancelled or completed elsewhere (another node, or a finished run).
+            run.control.send_replace(Control::Cancel);
+            self.runs.remove(&id);
+            return;
+        }
+        if run.last.as_ref() != Some(&report.progress) {
+            publish(&self.deps.hub, &report.campaign, &report.progress);
+            run.last = Some(report.progress.clone());
+        }
+        if state == CampaignStatus::Running && report.progress.counts.unsent() == 0 {
+            self.complete(report.campaign, ctx);
+            return;
+        }
+        if state != CampaignStatus::Running {
+            return;
+        }
+        let online: HashMap<i64, &Device> = report.online.iter().map(|d| (d.id, d)).collect();
+        let online_ids: Vec<i64> = online.keys().copied().collect();
+        let mut to_move = Vec::new();
+        for share in &report.progress.per_device {
+            if share.counts.pending == 0 {
+                continue;
+            }
+            match share.device_id {
+                Some(device_id) if online.contains_key(&device_id) => {
+                    if !run.lanes.contains(&device_id) {
+                        run.lanes.insert(device_id);
+                        let device = online[&device_id].clone();
+                        spawn_lane(&self.deps, run, id, device, ctx);
+                    }
+                }
+                Some(_) if run.on_loss == OnDeviceLoss::Wait => {}
+                lost => to_move.push(lost),
+            }
+        }
+        if !to_move.is_empty() && !online_ids.is_empty() {
+            let db = self.deps.db.clone();
+            ctx.spawn(
+                async move {
+                    for from in to_move {
+                        match store::reassign(&db, id, from, &online_ids).await {
+                            Ok(moved) if moved > 0 => tracing::info!(campaign_id = id, from_device = ?from, moved, "moved unsent messages to online devices"),
+                            Ok(_) => {}
+                            Err(err) => tracing::warn!(campaign_id = id, error = %err, "could not move unsent messages"),
+                        }
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+
+    /// Marks a campaign completed and publishes its final progress.
+    fn complete(&mut self, campaign: Campaign, ctx: &mut Context<Self>) {
+        let id = campaign.id;
+        if let Some(run) = self.runs.remove(&id) {
+            run.control.send_replace(Control::Cancel);
+        }
+        let db = self.deps.db.clone();
+        ctx.spawn(
+            async move {
+                store::transition(
+                    &db,
+                    id,
+                    &[CampaignStatus::Running],
+                    CampaignStatus::Completed,
+                    None,
+                )
+                .await?;
+                store::find_campaign(&db, id).await
+            }
+            .into_actor(self)
+            .map(move |result, engine, ctx| match result {
+                Ok(campaign) => {
+                    tracing::info!(campaign_id = id, "campaign completed");
+                    engine.publish_now(campaign, ctx);
+                }
+                Err(err) => {
+                    tracing::warn!(campaign_id = id, error = %err, "could not complete campaign")
+                }
+            }),
+        );
+    }
+
+    /// Computes and publishes a campaign's progress now (after a state change).
+    fn publish_now(&mut self, campaign: Campaign, ctx: &mut Context<Self>) {
+        let db = self.deps.db.clone();
+        let hub = self.deps.hub.clone();
+        ctx.spawn(
+            async move {
+                match progress(&db, &campaign).await {
+                    Ok(progress) => publish(&hub, &campaign, &progress),
+                    Err(err) => {
+                        tracing::warn!(campaign_id = campaign.id, error = %err, "progress failed")
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// Start a scheduled campaign whose time has come.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct StartDue(i64);
+
+impl Handler<StartDue> for CampaignEngine {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartDue, ctx: &mut Context<Self>) {
+        let deps = self.deps.clone();
+        ctx.spawn(
+            async move { materialize(&deps, msg.0).await }
+                .into_actor(self)
+                .map(move |result, engine, ctx| match result {
+                    Ok((campaign, written)) => {
+                        tracing::info!(campaign_id = campaign.id, written, "scheduled campaign started");
+                        engine.resume_run(campaign, ctx);
+                    }
+                    Err(err) => tracing::warn!(campaign_id = msg.0, error = %err, "scheduled campaign could not start"),
+                }),
+        );
+    }
+}
+
+/// Spawns the lane of `device` for campaign `id`; it reports its end to the engine.
+fn spawn_lane(
+    deps: &EngineDeps,
+    run: &Run,
+    id: i64,
+    device: Device,
+    ctx: &mut Context<CampaignEngine>,
+) {
+    let (db, throttle, fleet) = (deps.db.clone(), deps.throttle.clone(), deps.fleet.clone());
+    let plan = run.plan.clone();
+    let control = run.control.subscribe();
+    let device_id = device.id;
+    let days_linked = device
+        .paired_at
+        .map(|at| {
+            let secs = (Utc::now().naive_utc() - at).num_seconds().max(0) as f64 * plan.time_scale;
+            (secs / 86_400.0) as u32
+        })
+        .unwrap_or(0);
+    let engine = ctx.address();
+    let lane = async move {
+        let end = match fleet.actor(device_id).await {
+            Some(addr) => {
+                Lane {
+                    db,
+                    plan,
+                    device_id,
+                    days_linked,
+                    device: addr,
+                    throttle,
+                    control,
+                }
+                .run()
+                .await
+            }
+            None => LaneEnd::DeviceLost,
+        };
+        engine.do_send(LaneEnded {
+            campaign_id: id,
+            device_id,
+            end,
+        });
+    };
+    ctx.spawn(actix::fut::wrap_future::<_, CampaignEngine>(lane));
+}
+
+/// Publishes `CAMPAIGN_PROGRESS` on `campaign/<id>`.
+fn publish(hub: &Addr<Hub>, campaign: &Campaign, progress: &Progress) {
+    hub.do_send(HubEvent {
+        tenant_id: campaign.tenant_id,
+        topic: Topic::Campaign(campaign.id),
+        device_id: None,
+        event: "CAMPAIGN_PROGRESS".into(),
+        data: serde_json::to_value(progress).unwrap_or_default(),
+        ts: Utc::now(),
+    });
+}
+
+/// Ids of scheduled campaigns whose time has come.
+async fn due_scheduled(db: &Db) -> Vec<i64> {
+    let now = Utc::now().naive_utc();
+    match store::campaigns_in(db, &[CampaignStatus::Scheduled]).await {
+        Ok(campaigns) => campaigns
+            .into_iter()
+            .filter(|c| c.scheduled_at.is_some_and(|at| at <= now))
+            .map(|c| c.id)
+            .collect(),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not look for scheduled campaigns");
+            Vec::new()
+        }
+    }
+}
+
+/// A running campaign's state, progress and online devices.
+async fn report(db: &Db, id: i64, choice: &DeviceChoice) -> Result<TickReport, DbError> {
+    let campaign = store::find_campaign(db, id).await?;
+    let progress = progress(db, &campaign).await?;
+    let online = online_devices(db, campaign.tenant_id, choice).await?;
+    Ok(TickReport {
+        campaign,
+        progress,
+        online,
+    })
+}
+
+/// The online devices a campaign may use.
+async fn online_devices(
+    db: &Db,
+    tenant_id: i64,
+    choice: &DeviceChoice,
+) -> Result<Vec<Device>, DbError> {
+    let only_ids = match choice {
+        DeviceChoice::AllOnline => None,
+        DeviceChoice::Set { ids } => Some(ids.clone()),
+        DeviceChoice::Member { user_id } => {
+            Some(crate::auth::store::assigned_device_ids(db, *user_id).await?)
+        }
+    };
+    let filter = DeviceFilter {
+        status: Some(DeviceStatus::Online),
+        search: None,
+        only_ids,
+    };
+    let (devices, _) =
+        crate::device::store::list_devices(db, tenant_id, &filter, 10_000, 0).await?;
+    Ok(devices)
+}
+
+/// The plan every lane of `campaign` shares.
+async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, EngineError> {
+    let effective =
+        tenant_settings::effective(&deps.db, &deps.settings, campaign.tenant_id).await?;
+    let pacing = effective.pacing.with(&campaign.pacing_override());
+    deps.settings
+        .broadcast
+        .limits
+        .check(&pacing)
+        .map_err(EngineError::Invalid)?;
+    let image = match &campaign.image_sha256 {
+        Some(sha) => Some(load_image(&deps.media, sha).await?),
+        None => None,
+    };
+    Ok(Plan {
+        campaign_id: campaign.id,
+        tenant_id: campaign.tenant_id,
+        pacing: Arc::new(pacing),
+        time_zone: effective.time_zone,
+        image,
+        lease: Duration::from_secs(deps.settings.broadcast.lease_secs.max(1)),
+        max_attempts: i64::from(deps.settings.broadcast.max_attempts.max(1)),
+        time_scale: deps.time_scale,
+        chars: campaign.message.chars().count(),
+    })
+}
+
+/// Reads a campaign picture from the media store.
+async fn load_image(media: &MediaStore, sha: &str) -> Result<Media, EngineError> {
+    let path = media
+        .path(sha)
+        .ok_or_else(|| EngineError::Invalid("the campaign picture is missing".into()))?;
+    let data = tokio::fs::read(&path)
+        .await
+        .map_err(|e| EngineError::Invalid(format!("the campaign picture cannot be read: {e}")))?;
+    Ok(Media {
+        mime: "image/jpeg".into(),
+        data: Arc::new(data),
+    })
+}
+
+/// Writes a draft or scheduled campaign's outbox (one row per matching lead, rendered, with a
+/// fresh message id, assigned to a device) and marks it running. Safe to repeat after a crash:
+/// rows already written stay as they are.
+async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), EngineError> {
+    let db = &deps.db;
+    let campaign = store::find_campaign(db, id).await?;
+    if !campaign.state().editable() {
+        return Err(EngineError::Conflict(format!(
+            "the campaign is {}",
+            campaign.status
+        )));
+    }
+    let plan = plan_for(deps, &campaign).await?;
+    let template = Template::parse(&campaign.message).map_err(|e| EngineError::Invalid(e.0))?;
+    let leads = target_leads(db, &campaign).await?;
+    if leads.is_empty() {
+        return Err(EngineError::Invalid(
+            "no leads match the campaign's target".into(),
+        ));
+    }
+    let devices = online_devices(db, campaign.tenant_id, &campaign.device_choice()).await?;
+    let capacities = remaining_capacity(deps, &devices, &plan.pacing).await?;
+    let assignment = assign(leads.len(), &capacities);
+    let phones: Vec<String> = leads.iter().map(|l| l.phone.clone()).collect();
+    let opted_out = store::opted_out(db, campaign.tenant_id, &phones).await?;
+    let mut rng = rand::rng();
+    let rows: Vec<OutboxRow> = leads
+        .iter()
+        .zip(assignment)
+        .map(|(lead, device_id)| {
+            let skipped = opted_out.contains(&lead.phone);
+            OutboxRow {
+                lead_id: lead.id,
+                device_id,
+                phone: lead.phone.clone(),
+                body: template.render(&lead.variables(), &mut rng),
+                message_id: new_message_id(),
+                status: if skipped { st::SKIPPED } else { st::PENDING },
+                error: skipped.then(|| "opted out".to_string()),
+            }
+        })
+        .collect();
+    let written = store::write_outbox(db, campaign.tenant_id, id, &rows).await?;
+    let from = [CampaignStatus::Draft, CampaignStatus::Scheduled];
+    if !store::transition(db, id, &from, CampaignStatus::Running, None).await? {
+        return Err(EngineError::Conflict(
+            "the campaign changed while starting".into(),
+        ));
+    }
+    tracing::info!(
+        campaign_id = id,
+        leads = leads.len(),
+        written,
+        devices = devices.len(),
+        "campaign started"
+    );
+    Ok((store::find_campaign(db, id).await?, written))
+}
+
+/// The campaign's leads: its target's lists and statuses, any of its tags, one per phone.
+async fn target_leads(
+    db: &Db,
+    campaign: &Campaign,
+) -> Result<Vec<super::model::TargetLead>, DbError> {
+    let target = campaign.target();
+    let tags: Vec<String> = target
+        .tags
+        .iter()
+        .map(|t| format!(",{},", t.trim().to_lowercase()))
+        .collect();
+    let mut seen = HashSet::new();
+    Ok(
+        store::target_leads(db, campaign.tenant_id, &target.list_ids, &target.statuses)
+            .await?
+            .into_iter()
+            .filter(|(_, lead_tags)| {
+                tags.is_empty() || tags.iter().any(|t| lead_tags.contains(t.as_str()))
+            })
+            .map(|(lead, _)| lead)
+            .filter(|lead| seen.insert(lead.phone.clone()))
+            .collect(),
+    )
+}
+
+/// Each device's sends left today (its daily cap after warm-up, minus what it sent in the last
+/// simulated day).
+async fn remaining_capacity(
+    deps: &EngineDeps,
+    devices: &[Device],
+    pacing: &Pacing,
+) -> Result<Vec<(i64, u64)>, DbError> {
+    let day = chrono::Duration::milliseconds((86_400_000.0 / deps.time_scale) as i64);
+    let since = (Utc::now() - day).naive_utc();
+    let mut capacities = Vec::with_capacity(devices.len());
+    for device in devices {
+        let days = device
+            .paired_at
+            .map(|at| {
+                ((Utc::now().naive_utc() - at).num_seconds().max(0) as f64 * deps.time_scale
+                    / 86_400.0) as u32
+            })
+            .unwrap_or(0);
+        let sent = store::device_sends_since(&deps.db, device.id, since)
+            .await?
+            .len() as u64;
+        let cap = u64::from(pacing.daily_cap(days));
+        capacities.push((device.id, cap.saturating_sub(sent)));
+    }
+    Ok(capacities)
+}
+
+/// Assigns `count` rows to devices round-robin weighted by remaining capacity (smooth weighted
+/// round-robin, so shares interleave). Devices with no capacity get rows only when all are
+/// full; with no device every row waits unassigned.
+fn assign(count: usize, capacities: &[(i64, u64)]) -> Vec<Option<i64>> {
+    if capacities.is_empty() {
+        return vec![None; count];
+    }
+    let all_full = capacities.iter().all(|(_, c)| *c == 0);
+    let weights: Vec<i64> = capacities
+        .iter()
+        .map(|(_, c)| if all_full { 1 } else { *c as i64 })
+        .collect();
+    let total: i64 = weights.iter().sum();
+    let mut current = vec![0i64; weights.len()];
+    (0..count)
+        .map(|_| {
+            for (c, w) in current.iter_mut().zip(&weights) {
+                *c += w;
+            }
+            let (best, _) = current
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))
+                .unwrap_or((0, &0));
+            current[best] -= total;
+            Some(capacities[best].0)
+        })
+        .collect()
+}
+
+/// A WhatsApp-style message id (`3EB0` + 16 hex digits).
+fn new_message_id() -> String {
+    format!("3EB0{:016X}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign;
+
+    #[test]
+    fn assignment_follows_remaining_capacity_and_interleaves() {
+        let rows = assign(60, &[(1, 100), (2, 200), (3, 0)]);
+        let count = |d| rows.iter().filter(|r| **r == Some(d)).count();
+        assert_eq!((count(1), count(2), count(3)), (20, 40, 0));
+        assert_ne!(rows[0], rows[1], "shares interleave");
+    }
+
+    #[test]
+    fn full_devices_share_equally_and_no_device_leaves_rows_unassigned() {
+        let rows = assign(9, &[(1, 0), (2, 0), (3, 0)]);
+        assert!([1, 2, 3]
+            .iter()
+            .all(|d| rows.iter().filter(|r| **r == Some(*d)).count() == 3));
+        assert_eq!(assign(3, &[]), vec![None, None, None]);
+    }
+}

@@ -1,0 +1,315 @@
+//! Campaign and outbox rows, their states, and the JSON shapes of targets and device choices.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::schema::campaigns;
+
+/// A campaign's state: draft → scheduled → running ⇄ paused → completed | cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    /// Being written; nothing is sent.
+    Draft,
+    /// Starts by itself at `scheduled_at`.
+    Scheduled,
+    /// Sending.
+    Running,
+    /// Stopped by a user; resumes where it stopped.
+    Paused,
+    /// Every message was sent, failed or skipped.
+    Completed,
+    /// Stopped for good; unsent messages were skipped.
+    Cancelled,
+}
+
+impl CampaignStatus {
+    /// Every status.
+    pub const ALL: [CampaignStatus; 6] = [
+        Self::Draft,
+        Self::Scheduled,
+        Self::Running,
+        Self::Paused,
+        Self::Completed,
+        Self::Cancelled,
+    ];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Scheduled => "scheduled",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether the campaign can still be edited (nothing written to the outbox yet).
+    pub fn editable(self) -> bool {
+        matches!(self, Self::Draft | Self::Scheduled)
+    }
+}
+
+/// States of one outbox row: pending → sending → sent → delivered → read | failed | skipped.
+pub mod outbox_status {
+    /// Waiting for its device's turn.
+    pub const PENDING: &str = "pending";
+    /// Claimed by a sender (leased).
+    pub const SENDING: &str = "sending";
+    /// WhatsApp accepted it.
+    pub const SENT: &str = "sent";
+    /// Reached the lead's phone.
+    pub const DELIVERED: &str = "delivered";
+    /// The lead opened it.
+    pub const READ: &str = "read";
+    /// Gave up (invalid number, attempts exhausted).
+    pub const FAILED: &str = "failed";
+    /// Not sent on purpose (opted out, campaign cancelled).
+    pub const SKIPPED: &str = "skipped";
+    /// Every state, in order.
+    pub const ALL: [&str; 7] = [PENDING, SENDING, SENT, DELIVERED, READ, FAILED, SKIPPED];
+}
+
+/// Which leads a campaign goes to: leads in any of the lists, having any of the tags, in any of
+/// the statuses (an empty criterion does not filter). At least one list or tag is required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Lead list ids.
+    #[serde(default)]
+    pub list_ids: Vec<i64>,
+    /// Tags (any of them).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Lead statuses (any of them).
+    #[serde(default)]
+    pub statuses: Vec<String>,
+}
+
+/// Which devices send a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeviceChoice {
+    /// Every device of the tenant online when the campaign starts (and any that comes online).
+    AllOnline,
+    /// These devices.
+    Set {
+        /// Device ids.
+        ids: Vec<i64>,
+    },
+    /// The devices assigned to a team member.
+    Member {
+        /// The member's user id.
+        user_id: i64,
+    },
+}
+
+/// What happens to a device's unsent messages when it goes offline, is logged out or banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDeviceLoss {
+    /// They move to the campaign's other online devices.
+    Move,
+    /// They wait for the device to come back.
+    Wait,
+}
+
+impl OnDeviceLoss {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Move => "move",
+            Self::Wait => "wait",
+        }
+    }
+}
+
+/// A campaign row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = campaigns)]
+pub struct Campaign {
+    /// Primary key.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Label.
+    pub name: String,
+    /// [`CampaignStatus`] name.
+    pub status: String,
+    /// Template text.
+    pub message: String,
+    /// Prepared JPEG in the media store, if the campaign sends a picture (message = caption).
+    pub image_sha256: Option<String>,
+    /// [`Target`] as JSON.
+    pub target: String,
+    /// [`DeviceChoice`] as JSON.
+    pub devices: String,
+    /// [`crate::broadcast::pacing::PacingOverride`] as JSON.
+    pub pacing: String,
+    /// [`OnDeviceLoss`] name.
+    pub on_device_loss: String,
+    /// Start time for a scheduled campaign, UTC.
+    pub scheduled_at: Option<NaiveDateTime>,
+    /// When it first started (its outbox was written), UTC.
+    pub started_at: Option<NaiveDateTime>,
+    /// When it completed or was cancelled, UTC.
+    pub finished_at: Option<NaiveDateTime>,
+    /// Who created it.
+    pub created_by: Option<i64>,
+    /// Creation time, UTC.
+    pub created_at: NaiveDateTime,
+    /// Last change, UTC.
+    pub updated_at: NaiveDateTime,
+}
+
+impl Campaign {
+    /// The parsed status (an unknown name reads as cancelled, which sends nothing).
+    pub fn state(&self) -> CampaignStatus {
+        CampaignStatus::parse(&self.status).unwrap_or(CampaignStatus::Cancelled)
+    }
+
+    /// The parsed target (stored by this code, so it parses).
+    pub fn target(&self) -> Target {
+        serde_json::from_str(&self.target).unwrap_or_default()
+    }
+
+    /// The parsed device choice.
+    pub fn device_choice(&self) -> DeviceChoice {
+        serde_json::from_str(&self.devices).unwrap_or(DeviceChoice::AllOnline)
+    }
+
+    /// The parsed pacing overrides.
+    pub fn pacing_override(&self) -> crate::broadcast::pacing::PacingOverride {
+        serde_json::from_str(&self.pacing).unwrap_or_default()
+    }
+
+    /// The parsed device-loss policy.
+    pub fn on_device_loss(&self) -> OnDeviceLoss {
+        if self.on_device_loss == "wait" {
+            OnDeviceLoss::Wait
+        } else {
+            OnDeviceLoss::Move
+        }
+    }
+}
+
+/// The editable fields of a campaign, as stored.
+#[derive(Debug, Clone, AsChangeset, Insertable)]
+#[diesel(table_name = campaigns)]
+pub struct CampaignFields {
+    /// Label.
+    pub name: String,
+    /// Template text.
+    pub message: String,
+    /// [`Target`] JSON.
+    pub target: String,
+    /// [`DeviceChoice`] JSON.
+    pub devices: String,
+    /// Pacing override JSON.
+    pub pacing: String,
+    /// [`OnDeviceLoss`] name.
+    pub on_device_loss: String,
+}
+
+/// A lead picked by a campaign's target, with what its template may use.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct TargetLead {
+    /// Lead id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// E.164 digits.
+    pub phone: String,
+    /// Niche.
+    pub niche: Option<String>,
+    /// Status.
+    pub status: String,
+    /// Custom fields JSON.
+    pub fields: String,
+}
+
+impl TargetLead {
+    /// The variables a template can use: name, first_name, phone, niche, status, and every
+    /// custom field (keys lower-cased).
+    pub fn variables(&self) -> std::collections::HashMap<String, String> {
+        let mut vars: std::collections::HashMap<String, String> = serde_json::from_str::<
+            std::collections::HashMap<String, serde_json::Value>,
+        >(&self.fields)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k.to_lowercase(), value)
+        })
+        .collect();
+        let first = self
+            .name
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        vars.insert("name".into(), self.name.clone());
+        vars.insert("first_name".into(), first);
+        vars.insert("phone".into(), self.phone.clone());
+        vars.insert("niche".into(), self.niche.clone().unwrap_or_default());
+        vars.insert("status".into(), self.status.clone());
+        vars
+    }
+}
+
+/// An outbox row claimed for sending.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct Claimed {
+    /// Row id.
+    pub id: i64,
+    /// Lead phone (E.164 digits).
+    pub phone: String,
+    /// Rendered text (or caption).
+    pub body: String,
+    /// The WhatsApp message id every attempt uses.
+    pub message_id: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// An outbox row as shown in results.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, ToSchema)]
+#[diesel(table_name = crate::db::schema::outbox)]
+pub struct OutboxEntry {
+    /// Row id.
+    pub id: i64,
+    /// The lead (gone when the lead was deleted).
+    pub lead_id: Option<i64>,
+    /// The device that sends (or sent) it.
+    pub device_id: Option<i64>,
+    /// E.164 digits.
+    pub phone: String,
+    /// Rendered text.
+    pub body: String,
+    /// WhatsApp message id.
+    pub message_id: String,
+    /// Outbox state.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Last error.
+    pub error: Option<String>,
+    /// When WhatsApp accepted it, UTC.
+    pub sent_at: Option<NaiveDateTime>,
+    /// When it reached the phone, UTC.
+    pub delivered_at: Option<NaiveDateTime>,
+    /// When it was read, UTC.
+    pub read_at: Option<NaiveDateTime>,
+}
