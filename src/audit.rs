@@ -33,6 +33,28 @@ pub async fn record(db: &Db, entry: AuditEntry<'_>) {
     }
 }
 
+/// Records `action` on `target` by the calling user, from the request's client address.
+pub async fn by_caller(
+    db: &Db,
+    caller: &crate::auth::Caller,
+    req: &actix_web::HttpRequest,
+    action: &str,
+    target: String,
+) {
+    record(
+        db,
+        AuditEntry {
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            action,
+            target: Some(target),
+            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
 /// Inserts the row.
 async fn insert(db: &Db, entry: &AuditEntry<'_>) -> Result<(), DbError> {
     let row = (

@@ -18,7 +18,10 @@ use std::sync::atomic::AtomicBool;
 use actix::Actor;
 
 use crate::auth::{bootstrap, AuthService};
+use crate::broadcast::campaign::engine::{CampaignEngine, EngineDeps};
+use crate::broadcast::throttle::Throttle;
 use crate::chat::actor::ChatSync;
+use crate::chat::media::MediaStore;
 use crate::config::ConnectorKind;
 use crate::config::Settings;
 use crate::db::{migrate, Db};
@@ -67,6 +70,8 @@ impl Application {
             hub::start(&settings.redis, &bus, hub_metrics.clone()).context("invalid redis.url")?;
         let chat = ChatSync::new(db.clone(), hub.clone(), settings.chat.clone()).start();
         let fleet = start_fleet(&settings, &db, &metrics, bus, chat).await?;
+        let settings = Arc::new(settings);
+        let campaigns = start_campaigns(&settings, &db, &fleet, &hub);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -83,12 +88,13 @@ impl Application {
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let state = web::Data::new(AppState {
             db,
-            settings: Arc::new(settings),
+            settings,
             metrics,
             auth,
             fleet,
             hub,
             hub_metrics,
+            campaigns,
             openapi_json: OnceLock::new(),
         });
         let app_state = state.clone();
@@ -142,6 +148,31 @@ impl Application {
 
 /// Starts the device supervisor with its connector, boots stored devices, and (with
 /// `--simulate N`) makes sure the demo devices exist and are pairing.
+/// Starts the Throttle and the CampaignEngine (which resumes running campaigns).
+fn start_campaigns(
+    settings: &Arc<Settings>,
+    db: &Db,
+    fleet: &Fleet,
+    hub: &actix::Addr<crate::hub::Hub>,
+) -> actix::Addr<CampaignEngine> {
+    // Pacing runs on the simulator's clock; real devices always pace in real time.
+    let time_scale = match settings.whatsapp.connector {
+        ConnectorKind::Sim => settings.sim.time_scale,
+        ConnectorKind::Real => 1.0,
+    };
+    let throttle = Throttle::new(time_scale).start();
+    CampaignEngine::new(EngineDeps {
+        db: db.clone(),
+        settings: settings.clone(),
+        fleet: fleet.clone(),
+        hub: hub.clone(),
+        throttle,
+        media: MediaStore::new(settings.chat.media_dir.clone()),
+        time_scale,
+    })
+    .start()
+}
+
 async fn start_fleet(
     settings: &Settings,
     db: &Db,

@@ -43,6 +43,8 @@ pub struct AppState {
     pub hub: actix::Addr<crate::hub::Hub>,
     /// Hub and WebSocket metrics.
     pub hub_metrics: crate::hub::HubMetrics,
+    /// The campaign engine.
+    pub campaigns: actix::Addr<crate::broadcast::campaign::engine::CampaignEngine>,
     /// The OpenAPI document, serialised once by the first worker that builds the app.
     pub openapi_json: OnceLock<String>,
 }

@@ -696,8 +696,8 @@ async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), En
     Ok((store::find_campaign(db, id).await?, written))
 }
 
-/// The campaign's leads: its target's lists and statuses, any of its tags, one per phone.
-async fn target_leads(
+/// A campaign's leads now: its target's lists and statuses, any of its tags, one per phone.
+pub async fn target_leads(
     db: &Db,
     campaign: &Campaign,
 ) -> Result<Vec<super::model::TargetLead>, DbError> {

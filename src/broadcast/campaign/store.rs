@@ -272,6 +272,20 @@ pub async fn target_leads(
     })
 }
 
+/// Whether the tenant has lead list `list_id`.
+pub async fn list_exists(db: &Db, tenant_id: i64, list_id: i64) -> Result<bool, DbError> {
+    let found: i64 = db_run!(db, |conn| {
+        crate::db::schema::lead_lists::table
+            .filter(crate::db::schema::lead_lists::id.eq(list_id))
+            .filter(crate::db::schema::lead_lists::tenant_id.eq(tenant_id))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(found > 0)
+}
+
 /// The phones of `phones` on the tenant's opt-out list.
 pub async fn opted_out(
     db: &Db,
@@ -631,4 +645,14 @@ pub async fn outbox_page(
             .await
             .map_err(DbError::from)
     })
+}
+
+/// Outbox states a receipt of `status` (`delivered` or `read`) moves forward from; a receipt
+/// never moves a row backwards.
+pub fn receipt_moves_from(status: &str) -> &'static [&'static str] {
+    match status {
+        st::DELIVERED => &[st::SENDING, st::SENT],
+        st::READ => &[st::SENDING, st::SENT, st::DELIVERED],
+        _ => &[],
+    }
 }

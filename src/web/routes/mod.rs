@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod campaigns;
 pub mod chats;
 pub mod devices;
 pub mod sim;
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     tokens::configure(cfg);
     devices::configure(cfg);
     chats::configure(cfg);
+    campaigns::configure(cfg);
     admin::configure(cfg);
     sim::configure(cfg);
     crate::web::ws::configure(cfg);

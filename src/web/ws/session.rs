@@ -207,10 +207,15 @@ async fn authorize_topic(
                 ))
             }
         }
-        Topic::Campaign(id) => Err((
-            "forbidden_topic",
-            format!("campaign {id} is not one of yours"),
-        )),
+        Topic::Campaign(id) => {
+            match crate::broadcast::campaign::store::get_campaign(db, caller.tenant_id, id).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err((
+                    "forbidden_topic",
+                    format!("campaign {id} is not one of yours"),
+                )),
+            }
+        }
     }
 }
 

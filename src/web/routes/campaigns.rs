@@ -1,0 +1,687 @@
+//! Campaigns: create, edit, preview, start, pause, resume, cancel, progress and results.
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::utc;
+use crate::audit;
+use crate::auth::{require, Auth, Caller, Role};
+use crate::broadcast::campaign::engine::{Action, ControlCampaign, EngineError, StartCampaign};
+use crate::broadcast::campaign::model::{
+    Campaign, CampaignFields, CampaignStatus, DeviceChoice, OnDeviceLoss, OutboxEntry, Target,
+};
+use crate::broadcast::campaign::progress::{progress, Progress};
+use crate::broadcast::campaign::store;
+use crate::broadcast::pacing::PacingOverride;
+use crate::broadcast::settings as tenant_settings;
+use crate::broadcast::template::Template;
+use crate::chat::media::{self, MediaStore};
+use crate::db::DbError;
+use crate::web::{ApiError, AppState};
+
+/// Registers the routes of this file.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_campaigns)
+        .service(create_campaign)
+        .service(get_campaign)
+        .service(update_campaign)
+        .service(delete_campaign)
+        .service(put_image)
+        .service(start_campaign)
+        .service(pause_campaign)
+        .service(resume_campaign)
+        .service(cancel_campaign)
+        .service(preview_campaign)
+        .service(campaign_progress)
+        .service(campaign_messages);
+}
+
+/// A campaign as written by a client.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignRequest {
+    /// Label.
+    pub name: String,
+    /// Text with `{name}`-style variables and `{Hi|Hello}` spintax (the caption when the
+    /// campaign has a picture).
+    pub message: String,
+    /// Which leads.
+    pub target: Target,
+    /// Which devices send (default: every online device; for members, their devices).
+    #[serde(default)]
+    pub devices: Option<DeviceChoice>,
+    /// Pacing overrides within the safe bounds.
+    #[serde(default)]
+    pub pacing: PacingOverride,
+    /// What happens to a lost device's messages (default `move`).
+    #[serde(default)]
+    pub on_device_loss: Option<OnDeviceLoss>,
+    /// Start automatically at this time: RFC 3339 with offset, or a local `YYYY-MM-DDTHH:MM`
+    /// in the tenant's zone. Absent: a draft, started with `POST …/start`.
+    #[serde(default)]
+    pub scheduled_at: Option<String>,
+}
+
+/// A campaign as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignView {
+    /// Id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// State.
+    pub status: CampaignStatus,
+    /// Template text.
+    pub message: String,
+    /// Whether it sends a picture.
+    pub has_image: bool,
+    /// Which leads.
+    pub target: Target,
+    /// Which devices.
+    pub devices: DeviceChoice,
+    /// Pacing overrides.
+    pub pacing: PacingOverride,
+    /// Lost-device policy.
+    pub on_device_loss: OnDeviceLoss,
+    /// Scheduled start.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Actual start.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Completion or cancellation.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Progress (absent before the campaign starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+impl CampaignView {
+    fn of(c: &Campaign, progress: Option<Progress>) -> Self {
+        Self {
+            id: c.id,
+            name: c.name.clone(),
+            status: c.state(),
+            message: c.message.clone(),
+            has_image: c.image_sha256.is_some(),
+            target: c.target(),
+            devices: c.device_choice(),
+            pacing: c.pacing_override(),
+            on_device_loss: c.on_device_loss(),
+            scheduled_at: c.scheduled_at.map(utc),
+            started_at: c.started_at.map(utc),
+            finished_at: c.finished_at.map(utc),
+            created_at: utc(c.created_at),
+            progress,
+        }
+    }
+}
+
+/// `{"campaigns": […]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignList {
+    /// Newest first.
+    pub campaigns: Vec<CampaignView>,
+}
+
+/// What starting wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartReport {
+    /// Outbox rows written (one per lead; opted-out leads are written as skipped).
+    pub messages: usize,
+    /// The campaign now.
+    pub campaign: CampaignView,
+}
+
+/// One rendered example.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewItem {
+    /// Lead.
+    pub lead_id: i64,
+    /// Lead name.
+    pub name: String,
+    /// Lead phone.
+    pub phone: String,
+    /// The text this lead would get (spintax picked at random each time).
+    pub text: String,
+}
+
+/// A preview: how many leads match and a few rendered messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// Leads the target matches now (one per phone).
+    pub leads: usize,
+    /// Variables the template uses.
+    pub variables: Vec<String>,
+    /// Examples.
+    pub samples: Vec<PreviewItem>,
+}
+
+/// Query of the preview.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PreviewQuery {
+    /// Examples to render (default 5, at most 50).
+    pub count: Option<usize>,
+}
+
+/// Query of the results page.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MessagesQuery {
+    /// Rows after this id (from the previous page's last id).
+    pub after: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// A page of a campaign's messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagesPage {
+    /// Rows in id order.
+    pub messages: Vec<OutboxEntry>,
+}
+
+/// A 422 naming what is wrong.
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_campaign",
+        message,
+    )
+}
+
+fn engine_error(err: EngineError) -> ApiError {
+    match err {
+        EngineError::NotFound => ApiError::not_found("campaign"),
+        EngineError::Conflict(message) => {
+            ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
+        }
+        EngineError::Invalid(message) => invalid(message),
+        EngineError::Db(detail) => ApiError::internal(detail),
+    }
+}
+
+fn state_error(err: DbError) -> ApiError {
+    match err {
+        DbError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "wrong_state", message),
+        other => other.into(),
+    }
+}
+
+/// Checks a request against the tenant (lists, devices, members, pacing, schedule) and turns
+/// it into stored fields and a schedule.
+async fn validate(
+    state: &AppState,
+    caller: &Caller,
+    body: &CampaignRequest,
+) -> Result<(CampaignFields, Option<NaiveDateTime>), ApiError> {
+    let name = super::auth::required_text("name", &body.name)?;
+    Template::parse(&body.message).map_err(|e| invalid(format!("message: {}", e.0)))?;
+    let target = &body.target;
+    if target.list_ids.is_empty() && target.tags.is_empty() {
+        return Err(invalid("target: give list_ids or tags"));
+    }
+    for list_id in &target.list_ids {
+        if !store::list_exists(&state.db, caller.tenant_id, *list_id).await? {
+            return Err(invalid(format!("target: lead list {list_id} not found")));
+        }
+    }
+    let devices = match (&body.devices, caller.role) {
+        // A member sends through their own devices.
+        (None | Some(DeviceChoice::AllOnline), Role::Member) => DeviceChoice::Member {
+            user_id: caller.user.id,
+        },
+        (None, _) => DeviceChoice::AllOnline,
+        (Some(choice), _) => choice.clone(),
+    };
+    match &devices {
+        DeviceChoice::Set { ids } => {
+            if ids.is_empty() {
+                return Err(invalid("devices: the set is empty"));
+            }
+            for id in ids {
+                let mine = crate::device::store::get_device(&state.db, caller.tenant_id, *id)
+                    .await
+                    .is_ok();
+                if !mine || !caller.can_see_device(*id) {
+                    return Err(invalid(format!("devices: device {id} not found")));
+                }
+            }
+        }
+        DeviceChoice::Member { user_id } => {
+            let member = crate::auth::store::get_user(&state.db, *user_id).await.ok();
+            let same_tenant = member.is_some_and(|u| u.tenant_id == Some(caller.tenant_id));
+            if !same_tenant || (caller.role == Role::Member && *user_id != caller.user.id) {
+                return Err(invalid(format!("devices: user {user_id} not found")));
+            }
+        }
+        DeviceChoice::AllOnline => {}
+    }
+    let effective =
+        tenant_settings::effective(&state.db, &state.settings, caller.tenant_id).await?;
+    let pacing = effective.pacing.with(&body.pacing);
+    state
+        .settings
+        .broadcast
+        .limits
+        .check(&pacing)
+        .map_err(|e| invalid(format!("pacing: {e}")))?;
+    let scheduled_at = match body.scheduled_at.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(parse_schedule(text, effective.time_zone)?),
+    };
+    Ok((
+        CampaignFields {
+            name: name.to_string(),
+            message: body.message.clone(),
+            target: to_json(target),
+            devices: to_json(&devices),
+            pacing: to_json(&body.pacing),
+            on_device_loss: body
+                .on_device_loss
+                .unwrap_or(OnDeviceLoss::Move)
+                .as_str()
+                .to_string(),
+        },
+        scheduled_at,
+    ))
+}
+
+/// A JSON column's text (values built by this code always serialise).
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Parses a schedule: RFC 3339, or a local date-time in the tenant's zone; must be in the future.
+fn parse_schedule(text: &str, zone: chrono_tz::Tz) -> Result<NaiveDateTime, ApiError> {
+    let at = match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&Utc),
+        Err(_) => {
+            let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+                .ok_or_else(|| invalid("scheduled_at: use RFC 3339 or YYYY-MM-DDTHH:MM"))?;
+            zone.from_local_datetime(&local)
+                .earliest()
+                .ok_or_else(|| invalid("scheduled_at: that local time does not exist"))?
+                .with_timezone(&Utc)
+        }
+    };
+    if at <= Utc::now() {
+        return Err(invalid("scheduled_at: must be in the future"));
+    }
+    Ok(at.naive_utc())
+}
+
+/// The tenant's campaigns, newest first, with progress once started.
+#[utoipa::path(tag = "campaigns", responses((status = 200, body = CampaignList)))]
+#[get("/campaigns")]
+pub async fn list_campaigns(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+) -> Result<web::Json<CampaignList>, ApiError> {
+    let rows = store::list_campaigns(&state.db, caller.tenant_id, 200).await?;
+    let mut campaigns = Vec::with_capacity(rows.len());
+    for c in &rows {
+        let progress = match c.started_at {
+            Some(_) => Some(progress(&state.db, c).await?),
+            None => None,
+        };
+        campaigns.push(CampaignView::of(c, progress));
+    }
+    Ok(web::Json(CampaignList { campaigns }))
+}
+
+/// Creates a campaign: a draft, or scheduled when `scheduled_at` is given.
+#[utoipa::path(tag = "campaigns", request_body = CampaignRequest, responses(
+    (status = 201, body = CampaignView),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[post("/campaigns")]
+pub async fn create_campaign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    body: web::Json<CampaignRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (fields, scheduled_at) = validate(&state, &caller, &body).await?;
+    let status = if scheduled_at.is_some() {
+        CampaignStatus::Scheduled
+    } else {
+        CampaignStatus::Draft
+    };
+    let campaign = store::insert_campaign(
+        &state.db,
+        caller.tenant_id,
+        Some(caller.user.id),
+        &fields,
+        status,
+        scheduled_at,
+    )
+    .await?;
+    audit::by_caller(
+        &state.db,
+        &caller,
+        &req,
+        "campaign.create",
+        format!("campaign:{}", campaign.id),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(CampaignView::of(&campaign, None)))
+}
+
+/// One campaign, with its progress once started.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 200, body = CampaignView),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[get("/campaigns/{id}")]
+pub async fn get_campaign(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let progress = match campaign.started_at {
+        Some(_) => Some(progress(&state.db, &campaign).await?),
+        None => None,
+    };
+    Ok(web::Json(CampaignView::of(&campaign, progress)))
+}
+
+/// Changes a draft or scheduled campaign (409 once started).
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), request_body = CampaignRequest, responses(
+    (status = 200, body = CampaignView),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[patch("/campaigns/{id}")]
+pub async fn update_campaign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+    body: web::Json<CampaignRequest>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let (fields, scheduled_at) = validate(&state, &caller, &body).await?;
+    let campaign = store::update_campaign(&state.db, caller.tenant_id, *id, &fields)
+        .await
+        .map_err(state_error)?;
+    // The schedule decides draft or scheduled.
+    let (from, to) = match scheduled_at {
+        Some(_) => (
+            [CampaignStatus::Draft, CampaignStatus::Scheduled],
+            CampaignStatus::Scheduled,
+        ),
+        None => (
+            [CampaignStatus::Scheduled, CampaignStatus::Draft],
+            CampaignStatus::Draft,
+        ),
+    };
+    store::transition(&state.db, campaign.id, &from, to, scheduled_at).await?;
+    audit::by_caller(
+        &state.db,
+        &caller,
+        &req,
+        "campaign.update",
+        format!("campaign:{}", campaign.id),
+    )
+    .await;
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    Ok(web::Json(CampaignView::of(&campaign, None)))
+}
+
+/// Deletes a campaign that is not running or paused (cancel it first), with its results.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 204),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[delete("/campaigns/{id}")]
+pub async fn delete_campaign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    store::delete_campaign(&state.db, caller.tenant_id, *id)
+        .await
+        .map_err(state_error)?;
+    audit::by_caller(
+        &state.db,
+        &caller,
+        &req,
+        "campaign.delete",
+        format!("campaign:{id}"),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sets the campaign's picture: the request body is the image (JPEG, PNG, GIF or WebP); it is
+/// resized and compressed for WhatsApp, and the message becomes its caption.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")),
+    request_body(content = Vec<u8>, content_type = "image/jpeg"), responses(
+    (status = 204),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[put("/campaigns/{id}/image")]
+pub async fn put_image(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    if body.len() > media::MAX_UPLOAD_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the image is too large",
+        ));
+    }
+    let store_dir = state.settings.chat.media_dir.clone();
+    let sha = web::block(move || {
+        let prepared = media::prepare_image(&body).map_err(|e| e.to_string())?;
+        MediaStore::new(store_dir)
+            .save(&prepared.data)
+            .map_err(|e| format!("cannot store the image: {e}"))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_image", e))?;
+    store::set_image(&state.db, caller.tenant_id, *id, Some(&sha))
+        .await
+        .map_err(state_error)?;
+    audit::by_caller(
+        &state.db,
+        &caller,
+        &req,
+        "campaign.image",
+        format!("campaign:{id}"),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Starts a draft or scheduled campaign now: writes one message per lead (each with its own
+/// WhatsApp message id) and begins sending at the campaign's pace.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 200, body = StartReport),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[post("/campaigns/{id}/start")]
+pub async fn start_campaign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+) -> Result<web::Json<StartReport>, ApiError> {
+    store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let messages = state
+        .campaigns
+        .send(StartCampaign { campaign_id: *id })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(engine_error)?;
+    audit::by_caller(
+        &state.db,
+        &caller,
+        &req,
+        "campaign.start",
+        format!("campaign:{id}"),
+    )
+    .await;
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let progress = progress(&state.db, &campaign).await?;
+    Ok(web::Json(StartReport {
+        messages,
+        campaign: CampaignView::of(&campaign, Some(progress)),
+    }))
+}
+
+/// Runs a pause, resume or cancel and answers the campaign.
+async fn control(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    action: Action,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    store::get_campaign(&state.db, caller.tenant_id, id).await?;
+    state
+        .campaigns
+        .send(ControlCampaign {
+            campaign_id: id,
+            action,
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(engine_error)?;
+    let name = match action {
+        Action::Pause => "campaign.pause",
+        Action::Resume => "campaign.resume",
+        Action::Cancel => "campaign.cancel",
+    };
+    audit::by_caller(&state.db, caller, req, name, format!("campaign:{id}")).await;
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, id).await?;
+    let progress = progress(&state.db, &campaign).await?;
+    Ok(web::Json(CampaignView::of(&campaign, Some(progress))))
+}
+
+/// Pauses a running campaign (takes effect within a second; nothing in flight is lost).
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 200, body = CampaignView),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/campaigns/{id}/pause")]
+pub async fn pause_campaign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    control(&req, &state, &caller, *id, Action::Pause).await
+}
+
+/// Resumes a paused campaign where it stopped.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 200, body = CampaignView),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/campaigns/{id}/resume")]
+pub async fn resume_campaign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    control(&req, &state, &caller, *id, Action::Resume).await
+}
+
+/// Cancels a campaign for good; unsent messages are skipped.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 200, body = CampaignView),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/campaigns/{id}/cancel")]
+pub async fn cancel_campaign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    id: web::Path<i64>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    control(&req, &state, &caller, *id, Action::Cancel).await
+}
+
+/// How many leads the campaign reaches and a few messages as leads would get them.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id"), PreviewQuery), responses(
+    (status = 200, body = Preview)
+))]
+#[get("/campaigns/{id}/preview")]
+pub async fn preview_campaign(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+    query: web::Query<PreviewQuery>,
+) -> Result<web::Json<Preview>, ApiError> {
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let template = Template::parse(&campaign.message).map_err(|e| invalid(e.0))?;
+    let leads = crate::broadcast::campaign::engine::target_leads(&state.db, &campaign).await?;
+    let count = query.count.unwrap_or(5).min(50);
+    let mut rng = rand::rng();
+    let samples = leads
+        .iter()
+        .take(count)
+        .map(|lead| PreviewItem {
+            lead_id: lead.id,
+            name: lead.name.clone(),
+            phone: lead.phone.clone(),
+            text: template.render(&lead.variables(), &mut rng),
+        })
+        .collect();
+    Ok(web::Json(Preview {
+        leads: leads.len(),
+        variables: template.variables(),
+        samples,
+    }))
+}
+
+/// Counts per state and device, rate and ETA (also published as `CAMPAIGN_PROGRESS` on
+/// `campaign/<id>`).
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 200, body = Progress)
+))]
+#[get("/campaigns/{id}/progress")]
+pub async fn campaign_progress(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+) -> Result<web::Json<Progress>, ApiError> {
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    Ok(web::Json(progress(&state.db, &campaign).await?))
+}
+
+/// The campaign's messages: to whom, which device, state, attempts, error, times.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id"), MessagesQuery), responses(
+    (status = 200, body = MessagesPage)
+))]
+#[get("/campaigns/{id}/messages")]
+pub async fn campaign_messages(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+    query: web::Query<MessagesQuery>,
+) -> Result<web::Json<MessagesPage>, ApiError> {
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let messages =
+        store::outbox_page(&state.db, campaign.id, query.after.unwrap_or(0), limit).await?;
+    Ok(web::Json(MessagesPage { messages }))
+}
