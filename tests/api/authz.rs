@@ -27,6 +27,7 @@ enum Access {
 fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
     use Access::*;
     let none = json!({});
+    let campaign = json!({"name": "x", "message": "Hi", "target": {"list_ids": [1]}});
     vec![
         ("GET", "/healthz", Public, none.clone()),
         ("GET", "/readyz", Public, none.clone()),
@@ -61,6 +62,19 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("POST", "/api/v1/devices/{device}/chats/{chat}/read", Member, none.clone()),
         ("POST", "/api/v1/devices/{device}/messages", Member, json!({"to": "60123456789", "text": "hi"})),
         ("GET", "/api/v1/media/{sha}", Viewer, none.clone()),
+        ("GET", "/api/v1/campaigns", Viewer, none.clone()),
+        ("POST", "/api/v1/campaigns", Member, none.clone()),
+        ("GET", "/api/v1/campaigns/{campaign}", Viewer, none.clone()),
+        ("PATCH", "/api/v1/campaigns/{campaign}", Member, campaign.clone()),
+        ("DELETE", "/api/v1/campaigns/{campaign}", Member, none.clone()),
+        ("PUT", "/api/v1/campaigns/{campaign}/image", Member, none.clone()),
+        ("POST", "/api/v1/campaigns/{campaign}/start", Member, none.clone()),
+        ("POST", "/api/v1/campaigns/{campaign}/pause", Member, none.clone()),
+        ("POST", "/api/v1/campaigns/{campaign}/resume", Member, none.clone()),
+        ("POST", "/api/v1/campaigns/{campaign}/cancel", Member, none.clone()),
+        ("GET", "/api/v1/campaigns/{campaign}/preview", Viewer, none.clone()),
+        ("GET", "/api/v1/campaigns/{campaign}/progress", Viewer, none.clone()),
+        ("GET", "/api/v1/campaigns/{campaign}/messages", Viewer, none.clone()),
         ("POST", "/api/v1/admin/devices/restart", Admin, json!({"ids": [1]})),
         ("GET", "/api/v1/admin/supervision", Admin, none.clone()),
         ("POST", "/api/v1/admin/drain", Admin, none.clone()),
@@ -75,6 +89,7 @@ struct Ids {
     user: i64,
     token: i64,
     device: i64,
+    campaign: i64,
 }
 
 fn fill(path: &str, ids: &Ids) -> String {
@@ -83,6 +98,7 @@ fn fill(path: &str, ids: &Ids) -> String {
         .replace("{user}", &ids.user.to_string())
         .replace("{token}", &ids.token.to_string())
         .replace("{device}", &ids.device.to_string())
+        .replace("{campaign}", &ids.campaign.to_string())
 }
 
 /// `body` with `"{device}"` placeholders replaced by the device id.
@@ -110,10 +126,29 @@ async fn objects_of(app: &TestApp, owner: &UserClient) -> Ids {
     let device = wafleet::device::store::insert_device(&app.db, owner.tenant_id, "fixture")
         .await
         .unwrap();
+    let fields = wafleet::broadcast::campaign::model::CampaignFields {
+        name: "fixture".into(),
+        message: "Hi".into(),
+        target: r#"{"tags":["x"]}"#.into(),
+        devices: r#"{"mode":"all_online"}"#.into(),
+        pacing: "{}".into(),
+        on_device_loss: "move".into(),
+    };
+    let campaign = wafleet::broadcast::campaign::store::insert_campaign(
+        &app.db,
+        owner.tenant_id,
+        None,
+        &fields,
+        wafleet::broadcast::campaign::model::CampaignStatus::Draft,
+        None,
+    )
+    .await
+    .unwrap();
     Ids {
         user: member.user_id,
         token: token["id"].as_i64().unwrap(),
         device: device.id,
+        campaign: campaign.id,
     }
 }
 

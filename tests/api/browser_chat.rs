@@ -64,7 +64,7 @@ async fn whatsapp_web_page_live_in_chromium() {
     .await
     .unwrap();
     let admin = app.admin().await;
-    let device = paired_device(&app, &admin).await;
+    let device = app.paired_device(&admin, "Shop front").await;
     seed_history(&app, admin.tenant_id, device).await;
     for width in [1280, 390] {
         let browser = Browser::open(&driver, width).await;
@@ -76,34 +76,6 @@ async fn whatsapp_web_page_live_in_chromium() {
             std::panic::resume_unwind(panic);
         }
     }
-}
-
-/// A device paired through the API and online; returns its id.
-async fn paired_device(app: &TestApp, admin: &UserClient) -> i64 {
-    let created: Value = admin
-        .post("/api/v1/devices", &json!({"name": "Shop front"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_i64().unwrap();
-    let sim = app.state.fleet.sim.clone().unwrap();
-    wait_until("pairing to start", WAIT, || {
-        let sim = sim.clone();
-        async move { sim.scan(id).await.ok() }
-    })
-    .await;
-    wait_until("the device to be online", WAIT, || async {
-        let device: Value = admin
-            .get(&format!("/api/v1/devices/{id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        (device["status"] == "online").then_some(())
-    })
-    .await;
-    id
 }
 
 /// Older messages than one page holds, over the last four days (one of them a photo), so the

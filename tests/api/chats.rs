@@ -11,10 +11,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use wafleet::chat::store::{self, ChatWrite, NewMessage};
-use wafleet::device::events::DeviceEvent;
-use wafleet::device::DeviceStatus;
 
-use crate::helpers::{TestApp, UserClient};
+use crate::helpers::TestApp;
 
 /// Quick receipts and no random replies.
 const CHAT_SIM: &[(&str, &str)] = &[
@@ -23,61 +21,12 @@ const CHAT_SIM: &[(&str, &str)] = &[
     ("WAFLEET__SIM__READ_AFTER_MS", "20"),
 ];
 
-macro_rules! chat_tests {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() {
-                let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, super::CHAT_SIM).await.unwrap();
-                super::$name(app).await
-            }
-            #[actix_web::test]
-            async fn postgres() {
-                match $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, super::CHAT_SIM).await {
-                    Some(app) => super::$name(app).await,
-                    None => eprintln!("skipped {}::postgres: DATABASE_URL is not set", stringify!($name)),
-                }
-            }
-        }
-    )*};
-}
-
-chat_tests!(
+crate::both_backends!(with super::CHAT_SIM;
     images_are_prepared_sent_and_served,
     inbound_and_outbound_messages_flow,
     replays_store_one_row_and_the_window_applies,
     pagination_has_no_gaps_or_repeats_under_inserts,
 );
-
-/// A device paired through the API; returns its id.
-async fn paired_device(app: &TestApp, admin: &UserClient) -> i64 {
-    let mut events = app.state.fleet.bus.subscribe();
-    let created: Value = admin
-        .post("/api/v1/devices", &json!({"name": "chat"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_i64().unwrap();
-    let sim = app.state.fleet.sim.clone().unwrap();
-    crate::helpers::wait_until("pairing to start", Duration::from_secs(10), || {
-        let sim = sim.clone();
-        async move { sim.scan(id).await.ok() }
-    })
-    .await;
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(DeviceEvent::DeviceStatus(c)) = events.recv().await {
-                if c.device_id == id && c.status == DeviceStatus::Online {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .unwrap();
-    id
-}
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -100,7 +49,7 @@ async fn next_frame(ws: &mut Ws, event: &str) -> Value {
 
 async fn inbound_and_outbound_messages_flow(app: TestApp) {
     let admin = app.admin().await;
-    let device = paired_device(&app, &admin).await;
+    let device = app.paired_device(&admin, "chat").await;
     let token: Value = admin
         .post("/api/v1/tokens", &json!({"name": "ws", "scopes": ["read"]}))
         .await
@@ -456,7 +405,7 @@ fn big_png() -> Vec<u8> {
 
 async fn images_are_prepared_sent_and_served(app: TestApp) {
     let admin = app.admin().await;
-    let device = paired_device(&app, &admin).await;
+    let device = app.paired_device(&admin, "chat").await;
     let png = big_png();
     assert!(png.len() > 350 * 1024);
     let form = reqwest::multipart::Form::new()

@@ -20,27 +20,7 @@ const FAST_FLEET: &[(&str, &str)] = &[
     ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
 ];
 
-/// Runs `body` on a fast-fleet app for each backend.
-macro_rules! fleet_tests {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() {
-                let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, super::FAST_FLEET).await.unwrap();
-                super::$name(app).await
-            }
-            #[actix_web::test]
-            async fn postgres() {
-                match $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, super::FAST_FLEET).await {
-                    Some(app) => super::$name(app).await,
-                    None => eprintln!("skipped {}::postgres: DATABASE_URL is not set", stringify!($name)),
-                }
-            }
-        }
-    )*};
-}
-
-fleet_tests!(
+crate::both_backends!(with super::FAST_FLEET;
     pairs_by_qr_logs_out_and_pairs_again,
     a_crashed_actor_is_restarted_and_others_stay_up,
     a_dropped_connection_reconnects,

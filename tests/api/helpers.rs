@@ -32,16 +32,20 @@ pub enum Backend {
 /// `<name>::postgres`. The PostgreSQL variant is skipped (and says so) without `DATABASE_URL`.
 #[macro_export]
 macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident),* $(,)?) => {
+        $crate::both_backends!(with &[]; $($name),*);
+    };
+    // `with SETTINGS;` runs the tests with extra settings (pairs of env names and values).
+    (with $extra:expr; $($name:ident),* $(,)?) => {$(
         mod $name {
             #[actix_web::test]
             async fn sqlite() {
-                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await.unwrap();
+                let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, $extra).await.unwrap();
                 super::$name(app).await
             }
             #[actix_web::test]
             async fn postgres() {
-                match $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                match $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, $extra).await {
                     Some(app) => super::$name(app).await,
                     None => eprintln!("skipped {}::postgres: DATABASE_URL is not set", stringify!($name)),
                 }
@@ -358,5 +362,37 @@ impl TestApp {
         .await
         .unwrap();
         self.login(&email, USER_PASSWORD).await
+    }
+}
+
+impl TestApp {
+    /// Adds a device named `name` through the API and pairs it on the simulator; returns its id
+    /// once the API reports it online.
+    pub async fn paired_device(&self, user: &UserClient, name: &str) -> i64 {
+        let created: serde_json::Value = user
+            .post("/api/v1/devices", &serde_json::json!({ "name": name }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_i64().unwrap();
+        let sim = self.state.fleet.sim.clone().unwrap();
+        let wait = Duration::from_secs(20);
+        wait_until("pairing to start", wait, || {
+            let sim = sim.clone();
+            async move { sim.scan(id).await.ok() }
+        })
+        .await;
+        wait_until("the device to be online", wait, || async {
+            let device: serde_json::Value = user
+                .get(&format!("/api/v1/devices/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (device["status"] == "online").then_some(())
+        })
+        .await;
+        id
     }
 }

@@ -11,6 +11,7 @@ mod auth;
 mod authz;
 mod browser;
 mod browser_chat;
+mod campaigns;
 mod chats;
 mod cli;
 mod devices;

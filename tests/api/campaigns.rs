@@ -1,0 +1,665 @@
+//! Campaigns on both backends with simulated devices on a fast clock: every lead gets exactly
+//! one message, pacing holds (the simulator counts no violation), a lost device's messages move,
+//! pause/resume/cancel act at once, receipts advance rows, schedules start by themselves, and
+//! progress reaches WebSocket subscribers.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use wafleet::db::schema::{lead_lists, leads};
+use wafleet::db_run;
+
+use crate::helpers::{wait_until, TestApp, UserClient};
+
+/// 100× simulated time: a 2 s gap takes 20 ms, a minute 0.6 s. Quick receipts, no replies.
+const FAST_SIM: &[(&str, &str)] = &[
+    ("WAFLEET__SIM__TIME_SCALE", "100"),
+    ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+    ("WAFLEET__SIM__DELIVERED_AFTER_MS", "500"),
+    ("WAFLEET__SIM__READ_AFTER_MS", "500"),
+    ("WAFLEET__BROADCAST__PROGRESS_INTERVAL_MS", "100"),
+    ("WAFLEET__BROADCAST__LEASE_SECS", "2"),
+];
+
+crate::both_backends!(with super::FAST_SIM;
+    a_campaign_reaches_every_lead_once_within_the_pacing_rules,
+    a_logged_out_device_hands_its_messages_to_the_others,
+    pause_holds_sending_and_resume_finishes,
+    cancel_skips_what_is_unsent,
+    a_scheduled_campaign_starts_by_itself_and_streams_progress,
+    opted_out_leads_are_skipped,
+    campaigns_are_validated_and_tenant_scoped,
+);
+
+/// How long a whole campaign may take in a test.
+const CAMPAIGN_WAIT: Duration = Duration::from_secs(120);
+
+/// Pacing for tests: the simulator's own limits (2 s gap, 12/min), no warm-up, no typing.
+fn test_pacing() -> Value {
+    json!({"min_delay_ms": 2000, "max_delay_ms": 3000, "per_minute": 12, "per_day": 1000,
+           "warmup_days": 0, "typing": false})
+}
+
+/// Creates a lead list with `count` leads (phones 60120000000 + n) directly in the database.
+async fn seed_leads(app: &TestApp, tenant_id: i64, name: &str, count: usize, offset: usize) -> i64 {
+    let now = chrono::Utc::now().naive_utc();
+    let db = &app.db;
+    let list_id: i64 = async {
+        db_run!(db, |conn| {
+            diesel::insert_into(lead_lists::table)
+                .values((
+                    lead_lists::tenant_id.eq(tenant_id),
+                    lead_lists::name.eq(name),
+                    lead_lists::created_at.eq(now),
+                    lead_lists::updated_at.eq(now),
+                ))
+                .returning(lead_lists::id)
+                .get_result(conn)
+                .await
+                .map_err(wafleet::db::DbError::from)
+        })
+    }
+    .await
+    .unwrap();
+    for n in 0..count {
+        let phone = format!("6012{:07}", offset + n);
+        let tags = if n % 2 == 0 { ",even,vip," } else { ",odd," };
+        let fields = json!({"city": "Ipoh"}).to_string();
+        let inserted: Result<usize, wafleet::db::DbError> = async {
+            db_run!(db, |conn| {
+                diesel::insert_into(leads::table)
+                    .values((
+                        leads::tenant_id.eq(tenant_id),
+                        leads::list_id.eq(list_id),
+                        leads::name.eq(format!("Lead {n}")),
+                        leads::phone.eq(&phone),
+                        leads::tags.eq(tags),
+                        leads::status.eq("new"),
+                        leads::fields.eq(&fields),
+                        leads::created_at.eq(now),
+                        leads::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(wafleet::db::DbError::from)
+            })
+        }
+        .await;
+        inserted.unwrap();
+    }
+    list_id
+}
+
+/// Creates a campaign and returns its id.
+async fn create(user: &UserClient, body: Value) -> i64 {
+    let created = user.post("/api/v1/campaigns", &body).await;
+    let status = created.status();
+    let text = created.text().await.unwrap();
+    assert_eq!(status, 201, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn start(user: &UserClient, id: i64) -> Value {
+    let started = user
+        .post(&format!("/api/v1/campaigns/{id}/start"), &json!({}))
+        .await;
+    let status = started.status();
+    let body: Value = started.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn progress(user: &UserClient, id: i64) -> Value {
+    user.get(&format!("/api/v1/campaigns/{id}/progress"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the campaign has the status `status`; returns its progress.
+async fn wait_status(user: &UserClient, id: i64, status: &str) -> Value {
+    wait_until(
+        &format!("campaign {id} to be {status}"),
+        CAMPAIGN_WAIT,
+        || async {
+            let p = progress(user, id).await;
+            (p["status"] == status).then_some(p)
+        },
+    )
+    .await
+}
+
+/// Every outbox row of a campaign.
+async fn messages(user: &UserClient, id: i64) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = user
+            .get(&format!(
+                "/api/v1/campaigns/{id}/messages?after={after}&limit=1000"
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let rows = page["messages"].as_array().unwrap().clone();
+        if rows.is_empty() {
+            return all;
+        }
+        after = rows.last().unwrap()["id"].as_i64().unwrap();
+        all.extend(rows);
+    }
+}
+
+/// Asserts each lead got exactly one message: one row per phone, every row accepted by
+/// WhatsApp, every message id delivered by the simulator, none twice, no pacing violation.
+fn assert_each_lead_once(app: &TestApp, rows: &[Value], leads: usize) {
+    assert_eq!(rows.len(), leads);
+    let phones: HashSet<&str> = rows.iter().map(|r| r["phone"].as_str().unwrap()).collect();
+    assert_eq!(phones.len(), leads, "one row per lead");
+    let sim = app.state.fleet.sim.clone().unwrap();
+    let delivered = sim.delivered_ids();
+    for row in rows {
+        assert!(
+            ["sent", "delivered", "read"].contains(&row["status"].as_str().unwrap()),
+            "{row}"
+        );
+        let id = row["message_id"].as_str().unwrap();
+        assert!(
+            delivered.contains(id),
+            "message {id} never reached the simulator"
+        );
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.delivered as usize, leads, "{stats:?}");
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+    assert_eq!(stats.violations, 0, "{stats:?}");
+}
+
+async fn a_campaign_reaches_every_lead_once_within_the_pacing_rules(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let mut devices = Vec::new();
+    for n in 0..10 {
+        devices.push(app.paired_device(&owner, &format!("Sales {n}")).await);
+    }
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 1000, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "{Hi|Hello} {name} from {city}!",
+               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
+    )
+    .await;
+    let preview: Value = owner
+        .get(&format!("/api/v1/campaigns/{id}/preview?count=3"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["leads"], 1000);
+    let sample = preview["samples"][0]["text"].as_str().unwrap();
+    assert!(
+        sample == "Hi Lead 0 from Ipoh!" || sample == "Hello Lead 0 from Ipoh!",
+        "{sample}"
+    );
+    let started = start(&owner, id).await;
+    assert_eq!(started["messages"], 1000);
+    assert_eq!(started["campaign"]["status"], "running");
+
+    let done = wait_status(&owner, id, "completed").await;
+    assert_eq!(done["percent"], 100.0);
+    let rows = messages(&owner, id).await;
+    assert_each_lead_once(&app, &rows, 1000);
+    // Spread over all ten devices, by capacity (all equal here): 100 each.
+    let mut per_device: HashMap<i64, usize> = HashMap::new();
+    for row in &rows {
+        *per_device
+            .entry(row["device_id"].as_i64().unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(per_device.len(), 10, "{per_device:?}");
+    assert!(per_device.values().all(|n| *n == 100), "{per_device:?}");
+    // Spintax was resolved per lead, variables filled in.
+    let bodies: HashSet<&str> = rows.iter().map(|r| r["body"].as_str().unwrap()).collect();
+    assert!(
+        bodies.iter().any(|b| b.starts_with("Hi "))
+            && bodies.iter().any(|b| b.starts_with("Hello "))
+    );
+    assert!(bodies.iter().all(|b| b.ends_with(" from Ipoh!")));
+    // Receipts move rows on to read.
+    wait_until(
+        "receipts to mark every message read",
+        CAMPAIGN_WAIT,
+        || async {
+            let p = progress(&owner, id).await;
+            (p["counts"]["read"] == 1000).then_some(())
+        },
+    )
+    .await;
+}
+
+async fn a_logged_out_device_hands_its_messages_to_the_others(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let mut devices = Vec::new();
+    for n in 0..4 {
+        devices.push(app.paired_device(&owner, &format!("Sales {n}")).await);
+    }
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 200, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing(), "on_device_loss": "move"}),
+    )
+    .await;
+    start(&owner, id).await;
+    let lost = devices[0];
+    wait_until("the first device to send a few", CAMPAIGN_WAIT, || async {
+        let p = progress(&owner, id).await;
+        let sent = p["per_device"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device_id"] == lost)
+            .map(|d| {
+                d["counts"]["sent"].as_i64().unwrap()
+                    + d["counts"]["delivered"].as_i64().unwrap()
+                    + d["counts"]["read"].as_i64().unwrap()
+            })
+            .unwrap_or(0);
+        (sent >= 3).then_some(())
+    })
+    .await;
+    let out = owner
+        .post(&format!("/api/v1/devices/{lost}/logout"), &json!({}))
+        .await;
+    assert!(out.status().is_success(), "{}", out.status());
+
+    wait_status(&owner, id, "completed").await;
+    let rows = messages(&owner, id).await;
+    assert_each_lead_once(&app, &rows, 200);
+    let kept = rows.iter().filter(|r| r["device_id"] == lost).count();
+    assert!(kept < 50, "the lost device kept {kept} of its 50 messages");
+    let others: HashSet<i64> = rows
+        .iter()
+        .filter_map(|r| r["device_id"].as_i64())
+        .filter(|d| *d != lost)
+        .collect();
+    assert_eq!(others.len(), 3);
+}
+
+/// Accepted sends so far, as the simulator counts them.
+fn delivered(app: &TestApp) -> u64 {
+    app.state.fleet.sim.clone().unwrap().stats().delivered
+}
+
+async fn pause_holds_sending_and_resume_finishes(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    for n in 0..2 {
+        app.paired_device(&owner, &format!("Sales {n}")).await;
+    }
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 60, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    wait_until("a few sends", CAMPAIGN_WAIT, || async {
+        (delivered(&app) >= 5).then_some(())
+    })
+    .await;
+    let paused = owner
+        .post(&format!("/api/v1/campaigns/{id}/pause"), &json!({}))
+        .await;
+    assert_eq!(paused.status(), 200);
+    // A send already on the wire may land; after that nothing moves.
+    let at_pause = delivered(&app);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_settle = delivered(&app);
+    assert!(after_settle <= at_pause + 2, "{at_pause} → {after_settle}");
+    // Ten minimum gaps (200 ms) of silence: a paused campaign sends nothing.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(delivered(&app), after_settle, "sent while paused");
+    assert_eq!(progress(&owner, id).await["status"], "paused");
+    let again = owner
+        .post(&format!("/api/v1/campaigns/{id}/pause"), &json!({}))
+        .await;
+    assert_eq!(again.status(), 409);
+
+    let resumed = owner
+        .post(&format!("/api/v1/campaigns/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(resumed.status(), 200);
+    wait_status(&owner, id, "completed").await;
+    assert_each_lead_once(&app, &messages(&owner, id).await, 60);
+}
+
+async fn cancel_skips_what_is_unsent(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 100, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    wait_until("a few sends", CAMPAIGN_WAIT, || async {
+        (delivered(&app) >= 3).then_some(())
+    })
+    .await;
+    let cancelled = owner
+        .post(&format!("/api/v1/campaigns/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let p = wait_until("in-flight rows to settle", CAMPAIGN_WAIT, || async {
+        let p = progress(&owner, id).await;
+        (p["counts"]["sending"] == 0 && p["counts"]["pending"] == 0).then_some(p)
+    })
+    .await;
+    assert_eq!(p["status"], "cancelled");
+    let sent = p["counts"]["sent"].as_i64().unwrap()
+        + p["counts"]["delivered"].as_i64().unwrap()
+        + p["counts"]["read"].as_i64().unwrap();
+    assert_eq!(
+        sent as u64,
+        delivered(&app),
+        "every accepted send is recorded"
+    );
+    assert_eq!(p["counts"]["skipped"].as_i64().unwrap(), 100 - sent);
+    assert!(sent < 100);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(delivered(&app), sent as u64, "sent after cancel");
+    let restart = owner
+        .post(&format!("/api/v1/campaigns/{id}/start"), &json!({}))
+        .await;
+    assert_eq!(restart.status(), 409);
+    let deleted = owner
+        .request(reqwest::Method::DELETE, &format!("/api/v1/campaigns/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
+    let created: Value = user
+        .post("/api/v1/tokens", &json!({"name": "ws", "scopes": ["read"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap();
+    let url = format!(
+        "{}/api/v1/ws?token={token}",
+        app.address.replace("http", "ws")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.into_client_request().unwrap())
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        json!({"op": "subscribe", "topics": [topic]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let frame: Value = next_frame(&mut ws).await;
+        if frame["event"] == "SUBSCRIBED" {
+            assert_eq!(frame["topics"], json!([topic]));
+            return ws;
+        }
+        assert_ne!(frame["event"], "ERROR", "{frame}");
+    }
+}
+
+async fn next_frame(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(CAMPAIGN_WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn a_scheduled_campaign_starts_by_itself_and_streams_progress(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 20, 0).await;
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let id = create(
+        &owner,
+        json!({"name": "Later", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing(), "scheduled_at": at}),
+    )
+    .await;
+    let created: Value = owner
+        .get(&format!("/api/v1/campaigns/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["status"], "scheduled");
+    let mut ws = subscribe(&app, &owner, &format!("campaign/{id}")).await;
+    let mut percents = Vec::new();
+    let last = loop {
+        let frame = next_frame(&mut ws).await;
+        if frame["event"] != "CAMPAIGN_PROGRESS" {
+            continue;
+        }
+        assert_eq!(frame["topic"], format!("campaign/{id}"));
+        percents.push(frame["data"]["percent"].as_f64().unwrap());
+        if frame["data"]["status"] == "completed" {
+            break frame;
+        }
+    };
+    assert_eq!(last["data"]["percent"], 100.0);
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+    assert!(percents.len() >= 2, "progress came in steps: {percents:?}");
+    assert_each_lead_once(&app, &messages(&owner, id).await, 20);
+
+    // Another tenant cannot listen.
+    let other = app.new_tenant("Other").await;
+    let created: Value = other
+        .post("/api/v1/tokens", &json!({"name": "ws", "scopes": ["read"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/api/v1/ws?token={}",
+        app.address.replace("http", "ws"),
+        created["token"].as_str().unwrap()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.into_client_request().unwrap())
+        .await
+        .unwrap();
+    let topic = format!("campaign/{id}");
+    ws.send(Message::text(
+        json!({"op": "subscribe", "topics": [topic]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let frame = next_frame(&mut ws).await;
+        if frame["event"] == "ERROR" {
+            assert_eq!(frame["error"]["code"], "forbidden_topic");
+            break;
+        }
+        assert_ne!(frame["event"], "SUBSCRIBED", "{frame}");
+    }
+}
+
+async fn opted_out_leads_are_skipped(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 10, 0).await;
+    let now = chrono::Utc::now().naive_utc();
+    let db = &app.db;
+    let tenant_id = owner.tenant_id;
+    let opted: Result<usize, wafleet::db::DbError> = async {
+        db_run!(db, |conn| {
+            use wafleet::db::schema::opt_outs;
+            diesel::insert_into(opt_outs::table)
+                .values((
+                    opt_outs::tenant_id.eq(tenant_id),
+                    opt_outs::phone.eq("60120000003"),
+                    opt_outs::source.eq("manual"),
+                    opt_outs::created_at.eq(now),
+                ))
+                .execute(conn)
+                .await
+                .map_err(wafleet::db::DbError::from)
+        })
+    }
+    .await;
+    opted.unwrap();
+    // Tags narrow the target: the even leads only (0, 2, 4, 6, 8).
+    let id = create(
+        &owner,
+        json!({"name": "VIP", "message": "Hi {name}", "target": {"list_ids": [list], "tags": ["VIP"]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    let started = start(&owner, id).await;
+    assert_eq!(started["messages"], 5);
+    let done = wait_status(&owner, id, "completed").await;
+    assert_eq!(done["counts"]["skipped"], 0, "lead 3 is odd, not targeted");
+    let id = create(
+        &owner,
+        json!({"name": "All", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    let done = wait_status(&owner, id, "completed").await;
+    assert_eq!(done["counts"]["skipped"], 1);
+    let rows = messages(&owner, id).await;
+    let skipped: Vec<&Value> = rows.iter().filter(|r| r["status"] == "skipped").collect();
+    assert_eq!(skipped[0]["phone"], "60120000003");
+    assert_eq!(skipped[0]["error"], "opted out");
+}
+
+async fn campaigns_are_validated_and_tenant_scoped(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 3, 0).await;
+    let empty_list = seed_leads(&app, owner.tenant_id, "Empty", 0, 0).await;
+    for (body, needle) in [
+        (
+            json!({"name": "x", "message": "Hi {name", "target": {"list_ids": [list]}}),
+            "never closed",
+        ),
+        (
+            json!({"name": "x", "message": "Hi", "target": {}}),
+            "target",
+        ),
+        (
+            json!({"name": "x", "message": "Hi", "target": {"list_ids": [999999]}}),
+            "not found",
+        ),
+        (
+            json!({"name": "x", "message": "Hi", "target": {"list_ids": [list]},
+                "pacing": {"min_delay_ms": 100}}),
+            "min_delay_ms",
+        ),
+        (
+            json!({"name": "x", "message": "Hi", "target": {"list_ids": [list]},
+                "scheduled_at": "2020-01-01T00:00"}),
+            "future",
+        ),
+        (
+            json!({"name": "x", "message": "Hi", "target": {"list_ids": [list]},
+                "devices": {"mode": "set", "ids": [999999]}}),
+            "device",
+        ),
+    ] {
+        let response = owner.post("/api/v1/campaigns", &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_campaign");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(needle),
+            "{message} should mention {needle}"
+        );
+    }
+    let unknown = owner
+        .post(
+            "/api/v1/campaigns",
+            &json!({"name": "x", "message": "Hi", "target": {"list_ids": [list]}, "colour": 1}),
+        )
+        .await;
+    assert!(unknown.status().is_client_error());
+
+    // Nothing to send: 422 at start, and the campaign stays a draft.
+    let id = create(
+        &owner,
+        json!({"name": "Nobody", "message": "Hi", "target": {"list_ids": [empty_list]}}),
+    )
+    .await;
+    let response = owner
+        .post(&format!("/api/v1/campaigns/{id}/start"), &json!({}))
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(progress(&owner, id).await["status"], "draft");
+
+    // Drafts can be edited; another tenant sees nothing.
+    let id = create(
+        &owner,
+        json!({"name": "Mine", "message": "Hi", "target": {"list_ids": [list]}}),
+    )
+    .await;
+    let edited = owner
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/campaigns/{id}"),
+            &json!({"name": "Mine v2", "message": "Hello {name}", "target": {"list_ids": [list]}}),
+        )
+        .await;
+    assert_eq!(edited.status(), 200);
+    assert_eq!(
+        edited.json::<Value>().await.unwrap()["message"],
+        "Hello {name}"
+    );
+    let other = app.new_tenant("Other").await;
+    for path in [
+        format!("/api/v1/campaigns/{id}"),
+        format!("/api/v1/campaigns/{id}/progress"),
+        format!("/api/v1/campaigns/{id}/preview"),
+    ] {
+        assert_eq!(other.get(&path).await.status(), 404, "{path}");
+    }
+    assert_eq!(
+        other
+            .post(&format!("/api/v1/campaigns/{id}/start"), &json!({}))
+            .await
+            .status(),
+        404
+    );
+    let listed: Value = other.get("/api/v1/campaigns").await.json().await.unwrap();
+    assert_eq!(listed["campaigns"], json!([]));
+    // Another tenant's list cannot be targeted.
+    let response = other
+        .post(
+            "/api/v1/campaigns",
+            &json!({"name": "x", "message": "Hi", "target": {"list_ids": [list]}}),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+}
