@@ -67,6 +67,15 @@ pub struct BenchArgs {
     #[arg(long, value_name = "M", default_value_t = 20_000)]
     pub events: u32,
 
+    /// Messages in the campaign (broadcast).
+    #[arg(long, value_name = "M", default_value_t = 5_000)]
+    pub messages: u32,
+
+    /// Pace the campaign like a person (delays 5–15 s on the simulator's clock, see
+    /// --time-scale) or send as fast as the outbox allows (broadcast).
+    #[arg(long, value_enum, default_value_t = Pacing::On)]
+    pub pacing: Pacing,
+
     /// Events published per second; as fast as the hub takes them when omitted (fanout).
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
@@ -84,6 +93,27 @@ pub enum Scenario {
     Boot,
     /// S WebSocket subscribers on one topic: frames/s delivered, drops, latency.
     Fanout,
+    /// A campaign of M messages over N devices: sends/s, share of the pacing bound, violations.
+    Broadcast,
+}
+
+/// Pacing of the broadcast benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pacing {
+    /// Delays 5–15 s (simulated), typing, caps.
+    On,
+    /// No delays and no caps (safe bounds lifted for the run).
+    Off,
+}
+
+impl Pacing {
+    /// The name as typed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pacing::On => "on",
+            Pacing::Off => "off",
+        }
+    }
 }
 
 impl Scenario {
@@ -92,6 +122,7 @@ impl Scenario {
         match self {
             Scenario::Boot => "boot",
             Scenario::Fanout => "fanout",
+            Scenario::Broadcast => "broadcast",
         }
     }
 }

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         // Builds its own settings and logs to stderr: its stdout is one JSON object.
-        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Bench(args)) => bench::run(args, cli.time_scale),
         Some(Command::Migrate) | Some(Command::Serve(_)) | None => {
             let settings = match Settings::load(&cli) {
                 Ok(settings) => settings,

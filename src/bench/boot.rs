@@ -135,7 +135,7 @@ async fn measure(database_url: String, devices: u32) -> anyhow::Result<Value> {
 
 /// Stores `count` devices as a daemon leaves them after they were paired and online: a JID and
 /// status `online`.
-async fn seed(db: &Db, tenant_id: i64, count: u32) -> anyhow::Result<()> {
+pub(super) async fn seed(db: &Db, tenant_id: i64, count: u32) -> anyhow::Result<()> {
     futures_util::stream::iter(0..count)
         .map(|n| seed_one(db, tenant_id, n))
         .buffer_unordered(SEED_CONCURRENCY)
@@ -161,7 +161,7 @@ async fn seed_one(db: &Db, tenant_id: i64, n: u32) -> anyhow::Result<()> {
 ///
 /// The simulator is the judge because the supervisor's status cannot be: a device stored as
 /// `online` is counted online from the moment it is registered, before it even connects.
-async fn wait_all_online(app: &RunningApp, devices: u32) -> anyhow::Result<()> {
+pub(super) async fn wait_all_online(app: &RunningApp, devices: u32) -> anyhow::Result<()> {
     let sim = app
         .state
         .fleet

@@ -14,10 +14,11 @@
 //! 4. returns its figures, which [`run`] wraps with the machine, commit and date.
 //!
 //! # Files
-//! [`boot`] stored devices to all online; [`fanout`] hub events to many WebSocket subscribers;
+//! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox; [`fanout`] hub events to many WebSocket subscribers;
 //! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
+pub mod broadcast;
 pub mod fanout;
 pub mod report;
 
@@ -45,11 +46,13 @@ use report::Machine;
 
 /// Log filter of a benchmark run: problems only, so logging does not skew the figures.
 const LOG_FILTER: &str = "warn";
+/// Simulated clock speed of scenarios that wait on pacing, unless `--time-scale` says otherwise.
+const DEFAULT_TIME_SCALE: f64 = 100.0;
 /// The admin account every benchmark database starts with.
 const ADMIN_EMAIL: &str = "bench@wafleet.local";
 
 /// Runs the scenario of `args` and prints its report.
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
     init_logging();
     let machine = Machine::probe();
     let started_at = chrono::Utc::now();
@@ -57,6 +60,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         match args.scenario {
             Scenario::Boot => boot::run(args).await,
             Scenario::Fanout => fanout::run(args).await,
+            Scenario::Broadcast => {
+                broadcast::run(args, time_scale.unwrap_or(DEFAULT_TIME_SCALE)).await
+            }
         }
     })?;
     let mut report = json!({

@@ -107,6 +107,15 @@ impl Target {
             met: value <= target,
         }
     }
+
+    /// A target the value must reach (rates, ratios).
+    pub fn at_least(value: f64, target: f64) -> Target {
+        Target {
+            value: round(value, 3),
+            target,
+            met: value >= target,
+        }
+    }
 }
 
 /// Latency percentiles in milliseconds.

@@ -401,7 +401,7 @@ impl CampaignEngine {
             ctx.spawn(
                 async move {
                     for from in to_move {
-                        match store::reassign(&db, id, from, &online_ids).await {
+                        match store::reassign(&db, id, from, &online_ids, None).await {
                             Ok(moved) if moved > 0 => tracing::info!(campaign_id = id, from_device = ?from, moved, "moved unsent messages to online devices"),
                             Ok(_) => {}
                             Err(err) => tracing::warn!(campaign_id = id, error = %err, "could not move unsent messages"),
@@ -410,7 +410,66 @@ impl CampaignEngine {
                 }
                 .into_actor(self),
             );
+        } else {
+            self.balance(&report, ctx);
         }
+    }
+
+    /// Evens out the tail of a campaign: when online devices of it have nothing left to send
+    /// (and daily capacity to spare) while another still has a queue, they take over the end of
+    /// that queue, so the campaign finishes with all devices busy rather than one.
+    fn balance(&mut self, report: &TickReport, ctx: &mut Context<Self>) {
+        let Some(run) = self.runs.get(&report.campaign.id) else {
+            return;
+        };
+        let pending = |device_id: i64| {
+            report
+                .progress
+                .per_device
+                .iter()
+                .find(|share| share.device_id == Some(device_id))
+                .map_or(0, |share| share.counts.pending)
+        };
+        let idle: Vec<Device> = report
+            .online
+            .iter()
+            .filter(|d| pending(d.id) == 0 && !run.lanes.contains(&d.id))
+            .cloned()
+            .collect();
+        let donor = report
+            .online
+            .iter()
+            .map(|d| (pending(d.id), d.id))
+            .max()
+            .filter(|(queue, _)| *queue >= 2);
+        let (Some((queue, donor)), false) = (donor, idle.is_empty()) else {
+            return;
+        };
+        let (deps, id, pacing) = (
+            self.deps.clone(),
+            report.campaign.id,
+            run.plan.pacing.clone(),
+        );
+        ctx.spawn(
+            async move {
+                let receivers: Vec<i64> = match remaining_capacity(&deps, &idle, &pacing).await {
+                    Ok(capacity) => capacity.into_iter().filter(|(_, c)| *c > 0).map(|(d, _)| d).collect(),
+                    Err(err) => {
+                        tracing::warn!(campaign_id = id, error = %err, "could not read device capacity");
+                        return;
+                    }
+                };
+                // Share the queue evenly between the donor and the receivers.
+                let share = queue * receivers.len() as i64 / (receivers.len() as i64 + 1);
+                if share == 0 {
+                    return;
+                }
+                if let Err(err) = store::reassign(&deps.db, id, Some(donor), &receivers, Some(share)).await {
+                    tracing::warn!(campaign_id = id, error = %err, "could not balance the campaign");
+                }
+            }
+            .into_actor(self),
+        );
     }
 
     /// Marks a campaign completed and publishes its final progress.

@@ -90,8 +90,8 @@ pub struct Lane {
 
 /// What became of one claimed row.
 enum Outcome {
-    /// Sent (or already sent: WhatsApp deduplicated it).
-    Sent,
+    /// Sent (or already sent: WhatsApp deduplicated it) at this moment.
+    Sent(Instant),
     /// Given back to pending for a later attempt.
     Retry,
     /// The device is gone; the row went back to pending.
@@ -149,11 +149,11 @@ impl Lane {
                 return LaneEnd::Done;
             };
             match self.deliver(&row, slot.send_at, slot.typing).await {
-                Ok(Outcome::Sent) => {
+                Ok(Outcome::Sent(actual)) => {
                     let _ = self.throttle.try_send(Confirm {
                         device_id: self.device_id,
                         reserved: slot.send_at,
-                        actual: Instant::now(),
+                        actual,
                     });
                 }
                 Ok(Outcome::Retry) => {}
@@ -258,13 +258,14 @@ impl Lane {
             }
         };
         let result = result.unwrap_or(Err(DeviceError::Gone));
+        let sent_at = Instant::now();
         let db_err = |e: crate::db::DbError| e.to_string();
         match result {
             Ok(()) => {
                 store::finish(db, &[row.id], st::SENT, None)
                     .await
                     .map_err(db_err)?;
-                Ok(Outcome::Sent)
+                Ok(Outcome::Sent(sent_at))
             }
             Err(DeviceError::InvalidRecipient(reason)) => {
                 let reason = format!("not on WhatsApp: {reason}");

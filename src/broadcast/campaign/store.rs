@@ -535,13 +535,15 @@ pub async fn skip_unsent(db: &Db, campaign_id: i64, reason: &str) -> Result<usiz
     })
 }
 
-/// Moves the pending rows of a device (or the unassigned ones, `None`) in a campaign to `to`,
-/// round-robin (rows in flight stay with their sender). Returns how many moved.
+/// Moves pending rows of a device (or the unassigned ones, `None`) in a campaign to `to`,
+/// round-robin: all of them, or the last `limit` (the ones it would send last). Rows in flight
+/// stay with their sender. Returns how many moved.
 pub async fn reassign(
     db: &Db,
     campaign_id: i64,
     from_device: Option<i64>,
     to: &[i64],
+    limit: Option<i64>,
 ) -> Result<usize, DbError> {
     if to.is_empty() {
         return Ok(0);
@@ -551,6 +553,8 @@ pub async fn reassign(
             .filter(outbox::campaign_id.eq(campaign_id))
             .filter(outbox::status.eq(st::PENDING))
             .select(outbox::id)
+            .order(outbox::id.desc())
+            .limit(limit.unwrap_or(i64::MAX))
             .into_boxed();
         let query = match from_device {
             Some(device) => query.filter(outbox::device_id.eq(device)),
