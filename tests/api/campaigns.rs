@@ -218,7 +218,8 @@ async fn a_campaign_reaches_every_lead_once_within_the_pacing_rules(app: TestApp
     assert_eq!(done["percent"], 100.0);
     let rows = messages(&owner, id).await;
     assert_each_lead_once(&app, &rows, 1000);
-    // Spread over all ten devices, by capacity (all equal here): 100 each.
+    // Spread over all ten devices, by capacity (all equal here): 100 each, give or take the
+    // tail a busy machine lets idle devices take over.
     let mut per_device: HashMap<i64, usize> = HashMap::new();
     for row in &rows {
         *per_device
@@ -226,7 +227,7 @@ async fn a_campaign_reaches_every_lead_once_within_the_pacing_rules(app: TestApp
             .or_default() += 1;
     }
     assert_eq!(per_device.len(), 10, "{per_device:?}");
-    assert!(per_device.values().all(|n| *n == 100), "{per_device:?}");
+    assert!(per_device.values().all(|n| (60..=140).contains(n)), "{per_device:?}");
     // Spintax was resolved per lead, variables filled in.
     let bodies: HashSet<&str> = rows.iter().map(|r| r["body"].as_str().unwrap()).collect();
     assert!(

@@ -17,8 +17,8 @@ use super::model::{outbox_status as st, Claimed};
 use super::store;
 use crate::broadcast::pacing::Pacing;
 use crate::broadcast::phone::jid_of;
-use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Throttle};
-use crate::db::Db;
+use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, Throttle};
+use crate::db::{Db, DbError};
 use crate::device::actor::DeviceActor;
 use crate::device::messages::{DeviceError, SendImage, SendText, SetTyping};
 use crate::whatsapp::Media;
@@ -88,15 +88,25 @@ pub struct Lane {
     pub control: watch::Receiver<Control>,
 }
 
-/// What became of one claimed row.
-enum Outcome {
-    /// Sent (or already sent: WhatsApp deduplicated it) at this moment.
+/// What became of one send attempt.
+enum Attempt {
+    /// WhatsApp accepted it (or already had it: same id) at this moment.
     Sent(Instant),
-    /// Given back to pending for a later attempt.
-    Retry,
-    /// The device is gone; the row went back to pending.
-    DeviceLost,
+    /// The recipient cannot get messages; do not retry.
+    Rejected(String),
+    /// Failed for now; try again later.
+    Retry(String),
+    /// WhatsApp asked the device to slow down for this long.
+    RateLimited(Duration),
+    /// The device is offline or gone.
+    DeviceLost(String),
+    /// A pause or cancel came first; nothing was sent.
+    Interrupted,
 }
+
+/// Rows claimed per turn when unpaced (zero delays: benchmarks only); paced lanes claim one, so
+/// a crash leaves at most one row per device to re-send.
+const UNPACED_BATCH: i64 = 64;
 
 impl Lane {
     /// Runs until the device has nothing left to send, is lost, or the campaign stops.
@@ -104,30 +114,19 @@ impl Lane {
         if let Err(err) = self.seed_throttle().await {
             return LaneEnd::Failed(err);
         }
+        let batch = if self.plan.pacing.max_delay_ms == 0 {
+            UNPACED_BATCH
+        } else {
+            1
+        };
         loop {
-            match self.wait_while_paused().await {
-                Control::Run => {}
-                _ => return LaneEnd::Stopped,
+            if self.wait_while_paused().await != Control::Run {
+                return LaneEnd::Stopped;
             }
-            let slot = match self
-                .throttle
-                .send(Reserve {
-                    device_id: self.device_id,
-                    pacing: self.plan.pacing.clone(),
-                    days_linked: self.days_linked,
-                    time_zone: self.plan.time_zone,
-                    chars: self.plan.chars,
-                })
-                .await
-            {
-                Ok(slot) => slot,
-                Err(_) => return LaneEnd::Stopped,
+            let Some(slot) = self.reserve().await else {
+                return LaneEnd::Stopped;
             };
-            let typing_from = slot
-                .send_at
-                .checked_sub(slot.typing)
-                .unwrap_or(slot.send_at);
-            if !self.sleep_until(typing_from).await {
+            if !self.sleep_until(typing_from(&slot)).await {
                 continue;
             }
             let now = chrono::Utc::now().naive_utc();
@@ -136,7 +135,7 @@ impl Lane {
                 &self.db,
                 self.plan.campaign_id,
                 self.device_id,
-                1,
+                batch,
                 now,
                 lease_until,
             )
@@ -145,22 +144,103 @@ impl Lane {
                 Ok(rows) => rows,
                 Err(err) => return LaneEnd::Failed(err.to_string()),
             };
-            let Some(row) = claimed.into_iter().next() else {
+            if claimed.is_empty() {
                 return LaneEnd::Done;
+            }
+            match self.send_batch(claimed, slot).await {
+                Ok(None) => {}
+                Ok(Some(end)) => return end,
+                Err(err) => return LaneEnd::Failed(err.to_string()),
+            }
+        }
+    }
+
+    /// Asks the Throttle for the device's next slot (`None` when the Throttle is gone).
+    async fn reserve(&self) -> Option<Slot> {
+        self.throttle
+            .send(Reserve {
+                device_id: self.device_id,
+                pacing: self.plan.pacing.clone(),
+                days_linked: self.days_linked,
+                time_zone: self.plan.time_zone,
+                chars: self.plan.chars,
+            })
+            .await
+            .ok()
+    }
+
+    /// Sends claimed rows, each in its own slot (the first one's is `first`), and records the
+    /// results; rows not attempted go back. Returns how the lane must end, if it must.
+    async fn send_batch(
+        &mut self,
+        rows: Vec<Claimed>,
+        first: Slot,
+    ) -> Result<Option<LaneEnd>, DbError> {
+        let db = self.db.clone();
+        let phones: Vec<String> = rows.iter().map(|r| r.phone.clone()).collect();
+        let opted_out = store::opted_out(&db, self.plan.tenant_id, &phones).await?;
+        let (skipped, rows): (Vec<Claimed>, Vec<Claimed>) =
+            rows.into_iter().partition(|r| opted_out.contains(&r.phone));
+        if !skipped.is_empty() {
+            let ids: Vec<i64> = skipped.iter().map(|r| r.id).collect();
+            store::finish(&db, &ids, st::SKIPPED, Some("opted out")).await?;
+        }
+        let mut sent = Vec::with_capacity(rows.len());
+        let mut next_slot = Some(first);
+        let mut end = None;
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
+            let slot = match next_slot.take() {
+                Some(slot) => slot,
+                None => match self.reserve().await {
+                    Some(slot) if self.sleep_until(typing_from(&slot)).await => slot,
+                    _ => {
+                        self.give_back(&row, None).await?;
+                        break;
+                    }
+                },
             };
-            match self.deliver(&row, slot.send_at, slot.typing).await {
-                Ok(Outcome::Sent(actual)) => {
+            match self.attempt(&row, &slot).await {
+                Attempt::Sent(actual) => {
+                    sent.push(row.id);
                     let _ = self.throttle.try_send(Confirm {
                         device_id: self.device_id,
                         reserved: slot.send_at,
                         actual,
                     });
                 }
-                Ok(Outcome::Retry) => {}
-                Ok(Outcome::DeviceLost) => return LaneEnd::DeviceLost,
-                Err(err) => return LaneEnd::Failed(err),
+                Attempt::Rejected(reason) => {
+                    store::finish(&db, &[row.id], st::FAILED, Some(&reason)).await?;
+                }
+                Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
+                    store::finish(&db, &[row.id], st::FAILED, Some(&reason)).await?;
+                }
+                Attempt::Retry(reason) => self.give_back(&row, Some(&reason)).await?,
+                Attempt::RateLimited(wait) => {
+                    self.throttle.do_send(Penalize {
+                        device_id: self.device_id,
+                        wait,
+                    });
+                    self.give_back(&row, Some("rate limited")).await?;
+                }
+                Attempt::DeviceLost(reason) => {
+                    store::release(&db, row.id, Some(&reason)).await?;
+                    end = Some(LaneEnd::DeviceLost);
+                    break;
+                }
+                Attempt::Interrupted => {
+                    self.give_back(&row, None).await?;
+                    break;
+                }
             }
         }
+        if !sent.is_empty() {
+            store::finish(&db, &sent, st::SENT, None).await?;
+        }
+        for row in rows {
+            self.give_back(&row, None).await?;
+        }
+        Ok(end)
     }
 
     /// Gives the Throttle this device's sends of the last (simulated) day once per process, so
@@ -204,25 +284,10 @@ impl Lane {
         }
     }
 
-    /// Types, sends and records one claimed row.
-    async fn deliver(
-        &mut self,
-        row: &Claimed,
-        send_at: Instant,
-        typing: Duration,
-    ) -> Result<Outcome, String> {
-        let db = &self.db.clone();
-        let opted_out = store::opted_out(db, self.plan.tenant_id, std::slice::from_ref(&row.phone))
-            .await
-            .map_err(|e| e.to_string())?;
-        if !opted_out.is_empty() {
-            store::finish(db, &[row.id], st::SKIPPED, Some("opted out"))
-                .await
-                .map_err(|e| e.to_string())?;
-            return Ok(Outcome::Retry);
-        }
+    /// Types (when the slot has typing time), then sends one row at its slot.
+    async fn attempt(&mut self, row: &Claimed, slot: &Slot) -> Attempt {
         let to = jid_of(&row.phone);
-        if !typing.is_zero() {
+        if !slot.typing.is_zero() {
             let _ = self
                 .device
                 .send(SetTyping {
@@ -231,10 +296,9 @@ impl Lane {
                 })
                 .await;
         }
-        if !self.sleep_until(send_at).await {
-            // Paused or cancelled while typing: the row was not sent.
+        if !self.sleep_until(slot.send_at).await {
             let _ = self.device.send(SetTyping { to, typing: false }).await;
-            return self.give_back(row, None).await;
+            return Attempt::Interrupted;
         }
         let result = match &self.plan.image {
             Some(image) => {
@@ -257,61 +321,33 @@ impl Lane {
                     .await
             }
         };
-        let result = result.unwrap_or(Err(DeviceError::Gone));
-        let sent_at = Instant::now();
-        let db_err = |e: crate::db::DbError| e.to_string();
-        match result {
-            Ok(()) => {
-                store::finish(db, &[row.id], st::SENT, None)
-                    .await
-                    .map_err(db_err)?;
-                Ok(Outcome::Sent(sent_at))
-            }
+        match result.unwrap_or(Err(DeviceError::Gone)) {
+            Ok(()) => Attempt::Sent(Instant::now()),
             Err(DeviceError::InvalidRecipient(reason)) => {
-                let reason = format!("not on WhatsApp: {reason}");
-                store::finish(db, &[row.id], st::FAILED, Some(&reason))
-                    .await
-                    .map_err(db_err)?;
-                Ok(Outcome::Retry)
+                Attempt::Rejected(format!("not on WhatsApp: {reason}"))
             }
             Err(DeviceError::RateLimited { retry_after_ms }) => {
-                self.throttle.do_send(Penalize {
-                    device_id: self.device_id,
-                    wait: Duration::from_millis(retry_after_ms),
-                });
-                self.give_back(row, Some("rate limited")).await
+                Attempt::RateLimited(Duration::from_millis(retry_after_ms))
             }
-            Err(
-                err @ (DeviceError::NotConnected | DeviceError::NotRunning | DeviceError::Gone),
-            ) => {
-                store::release(db, row.id, Some(&err.to_string()))
-                    .await
-                    .map_err(db_err)?;
-                Ok(Outcome::DeviceLost)
+            Err(err @ (DeviceError::NotConnected | DeviceError::NotRunning | DeviceError::Gone)) => {
+                Attempt::DeviceLost(err.to_string())
             }
-            Err(err) => {
-                let reason = err.to_string();
-                if row.attempts >= self.plan.max_attempts {
-                    store::finish(db, &[row.id], st::FAILED, Some(&reason))
-                        .await
-                        .map_err(db_err)?;
-                    Ok(Outcome::Retry)
-                } else {
-                    self.give_back(row, Some(&reason)).await
-                }
-            }
+            Err(err) => Attempt::Retry(err.to_string()),
         }
     }
 
     /// Returns an unsent row: pending again, or skipped when the campaign was cancelled.
-    async fn give_back(&self, row: &Claimed, reason: Option<&str>) -> Result<Outcome, String> {
-        let result = if *self.control.borrow() == Control::Cancel {
-            store::finish(&self.db, &[row.id], st::SKIPPED, Some("campaign cancelled"))
-                .await
-                .map(|_| ())
+    async fn give_back(&self, row: &Claimed, reason: Option<&str>) -> Result<(), DbError> {
+        if *self.control.borrow() == Control::Cancel {
+            store::finish(&self.db, &[row.id], st::SKIPPED, Some("campaign cancelled")).await?;
+            Ok(())
         } else {
             store::release(&self.db, row.id, reason).await
-        };
-        result.map(|_| Outcome::Retry).map_err(|e| e.to_string())
+        }
     }
+}
+
+/// When to start typing for `slot`.
+fn typing_from(slot: &Slot) -> Instant {
+    slot.send_at.checked_sub(slot.typing).unwrap_or(slot.send_at)
 }
