@@ -69,9 +69,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("DELETE", "/api/v1/campaigns/{campaign}", Member, none.clone()),
         ("PUT", "/api/v1/campaigns/{campaign}/image", Member, none.clone()),
         ("POST", "/api/v1/campaigns/{campaign}/start", Member, none.clone()),
-        ("POST", "/api/v1/campaigns/{campaign}/pause", Member, none.clone()),
-        ("POST", "/api/v1/campaigns/{campaign}/resume", Member, none.clone()),
-        ("POST", "/api/v1/campaigns/{campaign}/cancel", Member, none.clone()),
+        ("POST", "/api/v1/campaigns/{campaign}/{action}", Member, none.clone()),
         ("GET", "/api/v1/campaigns/{campaign}/preview", Viewer, none.clone()),
         ("GET", "/api/v1/campaigns/{campaign}/progress", Viewer, none.clone()),
         ("GET", "/api/v1/campaigns/{campaign}/messages", Viewer, none.clone()),
@@ -99,6 +97,7 @@ fn fill(path: &str, ids: &Ids) -> String {
         .replace("{token}", &ids.token.to_string())
         .replace("{device}", &ids.device.to_string())
         .replace("{campaign}", &ids.campaign.to_string())
+        .replace("{action}", "pause")
 }
 
 /// `body` with `"{device}"` placeholders replaced by the device id.

@@ -227,7 +227,10 @@ async fn a_campaign_reaches_every_lead_once_within_the_pacing_rules(app: TestApp
             .or_default() += 1;
     }
     assert_eq!(per_device.len(), 10, "{per_device:?}");
-    assert!(per_device.values().all(|n| (60..=140).contains(n)), "{per_device:?}");
+    assert!(
+        per_device.values().all(|n| (60..=140).contains(n)),
+        "{per_device:?}"
+    );
     // Spintax was resolved per lead, variables filled in.
     let bodies: HashSet<&str> = rows.iter().map(|r| r["body"].as_str().unwrap()).collect();
     assert!(
@@ -396,7 +399,8 @@ async fn cancel_skips_what_is_unsent(app: TestApp) {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn subscribe(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
+/// A WebSocket of `user` (through a new read token) that asked for `topic`.
+async fn ask_for(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
     let created: Value = user
         .post("/api/v1/tokens", &json!({"name": "ws", "scopes": ["read"]}))
         .await
@@ -416,6 +420,12 @@ async fn subscribe(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
     ))
     .await
     .unwrap();
+    ws
+}
+
+/// A WebSocket of `user` subscribed to `topic`.
+async fn subscribe(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
+    let mut ws = ask_for(app, user, topic).await;
     loop {
         let frame: Value = next_frame(&mut ws).await;
         if frame["event"] == "SUBSCRIBED" {
@@ -477,26 +487,7 @@ async fn a_scheduled_campaign_starts_by_itself_and_streams_progress(app: TestApp
 
     // Another tenant cannot listen.
     let other = app.new_tenant("Other").await;
-    let created: Value = other
-        .post("/api/v1/tokens", &json!({"name": "ws", "scopes": ["read"]}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let url = format!(
-        "{}/api/v1/ws?token={}",
-        app.address.replace("http", "ws"),
-        created["token"].as_str().unwrap()
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.into_client_request().unwrap())
-        .await
-        .unwrap();
-    let topic = format!("campaign/{id}");
-    ws.send(Message::text(
-        json!({"op": "subscribe", "topics": [topic]}).to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = ask_for(&app, &other, &format!("campaign/{id}")).await;
     loop {
         let frame = next_frame(&mut ws).await;
         if frame["event"] == "ERROR" {

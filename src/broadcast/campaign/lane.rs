@@ -329,9 +329,9 @@ impl Lane {
             Err(DeviceError::RateLimited { retry_after_ms }) => {
                 Attempt::RateLimited(Duration::from_millis(retry_after_ms))
             }
-            Err(err @ (DeviceError::NotConnected | DeviceError::NotRunning | DeviceError::Gone)) => {
-                Attempt::DeviceLost(err.to_string())
-            }
+            Err(
+                err @ (DeviceError::NotConnected | DeviceError::NotRunning | DeviceError::Gone),
+            ) => Attempt::DeviceLost(err.to_string()),
             Err(err) => Attempt::Retry(err.to_string()),
         }
     }
@@ -349,5 +349,7 @@ impl Lane {
 
 /// When to start typing for `slot`.
 fn typing_from(slot: &Slot) -> Instant {
-    slot.send_at.checked_sub(slot.typing).unwrap_or(slot.send_at)
+    slot.send_at
+        .checked_sub(slot.typing)
+        .unwrap_or(slot.send_at)
 }

@@ -32,9 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete_campaign)
         .service(put_image)
         .service(start_campaign)
-        .service(pause_campaign)
-        .service(resume_campaign)
-        .service(cancel_campaign)
+        .service(control_campaign)
         .service(preview_campaign)
         .service(campaign_progress)
         .service(campaign_messages);
@@ -575,49 +573,41 @@ async fn control(
     Ok(web::Json(CampaignView::of(&campaign, Some(progress))))
 }
 
-/// Pauses a running campaign (takes effect within a second; nothing in flight is lost).
-#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
-    (status = 200, body = CampaignView),
-    (status = 409, body = crate::web::ErrorBody)
-))]
-#[post("/campaigns/{id}/pause")]
-pub async fn pause_campaign(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    caller: Auth<require::Member>,
-    id: web::Path<i64>,
-) -> Result<web::Json<CampaignView>, ApiError> {
-    control(&req, &state, &caller, *id, Action::Pause).await
+/// What a control path segment asks for.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    /// Pause a running campaign (takes effect within a second; nothing in flight is lost).
+    Pause,
+    /// Resume a paused campaign where it stopped.
+    Resume,
+    /// Cancel for good; unsent messages are skipped.
+    Cancel,
 }
 
-/// Resumes a paused campaign where it stopped.
-#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+/// Pauses, resumes or cancels a campaign: `POST /campaigns/{id}/pause`, `…/resume`,
+/// `…/cancel`.
+#[utoipa::path(tag = "campaigns", params(
+    ("id" = i64, Path, description = "campaign id"),
+    ("action" = ControlAction, Path, description = "pause, resume or cancel")
+), responses(
     (status = 200, body = CampaignView),
     (status = 409, body = crate::web::ErrorBody)
 ))]
-#[post("/campaigns/{id}/resume")]
-pub async fn resume_campaign(
+#[post("/campaigns/{id}/{action}")]
+pub async fn control_campaign(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
-    id: web::Path<i64>,
+    path: web::Path<(i64, ControlAction)>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
-    control(&req, &state, &caller, *id, Action::Resume).await
-}
-
-/// Cancels a campaign for good; unsent messages are skipped.
-#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
-    (status = 200, body = CampaignView),
-    (status = 409, body = crate::web::ErrorBody)
-))]
-#[post("/campaigns/{id}/cancel")]
-pub async fn cancel_campaign(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    caller: Auth<require::Member>,
-    id: web::Path<i64>,
-) -> Result<web::Json<CampaignView>, ApiError> {
-    control(&req, &state, &caller, *id, Action::Cancel).await
+    let (id, action) = path.into_inner();
+    let action = match action {
+        ControlAction::Pause => Action::Pause,
+        ControlAction::Resume => Action::Resume,
+        ControlAction::Cancel => Action::Cancel,
+    };
+    control(&req, &state, &caller, id, action).await
 }
 
 /// How many leads the campaign reaches and a few messages as leads would get them.
