@@ -55,11 +55,11 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub scenario: Scenario,
 
-    /// Devices stored before the daemon starts (boot).
+    /// Devices stored before the daemon starts (boot, broadcast, inbound).
     #[arg(long, value_name = "N", default_value_t = 3000)]
     pub devices: u32,
 
-    /// WebSocket subscribers on one topic (fanout).
+    /// WebSocket subscribers (fanout: on one topic; inbound: on every device's messages).
     #[arg(long, value_name = "S", default_value_t = 200)]
     pub subscribers: u32,
 
@@ -67,7 +67,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "M", default_value_t = 20_000)]
     pub events: u32,
 
-    /// Messages in the campaign (broadcast).
+    /// Messages in the campaign (broadcast) or sent by contacts (inbound).
     #[arg(long, value_name = "M", default_value_t = 5_000)]
     pub messages: u32,
 
@@ -77,6 +77,7 @@ pub struct BenchArgs {
     pub pacing: Pacing,
 
     /// Events published per second; as fast as the hub takes them when omitted (fanout).
+    /// Inbound messages per second (inbound; default 300).
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 
@@ -95,6 +96,8 @@ pub enum Scenario {
     Fanout,
     /// A campaign of M messages over N devices: sends/s, share of the pacing bound, violations.
     Broadcast,
+    /// M inbound messages at R/s over N devices to S WebSocket subscribers: latency.
+    Inbound,
 }
 
 /// Pacing of the broadcast benchmark.
@@ -123,6 +126,7 @@ impl Scenario {
             Scenario::Boot => "boot",
             Scenario::Fanout => "fanout",
             Scenario::Broadcast => "broadcast",
+            Scenario::Inbound => "inbound",
         }
     }
 }

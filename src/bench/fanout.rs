@@ -50,8 +50,33 @@ const TICK: Duration = Duration::from_millis(250);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The event name of benchmark frames.
 const EVENT: &str = "BENCH_TICK";
-/// What every client sends after connecting.
-const SUBSCRIBE: &str = r#"{"op":"subscribe","topics":["device-status"]}"#;
+
+/// What the clients subscribe to and which frames they time.
+#[derive(Debug, Clone)]
+pub(super) struct Listen {
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// The event whose frames are timed.
+    pub event: &'static str,
+    /// Where the frame carries its emission time (µs since the shared epoch).
+    pub stamp: StampField,
+}
+
+/// Where a timed frame carries its emission time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StampField {
+    /// `data.t_us`, a number (events the bench publishes into the hub).
+    TimeField,
+    /// `data.text`, the digits of a message text (messages the simulator sends).
+    MessageText,
+}
+
+impl Listen {
+    /// The subscribe operation.
+    fn subscribe(&self) -> String {
+        json!({"op": "subscribe", "topics": self.topics}).to_string()
+    }
+}
 
 /// Runs the scenario with `--subscribers`, `--events`, `--rate` (and `--db`).
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
@@ -76,7 +101,7 @@ struct Plan {
 
 /// What one client saw.
 #[derive(Debug, Default)]
-struct ClientReport {
+pub(super) struct ClientReport {
     /// Benchmark events received.
     received: u64,
     /// Their bytes.
@@ -104,7 +129,20 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
     };
     let max_pending_kib = settings.ws.max_pending_kib;
     let app = RunningApp::start(settings).await?;
-    let outcome = drive(&app, plan, tenant_id, token).await;
+    let listen = Listen {
+        topics: vec!["device-status".into()],
+        event: EVENT,
+        stamp: StampField::TimeField,
+    };
+    let outcome = drive(
+        app.port,
+        token,
+        plan.subscribers,
+        listen,
+        u64::from(plan.events),
+        |epoch| publish(&app, plan, tenant_id, epoch),
+    )
+    .await;
     let cut_off = app.state.hub_metrics.slow_closed.get();
     let backend = app.state.db.backend_name();
     app.stop().await?;
@@ -123,13 +161,18 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
     });
     report::merge(
         &mut figures,
-        summarize(&reports, plan, publish_seconds, publish_started),
+        summarize(
+            &reports,
+            u64::from(plan.subscribers) * u64::from(plan.events),
+            publish_seconds,
+            publish_started,
+        ),
     );
     Ok(figures)
 }
 
 /// An API token of the admin, read scope, for the clients.
-async fn create_token(db: &Db, admin: &User, tenant_id: i64) -> anyhow::Result<String> {
+pub(super) async fn create_token(db: &Db, admin: &User, tenant_id: i64) -> anyhow::Result<String> {
     let token = secret::new_api_token();
     store::insert_token(
         db,
@@ -158,26 +201,34 @@ impl Drop for ClientThreads {
     }
 }
 
-/// Connects the clients, publishes, and collects their reports with the publishing time and
-/// its start.
-async fn drive(
-    app: &RunningApp,
-    plan: Plan,
-    tenant_id: i64,
+/// Connects `subscribers` clients listening as `listen`, runs `publish` (given the shared
+/// epoch of the stamps), and collects the clients' reports with the publishing time and its
+/// start. Each client expects `expected` timed frames.
+pub(super) async fn drive<F, Fut>(
+    port: u16,
     token: String,
-) -> anyhow::Result<(Vec<ClientReport>, f64, Instant)> {
-    let url = format!("ws://127.0.0.1:{}/api/v1/ws", app.port);
+    subscribers: u32,
+    listen: Listen,
+    expected: u64,
+    publish: F,
+) -> anyhow::Result<(Vec<ClientReport>, f64, Instant)>
+where
+    F: FnOnce(Instant) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let url = format!("ws://127.0.0.1:{port}/api/v1/ws");
     let epoch = Instant::now();
     let published = Arc::new(AtomicBool::new(false));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let threads = ClientThreads((0..CLIENT_THREADS).map(|_| Arbiter::new()).collect());
-    for (n, arbiter) in (0..plan.subscribers).zip(threads.0.iter().cycle()) {
+    for (n, arbiter) in (0..subscribers).zip(threads.0.iter().cycle()) {
         let client = Client {
             name: n,
             url: url.clone(),
             token: token.clone(),
-            expected: u64::from(plan.events),
+            listen: listen.clone(),
+            expected,
             epoch,
             published: published.clone(),
             ready: ready_tx.clone(),
@@ -188,7 +239,7 @@ async fn drive(
         });
     }
     drop((ready_tx, done_tx));
-    for _ in 0..plan.subscribers {
+    for _ in 0..subscribers {
         let ready = actix_web::rt::time::timeout(CONNECT_TIMEOUT, ready_rx.recv()).await;
         match ready {
             Ok(Some(Ok(()))) => {}
@@ -202,11 +253,11 @@ async fn drive(
     }
 
     let started = Instant::now();
-    publish(app, plan, tenant_id, epoch).await;
+    publish(epoch).await;
     let publish_seconds = started.elapsed().as_secs_f64();
     published.store(true, Ordering::Release);
 
-    let mut reports = Vec::with_capacity(plan.subscribers as usize);
+    let mut reports = Vec::with_capacity(subscribers as usize);
     while let Some(report) = done_rx.recv().await {
         reports.push(report);
     }
@@ -247,15 +298,9 @@ fn micros_since(epoch: Instant) -> u64 {
 struct Incoming {
     /// Event name (`SUBSCRIBED`, `BENCH_TICK`, …).
     event: String,
-    /// Benchmark events carry their publish time.
-    data: Option<Stamp>,
-}
-
-/// `data` of a benchmark event.
-#[derive(Debug, Deserialize)]
-struct Stamp {
-    /// Publish time, microseconds since the shared epoch.
-    t_us: u64,
+    /// Timed events carry their emission time somewhere in here.
+    #[serde(default)]
+    data: Value,
 }
 
 /// What a text frame is to a client.
@@ -269,16 +314,22 @@ enum Heard {
     Other,
 }
 
-/// Classifies a text frame.
-fn hear(text: &[u8]) -> Heard {
-    match serde_json::from_slice::<Incoming>(text) {
-        Ok(frame) if frame.event == "SUBSCRIBED" => Heard::Subscribed,
-        Ok(Incoming {
-            event,
-            data: Some(stamp),
-        }) if event == EVENT => Heard::Event(stamp.t_us),
-        _ => Heard::Other,
+/// Classifies a text frame for a client listening as `listen` says.
+fn hear(text: &[u8], listen: &Listen) -> Heard {
+    let Ok(frame) = serde_json::from_slice::<Incoming>(text) else {
+        return Heard::Other;
+    };
+    if frame.event == "SUBSCRIBED" {
+        return Heard::Subscribed;
     }
+    if frame.event != listen.event {
+        return Heard::Other;
+    }
+    let stamp = match listen.stamp {
+        StampField::TimeField => frame.data["t_us"].as_u64(),
+        StampField::MessageText => frame.data["text"].as_str().and_then(|t| t.parse().ok()),
+    };
+    stamp.map_or(Heard::Other, Heard::Event)
 }
 
 /// A client's WebSocket: frames in, messages out (awc's `Framed` socket).
@@ -304,6 +355,8 @@ struct Client {
     url: String,
     /// API token.
     token: String,
+    /// What it subscribes to and times.
+    listen: Listen,
     /// Events it should receive.
     expected: u64,
     /// Shared time origin of the publish stamps.
@@ -345,12 +398,14 @@ impl Client {
             .connect()
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        conn.send(ws::Message::Text(SUBSCRIBE.into()))
+        conn.send(ws::Message::Text(self.listen.subscribe().into()))
             .await
             .map_err(|e| format!("cannot subscribe: {e}"))?;
         while let Some(frame) = conn.next().await {
             match frame.map_err(|e| e.to_string())? {
-                ws::Frame::Text(text) if hear(&text) == Heard::Subscribed => return Ok(conn),
+                ws::Frame::Text(text) if hear(&text, &self.listen) == Heard::Subscribed => {
+                    return Ok(conn)
+                }
                 ws::Frame::Close(reason) => return Err(format!("closed: {reason:?}")),
                 _ => {}
             }
@@ -371,7 +426,7 @@ impl Client {
             match actix_web::rt::time::timeout(TICK, conn.next()).await {
                 Ok(Some(frame)) => match frame.map_err(|e| e.to_string())? {
                     ws::Frame::Text(text) => {
-                        if let Heard::Event(sent_us) = hear(&text) {
+                        if let Heard::Event(sent_us) = hear(&text, &self.listen) {
                             let now = Instant::now();
                             let latency = micros_since(self.epoch).saturating_sub(sent_us);
                             report
@@ -405,13 +460,12 @@ impl Client {
 }
 
 /// The figures of a run from the clients' reports.
-fn summarize(
+pub(super) fn summarize(
     reports: &[ClientReport],
-    plan: Plan,
+    expected: u64,
     publish_seconds: f64,
     publish_started: Instant,
 ) -> Value {
-    let expected = u64::from(plan.subscribers) * u64::from(plan.events);
     let received: u64 = reports.iter().map(|r| r.received).sum();
     let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
     let last = reports.iter().filter_map(|r| r.last_at).max();
@@ -452,15 +506,31 @@ mod tests {
 
     #[test]
     fn frames_are_classified() {
+        let ticks = Listen {
+            topics: vec!["device-status".into()],
+            event: EVENT,
+            stamp: StampField::TimeField,
+        };
         assert_eq!(
-            hear(br#"{"event":"SUBSCRIBED","topics":["device-status"]}"#),
+            hear(
+                br#"{"event":"SUBSCRIBED","topics":["device-status"]}"#,
+                &ticks
+            ),
             Heard::Subscribed
         );
         let event = br#"{"topic":"device-status","event":"BENCH_TICK","data":{"n":3,"t_us":1234},"ts":"2026-11-25T10:00:00Z","seq":4}"#;
-        assert_eq!(hear(event), Heard::Event(1234));
+        assert_eq!(hear(event, &ticks), Heard::Event(1234));
         let status = br#"{"topic":"device-status","event":"DEVICE_STATUS","data":{"device_id":1},"ts":"2026-11-25T10:00:00Z","seq":5}"#;
-        assert_eq!(hear(status), Heard::Other);
-        assert_eq!(hear(b"not json"), Heard::Other);
+        assert_eq!(hear(status, &ticks), Heard::Other);
+        assert_eq!(hear(b"not json", &ticks), Heard::Other);
+        let messages = Listen {
+            topics: vec!["messages/1".into()],
+            event: "NEW_MESSAGE",
+            stamp: StampField::MessageText,
+        };
+        let message = br#"{"topic":"messages/1","event":"NEW_MESSAGE","data":{"text":"98765"}}"#;
+        assert_eq!(hear(message, &messages), Heard::Event(98765));
+        assert_eq!(hear(event, &messages), Heard::Other);
     }
 
     #[test]
@@ -481,12 +551,7 @@ mod tests {
             close_code: Some(1013),
             ..Default::default()
         };
-        let plan = Plan {
-            subscribers: 2,
-            events: 4,
-            rate: None,
-        };
-        let figures = summarize(&[full, cut], plan, 0.5, start);
+        let figures = summarize(&[full, cut], 8, 0.5, start);
         assert_eq!(figures["frames_expected"], 8);
         assert_eq!(figures["frames_received"], 5);
         assert_eq!(figures["drops"], 3);

@@ -14,12 +14,14 @@
 //! 4. returns its figures, which [`run`] wraps with the machine, commit and date.
 //!
 //! # Files
-//! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox; [`fanout`] hub events to many WebSocket subscribers;
+//! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox; [`inbound`] simulator→WebSocket latency of
+//! inbound messages; [`fanout`] hub events to many WebSocket subscribers;
 //! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
 pub mod broadcast;
 pub mod fanout;
+pub mod inbound;
 pub mod report;
 
 use std::collections::HashMap;
@@ -60,6 +62,7 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
         match args.scenario {
             Scenario::Boot => boot::run(args).await,
             Scenario::Fanout => fanout::run(args).await,
+            Scenario::Inbound => inbound::run(args).await,
             Scenario::Broadcast => {
                 broadcast::run(args, time_scale.unwrap_or(DEFAULT_TIME_SCALE)).await
             }
