@@ -34,6 +34,7 @@ crate::both_backends!(with super::FAST_SIM;
     cancel_skips_what_is_unsent,
     a_scheduled_campaign_starts_by_itself_and_streams_progress,
     opted_out_leads_are_skipped,
+    a_picture_campaign_sends_the_picture_with_its_caption,
     campaigns_are_validated_and_tenant_scoped,
 );
 
@@ -654,4 +655,53 @@ async fn campaigns_are_validated_and_tenant_scoped(app: TestApp) {
         )
         .await;
     assert_eq!(response.status(), 422);
+}
+
+async fn a_picture_campaign_sends_the_picture_with_its_caption(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let device = app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 3, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Catalogue", "message": "New catalogue for {name}",
+               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
+    )
+    .await;
+    let put = |body: Vec<u8>| {
+        owner
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/campaigns/{id}/image"),
+            )
+            .header("content-type", "image/png")
+            .body(body)
+            .send()
+    };
+    let garbage = put(b"not a picture".to_vec()).await.unwrap();
+    assert_eq!(garbage.status(), 422);
+    assert_eq!(put(crate::chats::big_png()).await.unwrap().status(), 204);
+    let campaign: Value = owner
+        .get(&format!("/api/v1/campaigns/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(campaign["has_image"], true);
+    start(&owner, id).await;
+    wait_status(&owner, id, "completed").await;
+    assert_each_lead_once(&app, &messages(&owner, id).await, 3);
+    // The chat mirror shows what the lead got: the picture, captioned.
+    let jid = "60120000001@s.whatsapp.net";
+    let page: Value = owner
+        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sent = &page["items"][0];
+    assert_eq!(sent["text"], "New catalogue for Lead 1");
+    assert_eq!(sent["media"]["mime"], "image/jpeg");
+    assert!(sent["media"]["size"].as_i64().unwrap() <= 350 * 1024);
+    // A started campaign's picture can no longer change.
+    assert_eq!(put(crate::chats::big_png()).await.unwrap().status(), 409);
 }

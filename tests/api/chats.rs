@@ -390,7 +390,7 @@ async fn pagination_has_no_gaps_or_repeats_under_inserts(app: TestApp) {
 }
 
 /// A noisy 2000 × 1500 PNG (noise does not compress, so the size limit is exercised).
-fn big_png() -> Vec<u8> {
+pub(crate) fn big_png() -> Vec<u8> {
     let mut seed: u32 = 7;
     let picture = image::ImageBuffer::from_fn(2000, 1500, |_, _| {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);

@@ -189,7 +189,7 @@ impl Lane {
         let mut next_slot = Some(first);
         let mut end = None;
         let mut rows = rows.into_iter();
-        while let Some(row) = rows.next() {
+        for row in rows.by_ref() {
             let slot = match next_slot.take() {
                 Some(slot) => slot,
                 None => match self.reserve().await {
