@@ -473,15 +473,21 @@ pub async fn put_image(
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
     id: web::Path<i64>,
-    body: web::Bytes,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
     store::get_campaign(&state.db, caller.tenant_id, *id).await?;
-    if body.len() > media::MAX_UPLOAD_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the image is too large",
-        ));
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        if body.len() + chunk.len() > media::MAX_UPLOAD_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the image is larger than 32 MiB",
+            ));
+        }
+        body.extend_from_slice(&chunk);
     }
     let store_dir = state.settings.chat.media_dir.clone();
     let sha = web::block(move || {
