@@ -65,7 +65,7 @@ impl Application {
             HubMetrics::register(&metrics.registry).context("cannot register hub metrics")?;
         let hub =
             hub::start(&settings.redis, &bus, hub_metrics.clone()).context("invalid redis.url")?;
-        let chat = ChatSync::new(db.clone(), hub.clone(), settings.chat.clone()).start();
+        let chat = ChatSync::new(db.clone(), hub.clone(), Arc::new(settings.clone())).start();
         let fleet = start_fleet(&settings, &db, &metrics, bus, chat).await?;
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))

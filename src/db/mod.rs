@@ -133,6 +133,18 @@ pub enum DbError {
     Query(DieselError),
 }
 
+impl DbError {
+    /// `Ok` when a tenant-scoped write touched a row, [`DbError::NotFound`] when it touched none
+    /// (the id does not exist or is another tenant's).
+    pub fn found(rows: usize) -> Result<(), DbError> {
+        if rows == 0 {
+            Err(DbError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl From<DieselError> for DbError {
     fn from(err: DieselError) -> Self {
         match err {

@@ -50,7 +50,7 @@ chat_tests!(
 );
 
 /// A device paired through the API; returns its id.
-async fn paired_device(app: &TestApp, admin: &UserClient) -> i64 {
+pub(crate) async fn paired_device(app: &TestApp, admin: &UserClient) -> i64 {
     let mut events = app.state.fleet.bus.subscribe();
     let created: Value = admin
         .post("/api/v1/devices", &json!({"name": "chat"}))

@@ -16,6 +16,7 @@ mod cli;
 mod devices;
 mod devices_store;
 mod health;
+mod leads;
 mod migrations;
 mod openapi;
 mod ws;

@@ -3,8 +3,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod broadcast_settings;
 pub mod chats;
 pub mod devices;
+pub mod leads;
+pub mod opt_outs;
 pub mod sim;
 pub mod tokens;
 pub mod users;
@@ -20,6 +23,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     tokens::configure(cfg);
     devices::configure(cfg);
     chats::configure(cfg);
+    leads::configure(cfg);
+    opt_outs::configure(cfg);
+    broadcast_settings::configure(cfg);
     admin::configure(cfg);
     sim::configure(cfg);
     crate::web::ws::configure(cfg);
