@@ -125,7 +125,6 @@ impl Importer<'_> {
         self.batch.clear();
         self.report.imported += counts.inserted;
         self.report.updated += counts.updated;
-        self.report.duplicates += counts.raced;
         Ok(())
     }
 

@@ -148,7 +148,7 @@ pub async fn list_opt_outs(
 pub fn phone_of_jid(jid: &str) -> Option<&str> {
     let user = jid.strip_suffix("@s.whatsapp.net")?;
     let user = user.split([':', '.']).next()?;
-    let digits = user.len() >= 7 && user.len() <= 15 && user.bytes().all(|b| b.is_ascii_digit());
+    let digits = (7..=15).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_digit());
     digits.then_some(user)
 }
 

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use chrono::Utc;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::model::{Lead, LeadInput, LeadList, LeadPatch, NewLead};
 use crate::db::schema::{lead_lists, leads};
 use crate::db::sql::{like_pattern, lower};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, SqliteConn};
 use crate::db_run;
 
 /// Filters of a lead search; `None` matches everything.
@@ -38,9 +38,39 @@ pub struct BatchCounts {
     pub inserted: u64,
     /// Leads that existed in the list and were updated.
     pub updated: u64,
-    /// Rows another writer inserted meanwhile (skipped).
-    pub raced: u64,
 }
+
+/// A multi-row INSERT of new leads, the one statement whose form differs per backend.
+trait InsertLeads {
+    /// Inserts `rows` in one statement; returns how many.
+    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError>;
+}
+
+impl InsertLeads for SqliteConn {
+    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError> {
+        // diesel-async's SQLite wrapper cannot batch an INSERT; diesel's own connection can, on
+        // the wrapper's blocking thread: one hop for the whole batch instead of one per row.
+        let inserted = self
+            .spawn_blocking(move |conn| {
+                diesel::RunQueryDsl::execute(diesel::insert_into(leads::table).values(&rows), conn)
+            })
+            .await?;
+        Ok(inserted as u64)
+    }
+}
+
+impl InsertLeads for AsyncPgConnection {
+    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError> {
+        let inserted = diesel::insert_into(leads::table)
+            .values(&rows)
+            .execute(self)
+            .await?;
+        Ok(inserted as u64)
+    }
+}
+
+/// Attempts of an import batch that lost a race with another writer of the same phone.
+const BATCH_ATTEMPTS: usize = 3;
 
 /// The tenant's lists by name, each with its lead count.
 pub async fn list_lists(db: &Db, tenant_id: i64) -> Result<Vec<(LeadList, i64)>, DbError> {
@@ -251,7 +281,30 @@ pub async fn delete_lead(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError
 /// statement, leads already in it are updated with the row's non-empty values
 /// ([`LeadInput::merge_into`]). The phones of `rows` must be distinct. A list deleted meanwhile
 /// is [`DbError::NotFound`].
+///
+/// Each batch first locks the list's row (SQLite: the database), so imports into one list never
+/// race each other; a lead added through the API between the read and the insert makes the
+/// batch roll back and run again, now updating that lead.
 pub async fn write_import_batch(
+    db: &Db,
+    tenant_id: i64,
+    list_id: i64,
+    rows: &[LeadInput],
+) -> Result<BatchCounts, DbError> {
+    let mut attempt = 1;
+    loop {
+        match try_import_batch(db, tenant_id, list_id, rows).await {
+            Err(DbError::Conflict(what)) if attempt < BATCH_ATTEMPTS => {
+                tracing::debug!(list_id, attempt, conflict = %what, "import batch raced a writer, retrying");
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One attempt of [`write_import_batch`].
+async fn try_import_batch(
     db: &Db,
     tenant_id: i64,
     list_id: i64,
@@ -295,14 +348,8 @@ pub async fn write_import_batch(
                 }
             }
             if !fresh.is_empty() {
-                let inserted = diesel::insert_into(leads::table)
-                    .values(&fresh)
-                    .on_conflict((leads::list_id, leads::phone))
-                    .do_nothing()
-                    .execute(conn)
-                    .await? as u64;
-                counts.inserted = inserted;
-                counts.raced = fresh.len() as u64 - inserted;
+                // A conflict here rolls the batch back for a retry.
+                counts.inserted = conn.insert_leads(fresh).await?;
             }
             Ok(counts)
         })
