@@ -275,7 +275,11 @@ impl Handler<RecordMessages> for ChatSync {
         for message in msg.messages {
             let from_me = message.from_me;
             if !from_me && !msg.history {
-                if let Some(text) = message.text.as_deref().filter(|t| opt_out::may_be_keyword(t)) {
+                if let Some(text) = message
+                    .text
+                    .as_deref()
+                    .filter(|t| opt_out::may_be_keyword(t))
+                {
                     self.check_opt_out(msg.tenant_id, &message.sender, text);
                 }
             }

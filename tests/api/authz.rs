@@ -148,9 +148,15 @@ async fn objects_of(app: &TestApp, owner: &UserClient) -> Ids {
         .unwrap();
     // Each tenant opts out a different number, so deleting the other's is a 404.
     let phone = format!("6012{:07}", owner.tenant_id);
-    leads::opt_out::add_opt_out(&app.db, owner.tenant_id, &phone, leads::opt_out::Source::Manual, None)
-        .await
-        .unwrap();
+    leads::opt_out::add_opt_out(
+        &app.db,
+        owner.tenant_id,
+        &phone,
+        leads::opt_out::Source::Manual,
+        None,
+    )
+    .await
+    .unwrap();
     Ids {
         user: member.user_id,
         token: token["id"].as_i64().unwrap(),

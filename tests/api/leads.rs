@@ -25,7 +25,9 @@ crate::both_backends!(
 );
 
 async fn create_list(user: &UserClient, name: &str) -> i64 {
-    let response = user.post("/api/v1/lead-lists", &json!({"name": name})).await;
+    let response = user
+        .post("/api/v1/lead-lists", &json!({"name": name}))
+        .await;
     assert_eq!(response.status(), 201);
     let list: Value = response.json().await.unwrap();
     list["id"].as_i64().unwrap()
@@ -91,9 +93,15 @@ async fn lists_and_leads_crud_and_isolation(app: TestApp) {
             &json!({"list_id": list, "phone": "+60 12-345 6789"}),
         )
         .await;
-    assert_eq!(json_of(duplicate, 409).await["error"]["code"], "duplicate_phone");
+    assert_eq!(
+        json_of(duplicate, 409).await["error"]["code"],
+        "duplicate_phone"
+    );
     let bad = owner
-        .post("/api/v1/leads", &json!({"list_id": list, "phone": "call me"}))
+        .post(
+            "/api/v1/leads",
+            &json!({"list_id": list, "phone": "call me"}),
+        )
         .await;
     assert_eq!(json_of(bad, 422).await["error"]["code"], "invalid_phone");
 
@@ -128,7 +136,10 @@ async fn lists_and_leads_crud_and_isolation(app: TestApp) {
         assert_eq!(delete(&other, &path).await, 404, "{path}");
     }
     let foreign = other
-        .post("/api/v1/leads", &json!({"list_id": list, "phone": "0123456788"}))
+        .post(
+            "/api/v1/leads",
+            &json!({"list_id": list, "phone": "0123456788"}),
+        )
         .await;
     assert_eq!(foreign.status(), 404);
     let foreign_import = other
@@ -150,10 +161,19 @@ async fn lists_and_leads_crud_and_isolation(app: TestApp) {
         .await;
     assert_eq!(json_of(renamed, 200).await["name"], "VIPs");
     assert_eq!(delete(&owner, &format!("/api/v1/leads/{id}")).await, 204);
-    assert_eq!(owner.get(&format!("/api/v1/leads/{id}")).await.status(), 404);
-    assert_eq!(delete(&owner, &format!("/api/v1/lead-lists/{list}")).await, 204);
     assert_eq!(
-        owner.get(&format!("/api/v1/lead-lists/{list}")).await.status(),
+        owner.get(&format!("/api/v1/leads/{id}")).await.status(),
+        404
+    );
+    assert_eq!(
+        delete(&owner, &format!("/api/v1/lead-lists/{list}")).await,
+        204
+    );
+    assert_eq!(
+        owner
+            .get(&format!("/api/v1/lead-lists/{list}"))
+            .await
+            .status(),
         404
     );
 }
@@ -286,7 +306,10 @@ async fn import_reports_bad_lines_and_updates_known_phones(app: TestApp) {
         .await
         .unwrap();
     let report = json_of(response, 200).await;
-    assert_eq!((report["imported"].as_i64(), report["updated"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(
+        (report["imported"].as_i64(), report["updated"].as_i64()),
+        (Some(1), Some(1))
+    );
     let ali = json_of(owner.get("/api/v1/leads?q=60123456701").await, 200).await;
     let ali = &ali["items"][0];
     assert_eq!(ali["name"], "Ali");
@@ -337,7 +360,12 @@ async fn import_of_100k_rows(app: TestApp) {
             bad_lines.push(line as i64);
         } else {
             // 60 12 1xx xxxx: valid Malaysian mobile numbers, all distinct.
-            let _ = writeln!(csv, "Lead {i},012{:07},retail,bulk;t{},prospect,csv", i, i % 7);
+            let _ = writeln!(
+                csv,
+                "Lead {i},012{:07},retail,bulk;t{},prospect,csv",
+                i,
+                i % 7
+            );
         }
     }
     let started = Instant::now();
@@ -426,10 +454,14 @@ async fn inbound_keyword_opts_the_sender_out(app: TestApp) {
     sim.deliver_inbound(device, "60198765431", "please stop the noise")
         .await
         .unwrap();
-    sim.deliver_inbound(device, "60198765432", "  Stop ").await.unwrap();
-    wait_until("the STOP sender on the opt-out list", Duration::from_secs(10), || {
-        is_out("60198765432")
-    })
+    sim.deliver_inbound(device, "60198765432", "  Stop ")
+        .await
+        .unwrap();
+    wait_until(
+        "the STOP sender on the opt-out list",
+        Duration::from_secs(10),
+        || is_out("60198765432"),
+    )
     .await;
     let page = json_of(admin.get("/api/v1/opt-outs?q=60198765432").await, 200).await;
     assert_eq!(page["items"][0]["source"], "keyword");
@@ -445,10 +477,14 @@ async fn inbound_keyword_opts_the_sender_out(app: TestApp) {
         )
         .await;
     assert_eq!(saved.status(), 200);
-    sim.deliver_inbound(device, "60198765433", "tak nak").await.unwrap();
-    wait_until("the custom keyword sender on the list", Duration::from_secs(10), || {
-        is_out("60198765433")
-    })
+    sim.deliver_inbound(device, "60198765433", "tak nak")
+        .await
+        .unwrap();
+    wait_until(
+        "the custom keyword sender on the list",
+        Duration::from_secs(10),
+        || is_out("60198765433"),
+    )
     .await;
 }
 

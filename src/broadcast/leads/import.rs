@@ -25,6 +25,9 @@ pub const BATCH_ROWS: usize = 500;
 pub const PROGRESS_EVERY: u64 = 1000;
 /// Row errors listed in the report (all of them are counted in `failed`).
 pub const MAX_REPORTED_ERRORS: usize = 1000;
+/// The table's statistics are refreshed after batch 1, then each time the batch count grows by
+/// this factor.
+const ANALYZE_GROWTH: u64 = 4;
 /// Largest body accepted (bytes).
 pub const MAX_IMPORT_BYTES: usize = 200 * 1024 * 1024;
 
@@ -82,6 +85,9 @@ struct Importer<'a> {
     seen: HashSet<String>,
     batch: Vec<LeadInput>,
     next_progress: u64,
+    /// Batches written, and the count at which the table's statistics are refreshed next.
+    batches: u64,
+    next_analyze: u64,
 }
 
 impl Importer<'_> {
@@ -123,6 +129,12 @@ impl Importer<'_> {
             store::write_import_batch(self.db, self.tenant_id, self.report.list_id, &self.batch)
                 .await?;
         self.batch.clear();
+        self.batches += 1;
+        if self.batches == self.next_analyze {
+            // At batches 1, 4, 16, 64…: the planner keeps up with a table the import grows.
+            self.next_analyze *= ANALYZE_GROWTH;
+            store::analyze_leads(self.db).await?;
+        }
         self.report.imported += counts.inserted;
         self.report.updated += counts.updated;
         Ok(())
@@ -167,6 +179,8 @@ where
         seen: HashSet::new(),
         batch: Vec::with_capacity(BATCH_ROWS),
         next_progress: PROGRESS_EVERY,
+        batches: 0,
+        next_analyze: 1,
     };
     let mut rows = Vec::new();
     let mut received = 0usize;

@@ -195,7 +195,9 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Result<Vec
             return Err(format!("bad tag {tag:?}: tags cannot contain commas"));
         }
         if tag.chars().count() > MAX_TAG_CHARS {
-            return Err(format!("bad tag {tag:?}: longer than {MAX_TAG_CHARS} characters"));
+            return Err(format!(
+                "bad tag {tag:?}: longer than {MAX_TAG_CHARS} characters"
+            ));
         }
         out.push(tag);
     }

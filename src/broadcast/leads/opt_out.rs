@@ -105,7 +105,10 @@ pub async fn remove_opt_out(db: &Db, tenant_id: i64, phone: &str) -> Result<(), 
         .filter(opt_outs::tenant_id.eq(tenant_id))
         .filter(opt_outs::phone.eq(phone));
     let deleted = db_run!(db, |conn| {
-        diesel::delete(target).execute(conn).await.map_err(DbError::from)
+        diesel::delete(target)
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
     })?;
     DbError::found(deleted)
 }

@@ -163,7 +163,10 @@ pub async fn delete_list(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError
         .filter(lead_lists::tenant_id.eq(tenant_id))
         .filter(lead_lists::id.eq(id));
     let deleted = db_run!(db, |conn| {
-        diesel::delete(target).execute(conn).await.map_err(DbError::from)
+        diesel::delete(target)
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
     })?;
     DbError::found(deleted)
 }
@@ -272,7 +275,10 @@ pub async fn delete_lead(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError
         .filter(leads::tenant_id.eq(tenant_id))
         .filter(leads::id.eq(id));
     let deleted = db_run!(db, |conn| {
-        diesel::delete(target).execute(conn).await.map_err(DbError::from)
+        diesel::delete(target)
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
     })?;
     DbError::found(deleted)
 }
@@ -303,6 +309,20 @@ pub async fn write_import_batch(
     }
 }
 
+/// Refreshes the planner's statistics of `leads` (the same statement on both backends).
+///
+/// Large imports call it as the table grows: without statistics PostgreSQL takes a batch of 500
+/// phones for an unselective condition and scans the whole list for every batch of an import.
+pub async fn analyze_leads(db: &Db) -> Result<(), DbError> {
+    db_run!(db, |conn| {
+        diesel::sql_query("ANALYZE leads")
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(DbError::from)
+    })
+}
+
 /// One attempt of [`write_import_batch`].
 async fn try_import_batch(
     db: &Db,
@@ -325,10 +345,13 @@ async fn try_import_batch(
             .execute(conn)
             .await?;
             DbError::found(touched)?;
+            // Boxed: planned with this batch's phones, never a generic plan kept from the
+            // time the list was empty.
             let existing: Vec<Lead> = leads::table
                 .filter(leads::list_id.eq(list_id))
                 .filter(leads::phone.eq_any(phones.clone()))
                 .select(Lead::as_select())
+                .into_boxed()
                 .load(conn)
                 .await?;
             let existing: HashMap<&str, &Lead> =

@@ -45,11 +45,7 @@ pub struct BroadcastSettingsView {
 }
 
 /// The view of `stored` in force as `effective`.
-fn view(
-    config: &Settings,
-    stored: TenantBroadcast,
-    effective: Effective,
-) -> BroadcastSettingsView {
+fn view(config: &Settings, stored: TenantBroadcast, effective: Effective) -> BroadcastSettingsView {
     let country = stored
         .default_country
         .as_deref()

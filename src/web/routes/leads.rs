@@ -18,8 +18,8 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::{require, Auth};
 use crate::broadcast::leads::import::{self, ImportError, ImportReport};
 use crate::broadcast::leads::model::{
-    decode_tags, encode_tags, fields_json, normalize_status, normalize_tags, parse_fields, Lead, LeadInput,
-    LeadList, LeadPatch,
+    decode_tags, encode_tags, fields_json, normalize_status, normalize_tags, parse_fields, Lead,
+    LeadInput, LeadList, LeadPatch,
 };
 use crate::broadcast::leads::store::{self, LeadFilter};
 use crate::broadcast::{phone, settings};
@@ -298,7 +298,10 @@ pub async fn create_list(
     let name = required_text("name", &body.name)?;
     let list = store::insert_list(&state.db, caller.tenant_id, name)
         .await
-        .map_err(conflict_as("duplicate_name", "a lead list with this name exists"))?;
+        .map_err(conflict_as(
+            "duplicate_name",
+            "a lead list with this name exists",
+        ))?;
     Ok(HttpResponse::Created().json(LeadListView::new(&list, 0)))
 }
 
@@ -333,7 +336,10 @@ pub async fn rename_list(
     let name = required_text("name", &body.name)?;
     store::rename_list(&state.db, caller.tenant_id, *id, name)
         .await
-        .map_err(conflict_as("duplicate_name", "a lead list with this name exists"))?;
+        .map_err(conflict_as(
+            "duplicate_name",
+            "a lead list with this name exists",
+        ))?;
     let (list, count) = store::get_list(&state.db, caller.tenant_id, *id).await?;
     Ok(web::Json(LeadListView::new(&list, count)))
 }
@@ -424,7 +430,10 @@ pub async fn import_leads(
         });
     };
     let db = &state.db;
-    let outcome = if req.content_type().eq_ignore_ascii_case("multipart/form-data") {
+    let outcome = if req
+        .content_type()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
         let mut form = actix_multipart::Multipart::new(req.headers(), payload);
         let bad = |message: String| ApiError::bad_request("invalid_multipart", message);
         let file = loop {
@@ -491,7 +500,12 @@ pub async fn search_leads(
     query: web::Query<LeadQuery>,
 ) -> Result<web::Json<LeadPage>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let blank = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
     let filter = LeadFilter {
         list_id: query.list_id,
         search: blank(&query.q),
@@ -543,7 +557,10 @@ pub async fn create_lead(
     let row = input.into_new(caller.tenant_id, list.id, Utc::now().naive_utc());
     let lead = store::insert_lead(&state.db, &row)
         .await
-        .map_err(conflict_as("duplicate_phone", "this phone is already in the list"))?;
+        .map_err(conflict_as(
+            "duplicate_phone",
+            "this phone is already in the list",
+        ))?;
     Ok(HttpResponse::Created().json(LeadView::from(&lead)))
 }
 
@@ -599,7 +616,10 @@ pub async fn update_lead(
     };
     let lead = store::update_lead(&state.db, caller.tenant_id, lead.id, &patch)
         .await
-        .map_err(conflict_as("duplicate_phone", "this phone is already in the list"))?;
+        .map_err(conflict_as(
+            "duplicate_phone",
+            "this phone is already in the list",
+        ))?;
     Ok(web::Json(LeadView::from(&lead)))
 }
 
