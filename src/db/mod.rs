@@ -197,6 +197,26 @@ macro_rules! db_run {
     };
 }
 
+/// Deletes the rows a tenant-scoped filter selects: `Ok` when it deleted any,
+/// [`DbError::NotFound`] otherwise. Needs `diesel_async::RunQueryDsl` in scope.
+///
+/// ```text
+/// delete_found!(db, leads::table.filter(leads::tenant_id.eq(tenant_id)).filter(leads::id.eq(id)))
+/// ```
+#[macro_export]
+macro_rules! delete_found {
+    ($db:expr, $target:expr) => {{
+        let target = $target;
+        let deleted = $crate::db_run!($db, |conn| {
+            diesel::delete(target)
+                .execute(conn)
+                .await
+                .map_err($crate::db::DbError::from)
+        })?;
+        $crate::db::DbError::found(deleted)
+    }};
+}
+
 impl Db {
     /// Opens the pool for the configured database (creating an SQLite file and its directory).
     /// Does not run migrations; see [`migrate::run_pending`].

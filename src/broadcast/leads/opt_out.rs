@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::db::schema::opt_outs;
 use crate::db::sql::like_pattern;
 use crate::db::{Db, DbError};
-use crate::db_run;
+use crate::{db_run, delete_found};
 
 /// Longest opt-out keyword (characters). Inbound texts longer than this are never compared, so
 /// ChatSync loads no settings for ordinary messages.
@@ -101,16 +101,12 @@ pub async fn add_opt_out(
 
 /// Takes `phone` off the tenant's opt-out list; [`DbError::NotFound`] when it is not on it.
 pub async fn remove_opt_out(db: &Db, tenant_id: i64, phone: &str) -> Result<(), DbError> {
-    let target = opt_outs::table
-        .filter(opt_outs::tenant_id.eq(tenant_id))
-        .filter(opt_outs::phone.eq(phone));
-    let deleted = db_run!(db, |conn| {
-        diesel::delete(target)
-            .execute(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    DbError::found(deleted)
+    delete_found!(
+        db,
+        opt_outs::table
+            .filter(opt_outs::tenant_id.eq(tenant_id))
+            .filter(opt_outs::phone.eq(phone))
+    )
 }
 
 /// The tenant's opt-outs by id, optionally those whose phone contains `search`, after the

@@ -12,7 +12,7 @@ use super::model::{Lead, LeadInput, LeadList, LeadPatch, NewLead};
 use crate::db::schema::{lead_lists, leads};
 use crate::db::sql::{like_pattern, lower};
 use crate::db::{Db, DbError, SqliteConn};
-use crate::db_run;
+use crate::{db_run, delete_found};
 
 /// Filters of a lead search; `None` matches everything.
 #[derive(Debug, Clone, Default)]
@@ -159,16 +159,12 @@ pub async fn rename_list(
 
 /// Deletes a list and its leads.
 pub async fn delete_list(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError> {
-    let target = lead_lists::table
-        .filter(lead_lists::tenant_id.eq(tenant_id))
-        .filter(lead_lists::id.eq(id));
-    let deleted = db_run!(db, |conn| {
-        diesel::delete(target)
-            .execute(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    DbError::found(deleted)
+    delete_found!(
+        db,
+        lead_lists::table
+            .filter(lead_lists::tenant_id.eq(tenant_id))
+            .filter(lead_lists::id.eq(id))
+    )
 }
 
 /// Leads matching `filter`, by id, at most `limit`.
@@ -271,16 +267,12 @@ pub async fn update_lead(
 
 /// Deletes a lead of the tenant.
 pub async fn delete_lead(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError> {
-    let target = leads::table
-        .filter(leads::tenant_id.eq(tenant_id))
-        .filter(leads::id.eq(id));
-    let deleted = db_run!(db, |conn| {
-        diesel::delete(target)
-            .execute(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    DbError::found(deleted)
+    delete_found!(
+        db,
+        leads::table
+            .filter(leads::tenant_id.eq(tenant_id))
+            .filter(leads::id.eq(id))
+    )
 }
 
 /// Writes one import batch in one transaction: leads new to the list are inserted in one
