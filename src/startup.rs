@@ -68,9 +68,9 @@ impl Application {
             HubMetrics::register(&metrics.registry).context("cannot register hub metrics")?;
         let hub =
             hub::start(&settings.redis, &bus, hub_metrics.clone()).context("invalid redis.url")?;
-        let chat = ChatSync::new(db.clone(), hub.clone(), settings.chat.clone()).start();
-        let fleet = start_fleet(&settings, &db, &metrics, bus, chat).await?;
         let settings = Arc::new(settings);
+        let chat = ChatSync::new(db.clone(), hub.clone(), settings.clone()).start();
+        let fleet = start_fleet(&settings, &db, &metrics, bus, chat).await?;
         let campaigns = start_campaigns(&settings, &db, &fleet, &hub);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))

@@ -112,12 +112,13 @@ const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
  *
  * options.csrf (default: true for writes) adds X-CSRF-Token from /me; sign-in turns it off.
  * options.redirectOn401 (default true) sends the browser to the sign-in page on 401.
+ * options.contentType sends `body` as is (a File or text) with that Content-Type instead of JSON.
  */
 export async function api(method, path, body, options = {}) {
   method = method.toUpperCase();
-  const { csrf = WRITE_METHODS.has(method), redirectOn401 = true, retried = false } = options;
+  const { csrf = WRITE_METHODS.has(method), redirectOn401 = true, retried = false, contentType } = options;
   const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
   if (csrf) {
     const current = await me();
     if (current.csrf_token) headers["X-CSRF-Token"] = current.csrf_token;
@@ -127,7 +128,7 @@ export async function api(method, path, body, options = {}) {
     res = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || contentType ? body : JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
     });
@@ -198,6 +199,7 @@ export function renderNav(current, active) {
   const role = current.user.role;
   const links = [
     { id: "devices", href: "/", label: "Devices", show: true },
+    { id: "leads", href: "/static/leads.html", label: "Leads", show: true },
     { id: "team", href: "/static/team.html", label: "Team", show: roleAtLeast(role, "owner") },
     { id: "tokens", href: "/static/team.html#tokens", label: "Tokens", show: roleAtLeast(role, "owner") },
   ];

@@ -1,11 +1,13 @@
 //! The broadcast engine: leads and opt-outs, campaigns, the durable outbox, and the Throttle
 //! that paces every device like a person.
 //!
+//! - [`leads`]: lead lists, leads, CSV import and the opt-out list.
 //! - [`phone`]: phone numbers to E.164.
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
 
 pub mod campaign;
+pub mod leads;
 pub mod pacing;
 pub mod phone;
 pub mod settings;

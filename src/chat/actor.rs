@@ -5,8 +5,13 @@
 //! (a message id already stored changes nothing, so replays and history syncs never duplicate),
 //! then publishes `NEW_MESSAGE`, `CHAT_UPDATED` and `MESSAGE_ACK` on `messages/<device_id>`.
 //! Batches are written one after another, in arrival order.
+//!
+//! Live inbound texts short enough to be an opt-out keyword are also checked against the
+//! tenant's keywords ([`opt_out::apply_keyword`]) in a task of their own, so the check never
+//! delays a batch.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -20,7 +25,8 @@ use super::model::{Chat, StoredMessage};
 use super::store::{self, BatchOutcome, ChatWrite, NewMessage};
 use super::{chat_view, message_view};
 use crate::auth::store as accounts;
-use crate::config::ChatSettings;
+use crate::broadcast::leads::opt_out;
+use crate::config::{ChatSettings, Settings};
 use crate::db::Db;
 use crate::hub::{Hub, HubEvent, Topic};
 use crate::whatsapp::ReceiptKind;
@@ -31,6 +37,8 @@ pub struct ChatSync {
     media: MediaStore,
     hub: Addr<Hub>,
     settings: ChatSettings,
+    /// The whole configuration (opt-out keywords are tenant settings over its defaults).
+    config: Arc<Settings>,
     /// Writes waiting for the next flush, with the tenant of each.
     pending: Vec<(i64, ChatWrite)>,
     /// Whether a flush is scheduled.
@@ -40,13 +48,15 @@ pub struct ChatSync {
 }
 
 impl ChatSync {
-    /// A chat mirror writing to `db` and announcing on `hub`.
-    pub fn new(db: Db, hub: Addr<Hub>, settings: ChatSettings) -> Self {
+    /// A chat mirror writing to `db` and announcing on `hub`, configured by `config.chat`.
+    pub fn new(db: Db, hub: Addr<Hub>, config: Arc<Settings>) -> Self {
+        let settings = config.chat.clone();
         Self {
             db,
             media: MediaStore::new(settings.media_dir.clone()),
             hub,
             settings,
+            config,
             pending: Vec::new(),
             flush_scheduled: false,
             zones: HashMap::new(),
@@ -147,6 +157,20 @@ impl ChatSync {
                 );
             }
         }
+    }
+
+    /// Opts the sender out if `text` is one of the tenant's keywords, in a task of its own (not
+    /// the actor's context, which a flush holds).
+    fn check_opt_out(&self, tenant_id: i64, sender: &str, text: &str) {
+        let (db, config) = (self.db.clone(), self.config.clone());
+        let (sender, text) = (sender.to_string(), text.to_string());
+        let work = async move {
+            if let Err(err) = opt_out::apply_keyword(&db, &config, tenant_id, &sender, &text).await
+            {
+                tracing::error!(tenant_id, error = %err, "cannot apply an opt-out keyword");
+            }
+        };
+        actix::spawn(work);
     }
 
     /// Publishes one event on `messages/<device_id>`.
@@ -250,6 +274,15 @@ impl Handler<RecordMessages> for ChatSync {
         let now = Utc::now().naive_utc();
         for message in msg.messages {
             let from_me = message.from_me;
+            if !from_me && !msg.history {
+                if let Some(text) = message
+                    .text
+                    .as_deref()
+                    .filter(|t| opt_out::may_be_keyword(t))
+                {
+                    self.check_opt_out(msg.tenant_id, &message.sender, text);
+                }
+            }
             let write = ChatWrite::Message {
                 media: message.media.as_ref().map(|m| m.data.clone()),
                 chat_name: (!from_me).then(|| message.push_name.clone()).flatten(),

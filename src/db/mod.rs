@@ -133,6 +133,18 @@ pub enum DbError {
     Query(DieselError),
 }
 
+impl DbError {
+    /// `Ok` when a tenant-scoped write touched a row, [`DbError::NotFound`] when it touched none
+    /// (the id does not exist or is another tenant's).
+    pub fn found(rows: usize) -> Result<(), DbError> {
+        if rows == 0 {
+            Err(DbError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl From<DieselError> for DbError {
     fn from(err: DieselError) -> Self {
         match err {
@@ -183,6 +195,26 @@ macro_rules! db_run {
             }
         }
     };
+}
+
+/// Deletes the rows a tenant-scoped filter selects: `Ok` when it deleted any,
+/// [`DbError::NotFound`] otherwise. Needs `diesel_async::RunQueryDsl` in scope.
+///
+/// ```text
+/// delete_found!(db, leads::table.filter(leads::tenant_id.eq(tenant_id)).filter(leads::id.eq(id)))
+/// ```
+#[macro_export]
+macro_rules! delete_found {
+    ($db:expr, $target:expr) => {{
+        let target = $target;
+        let deleted = $crate::db_run!($db, |conn| {
+            diesel::delete(target)
+                .execute(conn)
+                .await
+                .map_err($crate::db::DbError::from)
+        })?;
+        $crate::db::DbError::found(deleted)
+    }};
 }
 
 impl Db {

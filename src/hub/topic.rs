@@ -1,6 +1,7 @@
 //! Topic names of the real-time stream and who may hear them. Pure parsing, no actors.
 //!
-//! Clients name topics without a tenant (`device-status`, `messages/42`, `campaign/7`); the hub
+//! Clients name topics without a tenant (`device-status`, `messages/42`, `campaign/7`,
+//! `lead-lists/3`); the hub
 //! keys every subscription by (tenant, topic), so two tenants' `device-status` never meet.
 
 use std::fmt;
@@ -14,6 +15,8 @@ pub enum Topic {
     Messages(i64),
     /// Progress of one campaign.
     Campaign(i64),
+    /// Import progress of one lead list.
+    LeadList(i64),
 }
 
 impl Topic {
@@ -27,6 +30,7 @@ impl Topic {
         match kind {
             "messages" => Some(Topic::Messages(id)),
             "campaign" => Some(Topic::Campaign(id)),
+            "lead-lists" => Some(Topic::LeadList(id)),
             _ => None,
         }
     }
@@ -38,6 +42,7 @@ impl fmt::Display for Topic {
             Topic::DeviceStatus => f.write_str("device-status"),
             Topic::Messages(id) => write!(f, "messages/{id}"),
             Topic::Campaign(id) => write!(f, "campaign/{id}"),
+            Topic::LeadList(id) => write!(f, "lead-lists/{id}"),
         }
     }
 }
@@ -62,7 +67,7 @@ mod tests {
 
     #[test]
     fn topics_round_trip_and_reject_garbage() {
-        for name in ["device-status", "messages/42", "campaign/7"] {
+        for name in ["device-status", "messages/42", "campaign/7", "lead-lists/3"] {
             assert_eq!(
                 Topic::parse(name).map(|t| t.to_string()).as_deref(),
                 Some(name)
@@ -75,6 +80,7 @@ mod tests {
             "messages/x",
             "messages/-1",
             "campaign/0",
+            "lead-lists/x",
             "other/1",
         ] {
             assert_eq!(Topic::parse(bad), None, "{bad}");

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use wafleet::broadcast::leads::{self, model::LeadInput};
+
 use crate::helpers::{TestApp, UserClient};
 
 /// Who may call a route.
@@ -79,6 +81,22 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("POST", "/api/v1/sim/scan", Member, json!({"device_id": "{device}"})),
         ("GET", "/api/v1/sim/stats", Admin, none.clone()),
         ("POST", "/api/v1/sim/fault", Admin, json!({"device_id": "{device}", "fault": {"kind": "disconnect"}})),
+        ("GET", "/api/v1/lead-lists", Viewer, none.clone()),
+        ("POST", "/api/v1/lead-lists", Member, json!({"name": "x"})),
+        ("GET", "/api/v1/lead-lists/{list}", Viewer, none.clone()),
+        ("PATCH", "/api/v1/lead-lists/{list}", Member, json!({"name": "x"})),
+        ("DELETE", "/api/v1/lead-lists/{list}", Member, none.clone()),
+        ("POST", "/api/v1/lead-lists/{list}/import", Member, none.clone()),
+        ("GET", "/api/v1/leads", Viewer, none.clone()),
+        ("POST", "/api/v1/leads", Member, json!({"list_id": "{list}", "phone": "0123456789"})),
+        ("GET", "/api/v1/leads/{lead}", Viewer, none.clone()),
+        ("PATCH", "/api/v1/leads/{lead}", Member, json!({"name": "x"})),
+        ("DELETE", "/api/v1/leads/{lead}", Member, none.clone()),
+        ("GET", "/api/v1/opt-outs", Viewer, none.clone()),
+        ("POST", "/api/v1/opt-outs", Member, json!({"phone": "0123456789"})),
+        ("DELETE", "/api/v1/opt-outs/{phone}", Owner, none.clone()),
+        ("GET", "/api/v1/settings/broadcast", Member, none.clone()),
+        ("PUT", "/api/v1/settings/broadcast", Owner, none.clone()),
     ]
 }
 
@@ -88,6 +106,9 @@ struct Ids {
     token: i64,
     device: i64,
     campaign: i64,
+    list: i64,
+    lead: i64,
+    phone: String,
 }
 
 fn fill(path: &str, ids: &Ids) -> String {
@@ -98,6 +119,9 @@ fn fill(path: &str, ids: &Ids) -> String {
         .replace("{device}", &ids.device.to_string())
         .replace("{campaign}", &ids.campaign.to_string())
         .replace("{action}", "pause")
+        .replace("{list}", &ids.list.to_string())
+        .replace("{lead}", &ids.lead.to_string())
+        .replace("{phone}", &ids.phone)
 }
 
 /// `body` with `"{device}"` placeholders replaced by the device id.
@@ -105,7 +129,8 @@ fn fill_body(body: &Value, ids: &Ids) -> Value {
     serde_json::from_str(
         &body
             .to_string()
-            .replace("\"{device}\"", &ids.device.to_string()),
+            .replace("\"{device}\"", &ids.device.to_string())
+            .replace("\"{list}\"", &ids.list.to_string()),
     )
     .unwrap()
 }
@@ -143,11 +168,36 @@ async fn objects_of(app: &TestApp, owner: &UserClient) -> Ids {
     )
     .await
     .unwrap();
+    let list = leads::store::insert_list(&app.db, owner.tenant_id, "fixture")
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let lead = LeadInput {
+        phone: "60123456789".into(),
+        ..LeadInput::default()
+    };
+    let lead = leads::store::insert_lead(&app.db, &lead.into_new(owner.tenant_id, list.id, now))
+        .await
+        .unwrap();
+    // Each tenant opts out a different number, so deleting the other's is a 404.
+    let phone = format!("6012{:07}", owner.tenant_id);
+    leads::opt_out::add_opt_out(
+        &app.db,
+        owner.tenant_id,
+        &phone,
+        leads::opt_out::Source::Manual,
+        None,
+    )
+    .await
+    .unwrap();
     Ids {
         user: member.user_id,
         token: token["id"].as_i64().unwrap(),
         device: device.id,
         campaign: campaign.id,
+        list: list.id,
+        lead: lead.id,
+        phone,
     }
 }
 
@@ -229,7 +279,9 @@ async fn every_route_enforces_its_access_rule(app: TestApp) {
                 .status();
             assert_eq!(status, 403, "{label} with a read-only token");
         }
-        let names_ids = path.contains('{') || body.to_string().contains("{device}");
+        let names_ids = path.contains('{')
+            || body.to_string().contains("{device}")
+            || body.to_string().contains("{list}");
         if names_ids {
             let foreign = fill(path, &theirs);
             let privileged = if access == Access::Admin {

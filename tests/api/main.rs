@@ -17,6 +17,7 @@ mod cli;
 mod devices;
 mod devices_store;
 mod health;
+mod leads;
 mod migrations;
 mod openapi;
 mod ws;

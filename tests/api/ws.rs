@@ -16,17 +16,17 @@ use crate::helpers::{
     spawn_app_on, spawn_app_with, wait_until, Backend, TestApp, TestDatabase, UserClient,
 };
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How a test client authenticates.
-enum WsAuth<'a> {
+pub(crate) enum WsAuth<'a> {
     None,
     Bearer(&'a str),
     Query(&'a str),
     Cookie(&'a str, Option<&'a str>),
 }
 
-async fn connect(
+pub(crate) async fn connect(
     app: &TestApp,
     auth: WsAuth<'_>,
 ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
@@ -55,7 +55,7 @@ async fn connect(
 }
 
 /// The next JSON text frame matching `wanted`, within 15 s.
-async fn next_json(ws: &mut Ws, mut wanted: impl FnMut(&Value) -> bool) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws, mut wanted: impl FnMut(&Value) -> bool) -> Value {
     let found = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(message) = ws.next().await {
             if let Message::Text(text) = message.unwrap() {
@@ -71,13 +71,13 @@ async fn next_json(ws: &mut Ws, mut wanted: impl FnMut(&Value) -> bool) -> Value
     found.expect("no matching frame within 15 s")
 }
 
-async fn subscribe(ws: &mut Ws, topics: &[&str]) -> Value {
+pub(crate) async fn subscribe(ws: &mut Ws, topics: &[&str]) -> Value {
     let op = json!({"op": "subscribe", "topics": topics}).to_string();
     ws.send(Message::text(op)).await.unwrap();
     next_json(ws, |v| v["event"] == "SUBSCRIBED").await
 }
 
-async fn token_for(user: &UserClient, scopes: &[&str]) -> String {
+pub(crate) async fn token_for(user: &UserClient, scopes: &[&str]) -> String {
     let created: Value = user
         .post("/api/v1/tokens", &json!({"name": "ws", "scopes": scopes}))
         .await

@@ -720,7 +720,8 @@ async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), En
     let capacities = remaining_capacity(deps, &devices, &plan.pacing).await?;
     let assignment = assign(leads.len(), &capacities);
     let phones: Vec<String> = leads.iter().map(|l| l.phone.clone()).collect();
-    let opted_out = store::opted_out(db, campaign.tenant_id, &phones).await?;
+    let opted_out =
+        crate::broadcast::leads::opt_out::opted_out(db, campaign.tenant_id, &phones).await?;
     let mut rng = rand::rng();
     let rows: Vec<OutboxRow> = leads
         .iter()

@@ -178,7 +178,8 @@ impl Lane {
     ) -> Result<Option<LaneEnd>, DbError> {
         let db = self.db.clone();
         let phones: Vec<String> = rows.iter().map(|r| r.phone.clone()).collect();
-        let opted_out = store::opted_out(&db, self.plan.tenant_id, &phones).await?;
+        let opted_out =
+            crate::broadcast::leads::opt_out::opted_out(&db, self.plan.tenant_id, &phones).await?;
         let (skipped, rows): (Vec<Claimed>, Vec<Claimed>) =
             rows.into_iter().partition(|r| opted_out.contains(&r.phone));
         if !skipped.is_empty() {

@@ -7,7 +7,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::model::{
     outbox_status as st, Campaign, CampaignFields, CampaignStatus, Claimed, TargetLead,
 };
-use crate::db::schema::{campaigns, leads, opt_outs, outbox};
+use crate::db::schema::{campaigns, leads, outbox};
 use crate::db::{Db, DbError};
 use crate::db_run;
 
@@ -270,42 +270,6 @@ pub async fn target_leads(
         }
         query.load(conn).await.map_err(DbError::from)
     })
-}
-
-/// Whether the tenant has lead list `list_id`.
-pub async fn list_exists(db: &Db, tenant_id: i64, list_id: i64) -> Result<bool, DbError> {
-    let found: i64 = db_run!(db, |conn| {
-        crate::db::schema::lead_lists::table
-            .filter(crate::db::schema::lead_lists::id.eq(list_id))
-            .filter(crate::db::schema::lead_lists::tenant_id.eq(tenant_id))
-            .count()
-            .get_result(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    Ok(found > 0)
-}
-
-/// The phones of `phones` on the tenant's opt-out list.
-pub async fn opted_out(
-    db: &Db,
-    tenant_id: i64,
-    phones: &[String],
-) -> Result<std::collections::HashSet<String>, DbError> {
-    let mut found = std::collections::HashSet::new();
-    for chunk in phones.chunks(INSERT_CHUNK) {
-        let rows: Vec<String> = db_run!(db, |conn| {
-            opt_outs::table
-                .filter(opt_outs::tenant_id.eq(tenant_id))
-                .filter(opt_outs::phone.eq_any(chunk))
-                .select(opt_outs::phone)
-                .load(conn)
-                .await
-                .map_err(DbError::from)
-        })?;
-        found.extend(rows);
-    }
-    Ok(found)
 }
 
 /// One message to write to the outbox.

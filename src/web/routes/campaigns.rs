@@ -223,8 +223,14 @@ async fn validate(
         return Err(invalid("target: give list_ids or tags"));
     }
     for list_id in &target.list_ids {
-        if !store::list_exists(&state.db, caller.tenant_id, *list_id).await? {
-            return Err(invalid(format!("target: lead list {list_id} not found")));
+        let found =
+            crate::broadcast::leads::store::get_list(&state.db, caller.tenant_id, *list_id).await;
+        match found {
+            Ok(_) => {}
+            Err(DbError::NotFound) => {
+                return Err(invalid(format!("target: lead list {list_id} not found")))
+            }
+            Err(err) => return Err(err.into()),
         }
     }
     let devices = match (&body.devices, caller.role) {

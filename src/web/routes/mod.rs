@@ -3,9 +3,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod broadcast_settings;
 pub mod campaigns;
 pub mod chats;
 pub mod devices;
+pub mod leads;
+pub mod opt_outs;
 pub mod sim;
 pub mod tokens;
 pub mod users;
@@ -22,6 +25,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     devices::configure(cfg);
     chats::configure(cfg);
     campaigns::configure(cfg);
+    leads::configure(cfg);
+    opt_outs::configure(cfg);
+    broadcast_settings::configure(cfg);
     admin::configure(cfg);
     sim::configure(cfg);
     crate::web::ws::configure(cfg);

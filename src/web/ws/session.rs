@@ -20,6 +20,7 @@ use futures_util::Stream;
 
 use super::protocol::{ClientOp, ServerFrame, CLOSE_TRY_AGAIN_LATER};
 use crate::auth::Caller;
+use crate::broadcast::leads::store as lead_store;
 use crate::db::Db;
 use crate::device::store as devices;
 use crate::hub::messages::{Disconnect, Frame, SessionLink, Subscribe, Unsubscribe};
@@ -120,7 +121,7 @@ impl WsSession {
             let mut verdicts = Vec::with_capacity(names.len());
             for name in names {
                 let verdict = match Topic::parse(&name) {
-                    None => Err(("unknown_topic", format!("unknown topic {name:?}; use device-status, messages/<device_id> or campaign/<campaign_id>"))),
+                    None => Err(("unknown_topic", format!("unknown topic {name:?}; use device-status, messages/<device_id>, campaign/<campaign_id> or lead-lists/<list_id>"))),
                     Some(topic) => authorize_topic(&db, &caller, topic).await.map(|()| topic),
                 };
                 verdicts.push((name, verdict));
@@ -186,7 +187,8 @@ impl WsSession {
     }
 }
 
-/// Whether the caller may hear `topic`: its own tenant's devices (members: assigned ones).
+/// Whether the caller may hear `topic`: its own tenant's devices (members: assigned ones) and
+/// lead lists.
 async fn authorize_topic(
     db: &Db,
     caller: &Caller,
@@ -207,6 +209,15 @@ async fn authorize_topic(
                 ))
             }
         }
+        Topic::LeadList(list_id) => lead_store::get_list(db, caller.tenant_id, list_id)
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                (
+                    "forbidden_topic",
+                    format!("lead list {list_id} is not one of yours"),
+                )
+            }),
         Topic::Campaign(id) => {
             match crate::broadcast::campaign::store::get_campaign(db, caller.tenant_id, id).await {
                 Ok(_) => Ok(()),

@@ -1,0 +1,210 @@
+//! The tenant-wide opt-out list: numbers that get no campaign or sequence message, whichever
+//! device or list they come from. The campaign engine asks [`opted_out`] before it queues
+//! messages; people land on the list by the API, or by answering an opt-out keyword
+//! ([`apply_keyword`], called by `ChatSync` for inbound texts).
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::model::OptOut;
+use crate::broadcast::settings;
+use crate::config::Settings;
+use crate::db::schema::opt_outs;
+use crate::db::sql::like_pattern;
+use crate::db::{Db, DbError};
+use crate::{db_run, delete_found};
+
+/// Longest opt-out keyword (characters). Inbound texts longer than this are never compared, so
+/// ChatSync loads no settings for ordinary messages.
+pub const MAX_KEYWORD_CHARS: usize = 40;
+
+/// Where an opt-out came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The person sent an opt-out keyword.
+    Keyword,
+    /// A user added it.
+    Manual,
+    /// A list import.
+    Import,
+}
+
+impl Source {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Keyword => "keyword",
+            Source::Manual => "manual",
+            Source::Import => "import",
+        }
+    }
+}
+
+/// Which of `phones` (E.164 digits) are on the tenant's opt-out list.
+pub async fn opted_out(
+    db: &Db,
+    tenant_id: i64,
+    phones: &[String],
+) -> Result<HashSet<String>, DbError> {
+    let mut found = HashSet::new();
+    // Bounded IN lists: both backends cap bind parameters.
+    for chunk in phones.chunks(1000) {
+        let rows: Vec<String> = db_run!(db, |conn| {
+            opt_outs::table
+                .filter(opt_outs::tenant_id.eq(tenant_id))
+                .filter(opt_outs::phone.eq_any(chunk))
+                .select(opt_outs::phone)
+                .load(conn)
+                .await
+                .map_err(DbError::from)
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Puts `phone` (E.164 digits) on the tenant's opt-out list. Idempotent: a number already on it
+/// keeps its first entry. Returns the entry and whether it is new.
+pub async fn add_opt_out(
+    db: &Db,
+    tenant_id: i64,
+    phone: &str,
+    source: Source,
+    reason: Option<&str>,
+) -> Result<(OptOut, bool), DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        let inserted = diesel::insert_into(opt_outs::table)
+            .values((
+                opt_outs::tenant_id.eq(tenant_id),
+                opt_outs::phone.eq(phone),
+                opt_outs::source.eq(source.as_str()),
+                opt_outs::reason.eq(reason),
+                opt_outs::created_at.eq(now),
+            ))
+            .on_conflict((opt_outs::tenant_id, opt_outs::phone))
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        let entry: OptOut = opt_outs::table
+            .filter(opt_outs::tenant_id.eq(tenant_id))
+            .filter(opt_outs::phone.eq(phone))
+            .select(OptOut::as_select())
+            .first(conn)
+            .await?;
+        Ok((entry, inserted > 0))
+    })
+}
+
+/// Takes `phone` off the tenant's opt-out list; [`DbError::NotFound`] when it is not on it.
+pub async fn remove_opt_out(db: &Db, tenant_id: i64, phone: &str) -> Result<(), DbError> {
+    delete_found!(
+        db,
+        opt_outs::table
+            .filter(opt_outs::tenant_id.eq(tenant_id))
+            .filter(opt_outs::phone.eq(phone))
+    )
+}
+
+/// The tenant's opt-outs by id, optionally those whose phone contains `search`, after the
+/// keyset cursor `after_id`, at most `limit`.
+pub async fn list_opt_outs(
+    db: &Db,
+    tenant_id: i64,
+    search: Option<&str>,
+    after_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<OptOut>, DbError> {
+    let pattern = search
+        .map(|s| s.chars().filter(char::is_ascii_digit).collect::<String>())
+        .filter(|s| !s.is_empty())
+        .map(|s| like_pattern(&s));
+    db_run!(db, |conn| {
+        let mut query = opt_outs::table
+            .filter(opt_outs::tenant_id.eq(tenant_id))
+            .into_boxed();
+        if let Some(pattern) = &pattern {
+            query = query.filter(opt_outs::phone.like(pattern.clone()).escape('\\'));
+        }
+        if let Some(after) = after_id {
+            query = query.filter(opt_outs::id.gt(after));
+        }
+        query
+            .order(opt_outs::id.asc())
+            .limit(limit)
+            .select(OptOut::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// The phone (E.164 digits) of a person's JID (`60123456789@s.whatsapp.net`, possibly with a
+/// `:device` suffix); `None` for groups, broadcast lists and anything else.
+pub fn phone_of_jid(jid: &str) -> Option<&str> {
+    let user = jid.strip_suffix("@s.whatsapp.net")?;
+    let user = user.split([':', '.']).next()?;
+    let digits = (7..=15).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_digit());
+    digits.then_some(user)
+}
+
+/// Whether an inbound text is short enough to be an opt-out keyword (no settings are loaded
+/// for anything else).
+pub fn may_be_keyword(text: &str) -> bool {
+    let text = text.trim();
+    !text.is_empty() && text.chars().count() <= MAX_KEYWORD_CHARS
+}
+
+/// Opts the sender out when `text` is one of the tenant's opt-out keywords. Returns whether the
+/// number was newly added.
+pub async fn apply_keyword(
+    db: &Db,
+    config: &Settings,
+    tenant_id: i64,
+    sender_jid: &str,
+    text: &str,
+) -> Result<bool, DbError> {
+    let Some(phone) = phone_of_jid(sender_jid) else {
+        return Ok(false);
+    };
+    let effective = settings::effective(db, config, tenant_id).await?;
+    if !effective.is_opt_out(text) {
+        return Ok(false);
+    }
+    let keyword = text.trim().to_uppercase();
+    let (_, added) = add_opt_out(db, tenant_id, phone, Source::Keyword, Some(&keyword)).await?;
+    if added {
+        tracing::info!(tenant_id, phone, keyword = %keyword, "opted out by keyword");
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_personal_jids_have_a_phone() {
+        assert_eq!(
+            phone_of_jid("60123456789@s.whatsapp.net"),
+            Some("60123456789")
+        );
+        assert_eq!(
+            phone_of_jid("60123456789:12@s.whatsapp.net"),
+            Some("60123456789")
+        );
+        assert_eq!(phone_of_jid("1203630@g.us"), None);
+        assert_eq!(phone_of_jid("abc@s.whatsapp.net"), None);
+        assert_eq!(phone_of_jid("60123456789@lid"), None);
+    }
+
+    #[test]
+    fn only_short_texts_are_compared() {
+        assert!(may_be_keyword(" stop "));
+        assert!(!may_be_keyword("   "));
+        assert!(!may_be_keyword(&"x".repeat(MAX_KEYWORD_CHARS + 1)));
+    }
+}

@@ -1,0 +1,373 @@
+//! All SQL about lead lists and leads. Every function is tenant-scoped: another tenant's ids
+//! read as [`DbError::NotFound`].
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::model::{Lead, LeadInput, LeadList, LeadPatch, NewLead};
+use crate::db::schema::{lead_lists, leads};
+use crate::db::sql::{like_pattern, lower};
+use crate::db::{Db, DbError, SqliteConn};
+use crate::{db_run, delete_found};
+
+/// Filters of a lead search; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    /// Only this list.
+    pub list_id: Option<i64>,
+    /// Substring of the name or phone (case-insensitive).
+    pub search: Option<String>,
+    /// Leads carrying this (normalized) tag.
+    pub tag: Option<String>,
+    /// Only this (normalized) status.
+    pub status: Option<String>,
+    /// Only this niche (case-insensitive).
+    pub niche: Option<String>,
+    /// Keyset cursor: only ids above this.
+    pub after_id: Option<i64>,
+}
+
+/// What one committed import batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// New leads.
+    pub inserted: u64,
+    /// Leads that existed in the list and were updated.
+    pub updated: u64,
+}
+
+/// A multi-row INSERT of new leads, the one statement whose form differs per backend.
+trait InsertLeads {
+    /// Inserts `rows` in one statement; returns how many.
+    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError>;
+}
+
+impl InsertLeads for SqliteConn {
+    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError> {
+        // diesel-async's SQLite wrapper cannot batch an INSERT; diesel's own connection can, on
+        // the wrapper's blocking thread: one hop for the whole batch instead of one per row.
+        let inserted = self
+            .spawn_blocking(move |conn| {
+                diesel::RunQueryDsl::execute(diesel::insert_into(leads::table).values(&rows), conn)
+            })
+            .await?;
+        Ok(inserted as u64)
+    }
+}
+
+impl InsertLeads for AsyncPgConnection {
+    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError> {
+        let inserted = diesel::insert_into(leads::table)
+            .values(&rows)
+            .execute(self)
+            .await?;
+        Ok(inserted as u64)
+    }
+}
+
+/// Attempts of an import batch that lost a race with another writer of the same phone.
+const BATCH_ATTEMPTS: usize = 3;
+
+/// The tenant's lists by name, each with its lead count.
+pub async fn list_lists(db: &Db, tenant_id: i64) -> Result<Vec<(LeadList, i64)>, DbError> {
+    let (lists, counts) = db_run!(db, |conn| {
+        let lists: Vec<LeadList> = lead_lists::table
+            .filter(lead_lists::tenant_id.eq(tenant_id))
+            .order((lead_lists::name.asc(), lead_lists::id.asc()))
+            .select(LeadList::as_select())
+            .load(conn)
+            .await?;
+        let counts: Vec<(i64, i64)> = leads::table
+            .filter(leads::tenant_id.eq(tenant_id))
+            .group_by(leads::list_id)
+            .select((leads::list_id, count_star()))
+            .load(conn)
+            .await?;
+        Ok::<_, DbError>((lists, counts))
+    })?;
+    let counts: HashMap<i64, i64> = counts.into_iter().collect();
+    Ok(lists
+        .into_iter()
+        .map(|list| {
+            let count = counts.get(&list.id).copied().unwrap_or(0);
+            (list, count)
+        })
+        .collect())
+}
+
+/// One list of the tenant with its lead count.
+pub async fn get_list(db: &Db, tenant_id: i64, id: i64) -> Result<(LeadList, i64), DbError> {
+    db_run!(db, |conn| {
+        let list: LeadList = lead_lists::table
+            .filter(lead_lists::tenant_id.eq(tenant_id))
+            .filter(lead_lists::id.eq(id))
+            .select(LeadList::as_select())
+            .first(conn)
+            .await?;
+        let count: i64 = leads::table
+            .filter(leads::list_id.eq(id))
+            .count()
+            .get_result(conn)
+            .await?;
+        Ok((list, count))
+    })
+}
+
+/// Creates a list; a name the tenant already uses is [`DbError::Conflict`].
+pub async fn insert_list(db: &Db, tenant_id: i64, name: &str) -> Result<LeadList, DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::insert_into(lead_lists::table)
+            .values((
+                lead_lists::tenant_id.eq(tenant_id),
+                lead_lists::name.eq(name),
+                lead_lists::created_at.eq(now),
+                lead_lists::updated_at.eq(now),
+            ))
+            .returning(LeadList::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Renames a list.
+pub async fn rename_list(
+    db: &Db,
+    tenant_id: i64,
+    id: i64,
+    name: &str,
+) -> Result<LeadList, DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::update(
+            lead_lists::table
+                .filter(lead_lists::tenant_id.eq(tenant_id))
+                .filter(lead_lists::id.eq(id)),
+        )
+        .set((lead_lists::name.eq(name), lead_lists::updated_at.eq(now)))
+        .returning(LeadList::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(DbError::from)
+    })
+}
+
+/// Deletes a list and its leads.
+pub async fn delete_list(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError> {
+    delete_found!(
+        db,
+        lead_lists::table
+            .filter(lead_lists::tenant_id.eq(tenant_id))
+            .filter(lead_lists::id.eq(id))
+    )
+}
+
+/// Leads matching `filter`, by id, at most `limit`.
+pub async fn search_leads(
+    db: &Db,
+    tenant_id: i64,
+    filter: &LeadFilter,
+    limit: i64,
+) -> Result<Vec<Lead>, DbError> {
+    let search = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| like_pattern(&s.to_lowercase()));
+    let tag = filter.tag.as_ref().map(|t| like_pattern(&format!(",{t},")));
+    let niche = filter.niche.as_ref().map(|n| n.trim().to_lowercase());
+    db_run!(db, |conn| {
+        let mut query = leads::table
+            .filter(leads::tenant_id.eq(tenant_id))
+            .into_boxed();
+        if let Some(list_id) = filter.list_id {
+            query = query.filter(leads::list_id.eq(list_id));
+        }
+        if let Some(pattern) = &search {
+            query = query.filter(
+                lower(leads::name)
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(leads::phone.like(pattern.clone()).escape('\\')),
+            );
+        }
+        if let Some(pattern) = &tag {
+            query = query.filter(leads::tags.like(pattern.clone()).escape('\\'));
+        }
+        if let Some(status) = &filter.status {
+            query = query.filter(leads::status.eq(status.clone()));
+        }
+        if let Some(niche) = &niche {
+            query = query.filter(lower(leads::niche.assume_not_null()).eq(niche.clone()));
+        }
+        if let Some(after) = filter.after_id {
+            query = query.filter(leads::id.gt(after));
+        }
+        query
+            .order(leads::id.asc())
+            .limit(limit)
+            .select(Lead::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// One lead of the tenant.
+pub async fn get_lead(db: &Db, tenant_id: i64, id: i64) -> Result<Lead, DbError> {
+    db_run!(db, |conn| {
+        leads::table
+            .filter(leads::tenant_id.eq(tenant_id))
+            .filter(leads::id.eq(id))
+            .select(Lead::as_select())
+            .first(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Inserts a lead; its phone already in the list is [`DbError::Conflict`].
+pub async fn insert_lead(db: &Db, row: &NewLead) -> Result<Lead, DbError> {
+    db_run!(db, |conn| {
+        diesel::insert_into(leads::table)
+            .values(row)
+            .returning(Lead::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Changes a lead of the tenant.
+pub async fn update_lead(
+    db: &Db,
+    tenant_id: i64,
+    id: i64,
+    patch: &LeadPatch,
+) -> Result<Lead, DbError> {
+    db_run!(db, |conn| {
+        diesel::update(
+            leads::table
+                .filter(leads::tenant_id.eq(tenant_id))
+                .filter(leads::id.eq(id)),
+        )
+        .set(patch)
+        .returning(Lead::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(DbError::from)
+    })
+}
+
+/// Deletes a lead of the tenant.
+pub async fn delete_lead(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError> {
+    delete_found!(
+        db,
+        leads::table
+            .filter(leads::tenant_id.eq(tenant_id))
+            .filter(leads::id.eq(id))
+    )
+}
+
+/// Writes one import batch in one transaction: leads new to the list are inserted in one
+/// statement, leads already in it are updated with the row's non-empty values
+/// ([`LeadInput::merge_into`]). The phones of `rows` must be distinct. A list deleted meanwhile
+/// is [`DbError::NotFound`].
+///
+/// Each batch first locks the list's row (SQLite: the database), so imports into one list never
+/// race each other; a lead added through the API between the read and the insert makes the
+/// batch roll back and run again, now updating that lead.
+pub async fn write_import_batch(
+    db: &Db,
+    tenant_id: i64,
+    list_id: i64,
+    rows: &[LeadInput],
+) -> Result<BatchCounts, DbError> {
+    let mut attempt = 1;
+    loop {
+        match try_import_batch(db, tenant_id, list_id, rows).await {
+            Err(DbError::Conflict(what)) if attempt < BATCH_ATTEMPTS => {
+                tracing::debug!(list_id, attempt, conflict = %what, "import batch raced a writer, retrying");
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Refreshes the planner's statistics of `leads` (the same statement on both backends).
+///
+/// Large imports call it as the table grows: without statistics PostgreSQL takes a batch of 500
+/// phones for an unselective condition and scans the whole list for every batch of an import.
+pub async fn analyze_leads(db: &Db) -> Result<(), DbError> {
+    db_run!(db, |conn| {
+        diesel::sql_query("ANALYZE leads")
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(DbError::from)
+    })
+}
+
+/// One attempt of [`write_import_batch`].
+async fn try_import_batch(
+    db: &Db,
+    tenant_id: i64,
+    list_id: i64,
+    rows: &[LeadInput],
+) -> Result<BatchCounts, DbError> {
+    let now = Utc::now().naive_utc();
+    let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+    db_run!(db, |conn| {
+        conn.transaction::<_, DbError, _>(async |conn| {
+            // The first statement writes (SQLite takes its write lock now) and proves the list
+            // is still the tenant's.
+            let touched = diesel::update(
+                lead_lists::table
+                    .filter(lead_lists::tenant_id.eq(tenant_id))
+                    .filter(lead_lists::id.eq(list_id)),
+            )
+            .set(lead_lists::updated_at.eq(now))
+            .execute(conn)
+            .await?;
+            DbError::found(touched)?;
+            // Boxed: planned with this batch's phones, never a generic plan kept from the
+            // time the list was empty.
+            let existing: Vec<Lead> = leads::table
+                .filter(leads::list_id.eq(list_id))
+                .filter(leads::phone.eq_any(phones.clone()))
+                .select(Lead::as_select())
+                .into_boxed()
+                .load(conn)
+                .await?;
+            let existing: HashMap<&str, &Lead> =
+                existing.iter().map(|l| (l.phone.as_str(), l)).collect();
+            let mut counts = BatchCounts::default();
+            let mut fresh: Vec<NewLead> = Vec::new();
+            for row in rows {
+                match existing.get(row.phone.as_str()) {
+                    Some(lead) => {
+                        diesel::update(leads::table.find(lead.id))
+                            .set(&row.merge_into(lead, now))
+                            .execute(conn)
+                            .await?;
+                        counts.updated += 1;
+                    }
+                    None => fresh.push(row.clone().into_new(tenant_id, list_id, now)),
+                }
+            }
+            if !fresh.is_empty() {
+                // A conflict here rolls the batch back for a retry.
+                counts.inserted = conn.insert_leads(fresh).await?;
+            }
+            Ok(counts)
+        })
+        .await
+    })
+}
