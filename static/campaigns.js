@@ -106,6 +106,8 @@ const view = {
   generation: 0,
   /** The tenth of progress last announced to screen readers (with the status). */
   announced: "",
+  /** A message for the next campaign page opened (a picture the server refused). */
+  notice: null,
 };
 
 // ---------------------------------------------------------------- formatting
@@ -203,6 +205,7 @@ async function loadList() {
   let body;
   try {
     body = await api("GET", "/api/v1/campaigns");
+    clearAlert($("list-alert"));
   } catch (err) {
     fail($("list-alert"), err);
     return;
@@ -268,6 +271,7 @@ async function loadDevices() {
 // ---------------------------------------------------------------- form
 
 async function openForm() {
+  clearForm();
   $("campaign-name").focus();
   $("schedule-hint").textContent = `In ${view.current.tenant.time_zone} time. Empty: a draft you start yourself.`;
   const box = $("form-alert");
@@ -384,12 +388,20 @@ function markInvalid(message) {
   field.focus();
 }
 
+/** Hides the form's message and unmarks its fields. */
+function clearForm() {
+  clearAlert($("form-alert"));
+  for (const field of $("campaign-form").querySelectorAll("[aria-invalid]")) {
+    field.removeAttribute("aria-invalid");
+    field.removeAttribute("aria-errormessage");
+  }
+}
+
 async function submitForm(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const box = $("form-alert");
-  clearAlert(box);
-  for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+  clearForm();
   if (!form.reportValidity()) return;
   let body;
   try {
@@ -413,10 +425,8 @@ async function submitForm(event) {
     }
     form.reset();
     updateCount();
+    if (pictureError) view.notice = `The campaign was saved without its picture: ${pictureError.message}`;
     location.hash = String(created.id);
-    if (pictureError) {
-      showAlert($("detail-alert"), `The campaign was saved without its picture: ${pictureError.message}`);
-    }
   } catch (err) {
     fail(box, err);
     if (err.status === 422) markInvalid(err.message);
@@ -427,6 +437,7 @@ async function submitForm(event) {
 
 function initForm() {
   $("new-campaign").hidden = !view.canAct;
+  if (view.current.user.role === "member") $("devices-all-label").textContent = "All your online devices";
   $("new-campaign").addEventListener("click", () => (location.hash = "new"));
   $("cancel-create").addEventListener("click", () => (location.hash = ""));
   $("campaign-message").addEventListener("input", updateCount);
@@ -442,12 +453,17 @@ function initForm() {
 async function openDetail(id) {
   const generation = view.generation;
   const box = $("detail-alert");
+  clearAlert(box);
+  if (view.notice) showAlert(box, view.notice);
+  view.notice = null;
   $("detail-title").textContent = "Loading…";
   let campaign;
   try {
     [campaign] = await Promise.all([api("GET", `/api/v1/campaigns/${id}`), loadDevices().catch(() => null)]);
   } catch (err) {
-    if (generation === view.generation) fail(box, err);
+    if (generation !== view.generation) return;
+    $("detail-title").textContent = err.status === 404 ? "Campaign not found" : "Campaign";
+    fail(box, err);
     return;
   }
   if (generation !== view.generation) return;
@@ -484,14 +500,14 @@ function renderDetail() {
   const fact = (term, ...value) => el("div", {}, el("dt", {}, term), el("dd", {}, ...value));
   const target = c.target;
   const targetText = [
-    target.list_ids.length ? `Lists ${target.list_ids.join(", ")}` : null,
-    target.tags.length ? `tags ${target.tags.join(", ")}` : null,
-    target.statuses.length ? `statuses ${target.statuses.join(", ")}` : null,
+    target.list_ids.length ? `Lead lists: ${target.list_ids.join(", ")}` : null,
+    target.tags.length ? `Tags: ${target.tags.join(", ")}` : null,
+    target.statuses.length ? `Statuses: ${target.statuses.join(", ")}` : null,
   ].filter(Boolean);
-  $("detail-facts").replaceChildren(
+  const facts = [
     fact("Message", el("span", { class: "message-text" }, c.message)),
     fact("Picture", c.has_image ? "Yes (the message is its caption)" : "No"),
-    fact("Leads", targetText.join("; ")),
+    fact("Leads", targetText.join(" · ")),
     fact("Devices", devicesText(c.devices)),
     fact("Pacing", pacingText(c.pacing)),
     fact("If a device goes offline", c.on_device_loss === "wait" ? "Wait for it" : "Move its messages"),
@@ -499,7 +515,8 @@ function renderDetail() {
     c.started_at ? fact("Started", when(c.started_at)) : null,
     c.finished_at ? fact("Finished", when(c.finished_at)) : null,
     fact("Created", when(c.created_at)),
-  );
+  ];
+  $("detail-facts").replaceChildren(...facts.filter(Boolean));
 }
 
 function devicesText(choice) {
@@ -537,6 +554,7 @@ function renderActions() {
 async function act(action, button) {
   if (action.confirm && !confirm(action.confirm)) return;
   const c = view.detail;
+  const before = c.status;
   const box = $("detail-alert");
   clearAlert(box);
   for (const b of $("detail-actions").querySelectorAll("button")) b.disabled = true;
@@ -548,7 +566,8 @@ async function act(action, button) {
     }
     const answer = await api("POST", `/api/v1/campaigns/${c.id}/${action.name}`);
     const fresh = answer.campaign || answer;
-    if (view.detail && view.detail.id === fresh.id) {
+    // A live event may have moved the campaign on meanwhile (a short one completes quickly).
+    if (view.detail && view.detail.id === fresh.id && view.detail.status === before) {
       view.detail = fresh;
       renderDetail();
       if (fresh.progress) renderProgress(fresh.progress);
@@ -581,7 +600,8 @@ function applyProgress(p) {
     c.status = p.status;
     api("GET", `/api/v1/campaigns/${c.id}`)
       .then((fresh) => {
-        if (view.detail && view.detail.id === fresh.id) {
+        // An answer overtaken by a later state change is dropped (that change reads again).
+        if (view.detail && view.detail.id === fresh.id && view.detail.status === fresh.status) {
           view.detail = fresh;
           renderDetail();
         }
@@ -776,6 +796,7 @@ function connect() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/ws`);
   live.ws = ws;
   ws.addEventListener("open", () => {
+    const wasDown = live.poll !== null;
     live.heardAt = Date.now();
     live.delay = BACKOFF_MIN_MS;
     clearInterval(live.poll);
@@ -783,7 +804,7 @@ function connect() {
     setIndicator("live");
     if (live.topics.size) ws.send(JSON.stringify({ op: "subscribe", topics: [...live.topics] }));
     // Whatever changed while the socket was down is read once over REST.
-    refresh();
+    if (wasDown) refresh();
   });
   ws.addEventListener("message", (event) => {
     if (ws !== live.ws) return;

@@ -10,7 +10,9 @@
 //! the device table lists both devices, whose counts add up to 40, and the results list 40
 //! messages → the list shows the campaign completed, 40 / 40.
 //!
-//! At 390 px (device emulation): the list, the form and the finished campaign fit the width.
+//! At 390 px (device emulation): the list, the form and the finished campaign (its facts, then
+//! its progress) fit the width; then a viewer of the same business sees the campaign and its
+//! progress but neither "New campaign" nor any button to control it.
 //! Screenshots: `test-artifacts/screenshots/campaigns-<step>-<width>.png`; a failed wait saves
 //! `campaigns-failure-<width>.png`. chromium and chromedriver are required, as in `browser.rs`.
 
@@ -22,25 +24,28 @@ use serde_json::{json, Value};
 use crate::browser::Chromedriver;
 use crate::browser_chat::Browser;
 use crate::campaigns::{seed_leads, FAST_SIM};
-use crate::helpers::{spawn_app_with, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{
+    spawn_app_with, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD,
+};
 
 /// Leads in the seeded list.
 const LEADS: usize = 40;
 const DEVICES: [&str; 2] = ["Sales A", "Sales B"];
 const MESSAGE: &str = "{Hi|Hello} {name}, the Expo deal ends on Friday!";
+/// A read-only team member.
+const VIEWER_EMAIL: &str = "viewer@shop.test";
 
 #[actix_web::test]
 async fn campaign_created_started_and_watched_live_in_chromium() {
     let driver = Chromedriver::start().await;
     let settings = [FAST_SIM, &[("WAFLEET__AUTH__SECURE_COOKIES", "true")]].concat();
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, &settings)
-        .await
-        .unwrap();
+    let app = spawn_app_with(Backend::Sqlite, &settings).await.unwrap();
     let admin = app.admin().await;
     for name in DEVICES {
         app.paired_device(&admin, name).await;
     }
     let list = seed_leads(&app, admin.tenant_id, "Expo visitors", LEADS, 0).await;
+    add_viewer(&admin).await;
 
     let desktop = Browser::open(&driver, 1280, "campaigns").await;
     let outcome = AssertUnwindSafe(create_and_watch(&app, list, &desktop))
@@ -54,18 +59,33 @@ async fn campaign_created_started_and_watched_live_in_chromium() {
         .catch_unwind()
         .await;
     phone.close().await;
+    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+
+    let viewer = Browser::open(&driver, 390, "campaigns-viewer").await;
+    let outcome = AssertUnwindSafe(viewer_sees_no_controls(&app, campaign, &viewer))
+        .catch_unwind()
+        .await;
+    viewer.close().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
 }
 
-/// Signs in on the login page the campaigns page sends a signed-out browser to.
-async fn sign_in(app: &TestApp, b: &Browser) {
+/// Adds a viewer to the admin's business through the API.
+async fn add_viewer(admin: &UserClient) {
+    let body = json!({"email": VIEWER_EMAIL, "display_name": "Vera Viewer",
+                      "password": USER_PASSWORD, "role": "viewer"});
+    let added = admin.post("/api/v1/users", &body).await;
+    assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+}
+
+/// Signs in as `email` on the login page the campaigns page sends a signed-out browser to.
+async fn sign_in(app: &TestApp, b: &Browser, email: &str, password: &str) {
     b.goto(&app.url("/static/campaigns.html")).await;
-    let email = b.wait_css("#email", "the sign-in form").await;
-    email.send_keys(ADMIN_EMAIL).await.unwrap();
-    let password = b.find("#password").await;
-    password.send_keys(ADMIN_PASSWORD).await.unwrap();
+    let field = b.wait_css("#email", "the sign-in form").await;
+    field.send_keys(email).await.unwrap();
+    let field = b.find("#password").await;
+    field.send_keys(password).await.unwrap();
     b.find("#login").await.click().await.unwrap();
     b.wait_css("#nav-campaigns[aria-current='page']", "the campaigns page")
         .await;
@@ -80,7 +100,7 @@ async fn fill(b: &Browser, css: &str, text: &str) {
 
 /// The whole flow at a desktop width; returns the campaign's id.
 async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
-    sign_in(app, b).await;
+    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     b.wait_xpath(
         "//table[@id='campaign-list']//td[contains(., 'No campaigns yet')]",
         "the empty list",
@@ -231,7 +251,7 @@ async fn assert_devices(b: &Browser) {
 
 /// The list, the form and the finished campaign at a phone width.
 async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
-    sign_in(app, b).await;
+    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     b.wait_css(
         &format!("#campaign-list tr[data-campaign-id='{id}']"),
         "the campaign in the list",
@@ -250,5 +270,44 @@ async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
     )
     .await;
     assert_devices(b).await;
+    b.settled_screenshot("detail").await;
+    b.js("document.getElementById('progress-bar').scrollIntoView(); return true")
+        .await;
+    b.settled_screenshot("detail-progress").await;
+}
+
+/// A viewer reads the campaign and its progress but has nothing to press.
+async fn viewer_sees_no_controls(app: &TestApp, id: i64, b: &Browser) {
+    sign_in(app, b, VIEWER_EMAIL, USER_PASSWORD).await;
+    b.wait_css(
+        &format!("#campaign-list tr[data-campaign-id='{id}']"),
+        "the campaign in the viewer's list",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('new-campaign').hidden")
+            .await,
+        true,
+        "a viewer cannot create campaigns"
+    );
+    b.find(&format!("#campaign-list tr[data-campaign-id='{id}'] a"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_css(
+        "#detail-status[data-status='completed']",
+        "the finished campaign",
+    )
+    .await;
+    b.wait_css("#progress-bar[aria-valuenow='100']", "its progress")
+        .await;
+    assert_devices(b).await;
+    assert_eq!(
+        b.js("return document.querySelectorAll('#detail-actions button').length")
+            .await,
+        0,
+        "a viewer has no campaign buttons"
+    );
     b.settled_screenshot("detail").await;
 }

@@ -47,7 +47,13 @@ fn test_pacing() -> Value {
 }
 
 /// Creates a lead list with `count` leads (phones 60120000000 + n) directly in the database.
-pub(crate) async fn seed_leads(app: &TestApp, tenant_id: i64, name: &str, count: usize, offset: usize) -> i64 {
+pub(crate) async fn seed_leads(
+    app: &TestApp,
+    tenant_id: i64,
+    name: &str,
+    count: usize,
+    offset: usize,
+) -> i64 {
     let now = chrono::Utc::now().naive_utc();
     let db = &app.db;
     let list_id: i64 = async {
