@@ -18,6 +18,8 @@
 
 use std::panic::AssertUnwindSafe;
 
+use fantoccini::elements::Element;
+use fantoccini::Locator;
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 
@@ -188,23 +190,11 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
         .click()
         .await
         .unwrap();
-    b.wait_css(
-        "#detail-status[data-status='completed']",
-        "the status to become Completed",
-    )
-    .await;
-    b.wait_css("#progress-bar[aria-valuenow='100']", "the bar at 100 %")
-        .await;
-    assert_eq!(
-        b.js("return document.getElementById('progress-percent').textContent")
-            .await,
-        "100 %"
-    );
+    assert_finished(b).await;
     let polls = b
         .js("return performance.getEntriesByType('resource').filter((e) => e.name.includes('/progress')).length")
         .await;
     assert_eq!(polls, 0, "progress came over the WebSocket only");
-    assert_devices(b).await;
     b.wait_js(
         &format!(
             "const rows = [...document.querySelectorAll('#results tbody tr[data-message-id]')]; \
@@ -235,8 +225,21 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
     id
 }
 
-/// The device table lists both devices, with counts adding up to every lead.
-async fn assert_devices(b: &Browser) {
+/// The campaign shown is completed at 100 %, and its device table lists both devices with
+/// counts adding up to every lead.
+async fn assert_finished(b: &Browser) {
+    b.wait_css(
+        "#detail-status[data-status='completed']",
+        "the status to become Completed",
+    )
+    .await;
+    b.wait_css("#progress-bar[aria-valuenow='100']", "the bar at 100 %")
+        .await;
+    assert_eq!(
+        b.js("return document.getElementById('progress-percent').textContent")
+            .await,
+        "100 %"
+    );
     let rows: Value = b
         .js("return [...document.querySelectorAll('#device-progress tbody tr')].map((r) => \
                [r.cells[0].textContent, Number(r.cells[r.cells.length - 1].textContent.replace(/\\D/g, ''))])")
@@ -249,14 +252,19 @@ async fn assert_devices(b: &Browser) {
     assert_eq!(total, LEADS as u64, "device table: {rows:?}");
 }
 
-/// The list, the form and the finished campaign at a phone width.
-async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
-    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+/// The campaign's row in the list, once listed.
+async fn list_row(b: &Browser, id: i64) -> Element {
     b.wait_css(
         &format!("#campaign-list tr[data-campaign-id='{id}']"),
         "the campaign in the list",
     )
-    .await;
+    .await
+}
+
+/// The list, the form and the finished campaign at a phone width.
+async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
+    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    list_row(b, id).await;
     b.settled_screenshot("list").await;
     b.find("#new-campaign").await.click().await.unwrap();
     b.wait_css("#create:not([hidden]) #campaign-name", "the form")
@@ -264,12 +272,7 @@ async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
     b.settled_screenshot("form").await;
     b.goto(&app.url(&format!("/static/campaigns.html#{id}")))
         .await;
-    b.wait_css(
-        "#detail-status[data-status='completed']",
-        "the finished campaign",
-    )
-    .await;
-    assert_devices(b).await;
+    assert_finished(b).await;
     b.settled_screenshot("detail").await;
     b.js("document.getElementById('progress-bar').scrollIntoView(); return true")
         .await;
@@ -279,30 +282,20 @@ async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
 /// A viewer reads the campaign and its progress but has nothing to press.
 async fn viewer_sees_no_controls(app: &TestApp, id: i64, b: &Browser) {
     sign_in(app, b, VIEWER_EMAIL, USER_PASSWORD).await;
-    b.wait_css(
-        &format!("#campaign-list tr[data-campaign-id='{id}']"),
-        "the campaign in the viewer's list",
-    )
-    .await;
+    let row = list_row(b, id).await;
     assert_eq!(
         b.js("return document.getElementById('new-campaign').hidden")
             .await,
         true,
         "a viewer cannot create campaigns"
     );
-    b.find(&format!("#campaign-list tr[data-campaign-id='{id}'] a"))
+    row.find(Locator::Css("a"))
         .await
+        .unwrap()
         .click()
         .await
         .unwrap();
-    b.wait_css(
-        "#detail-status[data-status='completed']",
-        "the finished campaign",
-    )
-    .await;
-    b.wait_css("#progress-bar[aria-valuenow='100']", "its progress")
-        .await;
-    assert_devices(b).await;
+    assert_finished(b).await;
     assert_eq!(
         b.js("return document.querySelectorAll('#detail-actions button').length")
             .await,
