@@ -3,18 +3,21 @@
 //! At 1280 px: a list of 40 leads is seeded in the database and two simulated devices are
 //! paired → sign in through the login page, which returns to the campaigns page → "New
 //! campaign" → a message with an unclosed `{` is refused by the API and the error shows above
-//! the form, the message box marked → a valid message (the character count follows) is saved
-//! from the form, targeting the seeded list (checkboxes when the server has the lead-lists API,
-//! else the list-id field) → its page previews 40 leads → Start → the progress bar reaches 100 %
-//! and the status "Completed", pushed over the WebSocket (the page never polls `…/progress`) →
-//! the device table lists both devices, whose counts add up to 40, and the results list 40
-//! messages → the list shows the campaign completed, 40 / 40.
+//! the form, the message box marked → a valid message (the character count follows) and a
+//! picture are saved from the form, targeting the seeded list (checkboxes when the server has
+//! the lead-lists API, else the list-id field) → its page shows the picture and previews 40
+//! leads → Start → the progress bar reaches 100 % and the status "Completed", pushed over the
+//! WebSocket (the page never polls `…/progress`) → the device table lists both devices, whose
+//! counts add up to 40, and the results list 40 messages → the list shows the campaign
+//! completed, 40 / 40.
 //!
 //! At 390 px (device emulation): the list, the form and the finished campaign (its facts, then
 //! its progress) fit the width; then a viewer of the same business sees the campaign and its
 //! progress but neither "New campaign" nor any button to control it.
-//! Screenshots: `test-artifacts/screenshots/campaigns-<step>-<width>.png`; a failed wait saves
-//! `campaigns-failure-<width>.png`. chromium and chromedriver are required, as in `browser.rs`.
+//!
+//! Screenshots: `test-artifacts/screenshots/campaigns-<step>-<width>.png` (the viewer's:
+//! `campaigns-viewer-…`); a failed wait saves `campaigns-failure-<width>.png`. chromium and
+//! chromedriver are required, as in `browser.rs`.
 
 use std::panic::AssertUnwindSafe;
 
@@ -24,7 +27,7 @@ use futures_util::FutureExt;
 use serde_json::{json, Value};
 
 use crate::browser::Chromedriver;
-use crate::browser_chat::Browser;
+use crate::browser_chat::{Browser, PNG};
 use crate::campaigns::{seed_leads, FAST_SIM};
 use crate::helpers::{
     spawn_app_with, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD,
@@ -154,8 +157,16 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
     .await;
     b.settled_screenshot("form-error").await;
 
-    // A valid message; the character count follows the typing.
+    // A valid message (the character count follows the typing) with a picture.
     fill(b, "#campaign-message", MESSAGE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("expo.png");
+    std::fs::write(&picture, PNG).unwrap();
+    b.find("#campaign-image")
+        .await
+        .send_keys(picture.to_str().unwrap())
+        .await
+        .unwrap();
     let count = b
         .js("return document.getElementById('message-count').textContent")
         .await;
@@ -183,6 +194,11 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
     .await;
     b.wait_css("#detail [data-live].live-live", "the live indicator")
         .await;
+    b.wait_xpath(
+        "//*[@id='detail-facts']/div[dt='Picture' and dd[starts-with(., 'Yes')]]",
+        "the uploaded picture",
+    )
+    .await;
 
     // Start, then watch it finish without reading progress over REST.
     b.wait_css("#detail-actions button[data-action='start']", "Start")
