@@ -60,7 +60,8 @@ async fn campaign_created_started_and_watched_live_in_chromium() {
     let campaign = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 
     let phone = Browser::open(&driver, 390, "campaigns").await;
-    let outcome = AssertUnwindSafe(phone_layout(&app, campaign, &phone))
+    let slow = slow_campaign(&admin, list).await;
+    let outcome = AssertUnwindSafe(phone_layout(&app, campaign, slow, &phone))
         .catch_unwind()
         .await;
     phone.close().await;
@@ -278,7 +279,7 @@ async fn list_row(b: &Browser, id: i64) -> Element {
 }
 
 /// The list, the form and the finished campaign at a phone width.
-async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
+async fn phone_layout(app: &TestApp, id: i64, slow: i64, b: &Browser) {
     sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     list_row(b, id).await;
     b.settled_screenshot("list").await;
@@ -293,6 +294,65 @@ async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
     b.js("document.getElementById('progress-bar').scrollIntoView(); return true")
         .await;
     b.settled_screenshot("detail-progress").await;
+    pause_resume_cancel(app, slow, b).await;
+}
+
+/// A draft to the same leads paced slowly (a minute between two messages: 0.6 s here), so it
+/// is still running when the buttons are pressed.
+async fn slow_campaign(admin: &UserClient, list: i64) -> i64 {
+    let body = json!({"name": "Slow drip", "message": MESSAGE, "target": {"list_ids": [list]},
+                      "pacing": {"min_delay_ms": 60000, "max_delay_ms": 60000, "per_minute": 1}});
+    let created = admin.post("/api/v1/campaigns", &body).await;
+    let status = created.status();
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_i64().unwrap()
+}
+
+/// Presses the button of `action` (answering its confirmation) and waits for `status`.
+async fn press(b: &Browser, action: &str, status: &str) {
+    b.wait_css(
+        &format!("#detail-actions button[data-action='{action}']"),
+        action,
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    if action == "cancel" {
+        b.client.accept_alert().await.unwrap();
+    }
+    b.wait_css(
+        &format!("#detail-status[data-status='{status}']"),
+        &format!("the status to become {status}"),
+    )
+    .await;
+}
+
+/// Start, Pause, Resume and Cancel, each shown only where it applies; cancelling skips what
+/// was not sent.
+async fn pause_resume_cancel(app: &TestApp, id: i64, b: &Browser) {
+    b.goto(&app.url(&format!("/static/campaigns.html#{id}")))
+        .await;
+    press(b, "start", "running").await;
+    press(b, "pause", "paused").await;
+    let buttons = b
+        .js("return [...document.querySelectorAll('#detail-actions button')].map((e) => e.dataset.action)")
+        .await;
+    assert_eq!(
+        buttons,
+        json!(["resume", "cancel"]),
+        "buttons of a paused campaign"
+    );
+    press(b, "resume", "running").await;
+    press(b, "cancel", "cancelled").await;
+    b.wait_js(
+        "const n = (s) => Number(document.querySelector(`#status-legend [data-state='${s}'] .legend-count`).textContent.replace(/\\D/g, '')); \
+         return n('waiting') === 0 && n('skipped') > 0",
+        "unsent messages to be skipped",
+    )
+    .await;
+    b.settled_screenshot("cancelled").await;
 }
 
 /// A viewer reads the campaign and its progress but has nothing to press.
