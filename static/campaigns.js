@@ -154,8 +154,8 @@ const deviceName = (id) => {
 /** A table cell labelled with its column for the stacked phone layout. */
 const cell = (label, ...children) => el("td", { "data-label": label }, ...children);
 
-/** A progress bar of `percent` (0–100). */
-function progressBar(percent, label) {
+/** A progress bar of `percent` (0–100), coloured by the campaign's `status`. */
+function progressBar(percent, label, status) {
   const fill = el("span", { class: "progress-fill" });
   fill.style.width = `${percent}%`;
   return el(
@@ -163,6 +163,7 @@ function progressBar(percent, label) {
     {
       class: "progress",
       role: "progressbar",
+      dataset: { status },
       "aria-valuemin": 0,
       "aria-valuemax": 100,
       "aria-valuenow": percent,
@@ -234,7 +235,7 @@ function campaignRow(campaign) {
       el(
         "span",
         { class: "progress-cell" },
-        progressBar(percent, `${campaign.name}: ${percentFormat.format(percent)} % done`),
+        progressBar(percent, `${campaign.name}: ${percentFormat.format(percent)} % done`, campaign.status),
         el("span", { class: "progress-percent" }, `${percentFormat.format(percent)} %`),
       ),
     ),
@@ -529,7 +530,8 @@ function pacingText(p) {
   const parts = [];
   if (p.min_delay_ms !== undefined || p.max_delay_ms !== undefined) {
     const secs = (ms) => (ms === undefined ? "usual" : percentFormat.format(ms / 1000));
-    parts.push(`${secs(p.min_delay_ms)}–${secs(p.max_delay_ms)} s between messages`);
+    const gap = p.min_delay_ms === p.max_delay_ms ? secs(p.min_delay_ms) : `${secs(p.min_delay_ms)}–${secs(p.max_delay_ms)}`;
+    parts.push(`${gap} s between messages`);
   }
   if (p.per_minute !== undefined) parts.push(`${number.format(p.per_minute)} a minute`);
   if (p.per_day !== undefined) parts.push(`${number.format(p.per_day)} a day`);
@@ -614,6 +616,7 @@ function applyProgress(p) {
 
 function renderProgress(p) {
   const bar = $("progress-bar");
+  bar.dataset.status = p.status;
   bar.setAttribute("aria-valuenow", String(p.percent));
   bar.querySelector(".progress-fill").style.width = `${p.percent}%`;
   $("progress-percent").textContent = `${percentFormat.format(p.percent)} %`;

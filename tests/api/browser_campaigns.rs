@@ -352,6 +352,8 @@ async fn pause_resume_cancel(app: &TestApp, id: i64, b: &Browser) {
         "unsent messages to be skipped",
     )
     .await;
+    b.js("document.getElementById('progress-bar').scrollIntoView(); return true")
+        .await;
     b.settled_screenshot("cancelled").await;
 }
 
