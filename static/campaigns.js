@@ -108,6 +108,8 @@ const view = {
   announced: "",
   /** A message for the next campaign page opened (a picture the server refused). */
   notice: null,
+  /** An action (start, pause…) is on its way: the buttons wait. */
+  acting: false,
 };
 
 // ---------------------------------------------------------------- formatting
@@ -538,28 +540,31 @@ function pacingText(p) {
   return parts.length ? `${parts.join(", ")} per device` : "Your usual pacing";
 }
 
+/** The buttons for the campaign's state; the same set is kept as it is (and keeps focus). */
 function renderActions() {
-  const c = view.detail;
-  const buttons = view.canAct
-    ? ACTIONS.filter((a) => a.when.includes(c.status)).map((a) =>
-        el(
-          "button",
-          { type: "button", class: `btn ${a.kind}`, dataset: { action: a.name }, onclick: (e) => act(a, e.currentTarget) },
-          a.label,
-        ),
-      )
-    : [];
-  $("detail-actions").replaceChildren(...buttons);
-  $("detail-actions").hidden = buttons.length === 0;
+  const actions = view.canAct ? ACTIONS.filter((a) => a.when.includes(view.detail.status)) : [];
+  const box = $("detail-actions");
+  const names = actions.map((a) => a.name).join(" ");
+  if (box.dataset.actions !== names) {
+    box.dataset.actions = names;
+    box.replaceChildren(
+      ...actions.map((a) =>
+        el("button", { type: "button", class: `btn ${a.kind}`, dataset: { action: a.name }, onclick: () => act(a) }, a.label),
+      ),
+    );
+  }
+  for (const button of box.children) button.disabled = view.acting;
+  box.hidden = actions.length === 0;
 }
 
-async function act(action, button) {
-  if (action.confirm && !confirm(action.confirm)) return;
+async function act(action) {
+  if (view.acting || (action.confirm && !confirm(action.confirm))) return;
   const c = view.detail;
   const before = c.status;
   const box = $("detail-alert");
   clearAlert(box);
-  for (const b of $("detail-actions").querySelectorAll("button")) b.disabled = true;
+  view.acting = true;
+  renderActions();
   try {
     if (action.name === "delete") {
       await api("DELETE", `/api/v1/campaigns/${c.id}`);
@@ -577,7 +582,9 @@ async function act(action, button) {
     }
   } catch (err) {
     fail(box, err);
-    if (button.isConnected) renderActions();
+  } finally {
+    view.acting = false;
+    if (view.detail) renderActions();
   }
 }
 
