@@ -107,8 +107,9 @@ export function forgetMe() {
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /**
- * Calls the API. `body` (if not undefined) is sent as JSON. Resolves to the parsed JSON body,
- * or null for 204. Rejects with ApiError.
+ * Calls the API. `body` (if not undefined) is sent as JSON, or as it is when it is a Blob (a
+ * File from an <input type="file">, with its own content type). Resolves to the parsed JSON
+ * body, or null for 204. Rejects with ApiError.
  *
  * options.csrf (default: true for writes) adds X-CSRF-Token from /me; sign-in turns it off.
  * options.redirectOn401 (default true) sends the browser to the sign-in page on 401.
@@ -118,7 +119,9 @@ export async function api(method, path, body, options = {}) {
   method = method.toUpperCase();
   const { csrf = WRITE_METHODS.has(method), redirectOn401 = true, retried = false, contentType } = options;
   const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
+  const raw = body instanceof Blob;
+  if (raw) headers["Content-Type"] = contentType || body.type || "application/octet-stream";
+  else if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
   if (csrf) {
     const current = await me();
     if (current.csrf_token) headers["X-CSRF-Token"] = current.csrf_token;
@@ -128,7 +131,7 @@ export async function api(method, path, body, options = {}) {
     res = await fetch(path, {
       method,
       headers,
-      body: body === undefined || contentType ? body : JSON.stringify(body),
+      body: raw || contentType || body === undefined ? body : JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
     });
@@ -200,6 +203,7 @@ export function renderNav(current, active) {
   const links = [
     { id: "devices", href: "/", label: "Devices", show: true },
     { id: "leads", href: "/static/leads.html", label: "Leads", show: true },
+    { id: "campaigns", href: "/static/campaigns.html", label: "Campaigns", show: true },
     { id: "team", href: "/static/team.html", label: "Team", show: roleAtLeast(role, "owner") },
     { id: "tokens", href: "/static/team.html#tokens", label: "Tokens", show: roleAtLeast(role, "owner") },
   ];

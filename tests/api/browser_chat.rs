@@ -33,8 +33,8 @@ const CONTACT: &str = "60198765432";
 /// Messages seeded before the test (more than the page's 50 per request).
 const HISTORY: i64 = 70;
 const JID: &str = "60198765432@s.whatsapp.net";
-/// A 16x16 PNG (the simulator's photo), for the attach flow.
-const PNG: [u8; 91] = [
+/// A 16x16 PNG (the simulator's photo), for the attach flow (and the campaigns page's picture).
+pub(crate) const PNG: [u8; 91] = [
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
     0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x10, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x91, 0x68,
     0x36, 0x00, 0x00, 0x00, 0x22, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x50, 0xbd, 0x9c, 0x06,
@@ -67,7 +67,7 @@ async fn whatsapp_web_page_live_in_chromium() {
     let device = app.paired_device(&admin, "Shop front").await;
     seed_history(&app, admin.tenant_id, device).await;
     for width in [1280, 390] {
-        let browser = Browser::open(&driver, width).await;
+        let browser = Browser::open(&driver, width, "whatsapp").await;
         let outcome = AssertUnwindSafe(walk_through(&app, &admin, device, &browser))
             .catch_unwind()
             .await;
@@ -413,42 +413,45 @@ async fn walk_through(app: &TestApp, admin: &UserClient, device: i64, b: &Browse
     }
 }
 
-/// One headless chromium session with a fresh profile, `width` CSS pixels wide.
-struct Browser {
-    client: Client,
-    width: u32,
+/// One headless chromium session with a fresh profile, `width` CSS pixels wide; `page` names
+/// its screenshots (`<page>-<step>-<width>.png`). Shared with the other page tests.
+pub(crate) struct Browser {
+    pub(crate) client: Client,
+    pub(crate) width: u32,
+    page: &'static str,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    async fn open(driver: &Chromedriver, width: u32) -> Browser {
+    pub(crate) async fn open(driver: &Chromedriver, width: u32, page: &'static str) -> Browser {
         let height = if width < 768 { 844 } else { 900 };
         let (client, profile) = start_chromium(driver, width, height).await;
         Browser {
             client,
             width,
+            page,
             _profile: profile,
         }
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.close().await;
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         if let Err(e) = self.client.goto(url).await {
             self.fail(&format!("cannot open {url}: {e}")).await
         }
     }
 
-    async fn find(&self, css: &str) -> Element {
+    pub(crate) async fn find(&self, css: &str) -> Element {
         match self.client.find(Locator::Css(css)).await {
             Ok(element) => element,
             Err(e) => self.fail(&format!("{css} is not on the page ({e})")).await,
         }
     }
 
-    async fn wait_for(&self, locator: Locator<'_>, what: &str) -> Element {
+    pub(crate) async fn wait_for(&self, locator: Locator<'_>, what: &str) -> Element {
         match self.client.wait().at_most(WAIT).for_element(locator).await {
             Ok(element) => element,
             Err(e) => {
@@ -458,28 +461,28 @@ impl Browser {
         }
     }
 
-    async fn wait_css(&self, css: &str, what: &str) -> Element {
+    pub(crate) async fn wait_css(&self, css: &str, what: &str) -> Element {
         self.wait_for(Locator::Css(css), what).await
     }
 
-    async fn wait_xpath(&self, xpath: &str, what: &str) -> Element {
+    pub(crate) async fn wait_xpath(&self, xpath: &str, what: &str) -> Element {
         self.wait_for(Locator::XPath(xpath), what).await
     }
 
     /// Runs `script` in the page and returns its value.
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         match self.client.execute(script, vec![]).await {
             Ok(value) => value,
             Err(e) => self.fail(&format!("script failed ({e}): {script}")).await,
         }
     }
 
-    async fn wait_js(&self, script: &str, what: &str) -> Value {
+    pub(crate) async fn wait_js(&self, script: &str, what: &str) -> Value {
         self.wait_js_args(script, vec![], what).await
     }
 
     /// Polls `script` until it returns something other than null, false, 0 or "".
-    async fn wait_js_args(&self, script: &str, args: Vec<Value>, what: &str) -> Value {
+    pub(crate) async fn wait_js_args(&self, script: &str, args: Vec<Value>, what: &str) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             let value = match self.client.execute(script, args.clone()).await {
@@ -501,7 +504,7 @@ impl Browser {
     }
 
     /// The page must fit its width (no sideways scrolling).
-    async fn assert_fits(&self, page: &str) {
+    pub(crate) async fn assert_fits(&self, page: &str) {
         let widths = self
             .js("return [document.documentElement.scrollWidth, window.innerWidth]")
             .await;
@@ -515,8 +518,8 @@ impl Browser {
     }
 
     /// Waits for transitions to end, checks the layout fits, and saves
-    /// `whatsapp-<step>-<width>.png`.
-    async fn settled_screenshot(&self, step: &str) {
+    /// `<page>-<step>-<width>.png`.
+    pub(crate) async fn settled_screenshot(&self, step: &str) {
         self.wait_js(
             "return document.getAnimations().every(a => a.playState !== 'running')",
             "animations to finish",
@@ -524,12 +527,12 @@ impl Browser {
         .await;
         self.assert_fits(step).await;
         let png = self.client.screenshot().await.unwrap();
-        let path = screenshots().join(format!("whatsapp-{step}-{}.png", self.width));
+        let path = screenshots().join(format!("{}-{step}-{}.png", self.page, self.width));
         fs::write(&path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 
     /// Fails the test with the page's address, text and a screenshot.
-    async fn fail<T>(&self, problem: &str) -> T {
+    pub(crate) async fn fail<T>(&self, problem: &str) -> T {
         let url = self
             .client
             .current_url()
@@ -541,7 +544,7 @@ impl Browser {
             Err(_) => String::new(),
         };
         if let Ok(png) = self.client.screenshot().await {
-            let name = format!("whatsapp-failure-{}.png", self.width);
+            let name = format!("{}-failure-{}.png", self.page, self.width);
             let _ = fs::write(screenshots().join(name), png);
         }
         panic!(

@@ -18,7 +18,7 @@ use wafleet::db_run;
 use crate::helpers::{wait_until, TestApp, UserClient};
 
 /// 100× simulated time: a 2 s gap takes 20 ms, a minute 0.6 s. Quick receipts, no replies.
-const FAST_SIM: &[(&str, &str)] = &[
+pub(crate) const FAST_SIM: &[(&str, &str)] = &[
     ("WAFLEET__SIM__TIME_SCALE", "100"),
     ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
     ("WAFLEET__SIM__DELIVERED_AFTER_MS", "500"),
@@ -48,7 +48,13 @@ fn test_pacing() -> Value {
 }
 
 /// Creates a lead list with `count` leads (phones 60120000000 + n) directly in the database.
-async fn seed_leads(app: &TestApp, tenant_id: i64, name: &str, count: usize, offset: usize) -> i64 {
+pub(crate) async fn seed_leads(
+    app: &TestApp,
+    tenant_id: i64,
+    name: &str,
+    count: usize,
+    offset: usize,
+) -> i64 {
     let now = chrono::Utc::now().naive_utc();
     let db = &app.db;
     let list_id: i64 = async {

@@ -10,6 +10,7 @@ mod helpers;
 mod auth;
 mod authz;
 mod browser;
+mod browser_campaigns;
 mod browser_chat;
 mod campaigns;
 mod chats;

@@ -1,0 +1,876 @@
+// Campaigns page (static/campaigns.html). The address's hash picks the view:
+//
+// - "" : every campaign with its status, progress bar, sent/total and creation time; rows of
+//   running and scheduled campaigns move live;
+// - "#new": the form (members and above) → POST /campaigns, then PUT …/image with the picture;
+//   the API's 422 is shown above the form and its field is marked;
+// - "#<id>": one campaign: Start / Pause / Resume / Cancel / Delete by status (members and
+//   above), live progress (bar, donut of message states, rate, ETA, a row per device), a
+//   preview of rendered messages and the results, 50 at a time.
+//
+// Progress arrives over the WebSocket (topics campaign/<id>, event CAMPAIGN_PROGRESS whose data
+// is the same Progress as GET …/progress). The socket reconnects with backoff 1 s → 30 s; while
+// it is down the page reads progress over REST every few seconds instead.
+import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal } from "/static/app.js";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+
+/** Results rows per request. */
+const RESULTS_PAGE = 50;
+/** Devices per request when reading the fleet for names and the picker. */
+const DEVICES_PAGE = 200;
+/** REST polling period while the WebSocket is down. */
+const POLL_MS = 3000;
+/** WebSocket reconnect backoff. */
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+/** A ping goes out this often; a socket silent for SILENT_MS is given up and reopened. */
+const PING_EVERY_MS = 10000;
+const SILENT_MS = 25000;
+/** The longest message the form accepts (the textarea's maxlength). */
+const MESSAGE_MAX = 4096;
+
+/** Campaign states: label and colour family (the tone-* classes of app.css). */
+const CAMPAIGN_STATUS = {
+  draft: { label: "Draft", tone: "idle" },
+  scheduled: { label: "Scheduled", tone: "pairing" },
+  running: { label: "Running", tone: "busy" },
+  paused: { label: "Paused", tone: "warn" },
+  completed: { label: "Completed", tone: "ok" },
+  cancelled: { label: "Cancelled", tone: "bad" },
+};
+/** Campaigns whose progress can still change, and so are watched live in the list. */
+const MOVING = new Set(["scheduled", "running", "paused"]);
+
+/** Message states as charted and tabled, in order: label, colour, count from StatusCounts. */
+const MESSAGE_STATES = [
+  { key: "waiting", label: "Waiting", color: "#aebac1", of: (c) => c.pending + c.sending },
+  { key: "sent", label: "Sent", color: "#53bdeb", of: (c) => c.sent },
+  { key: "delivered", label: "Delivered", color: "#25d366", of: (c) => c.delivered },
+  { key: "read", label: "Read", color: "#008069", of: (c) => c.read },
+  { key: "failed", label: "Failed", color: "#d93025", of: (c) => c.failed },
+  { key: "skipped", label: "Skipped", color: "#f0a500", of: (c) => c.skipped },
+];
+
+/** Buttons of the detail view: the states they apply to, and what they ask first. */
+const ACTIONS = [
+  { name: "start", label: "Start", kind: "btn-primary", when: ["draft", "scheduled"] },
+  { name: "pause", label: "Pause", kind: "btn-secondary", when: ["running"] },
+  { name: "resume", label: "Resume", kind: "btn-primary", when: ["paused"] },
+  {
+    name: "cancel",
+    label: "Cancel campaign",
+    kind: "btn-danger",
+    when: ["running", "paused"],
+    confirm: "Cancel this campaign for good? Messages not sent yet are skipped.",
+  },
+  {
+    name: "delete",
+    label: "Delete",
+    kind: "btn-danger",
+    when: ["draft", "scheduled", "completed", "cancelled"],
+    confirm: "Delete this campaign and its results?",
+  },
+];
+
+/** Which form field an API validation message ("target: …") is about. */
+const ERROR_FIELD = {
+  name: "campaign-name",
+  message: "campaign-message",
+  target: "target-tags",
+  devices: "devices-all",
+  pacing: "min-delay",
+  scheduled_at: "scheduled-at",
+};
+
+const number = new Intl.NumberFormat();
+const percentFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+const view = {
+  /** /me of the signed-in user. */
+  current: null,
+  /** Members and above may create and control campaigns. */
+  canAct: false,
+  /** "When" formatter in the tenant's time zone. */
+  clock: null,
+  /** Campaigns of the list, by id. */
+  campaigns: new Map(),
+  /** The campaign of the detail view. */
+  detail: null,
+  /** Devices of the tenant by id (names for tables, the picker), read once. */
+  devices: null,
+  /** Results paging: the last row id shown. */
+  resultsAfter: 0,
+  /** Bumped per route change; answers for an older view are dropped. */
+  generation: 0,
+  /** The tenth of progress last announced to screen readers (with the status). */
+  announced: "",
+  /** A message for the next campaign page opened (a picture the server refused). */
+  notice: null,
+  /** An action (start, pause…) is on its way: the buttons wait. */
+  acting: false,
+};
+
+// ---------------------------------------------------------------- formatting
+
+/** "26 Nov 2026, 15:04" in the tenant's zone. */
+function when(iso) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? "—" : view.clock.format(at);
+}
+
+function clockFor(zone) {
+  const options = { dateStyle: "medium", timeStyle: "short" };
+  try {
+    return new Intl.DateTimeFormat(undefined, { ...options, timeZone: zone });
+  } catch {
+    // An unknown zone name: the browser's own zone beats no times at all.
+    return new Intl.DateTimeFormat(undefined, options);
+  }
+}
+
+/** "45 s", "12 min", "2 h 5 min". */
+function duration(secs) {
+  if (secs < 60) return `${secs} s`;
+  const mins = Math.round(secs / 60);
+  if (mins < 60) return `${mins} min`;
+  return `${Math.floor(mins / 60)} h ${mins % 60} min`;
+}
+
+function statusBadge(status) {
+  const info = CAMPAIGN_STATUS[status] || { label: status, tone: "idle" };
+  return el("span", { class: `status-badge tone-${info.tone}`, dataset: { status } }, info.label);
+}
+
+/** Messages WhatsApp accepted (sent, delivered or read). */
+const accepted = (counts) => counts.sent + counts.delivered + counts.read;
+
+const deviceName = (id) => {
+  if (id === null || id === undefined) return "Waiting for a device";
+  const device = view.devices && view.devices.get(id);
+  return device ? device.name : `Device #${id}`;
+};
+
+/** A table cell labelled with its column for the stacked phone layout. */
+const cell = (label, ...children) => el("td", { "data-label": label }, ...children);
+
+/** A progress bar of `percent` (0–100), coloured by the campaign's `status`. */
+function progressBar(percent, label, status) {
+  const fill = el("span", { class: "progress-fill" });
+  fill.style.width = `${percent}%`;
+  return el(
+    "div",
+    {
+      class: "progress",
+      role: "progressbar",
+      dataset: { status },
+      "aria-valuemin": 0,
+      "aria-valuemax": 100,
+      "aria-valuenow": percent,
+      "aria-label": label,
+    },
+    fill,
+  );
+}
+
+function fail(box, err) {
+  if (err.status !== 401) showAlert(box, err instanceof ApiError ? err.message : String(err));
+}
+
+// ---------------------------------------------------------------- routing
+
+function route() {
+  view.generation += 1;
+  const hash = location.hash.slice(1);
+  const id = /^\d+$/.test(hash) ? Number(hash) : null;
+  const creating = hash === "new" && view.canAct;
+  $("campaigns").hidden = id !== null || creating;
+  $("create").hidden = !creating;
+  $("detail").hidden = id === null;
+  view.detail = null;
+  if (id !== null) openDetail(id);
+  else if (creating) openForm();
+  else loadList();
+}
+
+/** Reads the current view again (after a reconnect, or while polling). */
+function refresh() {
+  if (!$("detail").hidden && view.detail) refreshProgress(view.detail.id);
+  else if (!$("campaigns").hidden) loadList();
+}
+
+// ---------------------------------------------------------------- list
+
+async function loadList() {
+  const generation = view.generation;
+  let body;
+  try {
+    body = await api("GET", "/api/v1/campaigns");
+    clearAlert($("list-alert"));
+  } catch (err) {
+    fail($("list-alert"), err);
+    return;
+  }
+  if (generation !== view.generation) return;
+  view.campaigns = new Map(body.campaigns.map((c) => [c.id, c]));
+  const tbody = $("campaign-list").tBodies[0];
+  tbody.replaceChildren(...body.campaigns.map(campaignRow));
+  if (body.campaigns.length === 0) {
+    const hint = view.canAct ? "No campaigns yet. “New campaign” writes the first." : "No campaigns yet.";
+    tbody.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, hint)));
+  }
+  watch(body.campaigns.filter((c) => MOVING.has(c.status)).map((c) => c.id));
+}
+
+function campaignRow(campaign) {
+  const p = campaign.progress;
+  const percent = p ? p.percent : 0;
+  return el(
+    "tr",
+    { dataset: { campaignId: campaign.id } },
+    cell("Name", el("a", { href: `#${campaign.id}`, class: "campaign-link" }, campaign.name)),
+    cell("Status", statusBadge(campaign.status)),
+    cell(
+      "Progress",
+      el(
+        "span",
+        { class: "progress-cell" },
+        progressBar(percent, `${campaign.name}: ${percentFormat.format(percent)} % done`, campaign.status),
+        el("span", { class: "progress-percent" }, `${percentFormat.format(percent)} %`),
+      ),
+    ),
+    cell("Sent / total", p ? `${number.format(accepted(p.counts))} / ${number.format(p.total)}` : "—"),
+    cell("Created", when(campaign.created_at)),
+  );
+}
+
+/** A progress event for a listed campaign: its row is drawn again. */
+function listProgress(p) {
+  const campaign = view.campaigns.get(p.campaign_id);
+  const row = $("campaign-list").querySelector(`tr[data-campaign-id="${p.campaign_id}"]`);
+  if (!campaign || !row) return;
+  campaign.progress = p;
+  campaign.status = p.status;
+  row.replaceWith(campaignRow(campaign));
+}
+
+// ---------------------------------------------------------------- devices
+
+/** Every device of the tenant (members: theirs), read once per page. */
+async function loadDevices() {
+  if (view.devices) return view.devices;
+  const devices = new Map();
+  for (let page = 1; ; page += 1) {
+    const body = await api("GET", `/api/v1/devices?page=${page}&per_page=${DEVICES_PAGE}`);
+    for (const device of body.items) devices.set(device.id, device);
+    if (body.items.length === 0 || devices.size >= body.total) break;
+  }
+  view.devices = devices;
+  return devices;
+}
+
+// ---------------------------------------------------------------- form
+
+async function openForm() {
+  clearForm();
+  $("campaign-name").focus();
+  $("schedule-hint").textContent = `In ${view.current.tenant.time_zone} time. Empty: a draft you start yourself.`;
+  const box = $("form-alert");
+  const [lists, devices] = await Promise.allSettled([loadListChoices(), loadDevices()]);
+  if (lists.status === "rejected") fail(box, lists.reason);
+  if (devices.status === "rejected") fail(box, devices.reason);
+  else renderDeviceChoices(devices.value);
+}
+
+/** Checkboxes of the lead lists, or a field for list ids where the server has no list API. */
+async function loadListChoices() {
+  let body;
+  try {
+    body = await api("GET", "/api/v1/lead-lists");
+  } catch (err) {
+    $("list-ids-field").hidden = false;
+    $("list-choices").hidden = true;
+    if (err.status === 404) return;
+    throw err;
+  }
+  const lists = Array.isArray(body) ? body : body.lists || [];
+  const choices = $("list-choices");
+  choices.replaceChildren(
+    ...lists.map((list) =>
+      el(
+        "label",
+        { class: "check" },
+        el("input", { type: "checkbox", name: "list-id", value: list.id }),
+        `${list.name} (${number.format(list.leads ?? 0)})`,
+      ),
+    ),
+  );
+  if (lists.length === 0) choices.append(el("p", { class: "muted" }, "No lead lists yet: use tags."));
+  choices.hidden = false;
+  $("list-ids-field").hidden = true;
+}
+
+function renderDeviceChoices(devices) {
+  const choices = $("device-choices");
+  choices.replaceChildren(
+    ...[...devices.values()].map((device) =>
+      el(
+        "label",
+        { class: "check" },
+        el("input", { type: "checkbox", name: "device-id", value: device.id }),
+        `${device.name} · ${device.status}`,
+      ),
+    ),
+  );
+  if (devices.size === 0) choices.append(el("p", { class: "muted" }, "No devices yet."));
+}
+
+function updateCount() {
+  const length = $("campaign-message").value.length;
+  $("message-count").textContent = `${number.format(length)} / ${number.format(MESSAGE_MAX)}`;
+}
+
+/** "a, b,,c " → ["a", "b", "c"]. */
+const words = (text) =>
+  text
+    .split(",")
+    .map((w) => w.trim())
+    .filter(Boolean);
+
+/** Seconds typed → milliseconds for the API (undefined when empty: the tenant's pacing). */
+function millis(id) {
+  const value = $(id).value.trim();
+  return value === "" ? undefined : Math.round(Number(value) * 1000);
+}
+
+function whole(id) {
+  const value = $(id).value.trim();
+  return value === "" ? undefined : Number(value);
+}
+
+/** The request body from the form; throws a sentence for what the form itself can tell. */
+function formBody() {
+  const form = $("campaign-form");
+  const checked = (name) => [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => Number(i.value));
+  let listIds = checked("list-id");
+  if (!$("list-ids-field").hidden) {
+    const typed = words($("target-list-ids").value);
+    if (typed.some((w) => !/^\d+$/.test(w))) throw new Error("Lead list ids are numbers, e.g. 3, 7.");
+    listIds = typed.map(Number);
+  }
+  const body = {
+    name: $("campaign-name").value.trim(),
+    message: $("campaign-message").value,
+    target: { list_ids: listIds, tags: words($("target-tags").value), statuses: words($("target-statuses").value) },
+    pacing: {
+      min_delay_ms: millis("min-delay"),
+      max_delay_ms: millis("max-delay"),
+      per_minute: whole("per-minute"),
+      per_day: whole("per-day"),
+    },
+    on_device_loss: $("on-device-loss").value,
+  };
+  if ($("devices-set").checked) {
+    const ids = checked("device-id");
+    if (ids.length === 0) throw new Error("Choose at least one device, or send from all online devices.");
+    body.devices = { mode: "set", ids };
+  }
+  if ($("scheduled-at").value) body.scheduled_at = $("scheduled-at").value;
+  return body;
+}
+
+/** Marks the field a validation message names ("message: unclosed {" → the message box). */
+function markInvalid(message) {
+  const key = String(message).split(":")[0].trim().toLowerCase().replace(/\s+/g, "_");
+  const field = $(ERROR_FIELD[key] || "");
+  if (!field) return;
+  field.setAttribute("aria-invalid", "true");
+  field.setAttribute("aria-errormessage", "form-alert");
+  field.focus();
+}
+
+/** Hides the form's message and unmarks its fields. */
+function clearForm() {
+  clearAlert($("form-alert"));
+  for (const field of $("campaign-form").querySelectorAll("[aria-invalid]")) {
+    field.removeAttribute("aria-invalid");
+    field.removeAttribute("aria-errormessage");
+  }
+}
+
+async function submitForm(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const box = $("form-alert");
+  clearForm();
+  if (!form.reportValidity()) return;
+  let body;
+  try {
+    body = formBody();
+  } catch (err) {
+    showAlert(box, err.message);
+    return;
+  }
+  const button = $("create-campaign");
+  button.disabled = true;
+  try {
+    const created = await api("POST", "/api/v1/campaigns", body);
+    const picture = $("campaign-image").files[0];
+    let pictureError = null;
+    if (picture) {
+      try {
+        await api("PUT", `/api/v1/campaigns/${created.id}/image`, picture);
+      } catch (err) {
+        pictureError = err;
+      }
+    }
+    form.reset();
+    updateCount();
+    if (pictureError) view.notice = `The campaign was saved without its picture: ${pictureError.message}`;
+    location.hash = String(created.id);
+  } catch (err) {
+    fail(box, err);
+    if (err.status === 422) markInvalid(err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function initForm() {
+  $("new-campaign").hidden = !view.canAct;
+  if (view.current.user.role === "member") $("devices-all-label").textContent = "All your online devices";
+  $("new-campaign").addEventListener("click", () => (location.hash = "new"));
+  $("cancel-create").addEventListener("click", () => (location.hash = ""));
+  $("campaign-message").addEventListener("input", updateCount);
+  const pickDevices = () => ($("device-choices").hidden = !$("devices-set").checked);
+  $("devices-all").addEventListener("change", pickDevices);
+  $("devices-set").addEventListener("change", pickDevices);
+  $("campaign-form").addEventListener("submit", submitForm);
+  updateCount();
+}
+
+// ---------------------------------------------------------------- detail
+
+async function openDetail(id) {
+  const generation = view.generation;
+  const box = $("detail-alert");
+  clearAlert(box);
+  if (view.notice) showAlert(box, view.notice);
+  view.notice = null;
+  $("detail-title").textContent = "Loading…";
+  let campaign;
+  try {
+    [campaign] = await Promise.all([api("GET", `/api/v1/campaigns/${id}`), loadDevices().catch(() => null)]);
+  } catch (err) {
+    if (generation !== view.generation) return;
+    $("detail-title").textContent = err.status === 404 ? "Campaign not found" : "Campaign";
+    fail(box, err);
+    return;
+  }
+  if (generation !== view.generation) return;
+  view.detail = campaign;
+  view.announced = "";
+  renderDetail();
+  renderProgress(campaign.progress || emptyProgress(campaign));
+  watch([id]);
+  loadPreview(campaign.id);
+  loadResults(true);
+}
+
+function emptyProgress(campaign) {
+  const counts = { pending: 0, sending: 0, sent: 0, delivered: 0, read: 0, failed: 0, skipped: 0 };
+  return {
+    campaign_id: campaign.id,
+    status: campaign.status,
+    counts,
+    total: 0,
+    percent: 0,
+    sent_last_minute: 0,
+    eta_seconds: null,
+    per_device: [],
+  };
+}
+
+/** Title, status, buttons and facts of the campaign. */
+function renderDetail() {
+  const c = view.detail;
+  document.title = `${c.name} · Campaigns · wafleet`;
+  $("detail-title").textContent = c.name;
+  $("detail-status").replaceWith(Object.assign(statusBadge(c.status), { id: "detail-status" }));
+  renderActions();
+  const fact = (term, ...value) => el("div", {}, el("dt", {}, term), el("dd", {}, ...value));
+  const target = c.target;
+  const targetText = [
+    target.list_ids.length ? `Lead lists: ${target.list_ids.join(", ")}` : null,
+    target.tags.length ? `Tags: ${target.tags.join(", ")}` : null,
+    target.statuses.length ? `Statuses: ${target.statuses.join(", ")}` : null,
+  ].filter(Boolean);
+  const facts = [
+    fact("Message", el("span", { class: "message-text" }, c.message)),
+    fact("Picture", c.has_image ? "Yes (the message is its caption)" : "No"),
+    fact("Leads", targetText.join(" · ")),
+    fact("Devices", devicesText(c.devices)),
+    fact("Pacing", pacingText(c.pacing)),
+    fact("If a device goes offline", c.on_device_loss === "wait" ? "Wait for it" : "Move its messages"),
+    c.scheduled_at ? fact("Scheduled", when(c.scheduled_at)) : null,
+    c.started_at ? fact("Started", when(c.started_at)) : null,
+    c.finished_at ? fact("Finished", when(c.finished_at)) : null,
+    fact("Created", when(c.created_at)),
+  ];
+  $("detail-facts").replaceChildren(...facts.filter(Boolean));
+}
+
+function devicesText(choice) {
+  if (choice.mode === "set") return choice.ids.map(deviceName).join(", ");
+  if (choice.mode === "member") return "The devices of one team member";
+  return "All online devices";
+}
+
+function pacingText(p) {
+  const parts = [];
+  if (p.min_delay_ms !== undefined || p.max_delay_ms !== undefined) {
+    const secs = (ms) => (ms === undefined ? "usual" : percentFormat.format(ms / 1000));
+    const gap = p.min_delay_ms === p.max_delay_ms ? secs(p.min_delay_ms) : `${secs(p.min_delay_ms)}–${secs(p.max_delay_ms)}`;
+    parts.push(`${gap} s between messages`);
+  }
+  if (p.per_minute !== undefined) parts.push(`${number.format(p.per_minute)} a minute`);
+  if (p.per_day !== undefined) parts.push(`${number.format(p.per_day)} a day`);
+  return parts.length ? `${parts.join(", ")} per device` : "Your usual pacing";
+}
+
+/** The buttons for the campaign's state; the same set is kept as it is (and keeps focus). */
+function renderActions() {
+  const actions = view.canAct ? ACTIONS.filter((a) => a.when.includes(view.detail.status)) : [];
+  const box = $("detail-actions");
+  const names = actions.map((a) => a.name).join(" ");
+  if (box.dataset.actions !== names) {
+    box.dataset.actions = names;
+    box.replaceChildren(
+      ...actions.map((a) =>
+        el("button", { type: "button", class: `btn ${a.kind}`, dataset: { action: a.name }, onclick: () => act(a) }, a.label),
+      ),
+    );
+  }
+  for (const button of box.children) button.disabled = view.acting;
+  box.hidden = actions.length === 0;
+}
+
+async function act(action) {
+  if (view.acting || (action.confirm && !confirm(action.confirm))) return;
+  const c = view.detail;
+  const before = c.status;
+  const box = $("detail-alert");
+  clearAlert(box);
+  view.acting = true;
+  renderActions();
+  try {
+    if (action.name === "delete") {
+      await api("DELETE", `/api/v1/campaigns/${c.id}`);
+      location.hash = "";
+      return;
+    }
+    const answer = await api("POST", `/api/v1/campaigns/${c.id}/${action.name}`);
+    const fresh = answer.campaign || answer;
+    // A live event may have moved the campaign on meanwhile (a short one completes quickly).
+    if (view.detail && view.detail.id === fresh.id && view.detail.status === before) {
+      view.detail = fresh;
+      renderDetail();
+      if (fresh.progress) renderProgress(fresh.progress);
+      loadResults(true);
+    }
+  } catch (err) {
+    fail(box, err);
+  } finally {
+    view.acting = false;
+    if (view.detail) renderActions();
+  }
+}
+
+async function refreshProgress(id) {
+  try {
+    applyProgress(await api("GET", `/api/v1/campaigns/${id}/progress`));
+  } catch (err) {
+    if (err.status !== 401) console.warn(err);
+  }
+}
+
+/** A Progress from the socket or REST, for whichever view shows that campaign. */
+function applyProgress(p) {
+  const c = view.detail;
+  if (!c || c.id !== p.campaign_id) {
+    listProgress(p);
+    return;
+  }
+  renderProgress(p);
+  if (p.status !== c.status) {
+    // The state moved (completed, paused elsewhere…): buttons, facts and results follow.
+    c.status = p.status;
+    api("GET", `/api/v1/campaigns/${c.id}`)
+      .then((fresh) => {
+        // An answer overtaken by a later state change is dropped (that change reads again).
+        if (view.detail && view.detail.id === fresh.id && view.detail.status === fresh.status) {
+          view.detail = fresh;
+          renderDetail();
+        }
+      })
+      .catch((err) => fail($("detail-alert"), err));
+    renderDetail();
+    loadResults(true);
+  }
+}
+
+function renderProgress(p) {
+  const bar = $("progress-bar");
+  bar.dataset.status = p.status;
+  bar.setAttribute("aria-valuenow", String(p.percent));
+  bar.querySelector(".progress-fill").style.width = `${p.percent}%`;
+  $("progress-percent").textContent = `${percentFormat.format(p.percent)} %`;
+  const stats = [`${number.format(accepted(p.counts))} of ${number.format(p.total)} sent`];
+  if (p.status === "running") {
+    stats.push(`${number.format(p.sent_last_minute)} in the last minute`);
+    if (p.eta_seconds !== null && p.eta_seconds !== undefined) stats.push(`about ${duration(p.eta_seconds)} left`);
+  }
+  $("progress-stats").textContent = stats.join(" · ");
+  // Screen readers hear each tenth and each change of state, not every event.
+  const label = CAMPAIGN_STATUS[p.status] ? CAMPAIGN_STATUS[p.status].label : p.status;
+  const announce = `${label}: ${Math.floor(p.percent / 10) * 10} % done`;
+  if (announce !== view.announced) {
+    view.announced = announce;
+    $("progress-announce").textContent = announce;
+  }
+  renderDonut(p);
+  renderDevices(p);
+}
+
+/** The donut of message states (one stroked arc per state) and its legend with counts. */
+function renderDonut(p) {
+  const svg = $("status-donut");
+  const shape = (tag, attrs) => {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+    return node;
+  };
+  // r = 100 / 2π: the circumference is 100, so dash lengths are percentages.
+  const ring = { cx: 21, cy: 21, r: 15.9155, fill: "none", "stroke-width": 6 };
+  const arcs = [shape("circle", { ...ring, stroke: "#e9edef" })];
+  let start = 0;
+  for (const state of MESSAGE_STATES) {
+    const share = p.total ? (state.of(p.counts) * 100) / p.total : 0;
+    if (share > 0) {
+      arcs.push(
+        shape("circle", {
+          ...ring,
+          stroke: state.color,
+          "stroke-dasharray": `${share} ${100 - share}`,
+          // Dashes start at 3 o'clock; 25 moves them to 12 o'clock, then clockwise.
+          "stroke-dashoffset": 25 - start,
+        }),
+      );
+    }
+    start += share;
+  }
+  const total = shape("text", { x: 21, y: 21, class: "donut-total", "text-anchor": "middle", "dominant-baseline": "central" });
+  total.textContent = number.format(p.total);
+  svg.replaceChildren(svg.querySelector("title"), ...arcs, total);
+  $("status-legend").replaceChildren(
+    ...MESSAGE_STATES.map((state) => {
+      const swatch = el("span", { class: "swatch", "aria-hidden": "true" });
+      swatch.style.background = state.color;
+      return el(
+        "li",
+        { dataset: { state: state.key } },
+        swatch,
+        el("span", {}, state.label),
+        el("strong", { class: "legend-count" }, number.format(state.of(p.counts))),
+      );
+    }),
+  );
+}
+
+function renderDevices(p) {
+  const tbody = $("device-progress").tBodies[0];
+  tbody.replaceChildren(
+    ...p.per_device.map((d) =>
+      el(
+        "tr",
+        { dataset: { deviceId: d.device_id ?? "" } },
+        cell("Device", deviceName(d.device_id)),
+        ...MESSAGE_STATES.map((state) => cell(state.label, number.format(state.of(d.counts)))),
+        cell("Total", el("strong", {}, number.format(MESSAGE_STATES.reduce((n, s) => n + s.of(d.counts), 0)))),
+      ),
+    ),
+  );
+  if (p.per_device.length === 0) {
+    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, "Devices are picked when the campaign starts.")));
+  }
+}
+
+async function loadPreview(id) {
+  const generation = view.generation;
+  try {
+    const preview = await api("GET", `/api/v1/campaigns/${id}/preview?count=3`);
+    if (generation !== view.generation) return;
+    const leads = `${number.format(preview.leads)} lead${preview.leads === 1 ? "" : "s"} match`;
+    $("preview-summary").textContent = preview.samples.length
+      ? `${leads}. As ${preview.samples.length === 1 ? "one of them gets" : "some of them get"} it:`
+      : `${leads}.`;
+    $("preview").replaceChildren(
+      ...preview.samples.map((s) =>
+        el(
+          "li",
+          { class: "preview-item" },
+          el("span", { class: "preview-to" }, `${s.name} · +${s.phone}`),
+          el("span", { class: "bubble-text" }, s.text),
+        ),
+      ),
+    );
+  } catch (err) {
+    if (generation === view.generation) fail($("detail-alert"), err);
+  }
+}
+
+/** The first page of results (`reset`), or the next one. */
+async function loadResults(reset) {
+  const c = view.detail;
+  if (!c) return;
+  const generation = view.generation;
+  const more = $("results-more");
+  const after = reset ? 0 : view.resultsAfter;
+  more.disabled = true;
+  try {
+    const page = await api("GET", `/api/v1/campaigns/${c.id}/messages?after=${after}&limit=${RESULTS_PAGE}`);
+    if (generation !== view.generation) return;
+    const rows = page.messages.map((m) =>
+      el(
+        "tr",
+        { dataset: { messageId: m.id } },
+        cell("Phone", `+${m.phone}`),
+        cell("Device", m.device_id === null ? "—" : deviceName(m.device_id)),
+        cell("Status", el("span", { class: `badge badge-msg-${m.status}` }, m.status)),
+        cell("Attempts", number.format(m.attempts)),
+        cell("Error", m.error || "—"),
+      ),
+    );
+    const tbody = $("results").tBodies[0];
+    if (reset) tbody.replaceChildren(...rows);
+    else tbody.append(...rows);
+    if (reset && rows.length === 0) {
+      tbody.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "Messages are written when the campaign starts.")));
+    }
+    if (page.messages.length) view.resultsAfter = page.messages[page.messages.length - 1].id;
+    more.hidden = page.messages.length < RESULTS_PAGE;
+  } catch (err) {
+    if (generation === view.generation) fail($("detail-alert"), err);
+  } finally {
+    more.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- live
+
+const live = {
+  ws: null,
+  /** Topics the page wants and the socket holds (re-sent after every reconnect). */
+  topics: new Set(),
+  delay: BACKOFF_MIN_MS,
+  retry: null,
+  poll: null,
+  heardAt: 0,
+  stopped: false,
+};
+
+function setIndicator(state) {
+  const text = { live: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…" }[state];
+  for (const node of document.querySelectorAll("[data-live]")) {
+    node.className = `live live-${state}`;
+    node.textContent = text;
+  }
+}
+
+/** Watches exactly these campaigns: subscribes to the new topics, drops the others. */
+function watch(ids) {
+  const wanted = new Set(ids.map((id) => `campaign/${id}`));
+  const drop = [...live.topics].filter((t) => !wanted.has(t));
+  const add = [...wanted].filter((t) => !live.topics.has(t));
+  live.topics = wanted;
+  if (!live.ws || live.ws.readyState !== WebSocket.OPEN) return;
+  if (drop.length) live.ws.send(JSON.stringify({ op: "unsubscribe", topics: drop }));
+  if (add.length) live.ws.send(JSON.stringify({ op: "subscribe", topics: add }));
+}
+
+function connect() {
+  live.retry = null;
+  if (live.stopped || live.ws) return;
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/ws`);
+  live.ws = ws;
+  ws.addEventListener("open", () => {
+    const wasDown = live.poll !== null;
+    live.heardAt = Date.now();
+    live.delay = BACKOFF_MIN_MS;
+    clearInterval(live.poll);
+    live.poll = null;
+    setIndicator("live");
+    if (live.topics.size) ws.send(JSON.stringify({ op: "subscribe", topics: [...live.topics] }));
+    // Whatever changed while the socket was down is read once over REST.
+    if (wasDown) refresh();
+  });
+  ws.addEventListener("message", (event) => {
+    if (ws !== live.ws) return;
+    live.heardAt = Date.now();
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (frame.event === "CAMPAIGN_PROGRESS" && frame.data) applyProgress(frame.data);
+    else if (frame.event === "ERROR") console.warn("wafleet live updates:", frame.error, frame.topic || "");
+  });
+  // "error" is always followed by "close".
+  ws.addEventListener("close", () => {
+    if (ws === live.ws) dropped();
+  });
+}
+
+/** The socket is gone: poll over REST and try again after the backoff, which doubles. */
+function dropped() {
+  const ws = live.ws;
+  live.ws = null;
+  if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  if (live.stopped) return;
+  setIndicator("reconnecting");
+  if (live.poll === null) live.poll = setInterval(refresh, POLL_MS);
+  if (live.retry === null) live.retry = setTimeout(connect, live.delay);
+  live.delay = Math.min(live.delay * 2, BACKOFF_MAX_MS);
+}
+
+/** Pings the server; a socket that has heard nothing for a while is treated as dropped. */
+function keepAlive() {
+  const ws = live.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  if (Date.now() - live.heardAt > SILENT_MS) dropped();
+  else ws.send(JSON.stringify({ op: "ping" }));
+}
+
+// ---------------------------------------------------------------- start
+
+try {
+  view.current = await me();
+  renderNav(view.current, "campaigns");
+  view.canAct = roleAtLeast(view.current.user.role, "member");
+  view.clock = clockFor(view.current.tenant.time_zone);
+  initForm();
+  $("results-more").addEventListener("click", () => loadResults(false));
+  window.addEventListener("hashchange", route);
+  route();
+  connect();
+  setInterval(keepAlive, PING_EVERY_MS);
+  window.addEventListener("pagehide", () => {
+    live.stopped = true;
+    if (live.ws) live.ws.close(1000);
+  });
+} catch (err) {
+  if (err.status !== 401) showFatal(err);
+}

@@ -1,0 +1,384 @@
+//! The campaigns page (`/static/campaigns.html`) in headless chromium, on a fast simulated clock.
+//!
+//! At 1280 px: a list of 40 leads is seeded in the database and two simulated devices are
+//! paired → sign in through the login page, which returns to the campaigns page → "New
+//! campaign" → a message with an unclosed `{` is refused by the API and the error shows above
+//! the form, the message box marked → a valid message (the character count follows) and a
+//! picture are saved from the form, targeting the seeded list (checkboxes when the server has
+//! the lead-lists API, else the list-id field) → its page shows the picture and previews 40
+//! leads → Start → the progress bar reaches 100 % and the status "Completed", pushed over the
+//! WebSocket (the page never polls `…/progress`) → the device table lists both devices, whose
+//! counts add up to 40, and the results list 40 messages → the list shows the campaign
+//! completed, 40 / 40.
+//!
+//! At 390 px (device emulation): the list, the form and the finished campaign (its facts, then
+//! its progress) fit the width; then a viewer of the same business sees the campaign and its
+//! progress but neither "New campaign" nor any button to control it.
+//!
+//! Screenshots: `test-artifacts/screenshots/campaigns-<step>-<width>.png` (the viewer's:
+//! `campaigns-viewer-…`); a failed wait saves `campaigns-failure-<width>.png`. chromium and
+//! chromedriver are required, as in `browser.rs`.
+
+use std::panic::AssertUnwindSafe;
+
+use fantoccini::elements::Element;
+use fantoccini::Locator;
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+
+use crate::browser::Chromedriver;
+use crate::browser_chat::{Browser, PNG};
+use crate::campaigns::{seed_leads, FAST_SIM};
+use crate::helpers::{
+    spawn_app_with, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD,
+};
+
+/// Leads in the seeded list.
+const LEADS: usize = 40;
+const DEVICES: [&str; 2] = ["Sales A", "Sales B"];
+const MESSAGE: &str = "{Hi|Hello} {name}, the Expo deal ends on Friday!";
+/// A read-only team member.
+const VIEWER_EMAIL: &str = "viewer@shop.test";
+
+#[actix_web::test]
+async fn campaign_created_started_and_watched_live_in_chromium() {
+    let driver = Chromedriver::start().await;
+    let settings = [FAST_SIM, &[("WAFLEET__AUTH__SECURE_COOKIES", "true")]].concat();
+    let app = spawn_app_with(Backend::Sqlite, &settings).await.unwrap();
+    let admin = app.admin().await;
+    for name in DEVICES {
+        app.paired_device(&admin, name).await;
+    }
+    let list = seed_leads(&app, admin.tenant_id, "Expo visitors", LEADS, 0).await;
+    add_viewer(&admin).await;
+
+    let desktop = Browser::open(&driver, 1280, "campaigns").await;
+    let outcome = AssertUnwindSafe(create_and_watch(&app, list, &desktop))
+        .catch_unwind()
+        .await;
+    desktop.close().await;
+    let campaign = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+
+    let phone = Browser::open(&driver, 390, "campaigns").await;
+    let slow = slow_campaign(&admin, list).await;
+    let outcome = AssertUnwindSafe(phone_layout(&app, campaign, slow, &phone))
+        .catch_unwind()
+        .await;
+    phone.close().await;
+    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+
+    let viewer = Browser::open(&driver, 390, "campaigns-viewer").await;
+    let outcome = AssertUnwindSafe(viewer_sees_no_controls(&app, campaign, &viewer))
+        .catch_unwind()
+        .await;
+    viewer.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Adds a viewer to the admin's business through the API.
+async fn add_viewer(admin: &UserClient) {
+    let body = json!({"email": VIEWER_EMAIL, "display_name": "Vera Viewer",
+                      "password": USER_PASSWORD, "role": "viewer"});
+    let added = admin.post("/api/v1/users", &body).await;
+    assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+}
+
+/// Signs in as `email` on the login page the campaigns page sends a signed-out browser to.
+async fn sign_in(app: &TestApp, b: &Browser, email: &str, password: &str) {
+    b.goto(&app.url("/static/campaigns.html")).await;
+    let field = b.wait_css("#email", "the sign-in form").await;
+    field.send_keys(email).await.unwrap();
+    let field = b.find("#password").await;
+    field.send_keys(password).await.unwrap();
+    b.find("#login").await.click().await.unwrap();
+    b.wait_css("#nav-campaigns[aria-current='page']", "the campaigns page")
+        .await;
+}
+
+/// Types `text` into the field `css` (emptied first).
+async fn fill(b: &Browser, css: &str, text: &str) {
+    let field = b.find(css).await;
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// The whole flow at a desktop width; returns the campaign's id.
+async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
+    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.wait_xpath(
+        "//table[@id='campaign-list']//td[contains(., 'No campaigns yet')]",
+        "the empty list",
+    )
+    .await;
+
+    // The form, with the seeded list picked whichever way the server offers lists.
+    b.find("#new-campaign").await.click().await.unwrap();
+    let fallback = b
+        .wait_js(
+            "const ids = document.getElementById('list-ids-field'); \
+             const boxes = document.getElementById('list-choices'); \
+             return !ids.hidden ? 'ids' : (!boxes.hidden && boxes.children.length ? 'boxes' : '')",
+            "the lead-list picker",
+        )
+        .await
+        == "ids";
+    if fallback {
+        fill(b, "#target-list-ids", &list.to_string()).await;
+    } else {
+        b.find(&format!("input[name='list-id'][value='{list}']"))
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    fill(b, "#campaign-name", "Expo follow-up").await;
+    for (field, value) in [
+        ("#min-delay", "2"),
+        ("#max-delay", "3"),
+        ("#per-minute", "12"),
+        ("#per-day", "1000"),
+    ] {
+        fill(b, field, value).await;
+    }
+
+    // The API refuses an unclosed "{"; the page says so next to the form.
+    fill(b, "#campaign-message", "Hello {name").await;
+    b.find("#create-campaign").await.click().await.unwrap();
+    b.wait_xpath(
+        "//*[@id='form-alert' and not(@hidden) and starts-with(normalize-space(), 'Message')]",
+        "the validation error of the message",
+    )
+    .await;
+    b.wait_css(
+        "#campaign-message[aria-invalid='true']",
+        "the message box marked invalid",
+    )
+    .await;
+    b.settled_screenshot("form-error").await;
+
+    // A valid message (the character count follows the typing) with a picture.
+    fill(b, "#campaign-message", MESSAGE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("expo.png");
+    std::fs::write(&picture, PNG).unwrap();
+    b.find("#campaign-image")
+        .await
+        .send_keys(picture.to_str().unwrap())
+        .await
+        .unwrap();
+    let count = b
+        .js("return document.getElementById('message-count').textContent")
+        .await;
+    assert_eq!(
+        count,
+        json!(format!("{} / 4,096", MESSAGE.chars().count())),
+        "character count"
+    );
+    b.find("#create-campaign").await.click().await.unwrap();
+    b.wait_xpath(
+        "//*[@id='detail' and not(@hidden)]//h2[@id='detail-title' and .='Expo follow-up']",
+        "the new campaign's page",
+    )
+    .await;
+    let id: i64 = b
+        .js("return location.hash.slice(1)")
+        .await
+        .as_str()
+        .and_then(|h| h.parse().ok())
+        .expect("the address names the campaign");
+    b.wait_xpath(
+        &format!("//*[@id='preview-summary' and starts-with(., '{LEADS} leads match')]"),
+        "the preview",
+    )
+    .await;
+    b.wait_css("#detail [data-live].live-live", "the live indicator")
+        .await;
+    b.wait_xpath(
+        "//*[@id='detail-facts']/div[dt='Picture' and dd[starts-with(., 'Yes')]]",
+        "the uploaded picture",
+    )
+    .await;
+
+    // Start, then watch it finish without reading progress over REST.
+    b.wait_css("#detail-actions button[data-action='start']", "Start")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_finished(b).await;
+    let polls = b
+        .js("return performance.getEntriesByType('resource').filter((e) => e.name.includes('/progress')).length")
+        .await;
+    assert_eq!(polls, 0, "progress came over the WebSocket only");
+    b.wait_js(
+        &format!(
+            "const rows = [...document.querySelectorAll('#results tbody tr[data-message-id]')]; \
+             return rows.length === {LEADS} && rows.every((r) => r.cells[2].textContent !== 'pending')"
+        ),
+        "40 sent messages in the results",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('results-more').hidden")
+            .await,
+        true,
+        "one page holds every result"
+    );
+    b.settled_screenshot("detail").await;
+
+    // The list shows it finished.
+    b.find(".back a").await.click().await.unwrap();
+    b.wait_xpath(
+        &format!(
+            "//table[@id='campaign-list']//tr[@data-campaign-id='{id}' and \
+             td[contains(., 'Completed')] and td[normalize-space()='{LEADS} / {LEADS}']]"
+        ),
+        "the completed campaign in the list",
+    )
+    .await;
+    b.settled_screenshot("list").await;
+    id
+}
+
+/// The campaign shown is completed at 100 %, and its device table lists both devices with
+/// counts adding up to every lead.
+async fn assert_finished(b: &Browser) {
+    b.wait_css(
+        "#detail-status[data-status='completed']",
+        "the status to become Completed",
+    )
+    .await;
+    b.wait_css("#progress-bar[aria-valuenow='100']", "the bar at 100 %")
+        .await;
+    assert_eq!(
+        b.js("return document.getElementById('progress-percent').textContent")
+            .await,
+        "100 %"
+    );
+    let rows: Value = b
+        .js("return [...document.querySelectorAll('#device-progress tbody tr')].map((r) => \
+               [r.cells[0].textContent, Number(r.cells[r.cells.length - 1].textContent.replace(/\\D/g, ''))])")
+        .await;
+    let rows = rows.as_array().unwrap();
+    let mut names: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, DEVICES, "device table: {rows:?}");
+    let total: u64 = rows.iter().map(|r| r[1].as_u64().unwrap()).sum();
+    assert_eq!(total, LEADS as u64, "device table: {rows:?}");
+}
+
+/// The campaign's row in the list, once listed.
+async fn list_row(b: &Browser, id: i64) -> Element {
+    b.wait_css(
+        &format!("#campaign-list tr[data-campaign-id='{id}']"),
+        "the campaign in the list",
+    )
+    .await
+}
+
+/// The list, the form and the finished campaign at a phone width.
+async fn phone_layout(app: &TestApp, id: i64, slow: i64, b: &Browser) {
+    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    list_row(b, id).await;
+    b.settled_screenshot("list").await;
+    b.find("#new-campaign").await.click().await.unwrap();
+    b.wait_css("#create:not([hidden]) #campaign-name", "the form")
+        .await;
+    b.settled_screenshot("form").await;
+    b.goto(&app.url(&format!("/static/campaigns.html#{id}")))
+        .await;
+    assert_finished(b).await;
+    b.settled_screenshot("detail").await;
+    b.js("document.getElementById('progress-bar').scrollIntoView(); return true")
+        .await;
+    b.settled_screenshot("detail-progress").await;
+    pause_resume_cancel(app, slow, b).await;
+}
+
+/// A draft to the same leads paced slowly (a minute between two messages: 0.6 s here), so it
+/// is still running when the buttons are pressed.
+async fn slow_campaign(admin: &UserClient, list: i64) -> i64 {
+    let body = json!({"name": "Slow drip", "message": MESSAGE, "target": {"list_ids": [list]},
+                      "pacing": {"min_delay_ms": 60000, "max_delay_ms": 60000, "per_minute": 1}});
+    let created = admin.post("/api/v1/campaigns", &body).await;
+    let status = created.status();
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_i64().unwrap()
+}
+
+/// Presses the button of `action` (answering its confirmation) and waits for `status`.
+async fn press(b: &Browser, action: &str, status: &str) {
+    b.wait_css(
+        &format!("#detail-actions button[data-action='{action}']"),
+        action,
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    if action == "cancel" {
+        b.client.accept_alert().await.unwrap();
+    }
+    b.wait_css(
+        &format!("#detail-status[data-status='{status}']"),
+        &format!("the status to become {status}"),
+    )
+    .await;
+}
+
+/// Start, Pause, Resume and Cancel, each shown only where it applies; cancelling skips what
+/// was not sent.
+async fn pause_resume_cancel(app: &TestApp, id: i64, b: &Browser) {
+    b.goto(&app.url(&format!("/static/campaigns.html#{id}")))
+        .await;
+    press(b, "start", "running").await;
+    press(b, "pause", "paused").await;
+    let buttons = b
+        .js("return [...document.querySelectorAll('#detail-actions button')].map((e) => e.dataset.action)")
+        .await;
+    assert_eq!(
+        buttons,
+        json!(["resume", "cancel"]),
+        "buttons of a paused campaign"
+    );
+    press(b, "resume", "running").await;
+    press(b, "cancel", "cancelled").await;
+    b.wait_js(
+        "const n = (s) => Number(document.querySelector(`#status-legend [data-state='${s}'] .legend-count`).textContent.replace(/\\D/g, '')); \
+         return n('waiting') === 0 && n('skipped') > 0",
+        "unsent messages to be skipped",
+    )
+    .await;
+    b.js("document.getElementById('progress-bar').scrollIntoView(); return true")
+        .await;
+    b.settled_screenshot("cancelled").await;
+}
+
+/// A viewer reads the campaign and its progress but has nothing to press.
+async fn viewer_sees_no_controls(app: &TestApp, id: i64, b: &Browser) {
+    sign_in(app, b, VIEWER_EMAIL, USER_PASSWORD).await;
+    let row = list_row(b, id).await;
+    assert_eq!(
+        b.js("return document.getElementById('new-campaign').hidden")
+            .await,
+        true,
+        "a viewer cannot create campaigns"
+    );
+    row.find(Locator::Css("a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_finished(b).await;
+    assert_eq!(
+        b.js("return document.querySelectorAll('#detail-actions button').length")
+            .await,
+        0,
+        "a viewer has no campaign buttons"
+    );
+    b.settled_screenshot("detail").await;
+}
