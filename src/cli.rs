@@ -67,7 +67,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "M", default_value_t = 20_000)]
     pub events: u32,
 
-    /// Messages in the campaign (broadcast) or sent by contacts (inbound).
+    /// Messages in the campaign (broadcast), sent by contacts (inbound), or CSV rows (import).
     #[arg(long, value_name = "M", default_value_t = 5_000)]
     pub messages: u32,
 
@@ -98,6 +98,8 @@ pub enum Scenario {
     Broadcast,
     /// M inbound messages at R/s over N devices to S WebSocket subscribers: latency.
     Inbound,
+    /// A CSV of M leads through the streaming importer: rows/s.
+    Import,
 }
 
 /// Pacing of the broadcast benchmark.
@@ -127,6 +129,7 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Broadcast => "broadcast",
             Scenario::Inbound => "inbound",
+            Scenario::Import => "import",
         }
     }
 }

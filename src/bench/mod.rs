@@ -15,12 +15,13 @@
 //!
 //! # Files
 //! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox; [`inbound`] simulator→WebSocket latency of
-//! inbound messages; [`fanout`] hub events to many WebSocket subscribers;
+//! inbound messages; [`import`] a CSV of leads through the importer; [`fanout`] hub events to many WebSocket subscribers;
 //! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
 pub mod broadcast;
 pub mod fanout;
+pub mod import;
 pub mod inbound;
 pub mod report;
 
@@ -63,6 +64,7 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
             Scenario::Boot => boot::run(args).await,
             Scenario::Fanout => fanout::run(args).await,
             Scenario::Inbound => inbound::run(args).await,
+            Scenario::Import => import::run(args).await,
             Scenario::Broadcast => {
                 broadcast::run(args, time_scale.unwrap_or(DEFAULT_TIME_SCALE)).await
             }
