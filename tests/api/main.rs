@@ -16,6 +16,7 @@ mod chats;
 mod cli;
 mod devices;
 mod devices_store;
+mod fault;
 mod health;
 mod migrations;
 mod openapi;
