@@ -21,7 +21,8 @@ use crate::campaigns::{
     create, messages, seed_leads_in, start, test_pacing, wait_status, FAST_SIM,
 };
 use crate::helpers::{
-    login_at, settings_with, wait_until, Backend, TestDatabase, ADMIN_EMAIL, ADMIN_PASSWORD,
+    login_at, settings_with, wait_until, Backend, TestApp, TestDatabase, ADMIN_EMAIL,
+    ADMIN_PASSWORD,
 };
 
 /// Kills in the CI form.
@@ -138,6 +139,7 @@ async fn harness(backend: Backend) {
         .unwrap_or(DEFAULT_KILLS);
     let leads = kills.max(1) * LEADS_PER_KILL;
     let media = tempfile::tempdir().unwrap();
+    let media_dir = media.path().display().to_string();
     let filter = if std::env::var_os("TEST_LOG").is_some() {
         "info"
     } else {
@@ -206,9 +208,10 @@ async fn harness(backend: Backend) {
         online(DEVICES as u64)
     })
     .await;
-    let db = wafleet::db::Db::connect(&settings_with(&[("DB_URI", &database.url)]).database)
-        .await
-        .unwrap();
+    let db =
+        wafleet::db::Db::connect(&settings_with(&[("DB_URI", database.url.as_str())]).database)
+            .await
+            .unwrap();
     let list = seed_leads_in(&db, admin.tenant_id, "Fault drill", leads, 0).await;
     let campaign = create(
         &admin,
@@ -308,4 +311,155 @@ async fn harness(backend: Backend) {
         "at most one in-flight resend per device per kill: {summary}"
     );
     drop(daemon);
+}
+
+/// How long the database is unavailable in the outage drill.
+const OUTAGE: Duration = Duration::from_secs(10);
+
+crate::both_backends!(with super::FAST_SIM; a_database_outage_pauses_sending_and_it_resumes);
+
+/// A database outage for the daemon: on SQLite another connection holds the write lock
+/// (`BEGIN EXCLUSIVE`, so every writer is busy); on PostgreSQL the database refuses new
+/// connections and its open ones are terminated.
+enum Outage {
+    Sqlite(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Outage {
+    async fn begin(database_url: &str) -> Outage {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        if let Some(path) = database_url.strip_prefix("sqlite://") {
+            let path = path.to_owned();
+            let (locked, is_locked) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let holder = std::thread::spawn(move || {
+                let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+                conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE")
+                    .unwrap();
+                locked.send(()).unwrap();
+                let _ = released.recv();
+                conn.batch_execute("COMMIT").unwrap();
+            });
+            is_locked.recv().unwrap();
+            return Outage::Sqlite(release, holder);
+        }
+        let admin_url = std::env::var("DATABASE_URL").unwrap();
+        let name = url::Url::parse(database_url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_owned();
+        Self::postgres(
+            &admin_url,
+            &format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ),
+        )
+        .await;
+        Outage::Postgres { admin_url, name }
+    }
+
+    /// Runs `sql` as the server's admin (outside the test database).
+    async fn postgres(admin_url: &str, sql: &str) {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let mut conn = diesel_async::AsyncPgConnection::establish(admin_url)
+            .await
+            .unwrap();
+        conn.batch_execute(sql).await.unwrap();
+    }
+
+    async fn end(self) {
+        match self {
+            Outage::Sqlite(release, holder) => {
+                release.send(()).unwrap();
+                tokio::task::spawn_blocking(move || holder.join().unwrap())
+                    .await
+                    .unwrap();
+            }
+            Outage::Postgres { admin_url, name } => {
+                Self::postgres(
+                    &admin_url,
+                    &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Mid-campaign, the database goes away for 10 s and comes back: sending pauses (at the
+/// latest when the lanes' next claim fails) and resumes by itself; the campaign completes with
+/// every lead reached once. Prints how long sending went on, and how long resuming took.
+async fn a_database_outage_pauses_sending_and_it_resumes(app: TestApp) {
+    use secrecy::ExposeSecret;
+    let admin = app.admin().await;
+    for n in 0..4 {
+        app.paired_device(&admin, &format!("Outage {n}")).await;
+    }
+    let leads = 1500;
+    let list = seed_leads_in(&app.db, admin.tenant_id, "Outage", leads, 0).await;
+    let campaign = create(
+        &admin,
+        json!({"name": "Outage drill", "message": "Hello {name}",
+               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
+    )
+    .await;
+    start(&admin, campaign).await;
+    let sim = app.state.fleet.sim.clone().unwrap();
+    wait_until("sending to start", RESTART_WAIT, || async {
+        (sim.stats().delivered >= 100).then_some(())
+    })
+    .await;
+
+    let outage = Outage::begin(app.settings.database.url.expose_secret()).await;
+    let began = Instant::now();
+    let at_begin = sim.stats().delivered;
+    let (mut last, mut last_send) = (at_begin, Duration::ZERO);
+    while began.elapsed() < OUTAGE {
+        let delivered = sim.stats().delivered;
+        if delivered != last {
+            (last, last_send) = (delivered, began.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    outage.end().await;
+    let ended = Instant::now();
+    let at_end = sim.stats().delivered;
+    let resumed = if at_end as usize >= leads {
+        Duration::ZERO
+    } else {
+        wait_until("sending to resume", Duration::from_secs(60), || async {
+            (sim.stats().delivered > at_end).then(|| ended.elapsed())
+        })
+        .await
+    };
+
+    let done = wait_status(&admin, campaign, "completed").await;
+    let rows = messages(&admin, campaign).await;
+    let delivered = sim.delivered_ids();
+    let stats = sim.stats();
+    let summary = json!({
+        "outage_drill": app.db.backend_name(),
+        "outage_ms": OUTAGE.as_millis(),
+        "sent_during_outage": at_end - at_begin,
+        "last_send_after_ms": last_send.as_millis(),
+        "resumed_after_ms": resumed.as_millis(),
+        "leads": leads,
+        "resends": stats.duplicates,
+        "progress": done["counts"],
+    });
+    println!("{summary}");
+    let phones: HashSet<&str> = rows.iter().map(|r| r["phone"].as_str().unwrap()).collect();
+    assert_eq!(phones.len(), leads, "{summary}");
+    for row in &rows {
+        assert!(
+            delivered.contains(row["message_id"].as_str().unwrap()),
+            "{row}"
+        );
+    }
+    assert_eq!(stats.delivered as usize, leads, "{summary}");
 }

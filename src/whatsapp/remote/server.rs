@@ -88,14 +88,15 @@ async fn serve_connection(network: SimNetwork, stream: TcpStream, peer: SocketAd
             reply(&out, 0, Ok(Value::Null)).await;
             serve_requests(reader, out, move |call| control(network.clone(), call)).await;
         }
-        Ok(None) => {}
+        Ok(None) => drop(out),
         Err(err) => {
             tracing::warn!(error = %err, "bad first line");
             let err = ConnectorError::Other(format!("bad first line: {err}"));
             reply(&out, 0, Err(err)).await;
+            drop(out);
         }
     }
-    drop(out);
+    // Every sender is gone now (the arms consumed `out`): the writer flushes and ends.
     if writer.await.is_err() {
         tracing::warn!("connection writer failed");
     }
@@ -134,7 +135,7 @@ async fn serve_session(
         let _ = forward.send(ServerLine::Closed).await;
     });
     let handler = session.clone();
-    serve_requests(reader, out, move |call| {
+    serve_requests(reader, out, move |call: SessionCall| {
         let session = handler.clone();
         async move { session_call(session.as_ref(), call).await }
     })
