@@ -159,10 +159,7 @@ async fn harness(backend: Backend) {
             ("WAFLEET__ADMIN__EMAIL", ADMIN_EMAIL),
             ("WAFLEET__ADMIN__PASSWORD", ADMIN_PASSWORD),
             ("WAFLEET__AUTH__SECURE_COOKIES", "false"),
-            (
-                "WAFLEET__CHAT__MEDIA_DIR",
-                &media.path().display().to_string(),
-            ),
+            ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
             // A row left `sending` by the killed daemon is re-sent 1 s after its claim.
             ("WAFLEET__BROADCAST__LEASE_SECS", "1"),
         ]
