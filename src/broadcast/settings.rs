@@ -74,7 +74,7 @@ impl Effective {
     /// Is `text` one of the opt-out keywords?
     pub fn is_opt_out(&self, text: &str) -> bool {
         let text = text.trim().to_uppercase();
-        self.opt_out_keywords.iter().any(|k| *k == text)
+        self.opt_out_keywords.contains(&text)
     }
 }
 

@@ -333,8 +333,13 @@ impl Outage {
             let (release, released) = std::sync::mpsc::channel::<()>();
             let holder = std::thread::spawn(move || {
                 let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
-                conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE")
-                    .unwrap();
+                // The daemon's writers hold the lock in turns; SQLite may answer `BUSY` at
+                // once (no busy wait when another writer is mid-transaction), so try again.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while let Err(err) = conn.batch_execute("BEGIN EXCLUSIVE") {
+                    assert!(Instant::now() < deadline, "cannot lock the database: {err}");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 locked.send(()).unwrap();
                 let _ = released.recv();
                 conn.batch_execute("COMMIT").unwrap();
@@ -348,15 +353,15 @@ impl Outage {
             .path()
             .trim_start_matches('/')
             .to_owned();
-        Self::postgres(
-            &admin_url,
-            &format!(
-                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        // Two round trips: in one, both statements share a transaction, and connections made
+        // before it commits would survive the outage.
+        let refuse = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false");
+        Self::postgres(&admin_url, &refuse).await;
+        let terminate = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-            ),
-        )
-        .await;
+        );
+        Self::postgres(&admin_url, &terminate).await;
         Outage::Postgres { admin_url, name }
     }
 

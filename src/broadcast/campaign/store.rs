@@ -363,7 +363,7 @@ pub async fn write_outbox(
                 let mut written = 0;
                 for row in &values {
                     written += diesel::insert_into(outbox::table)
-                        .values(row.clone())
+                        .values(*row)
                         .on_conflict_do_nothing()
                         .execute(conn)
                         .await?;
