@@ -21,7 +21,7 @@ use crate::campaigns::{
     create, messages, seed_leads_in, start, test_pacing, wait_status, FAST_SIM,
 };
 use crate::helpers::{
-    login_at, settings_with, wait_until, Backend, TestApp, TestDatabase, ADMIN_EMAIL,
+    login_at, settings_with, wait_until, Backend, TestApp, TestDatabase, UserClient, ADMIN_EMAIL,
     ADMIN_PASSWORD,
 };
 
@@ -128,6 +128,20 @@ fn p50_max(samples: &mut [Duration]) -> Value {
     json!({"p50_ms": ms(samples.get(samples.len() / 2)), "max_ms": ms(samples.last())})
 }
 
+/// Seeds `leads` leads and starts a campaign named `name` to them on every device of `user`'s
+/// tenant, at the safe pacing bounds; returns its id.
+async fn start_drill(db: &wafleet::db::Db, user: &UserClient, name: &str, leads: usize) -> i64 {
+    let list = seed_leads_in(db, user.tenant_id, name, leads, 0).await;
+    let campaign = create(
+        user,
+        json!({"name": name, "message": "Hello {name}",
+               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
+    )
+    .await;
+    start(user, campaign).await;
+    campaign
+}
+
 async fn harness(backend: Backend) {
     let Some(database) = TestDatabase::create(backend).await else {
         eprintln!("skipped the fault harness on postgres: DATABASE_URL is not set");
@@ -209,14 +223,7 @@ async fn harness(backend: Backend) {
         wafleet::db::Db::connect(&settings_with(&[("DB_URI", database.url.as_str())]).database)
             .await
             .unwrap();
-    let list = seed_leads_in(&db, admin.tenant_id, "Fault drill", leads, 0).await;
-    let campaign = create(
-        &admin,
-        json!({"name": "Fault drill", "message": "Hello {name}",
-               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
-    )
-    .await;
-    start(&admin, campaign).await;
+    let campaign = start_drill(&db, &admin, "Fault drill", leads).await;
 
     // Kill, restart, measure; K times.
     let mut rng = rand::rng();
@@ -403,14 +410,7 @@ async fn a_database_outage_pauses_sending_and_it_resumes(app: TestApp) {
         app.paired_device(&admin, &format!("Outage {n}")).await;
     }
     let leads = 1500;
-    let list = seed_leads_in(&app.db, admin.tenant_id, "Outage", leads, 0).await;
-    let campaign = create(
-        &admin,
-        json!({"name": "Outage drill", "message": "Hello {name}",
-               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
-    )
-    .await;
-    start(&admin, campaign).await;
+    let campaign = start_drill(&app.db, &admin, "Outage drill", leads).await;
     let sim = app.state.fleet.sim.clone().unwrap();
     wait_until("sending to start", RESTART_WAIT, || async {
         (sim.stats().delivered >= 100).then_some(())
