@@ -30,9 +30,11 @@ const DEFAULT_KILLS: usize = 20;
 /// Devices sending the campaign.
 const DEVICES: usize = 10;
 /// Leads per planned kill: enough that the campaign is still sending at the last kill (about
-/// 200 sends/s at most with 10 devices at 100× time), and few enough per device to stay under
-/// the simulator's per-day limit (1,000) in the long form.
-const LEADS_PER_KILL: usize = 80;
+/// 200 sends/s at most with 10 devices at 100× time, some 110 sends per kill cycle).
+const LEADS_PER_KILL: usize = 120;
+/// A per-day cap no run reaches: at 100× a simulated day is 864 s, and the long form sends
+/// more than the default 1,000 per device within it. Pacing per send stays at the safe bounds.
+const NO_DAY_CAP: &str = "1000000";
 /// How long one restart may take to send again and to bring every device back.
 const RESTART_WAIT: Duration = Duration::from_secs(30);
 
@@ -130,12 +132,18 @@ fn p50_max(samples: &mut [Duration]) -> Value {
 
 /// Seeds `leads` leads and starts a campaign named `name` to them on every device of `user`'s
 /// tenant, at the safe pacing bounds; returns its id.
-async fn start_drill(db: &wafleet::db::Db, user: &UserClient, name: &str, leads: usize) -> i64 {
+async fn start_drill(
+    db: &wafleet::db::Db,
+    user: &UserClient,
+    name: &str,
+    leads: usize,
+    pacing: Value,
+) -> i64 {
     let list = seed_leads_in(db, user.tenant_id, name, leads, 0).await;
     let campaign = create(
         user,
         json!({"name": name, "message": "Hello {name}",
-               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
+               "target": {"list_ids": [list]}, "pacing": pacing}),
     )
     .await;
     start(user, campaign).await;
@@ -176,6 +184,8 @@ async fn harness(backend: Backend) {
             ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
             // A row left `sending` by the killed daemon is re-sent 1 s after its claim.
             ("WAFLEET__BROADCAST__LEASE_SECS", "1"),
+            ("WAFLEET__BROADCAST__LIMITS__MAX_PER_DAY", NO_DAY_CAP),
+            ("WAFLEET__SIM__MAX_SENDS_PER_DAY", NO_DAY_CAP),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
@@ -223,7 +233,9 @@ async fn harness(backend: Backend) {
         wafleet::db::Db::connect(&settings_with(&[("DB_URI", database.url.as_str())]).database)
             .await
             .unwrap();
-    let campaign = start_drill(&db, &admin, "Fault drill", leads).await;
+    let mut pacing = test_pacing();
+    pacing["per_day"] = json!(NO_DAY_CAP.parse::<u64>().unwrap());
+    let campaign = start_drill(&db, &admin, "Fault drill", leads, pacing).await;
 
     // Kill, restart, measure; K times.
     let mut rng = rand::rng();
@@ -410,7 +422,7 @@ async fn a_database_outage_pauses_sending_and_it_resumes(app: TestApp) {
         app.paired_device(&admin, &format!("Outage {n}")).await;
     }
     let leads = 1500;
-    let campaign = start_drill(&app.db, &admin, "Outage drill", leads).await;
+    let campaign = start_drill(&app.db, &admin, "Outage drill", leads, test_pacing()).await;
     let sim = app.state.fleet.sim.clone().unwrap();
     wait_until("sending to start", RESTART_WAIT, || async {
         (sim.stats().delivered >= 100).then_some(())
