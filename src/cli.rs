@@ -1,4 +1,5 @@
-//! The command line: `wafleet [serve]`, `wafleet migrate`, `wafleet bench <scenario>`, global
+//! The command line: `wafleet [serve]`, `wafleet migrate`, `wafleet bench <scenario>`,
+//! `wafleet sim --listen <addr>`, global
 //! `--config` and `--log-format`.
 //!
 //! Parsing only; [`crate::config::Settings::load`] folds the flags into the settings so that a
@@ -45,6 +46,18 @@ pub enum Command {
     /// Run a benchmark scenario on the real daemon in-process with simulated devices and print
     /// one JSON object (docs/benchmarks.md).
     Bench(BenchArgs),
+    /// Run the simulated WhatsApp network alone, for daemons configured with
+    /// `[sim] remote = "<addr>"` (fault drills: it survives the daemon being killed). Prints
+    /// `{"listening":"<addr>"}` on stdout once it accepts connections.
+    Sim(SimArgs),
+}
+
+/// Flags of `wafleet sim`. The network's behaviour comes from the `[sim]` settings as usual.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to accept daemons on; port 0 picks a free port (printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// Flags of `wafleet bench`. The benchmark builds its own settings (defaults plus what the
@@ -165,7 +178,7 @@ impl Cli {
         match &self.command {
             None => None,
             Some(Command::Serve(args)) => Some(args),
-            Some(Command::Migrate) | Some(Command::Bench(_)) => None,
+            Some(Command::Migrate) | Some(Command::Bench(_)) | Some(Command::Sim(_)) => None,
         }
     }
 }

@@ -249,6 +249,9 @@ pub struct SimSettings {
     pub time_scale: f64,
     /// Demo devices to keep for the admin's tenant (`--simulate N`); 0 = none.
     pub demo_devices: u32,
+    /// `host:port` of a `wafleet sim` process to use instead of an in-process network; empty =
+    /// in-process. The daemon's `time_scale` must match the simulator's.
+    pub remote: String,
 }
 
 impl SimSettings {

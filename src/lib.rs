@@ -15,7 +15,8 @@
 //! - [`hub`]: real-time topics for WebSocket subscribers, bridged over Redis.
 //! - [`web`]: the actix-web app, `ApiError`, health, metrics and dashboard routes.
 //! - [`metrics`]: the Prometheus registry.
-//! - [`whatsapp`]: the `Connector` trait, its events, and the simulator.
+//! - [`whatsapp`]: the `Connector` trait, its events, the simulator, and `remote` (the simulator
+//!   in its own process, `wafleet sim`, for fault drills).
 
 pub mod audit;
 pub mod auth;

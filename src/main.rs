@@ -9,13 +9,14 @@ use wafleet::config::Settings;
 use wafleet::db::migrate;
 use wafleet::startup::Application;
 use wafleet::telemetry;
+use wafleet::whatsapp::remote;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         // Builds its own settings and logs to stderr: its stdout is one JSON object.
         Some(Command::Bench(args)) => bench::run(args, cli.time_scale),
-        Some(Command::Migrate) | Some(Command::Serve(_)) | None => {
+        Some(Command::Migrate) | Some(Command::Serve(_)) | Some(Command::Sim(_)) | None => {
             let settings = match Settings::load(&cli) {
                 Ok(settings) => settings,
                 Err(err) => {
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
             telemetry::init(&settings.log);
             match cli.command {
                 Some(Command::Migrate) => run_migrate(&settings),
+                Some(Command::Sim(args)) => remote::server::run(settings.sim, args.listen),
                 _ => run_serve(settings),
             }
         }

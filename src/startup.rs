@@ -33,6 +33,7 @@ use crate::device::{demo, Fleet};
 use crate::hub::{self, HubMetrics};
 use crate::metrics::Metrics;
 use crate::web::{self as http, AppState};
+use crate::whatsapp::remote::RemoteSimConnector;
 use crate::whatsapp::sim::{SimConnector, SimNetwork};
 use crate::whatsapp::Connector;
 
@@ -181,13 +182,21 @@ async fn start_fleet(
     chat: actix::Addr<ChatSync>,
 ) -> anyhow::Result<Fleet> {
     let sim_settings = settings.sim.effective();
-    let sim = SimNetwork::new(sim_settings.clone());
-    let connector: Arc<dyn Connector> = match settings.whatsapp.connector {
-        ConnectorKind::Sim => Arc::new(SimConnector::new(sim.clone())),
+    // The network lives here, or in a `wafleet sim` process (then there is none to expose).
+    let (connector, sim): (Arc<dyn Connector>, _) = match settings.whatsapp.connector {
+        ConnectorKind::Sim if sim_settings.remote.is_empty() => {
+            let sim = SimNetwork::new(sim_settings.clone());
+            (Arc::new(SimConnector::new(sim.clone())), Some(sim))
+        }
+        ConnectorKind::Sim => (
+            Arc::new(RemoteSimConnector::new(sim_settings.remote.clone())),
+            None,
+        ),
         ConnectorKind::Real => anyhow::bail!("whatsapp.connector = \"real\" is not available yet"),
     };
     tracing::info!(
         connector = connector.name(),
+        remote = sim_settings.remote,
         time_scale = sim_settings.time_scale,
         "device connector ready"
     );
@@ -221,7 +230,7 @@ async fn start_fleet(
     Ok(Fleet {
         supervisor,
         bus,
-        sim: Some(sim),
+        sim,
         draining,
     })
 }

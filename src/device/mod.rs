@@ -28,7 +28,8 @@ pub struct Fleet {
     pub supervisor: actix::Addr<supervisor::DeviceSupervisor>,
     /// Device events.
     pub bus: events::EventBus,
-    /// The simulated network when the simulator is the connector.
+    /// The simulated network when the simulator is the connector and runs in this process
+    /// (`None` with `[sim] remote`: it lives in a `wafleet sim` process then).
     pub sim: Option<crate::whatsapp::sim::SimNetwork>,
     /// Set while the node drains; `/readyz` answers 503 then.
     pub draining: Arc<AtomicBool>,

@@ -8,8 +8,11 @@
 //!
 //! Implementations:
 //! - [`sim`]: an in-process simulated WhatsApp network (demo, tests, benchmarks).
+//! - [`remote`]: the same simulated network in another process (`wafleet sim`), reached over a
+//!   small line protocol, so that it outlives a killed daemon (fault harness).
 //! - `real` (later): whatsapp-rust, one client per device.
 
+pub mod remote;
 pub mod sim;
 
 use std::sync::Arc;
@@ -22,8 +25,10 @@ use tokio::sync::mpsc;
 /// Capacity of a session's event channel; a full channel makes the connection wait.
 pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 
-/// What a session reports to its device actor.
-#[derive(Debug, Clone, PartialEq)]
+/// What a session reports to its device actor. Serializable (externally tagged, snake_case) so
+/// that a simulator in another process can stream it ([`remote`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConnectorEvent {
     /// A QR payload to show; replaced by a new one roughly every 20 s until scanned.
     Qr {
@@ -66,7 +71,7 @@ pub enum ConnectorEvent {
 }
 
 /// A chat message as WhatsApp reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaMessage {
     /// WhatsApp message id (unique per sender).
     pub id: String,
@@ -87,12 +92,38 @@ pub struct WaMessage {
 }
 
 /// Downloaded media of a message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Media {
     /// MIME type, e.g. `image/jpeg`.
     pub mime: String,
-    /// The bytes.
+    /// The bytes (base64 in JSON).
+    #[serde(with = "base64_bytes")]
     pub data: Arc<Vec<u8>>,
+}
+
+/// Media bytes as one base64 string in JSON, rather than an array of numbers.
+mod base64_bytes {
+    use std::sync::Arc;
+
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the bytes as base64.
+    pub(super) fn serialize<S: Serializer>(data: &Arc<Vec<u8>>, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(&BASE64.encode(data.as_slice()))
+    }
+
+    /// Reads base64 back into bytes.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<Arc<Vec<u8>>, D::Error> {
+        let text = String::deserialize(input)?;
+        BASE64
+            .decode(text.as_bytes())
+            .map(Arc::new)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Delivery state reported for sent messages.
@@ -106,7 +137,7 @@ pub enum ReceiptKind {
 }
 
 /// A receipt for one or more messages in a chat.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
     /// Chat JID.
     pub chat: String,
@@ -118,8 +149,9 @@ pub struct Receipt {
     pub timestamp: DateTime<Utc>,
 }
 
-/// Why a connector call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a connector call failed. Serializable (`{"code":…,"detail":…}`) for [`remote`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
 pub enum ConnectorError {
     /// Could not reach WhatsApp (or the simulator refused); retry with backoff.
     #[error("connection failed: {0}")]

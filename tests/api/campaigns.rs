@@ -42,7 +42,7 @@ crate::both_backends!(with super::FAST_SIM;
 const CAMPAIGN_WAIT: Duration = Duration::from_secs(120);
 
 /// Pacing for tests: the simulator's own limits (2 s gap, 12/min), no warm-up, no typing.
-fn test_pacing() -> Value {
+pub(crate) fn test_pacing() -> Value {
     json!({"min_delay_ms": 2000, "max_delay_ms": 3000, "per_minute": 12, "per_day": 1000,
            "warmup_days": 0, "typing": false})
 }
@@ -55,8 +55,18 @@ pub(crate) async fn seed_leads(
     count: usize,
     offset: usize,
 ) -> i64 {
+    seed_leads_in(&app.db, tenant_id, name, count, offset).await
+}
+
+/// [`seed_leads`] on any database handle (the fault harness's daemon runs in another process).
+pub(crate) async fn seed_leads_in(
+    db: &wafleet::db::Db,
+    tenant_id: i64,
+    name: &str,
+    count: usize,
+    offset: usize,
+) -> i64 {
     let now = chrono::Utc::now().naive_utc();
-    let db = &app.db;
     let list_id: i64 = async {
         db_run!(db, |conn| {
             diesel::insert_into(lead_lists::table)
@@ -104,7 +114,7 @@ pub(crate) async fn seed_leads(
 }
 
 /// Creates a campaign and returns its id.
-async fn create(user: &UserClient, body: Value) -> i64 {
+pub(crate) async fn create(user: &UserClient, body: Value) -> i64 {
     let created = user.post("/api/v1/campaigns", &body).await;
     let status = created.status();
     let text = created.text().await.unwrap();
@@ -114,7 +124,7 @@ async fn create(user: &UserClient, body: Value) -> i64 {
         .unwrap()
 }
 
-async fn start(user: &UserClient, id: i64) -> Value {
+pub(crate) async fn start(user: &UserClient, id: i64) -> Value {
     let started = user
         .post(&format!("/api/v1/campaigns/{id}/start"), &json!({}))
         .await;
@@ -124,7 +134,7 @@ async fn start(user: &UserClient, id: i64) -> Value {
     body
 }
 
-async fn progress(user: &UserClient, id: i64) -> Value {
+pub(crate) async fn progress(user: &UserClient, id: i64) -> Value {
     user.get(&format!("/api/v1/campaigns/{id}/progress"))
         .await
         .json()
@@ -133,7 +143,7 @@ async fn progress(user: &UserClient, id: i64) -> Value {
 }
 
 /// Waits until the campaign has the status `status`; returns its progress.
-async fn wait_status(user: &UserClient, id: i64, status: &str) -> Value {
+pub(crate) async fn wait_status(user: &UserClient, id: i64, status: &str) -> Value {
     wait_until(
         &format!("campaign {id} to be {status}"),
         CAMPAIGN_WAIT,
@@ -146,7 +156,7 @@ async fn wait_status(user: &UserClient, id: i64, status: &str) -> Value {
 }
 
 /// Every outbox row of a campaign.
-async fn messages(user: &UserClient, id: i64) -> Vec<Value> {
+pub(crate) async fn messages(user: &UserClient, id: i64) -> Vec<Value> {
     let mut all = Vec::new();
     let mut after = 0;
     loop {

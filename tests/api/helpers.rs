@@ -288,6 +288,35 @@ impl UserClient {
     }
 }
 
+/// Signs in to the daemon at `address` (`http://host:port`) and returns the user's client;
+/// panics unless the sign-in succeeds.
+pub async fn login_at(address: &str, email: &str, password: &str) -> UserClient {
+    let client = new_client();
+    let response = client
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "login of {email}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    let me: serde_json::Value = client
+        .get(format!("{address}/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    UserClient {
+        client,
+        csrf: body["csrf_token"].as_str().unwrap().to_string(),
+        base: address.to_string(),
+        user_id: me["user"]["id"].as_i64().unwrap(),
+        tenant_id: me["tenant"]["id"].as_i64().unwrap(),
+    }
+}
+
 /// A fresh cookie-keeping client.
 pub fn new_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -301,30 +330,7 @@ pub fn new_client() -> reqwest::Client {
 impl TestApp {
     /// Signs in and returns the user's client; panics unless the sign-in succeeds.
     pub async fn login(&self, email: &str, password: &str) -> UserClient {
-        let client = new_client();
-        let response = client
-            .post(self.url("/api/v1/auth/login"))
-            .json(&serde_json::json!({ "email": email, "password": password }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "login of {email}");
-        let body: serde_json::Value = response.json().await.unwrap();
-        let me: serde_json::Value = client
-            .get(self.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        UserClient {
-            client,
-            csrf: body["csrf_token"].as_str().unwrap().to_string(),
-            base: self.address.clone(),
-            user_id: me["user"]["id"].as_i64().unwrap(),
-            tenant_id: me["tenant"]["id"].as_i64().unwrap(),
-        }
+        login_at(&self.address, email, password).await
     }
 
     /// Signs in as the bootstrap admin.

@@ -17,6 +17,7 @@ mod chats;
 mod cli;
 mod devices;
 mod devices_store;
+mod fault;
 mod health;
 mod leads;
 mod migrations;

@@ -381,7 +381,10 @@ impl CampaignEngine {
         let online_ids: Vec<i64> = online.keys().copied().collect();
         let mut to_move = Vec::new();
         for share in &report.progress.per_device {
-            if share.counts.pending == 0 {
+            // `sending` counts too: a row a killed process left leased has no lane to re-send
+            // it once the lease passes unless one is started here (the lane claims it then,
+            // or ends at once while the lease still holds and is started again next tick).
+            if share.counts.unsent() == 0 {
                 continue;
             }
             match share.device_id {

@@ -59,13 +59,14 @@ pub enum PanicTag {
     Panic,
 }
 
-/// The simulated network, or 404 when the daemon runs the real connector.
+/// The simulated network, or 404 when the daemon runs the real connector or reaches the
+/// simulator in another process (`[sim] remote`; its own control connection serves it then).
 fn network(state: &AppState) -> Result<&SimNetwork, ApiError> {
     state.fleet.sim.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "simulator_off",
-            "the simulator is not the active connector",
+            "the simulator does not run in this process",
         )
     })
 }

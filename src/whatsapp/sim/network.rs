@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::clock::Clock;
@@ -141,7 +141,7 @@ pub(super) enum Opened {
 }
 
 /// Counters of the simulated network, as served by `GET /api/v1/sim/stats`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SimStats {
     /// Messages delivered (each message id once).
     pub delivered: u64,

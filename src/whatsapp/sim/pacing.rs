@@ -193,6 +193,7 @@ mod tests {
             max_sends_per_day: 0,
             time_scale: 1000.0,
             demo_devices: 0,
+            remote: String::new(),
         };
         let rules = PacingRules::new(&settings, Clock::new(settings.time_scale));
         // Scaled: a 2 ms gap and a 60 ms minute.

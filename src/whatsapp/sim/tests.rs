@@ -32,6 +32,7 @@ fn settings() -> SimSettings {
         max_sends_per_day: 0,
         time_scale: 1.0,
         demo_devices: 0,
+        remote: String::new(),
     }
 }
 
