@@ -55,7 +55,7 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub scenario: Scenario,
 
-    /// Devices stored before the daemon starts (boot).
+    /// Devices stored before the daemon starts (boot); real clients built (clients).
     #[arg(long, value_name = "N", default_value_t = 3000)]
     pub devices: u32,
 
@@ -84,6 +84,8 @@ pub enum Scenario {
     Boot,
     /// S WebSocket subscribers on one topic: frames/s delivered, drops, latency.
     Fanout,
+    /// N real whatsapp-rust clients on the database-backed store (`--devices`): RSS per client.
+    Clients,
 }
 
 impl Scenario {
@@ -92,6 +94,7 @@ impl Scenario {
         match self {
             Scenario::Boot => "boot",
             Scenario::Fanout => "fanout",
+            Scenario::Clients => "clients",
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::device::{demo, Fleet};
 use crate::hub::{self, HubMetrics};
 use crate::metrics::Metrics;
 use crate::web::{self as http, AppState};
+use crate::whatsapp::real::RealConnector;
 use crate::whatsapp::sim::{SimConnector, SimNetwork};
 use crate::whatsapp::Connector;
 
@@ -153,7 +154,10 @@ async fn start_fleet(
     let sim = SimNetwork::new(sim_settings.clone());
     let connector: Arc<dyn Connector> = match settings.whatsapp.connector {
         ConnectorKind::Sim => Arc::new(SimConnector::new(sim.clone())),
-        ConnectorKind::Real => anyhow::bail!("whatsapp.connector = \"real\" is not available yet"),
+        ConnectorKind::Real => Arc::new(
+            RealConnector::new(db.clone(), &settings.whatsapp)
+                .context("cannot start the real WhatsApp connector")?,
+        ),
     };
     tracing::info!(
         connector = connector.name(),
@@ -190,7 +194,8 @@ async fn start_fleet(
     Ok(Fleet {
         supervisor,
         bus,
-        sim: Some(sim),
+        // The simulator's API only exists when the simulator is the connector.
+        sim: (settings.whatsapp.connector == ConnectorKind::Sim).then_some(sim),
         draining,
     })
 }

@@ -15,9 +15,11 @@
 //!
 //! # Files
 //! [`boot`] stored devices to all online; [`fanout`] hub events to many WebSocket subscribers;
+//! [`clients`] real whatsapp-rust clients on the database-backed store and their memory;
 //! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
+pub mod clients;
 pub mod fanout;
 pub mod report;
 
@@ -57,6 +59,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         match args.scenario {
             Scenario::Boot => boot::run(args).await,
             Scenario::Fanout => fanout::run(args).await,
+            Scenario::Clients => clients::run(args).await,
         }
     })?;
     let mut report = json!({

@@ -18,4 +18,5 @@ mod devices_store;
 mod health;
 mod migrations;
 mod openapi;
+mod wa_store;
 mod ws;
