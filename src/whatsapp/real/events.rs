@@ -61,7 +61,7 @@ pub fn map(event: &Event) -> Option<(Vec<ConnectorEvent>, Outcome)> {
             reason: format!(
                 "temporarily banned ({}), for {} s",
                 ban.code,
-                ban.expire.as_secs()
+                ban.expire.num_seconds()
             ),
         }),
         Event::Messages(batch) => Some((

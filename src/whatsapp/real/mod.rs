@@ -187,7 +187,7 @@ impl RealConnector {
     /// own reconnect loop switched off. Does not start it.
     pub async fn build_client(&self, device_id: i64) -> Result<(Bot, Arc<Tap>), ConnectorError> {
         let version = self.version.current().await;
-        let tap = Arc::new(Tap::default());
+        let tap = Arc::new(Tap::new(self.runtime.handle().clone()));
         let mut builder = Bot::builder()
             .with_backend(WaStore::new(self.db.clone(), device_id))
             .with_transport_factory(SharedTransport(self.transport.clone()))
@@ -212,14 +212,27 @@ impl RealConnector {
 
 /// What the inline event handler shares with the session: the client (set after build) and
 /// the queue into the forwarder task.
-#[derive(Default)]
 pub struct Tap {
+    /// The client runtime (the post-pairing watchdog runs there).
+    handle: tokio::runtime::Handle,
     /// The client whose reconnect switch the tap flips.
     client: OnceLock<Weak<Client>>,
     /// Into the forwarder task; set when the session starts.
     queue: OnceLock<mpsc::UnboundedSender<Fwd>>,
     /// Set once the forwarder must stop forwarding (local logout or disconnect).
     closed: AtomicBool,
+}
+
+impl Tap {
+    /// A tap whose tasks run on `handle`.
+    fn new(handle: tokio::runtime::Handle) -> Self {
+        Self {
+            handle,
+            client: OnceLock::new(),
+            queue: OnceLock::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
 }
 
 /// The `EventHandler` registered on the client: runs inline on its dispatch path, so it never
@@ -250,10 +263,7 @@ impl EventHandler for TapHandler {
             Event::PairSuccess(_) => {
                 if let Some(client) = tap.client.get().and_then(Weak::upgrade) {
                     client.enable_auto_reconnect.store(true, Ordering::SeqCst);
-                    let watched = Arc::downgrade(&client);
-                    client
-                        .runtime
-                        .spawn_detached(Box::pin(pair_login_watchdog(watched)));
+                    drop(tap.handle.spawn(pair_login_watchdog(Arc::downgrade(&client))));
                 }
             }
             Event::Connected(_) => {

@@ -435,11 +435,9 @@ impl SignalStore for WaStore {
                 )
                 .select(diesel::dsl::count_star())
                 .first::<i64>(conn)
-                .await?;
-            if sessions > 0 {
-                return Ok(sessions);
-            }
-            wa_identities::table
+                .await
+                .map_err(DbError::from)?;
+            let identities: i64 = wa_identities::table
                 .filter(wa_identities::device_id.eq(id))
                 .filter(
                     wa_identities::address
@@ -449,7 +447,8 @@ impl SignalStore for WaStore {
                 .select(diesel::dsl::count_star())
                 .first::<i64>(conn)
                 .await
-                .map_err(DbError::from)
+                .map_err(DbError::from)?;
+            Ok::<i64, DbError>(sessions + identities)
         })?;
         Ok(found > 0)
     }
