@@ -18,5 +18,6 @@ mod devices_store;
 mod health;
 mod migrations;
 mod openapi;
+mod wa_handshake;
 mod wa_store;
 mod ws;

@@ -127,10 +127,10 @@ async fn serve(stream: tokio::net::TcpStream, seen: Arc<Seen>) {
                     let server_eph_pub: [u8; 32] =
                         server_eph.public_key.public_key_bytes().try_into().unwrap();
                     hs.authenticate(&server_eph_pub);
-                    hs.mix_shared_secret(&server_eph.private_key.serialize(), &client_eph)
+                    hs.mix_shared_secret(server_eph.private_key.serialize(), &client_eph)
                         .unwrap();
                     let encrypted_static = hs.encrypt(&server_static_pub).unwrap();
-                    hs.mix_shared_secret(&server_static.private_key.serialize(), &client_eph)
+                    hs.mix_shared_secret(server_static.private_key.serialize(), &client_eph)
                         .unwrap();
                     let encrypted_payload = hs.encrypt(&cert_chain).unwrap();
                     let server_hello = wa::HandshakeMessage {
@@ -156,7 +156,7 @@ async fn serve(stream: tokio::net::TcpStream, seen: Arc<Seen>) {
                     // ClientFinish (s, se, payload) → transport keys.
                     let finish = hello.client_finish.into_option().unwrap();
                     let client_static = hs.decrypt(&finish.r#static.unwrap()).unwrap();
-                    hs.mix_shared_secret(&server_eph.private_key.serialize(), &client_static)
+                    hs.mix_shared_secret(server_eph.private_key.serialize(), &client_static)
                         .unwrap();
                     let _client_payload = hs.decrypt(&finish.payload.unwrap()).unwrap();
                     // The client writes with the first key, reads with the second.
@@ -241,7 +241,10 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
     .await;
     let qr = live["live"]["qr"].as_str().unwrap();
     assert!(qr.starts_with("2@loopback-ref-1,"), "QR payload: {qr:.40}");
-    assert_eq!(qr.split(',').count(), 4, "ref, noise key, identity key, ADV secret");
+    let parts: Vec<&str> = qr.split(',').collect();
+    assert_eq!(parts.len(), 5, "ref, noise key, identity key, ADV secret, client type");
+    // Three 32-byte keys, base64: the device's own, created in our store.
+    assert!(parts[1..4].iter().all(|key| key.len() == 44));
     let svg = admin.get(&format!("/api/v1/devices/{id}/qr.svg")).await;
     assert_eq!(svg.status(), 200);
     assert_eq!(seen.handshakes.load(Ordering::SeqCst), 1);
