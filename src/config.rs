@@ -415,7 +415,8 @@ impl Settings {
                 "whatsapp.version_refresh_hours: must be at least 1".into(),
             ));
         }
-        if !(self.whatsapp.ws_url.starts_with("wss://") || self.whatsapp.ws_url.starts_with("ws://"))
+        if !(self.whatsapp.ws_url.starts_with("wss://")
+            || self.whatsapp.ws_url.starts_with("ws://"))
         {
             return Err(ConfigError(format!(
                 "whatsapp.ws_url: {:?} is not a ws:// or wss:// URL",

@@ -37,7 +37,9 @@ impl whatsapp_rust::http::HttpClient for Offline {
         &self,
         _request: whatsapp_rust::http::HttpRequest,
     ) -> whatsapp_rust::anyhow::Result<whatsapp_rust::http::HttpResponse> {
-        Err(whatsapp_rust::anyhow::anyhow!("the clients benchmark is offline"))
+        Err(whatsapp_rust::anyhow::anyhow!(
+            "the clients benchmark is offline"
+        ))
     }
 }
 
@@ -54,7 +56,11 @@ async fn measure(database_url: String, clients: u32) -> anyhow::Result<Value> {
     let tenant_id = admin.tenant_id.context("the admin account has no tenant")?;
     let mut ids = Vec::with_capacity(clients as usize + 1);
     for n in 0..=clients {
-        ids.push(store::insert_device(&db, tenant_id, &format!("Client {n}")).await?.id);
+        ids.push(
+            store::insert_device(&db, tenant_id, &format!("Client {n}"))
+                .await?
+                .id,
+        );
     }
     let connector = RealConnector::new(db.clone(), &settings.whatsapp)?
         .with_http(Arc::new(Offline), FALLBACK_VERSION);

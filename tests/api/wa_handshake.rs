@@ -73,7 +73,8 @@ async fn serve(stream: tokio::net::TcpStream, seen: Arc<Seen>) {
         .public_key_bytes()
         .try_into()
         .unwrap();
-    let cert_chain = whatsapp_rust::wacore::noise::test_util::build_cert_chain_bytes(&server_static_pub);
+    let cert_chain =
+        whatsapp_rust::wacore::noise::test_util::build_cert_chain_bytes(&server_static_pub);
     let (drop_tx, mut drop_rx) = tokio::sync::oneshot::channel();
     *seen.drop_now.lock().unwrap() = Some(drop_tx);
 
@@ -91,10 +92,15 @@ async fn serve(stream: tokio::net::TcpStream, seen: Arc<Seen>) {
             }
         };
         let Some(Ok(message)) = message else { return };
-        let Message::Binary(data) = message else { continue };
+        let Message::Binary(data) = message else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         if !header_seen && buf.len() >= WA_CONN_HEADER.len() {
-            assert!(buf.starts_with(&WA_CONN_HEADER), "the client opens with WA's header");
+            assert!(
+                buf.starts_with(&WA_CONN_HEADER),
+                "the client opens with WA's header"
+            );
             buf.drain(..WA_CONN_HEADER.len());
             header_seen = true;
         }
@@ -173,9 +179,11 @@ async fn serve(stream: tokio::net::TcpStream, seen: Arc<Seen>) {
                                 .build()])
                             .build()])
                         .build();
-                    let plain = whatsapp_rust::wacore_binary::marshal::marshal(&pair_device).unwrap();
+                    let plain =
+                        whatsapp_rust::wacore_binary::marshal::marshal(&pair_device).unwrap();
                     let sealed = client_read.encrypt_with_counter(0, &plain).unwrap();
-                    let framed = whatsapp_rust::wacore::framing::encode_frame(&sealed, None).unwrap();
+                    let framed =
+                        whatsapp_rust::wacore::framing::encode_frame(&sealed, None).unwrap();
                     ws.send(Message::Binary(framed.into())).await.unwrap();
                     read_cipher = Some(client_write);
                 }
@@ -234,23 +242,33 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
         .unwrap();
 
     // Handshake, pair-device, QR: through the device actor to the API.
-    let live = wait_until("the real client's QR reaches the device", Duration::from_secs(30), || async {
-        let live = device(&app, &admin, id).await;
-        (live["status"] == "awaiting_qr").then_some(live)
-    })
+    let live = wait_until(
+        "the real client's QR reaches the device",
+        Duration::from_secs(30),
+        || async {
+            let live = device(&app, &admin, id).await;
+            (live["status"] == "awaiting_qr").then_some(live)
+        },
+    )
     .await;
     let qr = live["live"]["qr"].as_str().unwrap();
     assert!(qr.starts_with("2@loopback-ref-1,"), "QR payload: {qr:.40}");
     let parts: Vec<&str> = qr.split(',').collect();
-    assert_eq!(parts.len(), 5, "ref, noise key, identity key, ADV secret, client type");
+    assert_eq!(
+        parts.len(),
+        5,
+        "ref, noise key, identity key, ADV secret, client type"
+    );
     // Three 32-byte keys, base64: the device's own, created in our store.
     assert!(parts[1..4].iter().all(|key| key.len() == 44));
     let svg = admin.get(&format!("/api/v1/devices/{id}/qr.svg")).await;
     assert_eq!(svg.status(), 200);
     assert_eq!(seen.handshakes.load(Ordering::SeqCst), 1);
-    wait_until("the client acknowledges the pair-device IQ", Duration::from_secs(10), || async {
-        (seen.frames_after_handshake.load(Ordering::SeqCst) >= 1).then_some(())
-    })
+    wait_until(
+        "the client acknowledges the pair-device IQ",
+        Duration::from_secs(10),
+        || async { (seen.frames_after_handshake.load(Ordering::SeqCst) >= 1).then_some(()) },
+    )
     .await;
     // The device record (fresh keys) is in our database, keyed by the device.
     assert!(count_device_rows(&app.db, id).await.unwrap() >= 1);
@@ -259,13 +277,17 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
     // whatsapp-rust's own reconnect loop stays off.
     let drop_now = seen.drop_now.lock().unwrap().take().unwrap();
     drop_now.send(()).unwrap();
-    wait_until("a new connection from our supervisor", Duration::from_secs(30), || async {
-        (seen.handshakes.load(Ordering::SeqCst) >= 2).then_some(())
-    })
+    wait_until(
+        "a new connection from our supervisor",
+        Duration::from_secs(30),
+        || async { (seen.handshakes.load(Ordering::SeqCst) >= 2).then_some(()) },
+    )
     .await;
-    wait_until("the device shows a QR again", Duration::from_secs(30), || async {
-        (device(&app, &admin, id).await["status"] == "awaiting_qr").then_some(())
-    })
+    wait_until(
+        "the device shows a QR again",
+        Duration::from_secs(30),
+        || async { (device(&app, &admin, id).await["status"] == "awaiting_qr").then_some(()) },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -279,9 +301,11 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
         .post(&format!("/api/v1/devices/{id}/logout"), &json!({}))
         .await;
     assert_eq!(out.status(), 200);
-    wait_until("the session store is wiped", Duration::from_secs(15), || async {
-        (count_device_rows(&app.db, id).await.unwrap() == 0).then_some(())
-    })
+    wait_until(
+        "the session store is wiped",
+        Duration::from_secs(15),
+        || async { (count_device_rows(&app.db, id).await.unwrap() == 0).then_some(()) },
+    )
     .await;
     assert_eq!(device(&app, &admin, id).await["status"], "logged_out");
 }

@@ -5,6 +5,10 @@
 
 use std::sync::Arc;
 
+use wafleet::auth::store::insert_tenant;
+use wafleet::db::Db;
+use wafleet::device::store as devices;
+use wafleet::whatsapp::real::store::{count_device_rows, wipe_device, WaStore};
 use whatsapp_rust::bytes::Bytes;
 use whatsapp_rust::wacore::appstate::hash::HashState;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
@@ -13,10 +17,6 @@ use whatsapp_rust::wacore::store::traits::{
     MsgSecretEntry, MsgSecretStore, PendingInboundKey, PendingInboundRow, ProtocolStore,
     SignalStore, TcTokenEntry,
 };
-use wafleet::auth::store::insert_tenant;
-use wafleet::db::Db;
-use wafleet::device::store as devices;
-use wafleet::whatsapp::real::store::{count_device_rows, wipe_device, WaStore};
 
 use crate::helpers::TestApp;
 
@@ -98,8 +98,14 @@ async fn wa_store_sessions(app: TestApp) {
     assert!(!b.has_session(addr).await.unwrap());
     assert_eq!(b.get_session(addr).await.unwrap(), None);
     let batch: Vec<(Arc<str>, Bytes)> = vec![
-        (Arc::from("60111@s.whatsapp.net"), Bytes::from_static(b"one")),
-        (Arc::from("60111:2@s.whatsapp.net"), Bytes::from_static(b"two")),
+        (
+            Arc::from("60111@s.whatsapp.net"),
+            Bytes::from_static(b"one"),
+        ),
+        (
+            Arc::from("60111:2@s.whatsapp.net"),
+            Bytes::from_static(b"two"),
+        ),
         (Arc::from(addr), Bytes::from_static(b"replaced")),
     ];
     a.put_sessions_batch(&batch).await.unwrap();
@@ -118,7 +124,9 @@ async fn wa_store_sessions(app: TestApp) {
     assert!(!b.has_signal_state_for_user("60111").await.unwrap());
     assert!(!a.has_signal_state_for_user("6011").await.unwrap());
     // Identities count too.
-    b.put_identity("60777:3@s.whatsapp.net", [9; 32]).await.unwrap();
+    b.put_identity("60777:3@s.whatsapp.net", [9; 32])
+        .await
+        .unwrap();
     assert!(b.has_signal_state_for_user("60777").await.unwrap());
     a.delete_session(addr).await.unwrap();
     assert!(!a.has_session(addr).await.unwrap());
@@ -173,7 +181,10 @@ async fn wa_store_signed_prekeys(app: TestApp) {
     );
     a.remove_signed_prekey(1).await.unwrap();
     assert_eq!(a.load_signed_prekey(1).await.unwrap(), None);
-    assert_eq!(b.load_signed_prekey(1).await.unwrap(), Some(b"other".to_vec()));
+    assert_eq!(
+        b.load_signed_prekey(1).await.unwrap(),
+        Some(b"other".to_vec())
+    );
 }
 
 async fn wa_store_sender_keys(app: TestApp) {
@@ -188,7 +199,10 @@ async fn wa_store_sender_keys(app: TestApp) {
     ];
     a.put_sender_keys_batch(&batch).await.unwrap();
     assert_eq!(a.get_sender_key(addr).await.unwrap(), Some(b"sk2".to_vec()));
-    assert_eq!(a.get_sender_key("g2::x").await.unwrap(), Some(b"x".to_vec()));
+    assert_eq!(
+        a.get_sender_key("g2::x").await.unwrap(),
+        Some(b"x".to_vec())
+    );
     a.delete_sender_key(addr).await.unwrap();
     assert_eq!(a.get_sender_key(addr).await.unwrap(), None);
 }
@@ -207,7 +221,10 @@ async fn wa_store_app_state(app: TestApp) {
     a.set_sync_key(&[0, 2], key(2)).await.unwrap();
     b.set_sync_key(&[9, 9], key(9)).await.unwrap();
     let got = a.get_sync_key(&[0, 3]).await.unwrap().unwrap();
-    assert_eq!((got.key_data, got.fingerprint, got.timestamp), (vec![3; 32], vec![3, 3], 3));
+    assert_eq!(
+        (got.key_data, got.fingerprint, got.timestamp),
+        (vec![3; 32], vec![3, 3], 3)
+    );
     assert!(b.get_sync_key(&[0, 3]).await.unwrap().is_none());
     assert_eq!(a.get_latest_sync_key_id().await.unwrap(), Some(vec![0, 3]));
     assert_eq!(b.get_latest_sync_key_id().await.unwrap(), Some(vec![9, 9]));
@@ -245,7 +262,9 @@ async fn wa_store_app_state(app: TestApp) {
         .unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(found.get(&[3; 32]), Some(&vec![103; 32]));
-    a.delete_mutation_macs("regular", &[vec![1; 32]]).await.unwrap();
+    a.delete_mutation_macs("regular", &[vec![1; 32]])
+        .await
+        .unwrap();
     assert_eq!(a.get_mutation_mac("regular", &[1; 32]).await.unwrap(), None);
     a.clear_mutation_macs("regular").await.unwrap();
     assert_eq!(a.get_mutation_mac("regular", &[0; 32]).await.unwrap(), None);
@@ -258,9 +277,15 @@ async fn wa_store_app_state(app: TestApp) {
 async fn wa_store_sender_key_devices(app: TestApp) {
     let (a, b) = two_stores(&app.db).await;
     let group = "120363021033254949@g.us";
-    a.set_sender_key_status(group, &[("601:1@s.whatsapp.net", true), ("602:0@s.whatsapp.net", false)])
-        .await
-        .unwrap();
+    a.set_sender_key_status(
+        group,
+        &[
+            ("601:1@s.whatsapp.net", true),
+            ("602:0@s.whatsapp.net", false),
+        ],
+    )
+    .await
+    .unwrap();
     a.set_sender_key_status("g2@g.us", &[("601:1@s.whatsapp.net", true)])
         .await
         .unwrap();
@@ -278,14 +303,26 @@ async fn wa_store_sender_key_devices(app: TestApp) {
         .await
         .unwrap();
     assert!(a.get_sender_key_devices(group).await.unwrap()[1].1);
-    a.delete_sender_key_device_rows(&["601:1@s.whatsapp.net"]).await.unwrap();
+    a.delete_sender_key_device_rows(&["601:1@s.whatsapp.net"])
+        .await
+        .unwrap();
     assert_eq!(a.get_sender_key_devices(group).await.unwrap().len(), 1);
-    assert!(a.get_sender_key_devices("g2@g.us").await.unwrap().is_empty());
+    assert!(a
+        .get_sender_key_devices("g2@g.us")
+        .await
+        .unwrap()
+        .is_empty());
     a.clear_sender_key_devices(group).await.unwrap();
     assert!(a.get_sender_key_devices(group).await.unwrap().is_empty());
-    a.set_sender_key_status("g3@g.us", &[("x", true)]).await.unwrap();
+    a.set_sender_key_status("g3@g.us", &[("x", true)])
+        .await
+        .unwrap();
     a.clear_all_sender_key_devices().await.unwrap();
-    assert!(a.get_sender_key_devices("g3@g.us").await.unwrap().is_empty());
+    assert!(a
+        .get_sender_key_devices("g3@g.us")
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(b.get_sender_key_devices(group).await.unwrap().len(), 1);
 }
 
@@ -298,21 +335,36 @@ async fn wa_store_lid_mappings(app: TestApp) {
         updated_at: at,
         learning_source: "usync".into(),
     };
-    a.put_lid_mapping(&entry("100001", "60111", 10)).await.unwrap();
+    a.put_lid_mapping(&entry("100001", "60111", 10))
+        .await
+        .unwrap();
     a.put_lid_mappings(&[entry("100002", "60111", 20), entry("100003", "60333", 5)])
         .await
         .unwrap();
-    b.put_lid_mapping(&entry("100001", "60999", 1)).await.unwrap();
+    b.put_lid_mapping(&entry("100001", "60999", 1))
+        .await
+        .unwrap();
     assert_eq!(
-        a.get_lid_mapping("100001").await.unwrap().unwrap().phone_number,
+        a.get_lid_mapping("100001")
+            .await
+            .unwrap()
+            .unwrap()
+            .phone_number,
         "60111"
     );
     assert_eq!(
-        b.get_lid_mapping("100001").await.unwrap().unwrap().phone_number,
+        b.get_lid_mapping("100001")
+            .await
+            .unwrap()
+            .unwrap()
+            .phone_number,
         "60999"
     );
     // The most recent LID of a phone wins.
-    assert_eq!(a.get_pn_mapping("60111").await.unwrap().unwrap().lid, "100002");
+    assert_eq!(
+        a.get_pn_mapping("60111").await.unwrap().unwrap().lid,
+        "100002"
+    );
     assert!(b.get_pn_mapping("60111").await.unwrap().is_none());
     // An update keeps the first-learned time.
     let mut moved = entry("100001", "60444", 30);
@@ -321,7 +373,12 @@ async fn wa_store_lid_mappings(app: TestApp) {
     a.put_lid_mapping(&moved).await.unwrap();
     let got = a.get_lid_mapping("100001").await.unwrap().unwrap();
     assert_eq!(
-        (got.phone_number.as_str(), got.created_at, got.updated_at, got.learning_source.as_str()),
+        (
+            got.phone_number.as_str(),
+            got.created_at,
+            got.updated_at,
+            got.learning_source.as_str()
+        ),
         ("60444", 10, 30, "peer_pn_message")
     );
     assert_eq!(a.get_all_lid_mappings().await.unwrap().len(), 3);
@@ -357,7 +414,10 @@ async fn wa_store_device_registry(app: TestApp) {
     assert_eq!(got.devices.len(), 4);
     assert_eq!(got.devices[3].device_id, 3);
     assert_eq!(got.devices[3].key_index, Some(4));
-    assert_eq!((got.timestamp, got.phash.as_deref(), got.raw_id), (4, Some("2:4"), Some(4)));
+    assert_eq!(
+        (got.timestamp, got.phash.as_deref(), got.raw_id),
+        (4, Some("2:4"), Some(4))
+    );
     assert!(b.get_devices("60111").await.unwrap().is_none());
     a.delete_devices("60111").await.unwrap();
     assert!(a.get_devices("60111").await.unwrap().is_none());
@@ -370,7 +430,10 @@ async fn wa_store_group_metadata(app: TestApp) {
     assert_eq!(a.get_group_metadata(group).await.unwrap(), None);
     a.put_group_metadata(group, b"v1").await.unwrap();
     a.put_group_metadata(group, b"v2").await.unwrap();
-    assert_eq!(a.get_group_metadata(group).await.unwrap(), Some(b"v2".to_vec()));
+    assert_eq!(
+        a.get_group_metadata(group).await.unwrap(),
+        Some(b"v2".to_vec())
+    );
     assert_eq!(b.get_group_metadata(group).await.unwrap(), None);
     a.delete_group_metadata(group).await.unwrap();
     assert_eq!(a.get_group_metadata(group).await.unwrap(), None);
@@ -393,9 +456,18 @@ async fn wa_store_tc_tokens(app: TestApp) {
     a.touch_tc_token_sender_timestamp(jid, 50).await.unwrap();
     a.touch_tc_token_sender_timestamp(jid, 40).await.unwrap();
     let got = a.get_tc_token(jid).await.unwrap().unwrap();
-    assert_eq!((got.token.as_slice(), got.token_timestamp, got.sender_timestamp), (&b"tok"[..], 100, Some(50)));
+    assert_eq!(
+        (
+            got.token.as_slice(),
+            got.token_timestamp,
+            got.sender_timestamp
+        ),
+        (&b"tok"[..], 100, Some(50))
+    );
     // A touch of an unknown contact leaves a placeholder.
-    a.touch_tc_token_sender_timestamp("200002@lid", 70).await.unwrap();
+    a.touch_tc_token_sender_timestamp("200002@lid", 70)
+        .await
+        .unwrap();
     let placeholder = a.get_tc_token("200002@lid").await.unwrap().unwrap();
     assert!(placeholder.token.is_empty());
     assert_eq!(placeholder.sender_timestamp, Some(70));
@@ -426,8 +498,12 @@ async fn wa_store_tc_tokens(app: TestApp) {
 async fn wa_store_sent_messages(app: TestApp) {
     let (a, b) = two_stores(&app.db).await;
     let chat = "60111@s.whatsapp.net";
-    a.store_sent_message(chat, "3EB0AA", b"payload").await.unwrap();
-    b.store_sent_message(chat, "3EB0AA", b"other").await.unwrap();
+    a.store_sent_message(chat, "3EB0AA", b"payload")
+        .await
+        .unwrap();
+    b.store_sent_message(chat, "3EB0AA", b"other")
+        .await
+        .unwrap();
     // Take is atomic: the second take finds nothing.
     assert_eq!(
         a.take_sent_message(chat, "3EB0AA").await.unwrap(),
@@ -446,7 +522,9 @@ async fn wa_store_sent_messages(app: TestApp) {
 
 async fn wa_store_pending_inbound(app: TestApp) {
     let (a, b) = two_stores(&app.db).await;
-    a.store_pending_inbound("chat", "sender", "id1", b"m1").await.unwrap();
+    a.store_pending_inbound("chat", "sender", "id1", b"m1")
+        .await
+        .unwrap();
     a.store_pending_inbound_batch(&[
         PendingInboundRow {
             chat: "chat",
@@ -464,15 +542,24 @@ async fn wa_store_pending_inbound(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(
-        a.get_pending_inbound("chat", "sender", "id1").await.unwrap(),
+        a.get_pending_inbound("chat", "sender", "id1")
+            .await
+            .unwrap(),
         Some(b"m1".to_vec())
     );
     assert_eq!(
         a.get_pending_inbound("chat", "other", "id1").await.unwrap(),
         Some(b"m3".to_vec())
     );
-    assert_eq!(b.get_pending_inbound("chat", "sender", "id1").await.unwrap(), None);
-    a.delete_pending_inbound("chat", "sender", "id1").await.unwrap();
+    assert_eq!(
+        b.get_pending_inbound("chat", "sender", "id1")
+            .await
+            .unwrap(),
+        None
+    );
+    a.delete_pending_inbound("chat", "sender", "id1")
+        .await
+        .unwrap();
     a.delete_pending_inbound_batch(&[PendingInboundKey {
         chat: "chat",
         sender: "sender",
@@ -480,7 +567,12 @@ async fn wa_store_pending_inbound(app: TestApp) {
     }])
     .await
     .unwrap();
-    assert_eq!(a.get_pending_inbound("chat", "sender", "id2").await.unwrap(), None);
+    assert_eq!(
+        a.get_pending_inbound("chat", "sender", "id2")
+            .await
+            .unwrap(),
+        None
+    );
     let future = chrono::Utc::now().timestamp() + 10;
     assert_eq!(a.delete_expired_pending_inbound(future).await.unwrap(), 1);
 }
@@ -496,16 +588,27 @@ async fn wa_store_msg_secrets(app: TestApp) {
         message_ts,
     };
     assert_eq!(
-        a.put_msg_secrets(vec![entry("m1", 1, 100, 10), entry("m2", 2, 0, 0), entry("m3", 3, 50, 0)])
-            .await
-            .unwrap(),
+        a.put_msg_secrets(vec![
+            entry("m1", 1, 100, 10),
+            entry("m2", 2, 0, 0),
+            entry("m3", 3, 50, 0)
+        ])
+        .await
+        .unwrap(),
         3
     );
-    b.put_msg_secret("60111@s.whatsapp.net", "60222@s.whatsapp.net", "m1", &[9; 32])
+    b.put_msg_secret(
+        "60111@s.whatsapp.net",
+        "60222@s.whatsapp.net",
+        "m1",
+        &[9; 32],
+    )
+    .await
+    .unwrap();
+    // Merge: the later deadline and the known parent time win; the secret is replaced.
+    a.put_msg_secrets(vec![entry("m1", 4, 80, 0)])
         .await
         .unwrap();
-    // Merge: the later deadline and the known parent time win; the secret is replaced.
-    a.put_msg_secrets(vec![entry("m1", 4, 80, 0)]).await.unwrap();
     assert_eq!(
         a.get_msg_secret_with_ts("60111@s.whatsapp.net", "60222@s.whatsapp.net", "m1")
             .await
@@ -586,7 +689,10 @@ async fn fill(store: &WaStore) {
         )
         .await
         .unwrap();
-    store.set_version("regular", HashState::default()).await.unwrap();
+    store
+        .set_version("regular", HashState::default())
+        .await
+        .unwrap();
     store
         .put_mutation_macs(
             "regular",
@@ -598,7 +704,10 @@ async fn fill(store: &WaStore) {
         )
         .await
         .unwrap();
-    store.set_sender_key_status("g", &[("d", true)]).await.unwrap();
+    store
+        .set_sender_key_status("g", &[("d", true)])
+        .await
+        .unwrap();
     store
         .put_lid_mapping(&LidPnMappingEntry {
             lid: "1".into(),
@@ -623,7 +732,10 @@ async fn fill(store: &WaStore) {
     store.put_group_metadata("g", b"m").await.unwrap();
     store.touch_tc_token_sender_timestamp("t", 1).await.unwrap();
     store.store_sent_message("c", "m", b"p").await.unwrap();
-    store.store_pending_inbound("c", "s", "i", b"m").await.unwrap();
+    store
+        .store_pending_inbound("c", "s", "i", b"m")
+        .await
+        .unwrap();
     store.put_msg_secret("c", "s", "m", &[1; 32]).await.unwrap();
 }
 
@@ -632,7 +744,11 @@ async fn wa_store_wipe_and_delete_remove_every_row(app: TestApp) {
     let (tenant_id, a, b) = tenant_and_stores(db).await;
     fill(&a).await;
     fill(&b).await;
-    assert_eq!(count_device_rows(db, a.device_id()).await.unwrap(), 18, "one row per table");
+    assert_eq!(
+        count_device_rows(db, a.device_id()).await.unwrap(),
+        18,
+        "one row per table"
+    );
     assert_eq!(count_device_rows(db, b.device_id()).await.unwrap(), 18);
 
     // Logout: one transaction, nothing of the other device touched.

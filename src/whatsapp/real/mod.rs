@@ -135,8 +135,7 @@ impl RealConnector {
             .map_err(|e| ConnectorError::Other(e.to_string()))?;
         let transport = whatsapp_rust::transport::TokioWebSocketTransportFactory::new()
             .with_url(settings.ws_url.clone());
-        let http: Arc<dyn HttpClient> =
-            Arc::new(whatsapp_rust::http::UreqHttpClient::new());
+        let http: Arc<dyn HttpClient> = Arc::new(whatsapp_rust::http::UreqHttpClient::new());
         let version = AppVersion::new(
             pinned,
             Duration::from_secs(settings.version_refresh_hours.saturating_mul(3600)),
@@ -263,7 +262,10 @@ impl EventHandler for TapHandler {
             Event::PairSuccess(_) => {
                 if let Some(client) = tap.client.get().and_then(Weak::upgrade) {
                     client.enable_auto_reconnect.store(true, Ordering::SeqCst);
-                    drop(tap.handle.spawn(pair_login_watchdog(Arc::downgrade(&client))));
+                    drop(
+                        tap.handle
+                            .spawn(pair_login_watchdog(Arc::downgrade(&client))),
+                    );
                 }
             }
             Event::Connected(_) => {

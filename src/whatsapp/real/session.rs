@@ -119,7 +119,11 @@ async fn forward(
                 match client.upgrade() {
                     Some(client) => {
                         let device = client.persistence_manager().get_device_snapshot();
-                        let jid = device.pn.as_ref().map(|j| j.to_string()).unwrap_or_default();
+                        let jid = device
+                            .pn
+                            .as_ref()
+                            .map(|j| j.to_string())
+                            .unwrap_or_default();
                         let push_name =
                             (!device.push_name.is_empty()).then(|| device.push_name.clone());
                         (
@@ -191,9 +195,7 @@ async fn forward(
 fn stop_detached(client: &std::sync::Weak<Client>, tap: &Arc<Tap>) {
     tap.closed.store(true, Ordering::SeqCst);
     if let Some(client) = client.upgrade() {
-        client
-            .enable_auto_reconnect
-            .store(false, Ordering::SeqCst);
+        client.enable_auto_reconnect.store(false, Ordering::SeqCst);
         tokio::spawn(async move { client.disconnect().await });
     }
 }
@@ -271,7 +273,12 @@ impl Session for RealSession {
             .await?
     }
 
-    async fn send_text(&self, to: &str, message_id: &str, text: &str) -> Result<(), ConnectorError> {
+    async fn send_text(
+        &self,
+        to: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), ConnectorError> {
         let jid = recipient(to)?;
         let client = self.online()?;
         let message = wa::Message {
@@ -309,7 +316,11 @@ impl Session for RealSession {
         self.runtime
             .run(async move {
                 let upload = client
-                    .upload(image.data.to_vec(), MediaType::Image, UploadOptions::default())
+                    .upload(
+                        image.data.to_vec(),
+                        MediaType::Image,
+                        UploadOptions::default(),
+                    )
                     .await
                     .map_err(|e| failed("image upload", e))?;
                 let message = image_message(
@@ -376,7 +387,10 @@ impl Session for RealSession {
 
     async fn disconnect(&self) {
         let live = self.live.clone();
-        let _ = self.runtime.run(async move { live.stop(STOP_WAIT).await }).await;
+        let _ = self
+            .runtime
+            .run(async move { live.stop(STOP_WAIT).await })
+            .await;
     }
 }
 

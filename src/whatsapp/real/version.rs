@@ -90,7 +90,9 @@ impl AppVersion {
                     state.next_fetch = Some(Instant::now() + RETRY_AFTER_FAILURE);
                 }
                 Err(_) => {
-                    tracing::warn!("fetching the WhatsApp Web version timed out; using the last known one");
+                    tracing::warn!(
+                        "fetching the WhatsApp Web version timed out; using the last known one"
+                    );
                     state.next_fetch = Some(Instant::now() + RETRY_AFTER_FAILURE);
                 }
             }
@@ -113,7 +115,10 @@ mod tests {
 
     #[whatsapp_rust::async_trait]
     impl HttpClient for FakeSw {
-        async fn execute(&self, _request: HttpRequest) -> whatsapp_rust::anyhow::Result<HttpResponse> {
+        async fn execute(
+            &self,
+            _request: HttpRequest,
+        ) -> whatsapp_rust::anyhow::Result<HttpResponse> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             match self.revision {
                 Some(rev) => Ok(HttpResponse {
@@ -141,12 +146,20 @@ mod tests {
         let fetched = AppVersion::new(None, Duration::from_secs(3600), http.clone());
         assert_eq!(fetched.current().await, (2, 3000, 1_026_131_876));
         assert_eq!(fetched.current().await, (2, 3000, 1_026_131_876));
-        assert_eq!(http.calls.load(Ordering::SeqCst), 1, "one fetch serves many connects");
+        assert_eq!(
+            http.calls.load(Ordering::SeqCst),
+            1,
+            "one fetch serves many connects"
+        );
 
         let refreshing = AppVersion::new(None, Duration::ZERO, http.clone());
         refreshing.current().await;
         refreshing.current().await;
-        assert_eq!(http.calls.load(Ordering::SeqCst), 3, "a due version is fetched again");
+        assert_eq!(
+            http.calls.load(Ordering::SeqCst),
+            3,
+            "a due version is fetched again"
+        );
     }
 
     #[tokio::test]

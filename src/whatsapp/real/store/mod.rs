@@ -149,11 +149,9 @@ pub async fn wipe_device(db: &Db, device_id: i64) -> std::result::Result<(), DbE
             diesel::delete(wa_base_keys::table.filter(wa_base_keys::device_id.eq(id)))
                 .execute(conn)
                 .await?;
-            diesel::delete(
-                wa_device_registry::table.filter(wa_device_registry::device_id.eq(id)),
-            )
-            .execute(conn)
-            .await?;
+            diesel::delete(wa_device_registry::table.filter(wa_device_registry::device_id.eq(id)))
+                .execute(conn)
+                .await?;
             diesel::delete(wa_group_metadata::table.filter(wa_group_metadata::device_id.eq(id)))
                 .execute(conn)
                 .await?;
@@ -163,11 +161,9 @@ pub async fn wipe_device(db: &Db, device_id: i64) -> std::result::Result<(), DbE
             diesel::delete(wa_sent_messages::table.filter(wa_sent_messages::device_id.eq(id)))
                 .execute(conn)
                 .await?;
-            diesel::delete(
-                wa_pending_inbound::table.filter(wa_pending_inbound::device_id.eq(id)),
-            )
-            .execute(conn)
-            .await?;
+            diesel::delete(wa_pending_inbound::table.filter(wa_pending_inbound::device_id.eq(id)))
+                .execute(conn)
+                .await?;
             diesel::delete(wa_msg_secrets::table.filter(wa_msg_secrets::device_id.eq(id)))
                 .execute(conn)
                 .await?;
@@ -1601,7 +1597,12 @@ impl ProtocolStore for WaStore {
         Ok(row)
     }
 
-    async fn delete_pending_inbound(&self, chat: &str, sender: &str, message_id: &str) -> Result<()> {
+    async fn delete_pending_inbound(
+        &self,
+        chat: &str,
+        sender: &str,
+        message_id: &str,
+    ) -> Result<()> {
         self.delete_pending_inbound_batch(&[PendingInboundKey {
             chat,
             sender,
@@ -1903,7 +1904,9 @@ const LID_COLUMNS: (
 type LidRow = (String, String, i64, i64, String);
 
 /// Builds the library's entry from a row.
-fn lid_entry((lid, phone_number, created_at, updated_at, learning_source): LidRow) -> LidPnMappingEntry {
+fn lid_entry(
+    (lid, phone_number, created_at, updated_at, learning_source): LidRow,
+) -> LidPnMappingEntry {
     LidPnMappingEntry {
         lid,
         phone_number,
