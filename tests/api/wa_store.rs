@@ -231,10 +231,14 @@ async fn wa_store_app_state(app: TestApp) {
 
     // Versions: a missing collection is the empty state.
     assert_eq!(a.get_version("regular").await.unwrap().version, 0);
-    let mut state = HashState::default();
-    state.version = 42;
-    state.hash = [7; 128];
-    state.index_value_map.insert("idx".into(), vec![1, 2, 3]);
+    let mut index_value_map = std::collections::HashMap::new();
+    index_value_map.insert("idx".to_string(), vec![1, 2, 3]);
+    let state = HashState {
+        version: 42,
+        hash: [7; 128],
+        index_value_map,
+        ..Default::default()
+    };
     a.set_version("regular", state).await.unwrap();
     let back = a.get_version("regular").await.unwrap();
     assert_eq!(back.version, 42);

@@ -176,3 +176,92 @@ fn timestamp(secs: u64) -> DateTime<Utc> {
         .and_then(|s| Utc.timestamp_opt(s, 0).single())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use whatsapp_rust::types::events::{
+        ConnectFailureReason, LoggedOut, PairingQrCode, ServerAck, StreamReplaced,
+    };
+
+    use super::*;
+
+    #[test]
+    fn pairing_and_lifecycle_events_map_to_ours() {
+        let qr = Event::PairingQrCode(
+            PairingQrCode::builder()
+                .code("2@ref,a,b,c,1".to_string())
+                .timeout(Duration::from_secs(20))
+                .build(),
+        );
+        assert_eq!(
+            map(&qr),
+            Some((
+                vec![ConnectorEvent::Qr {
+                    code: "2@ref,a,b,c,1".into()
+                }],
+                Outcome::Continue
+            ))
+        );
+
+        let replaced = Event::StreamReplaced(StreamReplaced::builder().build());
+        assert_eq!(
+            map(&replaced),
+            Some((
+                vec![ConnectorEvent::Disconnected {
+                    reason: REPLACED.into()
+                }],
+                Outcome::Terminal
+            )),
+            "a replaced stream keeps the credentials: not a logout"
+        );
+
+        let out = Event::LoggedOut(
+            LoggedOut::builder()
+                .on_connect(false)
+                .reason(ConnectFailureReason::LoggedOut)
+                .build(),
+        );
+        let (events, outcome) = map(&out).unwrap();
+        assert!(matches!(
+            events.as_slice(),
+            [ConnectorEvent::LoggedOut { .. }]
+        ));
+        assert_eq!(outcome, Outcome::Terminal);
+    }
+
+    #[test]
+    fn server_acks_of_messages_confirm_or_fail_the_send() {
+        let ack = |error: Option<&str>, class: &str| {
+            Event::ServerAck(
+                ServerAck::builder()
+                    .id("3EB0AA".to_string())
+                    .class(class.to_string())
+                    .maybe_error(error.map(str::to_string))
+                    .build(),
+            )
+        };
+        let kind_of = |event: &Event| match map(event) {
+            Some((events, Outcome::Continue)) => match events.as_slice() {
+                [ConnectorEvent::Receipt(r)] => {
+                    assert_eq!(r.message_ids, vec!["3EB0AA".to_string()]);
+                    Some(r.kind)
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+            None => None,
+            Some(other) => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(kind_of(&ack(None, "message")), Some(ReceiptKind::Sent));
+        assert_eq!(
+            kind_of(&ack(Some("479"), "message")),
+            Some(ReceiptKind::Failed)
+        );
+        assert_eq!(
+            kind_of(&ack(None, "receipt")),
+            None,
+            "acks of our receipts are not sends"
+        );
+    }
+}
