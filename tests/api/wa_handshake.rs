@@ -37,8 +37,24 @@ struct Seen {
     handshakes: AtomicUsize,
     /// Encrypted frames received from clients after their handshake (e.g. the pair ack).
     frames_after_handshake: AtomicUsize,
-    /// Tells the current connection to close.
-    drop_now: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// One command channel per accepted connection, in order.
+    controls: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Command>>>,
+}
+
+/// What the test tells one connection to do.
+#[derive(Debug, Clone, Copy)]
+enum Command {
+    /// Close the WebSocket (a network drop).
+    Drop,
+    /// Send `<stream:error code="401"/>`: WhatsApp unlinked this device (remote logout).
+    Unlink,
+}
+
+impl Seen {
+    /// Sends `command` to the `n`th accepted connection (0-based).
+    fn tell(&self, n: usize, command: Command) {
+        self.controls.lock().unwrap()[n].send(command).unwrap();
+    }
 }
 
 /// A fresh X25519 key pair (from rand 0.9 bytes; the library's own generator wants rand 0.10).
@@ -75,20 +91,37 @@ async fn serve(stream: tokio::net::TcpStream, seen: Arc<Seen>) {
         .unwrap();
     let cert_chain =
         whatsapp_rust::wacore::noise::test_util::build_cert_chain_bytes(&server_static_pub);
-    let (drop_tx, mut drop_rx) = tokio::sync::oneshot::channel();
-    *seen.drop_now.lock().unwrap() = Some(drop_tx);
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::unbounded_channel();
+    seen.controls.lock().unwrap().push(control_tx);
 
     let mut buf = Vec::new();
     let mut header_seen = false;
     let mut noise: Option<(NoiseHandshake, KeyPair)> = None;
     let mut read_cipher = None;
     let mut read_counter = 0u32;
+    let mut write_cipher: Option<whatsapp_rust::wacore::noise::NoiseCipher> = None;
+    let mut write_counter = 0u32;
     loop {
         let message = tokio::select! {
             message = ws.next() => message,
-            _ = &mut drop_rx => {
-                let _ = ws.close(None).await;
-                return;
+            command = control_rx.recv() => {
+                match command {
+                    Some(Command::Unlink) => {
+                        let node = NodeBuilder::new("stream:error").attr("code", "401").build();
+                        let plain = whatsapp_rust::wacore_binary::marshal::marshal(&node).unwrap();
+                        let cipher = write_cipher.as_ref().unwrap();
+                        let sealed = cipher.encrypt_with_counter(write_counter, &plain).unwrap();
+                        write_counter += 1;
+                        let framed =
+                            whatsapp_rust::wacore::framing::encode_frame(&sealed, None).unwrap();
+                        ws.send(Message::Binary(framed.into())).await.unwrap();
+                        continue;
+                    }
+                    Some(Command::Drop) | None => {
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                }
             }
         };
         let Some(Ok(message)) = message else { return };
@@ -181,11 +214,15 @@ async fn serve(stream: tokio::net::TcpStream, seen: Arc<Seen>) {
                         .build();
                     let plain =
                         whatsapp_rust::wacore_binary::marshal::marshal(&pair_device).unwrap();
-                    let sealed = client_read.encrypt_with_counter(0, &plain).unwrap();
+                    let sealed = client_read
+                        .encrypt_with_counter(write_counter, &plain)
+                        .unwrap();
+                    write_counter += 1;
                     let framed =
                         whatsapp_rust::wacore::framing::encode_frame(&sealed, None).unwrap();
                     ws.send(Message::Binary(framed.into())).await.unwrap();
                     read_cipher = Some(client_write);
+                    write_cipher = Some(client_read);
                 }
             }
         }
@@ -275,19 +312,16 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
 
     // The server drops the connection: our supervisor reconnects (once, after its backoff);
     // whatsapp-rust's own reconnect loop stays off.
-    let drop_now = seen.drop_now.lock().unwrap().take().unwrap();
-    drop_now.send(()).unwrap();
+    seen.tell(0, Command::Drop);
     wait_until(
         "a new connection from our supervisor",
         Duration::from_secs(30),
         || async { (seen.handshakes.load(Ordering::SeqCst) >= 2).then_some(()) },
     )
     .await;
-    wait_until(
-        "the device shows a QR again",
-        Duration::from_secs(30),
-        || async { (device(&app, &admin, id).await["status"] == "awaiting_qr").then_some(()) },
-    )
+    wait_until("the device shows a QR again", Duration::from_secs(30), || async {
+        (device(&app, &admin, id).await["status"] == "awaiting_qr").then_some(())
+    })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -296,16 +330,45 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
         "exactly one reconnect: ours"
     );
 
-    // Logout: no `wa_` row of the device is left.
+    // A second device, to show that one device's wipe leaves the other's rows alone.
+    let other = admin
+        .post("/api/v1/devices", &json!({"name": "Real 2"}))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    wait_until("the second device's QR", Duration::from_secs(30), || async {
+        (device(&app, &admin, other).await["status"] == "awaiting_qr").then_some(())
+    })
+    .await;
+    let other_rows = count_device_rows(&app.db, other).await.unwrap();
+    assert!(other_rows >= 1);
+
+    // WhatsApp unlinks the first device (stream error 401): logged out, its rows wiped, and
+    // nobody reconnects it.
+    seen.tell(1, Command::Unlink);
+    wait_until("the remote logout reaches the device", Duration::from_secs(30), || async {
+        (device(&app, &admin, id).await["status"] == "logged_out").then_some(())
+    })
+    .await;
+    wait_until("the session store is wiped", Duration::from_secs(15), || async {
+        (count_device_rows(&app.db, id).await.unwrap() == 0).then_some(())
+    })
+    .await;
+    assert_eq!(count_device_rows(&app.db, other).await.unwrap(), other_rows);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 3, "no reconnect after a logout");
+
+    // The user logs the second device out: no `wa_` row of it is left either.
     let out = admin
-        .post(&format!("/api/v1/devices/{id}/logout"), &json!({}))
+        .post(&format!("/api/v1/devices/{other}/logout"), &json!({}))
         .await;
     assert_eq!(out.status(), 200);
-    wait_until(
-        "the session store is wiped",
-        Duration::from_secs(15),
-        || async { (count_device_rows(&app.db, id).await.unwrap() == 0).then_some(()) },
-    )
+    wait_until("the second store is wiped", Duration::from_secs(15), || async {
+        (count_device_rows(&app.db, other).await.unwrap() == 0).then_some(())
+    })
     .await;
-    assert_eq!(device(&app, &admin, id).await["status"], "logged_out");
+    assert_eq!(device(&app, &admin, other).await["status"], "logged_out");
 }
