@@ -254,11 +254,29 @@ async fn device(app: &TestApp, admin: &crate::helpers::UserClient, id: i64) -> V
         .unwrap()
 }
 
-#[actix_web::test]
-async fn real_connector_reaches_qr_over_a_loopback_handshake() {
+/// Runs on SQLite and, with `DATABASE_URL`, on PostgreSQL.
+mod real_connector_reaches_qr_over_a_loopback_handshake {
+    use crate::helpers::Backend;
+
+    #[actix_web::test]
+    async fn sqlite() {
+        super::loopback_handshake(Backend::Sqlite).await;
+    }
+
+    #[actix_web::test]
+    async fn postgres() {
+        if std::env::var_os("DATABASE_URL").is_none() {
+            eprintln!("skipped loopback handshake on postgres: DATABASE_URL is not set");
+            return;
+        }
+        super::loopback_handshake(Backend::Postgres).await;
+    }
+}
+
+async fn loopback_handshake(backend: Backend) {
     let (url, seen) = responder().await;
     let app = spawn_app_with(
-        Backend::Sqlite,
+        backend,
         &[
             ("WAFLEET__WHATSAPP__CONNECTOR", "real"),
             ("WAFLEET__WHATSAPP__WS_URL", url.as_str()),
@@ -319,9 +337,11 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
         || async { (seen.handshakes.load(Ordering::SeqCst) >= 2).then_some(()) },
     )
     .await;
-    wait_until("the device shows a QR again", Duration::from_secs(30), || async {
-        (device(&app, &admin, id).await["status"] == "awaiting_qr").then_some(())
-    })
+    wait_until(
+        "the device shows a QR again",
+        Duration::from_secs(30),
+        || async { (device(&app, &admin, id).await["status"] == "awaiting_qr").then_some(()) },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -339,9 +359,11 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    wait_until("the second device's QR", Duration::from_secs(30), || async {
-        (device(&app, &admin, other).await["status"] == "awaiting_qr").then_some(())
-    })
+    wait_until(
+        "the second device's QR",
+        Duration::from_secs(30),
+        || async { (device(&app, &admin, other).await["status"] == "awaiting_qr").then_some(()) },
+    )
     .await;
     let other_rows = count_device_rows(&app.db, other).await.unwrap();
     assert!(other_rows >= 1);
@@ -349,26 +371,36 @@ async fn real_connector_reaches_qr_over_a_loopback_handshake() {
     // WhatsApp unlinks the first device (stream error 401): logged out, its rows wiped, and
     // nobody reconnects it.
     seen.tell(1, Command::Unlink);
-    wait_until("the remote logout reaches the device", Duration::from_secs(30), || async {
-        (device(&app, &admin, id).await["status"] == "logged_out").then_some(())
-    })
+    wait_until(
+        "the remote logout reaches the device",
+        Duration::from_secs(30),
+        || async { (device(&app, &admin, id).await["status"] == "logged_out").then_some(()) },
+    )
     .await;
-    wait_until("the session store is wiped", Duration::from_secs(15), || async {
-        (count_device_rows(&app.db, id).await.unwrap() == 0).then_some(())
-    })
+    wait_until(
+        "the session store is wiped",
+        Duration::from_secs(15),
+        || async { (count_device_rows(&app.db, id).await.unwrap() == 0).then_some(()) },
+    )
     .await;
     assert_eq!(count_device_rows(&app.db, other).await.unwrap(), other_rows);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(seen.connections.load(Ordering::SeqCst), 3, "no reconnect after a logout");
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        3,
+        "no reconnect after a logout"
+    );
 
     // The user logs the second device out: no `wa_` row of it is left either.
     let out = admin
         .post(&format!("/api/v1/devices/{other}/logout"), &json!({}))
         .await;
     assert_eq!(out.status(), 200);
-    wait_until("the second store is wiped", Duration::from_secs(15), || async {
-        (count_device_rows(&app.db, other).await.unwrap() == 0).then_some(())
-    })
+    wait_until(
+        "the second store is wiped",
+        Duration::from_secs(15),
+        || async { (count_device_rows(&app.db, other).await.unwrap() == 0).then_some(()) },
+    )
     .await;
     assert_eq!(device(&app, &admin, other).await["status"], "logged_out");
 }
