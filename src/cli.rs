@@ -68,7 +68,8 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub scenario: Scenario,
 
-    /// Devices stored before the daemon starts (boot, broadcast, inbound).
+    /// Devices stored before the daemon starts (boot, broadcast, inbound); real clients built
+    /// (clients).
     #[arg(long, value_name = "N", default_value_t = 3000)]
     pub devices: u32,
 
@@ -113,6 +114,8 @@ pub enum Scenario {
     Inbound,
     /// A CSV of M leads through the streaming importer: rows/s.
     Import,
+    /// N real whatsapp-rust clients on the database-backed store (`--devices`): RSS per client.
+    Clients,
 }
 
 /// Pacing of the broadcast benchmark.
@@ -143,6 +146,7 @@ impl Scenario {
             Scenario::Broadcast => "broadcast",
             Scenario::Inbound => "inbound",
             Scenario::Import => "import",
+            Scenario::Clients => "clients",
         }
     }
 }

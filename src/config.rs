@@ -101,6 +101,34 @@ pub struct WsSettings {
 pub struct WhatsappSettings {
     /// `sim` or `real`.
     pub connector: ConnectorKind,
+    /// WhatsApp Web version the real connector announces (`2.3000.1042742319`); empty = fetch
+    /// the current one and refresh it every `version_refresh_hours`.
+    pub version: String,
+    /// Hours between refreshes of a fetched version.
+    pub version_refresh_hours: u64,
+    /// WebSocket endpoint of WhatsApp (tests point it at a loopback responder).
+    pub ws_url: String,
+    /// Worker threads of the runtime the real clients share; 0 = one per core (at least 2).
+    pub runtime_threads: usize,
+    /// Skip the history sync a phone sends after linking.
+    pub skip_history_sync: bool,
+}
+
+impl WhatsappSettings {
+    /// The pinned version, if `version` is set: `Ok(None)` means "fetch the current one".
+    pub fn pinned_version(&self) -> Result<Option<(u32, u32, u32)>, ConfigError> {
+        let text = self.version.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let parts: Vec<Option<u32>> = text.split('.').map(|p| p.parse().ok()).collect();
+        match parts.as_slice() {
+            [Some(a), Some(b), Some(c)] => Ok(Some((*a, *b, *c))),
+            _ => Err(ConfigError(format!(
+                "whatsapp.version: {text:?} is not a version like \"2.3000.1042742319\""
+            ))),
+        }
+    }
 }
 
 /// Which connector the fleet uses.
@@ -333,8 +361,10 @@ impl Settings {
             builder = builder.set_override("log.format", name).map_err(describe)?;
         }
         if let Some(devices) = cli.simulate {
+            // Demo mode is the simulator's, whatever the configured connector.
             builder = builder
                 .set_override("sim.demo_devices", devices)
+                .and_then(|b| b.set_override("whatsapp.connector", "sim"))
                 .map_err(describe)?;
         }
         if let Some(scale) = cli.time_scale {
@@ -415,11 +445,19 @@ impl Settings {
                 self.admin.email
             )));
         }
-        if self.whatsapp.connector == ConnectorKind::Real {
+        self.whatsapp.pinned_version()?;
+        if self.whatsapp.version_refresh_hours == 0 {
             return Err(ConfigError(
-                "whatsapp.connector: \"real\" is not available in this build yet; use \"sim\""
-                    .into(),
+                "whatsapp.version_refresh_hours: must be at least 1".into(),
             ));
+        }
+        if !(self.whatsapp.ws_url.starts_with("wss://")
+            || self.whatsapp.ws_url.starts_with("ws://"))
+        {
+            return Err(ConfigError(format!(
+                "whatsapp.ws_url: {:?} is not a ws:// or wss:// URL",
+                self.whatsapp.ws_url
+            )));
         }
         if self.fleet.max_connects_in_flight == 0
             || !(self.fleet.connects_per_second.is_finite() && self.fleet.connects_per_second > 0.0)

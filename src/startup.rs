@@ -33,6 +33,7 @@ use crate::device::{demo, Fleet};
 use crate::hub::{self, HubMetrics};
 use crate::metrics::Metrics;
 use crate::web::{self as http, AppState};
+use crate::whatsapp::real::RealConnector;
 use crate::whatsapp::remote::RemoteSimConnector;
 use crate::whatsapp::sim::{SimConnector, SimNetwork};
 use crate::whatsapp::Connector;
@@ -192,7 +193,13 @@ async fn start_fleet(
             Arc::new(RemoteSimConnector::new(sim_settings.remote.clone())),
             None,
         ),
-        ConnectorKind::Real => anyhow::bail!("whatsapp.connector = \"real\" is not available yet"),
+        ConnectorKind::Real => (
+            Arc::new(
+                RealConnector::new(db.clone(), &settings.whatsapp)
+                    .context("cannot start the real WhatsApp connector")?,
+            ),
+            None,
+        ),
     };
     tracing::info!(
         connector = connector.name(),

@@ -14,12 +14,15 @@
 //! 4. returns its figures, which [`run`] wraps with the machine, commit and date.
 //!
 //! # Files
-//! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox; [`inbound`] simulator→WebSocket latency of
-//! inbound messages; [`import`] a CSV of leads through the importer; [`fanout`] hub events to many WebSocket subscribers;
-//! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
+//! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox;
+//! [`inbound`] simulator→WebSocket latency of inbound messages; [`import`] a CSV of leads through
+//! the importer; [`fanout`] hub events to many WebSocket subscribers; [`clients`] real
+//! whatsapp-rust clients on the database-backed store and their memory; [`report`] machine
+//! description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
 pub mod broadcast;
+pub mod clients;
 pub mod fanout;
 pub mod import;
 pub mod inbound;
@@ -68,6 +71,7 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
             Scenario::Broadcast => {
                 broadcast::run(args, time_scale.unwrap_or(DEFAULT_TIME_SCALE)).await
             }
+            Scenario::Clients => clients::run(args).await,
         }
     })?;
     let mut report = json!({

@@ -315,6 +315,9 @@ impl Handler<RecordReceipt> for ChatSync {
 
     fn handle(&mut self, msg: RecordReceipt, ctx: &mut Context<Self>) {
         let status = match msg.receipt.kind {
+            // Recorded as sent when the send call returned; the server's ack adds nothing.
+            ReceiptKind::Sent => return,
+            ReceiptKind::Failed => "failed",
             ReceiptKind::Delivered => "delivered",
             ReceiptKind::Read => "read",
         };

@@ -87,6 +87,8 @@ fn earlier_statuses(target: &str) -> &'static [&'static str] {
     match target {
         "delivered" => &["sent"],
         "read" => &["sent", "delivered"],
+        // The server refused a message it had not acknowledged yet.
+        "failed" => &["sent"],
         _ => &[],
     }
 }

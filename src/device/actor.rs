@@ -340,12 +340,26 @@ impl DeviceActor {
         self.settle();
         self.retired = true;
         let mut patch = DeviceStatusPatch::default();
+        let mut forget = None;
         if forget_credentials {
             self.jid = None;
             patch.jid = Some(None);
             patch.paired_at = Some(None);
+            // The connector's session store (real: every `wa_` row) goes with the credentials.
+            let (connector, device_id) = (self.deps.connector.clone(), self.device_id);
+            forget = Some(async move {
+                if let Err(err) = connector.forget(device_id).await {
+                    tracing::error!(device_id, error = %err, "cannot forget the session store");
+                }
+            });
         }
-        self.commit(status, Some(reason), patch)
+        let commit = self.commit(status, Some(reason), patch);
+        async move {
+            commit.await;
+            if let Some(forget) = forget {
+                forget.await;
+            }
+        }
     }
 }
 

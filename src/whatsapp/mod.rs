@@ -10,8 +10,9 @@
 //! - [`sim`]: an in-process simulated WhatsApp network (demo, tests, benchmarks).
 //! - [`remote`]: the same simulated network in another process (`wafleet sim`), reached over a
 //!   small line protocol, so that it outlives a killed daemon (fault harness).
-//! - `real` (later): whatsapp-rust, one client per device.
+//! - [`real`]: whatsapp-rust, one client per device, its session store in our database.
 
+pub mod real;
 pub mod remote;
 pub mod sim;
 
@@ -130,6 +131,11 @@ mod base64_bytes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptKind {
+    /// WhatsApp's server accepted the message (the real connector's `ServerAck`; a send call
+    /// returns before this).
+    Sent,
+    /// WhatsApp's server refused the message (a nack); it will not be delivered.
+    Failed,
     /// Reached the recipient's phone.
     Delivered,
     /// The recipient opened it.
@@ -195,6 +201,13 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Short name for logs and the API (`sim`, `real`).
     fn name(&self) -> &'static str;
+
+    /// Forgets everything stored for `device_id` (its session store), after ending any session
+    /// of it that still runs. Called after a logout; a no-op for connectors without a store.
+    async fn forget(&self, device_id: i64) -> Result<(), ConnectorError> {
+        let _ = device_id;
+        Ok(())
+    }
 }
 
 /// One device's live connection.

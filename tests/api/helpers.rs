@@ -133,6 +133,8 @@ pub fn settings_with(extra: &[(&str, &str)]) -> Settings {
         ("WAFLEET__ADMIN__PASSWORD", ADMIN_PASSWORD),
         // reqwest's cookie store keeps Secure cookies off plain http; one test turns it on.
         ("WAFLEET__AUTH__SECURE_COOKIES", "false"),
+        // The daemon's default is the real connector; tests run on the simulator.
+        ("WAFLEET__WHATSAPP__CONNECTOR", "sim"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -22,4 +22,6 @@ mod health;
 mod leads;
 mod migrations;
 mod openapi;
+mod wa_handshake;
+mod wa_store;
 mod ws;

@@ -1,0 +1,433 @@
+//! [`RealSession`]: one device's running whatsapp-rust client, as its device actor holds it,
+//! and [`Live`], the running client itself (its run task and event forwarder).
+//!
+//! Every call hops onto the client runtime. Dropping the session (an actor restart) stops the
+//! client in the background, like `disconnect` without waiting.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use whatsapp_rust::bot::Bot;
+use whatsapp_rust::download::MediaType;
+use whatsapp_rust::media::{image_message, ImageOptions};
+use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::types::events::Event;
+use whatsapp_rust::waproto::whatsapp as wa;
+use whatsapp_rust::{Client, Jid, SendOptions, Server, UploadOptions};
+
+use super::events::{self, Outcome};
+use super::runtime::ClientRuntime;
+use super::Tap;
+use crate::whatsapp::{ConnectorError, ConnectorEvent, Media, Session};
+
+/// How long a session call waits for the stopped client's run loop.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// An item on the way from the tap to the forwarder.
+pub enum Fwd {
+    /// A library event.
+    Event(Arc<Event>),
+    /// The client's run loop ended: nothing follows.
+    End,
+}
+
+/// A started client: what `forget`, the session and the forwarder share.
+pub struct Live {
+    /// The client.
+    client: Arc<Client>,
+    /// Its tap (the `closed` switch).
+    tap: Arc<Tap>,
+    /// Becomes `true` when the run loop ended.
+    done: watch::Receiver<bool>,
+}
+
+impl Live {
+    /// Starts `bot`: its run loop, the task that waits for its end, and the forwarder into
+    /// `events`. Must be called on the client runtime.
+    pub fn start(
+        bot: Bot,
+        tap: Arc<Tap>,
+        events: mpsc::Sender<ConnectorEvent>,
+        runtime: Arc<ClientRuntime>,
+    ) -> Arc<Live> {
+        let handle = runtime.handle().clone();
+        drop(runtime);
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let _ = tap.queue.set(queue_tx.clone());
+        let client = bot.client();
+        let (done_tx, done_rx) = watch::channel(false);
+        let run = bot.spawn();
+        handle.spawn(async move {
+            run.await;
+            let _ = done_tx.send(true);
+            let _ = queue_tx.send(Fwd::End);
+        });
+        handle.spawn(forward(
+            queue_rx,
+            events,
+            Arc::downgrade(&client),
+            tap.clone(),
+        ));
+        Arc::new(Live {
+            client,
+            tap,
+            done: done_rx,
+        })
+    }
+
+    /// Stops the client for good (no event is reported after this) and waits up to `timeout`
+    /// for its run loop to end (the client flushes its state on the way out).
+    pub async fn stop(&self, timeout: Duration) {
+        self.tap.closed.store(true, Ordering::SeqCst);
+        self.client
+            .enable_auto_reconnect
+            .store(false, Ordering::SeqCst);
+        self.client.disconnect().await;
+        self.wait(timeout).await;
+    }
+
+    /// Waits up to `timeout` for the run loop to end.
+    async fn wait(&self, timeout: Duration) {
+        let mut done = self.done.clone();
+        let _ = tokio::time::timeout(timeout, done.wait_for(|ended| *ended)).await;
+    }
+}
+
+/// Maps and forwards a client's events in order, waiting on the actor's bounded channel; ends
+/// the stream (dropping `events`) after a terminal event or the end of the run loop, which it
+/// reports as `Disconnected` when nothing terminal was said before.
+async fn forward(
+    mut queue: mpsc::UnboundedReceiver<Fwd>,
+    events: mpsc::Sender<ConnectorEvent>,
+    client: std::sync::Weak<Client>,
+    tap: Arc<Tap>,
+) {
+    let mut connected = false;
+    while let Some(item) = queue.recv().await {
+        let Fwd::Event(event) = item else {
+            break;
+        };
+        if tap.closed.load(Ordering::SeqCst) {
+            continue;
+        }
+        let (out, outcome) = match &*event {
+            Event::Connected(_) => {
+                connected = true;
+                match client.upgrade() {
+                    Some(client) => {
+                        let device = client.persistence_manager().get_device_snapshot();
+                        let jid = device
+                            .pn
+                            .as_ref()
+                            .map(|j| j.to_string())
+                            .unwrap_or_default();
+                        let push_name =
+                            (!device.push_name.is_empty()).then(|| device.push_name.clone());
+                        (
+                            vec![ConnectorEvent::Connected { jid, push_name }],
+                            Outcome::Continue,
+                        )
+                    }
+                    None => continue,
+                }
+            }
+            Event::HistorySync(lazy) => {
+                let lazy = (**lazy).clone();
+                let own = client.upgrade().and_then(|c| {
+                    c.persistence_manager()
+                        .get_device_snapshot()
+                        .pn
+                        .as_ref()
+                        .map(|j| j.to_non_ad().to_string())
+                });
+                // Inflating and decoding a chunk takes tens of milliseconds: not on a worker.
+                let decoded = tokio::task::spawn_blocking(move || {
+                    lazy.get()
+                        .map(|sync| events::history(sync, own.as_deref()))
+                        .unwrap_or_default()
+                })
+                .await
+                .unwrap_or_default();
+                if decoded.is_empty() {
+                    continue;
+                }
+                (
+                    vec![ConnectorEvent::HistorySync(decoded)],
+                    Outcome::Continue,
+                )
+            }
+            other => match events::map(other) {
+                Some(mapped) => mapped,
+                None => continue,
+            },
+        };
+        for event in out {
+            if events.send(event).await.is_err() {
+                // The actor let go of this session: stop the client.
+                stop_detached(&client, &tap);
+                return;
+            }
+        }
+        if outcome == Outcome::Terminal {
+            // Our supervisor decides what happens next; the client must not reconnect.
+            stop_detached(&client, &tap);
+            return;
+        }
+    }
+    if !tap.closed.load(Ordering::SeqCst) {
+        let reason = if connected {
+            "connection closed"
+        } else {
+            "could not connect to WhatsApp"
+        };
+        let _ = events
+            .send(ConnectorEvent::Disconnected {
+                reason: reason.into(),
+            })
+            .await;
+    }
+}
+
+/// Stops a client without waiting (from the forwarder, on the client runtime).
+fn stop_detached(client: &std::sync::Weak<Client>, tap: &Arc<Tap>) {
+    tap.closed.store(true, Ordering::SeqCst);
+    if let Some(client) = client.upgrade() {
+        client.enable_auto_reconnect.store(false, Ordering::SeqCst);
+        tokio::spawn(async move { client.disconnect().await });
+    }
+}
+
+/// A device's session on WhatsApp through whatsapp-rust.
+pub struct RealSession {
+    /// Our device id (logs).
+    device_id: i64,
+    /// The running client.
+    live: Arc<Live>,
+    /// Where its work runs.
+    runtime: Arc<ClientRuntime>,
+}
+
+impl RealSession {
+    /// The session of `device_id` over a started client.
+    pub fn new(device_id: i64, live: Arc<Live>, runtime: Arc<ClientRuntime>) -> Self {
+        Self {
+            device_id,
+            live,
+            runtime,
+        }
+    }
+
+    /// The client, if it is logged in (sends need that).
+    fn online(&self) -> Result<Arc<Client>, ConnectorError> {
+        if self.live.tap.closed.load(Ordering::SeqCst) || !self.live.client.is_logged_in() {
+            return Err(ConnectorError::NotConnected);
+        }
+        Ok(self.live.client.clone())
+    }
+}
+
+/// A WhatsApp address from what our API accepts: a JID (`…@s.whatsapp.net`, `…@g.us`) or a
+/// phone number in international form (digits, optional `+`).
+pub fn recipient(to: &str) -> Result<Jid, ConnectorError> {
+    let to = to.trim();
+    let invalid = || ConnectorError::InvalidRecipient(to.to_string());
+    if to.contains('@') {
+        return to.parse::<Jid>().map_err(|_| invalid());
+    }
+    let digits = to.strip_prefix('+').unwrap_or(to);
+    if (6..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+        Ok(Jid::new(digits, Server::Pn))
+    } else {
+        Err(invalid())
+    }
+}
+
+/// Maps a library error from a send-like call.
+fn failed(what: &str, err: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::Other(format!("{what} failed: {err}"))
+}
+
+#[async_trait]
+impl Session for RealSession {
+    async fn request_pair_code(&self, phone: &str) -> Result<String, ConnectorError> {
+        let digits = phone.trim().trim_start_matches('+').to_string();
+        if !(6..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ConnectorError::InvalidRecipient(phone.into()));
+        }
+        let client = self.live.client.clone();
+        self.runtime
+            .run(async move {
+                let options = PairCodeOptions {
+                    phone_number: digits,
+                    ..Default::default()
+                };
+                // The code also arrives as a `PairingCode` event (→ `PairCode`).
+                client
+                    .pair_with_code(options)
+                    .await
+                    .map_err(|e| failed("pair code request", e))
+            })
+            .await?
+    }
+
+    async fn send_text(
+        &self,
+        to: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), ConnectorError> {
+        let jid = recipient(to)?;
+        let client = self.online()?;
+        let message = wa::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        let options = SendOptions::default().with_message_id(message_id);
+        self.runtime
+            .run(async move {
+                client
+                    .send_message_with_options(jid, message, options)
+                    .await
+                    .map(drop)
+                    .map_err(|e| failed("send", e))
+            })
+            .await?
+    }
+
+    /// Uploads the image (encrypted, to WhatsApp's media servers), then sends it with the
+    /// caption under our message id.
+    async fn send_image(
+        &self,
+        to: &str,
+        message_id: &str,
+        image: Media,
+        caption: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        if image.data.is_empty() {
+            return Err(ConnectorError::Other("empty image".into()));
+        }
+        let jid = recipient(to)?;
+        let client = self.online()?;
+        let caption = caption.map(str::to_string);
+        let options = SendOptions::default().with_message_id(message_id);
+        self.runtime
+            .run(async move {
+                let upload = client
+                    .upload(
+                        image.data.to_vec(),
+                        MediaType::Image,
+                        UploadOptions::default(),
+                    )
+                    .await
+                    .map_err(|e| failed("image upload", e))?;
+                let message = image_message(
+                    upload,
+                    ImageOptions {
+                        caption,
+                        mimetype: Some(image.mime.clone()),
+                        ..Default::default()
+                    },
+                );
+                client
+                    .send_message_with_options(jid, message, options)
+                    .await
+                    .map(drop)
+                    .map_err(|e| failed("send", e))
+            })
+            .await?
+    }
+
+    async fn set_typing(&self, to: &str, typing: bool) -> Result<(), ConnectorError> {
+        let jid = recipient(to)?;
+        let client = self.online()?;
+        self.runtime
+            .run(async move {
+                let chatstate = client.chatstate();
+                let sent = if typing {
+                    chatstate.send_composing(&jid).await
+                } else {
+                    chatstate.send_paused(&jid).await
+                };
+                sent.map_err(|e| failed("chat state", e))
+            })
+            .await?
+    }
+
+    async fn mark_read(&self, chat: &str, message_ids: &[String]) -> Result<(), ConnectorError> {
+        let jid = recipient(chat)?;
+        let client = self.online()?;
+        let ids = message_ids.to_vec();
+        self.runtime
+            .run(async move {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                client
+                    .mark_as_read(&jid, None, &ids)
+                    .await
+                    .map_err(|e| failed("mark read", e))
+            })
+            .await?
+    }
+
+    /// Unlinks the device (best effort when offline) and stops the client. Emits no
+    /// `LoggedOut`: the actor asked for it. Deleting the stored session is `forget`'s job.
+    #[tracing::instrument(skip_all, fields(device_id = self.device_id))]
+    async fn logout(&self) -> Result<(), ConnectorError> {
+        self.live.tap.closed.store(true, Ordering::SeqCst);
+        let live = self.live.clone();
+        self.runtime
+            .run(async move {
+                live.client.logout().await;
+                live.wait(STOP_WAIT).await;
+            })
+            .await
+    }
+
+    async fn disconnect(&self) {
+        let live = self.live.clone();
+        let _ = self
+            .runtime
+            .run(async move { live.stop(STOP_WAIT).await })
+            .await;
+    }
+}
+
+impl Drop for RealSession {
+    fn drop(&mut self) {
+        if self.live.tap.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let live = self.live.clone();
+        drop(
+            self.runtime
+                .handle()
+                .spawn(async move { live.stop(STOP_WAIT).await }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recipient;
+
+    #[test]
+    fn recipients_are_jids_or_international_numbers() {
+        assert_eq!(
+            recipient("60123456789").unwrap().to_string(),
+            "60123456789@s.whatsapp.net"
+        );
+        assert_eq!(
+            recipient("+60123456789").unwrap().to_string(),
+            "60123456789@s.whatsapp.net"
+        );
+        assert_eq!(
+            recipient("60123456789@s.whatsapp.net").unwrap().to_string(),
+            "60123456789@s.whatsapp.net"
+        );
+        assert!(recipient("120363021033254949@g.us").is_ok());
+        assert!(recipient("hello").is_err());
+        assert!(recipient("12").is_err());
+    }
+}
