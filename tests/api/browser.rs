@@ -441,11 +441,14 @@ async fn scan(admin: &UserClient, id: i64) {
 pub(crate) struct Chromedriver {
     child: Child,
     pub(crate) url: String,
+    /// One browser test (or fault drill) at a time.
+    _heavy: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Chromedriver {
     /// Starts chromedriver and waits until it accepts connections.
     pub(crate) async fn start() -> Chromedriver {
+        let heavy = crate::helpers::heavy_test().await;
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 Path::new(path).exists(),
@@ -466,6 +469,7 @@ impl Chromedriver {
         let driver = Chromedriver {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            _heavy: heavy,
         };
         wait_until("chromedriver to listen", WAIT, || async move {
             tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -151,6 +151,7 @@ async fn start_drill(
 }
 
 async fn harness(backend: Backend) {
+    let _heavy = crate::helpers::heavy_test().await;
     let Some(database) = TestDatabase::create(backend).await else {
         eprintln!("skipped the fault harness on postgres: DATABASE_URL is not set");
         return;
@@ -181,6 +182,7 @@ async fn harness(backend: Backend) {
             ("WAFLEET__ADMIN__EMAIL", ADMIN_EMAIL),
             ("WAFLEET__ADMIN__PASSWORD", ADMIN_PASSWORD),
             ("WAFLEET__AUTH__SECURE_COOKIES", "false"),
+            ("WAFLEET__WHATSAPP__CONNECTOR", "sim"),
             ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
             // A row left `sending` by the killed daemon is re-sent 1 s after its claim.
             ("WAFLEET__BROADCAST__LEASE_SECS", "1"),
@@ -352,6 +354,8 @@ impl Outage {
             let (release, released) = std::sync::mpsc::channel::<()>();
             let holder = std::thread::spawn(move || {
                 let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+                // Queue behind the daemon's writers for a moment each try.
+                conn.batch_execute("PRAGMA busy_timeout = 200").unwrap();
                 // The daemon's writers hold the lock in turns; SQLite may answer `BUSY` at
                 // once (no busy wait when another writer is mid-transaction), so try again.
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -416,6 +420,7 @@ impl Outage {
 /// latest when the lanes' next claim fails) and resumes by itself; the campaign completes with
 /// every lead reached once. Prints how long sending went on, and how long resuming took.
 async fn a_database_outage_pauses_sending_and_it_resumes(app: TestApp) {
+    let _heavy = crate::helpers::heavy_test().await;
     use secrecy::ExposeSecret;
     let admin = app.admin().await;
     for n in 0..4 {

@@ -404,3 +404,12 @@ impl TestApp {
         id
     }
 }
+
+/// Held by the tests that load the machine most (real browsers, the multi-process fault
+/// harness) so that they run one at a time and do not starve each other's timing on two cores.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for the heavy-test slot; hold the guard for the test's duration.
+pub async fn heavy_test() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
+}
