@@ -131,6 +131,10 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                             .await?;
                         let mut new_row = (**row).clone();
                         new_row.chat_id = chat.id;
+                        // Microseconds, as PostgreSQL keeps them and as page cursors carry them:
+                        // SQLite would keep nanoseconds, and a cursor cut to microseconds would
+                        // then skip a message stored a few hundred nanoseconds after it.
+                        new_row.sent_at = to_micros(new_row.sent_at);
                         let inserted = diesel::insert_into(messages::table)
                             .values(&new_row)
                             .on_conflict((messages::device_id, messages::wa_id))
@@ -357,4 +361,10 @@ pub async fn media_owners(
             .await
             .map_err(DbError::from)
     })
+}
+
+/// `at` cut to whole microseconds.
+fn to_micros(at: NaiveDateTime) -> NaiveDateTime {
+    chrono::DateTime::from_timestamp_micros(at.and_utc().timestamp_micros())
+        .map_or(at, |t| t.naive_utc())
 }
