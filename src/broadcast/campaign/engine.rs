@@ -561,13 +561,7 @@ fn spawn_lane(
     let plan = run.plan.clone();
     let control = run.control.subscribe();
     let device_id = device.id;
-    let days_linked = device
-        .paired_at
-        .map(|at| {
-            let secs = (Utc::now().naive_utc() - at).num_seconds().max(0) as f64 * plan.time_scale;
-            (secs / 86_400.0) as u32
-        })
-        .unwrap_or(0);
+    let days_linked = days_linked(&device, plan.time_scale);
     let engine = ctx.address();
     let lane = async move {
         let end = match fleet.actor(device_id).await {
@@ -593,6 +587,14 @@ fn spawn_lane(
         });
     };
     ctx.spawn(actix::fut::wrap_future::<_, CampaignEngine>(lane));
+}
+
+/// Whole simulated days since `device` was linked (0 when not linked), for warm-up.
+fn days_linked(device: &Device, time_scale: f64) -> u32 {
+    device.paired_at.map_or(0, |at| {
+        let secs = (Utc::now().naive_utc() - at).num_seconds().max(0) as f64 * time_scale;
+        (secs / 86_400.0) as u32
+    })
 }
 
 /// Publishes `CAMPAIGN_PROGRESS` on `campaign/<id>`.
@@ -795,13 +797,7 @@ async fn remaining_capacity(
     let since = (Utc::now() - day).naive_utc();
     let mut capacities = Vec::with_capacity(devices.len());
     for device in devices {
-        let days = device
-            .paired_at
-            .map(|at| {
-                ((Utc::now().naive_utc() - at).num_seconds().max(0) as f64 * deps.time_scale
-                    / 86_400.0) as u32
-            })
-            .unwrap_or(0);
+        let days = days_linked(device, deps.time_scale);
         let sent = store::device_sends_since(&deps.db, device.id, since)
             .await?
             .len() as u64;

@@ -182,6 +182,15 @@ pub struct MessagesPage {
     pub messages: Vec<OutboxEntry>,
 }
 
+/// The campaign as shown, with its progress once it has started.
+async fn view(state: &AppState, campaign: &Campaign) -> Result<CampaignView, ApiError> {
+    let progress = match campaign.started_at {
+        Some(_) => Some(progress(&state.db, campaign).await?),
+        None => None,
+    };
+    Ok(CampaignView::of(campaign, progress))
+}
+
 /// A 422 naming what is wrong.
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(
@@ -330,11 +339,7 @@ pub async fn list_campaigns(
     let rows = store::list_campaigns(&state.db, caller.tenant_id, 200).await?;
     let mut campaigns = Vec::with_capacity(rows.len());
     for c in &rows {
-        let progress = match c.started_at {
-            Some(_) => Some(progress(&state.db, c).await?),
-            None => None,
-        };
-        campaigns.push(CampaignView::of(c, progress));
+        campaigns.push(view(&state, c).await?);
     }
     Ok(web::Json(CampaignList { campaigns }))
 }
@@ -389,11 +394,7 @@ pub async fn get_campaign(
     id: web::Path<i64>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
-    let progress = match campaign.started_at {
-        Some(_) => Some(progress(&state.db, &campaign).await?),
-        None => None,
-    };
-    Ok(web::Json(CampaignView::of(&campaign, progress)))
+    Ok(web::Json(view(&state, &campaign).await?))
 }
 
 /// Changes a draft or scheduled campaign (409 once started).
