@@ -150,6 +150,9 @@ diesel::joinable!(device_assignments -> users (user_id));
 diesel::joinable!(device_assignments -> devices (device_id));
 diesel::joinable!(leads -> lead_lists (list_id));
 diesel::joinable!(outbox -> campaigns (campaign_id));
+diesel::joinable!(sequence_steps -> sequences (sequence_id));
+diesel::joinable!(sequence_enrollments -> sequences (sequence_id));
+diesel::joinable!(sequence_enrollments -> leads (lead_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -165,7 +168,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     leads,
     opt_outs,
     campaigns,
-    outbox
+    outbox,
+    sequences,
+    sequence_steps,
+    sequence_enrollments,
+    webhook_secrets,
+    webhook_deliveries
 );
 
 diesel::table! {
@@ -224,6 +232,8 @@ diesel::table! {
         created_by -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        kind -> Text,
+        per_device_limit -> Nullable<BigInt>,
     }
 }
 
@@ -245,5 +255,75 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         read_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        step -> BigInt,
+        image_sha256 -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sequences (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        campaign_id -> BigInt,
+        name -> Text,
+        description -> Text,
+        trigger_tag -> Nullable<Text>,
+        stop_on_reply -> Bool,
+        status -> Text,
+        next_sequence_id -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sequence_steps (id) {
+        id -> BigInt,
+        sequence_id -> BigInt,
+        position -> BigInt,
+        message -> Text,
+        image_sha256 -> Nullable<Text>,
+        delay_minutes -> BigInt,
+        window_start -> Nullable<Text>,
+        window_end -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sequence_enrollments (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        sequence_id -> BigInt,
+        lead_id -> BigInt,
+        device_id -> Nullable<BigInt>,
+        phone -> Text,
+        status -> Text,
+        step -> BigInt,
+        next_due_at -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+        replied_at -> Nullable<Timestamp>,
+        replied_after_step -> Nullable<BigInt>,
+        source -> Text,
+        enrolled_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_secrets (tenant_id) {
+        tenant_id -> BigInt,
+        secret -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        signature -> Text,
+        received_at -> Timestamp,
     }
 }

@@ -1,0 +1,13 @@
+DROP TABLE webhook_deliveries;
+DROP TABLE webhook_secrets;
+DROP TABLE sequence_enrollments;
+DROP TABLE sequence_steps;
+DROP TABLE sequences;
+DELETE FROM outbox WHERE step <> 0;
+ALTER TABLE outbox DROP CONSTRAINT outbox_campaign_lead_step_key;
+ALTER TABLE outbox ADD CONSTRAINT outbox_campaign_id_lead_id_key UNIQUE (campaign_id, lead_id);
+ALTER TABLE outbox DROP COLUMN image_sha256;
+ALTER TABLE outbox DROP COLUMN step;
+DELETE FROM campaigns WHERE kind = 'sequence';
+ALTER TABLE campaigns DROP COLUMN per_device_limit;
+ALTER TABLE campaigns DROP COLUMN kind;
