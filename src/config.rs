@@ -69,6 +69,8 @@ pub struct BroadcastSettings {
     pub max_attempts: u32,
     /// Milliseconds between campaign progress events.
     pub progress_interval_ms: u64,
+    /// Milliseconds between the sequence engine's rounds (enrol tagged leads, queue due steps).
+    pub sequence_tick_ms: u64,
 }
 
 /// `[chat]`: chat mirroring; see `config/default.toml`.

@@ -7,6 +7,7 @@
 //! - [`broadcast`]: leads, opt-outs, campaigns, the outbox and the Throttle.
 //! - [`auth`]: tenants, users, roles, sessions, API tokens and the `Auth` extractor.
 //! - [`audit`]: the audit log.
+//! - [`clock`]: the clock sequences are scheduled on (tests move it).
 //! - [`cli`], [`config`], [`telemetry`]: command line, layered settings, logging.
 //! - [`startup`]: the `Application` that wires database, actors and HTTP server.
 //! - [`db`]: the `Db` handle over SQLite or PostgreSQL, `db_run!`, migrations, schema.
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod broadcast;
 pub mod chat;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod device;

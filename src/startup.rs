@@ -19,9 +19,11 @@ use actix::Actor;
 
 use crate::auth::{bootstrap, AuthService};
 use crate::broadcast::campaign::engine::{CampaignEngine, EngineDeps};
+use crate::broadcast::sequence::engine::{SequenceDeps, SequenceEngine};
 use crate::broadcast::throttle::Throttle;
 use crate::chat::actor::ChatSync;
 use crate::chat::media::MediaStore;
+use crate::clock::Clock;
 use crate::config::ConnectorKind;
 use crate::config::Settings;
 use crate::db::{migrate, Db};
@@ -74,6 +76,13 @@ impl Application {
         let chat = ChatSync::new(db.clone(), hub.clone(), settings.clone()).start();
         let fleet = start_fleet(&settings, &db, &metrics, bus, chat).await?;
         let campaigns = start_campaigns(&settings, &db, &fleet, &hub);
+        let clock = Clock::system();
+        let sequences = SequenceEngine::new(SequenceDeps {
+            db: db.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+        })
+        .start();
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -97,6 +106,8 @@ impl Application {
             hub,
             hub_metrics,
             campaigns,
+            sequences,
+            clock,
             openapi_json: OnceLock::new(),
         });
         let app_state = state.clone();

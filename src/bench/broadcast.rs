@@ -87,6 +87,8 @@ async fn measure(
         devices: json!({"mode": "all_online"}).to_string(),
         pacing: campaign_pacing.to_string(),
         on_device_loss: "move".into(),
+        kind: "broadcast".into(),
+        per_device_limit: None,
     };
     let campaign =
         store::insert_campaign(&db, tenant_id, None, &fields, CampaignStatus::Draft, None).await?;

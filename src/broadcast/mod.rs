@@ -4,12 +4,14 @@
 //! - [`leads`]: lead lists, leads, CSV import and the opt-out list.
 //! - [`phone`]: phone numbers to E.164.
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
+//! - [`sequence`]: drip sequences (enrolment, due steps, stop on reply, chains, reports).
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
 
 pub mod campaign;
 pub mod leads;
 pub mod pacing;
 pub mod phone;
+pub mod sequence;
 pub mod settings;
 pub mod template;
 pub mod throttle;

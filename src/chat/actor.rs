@@ -26,6 +26,7 @@ use super::store::{self, BatchOutcome, ChatWrite, NewMessage};
 use super::{chat_view, message_view};
 use crate::auth::store as accounts;
 use crate::broadcast::leads::opt_out;
+use crate::broadcast::sequence::store as sequence_store;
 use crate::config::{ChatSettings, Settings};
 use crate::db::Db;
 use crate::hub::{Hub, HubEvent, Topic};
@@ -173,6 +174,32 @@ impl ChatSync {
         actix::spawn(work);
     }
 
+    /// Notes live inbound messages as replies to the senders' sequence enrolments (which stop
+    /// when their sequence stops on reply), in a task of its own.
+    fn check_replies(&self, msg: &RecordMessages) {
+        let phones: Vec<String> = msg
+            .messages
+            .iter()
+            .filter(|m| !m.from_me)
+            .filter_map(|m| opt_out::phone_of_jid(&m.sender).map(str::to_string))
+            .collect();
+        if phones.is_empty() {
+            return;
+        }
+        let (db, tenant_id, device_id) = (self.db.clone(), msg.tenant_id, msg.device_id);
+        actix::spawn(async move {
+            match sequence_store::record_replies(&db, tenant_id, device_id, &phones).await {
+                Ok(0) => {}
+                Ok(stopped) => {
+                    tracing::info!(device_id, stopped, "sequence enrolments stopped by a reply")
+                }
+                Err(err) => {
+                    tracing::error!(device_id, error = %err, "cannot record sequence replies")
+                }
+            }
+        });
+    }
+
     /// Publishes one event on `messages/<device_id>`.
     fn announce(&self, tenant_id: i64, device_id: i64, event: &str, data: serde_json::Value) {
         self.hub.do_send(HubEvent {
@@ -272,6 +299,9 @@ impl Handler<RecordMessages> for ChatSync {
 
     fn handle(&mut self, msg: RecordMessages, ctx: &mut Context<Self>) {
         let now = Utc::now().naive_utc();
+        if !msg.history {
+            self.check_replies(&msg);
+        }
         for message in msg.messages {
             let from_me = message.from_me;
             if !from_me && !msg.history {

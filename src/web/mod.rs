@@ -45,6 +45,10 @@ pub struct AppState {
     pub hub_metrics: crate::hub::HubMetrics,
     /// The campaign engine.
     pub campaigns: actix::Addr<crate::broadcast::campaign::engine::CampaignEngine>,
+    /// The sequence engine.
+    pub sequences: actix::Addr<crate::broadcast::sequence::engine::SequenceEngine>,
+    /// The clock sequences are scheduled on (tests move it).
+    pub clock: crate::clock::Clock,
     /// The OpenAPI document, serialised once by the first worker that builds the app.
     pub openapi_json: OnceLock<String>,
 }

@@ -30,6 +30,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
     use Access::*;
     let none = json!({});
     let campaign = json!({"name": "x", "message": "Hi", "target": {"list_ids": [1]}});
+    let sequence = json!({"name": "x", "steps": [{"message": "Hi"}]});
     vec![
         ("GET", "/healthz", Public, none.clone()),
         ("GET", "/readyz", Public, none.clone()),
@@ -97,6 +98,19 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("DELETE", "/api/v1/opt-outs/{phone}", Owner, none.clone()),
         ("GET", "/api/v1/settings/broadcast", Member, none.clone()),
         ("PUT", "/api/v1/settings/broadcast", Owner, none.clone()),
+        ("GET", "/api/v1/lead-pool", Viewer, none.clone()),
+        ("GET", "/api/v1/sequences", Viewer, none.clone()),
+        ("POST", "/api/v1/sequences", Member, none.clone()),
+        ("GET", "/api/v1/sequences/{sequence}", Viewer, none.clone()),
+        ("PUT", "/api/v1/sequences/{sequence}", Member, sequence.clone()),
+        ("DELETE", "/api/v1/sequences/{sequence}", Member, none.clone()),
+        ("POST", "/api/v1/sequences/{sequence}/toggle", Member, none.clone()),
+        ("PUT", "/api/v1/sequences/{sequence}/steps/{position}/image", Member, none.clone()),
+        ("DELETE", "/api/v1/sequences/{sequence}/steps/{position}/image", Member, none.clone()),
+        ("GET", "/api/v1/sequences/{sequence}/enrollments", Viewer, none.clone()),
+        ("POST", "/api/v1/sequences/{sequence}/enrollments", Member, json!({"lead_ids": [1]})),
+        ("DELETE", "/api/v1/sequences/{sequence}/enrollments/{enrollment}", Member, none.clone()),
+        ("GET", "/api/v1/sequences/{sequence}/report", Viewer, none.clone()),
     ]
 }
 
@@ -109,6 +123,7 @@ struct Ids {
     list: i64,
     lead: i64,
     phone: String,
+    sequence: i64,
 }
 
 fn fill(path: &str, ids: &Ids) -> String {
@@ -122,6 +137,9 @@ fn fill(path: &str, ids: &Ids) -> String {
         .replace("{list}", &ids.list.to_string())
         .replace("{lead}", &ids.lead.to_string())
         .replace("{phone}", &ids.phone)
+        .replace("{sequence}", &ids.sequence.to_string())
+        .replace("{position}", "1")
+        .replace("{enrollment}", "1")
 }
 
 /// `body` with `"{device}"` placeholders replaced by the device id.
@@ -157,6 +175,8 @@ async fn objects_of(app: &TestApp, owner: &UserClient) -> Ids {
         devices: r#"{"mode":"all_online"}"#.into(),
         pacing: "{}".into(),
         on_device_loss: "move".into(),
+        kind: "broadcast".into(),
+        per_device_limit: None,
     };
     let campaign = wafleet::broadcast::campaign::store::insert_campaign(
         &app.db,
@@ -190,7 +210,28 @@ async fn objects_of(app: &TestApp, owner: &UserClient) -> Ids {
     )
     .await
     .unwrap();
+    let sequence = wafleet::broadcast::sequence::store::insert_sequence(
+        &app.db,
+        owner.tenant_id,
+        None,
+        &wafleet::broadcast::sequence::model::SequenceFields {
+            name: "fixture".into(),
+            description: String::new(),
+            trigger_tag: None,
+            stop_on_reply: true,
+            next_sequence_id: None,
+        },
+        wafleet::broadcast::sequence::model::SequenceStatus::Paused,
+        &[wafleet::broadcast::sequence::model::StepFields {
+            message: "Hi".into(),
+            delay_minutes: 0,
+            window: None,
+        }],
+    )
+    .await
+    .unwrap();
     Ids {
+        sequence: sequence.id,
         user: member.user_id,
         token: token["id"].as_i64().unwrap(),
         device: device.id,

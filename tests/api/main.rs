@@ -22,6 +22,7 @@ mod health;
 mod leads;
 mod migrations;
 mod openapi;
+mod sequences;
 mod wa_handshake;
 mod wa_store;
 mod ws;

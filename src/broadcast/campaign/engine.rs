@@ -12,8 +12,10 @@ use actix::prelude::*;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::lane::{Control, Lane, LaneEnd, Plan};
-use super::model::{outbox_status as st, Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
+use super::lane::{load_image, Control, Lane, LaneEnd, Plan};
+use super::model::{
+    outbox_status as st, Campaign, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss,
+};
 use super::progress::{progress, Progress};
 use super::store::{self, OutboxRow};
 use crate::broadcast::pacing::Pacing;
@@ -26,7 +28,6 @@ use crate::db::{Db, DbError};
 use crate::device::model::{Device, DeviceFilter, DeviceStatus};
 use crate::device::Fleet;
 use crate::hub::{Hub, HubEvent, Topic};
-use crate::whatsapp::Media;
 
 /// Why the engine refused a request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,6 +59,15 @@ impl From<DbError> for EngineError {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<usize, EngineError>")]
 pub struct StartCampaign {
+    /// Campaign.
+    pub campaign_id: i64,
+}
+
+/// Run a campaign that is already running or paused in the database (a new sequence's
+/// carrier), if this engine does not run it yet.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct WatchCampaign {
     /// Campaign.
     pub campaign_id: i64,
 }
@@ -121,6 +131,8 @@ struct Run {
     lanes: HashSet<i64>,
     /// The last progress published (unchanged progress is not published again).
     last: Option<Progress>,
+    /// A lost device's rows are being moved (AI distribution moves one at a time).
+    moving: bool,
 }
 
 /// A lane ended.
@@ -185,6 +197,28 @@ impl Handler<StartCampaign> for CampaignEngine {
                     let (campaign, written) = result?;
                     engine.resume_run(campaign, ctx);
                     Ok(written)
+                }),
+        )
+    }
+}
+
+impl Handler<WatchCampaign> for CampaignEngine {
+    type Result = ResponseActFuture<Self, Result<(), EngineError>>;
+
+    fn handle(&mut self, msg: WatchCampaign, _: &mut Context<Self>) -> Self::Result {
+        let db = self.deps.db.clone();
+        Box::pin(
+            async move { store::find_campaign(&db, msg.campaign_id).await }
+                .into_actor(self)
+                .map(|found, engine, ctx| {
+                    let campaign = found?;
+                    if matches!(
+                        campaign.state(),
+                        CampaignStatus::Running | CampaignStatus::Paused
+                    ) {
+                        engine.resume_run(campaign, ctx);
+                    }
+                    Ok(())
                 }),
         )
     }
@@ -304,6 +338,7 @@ impl CampaignEngine {
                             choice: campaign.device_choice(),
                             lanes: HashSet::new(),
                             last: None,
+                            moving: false,
                         },
                     );
                     engine.tick(ctx);
@@ -330,18 +365,26 @@ impl CampaignEngine {
             async move {
                 let due = due_scheduled(&db).await;
                 let mut reports = Vec::new();
+                let mut gone = Vec::new();
                 for (id, choice) in runs {
                     match report(&db, id, &choice).await {
                         Ok(report) => reports.push(report),
+                        // Deleted (a sequence and its carrier): stop its lanes.
+                        Err(DbError::NotFound) => gone.push(id),
                         Err(err) => {
                             tracing::warn!(campaign_id = id, error = %err, "campaign tick failed")
                         }
                     }
                 }
-                (due, reports)
+                (due, reports, gone)
             }
             .into_actor(self)
-            .map(|(due, reports), engine, ctx| {
+            .map(|(due, reports, gone), engine, ctx| {
+                for id in gone {
+                    if let Some(run) = engine.runs.remove(&id) {
+                        run.control.send_replace(Control::Cancel);
+                    }
+                }
                 for id in due {
                     ctx.notify(StartDue(id));
                 }
@@ -370,7 +413,12 @@ impl CampaignEngine {
             publish(&self.deps.hub, &report.campaign, &report.progress);
             run.last = Some(report.progress.clone());
         }
-        if state == CampaignStatus::Running && report.progress.counts.unsent() == 0 {
+        let kind = report.campaign.kind();
+        // A sequence's carrier runs as long as the sequence exists; it is never complete.
+        if state == CampaignStatus::Running
+            && report.progress.counts.unsent() == 0
+            && kind != CampaignKind::Sequence
+        {
             self.complete(report.campaign, ctx);
             return;
         }
@@ -399,7 +447,11 @@ impl CampaignEngine {
                 lost => to_move.push(lost),
             }
         }
-        if !to_move.is_empty() && !online_ids.is_empty() {
+        if kind == CampaignKind::Ai {
+            if !to_move.is_empty() {
+                self.move_within_limits(&report, to_move, ctx);
+            }
+        } else if !to_move.is_empty() && !online_ids.is_empty() {
             let db = self.deps.db.clone();
             ctx.spawn(
                 async move {
@@ -413,9 +465,66 @@ impl CampaignEngine {
                 }
                 .into_actor(self),
             );
-        } else {
+        } else if kind == CampaignKind::Broadcast {
             self.balance(&report, ctx);
         }
+    }
+
+    /// AI distribution: a lost device's pending leads go to online devices with room under the
+    /// per-device limit; what finds no room is skipped and its leads go back to the pool. One
+    /// move at a time per campaign, on fresh counts.
+    fn move_within_limits(
+        &mut self,
+        report: &TickReport,
+        from: Vec<Option<i64>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = report.campaign.id;
+        let Some(run) = self.runs.get_mut(&id) else {
+            return;
+        };
+        if run.moving {
+            return;
+        }
+        run.moving = true;
+        let limit = report.campaign.per_device_limit.unwrap_or(0);
+        let online: Vec<i64> = report.online.iter().map(|d| d.id).collect();
+        let db = self.deps.db.clone();
+        ctx.spawn(
+            async move {
+                let result: Result<(), DbError> = async {
+                    let mut taken: HashMap<i64, i64> = HashMap::new();
+                    for (device, status, n) in store::counts(&db, id).await? {
+                        if let Some(device) = device.filter(|_| status != st::SKIPPED && status != st::FAILED) {
+                            *taken.entry(device).or_default() += n;
+                        }
+                    }
+                    let mut room: Vec<(i64, i64)> = online
+                        .iter()
+                        .map(|d| (*d, (limit - taken.get(d).copied().unwrap_or(0)).max(0)))
+                        .collect();
+                    for lost in from {
+                        for (device, left) in room.iter_mut().filter(|(_, left)| *left > 0) {
+                            let moved = store::reassign(&db, id, lost, &[*device], Some(*left)).await?;
+                            *left -= moved as i64;
+                        }
+                        let skipped = store::skip_device_pending(&db, id, lost, NO_CAPACITY).await?;
+                        tracing::info!(campaign_id = id, from_device = ?lost, skipped, "moved a lost device's leads within the per-device limit");
+                    }
+                    store::sync_lead_devices(&db, id, NO_CAPACITY).await
+                }
+                .await;
+                if let Err(err) = result {
+                    tracing::warn!(campaign_id = id, error = %err, "could not move a lost device's leads");
+                }
+            }
+            .into_actor(self)
+            .map(move |_, engine, _| {
+                if let Some(run) = engine.runs.get_mut(&id) {
+                    run.moving = false;
+                }
+            }),
+        );
     }
 
     /// Evens out the tail of a campaign: when online devices of it have nothing left to send
@@ -671,8 +780,17 @@ async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, Engine
         .check(&pacing)
         .map_err(EngineError::Invalid)?;
     let image = match &campaign.image_sha256 {
-        Some(sha) => Some(load_image(&deps.media, sha).await?),
+        Some(sha) => Some(
+            load_image(&deps.media, sha)
+                .await
+                .map_err(|e| EngineError::Invalid(format!("campaign picture: {e}")))?,
+        ),
         None => None,
+    };
+    // A sequence's messages differ per step; typing time follows a typical message.
+    let chars = match campaign.kind() {
+        CampaignKind::Sequence => TYPICAL_CHARS,
+        _ => campaign.message.chars().count(),
     };
     Ok(Plan {
         campaign_id: campaign.id,
@@ -680,26 +798,16 @@ async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, Engine
         pacing: Arc::new(pacing),
         time_zone: effective.time_zone,
         image,
+        media: deps.media.clone(),
         lease: Duration::from_secs(deps.settings.broadcast.lease_secs.max(1)),
         max_attempts: i64::from(deps.settings.broadcast.max_attempts.max(1)),
         time_scale: deps.time_scale,
-        chars: campaign.message.chars().count(),
+        chars,
     })
 }
 
-/// Reads a campaign picture from the media store.
-async fn load_image(media: &MediaStore, sha: &str) -> Result<Media, EngineError> {
-    let path = media
-        .path(sha)
-        .ok_or_else(|| EngineError::Invalid("the campaign picture is missing".into()))?;
-    let data = tokio::fs::read(&path)
-        .await
-        .map_err(|e| EngineError::Invalid(format!("the campaign picture cannot be read: {e}")))?;
-    Ok(Media {
-        mime: "image/jpeg".into(),
-        data: Arc::new(data),
-    })
-}
+/// Characters of a typical sequence message (typing time).
+const TYPICAL_CHARS: usize = 120;
 
 /// Writes a draft or scheduled campaign's outbox (one row per matching lead, rendered, with a
 /// fresh message id, assigned to a device) and marks it running. Safe to repeat after a crash:
@@ -723,7 +831,13 @@ async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), En
     }
     let devices = online_devices(db, campaign.tenant_id, &campaign.device_choice()).await?;
     let capacities = remaining_capacity(deps, &devices, &plan.pacing).await?;
-    let assignment = assign(leads.len(), &capacities);
+    let assignment = match (campaign.kind(), campaign.per_device_limit) {
+        (CampaignKind::Ai, Some(limit)) => {
+            let health = device_health(deps, &devices).await?;
+            distribute(leads.len(), &capacities, &health, limit.max(0) as u64)
+        }
+        _ => assign(leads.len(), &capacities),
+    };
     let phones: Vec<String> = leads.iter().map(|l| l.phone.clone()).collect();
     let opted_out =
         crate::broadcast::leads::opt_out::opted_out(db, campaign.tenant_id, &phones).await?;
@@ -732,19 +846,35 @@ async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), En
         .iter()
         .zip(assignment)
         .map(|(lead, device_id)| {
-            let skipped = opted_out.contains(&lead.phone);
+            let skip = if opted_out.contains(&lead.phone) {
+                Some("opted out")
+            } else if campaign.kind() == CampaignKind::Ai && device_id.is_none() {
+                Some(NO_CAPACITY)
+            } else {
+                None
+            };
             OutboxRow {
                 lead_id: lead.id,
                 device_id,
                 phone: lead.phone.clone(),
                 body: template.render(&lead.variables(), &mut rng),
                 message_id: new_message_id(),
-                status: if skipped { st::SKIPPED } else { st::PENDING },
-                error: skipped.then(|| "opted out".to_string()),
+                status: if skip.is_some() {
+                    st::SKIPPED
+                } else {
+                    st::PENDING
+                },
+                error: skip.map(str::to_string),
+                step: 0,
+                image_sha256: None,
             }
         })
         .collect();
     let written = store::write_outbox(db, campaign.tenant_id, id, &rows).await?;
+    if campaign.kind() == CampaignKind::Ai {
+        // The pool shrinks at once: each lead now belongs to the device that will write to it.
+        store::sync_lead_devices(db, id, NO_CAPACITY).await?;
+    }
     let from = [CampaignStatus::Draft, CampaignStatus::Scheduled];
     if !store::transition(db, id, &from, CampaignStatus::Running, None).await? {
         return Err(EngineError::Conflict(
@@ -766,19 +896,42 @@ pub async fn target_leads(
     db: &Db,
     campaign: &Campaign,
 ) -> Result<Vec<super::model::TargetLead>, DbError> {
-    let target = campaign.target();
+    let pool_only = campaign.kind() == CampaignKind::Ai;
+    matching_leads(db, campaign.tenant_id, &campaign.target(), pool_only).await
+}
+
+/// A tenant's leads matching `target` (only those without a device when `pool_only`), one per
+/// phone, in id order.
+pub async fn matching_leads(
+    db: &Db,
+    tenant_id: i64,
+    target: &super::model::Target,
+    pool_only: bool,
+) -> Result<Vec<super::model::TargetLead>, DbError> {
     let tags: Vec<String> = target
         .tags
         .iter()
         .map(|t| format!(",{},", t.trim().to_lowercase()))
         .collect();
+    let niches: Vec<String> = target
+        .niches
+        .iter()
+        .map(|n| n.trim().to_lowercase())
+        .collect();
     let mut seen = HashSet::new();
     Ok(
-        store::target_leads(db, campaign.tenant_id, &target.list_ids, &target.statuses)
+        store::target_leads(db, tenant_id, &target.list_ids, &target.statuses, pool_only)
             .await?
             .into_iter()
             .filter(|(_, lead_tags)| {
                 tags.is_empty() || tags.iter().any(|t| lead_tags.contains(t.as_str()))
+            })
+            .filter(|(lead, _)| {
+                niches.is_empty()
+                    || lead
+                        .niche
+                        .as_deref()
+                        .is_some_and(|n| niches.contains(&n.trim().to_lowercase()))
             })
             .map(|(lead, _)| lead)
             .filter(|lead| seen.insert(lead.phone.clone()))
@@ -805,6 +958,60 @@ async fn remaining_capacity(
         capacities.push((device.id, cap.saturating_sub(sent)));
     }
     Ok(capacities)
+}
+
+/// Why an AI distribution left a lead in the pool.
+pub const NO_CAPACITY: &str = "no device capacity left";
+
+/// Each device's health for AI distribution, 0.1–1.0: the share of its messages of the last
+/// (simulated) day that did not fail. A device without history is healthy.
+async fn device_health(deps: &EngineDeps, devices: &[Device]) -> Result<Vec<f64>, DbError> {
+    let day = chrono::Duration::milliseconds((86_400_000.0 / deps.time_scale) as i64);
+    let since = (Utc::now() - day).naive_utc();
+    let ids: Vec<i64> = devices.iter().map(|d| d.id).collect();
+    let history = store::device_outcomes_since(&deps.db, &ids, since).await?;
+    Ok(ids
+        .iter()
+        .map(|id| match history.get(id) {
+            Some(&(failed, total)) if total > 0 => (1.0 - failed as f64 / total as f64).max(0.1),
+            _ => 1.0,
+        })
+        .collect())
+}
+
+/// AI distribution: assigns `count` leads to devices, at most `limit` each (and no more than
+/// each device's remaining daily capacity), smooth weighted round-robin by remaining room ×
+/// health; `None` for leads no device has room for.
+fn distribute(
+    count: usize,
+    capacities: &[(i64, u64)],
+    health: &[f64],
+    limit: u64,
+) -> Vec<Option<i64>> {
+    let mut room: Vec<u64> = capacities.iter().map(|(_, c)| (*c).min(limit)).collect();
+    let mut current = vec![0f64; capacities.len()];
+    (0..count)
+        .map(|_| {
+            let weights: Vec<f64> = room
+                .iter()
+                .zip(health)
+                .map(|(r, h)| *r as f64 * h)
+                .collect();
+            let total: f64 = weights.iter().sum();
+            if total <= 0.0 {
+                return None;
+            }
+            for (c, w) in current.iter_mut().zip(&weights) {
+                *c += w;
+            }
+            let best = (0..current.len())
+                .filter(|i| room[*i] > 0)
+                .max_by(|a, b| current[*a].total_cmp(&current[*b]).then(b.cmp(a)))?;
+            current[best] -= total;
+            room[best] -= 1;
+            Some(capacities[best].0)
+        })
+        .collect()
 }
 
 /// Assigns `count` rows to devices round-robin weighted by remaining capacity (smooth weighted
@@ -838,13 +1045,13 @@ fn assign(count: usize, capacities: &[(i64, u64)]) -> Vec<Option<i64>> {
 }
 
 /// A WhatsApp-style message id (`3EB0` + 16 hex digits).
-fn new_message_id() -> String {
+pub fn new_message_id() -> String {
     format!("3EB0{:016X}", rand::random::<u64>())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::assign;
+    use super::{assign, distribute};
 
     #[test]
     fn assignment_follows_remaining_capacity_and_interleaves() {
@@ -852,6 +1059,26 @@ mod tests {
         let count = |d| rows.iter().filter(|r| **r == Some(d)).count();
         assert_eq!((count(1), count(2), count(3)), (20, 40, 0));
         assert_ne!(rows[0], rows[1], "shares interleave");
+    }
+
+    #[test]
+    fn distribution_fills_each_device_to_its_limit_and_leaves_the_rest() {
+        let caps: Vec<(i64, u64)> = (1..=7).map(|d| (d, 500)).collect();
+        let rows = distribute(1000, &caps, &[1.0; 7], 100);
+        for d in 1..=7 {
+            assert_eq!(rows.iter().filter(|r| **r == Some(d)).count(), 100);
+        }
+        assert_eq!(rows.iter().filter(|r| r.is_none()).count(), 300);
+        assert_ne!(rows[0], rows[1], "shares interleave");
+    }
+
+    #[test]
+    fn distribution_favours_healthy_devices_and_respects_daily_capacity() {
+        let rows = distribute(30, &[(1, 100), (2, 100), (3, 5)], &[1.0, 0.25, 1.0], 100);
+        let count = |d| rows.iter().filter(|r| **r == Some(d)).count();
+        assert!(count(1) > 2 * count(2), "{} vs {}", count(1), count(2));
+        assert!(count(3) <= 5);
+        assert_eq!(count(1) + count(2) + count(3), 30);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::store;
 use crate::broadcast::pacing::Pacing;
 use crate::broadcast::phone::jid_of;
 use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, Throttle};
+use crate::chat::media::MediaStore;
 use crate::db::{Db, DbError};
 use crate::device::actor::DeviceActor;
 use crate::device::messages::{DeviceError, SendImage, SendText, SetTyping};
@@ -47,6 +48,8 @@ pub struct Plan {
     pub time_zone: chrono_tz::Tz,
     /// The picture, when the campaign sends one (the row body is its caption).
     pub image: Option<Media>,
+    /// Where rows with a picture of their own (sequence steps) find it.
+    pub media: MediaStore,
     /// How long a claim holds a row.
     pub lease: Duration,
     /// Attempts before a row fails.
@@ -301,13 +304,20 @@ impl Lane {
             let _ = self.device.send(SetTyping { to, typing: false }).await;
             return Attempt::Interrupted;
         }
-        let result = match &self.plan.image {
+        let image = match &row.image_sha256 {
+            Some(sha) => match load_image(&self.plan.media, sha).await {
+                Ok(image) => Some(image),
+                Err(err) => return Attempt::Rejected(err),
+            },
+            None => self.plan.image.clone(),
+        };
+        let result = match image {
             Some(image) => {
                 self.device
                     .send(SendImage {
                         to,
                         message_id: row.message_id.clone(),
-                        image: image.clone(),
+                        image,
                         caption: Some(row.body.clone()).filter(|c| !c.is_empty()),
                     })
                     .await
@@ -353,4 +363,18 @@ fn typing_from(slot: &Slot) -> Instant {
     slot.send_at
         .checked_sub(slot.typing)
         .unwrap_or(slot.send_at)
+}
+
+/// Reads a prepared picture (always JPEG) from the media store.
+pub async fn load_image(media: &MediaStore, sha: &str) -> Result<Media, String> {
+    let path = media
+        .path(sha)
+        .ok_or_else(|| "the picture is missing".to_string())?;
+    let data = tokio::fs::read(&path)
+        .await
+        .map_err(|e| format!("the picture cannot be read: {e}"))?;
+    Ok(Media {
+        mime: "image/jpeg".into(),
+        data: std::sync::Arc::new(data),
+    })
 }

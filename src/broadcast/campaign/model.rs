@@ -59,6 +59,41 @@ impl CampaignStatus {
     }
 }
 
+/// What a campaign does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignKind {
+    /// One message to every lead of the target.
+    #[default]
+    Broadcast,
+    /// AI lead distribution: the target's unassigned leads (the pool) are spread over the online
+    /// devices, at most `per_device_limit` each, and each lead gets the message from its device,
+    /// which becomes the lead's own.
+    Ai,
+    /// The hidden carrier of a sequence's sends (never listed as a campaign).
+    Sequence,
+}
+
+impl CampaignKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Broadcast => "broadcast",
+            Self::Ai => "ai",
+            Self::Sequence => "sequence",
+        }
+    }
+
+    /// The kind of a stored name (unknown names read as broadcast).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "ai" => Self::Ai,
+            "sequence" => Self::Sequence,
+            _ => Self::Broadcast,
+        }
+    }
+}
+
 /// States of one outbox row: pending → sending → sent → delivered → read | failed | skipped.
 pub mod outbox_status {
     /// Waiting for its device's turn.
@@ -80,7 +115,8 @@ pub mod outbox_status {
 }
 
 /// Which leads a campaign goes to: leads in any of the lists, having any of the tags, in any of
-/// the statuses (an empty criterion does not filter). At least one list or tag is required.
+/// the statuses and niches (an empty criterion does not filter). A broadcast needs at least one
+/// list or tag; an AI distribution takes unassigned leads and may select by niche alone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
@@ -93,6 +129,9 @@ pub struct Target {
     /// Lead statuses (any of them).
     #[serde(default)]
     pub statuses: Vec<String>,
+    /// Lead niches (any of them, case-insensitive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub niches: Vec<String>,
 }
 
 /// Which devices send a campaign.
@@ -169,9 +208,18 @@ pub struct Campaign {
     pub created_at: NaiveDateTime,
     /// Last change, UTC.
     pub updated_at: NaiveDateTime,
+    /// [`CampaignKind`] name.
+    pub kind: String,
+    /// AI distribution: at most this many leads per device.
+    pub per_device_limit: Option<i64>,
 }
 
 impl Campaign {
+    /// The parsed kind.
+    pub fn kind(&self) -> CampaignKind {
+        CampaignKind::parse(&self.kind)
+    }
+
     /// The parsed status (an unknown name reads as cancelled, which sends nothing).
     pub fn state(&self) -> CampaignStatus {
         CampaignStatus::parse(&self.status).unwrap_or(CampaignStatus::Cancelled)
@@ -218,6 +266,10 @@ pub struct CampaignFields {
     pub pacing: String,
     /// [`OnDeviceLoss`] name.
     pub on_device_loss: String,
+    /// [`CampaignKind`] name.
+    pub kind: String,
+    /// AI distribution's per-device limit.
+    pub per_device_limit: Option<i64>,
 }
 
 /// A lead picked by a campaign's target, with what its template may use.
@@ -282,6 +334,8 @@ pub struct Claimed {
     pub message_id: String,
     /// Attempts so far, this one included.
     pub attempts: i64,
+    /// The row's own picture (sequence steps), else the campaign's.
+    pub image_sha256: Option<String>,
 }
 
 /// An outbox row as shown in results.

@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::model::{
-    outbox_status as st, Campaign, CampaignFields, CampaignStatus, Claimed, TargetLead,
+    outbox_status as st, Campaign, CampaignFields, CampaignKind, CampaignStatus, Claimed,
+    TargetLead,
 };
 use crate::db::schema::{campaigns, leads, outbox};
 use crate::db::{Db, DbError};
@@ -42,12 +43,13 @@ pub async fn insert_campaign(
     })
 }
 
-/// A tenant's campaign.
+/// A tenant's campaign (sequence carriers are not campaigns to users).
 pub async fn get_campaign(db: &Db, tenant_id: i64, id: i64) -> Result<Campaign, DbError> {
     db_run!(db, |conn| {
         campaigns::table
             .find(id)
             .filter(campaigns::tenant_id.eq(tenant_id))
+            .filter(campaigns::kind.ne(CampaignKind::Sequence.as_str()))
             .select(Campaign::as_select())
             .first(conn)
             .await
@@ -72,6 +74,7 @@ pub async fn list_campaigns(db: &Db, tenant_id: i64, limit: i64) -> Result<Vec<C
     db_run!(db, |conn| {
         campaigns::table
             .filter(campaigns::tenant_id.eq(tenant_id))
+            .filter(campaigns::kind.ne(CampaignKind::Sequence.as_str()))
             .order(campaigns::id.desc())
             .limit(limit)
             .select(Campaign::as_select())
@@ -239,12 +242,14 @@ pub async fn transition(
 }
 
 /// The tenant's leads in any of `list_ids` (all lists when empty) and any of `statuses` (all
-/// when empty), in id order. Tags are filtered by the caller.
+/// when empty), only those without a device when `pool_only`, in id order. Tags and niches are
+/// filtered by the caller.
 pub async fn target_leads(
     db: &Db,
     tenant_id: i64,
     list_ids: &[i64],
     statuses: &[String],
+    pool_only: bool,
 ) -> Result<Vec<(TargetLead, String)>, DbError> {
     db_run!(db, |conn| {
         let mut query = leads::table
@@ -268,6 +273,9 @@ pub async fn target_leads(
         if !statuses.is_empty() {
             query = query.filter(leads::status.eq_any(statuses));
         }
+        if pool_only {
+            query = query.filter(leads::device_id.is_null());
+        }
         query.load(conn).await.map_err(DbError::from)
     })
 }
@@ -289,6 +297,10 @@ pub struct OutboxRow {
     pub status: &'static str,
     /// Why it was skipped.
     pub error: Option<String>,
+    /// The sequence step it carries (0 for a campaign's message).
+    pub step: i64,
+    /// Its own picture (a sequence step's).
+    pub image_sha256: Option<String>,
 }
 
 /// Writes a campaign's outbox in one transaction; a (campaign, lead) pair already present is
@@ -316,6 +328,8 @@ pub async fn write_outbox(
                 outbox::attempts.eq(0i64),
                 outbox::error.eq(row.error.as_deref()),
                 outbox::created_at.eq(now),
+                outbox::step.eq(row.step),
+                outbox::image_sha256.eq(row.image_sha256.as_deref()),
             )
         })
         .collect();
@@ -394,6 +408,7 @@ pub async fn claim(
                     outbox::body,
                     outbox::message_id,
                     outbox::attempts,
+                    outbox::image_sha256,
                 ))
                 .load::<Claimed>($conn)
                 .await
@@ -547,6 +562,106 @@ pub async fn reassign(
         }
     }
     Ok(moved)
+}
+
+/// Skips a device's (or the unassigned, `None`) pending rows of a campaign, noting `reason`.
+pub async fn skip_device_pending(
+    db: &Db,
+    campaign_id: i64,
+    device_id: Option<i64>,
+    reason: &str,
+) -> Result<usize, DbError> {
+    db_run!(db, |conn| {
+        let rows = outbox::table
+            .filter(outbox::campaign_id.eq(campaign_id))
+            .filter(outbox::status.eq(st::PENDING))
+            .into_boxed();
+        let rows = match device_id {
+            Some(device) => rows.filter(outbox::device_id.eq(device)),
+            None => rows.filter(outbox::device_id.is_null()),
+        };
+        let ids: Vec<i64> = rows.select(outbox::id).load(conn).await?;
+        diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(&ids))
+                .filter(outbox::status.eq(st::PENDING)),
+        )
+        .set((outbox::status.eq(st::SKIPPED), outbox::error.eq(reason)))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })
+}
+
+/// Makes each lead of an AI distribution belong to the device its message goes through; leads
+/// skipped with `left_reason` go back to the pool (no device).
+pub async fn sync_lead_devices(
+    db: &Db,
+    campaign_id: i64,
+    left_reason: &str,
+) -> Result<(), DbError> {
+    let rows: Vec<(Option<i64>, Option<i64>, String, Option<String>)> = db_run!(db, |conn| {
+        outbox::table
+            .filter(outbox::campaign_id.eq(campaign_id))
+            .select((
+                outbox::lead_id,
+                outbox::device_id,
+                outbox::status,
+                outbox::error,
+            ))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    let mut owners: std::collections::BTreeMap<Option<i64>, Vec<i64>> = Default::default();
+    for (lead, device, status, error) in rows {
+        let Some(lead) = lead else { continue };
+        if status == st::SKIPPED && error.as_deref() == Some(left_reason) {
+            owners.entry(None).or_default().push(lead);
+        } else if status != st::SKIPPED && status != st::FAILED && device.is_some() {
+            owners.entry(device).or_default().push(lead);
+        }
+    }
+    for (device, leads_of) in owners {
+        for chunk in leads_of.chunks(INSERT_CHUNK) {
+            db_run!(db, |conn| {
+                diesel::update(leads::table.filter(leads::id.eq_any(chunk)))
+                    .set(leads::device_id.eq(device))
+                    .execute(conn)
+                    .await
+                    .map_err(DbError::from)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Per device: (failed, all) of its outbox rows created since `since` (device health).
+pub async fn device_outcomes_since(
+    db: &Db,
+    device_ids: &[i64],
+    since: NaiveDateTime,
+) -> Result<std::collections::HashMap<i64, (i64, i64)>, DbError> {
+    let rows: Vec<(Option<i64>, String, i64)> = db_run!(db, |conn| {
+        outbox::table
+            .filter(outbox::device_id.eq_any(device_ids))
+            .filter(outbox::created_at.ge(since))
+            .group_by((outbox::device_id, outbox::status))
+            .select((outbox::device_id, outbox::status, diesel::dsl::count_star()))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    let mut outcomes = std::collections::HashMap::new();
+    for (device, status, n) in rows {
+        let Some(device) = device else { continue };
+        let entry = outcomes.entry(device).or_insert((0, 0));
+        if status == st::FAILED {
+            entry.0 += n;
+        }
+        entry.1 += n;
+    }
+    Ok(outcomes)
 }
 
 /// Row counts of a campaign by (device, status).

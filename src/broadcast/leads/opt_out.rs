@@ -76,7 +76,7 @@ pub async fn add_opt_out(
     reason: Option<&str>,
 ) -> Result<(OptOut, bool), DbError> {
     let now = Utc::now().naive_utc();
-    db_run!(db, |conn| {
+    let result = db_run!(db, |conn| {
         let inserted = diesel::insert_into(opt_outs::table)
             .values((
                 opt_outs::tenant_id.eq(tenant_id),
@@ -95,8 +95,20 @@ pub async fn add_opt_out(
             .select(OptOut::as_select())
             .first(conn)
             .await?;
-        Ok((entry, inserted > 0))
-    })
+        Ok::<_, DbError>((entry, inserted > 0))
+    })?;
+    // An opted-out lead gets no further sequence step.
+    let stopped =
+        crate::broadcast::sequence::store::stop_open(db, tenant_id, Some(phone), None, "opted out")
+            .await?;
+    if stopped > 0 {
+        tracing::info!(
+            tenant_id,
+            stopped,
+            "sequence enrolments stopped by an opt-out"
+        );
+    }
+    Ok(result)
 }
 
 /// Takes `phone` off the tenant's opt-out list; [`DbError::NotFound`] when it is not on it.

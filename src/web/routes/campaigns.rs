@@ -12,7 +12,8 @@ use crate::audit;
 use crate::auth::{require, Auth, Caller, Role};
 use crate::broadcast::campaign::engine::{Action, ControlCampaign, EngineError, StartCampaign};
 use crate::broadcast::campaign::model::{
-    Campaign, CampaignFields, CampaignStatus, DeviceChoice, OnDeviceLoss, OutboxEntry, Target,
+    Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss,
+    OutboxEntry, Target,
 };
 use crate::broadcast::campaign::progress::{progress, Progress};
 use crate::broadcast::campaign::store;
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(control_campaign)
         .service(preview_campaign)
         .service(campaign_progress)
-        .service(campaign_messages);
+        .service(campaign_messages)
+        .service(lead_pool);
 }
 
 /// A campaign as written by a client.
@@ -58,6 +60,12 @@ pub struct CampaignRequest {
     /// What happens to a lost device's messages (default `move`).
     #[serde(default)]
     pub on_device_loss: Option<OnDeviceLoss>,
+    /// `broadcast` (default) or `ai` (lead distribution over the pool of unassigned leads).
+    #[serde(default)]
+    pub kind: CampaignKind,
+    /// AI distribution: at most this many leads per device (required for `ai`).
+    #[serde(default)]
+    pub per_device_limit: Option<i64>,
     /// Start automatically at this time: RFC 3339 with offset, or a local `YYYY-MM-DDTHH:MM`
     /// in the tenant's zone. Absent: a draft, started with `POST …/start`.
     #[serde(default)]
@@ -85,6 +93,10 @@ pub struct CampaignView {
     pub pacing: PacingOverride,
     /// Lost-device policy.
     pub on_device_loss: OnDeviceLoss,
+    /// Broadcast or AI lead distribution.
+    pub kind: CampaignKind,
+    /// AI distribution's per-device limit.
+    pub per_device_limit: Option<i64>,
     /// Scheduled start.
     pub scheduled_at: Option<DateTime<Utc>>,
     /// Actual start.
@@ -110,6 +122,8 @@ impl CampaignView {
             devices: c.device_choice(),
             pacing: c.pacing_override(),
             on_device_loss: c.on_device_loss(),
+            kind: c.kind(),
+            per_device_limit: c.per_device_limit,
             scheduled_at: c.scheduled_at.map(utc),
             started_at: c.started_at.map(utc),
             finished_at: c.finished_at.map(utc),
@@ -228,8 +242,32 @@ async fn validate(
     let name = super::auth::required_text("name", &body.name)?;
     Template::parse(&body.message).map_err(|e| invalid(format!("message: {}", e.0)))?;
     let target = &body.target;
-    if target.list_ids.is_empty() && target.tags.is_empty() {
-        return Err(invalid("target: give list_ids or tags"));
+    match body.kind {
+        CampaignKind::Broadcast => {
+            if target.list_ids.is_empty() && target.tags.is_empty() {
+                return Err(invalid("target: give list_ids or tags"));
+            }
+            if body.per_device_limit.is_some() {
+                return Err(invalid(
+                    "per_device_limit: only an ai campaign has a per-device limit",
+                ));
+            }
+        }
+        CampaignKind::Ai => {
+            if !body
+                .per_device_limit
+                .is_some_and(|n| (1..=100_000).contains(&n))
+            {
+                return Err(invalid(
+                    "per_device_limit: an ai campaign needs a limit from 1 to 100000",
+                ));
+            }
+        }
+        CampaignKind::Sequence => {
+            return Err(invalid(
+                "kind: use broadcast or ai (sequences have their own API)",
+            ))
+        }
     }
     for list_id in &target.list_ids {
         let found =
@@ -298,6 +336,8 @@ async fn validate(
                 .unwrap_or(OnDeviceLoss::Move)
                 .as_str()
                 .to_string(),
+            kind: body.kind.as_str().to_string(),
+            per_device_limit: body.per_device_limit,
         },
         scheduled_at,
     ))
@@ -482,8 +522,29 @@ pub async fn put_image(
     id: web::Path<i64>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    use futures_util::StreamExt;
     store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let sha = receive_image(&state, &mut payload).await?;
+    store::set_image(&state.db, caller.tenant_id, *id, Some(&sha))
+        .await
+        .map_err(state_error)?;
+    audit::by_caller(
+        &state.db,
+        &caller,
+        &req,
+        "campaign.image",
+        format!("campaign:{id}"),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reads an uploaded image (the raw request body, at most 32 MiB), prepares it for WhatsApp
+/// (resized, JPEG) and stores it; answers its SHA-256 in the media store.
+pub(super) async fn receive_image(
+    state: &AppState,
+    payload: &mut web::Payload,
+) -> Result<String, ApiError> {
+    use futures_util::StreamExt;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
@@ -497,7 +558,7 @@ pub async fn put_image(
         body.extend_from_slice(&chunk);
     }
     let store_dir = state.settings.chat.media_dir.clone();
-    let sha = web::block(move || {
+    web::block(move || {
         let prepared = media::prepare_image(&body).map_err(|e| e.to_string())?;
         MediaStore::new(store_dir)
             .save(&prepared.data)
@@ -505,19 +566,7 @@ pub async fn put_image(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_image", e))?;
-    store::set_image(&state.db, caller.tenant_id, *id, Some(&sha))
-        .await
-        .map_err(state_error)?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "campaign.image",
-        format!("campaign:{id}"),
-    )
-    .await;
-    Ok(HttpResponse::NoContent().finish())
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_image", e))
 }
 
 /// Starts a draft or scheduled campaign now: writes one message per lead (each with its own
@@ -687,4 +736,64 @@ pub async fn campaign_messages(
     let messages =
         store::outbox_page(&state.db, campaign.id, query.after.unwrap_or(0), limit).await?;
     Ok(web::Json(MessagesPage { messages }))
+}
+
+/// Query of the lead pool.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PoolQuery {
+    /// Only leads of this niche.
+    pub niche: Option<String>,
+    /// Only leads with this tag.
+    pub tag: Option<String>,
+    /// Only leads in this status.
+    pub status: Option<String>,
+}
+
+/// The pool an AI distribution would take from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolView {
+    /// Leads without a device that match (one per phone).
+    pub unassigned: usize,
+    /// The tenant's devices online now.
+    pub online_devices: usize,
+}
+
+/// How many unassigned leads match, and how many devices could take them now.
+#[utoipa::path(tag = "campaigns", params(PoolQuery), responses((status = 200, body = PoolView)))]
+#[get("/lead-pool")]
+pub async fn lead_pool(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    query: web::Query<PoolQuery>,
+) -> Result<web::Json<PoolView>, ApiError> {
+    let some = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| vec![v.to_string()])
+            .unwrap_or_default()
+    };
+    let target = Target {
+        list_ids: Vec::new(),
+        tags: some(&query.tag),
+        statuses: some(&query.status),
+        niches: some(&query.niche),
+    };
+    let pool = crate::broadcast::campaign::engine::matching_leads(
+        &state.db,
+        caller.tenant_id,
+        &target,
+        true,
+    )
+    .await?;
+    let filter = crate::device::model::DeviceFilter {
+        status: Some(crate::device::model::DeviceStatus::Online),
+        ..Default::default()
+    };
+    let (_, online) =
+        crate::device::store::list_devices(&state.db, caller.tenant_id, &filter, 1, 0).await?;
+    Ok(web::Json(PoolView {
+        unassigned: pool.len(),
+        online_devices: online as usize,
+    }))
 }

@@ -9,6 +9,7 @@ pub mod chats;
 pub mod devices;
 pub mod leads;
 pub mod opt_outs;
+pub mod sequences;
 pub mod sim;
 pub mod tokens;
 pub mod users;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     devices::configure(cfg);
     chats::configure(cfg);
     campaigns::configure(cfg);
+    sequences::configure(cfg);
     leads::configure(cfg);
     opt_outs::configure(cfg);
     broadcast_settings::configure(cfg);

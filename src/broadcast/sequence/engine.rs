@@ -1,0 +1,562 @@
+//! The SequenceEngine actor (DESIGN's "SequenceActor"): enrols tagged leads, writes each step's
+//! message to the outbox when it comes due (inside its window, outside quiet hours), and moves
+//! enrolments on as their messages are sent. The sends themselves run through the campaign
+//! engine's lanes (each sequence has a hidden carrier campaign), so pacing, leases, retries and
+//! receipts work exactly as for campaigns. All state is in the database; the engine only keeps
+//! how far it has looked for newly tagged leads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::model::{enrollment_status as es, Enrollment, NewEnrollment, Sequence, Step};
+use super::schedule::send_time;
+use super::store;
+use crate::broadcast::campaign::model::outbox_status as st;
+use crate::broadcast::campaign::store::OutboxRow;
+use crate::broadcast::pacing::QuietHours;
+use crate::broadcast::settings as tenant_settings;
+use crate::broadcast::template::Template;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{Db, DbError};
+use crate::device::model::{DeviceFilter, DeviceStatus};
+
+/// Enrolments handled per kind of work per tick.
+const BATCH: i64 = 500;
+/// Leads changed this long before the last look are looked at again (a transaction that
+/// committed late is not missed; enrolment is idempotent).
+const RESCAN_OVERLAP_SECS: i64 = 60;
+/// How long a due step without an online device waits before it is tried again.
+const NO_DEVICE_RETRY_MINUTES: i64 = 1;
+
+/// Do one round of work now; answers when it is done (tests use it as a sync point).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Tick;
+
+/// Enrol leads by hand (or by chain). Answers how many were enrolled.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, DbError>")]
+pub struct Enrol {
+    /// The sequence.
+    pub sequence: Sequence,
+    /// Lead ids (of the sequence's tenant).
+    pub lead_ids: Vec<i64>,
+    /// manual or chain.
+    pub source: &'static str,
+}
+
+/// The engine's dependencies.
+#[derive(Clone)]
+pub struct SequenceDeps {
+    /// Database.
+    pub db: Db,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// The clock steps are scheduled on.
+    pub clock: Clock,
+}
+
+/// See the module documentation.
+pub struct SequenceEngine {
+    deps: SequenceDeps,
+    /// Per sequence: leads changed since this instant still need a look for its tag. A
+    /// sequence not here (new, resumed, or after a restart) gets a full look.
+    scanned: HashMap<i64, NaiveDateTime>,
+    ticking: bool,
+}
+
+impl SequenceEngine {
+    /// An engine over `deps`.
+    pub fn new(deps: SequenceDeps) -> Self {
+        Self {
+            deps,
+            scanned: HashMap::new(),
+            ticking: false,
+        }
+    }
+}
+
+impl Actor for SequenceEngine {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let interval = Duration::from_millis(self.deps.settings.broadcast.sequence_tick_ms.max(50));
+        ctx.run_interval(interval, |engine, ctx| {
+            if !engine.ticking {
+                ctx.notify(Tick);
+            }
+        });
+    }
+}
+
+impl Handler<Tick> for SequenceEngine {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Tick, _: &mut Context<Self>) -> Self::Result {
+        self.ticking = true;
+        let deps = self.deps.clone();
+        let scanned = self.scanned.clone();
+        Box::pin(
+            async move {
+                let scan_start = Utc::now().naive_utc();
+                let seen = match enrol_tagged(&deps, &scanned).await {
+                    Ok(seen) => seen,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "sequence enrolment failed");
+                        Vec::new()
+                    }
+                };
+                if let Err(err) = advance_sent(&deps).await {
+                    tracing::warn!(error = %err, "sequence progress failed");
+                }
+                if let Err(err) = queue_due(&deps).await {
+                    tracing::warn!(error = %err, "queueing due sequence steps failed");
+                }
+                (seen, scan_start)
+            }
+            .into_actor(self)
+            .map(|(seen, scan_start), engine, _| {
+                // Forget sequences no longer active: they get a full look when they are again.
+                engine.scanned.retain(|id, _| seen.contains(id));
+                for id in seen {
+                    engine.scanned.insert(id, scan_start);
+                }
+                engine.ticking = false;
+            }),
+        )
+    }
+}
+
+impl Handler<Enrol> for SequenceEngine {
+    type Result = ResponseFuture<Result<usize, DbError>>;
+
+    fn handle(&mut self, msg: Enrol, _: &mut Context<Self>) -> Self::Result {
+        let deps = self.deps.clone();
+        Box::pin(async move {
+            let leads = store::leads_by_id(&deps.db, msg.sequence.tenant_id, &msg.lead_ids).await?;
+            enrol_leads(&deps, &msg.sequence, leads, msg.source).await
+        })
+    }
+}
+
+/// Enrols leads newly carrying an active sequence's tag; answers the active sequences looked at.
+async fn enrol_tagged(
+    deps: &SequenceDeps,
+    scanned: &HashMap<i64, NaiveDateTime>,
+) -> Result<Vec<i64>, DbError> {
+    let sequences = store::active_sequences(&deps.db).await?;
+    let mut seen = Vec::with_capacity(sequences.len());
+    for sequence in sequences {
+        seen.push(sequence.id);
+        let Some(tag) = sequence.trigger_tag.clone().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let since = scanned
+            .get(&sequence.id)
+            .map_or(DateTime::UNIX_EPOCH.naive_utc(), |at| {
+                *at - chrono::Duration::seconds(RESCAN_OVERLAP_SECS)
+            });
+        let candidates =
+            store::tagged_candidates(&deps.db, sequence.tenant_id, sequence.id, &tag, since)
+                .await?;
+        if candidates.is_empty() {
+            continue;
+        }
+        let enrolled = enrol_leads(deps, &sequence, candidates, "tag").await?;
+        if enrolled > 0 {
+            tracing::info!(sequence_id = sequence.id, enrolled, tag = %tag, "leads enrolled by tag");
+        }
+    }
+    Ok(seen)
+}
+
+/// Enrols `leads` (id, phone, own device) in `sequence`, skipping opted-out phones; leads
+/// without a device get one of the tenant's online devices, spread evenly.
+async fn enrol_leads(
+    deps: &SequenceDeps,
+    sequence: &Sequence,
+    leads: Vec<(i64, String, Option<i64>)>,
+    source: &'static str,
+) -> Result<usize, DbError> {
+    let db = &deps.db;
+    let phones: Vec<String> = leads.iter().map(|l| l.1.clone()).collect();
+    let opted_out =
+        crate::broadcast::leads::opt_out::opted_out(db, sequence.tenant_id, &phones).await?;
+    let mut devices = DevicePicker::online(db, sequence.tenant_id).await?;
+    let rows: Vec<NewEnrollment> = leads
+        .into_iter()
+        .filter(|(_, phone, _)| !opted_out.contains(phone))
+        .map(|(lead_id, phone, own)| NewEnrollment {
+            lead_id,
+            phone,
+            device_id: own.or_else(|| devices.next()),
+            source,
+        })
+        .collect();
+    let steps = store::steps_of(db, &[sequence.id]).await?;
+    let first_delay = steps
+        .get(&sequence.id)
+        .and_then(|s| s.first())
+        .map_or(0, |s| s.delay_minutes);
+    let due = (deps.clock.now() + chrono::Duration::minutes(first_delay)).naive_utc();
+    store::enrol(db, sequence.tenant_id, sequence.id, &rows, due).await
+}
+
+/// Hands out a tenant's online devices in turn, starting with the least loaded.
+struct DevicePicker {
+    ids: Vec<i64>,
+    next: usize,
+}
+
+impl DevicePicker {
+    async fn online(db: &Db, tenant_id: i64) -> Result<Self, DbError> {
+        let filter = DeviceFilter {
+            status: Some(DeviceStatus::Online),
+            search: None,
+            only_ids: None,
+        };
+        let (devices, _) =
+            crate::device::store::list_devices(db, tenant_id, &filter, 10_000, 0).await?;
+        Ok(Self {
+            ids: devices.into_iter().map(|d| d.id).collect(),
+            next: rand::random::<u32>() as usize,
+        })
+    }
+
+    fn next(&mut self) -> Option<i64> {
+        if self.ids.is_empty() {
+            return None;
+        }
+        self.next = self.next.wrapping_add(1);
+        Some(self.ids[self.next % self.ids.len()])
+    }
+}
+
+/// Moves active enrolments whose step message has been sent (or has failed) on: to the next
+/// step, to completed (and into the chained sequence), or to failed/stopped.
+async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
+    let db = &deps.db;
+    let active = store::active_with_rows(db, BATCH).await?;
+    if active.is_empty() {
+        return Ok(());
+    }
+    let sequence_ids: Vec<i64> = active.iter().map(|(e, _)| e.sequence_id).collect();
+    let steps = store::steps_of(db, &sequence_ids).await?;
+    let now = deps.clock.now();
+    for (enrollment, row) in active {
+        let Some((status, error)) = row else {
+            store::move_enrollment(
+                db,
+                enrollment.id,
+                es::ACTIVE,
+                enrollment.step,
+                es::FAILED,
+                enrollment.step,
+                None,
+                Some("its message was removed"),
+            )
+            .await?;
+            continue;
+        };
+        match status.as_str() {
+            st::SENT | st::DELIVERED | st::READ => {
+                let steps = steps
+                    .get(&enrollment.sequence_id)
+                    .map_or(&[][..], Vec::as_slice);
+                match steps.iter().find(|s| s.position > enrollment.step) {
+                    Some(next) => {
+                        let due = (now + chrono::Duration::minutes(next.delay_minutes)).naive_utc();
+                        store::move_enrollment(
+                            db,
+                            enrollment.id,
+                            es::ACTIVE,
+                            enrollment.step,
+                            es::WAITING,
+                            next.position,
+                            Some(due),
+                            None,
+                        )
+                        .await?;
+                    }
+                    None => complete(deps, &enrollment).await?,
+                }
+            }
+            st::FAILED => {
+                store::move_enrollment(
+                    db,
+                    enrollment.id,
+                    es::ACTIVE,
+                    enrollment.step,
+                    es::FAILED,
+                    enrollment.step,
+                    None,
+                    error.as_deref(),
+                )
+                .await?;
+            }
+            st::SKIPPED => {
+                store::move_enrollment(
+                    db,
+                    enrollment.id,
+                    es::ACTIVE,
+                    enrollment.step,
+                    es::STOPPED,
+                    enrollment.step,
+                    None,
+                    error.as_deref(),
+                )
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Completes an enrolment and enrols the lead in the chained sequence, if any.
+async fn complete(deps: &SequenceDeps, enrollment: &Enrollment) -> Result<(), DbError> {
+    let db = &deps.db;
+    let done = store::move_enrollment(
+        db,
+        enrollment.id,
+        es::ACTIVE,
+        enrollment.step,
+        es::COMPLETED,
+        enrollment.step + 1,
+        None,
+        None,
+    )
+    .await?;
+    if !done {
+        return Ok(());
+    }
+    let sequence = store::get_sequence(db, enrollment.tenant_id, enrollment.sequence_id).await?;
+    if let Some(next_id) = sequence.next_sequence_id {
+        let next = store::get_sequence(db, enrollment.tenant_id, next_id).await?;
+        let lead = vec![(
+            enrollment.lead_id,
+            enrollment.phone.clone(),
+            enrollment.device_id,
+        )];
+        let enrolled = enrol_leads(deps, &next, lead, "chain").await?;
+        tracing::debug!(
+            lead_id = enrollment.lead_id,
+            from = sequence.id,
+            to = next.id,
+            enrolled,
+            "lead chained into the next sequence"
+        );
+    }
+    Ok(())
+}
+
+/// Writes the message of every due step that may go now; the others are rescheduled to their
+/// window's next opening.
+async fn queue_due(deps: &SequenceDeps) -> Result<(), DbError> {
+    let db = &deps.db;
+    let now = deps.clock.now();
+    let due = store::due_enrollments(db, now.naive_utc(), BATCH).await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let sequence_ids: Vec<i64> = due.iter().map(|e| e.sequence_id).collect();
+    let steps = store::steps_of(db, &sequence_ids).await?;
+    let mut sequences: HashMap<i64, Sequence> = HashMap::new();
+    let mut zones: HashMap<i64, (chrono_tz::Tz, Option<QuietHours>)> = HashMap::new();
+    let mut rng = rand::rng();
+    for enrollment in due {
+        let sequence = match sequences.get(&enrollment.sequence_id) {
+            Some(s) => s.clone(),
+            None => {
+                let s =
+                    store::get_sequence(db, enrollment.tenant_id, enrollment.sequence_id).await?;
+                sequences.insert(s.id, s.clone());
+                s
+            }
+        };
+        let (zone, quiet) = match zones.get(&enrollment.tenant_id) {
+            Some(z) => *z,
+            None => {
+                let effective =
+                    tenant_settings::effective(db, &deps.settings, enrollment.tenant_id).await?;
+                let quiet = QuietHours::parse(&effective.pacing.quiet_hours)
+                    .ok()
+                    .flatten();
+                zones.insert(enrollment.tenant_id, (effective.time_zone, quiet));
+                (effective.time_zone, quiet)
+            }
+        };
+        let steps = steps
+            .get(&enrollment.sequence_id)
+            .map_or(&[][..], Vec::as_slice);
+        let Some(step) = steps.iter().find(|s| s.position >= enrollment.step) else {
+            // Steps were removed after it was scheduled: nothing is left to send.
+            store::move_enrollment(
+                db,
+                enrollment.id,
+                es::WAITING,
+                enrollment.step,
+                es::COMPLETED,
+                enrollment.step,
+                None,
+                None,
+            )
+            .await?;
+            continue;
+        };
+        queue_one(
+            deps,
+            &sequence,
+            &enrollment,
+            step,
+            now,
+            zone,
+            quiet,
+            &mut rng,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Queues one due enrolment's `step`, or reschedules it.
+#[allow(clippy::too_many_arguments)]
+async fn queue_one(
+    deps: &SequenceDeps,
+    sequence: &Sequence,
+    enrollment: &Enrollment,
+    step: &Step,
+    now: DateTime<Utc>,
+    zone: chrono_tz::Tz,
+    quiet: Option<QuietHours>,
+    rng: &mut impl rand::Rng,
+) -> Result<(), DbError> {
+    let db = &deps.db;
+    let reschedule = |at: DateTime<Utc>| {
+        store::move_enrollment(
+            db,
+            enrollment.id,
+            es::WAITING,
+            enrollment.step,
+            es::WAITING,
+            step.position,
+            Some(at.naive_utc()),
+            None,
+        )
+    };
+    match send_time(now, step.window(), quiet, zone) {
+        None => {
+            let reason = "the step's send window lies inside the quiet hours";
+            store::move_enrollment(
+                db,
+                enrollment.id,
+                es::WAITING,
+                enrollment.step,
+                es::FAILED,
+                step.position,
+                None,
+                Some(reason),
+            )
+            .await?;
+            return Ok(());
+        }
+        Some(at) if at > now => {
+            reschedule(at).await?;
+            return Ok(());
+        }
+        Some(_) => {}
+    }
+    let opted_out = crate::broadcast::leads::opt_out::opted_out(
+        db,
+        enrollment.tenant_id,
+        std::slice::from_ref(&enrollment.phone),
+    )
+    .await?;
+    if !opted_out.is_empty() {
+        store::move_enrollment(
+            db,
+            enrollment.id,
+            es::WAITING,
+            enrollment.step,
+            es::STOPPED,
+            step.position,
+            None,
+            Some("opted out"),
+        )
+        .await?;
+        return Ok(());
+    }
+    let device_id = match enrollment.device_id {
+        Some(id) => Some(id),
+        None => DevicePicker::online(db, enrollment.tenant_id).await?.next(),
+    };
+    if device_id.is_none() {
+        reschedule(now + chrono::Duration::minutes(NO_DEVICE_RETRY_MINUTES)).await?;
+        return Ok(());
+    }
+    let body = match Template::parse(&step.message) {
+        Ok(template) => {
+            let lead = store::lead_for_template(db, enrollment.lead_id).await?;
+            template.render(&lead.variables(), rng)
+        }
+        Err(err) => {
+            let reason = format!("step {}: {}", step.position, err.0);
+            store::move_enrollment(
+                db,
+                enrollment.id,
+                es::WAITING,
+                enrollment.step,
+                es::FAILED,
+                step.position,
+                None,
+                Some(&reason),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let row = OutboxRow {
+        lead_id: enrollment.lead_id,
+        device_id,
+        phone: enrollment.phone.clone(),
+        body,
+        message_id: crate::broadcast::campaign::engine::new_message_id(),
+        status: st::PENDING,
+        error: None,
+        step: step.position,
+        image_sha256: step.image_sha256.clone(),
+    };
+    // The enrolment may sit at a removed step; it continues at this one.
+    if step.position != enrollment.step {
+        store::move_enrollment(
+            db,
+            enrollment.id,
+            es::WAITING,
+            enrollment.step,
+            es::WAITING,
+            step.position,
+            enrollment.next_due_at,
+            None,
+        )
+        .await?;
+    }
+    let at_step = Enrollment {
+        step: step.position,
+        ..enrollment.clone()
+    };
+    let queued = store::queue_step(db, &at_step, sequence.campaign_id, &row).await?;
+    if queued {
+        tracing::debug!(
+            sequence_id = sequence.id,
+            lead_id = enrollment.lead_id,
+            step = step.position,
+            "sequence step queued"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Drip sequences: ordered steps sent to each enrolled lead on its own schedule, through the
+//! same outbox, Throttle and lanes as campaigns.
+//!
+//! - [`model`]: sequences, steps, enrolments and their states; send windows.
+//! - [`schedule`]: when a due step may go (window, quiet hours).
+//! - [`store`]: queries.
+//! - [`engine`]: the SequenceEngine actor (enrol, queue due steps, advance, chain).
+//! - [`report`]: per-step and per-device numbers.
+
+pub mod engine;
+pub mod model;
+pub mod report;
+pub mod schedule;
+pub mod store;
