@@ -1,3 +1,4 @@
+DROP INDEX leads_tenant_updated_idx;
 DROP TABLE webhook_deliveries;
 DROP TABLE webhook_secrets;
 DROP TABLE sequence_enrollments;

@@ -99,6 +99,8 @@ CREATE TABLE sequence_enrollments (
 );
 CREATE INDEX sequence_enrollments_due_idx ON sequence_enrollments (status, next_due_at);
 CREATE INDEX sequence_enrollments_phone_idx ON sequence_enrollments (tenant_id, phone);
+-- The sequence engine looks for leads changed since its last look.
+CREATE INDEX leads_tenant_updated_idx ON leads (tenant_id, updated_at);
 
 -- Inbound lead webhooks: one signing secret per tenant, and the signatures seen recently (a
 -- second delivery of the same signature inside the replay window is refused).

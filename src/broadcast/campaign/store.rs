@@ -600,7 +600,9 @@ pub async fn sync_lead_devices(
     campaign_id: i64,
     left_reason: &str,
 ) -> Result<(), DbError> {
-    let rows: Vec<(Option<i64>, Option<i64>, String, Option<String>)> = db_run!(db, |conn| {
+    // (lead, device, status, error) of every row.
+    type Row = (Option<i64>, Option<i64>, String, Option<String>);
+    let rows: Vec<Row> = db_run!(db, |conn| {
         outbox::table
             .filter(outbox::campaign_id.eq(campaign_id))
             .select((

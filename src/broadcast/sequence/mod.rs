@@ -3,7 +3,7 @@
 //!
 //! - [`model`]: sequences, steps, enrolments and their states; send windows.
 //! - [`schedule`]: when a due step may go (window, quiet hours).
-//! - [`store`]: queries.
+//! - [`store`]: queries, written once for both backends.
 //! - [`engine`]: the SequenceEngine actor (enrol, queue due steps, advance, chain).
 //! - [`report`]: per-step and per-device numbers.
 

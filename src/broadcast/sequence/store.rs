@@ -579,7 +579,9 @@ pub async fn active_with_rows(
         .into_iter()
         .collect();
     let lead_ids: Vec<i64> = active.iter().map(|(e, _)| e.lead_id).collect();
-    let rows: Vec<(i64, Option<i64>, i64, String, Option<String>)> = if active.is_empty() {
+    // (campaign, lead, step, status, error) of the carriers' rows for those leads.
+    type Row = (i64, Option<i64>, i64, String, Option<String>);
+    let rows: Vec<Row> = if active.is_empty() {
         Vec::new()
     } else {
         db_run!(db, |conn| {
