@@ -840,7 +840,11 @@ function renderFunnel(steps) {
   const width = Math.max(CHART.minWidth, CHART.left + plotWidth + CHART.groupGap + CHART.right);
   const height = CHART.top + CHART.height + CHART.bottom;
   const base = CHART.top + CHART.height;
-  const max = Math.max(1, ...steps.flatMap((s) => FUNNEL.map((f) => s[f.key] || 0)));
+  const highest = Math.max(1, ...steps.flatMap((s) => FUNNEL.map((f) => s[f.key] || 0)));
+  // An even top (beyond 1) keeps the half-way line on a whole number.
+  const max = highest === 1 ? 1 : Math.ceil(highest / 2) * 2;
+  // Groups are centred in the plot when the chart's minimum width leaves room.
+  const offset = (width - CHART.left - CHART.right - plotWidth) / 2;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.style.maxWidth = `${width * 2}px`;
   const nodes = [svg.querySelector("title")];
@@ -848,11 +852,11 @@ function renderFunnel(steps) {
   for (const share of [0, 0.5, 1]) {
     const y = base - share * CHART.height;
     nodes.push(shape("line", { x1: CHART.left, x2: width - CHART.right, y1: y, y2: y, class: "funnel-grid" }));
-    const label = share === 0.5 && max < 2 ? "" : number.format(Math.round(max * share));
+    const label = share === 0.5 && max < 2 ? "" : number.format(max * share);
     nodes.push(shape("text", { x: CHART.left - 4, y, class: "funnel-axis", "text-anchor": "end", "dominant-baseline": "central" }, label));
   }
   steps.forEach((s, i) => {
-    const x0 = CHART.left + CHART.groupGap / 2 + i * (groupWidth + CHART.groupGap);
+    const x0 = CHART.left + offset + i * (groupWidth + CHART.groupGap);
     const group = shape("g", { class: "funnel-group", "data-position": s.position });
     group.append(shape("title", {}, `Step ${s.position}: ${FUNNEL.map((f) => `${f.label.toLowerCase()} ${count(s[f.key])}`).join(", ")}`));
     FUNNEL.forEach((f, j) => {
