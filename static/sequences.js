@@ -432,7 +432,7 @@ function stepCard(step) {
           "label",
           { class: "check step-image-saved", hidden: true },
           el("input", { type: "checkbox", class: "step-image-remove" }),
-          "Remove the saved picture",
+          el("span", { class: "step-image-label" }),
         ),
       ),
     ),
@@ -492,6 +492,7 @@ function renumber() {
     const savedStep = saved.find((s) => s.position === position);
     const box = card.querySelector(".step-image-saved");
     box.hidden = !(savedStep && savedStep.has_image);
+    box.querySelector(".step-image-label").textContent = `Remove the picture saved at step ${position}`;
     if (box.hidden) box.querySelector("input").checked = false;
   });
 }
