@@ -204,6 +204,7 @@ export function renderNav(current, active) {
     { id: "devices", href: "/", label: "Devices", show: true },
     { id: "leads", href: "/static/leads.html", label: "Leads", show: true },
     { id: "campaigns", href: "/static/campaigns.html", label: "Campaigns", show: true },
+    { id: "sequences", href: "/static/sequences.html", label: "Sequences", show: true },
     { id: "team", href: "/static/team.html", label: "Team", show: roleAtLeast(role, "owner") },
     { id: "tokens", href: "/static/team.html#tokens", label: "Tokens", show: roleAtLeast(role, "owner") },
   ];

@@ -3,7 +3,9 @@
 // - "" : every campaign with its status, progress bar, sent/total and creation time; rows of
 //   running and scheduled campaigns move live;
 // - "#new": the form (members and above) → POST /campaigns, then PUT …/image with the picture;
-//   the API's 422 is shown above the form and its field is marked;
+//   the API's 422 is shown above the form and its field is marked. Its type is a broadcast (to
+//   every matching lead) or an AI lead distribution (kind "ai": unassigned leads shared among
+//   the online devices up to a per-device limit, optionally by niche);
 // - "#<id>": one campaign: Start / Pause / Resume / Cancel / Delete by status (members and
 //   above), live progress (bar, donut of message states, rate, ETA, a row per device), a
 //   preview of rendered messages and the results, 50 at a time.
@@ -74,9 +76,15 @@ const ACTIONS = [
   },
 ];
 
+/** Campaign kinds as listed. */
+const CAMPAIGN_KIND = { broadcast: "Broadcast", ai: "AI lead distribution" };
+
 /** Which form field an API validation message ("target: …") is about. */
 const ERROR_FIELD = {
   name: "campaign-name",
+  kind: "kind-broadcast",
+  per_device_limit: "per-device-limit",
+  niches: "target-niches",
   message: "campaign-message",
   target: "target-tags",
   devices: "devices-all",
@@ -143,6 +151,10 @@ function statusBadge(status) {
   const info = CAMPAIGN_STATUS[status] || { label: status, tone: "idle" };
   return el("span", { class: `status-badge tone-${info.tone}`, dataset: { status } }, info.label);
 }
+
+/** "broadcast" or "ai" (servers before AI lead distribution send no kind). */
+const kindOf = (campaign) => campaign.kind || "broadcast";
+const kindLabel = (campaign) => CAMPAIGN_KIND[kindOf(campaign)] || kindOf(campaign);
 
 /** Messages WhatsApp accepted (sent, delivered or read). */
 const accepted = (counts) => counts.sent + counts.delivered + counts.read;
@@ -219,7 +231,7 @@ async function loadList() {
   tbody.replaceChildren(...body.campaigns.map(campaignRow));
   if (body.campaigns.length === 0) {
     const hint = view.canAct ? "No campaigns yet. “New campaign” writes the first." : "No campaigns yet.";
-    tbody.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, hint)));
+    tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, hint)));
   }
   watch(body.campaigns.filter((c) => MOVING.has(c.status)).map((c) => c.id));
 }
@@ -231,6 +243,7 @@ function campaignRow(campaign) {
     "tr",
     { dataset: { campaignId: campaign.id } },
     cell("Name", el("a", { href: `#${campaign.id}`, class: "campaign-link" }, campaign.name)),
+    cell("Type", el("span", { class: "badge", dataset: { kind: kindOf(campaign) } }, kindLabel(campaign))),
     cell("Status", statusBadge(campaign.status)),
     cell(
       "Progress",
@@ -350,6 +363,34 @@ function whole(id) {
   return value === "" ? undefined : Number(value);
 }
 
+/** A mistake the form itself can tell, with the id of the field to mark. */
+class FieldError extends Error {
+  constructor(message, field) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** Shows the per-device limit and niches for an AI lead distribution only. */
+function updateKind() {
+  const ai = $("kind-ai").checked;
+  $("ai-fields").hidden = !ai;
+  $("per-device-limit").required = ai;
+  if (ai) loadPool();
+}
+
+/** How many leads wait in the pool and how many devices are online (when the server says). */
+async function loadPool() {
+  const summary = $("pool-summary");
+  try {
+    const pool = await api("GET", "/api/v1/lead-pool");
+    summary.textContent = `${number.format(pool.unassigned)} lead${pool.unassigned === 1 ? "" : "s"} not yet given to a device; ${number.format(pool.online_devices)} device${pool.online_devices === 1 ? "" : "s"} online.`;
+  } catch {
+    // Only a hint: the form works without it.
+    summary.textContent = "";
+  }
+}
+
 /** The request body from the form; throws a sentence for what the form itself can tell. */
 function formBody() {
   const form = $("campaign-form");
@@ -372,6 +413,16 @@ function formBody() {
     },
     on_device_loss: $("on-device-loss").value,
   };
+  // A broadcast sends no kind, so servers without AI lead distribution accept it as before.
+  if ($("kind-ai").checked) {
+    const limit = $("per-device-limit").value.trim();
+    if (!/^\d+$/.test(limit) || Number(limit) < 1) {
+      throw new FieldError("Per-device limit: give how many leads each device takes (1 or more).", "per-device-limit");
+    }
+    body.kind = "ai";
+    body.per_device_limit = Number(limit);
+    body.target.niches = words($("target-niches").value);
+  }
   if ($("devices-set").checked) {
     const ids = checked("device-id");
     if (ids.length === 0) throw new Error("Choose at least one device, or send from all online devices.");
@@ -384,7 +435,12 @@ function formBody() {
 /** Marks the field a validation message names ("message: unclosed {" → the message box). */
 function markInvalid(message) {
   const key = String(message).split(":")[0].trim().toLowerCase().replace(/\s+/g, "_");
-  const field = $(ERROR_FIELD[key] || "");
+  markField(ERROR_FIELD[key]);
+}
+
+/** Marks the field with this id as the one the form's message is about. */
+function markField(id) {
+  const field = id ? $(id) : null;
   if (!field) return;
   field.setAttribute("aria-invalid", "true");
   field.setAttribute("aria-errormessage", "form-alert");
@@ -411,6 +467,7 @@ async function submitForm(event) {
     body = formBody();
   } catch (err) {
     showAlert(box, err.message);
+    if (err instanceof FieldError) markField(err.field);
     return;
   }
   const button = $("create-campaign");
@@ -428,6 +485,7 @@ async function submitForm(event) {
     }
     form.reset();
     updateCount();
+    updateKind();
     if (pictureError) view.notice = `The campaign was saved without its picture: ${pictureError.message}`;
     location.hash = String(created.id);
   } catch (err) {
@@ -448,7 +506,10 @@ function initForm() {
   $("devices-all").addEventListener("change", pickDevices);
   $("devices-set").addEventListener("change", pickDevices);
   $("campaign-form").addEventListener("submit", submitForm);
+  $("kind-broadcast").addEventListener("change", updateKind);
+  $("kind-ai").addEventListener("change", updateKind);
   updateCount();
+  updateKind();
 }
 
 // ---------------------------------------------------------------- detail
@@ -506,9 +567,12 @@ function renderDetail() {
     target.list_ids.length ? `Lead lists: ${target.list_ids.join(", ")}` : null,
     target.tags.length ? `Tags: ${target.tags.join(", ")}` : null,
     target.statuses.length ? `Statuses: ${target.statuses.join(", ")}` : null,
+    target.niches && target.niches.length ? `Niches: ${target.niches.join(", ")}` : null,
   ].filter(Boolean);
   const facts = [
     fact("Message", el("span", { class: "message-text" }, c.message)),
+    fact("Type", kindLabel(c)),
+    kindOf(c) === "ai" ? fact("Per-device limit", `${number.format(c.per_device_limit ?? 0)} leads per device`) : null,
     fact("Picture", c.has_image ? "Yes (the message is its caption)" : "No"),
     fact("Leads", targetText.join(" · ")),
     fact("Devices", devicesText(c.devices)),

@@ -12,6 +12,7 @@ mod authz;
 mod browser;
 mod browser_campaigns;
 mod browser_chat;
+mod browser_sequences;
 mod campaigns;
 mod chats;
 mod cli;
