@@ -5,6 +5,7 @@
 //! - [`phone`]: phone numbers to E.164.
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
+//! - [`webhook`]: the signed inbound lead webhook: secrets, signature checks, lead upserts.
 
 pub mod campaign;
 pub mod leads;
@@ -13,3 +14,4 @@ pub mod phone;
 pub mod settings;
 pub mod template;
 pub mod throttle;
+pub mod webhook;

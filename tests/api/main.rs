@@ -24,4 +24,5 @@ mod migrations;
 mod openapi;
 mod wa_handshake;
 mod wa_store;
+mod webhooks;
 mod ws;
