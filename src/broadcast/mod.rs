@@ -6,6 +6,7 @@
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
 //! - [`sequence`]: drip sequences (enrolment, due steps, stop on reply, chains, reports).
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
+//! - [`webhook`]: the signed inbound lead webhook: secrets, signature checks, lead upserts.
 
 pub mod campaign;
 pub mod leads;
@@ -15,3 +16,4 @@ pub mod sequence;
 pub mod settings;
 pub mod template;
 pub mod throttle;
+pub mod webhook;

@@ -1,5 +1,7 @@
 //! Every route's access rules, table-driven: unauthenticated → 401, a role below the route's
 //! requirement → 403, a read-only token on a write route → 403, another tenant's ids → 404.
+//! Signed routes (the inbound webhook) need no session but refuse anything unsigned with 401,
+//! a session or token included.
 //! Adding a route means adding one line to `ROUTES`; a test fails when a documented route is
 //! missing from the table.
 
@@ -17,6 +19,9 @@ use crate::helpers::{TestApp, UserClient};
 enum Access {
     /// No credentials needed.
     Public,
+    /// No session, but a request signature (the inbound webhook): 401 without one, whoever
+    /// sends it.
+    Signed,
     Viewer,
     Member,
     Owner,
@@ -111,6 +116,9 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("POST", "/api/v1/sequences/{sequence}/enrollments", Member, json!({"lead_ids": [1]})),
         ("DELETE", "/api/v1/sequences/{sequence}/enrollments/{enrollment}", Member, none.clone()),
         ("GET", "/api/v1/sequences/{sequence}/report", Viewer, none.clone()),
+        ("GET", "/api/v1/settings/webhook", Owner, none.clone()),
+        ("POST", "/api/v1/settings/webhook/secret", Owner, none.clone()),
+        ("POST", "/api/v1/webhooks/leads", Signed, json!({"phone": "0123456789"})),
     ]
 }
 
@@ -286,6 +294,29 @@ async fn every_route_enforces_its_access_rule(app: TestApp) {
                 .unwrap()
                 .status();
             assert_ne!(status, 401, "{label} is public");
+            continue;
+        }
+        if access == Access::Signed {
+            let unsigned = [
+                ("anonymously", anonymous.request(method.clone(), &url)),
+                (
+                    "with the owner's session",
+                    owner.request(method.clone(), &url.replace(&app.address, "")),
+                ),
+                (
+                    "with an API token",
+                    anonymous
+                        .request(method.clone(), &url)
+                        .bearer_auth(&read_token),
+                ),
+            ];
+            for (how, request) in unsigned {
+                let response = request.json(&body).send().await.unwrap();
+                let status = response.status();
+                let answer: Value = response.json().await.unwrap_or_default();
+                assert_eq!(status, 401, "{label} unsigned, {how}: {answer}");
+                assert_eq!(answer["error"]["code"], "bad_signature", "{label} {how}");
+            }
             continue;
         }
         let status = anonymous

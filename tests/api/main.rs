@@ -26,4 +26,5 @@ mod openapi;
 mod sequences;
 mod wa_handshake;
 mod wa_store;
+mod webhooks;
 mod ws;

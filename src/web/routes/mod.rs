@@ -13,6 +13,7 @@ pub mod sequences;
 pub mod sim;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::HttpRequest;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     leads::configure(cfg);
     opt_outs::configure(cfg);
     broadcast_settings::configure(cfg);
+    webhooks::configure(cfg);
     admin::configure(cfg);
     sim::configure(cfg);
     crate::web::ws::configure(cfg);
