@@ -31,6 +31,7 @@ crate::both_backends!(with super::SEQUENCE_SIM;
     editing_a_step_before_it_is_due_changes_what_is_sent,
     completing_leads_chain_into_the_next_sequence,
     an_opt_out_stops_the_enrolment,
+    a_webhook_lead_with_the_trigger_tag_is_enrolled,
     sequences_are_validated_and_tenant_scoped,
     ai_distribution_fills_each_device_to_its_limit,
     a_device_lost_mid_distribution_hands_its_share_on,
@@ -461,6 +462,49 @@ async fn an_opt_out_stops_the_enrolment(app: TestApp) {
     app.state.clock.set(kl(7, "12:00"));
     tick(&app).await;
     assert!(step_rows(&app, id).await.is_empty());
+}
+
+async fn a_webhook_lead_with_the_trigger_tag_is_enrolled(app: TestApp) {
+    use crate::webhooks::{json_of, now, rotate, signed};
+    app.state.clock.set(kl(7, "10:00"));
+    let owner = app.new_tenant("Acme").await;
+    app.paired_device(&owner, "Sales").await;
+    let sequence = create_sequence(
+        &owner,
+        json!({"name": "COLD", "trigger_tag": "cold", "steps": [{"message": "Hi {name}"}]}),
+    )
+    .await;
+    let id = sequence["id"].as_i64().unwrap();
+    tick(&app).await; // nothing tagged yet
+    assert!(enrollments(&owner, id).await.is_empty());
+    let secret = rotate(&owner).await;
+    let body = json!({"phone": "+60 12-345 6789", "name": "Aina", "tags": ["COLD"]}).to_string();
+    json_of(
+        signed(&app, owner.tenant_id, &secret, now(), &body).await,
+        201,
+    )
+    .await;
+    tick(&app).await;
+    let listed = enrollments(&owner, id).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0]["phone"].as_str(), listed[0]["source"].as_str()),
+        (Some("60123456789"), Some("tag"))
+    );
+    wait_sent(&app, id, 1, 1).await;
+    assert_eq!(
+        step_rows(&app, id).await[&("60123456789".to_string(), 1)].1,
+        "Hi Aina"
+    );
+    // The same lead tagged again is not enrolled twice.
+    let again = json!({"phone": "60123456789", "tags": ["cold", "vip"]}).to_string();
+    json_of(
+        signed(&app, owner.tenant_id, &secret, now() + 1, &again).await,
+        200,
+    )
+    .await;
+    tick(&app).await;
+    assert_eq!(enrollments(&owner, id).await.len(), 1);
 }
 
 async fn sequences_are_validated_and_tenant_scoped(app: TestApp) {

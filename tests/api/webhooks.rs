@@ -27,7 +27,7 @@ fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -56,7 +56,7 @@ async fn deliver(
 }
 
 /// A correctly signed delivery of `body` for `tenant` at `timestamp`.
-async fn signed(
+pub(crate) async fn signed(
     app: &TestApp,
     tenant: i64,
     secret: &str,
@@ -68,7 +68,7 @@ async fn signed(
 }
 
 /// The response's status and JSON body, asserting the status.
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response, status: u16) -> Value {
     let got = response.status();
     let body: Value = response.json().await.unwrap_or_default();
     assert_eq!(got, status, "{body}");
@@ -82,7 +82,7 @@ async fn refused(response: reqwest::Response, code: &str) {
 }
 
 /// Rotates the tenant's secret as its owner; the new secret.
-async fn rotate(owner: &UserClient) -> String {
+pub(crate) async fn rotate(owner: &UserClient) -> String {
     let body = json_of(
         owner
             .post("/api/v1/settings/webhook/secret", &json!({}))
