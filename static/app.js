@@ -195,6 +195,31 @@ export function clearAlert(box) {
   box.hidden = true;
 }
 
+/** A mistake a form can tell before asking the server, with the field (element) to mark. */
+export class FieldError extends Error {
+  constructor(message, field) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** Marks `field` (an element, or nothing) as the one the form's message is about. */
+export function markField(field) {
+  if (!field) return;
+  field.setAttribute("aria-invalid", "true");
+  field.setAttribute("aria-errormessage", "form-alert");
+  field.focus();
+}
+
+/** Hides the form's message (`box`) and unmarks the fields of `form`. */
+export function clearFormMarks(form, box) {
+  clearAlert(box);
+  for (const field of form.querySelectorAll("[aria-invalid]")) {
+    field.removeAttribute("aria-invalid");
+    field.removeAttribute("aria-errormessage");
+  }
+}
+
 /** Renders the top bar into `<header id="topbar">`: brand, links by role, user, sign out. */
 export function renderNav(current, active) {
   const bar = document.getElementById("topbar");

@@ -13,7 +13,7 @@
 // Progress arrives over the WebSocket (topics campaign/<id>, event CAMPAIGN_PROGRESS whose data
 // is the same Progress as GET …/progress). The socket reconnects with backoff 1 s → 30 s; while
 // it is down the page reads progress over REST every few seconds instead.
-import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal } from "/static/app.js";
+import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, markField, clearFormMarks } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -363,14 +363,6 @@ function whole(id) {
   return value === "" ? undefined : Number(value);
 }
 
-/** A mistake the form itself can tell, with the id of the field to mark. */
-class FieldError extends Error {
-  constructor(message, field) {
-    super(message);
-    this.field = field;
-  }
-}
-
 /** Shows the per-device limit and niches for an AI lead distribution only. */
 function updateKind() {
   const ai = $("kind-ai").checked;
@@ -417,7 +409,7 @@ function formBody() {
   if ($("kind-ai").checked) {
     const limit = $("per-device-limit").value.trim();
     if (!/^\d+$/.test(limit) || Number(limit) < 1) {
-      throw new FieldError("Per-device limit: give how many leads each device takes (1 or more).", "per-device-limit");
+      throw new FieldError("Per-device limit: give how many leads each device takes (1 or more).", $("per-device-limit"));
     }
     body.kind = "ai";
     body.per_device_limit = Number(limit);
@@ -435,25 +427,12 @@ function formBody() {
 /** Marks the field a validation message names ("message: unclosed {" → the message box). */
 function markInvalid(message) {
   const key = String(message).split(":")[0].trim().toLowerCase().replace(/\s+/g, "_");
-  markField(ERROR_FIELD[key]);
-}
-
-/** Marks the field with this id as the one the form's message is about. */
-function markField(id) {
-  const field = id ? $(id) : null;
-  if (!field) return;
-  field.setAttribute("aria-invalid", "true");
-  field.setAttribute("aria-errormessage", "form-alert");
-  field.focus();
+  markField(ERROR_FIELD[key] ? $(ERROR_FIELD[key]) : null);
 }
 
 /** Hides the form's message and unmarks its fields. */
 function clearForm() {
-  clearAlert($("form-alert"));
-  for (const field of $("campaign-form").querySelectorAll("[aria-invalid]")) {
-    field.removeAttribute("aria-invalid");
-    field.removeAttribute("aria-errormessage");
-  }
+  clearFormMarks($("campaign-form"), $("form-alert"));
 }
 
 async function submitForm(event) {

@@ -13,7 +13,7 @@
 //
 // Viewers see the same lists and reports with no control at all. There is no live topic for
 // sequences: "Refresh" reads the report again.
-import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal } from "/static/app.js";
+import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, markField, clearFormMarks } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -290,14 +290,6 @@ async function loadDevices() {
 
 // ---------------------------------------------------------------- form
 
-/** A mistake the form can tell before asking the server, with the field to mark. */
-class FormError extends Error {
-  constructor(message, field) {
-    super(message);
-    this.field = field;
-  }
-}
-
 async function openEditor(id) {
   const generation = view.generation;
   const form = $("sequence-form");
@@ -503,18 +495,18 @@ function amount(input) {
   return text === "" ? 0 : Number(text);
 }
 
-/** The request body from the form; throws FormError for what the form itself can tell. */
+/** The request body from the form; throws FieldError for what the form itself can tell. */
 function formBody() {
   const steps = stepCards().map((card, i) => {
     const position = i + 1;
     const days = amount(card.querySelector(".step-days"));
     const hours = amount(card.querySelector(".step-hours"));
-    if (!(days >= 0)) throw new FormError(`Step ${position}: the days to wait must be 0 or more.`, card.querySelector(".step-days"));
-    if (!(hours >= 0)) throw new FormError(`Step ${position}: the hours to wait must be 0 or more.`, card.querySelector(".step-hours"));
+    if (!(days >= 0)) throw new FieldError(`Step ${position}: the days to wait must be 0 or more.`, card.querySelector(".step-days"));
+    if (!(hours >= 0)) throw new FieldError(`Step ${position}: the hours to wait must be 0 or more.`, card.querySelector(".step-hours"));
     const start = card.querySelector(".step-window-start");
     const end = card.querySelector(".step-window-end");
     if (Boolean(start.value) !== Boolean(end.value)) {
-      throw new FormError(
+      throw new FieldError(
         `Step ${position}: give both ends of the send window, or leave both empty.`,
         start.value ? end : start,
       );
@@ -526,7 +518,7 @@ function formBody() {
     if (start.value) step.window = { start: start.value, end: end.value };
     return step;
   });
-  if (steps.length === 0) throw new FormError("Add at least one step.", $("add-step"));
+  if (steps.length === 0) throw new FieldError("Add at least one step.", $("add-step"));
   const next = $("sequence-next").value;
   const body = {
     name: $("sequence-name").value.trim(),
@@ -566,20 +558,9 @@ function fieldFor(err) {
   return null;
 }
 
-function markInvalid(field) {
-  if (!field) return;
-  field.setAttribute("aria-invalid", "true");
-  field.setAttribute("aria-errormessage", "form-alert");
-  field.focus();
-}
-
 /** Hides the form's message and unmarks its fields. */
 function clearForm() {
-  clearAlert($("form-alert"));
-  for (const field of $("sequence-form").querySelectorAll("[aria-invalid]")) {
-    field.removeAttribute("aria-invalid");
-    field.removeAttribute("aria-errormessage");
-  }
+  clearFormMarks($("sequence-form"), $("form-alert"));
 }
 
 async function submitForm(event) {
@@ -593,7 +574,7 @@ async function submitForm(event) {
     body = formBody();
   } catch (err) {
     showAlert(box, err.message);
-    if (err instanceof FormError) markInvalid(err.field);
+    if (err instanceof FieldError) markField(err.field);
     return;
   }
   const button = $("save-sequence");
@@ -610,7 +591,7 @@ async function submitForm(event) {
     location.hash = String(saved.id);
   } catch (err) {
     fail(box, err);
-    if (err.status === 422 || err.status === 409) markInvalid(fieldFor(err));
+    if (err.status === 422 || err.status === 409) markField(fieldFor(err));
   } finally {
     button.disabled = false;
   }
