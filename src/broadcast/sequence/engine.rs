@@ -250,17 +250,8 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
     let now = deps.clock.now();
     for (enrollment, row) in active {
         let Some((status, error)) = row else {
-            store::move_enrollment(
-                db,
-                enrollment.id,
-                es::ACTIVE,
-                enrollment.step,
-                es::FAILED,
-                enrollment.step,
-                None,
-                Some("its message was removed"),
-            )
-            .await?;
+            store::end_enrollment(db, &enrollment, es::FAILED, Some("its message was removed"))
+                .await?;
             continue;
         };
         match status.as_str() {
@@ -271,46 +262,16 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
                 match steps.iter().find(|s| s.position > enrollment.step) {
                     Some(next) => {
                         let due = (now + chrono::Duration::minutes(next.delay_minutes)).naive_utc();
-                        store::move_enrollment(
-                            db,
-                            enrollment.id,
-                            es::ACTIVE,
-                            enrollment.step,
-                            es::WAITING,
-                            next.position,
-                            Some(due),
-                            None,
-                        )
-                        .await?;
+                        store::schedule_step(db, &enrollment, next.position, due).await?;
                     }
                     None => complete(deps, &enrollment).await?,
                 }
             }
             st::FAILED => {
-                store::move_enrollment(
-                    db,
-                    enrollment.id,
-                    es::ACTIVE,
-                    enrollment.step,
-                    es::FAILED,
-                    enrollment.step,
-                    None,
-                    error.as_deref(),
-                )
-                .await?;
+                store::end_enrollment(db, &enrollment, es::FAILED, error.as_deref()).await?;
             }
             st::SKIPPED => {
-                store::move_enrollment(
-                    db,
-                    enrollment.id,
-                    es::ACTIVE,
-                    enrollment.step,
-                    es::STOPPED,
-                    enrollment.step,
-                    None,
-                    error.as_deref(),
-                )
-                .await?;
+                store::end_enrollment(db, &enrollment, es::STOPPED, error.as_deref()).await?;
             }
             _ => {}
         }
@@ -321,17 +282,7 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
 /// Completes an enrolment and enrols the lead in the chained sequence, if any.
 async fn complete(deps: &SequenceDeps, enrollment: &Enrollment) -> Result<(), DbError> {
     let db = &deps.db;
-    let done = store::move_enrollment(
-        db,
-        enrollment.id,
-        es::ACTIVE,
-        enrollment.step,
-        es::COMPLETED,
-        enrollment.step + 1,
-        None,
-        None,
-    )
-    .await?;
+    let done = store::end_enrollment(db, enrollment, es::COMPLETED, None).await?;
     if !done {
         return Ok(());
     }
@@ -396,17 +347,7 @@ async fn queue_due(deps: &SequenceDeps) -> Result<(), DbError> {
             .map_or(&[][..], Vec::as_slice);
         let Some(step) = steps.iter().find(|s| s.position >= enrollment.step) else {
             // Steps were removed after it was scheduled: nothing is left to send.
-            store::move_enrollment(
-                db,
-                enrollment.id,
-                es::WAITING,
-                enrollment.step,
-                es::COMPLETED,
-                enrollment.step,
-                None,
-                None,
-            )
-            .await?;
+            store::end_enrollment(db, &enrollment, es::COMPLETED, None).await?;
             continue;
         };
         queue_one(
@@ -437,32 +378,12 @@ async fn queue_one(
     rng: &mut impl rand::Rng,
 ) -> Result<(), DbError> {
     let db = &deps.db;
-    let reschedule = |at: DateTime<Utc>| {
-        store::move_enrollment(
-            db,
-            enrollment.id,
-            es::WAITING,
-            enrollment.step,
-            es::WAITING,
-            step.position,
-            Some(at.naive_utc()),
-            None,
-        )
-    };
+    let reschedule =
+        |at: DateTime<Utc>| store::schedule_step(db, enrollment, step.position, at.naive_utc());
     match send_time(now, step.window(), quiet, zone) {
         None => {
             let reason = "the step's send window lies inside the quiet hours";
-            store::move_enrollment(
-                db,
-                enrollment.id,
-                es::WAITING,
-                enrollment.step,
-                es::FAILED,
-                step.position,
-                None,
-                Some(reason),
-            )
-            .await?;
+            store::end_enrollment(db, enrollment, es::FAILED, Some(reason)).await?;
             return Ok(());
         }
         Some(at) if at > now => {
@@ -478,17 +399,7 @@ async fn queue_one(
     )
     .await?;
     if !opted_out.is_empty() {
-        store::move_enrollment(
-            db,
-            enrollment.id,
-            es::WAITING,
-            enrollment.step,
-            es::STOPPED,
-            step.position,
-            None,
-            Some("opted out"),
-        )
-        .await?;
+        store::end_enrollment(db, enrollment, es::STOPPED, Some("opted out")).await?;
         return Ok(());
     }
     let device_id = match enrollment.device_id {
@@ -506,17 +417,7 @@ async fn queue_one(
         }
         Err(err) => {
             let reason = format!("step {}: {}", step.position, err.0);
-            store::move_enrollment(
-                db,
-                enrollment.id,
-                es::WAITING,
-                enrollment.step,
-                es::FAILED,
-                step.position,
-                None,
-                Some(&reason),
-            )
-            .await?;
+            store::end_enrollment(db, enrollment, es::FAILED, Some(&reason)).await?;
             return Ok(());
         }
     };
@@ -533,17 +434,7 @@ async fn queue_one(
     };
     // The enrolment may sit at a removed step; it continues at this one.
     if step.position != enrollment.step {
-        store::move_enrollment(
-            db,
-            enrollment.id,
-            es::WAITING,
-            enrollment.step,
-            es::WAITING,
-            step.position,
-            enrollment.next_due_at,
-            None,
-        )
-        .await?;
+        store::schedule_step(db, enrollment, step.position, now.naive_utc()).await?;
     }
     let at_step = Enrollment {
         step: step.position,

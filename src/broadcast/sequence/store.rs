@@ -520,16 +520,34 @@ pub async fn queue_step(
     })
 }
 
-/// Moves a waiting or active enrolment on: to `status` (`waiting` with the next step and due
-/// time, or an end state with a reason). Only an enrolment still in `from` at `step` changes.
-#[allow(clippy::too_many_arguments)]
-pub async fn move_enrollment(
+/// Ends an enrolment (completed, stopped or failed, with a reason) if it is still as `e` was
+/// read (same state and step). True when it changed.
+pub async fn end_enrollment(
     db: &Db,
-    id: i64,
-    from: &str,
-    step: i64,
+    e: &Enrollment,
     status: &str,
-    next_step: i64,
+    reason: Option<&str>,
+) -> Result<bool, DbError> {
+    move_enrollment(db, e, status, e.step, None, reason).await
+}
+
+/// Makes an enrolment wait for `step`, due at `due`, if it is still as `e` was read. True when
+/// it changed.
+pub async fn schedule_step(
+    db: &Db,
+    e: &Enrollment,
+    step: i64,
+    due: NaiveDateTime,
+) -> Result<bool, DbError> {
+    move_enrollment(db, e, es::WAITING, step, Some(due), None).await
+}
+
+/// Moves an enrolment still in `e`'s state and step to `status` at `step`.
+async fn move_enrollment(
+    db: &Db,
+    e: &Enrollment,
+    status: &str,
+    step: i64,
     next_due_at: Option<NaiveDateTime>,
     reason: Option<&str>,
 ) -> Result<bool, DbError> {
@@ -537,13 +555,13 @@ pub async fn move_enrollment(
     let changed = db_run!(db, |conn| {
         diesel::update(
             sequence_enrollments::table
-                .find(id)
-                .filter(sequence_enrollments::status.eq(from))
-                .filter(sequence_enrollments::step.eq(step)),
+                .find(e.id)
+                .filter(sequence_enrollments::status.eq(&e.status))
+                .filter(sequence_enrollments::step.eq(e.step)),
         )
         .set((
             sequence_enrollments::status.eq(status),
-            sequence_enrollments::step.eq(next_step),
+            sequence_enrollments::step.eq(step),
             sequence_enrollments::next_due_at.eq(next_due_at),
             sequence_enrollments::reason.eq(reason),
             sequence_enrollments::updated_at.eq(now),
