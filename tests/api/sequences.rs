@@ -35,6 +35,7 @@ crate::both_backends!(with super::SEQUENCE_SIM;
     sequences_are_validated_and_tenant_scoped,
     ai_distribution_fills_each_device_to_its_limit,
     a_device_lost_mid_distribution_hands_its_share_on,
+    a_device_that_errors_mid_distribution_is_left_out,
 );
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -660,13 +661,14 @@ async fn ai_distribution_fills_each_device_to_its_limit(app: TestApp) {
     assert_eq!(bad.status(), 422);
 }
 
-async fn a_device_lost_mid_distribution_hands_its_share_on(app: TestApp) {
-    let owner = app.new_tenant("Acme").await;
+/// Starts an AI distribution of 300 pool leads over four devices (limit 100) of `owner`'s
+/// tenant and waits until the first device has sent a few; answers (owner, campaign, devices).
+async fn distribution_under_way(app: &TestApp, owner: UserClient) -> (UserClient, i64, Vec<i64>) {
     let mut devices = Vec::new();
     for n in 0..4 {
         devices.push(app.paired_device(&owner, &format!("Sales {n}")).await);
     }
-    seed_pool(&app, owner.tenant_id, 300).await;
+    seed_pool(app, owner.tenant_id, 300).await;
     let id = create(
         &owner,
         json!({"name": "Spread", "kind": "ai", "per_device_limit": 100, "message": "Hi {name}",
@@ -674,24 +676,26 @@ async fn a_device_lost_mid_distribution_hands_its_share_on(app: TestApp) {
     )
     .await;
     start(&owner, id).await;
-    let lost = devices[0];
+    let first = devices[0];
     wait_until("the first device to send a few", WAIT, || async {
         let rows = messages(&owner, id).await;
         let sent = rows
             .iter()
             .filter(|r| {
-                r["device_id"] == lost && r["status"] != "pending" && r["status"] != "sending"
+                r["device_id"] == first && r["status"] != "pending" && r["status"] != "sending"
             })
             .count();
         (sent >= 3).then_some(())
     })
     .await;
-    let out = owner
-        .post(&format!("/api/v1/devices/{lost}/logout"), &json!({}))
-        .await;
-    assert!(out.status().is_success());
-    wait_status(&owner, id, "completed").await;
-    let rows = messages(&owner, id).await;
+    (owner, id, devices)
+}
+
+/// Waits for the distribution to complete and checks every lead got its message, the device
+/// taken out sent less than its share, and no device went over the limit.
+async fn assert_share_moved_on(owner: &UserClient, id: i64, out: i64) {
+    wait_status(owner, id, "completed").await;
+    let rows = messages(owner, id).await;
     let mut per_device: HashMap<i64, usize> = HashMap::new();
     for row in &rows {
         assert!(
@@ -703,12 +707,35 @@ async fn a_device_lost_mid_distribution_hands_its_share_on(app: TestApp) {
             .or_default() += 1;
     }
     assert!(
-        per_device[&lost] < 75,
-        "the lost device kept its share: {per_device:?}"
+        per_device[&out] < 75,
+        "the device kept its share: {per_device:?}"
     );
     assert!(
         per_device.values().all(|n| *n <= 100),
         "a device went over its limit: {per_device:?}"
     );
     assert_eq!(per_device.values().sum::<usize>(), 300);
+}
+
+async fn a_device_that_errors_mid_distribution_is_left_out(app: TestApp) {
+    // Faults are injected by the platform admin, so the distribution runs in the admin's tenant.
+    let (owner, id, devices) = distribution_under_way(&app, app.admin().await).await;
+    let fault = owner
+        .post(
+            "/api/v1/sim/fault",
+            &json!({"device_id": devices[0], "fault": {"kind": "rate_limit", "sends": 1000, "retry_after_ms": 600000}}),
+        )
+        .await;
+    assert!(fault.status().is_success(), "{}", fault.status());
+    assert_share_moved_on(&owner, id, devices[0]).await;
+}
+
+async fn a_device_lost_mid_distribution_hands_its_share_on(app: TestApp) {
+    let (owner, id, devices) = distribution_under_way(&app, app.new_tenant("Acme").await).await;
+    let lost = devices[0];
+    let out = owner
+        .post(&format!("/api/v1/devices/{lost}/logout"), &json!({}))
+        .await;
+    assert!(out.status().is_success());
+    assert_share_moved_on(&owner, id, lost).await;
 }

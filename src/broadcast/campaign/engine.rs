@@ -133,6 +133,8 @@ struct Run {
     last: Option<Progress>,
     /// A lost device's rows are being moved (AI distribution moves one at a time).
     moving: bool,
+    /// Devices whose sends failed in this run (AI distribution): treated as lost.
+    left_out: HashSet<i64>,
 }
 
 /// A lane ended.
@@ -287,6 +289,10 @@ impl Handler<LaneEnded> for CampaignEngine {
         }
         if let Some(run) = self.runs.get_mut(&msg.campaign_id) {
             run.lanes.remove(&msg.device_id);
+            if let LaneEnd::DeviceError(err) = &msg.end {
+                tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "device left out of the distribution; its share moves on");
+                run.left_out.insert(msg.device_id);
+            }
         }
     }
 }
@@ -339,6 +345,7 @@ impl CampaignEngine {
                             lanes: HashSet::new(),
                             last: None,
                             moving: false,
+                            left_out: HashSet::new(),
                         },
                     );
                     engine.tick(ctx);
@@ -425,7 +432,12 @@ impl CampaignEngine {
         if state != CampaignStatus::Running {
             return;
         }
-        let online: HashMap<i64, &Device> = report.online.iter().map(|d| (d.id, d)).collect();
+        let online: HashMap<i64, &Device> = report
+            .online
+            .iter()
+            .filter(|d| !run.left_out.contains(&d.id))
+            .map(|d| (d.id, d))
+            .collect();
         let online_ids: Vec<i64> = online.keys().copied().collect();
         let mut to_move = Vec::new();
         for share in &report.progress.per_device {
@@ -488,7 +500,12 @@ impl CampaignEngine {
         }
         run.moving = true;
         let limit = report.campaign.per_device_limit.unwrap_or(0);
-        let online: Vec<i64> = report.online.iter().map(|d| d.id).collect();
+        let online: Vec<i64> = report
+            .online
+            .iter()
+            .map(|d| d.id)
+            .filter(|id| !run.left_out.contains(id))
+            .collect();
         let db = self.deps.db.clone();
         ctx.spawn(
             async move {
@@ -508,8 +525,12 @@ impl CampaignEngine {
                             let moved = store::reassign(&db, id, lost, &[*device], Some(*left)).await?;
                             *left -= moved as i64;
                         }
-                        let skipped = store::skip_device_pending(&db, id, lost, NO_CAPACITY).await?;
-                        tracing::info!(campaign_id = id, from_device = ?lost, skipped, "moved a lost device's leads within the per-device limit");
+                        // Only with no room left: a row its lane gives back after the moves
+                        // above goes to the room on the next tick.
+                        if room.iter().all(|(_, left)| *left == 0) {
+                            let skipped = store::skip_device_pending(&db, id, lost, NO_CAPACITY).await?;
+                            tracing::info!(campaign_id = id, from_device = ?lost, skipped, "no device has room for a lost device's leads");
+                        }
                     }
                     store::sync_lead_devices(&db, id, NO_CAPACITY).await
                 }
@@ -803,6 +824,7 @@ async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, Engine
         max_attempts: i64::from(deps.settings.broadcast.max_attempts.max(1)),
         time_scale: deps.time_scale,
         chars,
+        leave_on_error: campaign.kind() == CampaignKind::Ai,
     })
 }
 

@@ -58,6 +58,9 @@ pub struct Plan {
     pub time_scale: f64,
     /// Typical message length (the template's), for the typing time.
     pub chars: usize,
+    /// A failed or rate-limited send ends the lane with [`LaneEnd::DeviceError`], so the
+    /// device's share moves on (AI distribution); otherwise the device retries at its pace.
+    pub leave_on_error: bool,
 }
 
 /// Why a lane stopped.
@@ -67,6 +70,8 @@ pub enum LaneEnd {
     Done,
     /// The device went offline or away; its rows wait or move (campaign setting).
     DeviceLost,
+    /// A send failed and the plan leaves erroring devices out; its rows move.
+    DeviceError(String),
     /// The campaign was cancelled or the engine is stopping.
     Stopped,
     /// The database failed; the engine retries the lane on its next tick.
@@ -219,6 +224,11 @@ impl Lane {
                 Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
                     store::finish(&db, &[row.id], st::FAILED, Some(&reason)).await?;
                 }
+                Attempt::Retry(reason) if self.plan.leave_on_error => {
+                    self.give_back(&row, Some(&reason)).await?;
+                    end = Some(LaneEnd::DeviceError(reason));
+                    break;
+                }
                 Attempt::Retry(reason) => self.give_back(&row, Some(&reason)).await?,
                 Attempt::RateLimited(wait) => {
                     self.throttle.do_send(Penalize {
@@ -226,6 +236,10 @@ impl Lane {
                         wait,
                     });
                     self.give_back(&row, Some("rate limited")).await?;
+                    if self.plan.leave_on_error {
+                        end = Some(LaneEnd::DeviceError("rate limited by WhatsApp".into()));
+                        break;
+                    }
                 }
                 Attempt::DeviceLost(reason) => {
                     store::release(&db, row.id, Some(&reason)).await?;
