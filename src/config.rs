@@ -71,6 +71,8 @@ pub struct BroadcastSettings {
     pub progress_interval_ms: u64,
     /// Milliseconds between the sequence engine's rounds (enrol tagged leads, queue due steps).
     pub sequence_tick_ms: u64,
+    /// Enrolments the sequence engine handles per kind of work per round.
+    pub sequence_batch: i64,
 }
 
 /// `[chat]`: chat mirroring; see `config/default.toml`.
@@ -207,6 +209,8 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
 }
 
 /// `[database]`: which database and how many connections.
@@ -394,6 +398,11 @@ impl Settings {
             .limits
             .check(&self.broadcast.pacing)
             .map_err(|e| ConfigError(format!("broadcast.pacing: {e}")))?;
+        if self.broadcast.sequence_batch < 1 {
+            return Err(ConfigError(
+                "broadcast.sequence_batch: must be 1 or more".into(),
+            ));
+        }
         if crate::broadcast::phone::country_code(&self.broadcast.default_country).is_none() {
             return Err(ConfigError(format!(
                 "broadcast.default_country: unknown country {:?} (use an ISO code such as MY)",

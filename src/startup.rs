@@ -97,6 +97,7 @@ impl Application {
             n => n,
         };
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
+        let keep_alive_secs = settings.server.keep_alive_secs;
         let state = web::Data::new(AppState {
             db,
             settings,
@@ -116,6 +117,7 @@ impl Application {
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)
             .client_request_timeout(Duration::from_secs(30))
+            .keep_alive(Duration::from_secs(keep_alive_secs))
             // Small WebSocket frames must not wait for delayed ACKs (~40 ms).
             .tcp_nodelay(true)
             .run();

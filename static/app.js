@@ -220,6 +220,41 @@ export function clearFormMarks(form, box) {
   }
 }
 
+/** Shows a failed request's message in `box` (a 401 already sent the user to sign in). */
+export function showFailure(box, err) {
+  if (err.status !== 401) showAlert(box, err instanceof ApiError ? err.message : String(err));
+}
+
+/**
+ * Runs a form's submit event: stops the page load, clears earlier marks, lets the browser check
+ * required fields and builds the body with `build` (a thrown FieldError marks its field). Then
+ * `save(body, form)` runs with `button` disabled; if it fails, the error is shown in `box` and
+ * the field `fieldFor(err)` names (or none) is marked.
+ */
+export async function submitFormWith(event, { box, button, build, save, fieldFor }) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearFormMarks(form, box);
+  if (!form.reportValidity()) return;
+  let body;
+  try {
+    body = build();
+  } catch (err) {
+    showAlert(box, err.message);
+    if (err instanceof FieldError) markField(err.field);
+    return;
+  }
+  button.disabled = true;
+  try {
+    await save(body, form);
+  } catch (err) {
+    showFailure(box, err);
+    markField(fieldFor(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
 /** Renders the top bar into `<header id="topbar">`: brand, links by role, user, sign out. */
 export function renderNav(current, active) {
   const bar = document.getElementById("topbar");

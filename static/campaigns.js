@@ -13,7 +13,7 @@
 // Progress arrives over the WebSocket (topics campaign/<id>, event CAMPAIGN_PROGRESS whose data
 // is the same Progress as GET …/progress). The socket reconnects with backoff 1 s → 30 s; while
 // it is down the page reads progress over REST every few seconds instead.
-import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, markField, clearFormMarks } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -187,10 +187,6 @@ function progressBar(percent, label, status) {
   );
 }
 
-function fail(box, err) {
-  if (err.status !== 401) showAlert(box, err instanceof ApiError ? err.message : String(err));
-}
-
 // ---------------------------------------------------------------- routing
 
 function route() {
@@ -222,7 +218,7 @@ async function loadList() {
     body = await api("GET", "/api/v1/campaigns");
     clearAlert($("list-alert"));
   } catch (err) {
-    fail($("list-alert"), err);
+    showFailure($("list-alert"), err);
     return;
   }
   if (generation !== view.generation) return;
@@ -292,8 +288,8 @@ async function openForm() {
   $("schedule-hint").textContent = `In ${view.current.tenant.time_zone} time. Empty: a draft you start yourself.`;
   const box = $("form-alert");
   const [lists, devices] = await Promise.allSettled([loadListChoices(), loadDevices()]);
-  if (lists.status === "rejected") fail(box, lists.reason);
-  if (devices.status === "rejected") fail(box, devices.reason);
+  if (lists.status === "rejected") showFailure(box, lists.reason);
+  if (devices.status === "rejected") showFailure(box, devices.reason);
   else renderDeviceChoices(devices.value);
 }
 
@@ -424,10 +420,10 @@ function formBody() {
   return body;
 }
 
-/** Marks the field a validation message names ("message: unclosed {" → the message box). */
-function markInvalid(message) {
+/** The field a validation message names ("message: unclosed {" → the message box), or null. */
+function invalidField(message) {
   const key = String(message).split(":")[0].trim().toLowerCase().replace(/\s+/g, "_");
-  markField(ERROR_FIELD[key] ? $(ERROR_FIELD[key]) : null);
+  return ERROR_FIELD[key] ? $(ERROR_FIELD[key]) : null;
 }
 
 /** Hides the form's message and unmarks its fields. */
@@ -435,44 +431,30 @@ function clearForm() {
   clearFormMarks($("campaign-form"), $("form-alert"));
 }
 
-async function submitForm(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const box = $("form-alert");
-  clearForm();
-  if (!form.reportValidity()) return;
-  let body;
-  try {
-    body = formBody();
-  } catch (err) {
-    showAlert(box, err.message);
-    if (err instanceof FieldError) markField(err.field);
-    return;
-  }
-  const button = $("create-campaign");
-  button.disabled = true;
-  try {
-    const created = await api("POST", "/api/v1/campaigns", body);
-    const picture = $("campaign-image").files[0];
-    let pictureError = null;
-    if (picture) {
-      try {
-        await api("PUT", `/api/v1/campaigns/${created.id}/image`, picture);
-      } catch (err) {
-        pictureError = err;
+function submitForm(event) {
+  return submitFormWith(event, {
+    box: $("form-alert"),
+    button: $("create-campaign"),
+    build: formBody,
+    save: async (body, form) => {
+      const created = await api("POST", "/api/v1/campaigns", body);
+      const picture = $("campaign-image").files[0];
+      let pictureError = null;
+      if (picture) {
+        try {
+          await api("PUT", `/api/v1/campaigns/${created.id}/image`, picture);
+        } catch (err) {
+          pictureError = err;
+        }
       }
-    }
-    form.reset();
-    updateCount();
-    updateKind();
-    if (pictureError) view.notice = `The campaign was saved without its picture: ${pictureError.message}`;
-    location.hash = String(created.id);
-  } catch (err) {
-    fail(box, err);
-    if (err.status === 422) markInvalid(err.message);
-  } finally {
-    button.disabled = false;
-  }
+      form.reset();
+      updateCount();
+      updateKind();
+      if (pictureError) view.notice = `The campaign was saved without its picture: ${pictureError.message}`;
+      location.hash = String(created.id);
+    },
+    fieldFor: (err) => (err.status === 422 ? invalidField(err.message) : null),
+  });
 }
 
 function initForm() {
@@ -506,7 +488,7 @@ async function openDetail(id) {
   } catch (err) {
     if (generation !== view.generation) return;
     $("detail-title").textContent = err.status === 404 ? "Campaign not found" : "Campaign";
-    fail(box, err);
+    showFailure(box, err);
     return;
   }
   if (generation !== view.generation) return;
@@ -624,7 +606,7 @@ async function act(action) {
       loadResults(true);
     }
   } catch (err) {
-    fail(box, err);
+    showFailure(box, err);
   } finally {
     view.acting = false;
     if (view.detail) renderActions();
@@ -658,7 +640,7 @@ function applyProgress(p) {
           renderDetail();
         }
       })
-      .catch((err) => fail($("detail-alert"), err));
+      .catch((err) => showFailure($("detail-alert"), err));
     renderDetail();
     loadResults(true);
   }
@@ -770,7 +752,7 @@ async function loadPreview(id) {
       ),
     );
   } catch (err) {
-    if (generation === view.generation) fail($("detail-alert"), err);
+    if (generation === view.generation) showFailure($("detail-alert"), err);
   }
 }
 
@@ -805,7 +787,7 @@ async function loadResults(reset) {
     if (page.messages.length) view.resultsAfter = page.messages[page.messages.length - 1].id;
     more.hidden = page.messages.length < RESULTS_PAGE;
   } catch (err) {
-    if (generation === view.generation) fail($("detail-alert"), err);
+    if (generation === view.generation) showFailure($("detail-alert"), err);
   } finally {
     more.disabled = false;
   }

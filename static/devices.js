@@ -8,7 +8,7 @@
 // - live status over the WebSocket (docs/websocket.md): cards change in place on DEVICE_STATUS;
 //   a seq gap or a reconnect re-reads the loaded pages over REST; reconnects back off
 //   1 s → 2 s → 4 s … 30 s; #live-indicator says "Live" or "Reconnecting…".
-import { api, ApiError, me, roleAtLeast, el, showAlert, clearAlert, showFatal } from "/static/app.js";
+import { api, ApiError, me, roleAtLeast, el, showAlert, clearAlert, showFatal, showFailure } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -159,9 +159,7 @@ async function load(pages = 1) {
       if (page * PER_PAGE >= body.total) break;
     }
   } catch (err) {
-    if (generation === view.generation && err.status !== 401) {
-      showAlert($("devices-alert"), err instanceof ApiError ? err.message : String(err));
-    }
+    if (generation === view.generation) showFailure($("devices-alert"), err);
     return;
   } finally {
     if (generation === view.generation) $("device-grid").setAttribute("aria-busy", "false");
@@ -385,7 +383,7 @@ async function busy(button, box, action) {
   try {
     await action();
   } catch (err) {
-    if (err.status !== 401) showAlert(box, err instanceof ApiError ? err.message : String(err));
+    showFailure(box, err);
   } finally {
     if (button.isConnected) button.disabled = false;
   }

@@ -1,7 +1,7 @@
 // Leads page: lead lists (create, open, delete), CSV import with its report (line + reason),
 // live import progress over the WebSocket (lead-lists/<id>), lead search with "show more"
 // (keyset cursor), and the tenant's opt-out list.
-import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, clearAlert, showFatal, showFailure } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,7 +26,7 @@ async function guarded(box, action) {
   try {
     await action();
   } catch (err) {
-    showAlert(box, err instanceof ApiError ? err.message : String(err));
+    showFailure(box, err);
   }
 }
 

@@ -13,7 +13,7 @@
 //
 // Viewers see the same lists and reports with no control at all. There is no live topic for
 // sequences: "Refresh" reads the report again.
-import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, markField, clearFormMarks } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -140,10 +140,6 @@ const cell = (label, ...children) => el("td", { "data-label": label }, ...childr
 
 const count = (value) => number.format(value || 0);
 
-function fail(box, err) {
-  if (err.status !== 401) showAlert(box, err instanceof ApiError ? err.message : String(err));
-}
-
 /** "a, b,,c " → ["a", "b", "c"]. */
 const words = (text) =>
   text
@@ -181,7 +177,7 @@ async function loadList() {
     body = await api("GET", "/api/v1/sequences");
     clearAlert($("list-alert"));
   } catch (err) {
-    fail($("list-alert"), err);
+    showFailure($("list-alert"), err);
     return;
   }
   if (generation !== view.generation) return;
@@ -249,7 +245,7 @@ async function toggleFromList(id) {
     const row = $("sequence-list").querySelector(`tr[data-sequence-id="${id}"]`);
     if (row) row.replaceWith(sequenceRow(fresh));
   } catch (err) {
-    fail(box, err);
+    showFailure(box, err);
   } finally {
     view.acting = false;
   }
@@ -266,7 +262,7 @@ async function removeSequence(s, box) {
     if (location.hash.slice(1) === "") loadList();
     else location.hash = "";
   } catch (err) {
-    fail(box, err);
+    showFailure(box, err);
   } finally {
     view.acting = false;
     if (view.detail) renderActions();
@@ -310,10 +306,10 @@ async function openEditor(id) {
   const box = $("form-alert");
   if (sequence.status === "rejected") {
     $("editor-title").textContent = sequence.reason.status === 404 ? "Sequence not found" : "Edit sequence";
-    fail(box, sequence.reason);
+    showFailure(box, sequence.reason);
     return;
   }
-  if (all.status === "rejected") fail(box, all.reason);
+  if (all.status === "rejected") showFailure(box, all.reason);
   const editing = sequence.value;
   view.editing = editing;
   fillChain(all.status === "fulfilled" ? all.value.sequences : [], editing);
@@ -563,38 +559,24 @@ function clearForm() {
   clearFormMarks($("sequence-form"), $("form-alert"));
 }
 
-async function submitForm(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const box = $("form-alert");
-  clearForm();
-  if (!form.reportValidity()) return;
-  let body;
-  try {
-    body = formBody();
-  } catch (err) {
-    showAlert(box, err.message);
-    if (err instanceof FieldError) markField(err.field);
-    return;
-  }
-  const button = $("save-sequence");
-  button.disabled = true;
-  try {
-    const editing = view.editing;
-    const saved = editing
-      ? await api("PUT", `/api/v1/sequences/${editing.id}`, body)
-      : await api("POST", "/api/v1/sequences", body);
-    const problems = await savePictures(saved.id);
-    if (problems.length) view.notice = `The sequence was saved, but not every picture: ${problems.join("; ")}`;
-    view.editing = null;
-    form.reset();
-    location.hash = String(saved.id);
-  } catch (err) {
-    fail(box, err);
-    if (err.status === 422 || err.status === 409) markField(fieldFor(err));
-  } finally {
-    button.disabled = false;
-  }
+function submitForm(event) {
+  return submitFormWith(event, {
+    box: $("form-alert"),
+    button: $("save-sequence"),
+    build: formBody,
+    save: async (body, form) => {
+      const editing = view.editing;
+      const saved = editing
+        ? await api("PUT", `/api/v1/sequences/${editing.id}`, body)
+        : await api("POST", "/api/v1/sequences", body);
+      const problems = await savePictures(saved.id);
+      if (problems.length) view.notice = `The sequence was saved, but not every picture: ${problems.join("; ")}`;
+      view.editing = null;
+      form.reset();
+      location.hash = String(saved.id);
+    },
+    fieldFor: (err) => (err.status === 422 || err.status === 409 ? fieldFor(err) : null),
+  });
 }
 
 /** Uploads each chosen picture (and removes the unticked ones); returns what failed. */
@@ -647,11 +629,11 @@ async function openDetail(id) {
   if (generation !== view.generation) return;
   if (sequence.status === "rejected") {
     $("detail-title").textContent = sequence.reason.status === 404 ? "Sequence not found" : "Sequence";
-    fail(box, sequence.reason);
+    showFailure(box, sequence.reason);
     return;
   }
   view.detail = sequence.value;
-  if (report.status === "rejected") fail(box, report.reason);
+  if (report.status === "rejected") showFailure(box, report.reason);
   view.report = report.status === "fulfilled" ? report.value : null;
   renderDetail();
   renderReport();
@@ -677,7 +659,7 @@ async function refreshDetail() {
     renderReport();
     loadEnrollments(true);
   } catch (err) {
-    if (generation === view.generation) fail($("detail-alert"), err);
+    if (generation === view.generation) showFailure($("detail-alert"), err);
   } finally {
     button.disabled = false;
   }
@@ -764,7 +746,7 @@ async function toggleDetail() {
     const fresh = await api("POST", `/api/v1/sequences/${s.id}/toggle`, { active: s.status !== "active" });
     if (view.detail && view.detail.id === fresh.id) view.detail = fresh;
   } catch (err) {
-    fail(box, err);
+    showFailure(box, err);
   } finally {
     view.acting = false;
     if (view.detail) {
@@ -922,7 +904,7 @@ async function loadEnrollments(reset) {
     else if (reset) view.enrollmentsAfter = 0;
     more.hidden = page.enrollments.length < ENROLLMENTS_PAGE;
   } catch (err) {
-    if (generation === view.generation) fail($("detail-alert"), err);
+    if (generation === view.generation) showFailure($("detail-alert"), err);
   } finally {
     more.disabled = false;
   }
@@ -964,7 +946,7 @@ async function stopEnrollment(e, button) {
     const row = $("enrollments").querySelector(`tr[data-enrollment-id="${e.id}"]`);
     if (row) row.replaceWith(enrollmentRow({ ...e, ...stopped }));
   } catch (err) {
-    fail($("enrol-alert"), err);
+    showFailure($("enrol-alert"), err);
     button.disabled = false;
   }
 }
@@ -995,7 +977,7 @@ async function enrolLeads(event) {
     field.value = "";
     refreshDetail();
   } catch (err) {
-    fail(box, err);
+    showFailure(box, err);
   } finally {
     button.disabled = false;
   }

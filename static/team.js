@@ -1,6 +1,6 @@
 // Team page (owners and admins): members (list, add, enable/disable, delete) and API tokens
 // (create with scopes, show the secret once, list, revoke).
-import { api, ApiError, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, showFailure } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,7 +30,7 @@ async function busy(button, box, action) {
   try {
     await action();
   } catch (err) {
-    showAlert(box, err instanceof ApiError ? err.message : String(err));
+    showFailure(box, err);
   } finally {
     button.disabled = false;
   }

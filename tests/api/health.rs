@@ -153,3 +153,39 @@ async fn cancelling_an_sqlite_query_on_an_arbiter_is_safe() {
         "completed inserts are kept"
     );
 }
+
+/// `server.keep_alive_secs` closes an idle connection after its response: the server ends it,
+/// and a client that keeps connections for less time never sends on a closing one.
+#[actix_web::test]
+async fn idle_keep_alive_connections_are_closed_after_the_setting() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Sqlite,
+        &[("WAFLEET__SERVER__KEEP_ALIVE_SECS", "1")],
+    )
+    .await
+    .unwrap();
+    let host = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut received = Vec::new();
+    // Reads the response and then waits for the server to close the idle connection (EOF).
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut received),
+    )
+    .await
+    .expect("the server keeps the idle connection open past its keep-alive")
+    .unwrap();
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "closed before the keep-alive ran out: {:?}",
+        started.elapsed()
+    );
+}

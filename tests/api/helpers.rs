@@ -325,6 +325,9 @@ pub fn new_client() -> reqwest::Client {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
+        // Drop a pooled connection long before the server's keep-alive ends it, so a poll after
+        // a starved moment never reuses a connection the server is closing (IncompleteMessage).
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .unwrap()
 }

@@ -13,18 +13,11 @@ use wafleet::broadcast::sequence::engine::Tick;
 use crate::campaigns::{create, messages, seed_leads, start, test_pacing, wait_status};
 use crate::helpers::{wait_until, TestApp, UserClient};
 
-/// The campaigns' fast simulator, and sequence rounds only when a test asks for one.
-const SEQUENCE_SIM: &[(&str, &str)] = &[
-    ("WAFLEET__SIM__TIME_SCALE", "100"),
-    ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
-    ("WAFLEET__SIM__DELIVERED_AFTER_MS", "500"),
-    ("WAFLEET__SIM__READ_AFTER_MS", "500"),
-    ("WAFLEET__BROADCAST__PROGRESS_INTERVAL_MS", "100"),
-    ("WAFLEET__BROADCAST__LEASE_SECS", "2"),
-    ("WAFLEET__BROADCAST__SEQUENCE_TICK_MS", "3600000"),
-];
+/// Sequence rounds only when a test asks for one (with the campaigns' fast simulator).
+pub(crate) const TICK_ON_REQUEST: &[(&str, &str)] =
+    &[("WAFLEET__BROADCAST__SEQUENCE_TICK_MS", "3600000")];
 
-crate::both_backends!(with super::SEQUENCE_SIM;
+crate::both_backends!(with &[crate::campaigns::FAST_SIM, super::TICK_ON_REQUEST].concat();
     three_steps_follow_their_delays_and_windows,
     a_reply_after_step_one_stops_the_rest,
     a_paused_sequence_sends_nothing_due_until_resumed,
@@ -36,6 +29,16 @@ crate::both_backends!(with super::SEQUENCE_SIM;
     ai_distribution_fills_each_device_to_its_limit,
     a_device_lost_mid_distribution_hands_its_share_on,
     a_device_that_errors_mid_distribution_is_left_out,
+    a_lead_another_distribution_claimed_is_skipped,
+);
+
+// Two enrolments a round, so one round cannot see every enrolment at once.
+crate::both_backends!(with &[
+        crate::campaigns::FAST_SIM,
+        super::TICK_ON_REQUEST,
+        &[("WAFLEET__BROADCAST__SEQUENCE_BATCH", "2")],
+    ].concat();
+    a_sent_step_moves_on_while_older_ones_still_wait,
 );
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -738,4 +741,166 @@ async fn a_device_lost_mid_distribution_hands_its_share_on(app: TestApp) {
         .await;
     assert!(out.status().is_success());
     assert_share_moved_on(&owner, id, lost).await;
+}
+
+/// Two distributions started at the same moment can read the same pool leads; the claim that
+/// follows the outbox write gives each lead to one of them, and the other's row for it is
+/// skipped, so no lead is written to twice. Repeating the claim (a restarted start) is a no-op.
+async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use wafleet::broadcast::campaign::{engine, store};
+    use wafleet::db::schema::leads;
+    let owner = app.new_tenant("Acme").await;
+    let first = app.paired_device(&owner, "One").await;
+    let second = app.paired_device(&owner, "Two").await;
+    seed_pool(&app, owner.tenant_id, 3).await;
+    let id = create(
+        &owner,
+        json!({"name": "Spread", "kind": "ai", "per_device_limit": 10, "message": "Hi",
+               "target": {"niches": ["insurance"]}, "pacing": test_pacing()}),
+    )
+    .await;
+    let db = &app.db;
+    let tenant_id = owner.tenant_id;
+    let pool: Vec<(i64, String)> = async {
+        wafleet::db_run!(db, |conn| {
+            leads::table
+                .filter(leads::tenant_id.eq(tenant_id))
+                .order(leads::id)
+                .select((leads::id, leads::phone))
+                .load(conn)
+                .await
+                .map_err(wafleet::db::DbError::from)
+        })
+    }
+    .await
+    .unwrap();
+    let rows: Vec<store::OutboxRow> = pool
+        .iter()
+        .map(|(lead_id, phone)| store::OutboxRow {
+            lead_id: *lead_id,
+            device_id: Some(first),
+            phone: phone.clone(),
+            body: "Hi".into(),
+            message_id: engine::new_message_id(),
+            status: "pending",
+            error: None,
+            step: 0,
+            image_sha256: None,
+        })
+        .collect();
+    assert_eq!(
+        store::write_outbox(db, tenant_id, id, &rows).await.unwrap(),
+        3
+    );
+    // The other distribution claimed the second lead between this one's read and its claim.
+    let contested = pool[1].0;
+    async {
+        wafleet::db_run!(db, |conn| {
+            diesel::update(leads::table.find(contested))
+                .set(leads::device_id.eq(Some(second)))
+                .execute(conn)
+                .await
+                .map_err(wafleet::db::DbError::from)
+        })
+    }
+    .await
+    .unwrap();
+    assert_eq!(
+        store::claim_pool_leads(db, id, engine::TAKEN)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store::claim_pool_leads(db, id, engine::TAKEN)
+            .await
+            .unwrap(),
+        0,
+        "a repeated claim changes nothing"
+    );
+    let owners: Vec<Option<i64>> = async {
+        wafleet::db_run!(db, |conn| {
+            leads::table
+                .filter(leads::tenant_id.eq(tenant_id))
+                .order(leads::id)
+                .select(leads::device_id)
+                .load(conn)
+                .await
+                .map_err(wafleet::db::DbError::from)
+        })
+    }
+    .await
+    .unwrap();
+    assert_eq!(owners, vec![Some(first), Some(second), Some(first)]);
+    let out = messages(&owner, id).await;
+    let state_of = |lead: i64| {
+        let row = out.iter().find(|r| r["lead_id"] == lead).unwrap();
+        (row["status"].clone(), row["error"].clone())
+    };
+    assert_eq!(
+        state_of(contested),
+        (json!("skipped"), json!(engine::TAKEN))
+    );
+    assert_eq!(state_of(pool[0].0), (json!("pending"), Value::Null));
+    assert_eq!(state_of(pool[2].0), (json!("pending"), Value::Null));
+}
+
+/// A round reads only enrolments whose message went out: however many older ones still wait for
+/// a device (more than a round's batch here), the one that was sent moves on.
+async fn a_sent_step_moves_on_while_older_ones_still_wait(app: TestApp) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use wafleet::db::schema::sequence_enrollments;
+    app.state.clock.set(kl(7, "10:00"));
+    let (owner, idle, id, lead_ids) = enrolled(
+        &app,
+        3,
+        json!({"name": "COLD", "steps": [{"message": "one"}, {"message": "two", "delay_hours": 1}]}),
+    )
+    .await;
+    // The last lead writes from a second device; the first device goes offline, so the first
+    // two leads' messages wait for it.
+    let other = app.paired_device(&owner, "Other").await;
+    let db = &app.db;
+    let last = lead_ids[2];
+    async {
+        wafleet::db_run!(db, |conn| {
+            diesel::update(
+                sequence_enrollments::table.filter(sequence_enrollments::lead_id.eq(last)),
+            )
+            .set(sequence_enrollments::device_id.eq(Some(other)))
+            .execute(conn)
+            .await
+            .map_err(wafleet::db::DbError::from)
+        })
+    }
+    .await
+    .unwrap();
+    let out = owner
+        .post(&format!("/api/v1/devices/{idle}/logout"), &json!({}))
+        .await;
+    assert!(out.status().is_success(), "{}", out.status());
+
+    tick(&app).await; // queues the first two (a round's batch)
+    tick(&app).await; // queues the third
+    wait_sent(&app, id, 1, 1).await;
+    tick(&app).await; // the third's message went out: it waits for step 2
+    let state: HashMap<i64, (String, i64)> = enrollments(&owner, id)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["lead_id"].as_i64().unwrap(),
+                (
+                    e["status"].as_str().unwrap().to_string(),
+                    e["step"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(state[&last], ("waiting".to_string(), 2), "{state:?}");
+    assert_eq!(state[&lead_ids[0]], ("active".to_string(), 1), "{state:?}");
+    assert_eq!(state[&lead_ids[1]], ("active".to_string(), 1), "{state:?}");
 }

@@ -894,8 +894,16 @@ async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), En
         .collect();
     let written = store::write_outbox(db, campaign.tenant_id, id, &rows).await?;
     if campaign.kind() == CampaignKind::Ai {
-        // The pool shrinks at once: each lead now belongs to the device that will write to it.
-        store::sync_lead_devices(db, id, NO_CAPACITY).await?;
+        // The pool shrinks at once: each lead now belongs to the device that will write to it,
+        // unless a distribution started at the same moment claimed it first.
+        let taken = store::claim_pool_leads(db, id, TAKEN).await?;
+        if taken > 0 {
+            tracing::info!(
+                campaign_id = id,
+                taken,
+                "leads claimed by another distribution"
+            );
+        }
     }
     let from = [CampaignStatus::Draft, CampaignStatus::Scheduled];
     if !store::transition(db, id, &from, CampaignStatus::Running, None).await? {
@@ -984,6 +992,9 @@ async fn remaining_capacity(
 
 /// Why an AI distribution left a lead in the pool.
 pub const NO_CAPACITY: &str = "no device capacity left";
+
+/// Why an AI distribution skipped a lead another distribution claimed first.
+pub const TAKEN: &str = "another distribution took the lead";
 
 /// Each device's health for AI distribution, 0.1–1.0: the share of its messages of the last
 /// (simulated) day that did not fail. A device without history is healthy.

@@ -1,5 +1,7 @@
 //! Campaign and outbox queries, written once for SQLite and PostgreSQL.
 
+use std::collections::HashSet;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -303,6 +305,29 @@ pub struct OutboxRow {
     pub image_sha256: Option<String>,
 }
 
+/// The column values of one new outbox row (`row`: an [`OutboxRow`]) for an INSERT; shared by
+/// campaigns writing their rows at start and sequences queueing one step.
+macro_rules! outbox_values {
+    ($tenant_id:expr, $campaign_id:expr, $row:expr, $now:expr) => {
+        (
+            outbox::tenant_id.eq($tenant_id),
+            outbox::campaign_id.eq($campaign_id),
+            outbox::lead_id.eq(Some($row.lead_id)),
+            outbox::device_id.eq($row.device_id),
+            outbox::phone.eq(&$row.phone),
+            outbox::body.eq(&$row.body),
+            outbox::message_id.eq(&$row.message_id),
+            outbox::status.eq($row.status),
+            outbox::attempts.eq(0i64),
+            outbox::error.eq($row.error.as_deref()),
+            outbox::created_at.eq($now),
+            outbox::step.eq($row.step),
+            outbox::image_sha256.eq($row.image_sha256.as_deref()),
+        )
+    };
+}
+pub(crate) use outbox_values;
+
 /// Writes a campaign's outbox in one transaction; a (campaign, lead) pair already present is
 /// left alone, so writing twice (a crash during start) never doubles a message. Returns the
 /// rows written.
@@ -315,23 +340,7 @@ pub async fn write_outbox(
     let now = chrono::Utc::now().naive_utc();
     let values: Vec<_> = rows
         .iter()
-        .map(|row| {
-            (
-                outbox::tenant_id.eq(tenant_id),
-                outbox::campaign_id.eq(campaign_id),
-                outbox::lead_id.eq(Some(row.lead_id)),
-                outbox::device_id.eq(row.device_id),
-                outbox::phone.eq(&row.phone),
-                outbox::body.eq(&row.body),
-                outbox::message_id.eq(&row.message_id),
-                outbox::status.eq(row.status),
-                outbox::attempts.eq(0i64),
-                outbox::error.eq(row.error.as_deref()),
-                outbox::created_at.eq(now),
-                outbox::step.eq(row.step),
-                outbox::image_sha256.eq(row.image_sha256.as_deref()),
-            )
-        })
+        .map(|row| outbox_values!(tenant_id, campaign_id, row, now))
         .collect();
     match db {
         Db::Sqlite(pool) => {
@@ -636,6 +645,71 @@ pub async fn sync_lead_devices(
         }
     }
     Ok(())
+}
+
+/// Claims an AI distribution's pool leads: each pending row's lead becomes its device's if it
+/// still has no device (or already is that device's, so a restarted start repeats safely). A
+/// row whose lead another distribution claimed first is skipped with `taken_reason`, so no lead
+/// is written to twice. Answers how many rows were skipped.
+pub async fn claim_pool_leads(
+    db: &Db,
+    campaign_id: i64,
+    taken_reason: &str,
+) -> Result<usize, DbError> {
+    let rows: Vec<(Option<i64>, Option<i64>)> = db_run!(db, |conn| {
+        outbox::table
+            .filter(outbox::campaign_id.eq(campaign_id))
+            .filter(outbox::status.eq(st::PENDING))
+            .select((outbox::lead_id, outbox::device_id))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    let mut by_device: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for (lead, device) in rows {
+        if let (Some(lead), Some(device)) = (lead, device) {
+            by_device.entry(device).or_default().push(lead);
+        }
+    }
+    let mut taken: Vec<i64> = Vec::new();
+    for (device, leads_of) in by_device {
+        for chunk in leads_of.chunks(INSERT_CHUNK) {
+            let claimed: HashSet<i64> = db_run!(db, |conn| {
+                diesel::update(
+                    leads::table
+                        .filter(leads::id.eq_any(chunk))
+                        .filter(leads::device_id.is_null().or(leads::device_id.eq(device))),
+                )
+                .set(leads::device_id.eq(device))
+                .returning(leads::id)
+                .load::<i64>(conn)
+                .await
+                .map_err(DbError::from)
+            })?
+            .into_iter()
+            .collect();
+            taken.extend(chunk.iter().filter(|lead| !claimed.contains(*lead)));
+        }
+    }
+    let mut skipped = 0;
+    for chunk in taken.chunks(INSERT_CHUNK) {
+        skipped += db_run!(db, |conn| {
+            diesel::update(
+                outbox::table
+                    .filter(outbox::campaign_id.eq(campaign_id))
+                    .filter(outbox::lead_id.eq_any(chunk))
+                    .filter(outbox::status.eq(st::PENDING)),
+            )
+            .set((
+                outbox::status.eq(st::SKIPPED),
+                outbox::error.eq(taken_reason),
+            ))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
+        })?;
+    }
+    Ok(skipped)
 }
 
 /// Per device: (failed, all) of its outbox rows created since `since` (device health).

@@ -5,7 +5,7 @@
 //! receipts work exactly as for campaigns. All state is in the database; the engine only keeps
 //! how far it has looked for newly tagged leads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +25,6 @@ use crate::config::Settings;
 use crate::db::{Db, DbError};
 use crate::device::model::{DeviceFilter, DeviceStatus};
 
-/// Enrolments handled per kind of work per tick.
-const BATCH: i64 = 500;
 /// Leads changed this long before the last look are looked at again (a transaction that
 /// committed late is not missed; enrolment is idempotent).
 const RESCAN_OVERLAP_SECS: i64 = 60;
@@ -241,7 +239,7 @@ impl DevicePicker {
 /// step, to completed (and into the chained sequence), or to failed/stopped.
 async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
     let db = &deps.db;
-    let active = store::active_with_rows(db, BATCH).await?;
+    let active = store::active_with_rows(db, deps.settings.broadcast.sequence_batch).await?;
     if active.is_empty() {
         return Ok(());
     }
@@ -306,148 +304,195 @@ async fn complete(deps: &SequenceDeps, enrollment: &Enrollment) -> Result<(), Db
     Ok(())
 }
 
-/// Writes the message of every due step that may go now; the others are rescheduled to their
-/// window's next opening.
 async fn queue_due(deps: &SequenceDeps) -> Result<(), DbError> {
     let db = &deps.db;
-    let now = deps.clock.now();
-    let due = store::due_enrollments(db, now.naive_utc(), BATCH).await?;
+    let due = store::due_enrollments(
+        db,
+        deps.clock.now().naive_utc(),
+        deps.settings.broadcast.sequence_batch,
+    )
+    .await?;
     if due.is_empty() {
         return Ok(());
     }
-    let sequence_ids: Vec<i64> = due.iter().map(|e| e.sequence_id).collect();
-    let steps = store::steps_of(db, &sequence_ids).await?;
-    let mut sequences: HashMap<i64, Sequence> = HashMap::new();
-    let mut zones: HashMap<i64, (chrono_tz::Tz, Option<QuietHours>)> = HashMap::new();
-    let mut rng = rand::rng();
+    let mut round = DueRound::load(deps, &due).await?;
     for enrollment in due {
-        let sequence = match sequences.get(&enrollment.sequence_id) {
-            Some(s) => s.clone(),
-            None => {
-                let s =
-                    store::get_sequence(db, enrollment.tenant_id, enrollment.sequence_id).await?;
-                sequences.insert(s.id, s.clone());
-                s
-            }
-        };
-        let (zone, quiet) = match zones.get(&enrollment.tenant_id) {
-            Some(z) => *z,
-            None => {
-                let effective =
-                    tenant_settings::effective(db, &deps.settings, enrollment.tenant_id).await?;
-                let quiet = QuietHours::parse(&effective.pacing.quiet_hours)
-                    .ok()
-                    .flatten();
-                zones.insert(enrollment.tenant_id, (effective.time_zone, quiet));
-                (effective.time_zone, quiet)
-            }
-        };
-        let steps = steps
+        let sequence = round.sequence(&enrollment).await?;
+        let steps = round
+            .steps
             .get(&enrollment.sequence_id)
             .map_or(&[][..], Vec::as_slice);
-        let Some(step) = steps.iter().find(|s| s.position >= enrollment.step) else {
+        let Some(step) = steps
+            .iter()
+            .find(|s| s.position >= enrollment.step)
+            .cloned()
+        else {
             // Steps were removed after it was scheduled: nothing is left to send.
             store::end_enrollment(db, &enrollment, es::COMPLETED, None).await?;
             continue;
         };
-        queue_one(
-            deps,
-            &sequence,
-            &enrollment,
-            step,
-            now,
-            zone,
-            quiet,
-            &mut rng,
-        )
-        .await?;
+        round.queue_one(&sequence, &enrollment, &step).await?;
     }
     Ok(())
 }
 
-/// Queues one due enrolment's `step`, or reschedules it.
-#[allow(clippy::too_many_arguments)]
-async fn queue_one(
-    deps: &SequenceDeps,
-    sequence: &Sequence,
-    enrollment: &Enrollment,
-    step: &Step,
+/// What one round of due enrolments shares: the batch's steps and opt-outs (read once), and
+/// sequences, tenant zones and online devices as they are first needed.
+struct DueRound<'a> {
+    deps: &'a SequenceDeps,
     now: DateTime<Utc>,
-    zone: chrono_tz::Tz,
-    quiet: Option<QuietHours>,
-    rng: &mut impl rand::Rng,
-) -> Result<(), DbError> {
-    let db = &deps.db;
-    let reschedule =
-        |at: DateTime<Utc>| store::schedule_step(db, enrollment, step.position, at.naive_utc());
-    match send_time(now, step.window(), quiet, zone) {
-        None => {
-            let reason = "the step's send window lies inside the quiet hours";
-            store::end_enrollment(db, enrollment, es::FAILED, Some(reason)).await?;
+    steps: HashMap<i64, Vec<Step>>,
+    /// (tenant, phone) pairs of the batch that are opted out.
+    opted_out: HashSet<(i64, String)>,
+    sequences: HashMap<i64, Sequence>,
+    zones: HashMap<i64, (chrono_tz::Tz, Option<QuietHours>)>,
+    devices: HashMap<i64, DevicePicker>,
+    rng: rand::rngs::ThreadRng,
+}
+
+impl<'a> DueRound<'a> {
+    async fn load(deps: &'a SequenceDeps, due: &[Enrollment]) -> Result<Self, DbError> {
+        let db = &deps.db;
+        let sequence_ids: Vec<i64> = due.iter().map(|e| e.sequence_id).collect();
+        let steps = store::steps_of(db, &sequence_ids).await?;
+        let mut phones_by_tenant: HashMap<i64, Vec<String>> = HashMap::new();
+        for e in due {
+            phones_by_tenant
+                .entry(e.tenant_id)
+                .or_default()
+                .push(e.phone.clone());
+        }
+        let mut opted_out = HashSet::new();
+        for (tenant_id, phones) in phones_by_tenant {
+            let found = crate::broadcast::leads::opt_out::opted_out(db, tenant_id, &phones).await?;
+            opted_out.extend(found.into_iter().map(|phone| (tenant_id, phone)));
+        }
+        Ok(Self {
+            deps,
+            now: deps.clock.now(),
+            steps,
+            opted_out,
+            sequences: HashMap::new(),
+            zones: HashMap::new(),
+            devices: HashMap::new(),
+            rng: rand::rng(),
+        })
+    }
+
+    async fn sequence(&mut self, e: &Enrollment) -> Result<Sequence, DbError> {
+        if let Some(s) = self.sequences.get(&e.sequence_id) {
+            return Ok(s.clone());
+        }
+        let s = store::get_sequence(&self.deps.db, e.tenant_id, e.sequence_id).await?;
+        self.sequences.insert(s.id, s.clone());
+        Ok(s)
+    }
+
+    async fn zone(
+        &mut self,
+        tenant_id: i64,
+    ) -> Result<(chrono_tz::Tz, Option<QuietHours>), DbError> {
+        if let Some(z) = self.zones.get(&tenant_id) {
+            return Ok(*z);
+        }
+        let effective =
+            tenant_settings::effective(&self.deps.db, &self.deps.settings, tenant_id).await?;
+        let quiet = QuietHours::parse(&effective.pacing.quiet_hours)
+            .ok()
+            .flatten();
+        self.zones.insert(tenant_id, (effective.time_zone, quiet));
+        Ok((effective.time_zone, quiet))
+    }
+
+    async fn online_device(&mut self, tenant_id: i64) -> Result<Option<i64>, DbError> {
+        if !self.devices.contains_key(&tenant_id) {
+            let picker = DevicePicker::online(&self.deps.db, tenant_id).await?;
+            self.devices.insert(tenant_id, picker);
+        }
+        Ok(self
+            .devices
+            .get_mut(&tenant_id)
+            .and_then(DevicePicker::next))
+    }
+
+    /// Queues one due enrolment's `step`, or reschedules it.
+    async fn queue_one(
+        &mut self,
+        sequence: &Sequence,
+        enrollment: &Enrollment,
+        step: &Step,
+    ) -> Result<(), DbError> {
+        let db = &self.deps.db;
+        let now = self.now;
+        let reschedule =
+            |at: DateTime<Utc>| store::schedule_step(db, enrollment, step.position, at.naive_utc());
+        let (zone, quiet) = self.zone(enrollment.tenant_id).await?;
+        match send_time(now, step.window(), quiet, zone) {
+            None => {
+                let reason = "the step's send window lies inside the quiet hours";
+                store::end_enrollment(db, enrollment, es::FAILED, Some(reason)).await?;
+                return Ok(());
+            }
+            Some(at) if at > now => {
+                reschedule(at).await?;
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        if self
+            .opted_out
+            .contains(&(enrollment.tenant_id, enrollment.phone.clone()))
+        {
+            store::end_enrollment(db, enrollment, es::STOPPED, Some("opted out")).await?;
             return Ok(());
         }
-        Some(at) if at > now => {
-            reschedule(at).await?;
+        let device_id = match enrollment.device_id {
+            Some(id) => Some(id),
+            None => self.online_device(enrollment.tenant_id).await?,
+        };
+        if device_id.is_none() {
+            reschedule(now + chrono::Duration::minutes(NO_DEVICE_RETRY_MINUTES)).await?;
             return Ok(());
         }
-        Some(_) => {}
-    }
-    let opted_out = crate::broadcast::leads::opt_out::opted_out(
-        db,
-        enrollment.tenant_id,
-        std::slice::from_ref(&enrollment.phone),
-    )
-    .await?;
-    if !opted_out.is_empty() {
-        store::end_enrollment(db, enrollment, es::STOPPED, Some("opted out")).await?;
-        return Ok(());
-    }
-    let device_id = match enrollment.device_id {
-        Some(id) => Some(id),
-        None => DevicePicker::online(db, enrollment.tenant_id).await?.next(),
-    };
-    if device_id.is_none() {
-        reschedule(now + chrono::Duration::minutes(NO_DEVICE_RETRY_MINUTES)).await?;
-        return Ok(());
-    }
-    let body = match Template::parse(&step.message) {
-        Ok(template) => {
-            let lead = store::lead_for_template(db, enrollment.lead_id).await?;
-            template.render(&lead.variables(), rng)
+        let body = match Template::parse(&step.message) {
+            Ok(template) => {
+                let lead = store::lead_for_template(db, enrollment.lead_id).await?;
+                template.render(&lead.variables(), &mut self.rng)
+            }
+            Err(err) => {
+                let reason = format!("step {}: {}", step.position, err.0);
+                store::end_enrollment(db, enrollment, es::FAILED, Some(&reason)).await?;
+                return Ok(());
+            }
+        };
+        let row = OutboxRow {
+            lead_id: enrollment.lead_id,
+            device_id,
+            phone: enrollment.phone.clone(),
+            body,
+            message_id: crate::broadcast::campaign::engine::new_message_id(),
+            status: st::PENDING,
+            error: None,
+            step: step.position,
+            image_sha256: step.image_sha256.clone(),
+        };
+        // The enrolment may sit at a removed step; it continues at this one.
+        if step.position != enrollment.step {
+            store::schedule_step(db, enrollment, step.position, now.naive_utc()).await?;
         }
-        Err(err) => {
-            let reason = format!("step {}: {}", step.position, err.0);
-            store::end_enrollment(db, enrollment, es::FAILED, Some(&reason)).await?;
-            return Ok(());
+        let at_step = Enrollment {
+            step: step.position,
+            ..enrollment.clone()
+        };
+        let queued = store::queue_step(db, &at_step, sequence.campaign_id, &row).await?;
+        if queued {
+            tracing::debug!(
+                sequence_id = sequence.id,
+                lead_id = enrollment.lead_id,
+                step = step.position,
+                "sequence step queued"
+            );
         }
-    };
-    let row = OutboxRow {
-        lead_id: enrollment.lead_id,
-        device_id,
-        phone: enrollment.phone.clone(),
-        body,
-        message_id: crate::broadcast::campaign::engine::new_message_id(),
-        status: st::PENDING,
-        error: None,
-        step: step.position,
-        image_sha256: step.image_sha256.clone(),
-    };
-    // The enrolment may sit at a removed step; it continues at this one.
-    if step.position != enrollment.step {
-        store::schedule_step(db, enrollment, step.position, now.naive_utc()).await?;
+        Ok(())
     }
-    let at_step = Enrollment {
-        step: step.position,
-        ..enrollment.clone()
-    };
-    let queued = store::queue_step(db, &at_step, sequence.campaign_id, &row).await?;
-    if queued {
-        tracing::debug!(
-            sequence_id = sequence.id,
-            lead_id = enrollment.lead_id,
-            step = step.position,
-            "sequence step queued"
-        );
-    }
-    Ok(())
 }

@@ -13,7 +13,7 @@ use super::model::{
 use crate::broadcast::campaign::model::{
     outbox_status as st, CampaignKind, CampaignStatus, TargetLead,
 };
-use crate::broadcast::campaign::store::OutboxRow;
+use crate::broadcast::campaign::store::{outbox_values, OutboxRow};
 use crate::db::schema::{
     campaigns, leads, outbox, sequence_enrollments, sequence_steps, sequences,
 };
@@ -438,7 +438,7 @@ pub async fn due_enrollments(
             .filter(sequences::status.eq(SequenceStatus::Active.as_str()))
             .filter(sequence_enrollments::status.eq(es::WAITING))
             .filter(sequence_enrollments::next_due_at.le(now))
-            .order(sequence_enrollments::next_due_at)
+            .order((sequence_enrollments::next_due_at, sequence_enrollments::id))
             .limit(limit)
             .select(Enrollment::as_select())
             .load(conn)
@@ -496,21 +496,7 @@ pub async fn queue_step(
                 return Ok(false);
             }
             diesel::insert_into(outbox::table)
-                .values((
-                    outbox::tenant_id.eq(enrollment.tenant_id),
-                    outbox::campaign_id.eq(campaign_id),
-                    outbox::lead_id.eq(Some(row.lead_id)),
-                    outbox::device_id.eq(row.device_id),
-                    outbox::phone.eq(&row.phone),
-                    outbox::body.eq(&row.body),
-                    outbox::message_id.eq(&row.message_id),
-                    outbox::status.eq(row.status),
-                    outbox::attempts.eq(0i64),
-                    outbox::error.eq(row.error.as_deref()),
-                    outbox::created_at.eq(now),
-                    outbox::step.eq(row.step),
-                    outbox::image_sha256.eq(row.image_sha256.as_deref()),
-                ))
+                .values(outbox_values!(enrollment.tenant_id, campaign_id, row, now))
                 .on_conflict_do_nothing()
                 .execute(conn)
                 .await?;
@@ -573,63 +559,40 @@ async fn move_enrollment(
     Ok(changed > 0)
 }
 
-/// Active enrolments with the state of their step's outbox row (none when the row is gone),
-/// oldest first.
+/// Active enrolments whose step's outbox row has moved on (sent, delivered, read, failed or
+/// skipped) or is gone (`None`), oldest first, with the row's state. Enrolments still waiting
+/// for their message to go out are not read, so however many wait, the ones that moved are seen.
 pub async fn active_with_rows(
     db: &Db,
     limit: i64,
 ) -> Result<Vec<(Enrollment, Option<(String, Option<String>)>)>, DbError> {
-    let active: Vec<(Enrollment, i64)> = db_run!(db, |conn| {
+    const MOVED: [&str; 5] = [st::SENT, st::DELIVERED, st::READ, st::FAILED, st::SKIPPED];
+    db_run!(db, |conn| {
         sequence_enrollments::table
             .inner_join(sequences::table)
+            .left_join(
+                outbox::table.on(outbox::campaign_id
+                    .eq(sequences::campaign_id)
+                    .and(outbox::lead_id.eq(sequence_enrollments::lead_id.nullable()))
+                    .and(outbox::step.eq(sequence_enrollments::step))),
+            )
             .filter(sequence_enrollments::status.eq(es::ACTIVE))
-            .order(sequence_enrollments::updated_at)
+            .filter(
+                outbox::id
+                    .nullable()
+                    .is_null()
+                    .or(outbox::status.nullable().eq_any(MOVED)),
+            )
+            .order((sequence_enrollments::updated_at, sequence_enrollments::id))
             .limit(limit)
-            .select((Enrollment::as_select(), sequences::campaign_id))
+            .select((
+                Enrollment::as_select(),
+                (outbox::status, outbox::error).nullable(),
+            ))
             .load(conn)
             .await
             .map_err(DbError::from)
-    })?;
-    let campaign_ids: Vec<i64> = active
-        .iter()
-        .map(|(_, c)| *c)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let lead_ids: Vec<i64> = active.iter().map(|(e, _)| e.lead_id).collect();
-    // (campaign, lead, step, status, error) of the carriers' rows for those leads.
-    type Row = (i64, Option<i64>, i64, String, Option<String>);
-    let rows: Vec<Row> = if active.is_empty() {
-        Vec::new()
-    } else {
-        db_run!(db, |conn| {
-            outbox::table
-                .filter(outbox::campaign_id.eq_any(&campaign_ids))
-                .filter(outbox::lead_id.eq_any(&lead_ids))
-                .filter(outbox::step.gt(0))
-                .select((
-                    outbox::campaign_id,
-                    outbox::lead_id,
-                    outbox::step,
-                    outbox::status,
-                    outbox::error,
-                ))
-                .load(conn)
-                .await
-                .map_err(DbError::from)
-        })?
-    };
-    let by_key: HashMap<(i64, i64, i64), (String, Option<String>)> = rows
-        .into_iter()
-        .filter_map(|(c, l, s, status, error)| l.map(|l| ((c, l, s), (status, error))))
-        .collect();
-    Ok(active
-        .into_iter()
-        .map(|(e, c)| {
-            let row = by_key.get(&(c, e.lead_id, e.step)).cloned();
-            (e, row)
-        })
-        .collect())
+    })
 }
 
 /// Records replies from `phones` to `device_id`: the first reply is noted on each open
@@ -763,15 +726,20 @@ pub async fn stop_open(
         }
         query.load(conn).await.map_err(DbError::from)
     })?;
-    let mut stopped = 0;
+    let mut ids = Vec::with_capacity(open.len());
     for (enrollment, campaign_id) in open {
         if enrollment.status == es::ACTIVE {
             skip_queued(db, campaign_id, enrollment.lead_id, enrollment.step, reason).await?;
         }
+        ids.push(enrollment.id);
+    }
+    let mut stopped = 0;
+    // Bounded IN lists: both backends cap bind parameters.
+    for chunk in ids.chunks(1000) {
         stopped += db_run!(db, |conn| {
             diesel::update(
                 sequence_enrollments::table
-                    .find(enrollment.id)
+                    .filter(sequence_enrollments::id.eq_any(chunk))
                     .filter(sequence_enrollments::status.eq_any(es::OPEN)),
             )
             .set((
@@ -790,6 +758,26 @@ pub async fn stop_open(
 
 /// An enrolment as listed, with its lead's name.
 pub type EnrollmentRow = (Enrollment, String);
+
+/// One of a sequence's enrolments, with its lead's name; `None` when the sequence has no such
+/// enrolment.
+pub async fn get_enrollment(
+    db: &Db,
+    sequence_id: i64,
+    enrollment_id: i64,
+) -> Result<Option<EnrollmentRow>, DbError> {
+    db_run!(db, |conn| {
+        sequence_enrollments::table
+            .inner_join(leads::table)
+            .filter(sequence_enrollments::sequence_id.eq(sequence_id))
+            .filter(sequence_enrollments::id.eq(enrollment_id))
+            .select((Enrollment::as_select(), leads::name))
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })
+}
 
 /// A page of a sequence's enrolments in id order after `after`, optionally of one status.
 pub async fn enrollments_page(

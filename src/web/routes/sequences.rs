@@ -759,11 +759,7 @@ pub async fn stop_enrollment(
 ) -> Result<web::Json<EnrollmentView>, ApiError> {
     let (id, enrollment_id) = path.into_inner();
     let sequence = store::get_sequence(&state.db, caller.tenant_id, id).await?;
-    let find = || async {
-        store::enrollments_page(&state.db, sequence.id, None, enrollment_id - 1, 1)
-            .await
-            .map(|rows| rows.into_iter().find(|(e, _)| e.id == enrollment_id))
-    };
+    let find = || store::get_enrollment(&state.db, sequence.id, enrollment_id);
     find()
         .await?
         .ok_or_else(|| ApiError::not_found("enrollment"))?;
