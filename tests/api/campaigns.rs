@@ -32,6 +32,7 @@ crate::both_backends!(with super::FAST_SIM;
     a_logged_out_device_hands_its_messages_to_the_others,
     pause_holds_sending_and_resume_finishes,
     cancel_skips_what_is_unsent,
+    a_cancel_publishes_the_final_counts_after_in_flight_sends,
     a_scheduled_campaign_starts_by_itself_and_streams_progress,
     opted_out_leads_are_skipped,
     a_picture_campaign_sends_the_picture_with_its_caption,
@@ -464,6 +465,62 @@ async fn next_frame(ws: &mut Ws) -> Value {
             return serde_json::from_str(&text).unwrap();
         }
     }
+}
+
+/// A send in flight when the campaign is cancelled still ends (sent here); the last progress
+/// event comes after it, so watchers see nothing left waiting.
+async fn a_cancel_publishes_the_final_counts_after_in_flight_sends(app: TestApp) {
+    // Faults are injected by the platform admin, so the campaign runs in the admin's tenant.
+    let owner = app.admin().await;
+    let device = app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 20, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    wait_until("a first send", CAMPAIGN_WAIT, || async {
+        (delivered(&app) >= 1).then_some(())
+    })
+    .await;
+    // Every further send takes 5 simulated minutes (3 s here): one stays in flight.
+    let fault = owner
+        .post(
+            "/api/v1/sim/fault",
+            &json!({"device_id": device, "fault": {"kind": "latency", "ms": 300000}}),
+        )
+        .await;
+    assert!(fault.status().is_success(), "{}", fault.status());
+    wait_until("a send in flight", CAMPAIGN_WAIT, || async {
+        let p = progress(&owner, id).await;
+        (p["counts"]["sending"] == 1).then_some(())
+    })
+    .await;
+    let mut ws = subscribe(&app, &owner, &format!("campaign/{id}")).await;
+    let cancelled = owner
+        .post(&format!("/api/v1/campaigns/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let last = loop {
+        let frame = next_frame(&mut ws).await;
+        let counts = &frame["data"]["counts"];
+        if frame["event"] == "CAMPAIGN_PROGRESS"
+            && frame["data"]["status"] == "cancelled"
+            && counts["sending"] == 0
+            && counts["pending"] == 0
+        {
+            break frame;
+        }
+    };
+    let counts = &last["data"]["counts"];
+    let sent = ["sent", "delivered", "read"]
+        .iter()
+        .map(|k| counts[*k].as_i64().unwrap())
+        .sum::<i64>();
+    assert_eq!(sent + counts["skipped"].as_i64().unwrap(), 20, "{last}");
+    assert!(sent >= 2, "the send in flight went out: {last}");
 }
 
 async fn a_scheduled_campaign_starts_by_itself_and_streams_progress(app: TestApp) {

@@ -135,6 +135,9 @@ struct Run {
     moving: bool,
     /// Devices whose sends failed in this run (AI distribution): treated as lost.
     left_out: HashSet<i64>,
+    /// Cancelled (or ended elsewhere) while lanes still held rows: the run stays until its last
+    /// lane has given them back, then this campaign's final progress is published.
+    stopping: Option<Campaign>,
 }
 
 /// A lane ended.
@@ -271,7 +274,7 @@ impl Handler<ControlCampaign> for CampaignEngine {
                     None => {}
                 }
                 if to == Cancelled {
-                    engine.runs.remove(&id);
+                    engine.stop_run(campaign.clone());
                 }
                 engine.publish_now(campaign, ctx);
                 Ok(())
@@ -283,15 +286,23 @@ impl Handler<ControlCampaign> for CampaignEngine {
 impl Handler<LaneEnded> for CampaignEngine {
     type Result = ();
 
-    fn handle(&mut self, msg: LaneEnded, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: LaneEnded, ctx: &mut Context<Self>) {
         if let LaneEnd::Failed(err) = &msg.end {
             tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "campaign lane failed; retrying on the next tick");
         }
-        if let Some(run) = self.runs.get_mut(&msg.campaign_id) {
-            run.lanes.remove(&msg.device_id);
-            if let LaneEnd::DeviceError(err) = &msg.end {
-                tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "device left out of the distribution; its share moves on");
-                run.left_out.insert(msg.device_id);
+        let Some(run) = self.runs.get_mut(&msg.campaign_id) else {
+            return;
+        };
+        run.lanes.remove(&msg.device_id);
+        if let LaneEnd::DeviceError(err) = &msg.end {
+            tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "device left out of the distribution; its share moves on");
+            run.left_out.insert(msg.device_id);
+        }
+        if run.lanes.is_empty() {
+            if let Some(campaign) = run.stopping.take() {
+                // Every lane has given its rows back: the counts are final now.
+                self.runs.remove(&msg.campaign_id);
+                self.publish_now(campaign, ctx);
             }
         }
     }
@@ -346,6 +357,7 @@ impl CampaignEngine {
                             last: None,
                             moving: false,
                             left_out: HashSet::new(),
+                            stopping: None,
                         },
                     );
                     engine.tick(ctx);
@@ -412,8 +424,7 @@ impl CampaignEngine {
         let state = report.campaign.state();
         if !matches!(state, CampaignStatus::Running | CampaignStatus::Paused) {
             // Cancelled or completed elsewhere (another node, or a finished run).
-            run.control.send_replace(Control::Cancel);
-            self.runs.remove(&id);
+            self.stop_run(report.campaign);
             return;
         }
         if run.last.as_ref() != Some(&report.progress) {
@@ -635,6 +646,21 @@ impl CampaignEngine {
                 }
             }),
         );
+    }
+
+    /// Stops a campaign's lanes for good. The run is dropped at once when no lane is left, else
+    /// when the last one has ended (see `LaneEnded`), which publishes the final progress: lanes
+    /// give their claimed rows back after the cancel, so earlier counts still show them waiting.
+    fn stop_run(&mut self, campaign: Campaign) {
+        let Some(run) = self.runs.get_mut(&campaign.id) else {
+            return;
+        };
+        run.control.send_replace(Control::Cancel);
+        if run.lanes.is_empty() {
+            self.runs.remove(&campaign.id);
+        } else {
+            run.stopping = Some(campaign);
+        }
     }
 
     /// Computes and publishes a campaign's progress now (after a state change).
