@@ -96,7 +96,8 @@ fn earlier_statuses(target: &str) -> &'static [&'static str] {
 /// Writes a batch in one transaction; replays of known message ids change nothing.
 pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome, DbError> {
     let now = Utc::now().naive_utc();
-    db_run!(db, |conn| {
+    // Several statements per message: on SQLite the batch runs on one blocking thread.
+    crate::db_batch!(db, move |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
             let mut outcome = BatchOutcome::default();
             for write in &writes {

@@ -57,6 +57,11 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
     where
         R: Send + 'static,
     {
+        if INLINE.with(std::cell::Cell::get) {
+            // Already on the blocking thread of a `db_batch!`: no hand-off per statement.
+            let output = task();
+            return async move { Ok(output) }.boxed();
+        }
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
         let handle = tokio::task::spawn_blocking(move || {
             let output = task();
@@ -73,6 +78,34 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
     fn get_runtime() -> Self {
         DetachedBlocking
     }
+}
+
+thread_local! {
+    /// Set while a `db_batch!` block runs on its blocking thread: SQLite statements run inline.
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` (a whole SQLite batch) on one thread of tokio's blocking pool, with every
+/// statement inside it run inline on that thread: one hand-off for the batch instead of two
+/// context switches per statement. `work` owns its connection, so a caller that stops waiting
+/// leaves the batch to finish (or roll back) before the connection returns to the pool.
+pub async fn run_inline<R: Send + 'static>(
+    work: impl FnOnce() -> Result<R, DbError> + Send + 'static,
+) -> Result<R, DbError> {
+    /// Clears the flag even if the batch panics (the thread goes back to the pool).
+    struct Inline;
+    impl Drop for Inline {
+        fn drop(&mut self) {
+            INLINE.with(|inline| inline.set(false));
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        INLINE.with(|inline| inline.set(true));
+        let _inline = Inline;
+        work()
+    })
+    .await
+    .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
 }
 
 /// A blocking task's handle that, when dropped unfinished, waits for the task to end.
@@ -187,6 +220,30 @@ macro_rules! db_run {
                 let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
                 let $conn: &mut $crate::db::SqliteConn = &mut pooled;
                 $body
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// [`db_run!`] for a block that owns what it uses (a `move` block) and runs several statements:
+/// on SQLite the whole block runs on one blocking thread ([`run_inline`]); on PostgreSQL it runs
+/// as with `db_run!`. The block must evaluate to `Result<_, DbError>`.
+#[macro_export]
+macro_rules! db_batch {
+    ($db:expr, move |$conn:ident| $body:block) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                $crate::db::run_inline(move || {
+                    let $conn: &mut $crate::db::SqliteConn = &mut pooled;
+                    futures_executor::block_on(async move { $body })
+                })
+                .await
             }
             $crate::db::Db::Postgres(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;

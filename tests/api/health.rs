@@ -154,6 +154,78 @@ async fn cancelling_an_sqlite_query_on_an_arbiter_is_safe() {
     );
 }
 
+/// A chat batch runs on SQLite as one blocking task (`db_batch!`). A caller that stops waiting
+/// must not panic the arbiter, and each batch stays all-or-nothing: both of its messages are
+/// stored, or neither.
+#[actix_web::test]
+async fn cancelled_sqlite_batches_are_all_or_nothing() {
+    use wafleet::chat::store::{write_batch, ChatWrite, NewMessage};
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let tenant = wafleet::auth::store::insert_tenant(&app.db, "Acme", "UTC")
+        .await
+        .unwrap();
+    let device = wafleet::device::store::insert_device(&app.db, tenant.id, "Sales")
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let message = |n: usize, part: usize| ChatWrite::Message {
+        chat_jid: format!("60120000{n:03}@s.whatsapp.net"),
+        chat_name: None,
+        unread: true,
+        row: Box::new(NewMessage {
+            tenant_id: tenant.id,
+            device_id: device.id,
+            chat_id: 0,
+            wa_id: format!("BATCH{n}-{part}"),
+            sender_jid: format!("60120000{n:03}@s.whatsapp.net"),
+            sender_name: None,
+            from_me: false,
+            body: Some(format!("batch {n} part {part}")),
+            media_mime: None,
+            media_size: None,
+            media_sha256: None,
+            status: "received".into(),
+            sent_at: now,
+            created_at: now,
+        }),
+        media: None,
+    };
+    let mut cancelled = 0;
+    for n in 0..50 {
+        // A zero timeout polls the batch once (handing it to its blocking task), then drops it.
+        let outcome = tokio::time::timeout(
+            std::time::Duration::ZERO,
+            write_batch(&app.db, vec![message(n, 1), message(n, 2)]),
+        )
+        .await;
+        cancelled += usize::from(outcome.is_err());
+    }
+    assert!(cancelled > 0, "no batch was cancelled mid-flight");
+    // One more, awaited: the pool still serves, and earlier batches have all finished.
+    write_batch(&app.db, vec![message(50, 1), message(50, 2)])
+        .await
+        .unwrap();
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    for n in 0..=50 {
+        let chat = wafleet::chat::store::get_chat(
+            &app.db,
+            tenant.id,
+            device.id,
+            &format!("60120000{n:03}@s.whatsapp.net"),
+        )
+        .await;
+        assert!(n < 50 || chat.is_ok(), "the awaited batch is stored");
+        if let Ok(chat) = chat {
+            let stored = wafleet::chat::store::list_messages(&app.db, chat.id, None, 10)
+                .await
+                .unwrap();
+            assert_eq!(stored.len(), 2, "batch {n} is whole: {stored:?}");
+        }
+    }
+}
+
 /// `server.keep_alive_secs` closes an idle connection after its response: the server ends it,
 /// and a client that keeps connections for less time never sends on a closing one.
 #[actix_web::test]
