@@ -318,6 +318,22 @@ async fn a_logged_out_device_hands_its_messages_to_the_others(app: TestApp) {
 }
 
 /// Accepted sends so far, as the simulator counts them.
+/// Creates and starts the "Launch" campaign to `list` and waits until `sends` were delivered.
+async fn launch(app: &TestApp, owner: &UserClient, list: i64, sends: u64) -> i64 {
+    let id = create(
+        owner,
+        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(owner, id).await;
+    wait_until("the first sends", CAMPAIGN_WAIT, || async {
+        (delivered(app) >= sends).then_some(())
+    })
+    .await;
+    id
+}
+
 fn delivered(app: &TestApp) -> u64 {
     app.state.fleet.sim.clone().unwrap().stats().delivered
 }
@@ -328,17 +344,7 @@ async fn pause_holds_sending_and_resume_finishes(app: TestApp) {
         app.paired_device(&owner, &format!("Sales {n}")).await;
     }
     let list = seed_leads(&app, owner.tenant_id, "Expo", 60, 0).await;
-    let id = create(
-        &owner,
-        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
-               "pacing": test_pacing()}),
-    )
-    .await;
-    start(&owner, id).await;
-    wait_until("a few sends", CAMPAIGN_WAIT, || async {
-        (delivered(&app) >= 5).then_some(())
-    })
-    .await;
+    let id = launch(&app, &owner, list, 5).await;
     let paused = owner
         .post(&format!("/api/v1/campaigns/{id}/pause"), &json!({}))
         .await;
@@ -369,17 +375,7 @@ async fn cancel_skips_what_is_unsent(app: TestApp) {
     let owner = app.new_tenant("Acme").await;
     app.paired_device(&owner, "Sales").await;
     let list = seed_leads(&app, owner.tenant_id, "Expo", 100, 0).await;
-    let id = create(
-        &owner,
-        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
-               "pacing": test_pacing()}),
-    )
-    .await;
-    start(&owner, id).await;
-    wait_until("a few sends", CAMPAIGN_WAIT, || async {
-        (delivered(&app) >= 3).then_some(())
-    })
-    .await;
+    let id = launch(&app, &owner, list, 3).await;
     let cancelled = owner
         .post(&format!("/api/v1/campaigns/{id}/cancel"), &json!({}))
         .await;
@@ -474,17 +470,7 @@ async fn a_cancel_publishes_the_final_counts_after_in_flight_sends(app: TestApp)
     let owner = app.admin().await;
     let device = app.paired_device(&owner, "Sales").await;
     let list = seed_leads(&app, owner.tenant_id, "Expo", 20, 0).await;
-    let id = create(
-        &owner,
-        json!({"name": "Launch", "message": "Hi {name}", "target": {"list_ids": [list]},
-               "pacing": test_pacing()}),
-    )
-    .await;
-    start(&owner, id).await;
-    wait_until("a first send", CAMPAIGN_WAIT, || async {
-        (delivered(&app) >= 1).then_some(())
-    })
-    .await;
+    let id = launch(&app, &owner, list, 1).await;
     // Every further send takes 5 simulated minutes (3 s here): one stays in flight.
     let fault = owner
         .post(
