@@ -304,6 +304,8 @@ async fn complete(deps: &SequenceDeps, enrollment: &Enrollment) -> Result<(), Db
     Ok(())
 }
 
+/// Writes the message of every due step that may go now; the others are rescheduled to their
+/// window's next opening.
 async fn queue_due(deps: &SequenceDeps) -> Result<(), DbError> {
     let db = &deps.db;
     let due = store::due_enrollments(
@@ -351,6 +353,7 @@ struct DueRound<'a> {
 }
 
 impl<'a> DueRound<'a> {
+    /// Reads the steps of `due`'s sequences and which of its phones opted out.
     async fn load(deps: &'a SequenceDeps, due: &[Enrollment]) -> Result<Self, DbError> {
         let db = &deps.db;
         let sequence_ids: Vec<i64> = due.iter().map(|e| e.sequence_id).collect();
@@ -379,6 +382,7 @@ impl<'a> DueRound<'a> {
         })
     }
 
+    /// The enrolment's sequence (read once per round).
     async fn sequence(&mut self, e: &Enrollment) -> Result<Sequence, DbError> {
         if let Some(s) = self.sequences.get(&e.sequence_id) {
             return Ok(s.clone());
@@ -388,6 +392,7 @@ impl<'a> DueRound<'a> {
         Ok(s)
     }
 
+    /// The tenant's zone and quiet hours (read once per round).
     async fn zone(
         &mut self,
         tenant_id: i64,
@@ -404,6 +409,7 @@ impl<'a> DueRound<'a> {
         Ok((effective.time_zone, quiet))
     }
 
+    /// The tenant's next online device in turn, if any is online.
     async fn online_device(&mut self, tenant_id: i64) -> Result<Option<i64>, DbError> {
         if !self.devices.contains_key(&tenant_id) {
             let picker = DevicePicker::online(&self.deps.db, tenant_id).await?;
