@@ -462,7 +462,8 @@ async fn try_upsert(
         Some(list) => list,
         None => lead_store::insert_list(db, tenant_id, list_name).await?,
     };
-    let now = now_micros();
+    // At the microsecond precision both backends store.
+    let now = crate::db::to_micros(Utc::now().naive_utc());
     match find_lead(db, list.id, phone).await? {
         None => {
             let row = LeadInput {
@@ -533,12 +534,6 @@ pub fn normalize_phone(
     country: phonenumber::country::Id,
 ) -> Result<String, WebhookError> {
     phone::normalize(raw, country).map_err(|e| WebhookError::InvalidLead(format!("phone: {e}")))
-}
-
-/// The current time at the microsecond precision both backends store.
-fn now_micros() -> NaiveDateTime {
-    let now = Utc::now().naive_utc();
-    now - TimeDelta::nanoseconds(i64::from(now.and_utc().timestamp_subsec_nanos() % 1_000))
 }
 
 /// The tenant's list called `name` (exact match), if any.

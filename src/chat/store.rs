@@ -135,7 +135,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         // Microseconds, as PostgreSQL keeps them and as page cursors carry them:
                         // SQLite would keep nanoseconds, and a cursor cut to microseconds would
                         // then skip a message stored a few hundred nanoseconds after it.
-                        new_row.sent_at = to_micros(new_row.sent_at);
+                        new_row.sent_at = crate::db::to_micros(new_row.sent_at);
                         let inserted = diesel::insert_into(messages::table)
                             .values(&new_row)
                             .on_conflict((messages::device_id, messages::wa_id))
@@ -362,10 +362,4 @@ pub async fn media_owners(
             .await
             .map_err(DbError::from)
     })
-}
-
-/// `at` cut to whole microseconds.
-fn to_micros(at: NaiveDateTime) -> NaiveDateTime {
-    chrono::DateTime::from_timestamp_micros(at.and_utc().timestamp_micros())
-        .map_or(at, |t| t.naive_utc())
 }

@@ -369,6 +369,13 @@ async fn open_sqlite(path: String, busy_ms: u32) -> diesel::ConnectionResult<Sql
     opened.map(|conn| SyncConnectionWrapper::with_runtime(conn, DetachedBlocking))
 }
 
+/// `at` cut to whole microseconds, the precision PostgreSQL keeps (SQLite would keep
+/// nanoseconds), so a time written and read back compares equal on both backends.
+pub fn to_micros(at: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
+    chrono::DateTime::from_timestamp_micros(at.and_utc().timestamp_micros())
+        .map_or(at, |t| t.naive_utc())
+}
+
 /// SQL helpers both backends understand.
 pub mod sql {
     diesel::define_sql_function! {
