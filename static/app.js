@@ -220,6 +220,24 @@ export function clearFormMarks(form, box) {
   }
 }
 
+/** A date-and-time format in `zone` (the browser's own zone when the name is unknown). */
+export function zoneClock(zone) {
+  const options = { dateStyle: "medium", timeStyle: "short" };
+  try {
+    return new Intl.DateTimeFormat(undefined, { ...options, timeZone: zone });
+  } catch {
+    // An unknown zone name: the browser's own zone beats no times at all.
+    return new Intl.DateTimeFormat(undefined, options);
+  }
+}
+
+/** `iso` formatted with `clock` (see zoneClock), or "—" when missing or invalid. */
+export function formatWhen(clock, iso) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? "—" : clock.format(at);
+}
+
 /** Shows a failed request's message in `box` (a 401 already sent the user to sign in). */
 export function showFailure(box, err) {
   if (err.status !== 401) showAlert(box, err instanceof ApiError ? err.message : String(err));

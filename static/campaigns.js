@@ -13,7 +13,7 @@
 // Progress arrives over the WebSocket (topics campaign/<id>, event CAMPAIGN_PROGRESS whose data
 // is the same Progress as GET …/progress). The socket reconnects with backoff 1 s → 30 s; while
 // it is down the page reads progress over REST every few seconds instead.
-import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith, zoneClock, formatWhen } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -123,21 +123,7 @@ const view = {
 // ---------------------------------------------------------------- formatting
 
 /** "26 Nov 2026, 15:04" in the tenant's zone. */
-function when(iso) {
-  if (!iso) return "—";
-  const at = new Date(iso);
-  return Number.isNaN(at.getTime()) ? "—" : view.clock.format(at);
-}
-
-function clockFor(zone) {
-  const options = { dateStyle: "medium", timeStyle: "short" };
-  try {
-    return new Intl.DateTimeFormat(undefined, { ...options, timeZone: zone });
-  } catch {
-    // An unknown zone name: the browser's own zone beats no times at all.
-    return new Intl.DateTimeFormat(undefined, options);
-  }
-}
+const when = (iso) => formatWhen(view.clock, iso);
 
 /** "45 s", "12 min", "2 h 5 min". */
 function duration(secs) {
@@ -885,7 +871,7 @@ try {
   view.current = await me();
   renderNav(view.current, "campaigns");
   view.canAct = roleAtLeast(view.current.user.role, "member");
-  view.clock = clockFor(view.current.tenant.time_zone);
+  view.clock = zoneClock(view.current.tenant.time_zone);
   initForm();
   $("results-more").addEventListener("click", () => loadResults(false));
   window.addEventListener("hashchange", route);

@@ -13,7 +13,7 @@
 //
 // Viewers see the same lists and reports with no control at all. There is no live topic for
 // sequences: "Refresh" reads the report again.
-import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith, zoneClock, formatWhen } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -89,21 +89,7 @@ let stepUid = 0;
 // ---------------------------------------------------------------- formatting
 
 /** "26 Nov 2026, 15:04" in the tenant's zone. */
-function when(iso) {
-  if (!iso) return "—";
-  const at = new Date(iso);
-  return Number.isNaN(at.getTime()) ? "—" : view.clock.format(at);
-}
-
-function clockFor(zone) {
-  const options = { dateStyle: "medium", timeStyle: "short" };
-  try {
-    return new Intl.DateTimeFormat(undefined, { ...options, timeZone: zone });
-  } catch {
-    // An unknown zone name: the browser's own zone beats no times at all.
-    return new Intl.DateTimeFormat(undefined, options);
-  }
-}
+const when = (iso) => formatWhen(view.clock, iso);
 
 /** "right away", "2 days", "1 day 3 h", "45 min". */
 function delayText(minutes) {
@@ -996,7 +982,7 @@ try {
   view.current = await me();
   renderNav(view.current, "sequences");
   view.canAct = roleAtLeast(view.current.user.role, "member");
-  view.clock = clockFor(view.current.tenant.time_zone);
+  view.clock = zoneClock(view.current.tenant.time_zone);
   initForm();
   initDetail();
   window.addEventListener("hashchange", route);
