@@ -19,11 +19,8 @@
 //! `campaigns-viewer-…`); a failed wait saves `campaigns-failure-<width>.png`. chromium and
 //! chromedriver are required, as in `browser.rs`.
 
-use std::panic::AssertUnwindSafe;
-
 use fantoccini::elements::Element;
 use fantoccini::Locator;
-use futures_util::FutureExt;
 use serde_json::{json, Value};
 
 use crate::browser::Chromedriver;
@@ -37,8 +34,8 @@ use crate::helpers::{
 const LEADS: usize = 40;
 const DEVICES: [&str; 2] = ["Sales A", "Sales B"];
 const MESSAGE: &str = "{Hi|Hello} {name}, the Expo deal ends on Friday!";
-/// A read-only team member.
-const VIEWER_EMAIL: &str = "viewer@shop.test";
+/// A read-only team member (the sequences page test signs in as them too).
+pub(crate) const VIEWER_EMAIL: &str = "viewer@shop.test";
 
 #[actix_web::test]
 async fn campaign_created_started_and_watched_live_in_chromium() {
@@ -52,61 +49,35 @@ async fn campaign_created_started_and_watched_live_in_chromium() {
     let list = seed_leads(&app, admin.tenant_id, "Expo visitors", LEADS, 0).await;
     add_viewer(&admin).await;
 
-    let desktop = Browser::open(&driver, 1280, "campaigns").await;
-    let outcome = AssertUnwindSafe(create_and_watch(&app, list, &desktop))
-        .catch_unwind()
-        .await;
-    desktop.close().await;
-    let campaign = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let campaign = Browser::session(&driver, 1280, "campaigns", async |b| {
+        create_and_watch(&app, list, b).await
+    })
+    .await;
 
-    let phone = Browser::open(&driver, 390, "campaigns").await;
     let slow = slow_campaign(&admin, list).await;
-    let outcome = AssertUnwindSafe(phone_layout(&app, campaign, slow, &phone))
-        .catch_unwind()
-        .await;
-    phone.close().await;
-    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    Browser::session(&driver, 390, "campaigns", async |b| {
+        phone_layout(&app, campaign, slow, b).await
+    })
+    .await;
 
-    let viewer = Browser::open(&driver, 390, "campaigns-viewer").await;
-    let outcome = AssertUnwindSafe(viewer_sees_no_controls(&app, campaign, &viewer))
-        .catch_unwind()
-        .await;
-    viewer.close().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    Browser::session(&driver, 390, "campaigns-viewer", async |b| {
+        viewer_sees_no_controls(&app, campaign, b).await
+    })
+    .await;
 }
 
 /// Adds a viewer to the admin's business through the API.
-async fn add_viewer(admin: &UserClient) {
+pub(crate) async fn add_viewer(admin: &UserClient) {
     let body = json!({"email": VIEWER_EMAIL, "display_name": "Vera Viewer",
                       "password": USER_PASSWORD, "role": "viewer"});
     let added = admin.post("/api/v1/users", &body).await;
     assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
 }
 
-/// Signs in as `email` on the login page the campaigns page sends a signed-out browser to.
-async fn sign_in(app: &TestApp, b: &Browser, email: &str, password: &str) {
-    b.goto(&app.url("/static/campaigns.html")).await;
-    let field = b.wait_css("#email", "the sign-in form").await;
-    field.send_keys(email).await.unwrap();
-    let field = b.find("#password").await;
-    field.send_keys(password).await.unwrap();
-    b.find("#login").await.click().await.unwrap();
-    b.wait_css("#nav-campaigns[aria-current='page']", "the campaigns page")
-        .await;
-}
-
-/// Types `text` into the field `css` (emptied first).
-async fn fill(b: &Browser, css: &str, text: &str) {
-    let field = b.find(css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
 /// The whole flow at a desktop width; returns the campaign's id.
 async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
-    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.sign_in_at(app, "campaigns", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
     b.wait_xpath(
         "//table[@id='campaign-list']//td[contains(., 'No campaigns yet')]",
         "the empty list",
@@ -125,7 +96,7 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
         .await
         == "ids";
     if fallback {
-        fill(b, "#target-list-ids", &list.to_string()).await;
+        b.fill("#target-list-ids", &list.to_string()).await;
     } else {
         b.find(&format!("input[name='list-id'][value='{list}']"))
             .await
@@ -133,18 +104,18 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
             .await
             .unwrap();
     }
-    fill(b, "#campaign-name", "Expo follow-up").await;
+    b.fill("#campaign-name", "Expo follow-up").await;
     for (field, value) in [
         ("#min-delay", "2"),
         ("#max-delay", "3"),
         ("#per-minute", "12"),
         ("#per-day", "1000"),
     ] {
-        fill(b, field, value).await;
+        b.fill(field, value).await;
     }
 
     // The API refuses an unclosed "{"; the page says so next to the form.
-    fill(b, "#campaign-message", "Hello {name").await;
+    b.fill("#campaign-message", "Hello {name").await;
     b.find("#create-campaign").await.click().await.unwrap();
     b.wait_xpath(
         "//*[@id='form-alert' and not(@hidden) and starts-with(normalize-space(), 'Message')]",
@@ -159,7 +130,7 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
     b.settled_screenshot("form-error").await;
 
     // A valid message (the character count follows the typing) with a picture.
-    fill(b, "#campaign-message", MESSAGE).await;
+    b.fill("#campaign-message", MESSAGE).await;
     let dir = tempfile::tempdir().unwrap();
     let picture = dir.path().join("expo.png");
     std::fs::write(&picture, PNG).unwrap();
@@ -280,7 +251,8 @@ async fn list_row(b: &Browser, id: i64) -> Element {
 
 /// The list, the form and the finished campaign at a phone width.
 async fn phone_layout(app: &TestApp, id: i64, slow: i64, b: &Browser) {
-    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.sign_in_at(app, "campaigns", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
     list_row(b, id).await;
     b.settled_screenshot("list").await;
     b.find("#new-campaign").await.click().await.unwrap();
@@ -359,7 +331,8 @@ async fn pause_resume_cancel(app: &TestApp, id: i64, b: &Browser) {
 
 /// A viewer reads the campaign and its progress but has nothing to press.
 async fn viewer_sees_no_controls(app: &TestApp, id: i64, b: &Browser) {
-    sign_in(app, b, VIEWER_EMAIL, USER_PASSWORD).await;
+    b.sign_in_at(app, "campaigns", VIEWER_EMAIL, USER_PASSWORD)
+        .await;
     let row = list_row(b, id).await;
     assert_eq!(
         b.js("return document.getElementById('new-campaign').hidden")

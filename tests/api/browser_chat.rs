@@ -438,6 +438,43 @@ impl Browser {
         let _ = self.client.close().await;
     }
 
+    /// Opens a browser, runs `walk` in it and closes it even when `walk` panics (so no chromium
+    /// outlives the test), then returns what `walk` returned or resumes its panic.
+    pub(crate) async fn session<T>(
+        driver: &Chromedriver,
+        width: u32,
+        page: &'static str,
+        walk: impl AsyncFnOnce(&Browser) -> T,
+    ) -> T {
+        let browser = Browser::open(driver, width, page).await;
+        let outcome = AssertUnwindSafe(walk(&browser)).catch_unwind().await;
+        browser.close().await;
+        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Opens `/static/<page>.html` signed out, signs in as `email` on the login page it sends
+    /// the browser to, and waits to be back on the page (its nav link current).
+    pub(crate) async fn sign_in_at(&self, app: &TestApp, page: &str, email: &str, password: &str) {
+        self.goto(&app.url(&format!("/static/{page}.html"))).await;
+        let field = self.wait_css("#email", "the sign-in form").await;
+        field.send_keys(email).await.unwrap();
+        let field = self.find("#password").await;
+        field.send_keys(password).await.unwrap();
+        self.find("#login").await.click().await.unwrap();
+        self.wait_css(
+            &format!("#nav-{page}[aria-current='page']"),
+            &format!("the {page} page"),
+        )
+        .await;
+    }
+
+    /// Types `text` into the field `css` (emptied first).
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
     pub(crate) async fn goto(&self, url: &str) {
         if let Err(e) = self.client.goto(url).await {
             self.fail(&format!("cannot open {url}: {e}")).await

@@ -21,13 +21,11 @@
 //! chromedriver are required, as in `browser.rs`. Written against the sequences API of issue
 //! 10 (`/api/v1/sequences`), which this page needs to pass.
 
-use std::panic::AssertUnwindSafe;
-
 use fantoccini::elements::Element;
-use futures_util::FutureExt;
 use serde_json::{json, Value};
 
 use crate::browser::Chromedriver;
+use crate::browser_campaigns::{add_viewer, VIEWER_EMAIL};
 use crate::browser_chat::Browser;
 use crate::campaigns::seed_leads;
 use crate::helpers::{
@@ -42,8 +40,6 @@ const STEP_ONE: &str = "{Hi|Hello} {name}, thanks for your interest!";
 const STEP_TWO: &str = "Hi {name}, still thinking about it? Reply STOP to opt out.";
 /// Step 2 waits 2 days and 3 hours.
 const STEP_TWO_DELAY_MINUTES: i64 = 2 * 24 * 60 + 3 * 60;
-/// A read-only team member.
-const VIEWER_EMAIL: &str = "viewer@shop.test";
 
 #[actix_web::test]
 async fn sequence_created_reported_and_toggled_in_chromium() {
@@ -59,36 +55,20 @@ async fn sequence_created_reported_and_toggled_in_chromium() {
     let leads = lead_ids(&admin, list).await;
     add_viewer(&admin).await;
 
-    let desktop = Browser::open(&driver, 1280, "sequences").await;
-    let outcome = AssertUnwindSafe(create_and_report(&app, &admin, &leads, &desktop))
-        .catch_unwind()
-        .await;
-    desktop.close().await;
-    let sequence = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let sequence = Browser::session(&driver, 1280, "sequences", async |b| {
+        create_and_report(&app, &admin, &leads, b).await
+    })
+    .await;
 
-    let phone = Browser::open(&driver, 390, "sequences").await;
-    let outcome = AssertUnwindSafe(phone_layout(&app, sequence, &phone))
-        .catch_unwind()
-        .await;
-    phone.close().await;
-    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    Browser::session(&driver, 390, "sequences", async |b| {
+        phone_layout(&app, sequence, b).await
+    })
+    .await;
 
-    let viewer = Browser::open(&driver, 390, "sequences-viewer").await;
-    let outcome = AssertUnwindSafe(viewer_sees_no_controls(&app, sequence, &viewer))
-        .catch_unwind()
-        .await;
-    viewer.close().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// Adds a viewer to the admin's business through the API.
-async fn add_viewer(admin: &UserClient) {
-    let body = json!({"email": VIEWER_EMAIL, "display_name": "Vera Viewer",
-                      "password": USER_PASSWORD, "role": "viewer"});
-    let added = admin.post("/api/v1/users", &body).await;
-    assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+    Browser::session(&driver, 390, "sequences-viewer", async |b| {
+        viewer_sees_no_controls(&app, sequence, b).await
+    })
+    .await;
 }
 
 /// The ids of the leads of `list`, through the leads API.
@@ -116,25 +96,6 @@ async fn sequence_of(admin: &UserClient, id: i64) -> Value {
     response.json().await.unwrap()
 }
 
-/// Signs in as `email` on the login page the sequences page sends a signed-out browser to.
-async fn sign_in(app: &TestApp, b: &Browser, email: &str, password: &str) {
-    b.goto(&app.url("/static/sequences.html")).await;
-    let field = b.wait_css("#email", "the sign-in form").await;
-    field.send_keys(email).await.unwrap();
-    let field = b.find("#password").await;
-    field.send_keys(password).await.unwrap();
-    b.find("#login").await.click().await.unwrap();
-    b.wait_css("#nav-sequences[aria-current='page']", "the sequences page")
-        .await;
-}
-
-/// Types `text` into the field `css` (emptied first).
-async fn fill(b: &Browser, css: &str, text: &str) {
-    let field = b.find(css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
 /// Sets a time input the way a picker would (typing into one depends on the browser's locale).
 async fn set_time(b: &Browser, css: &str, value: &str) {
     let set = b
@@ -157,7 +118,8 @@ fn step(position: usize, inner: &str) -> String {
 
 /// The whole flow at a desktop width; returns the sequence's id.
 async fn create_and_report(app: &TestApp, admin: &UserClient, leads: &[i64], b: &Browser) -> i64 {
-    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.sign_in_at(app, "sequences", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
     b.wait_xpath(
         "//table[@id='sequence-list']//td[contains(., 'No sequences yet')]",
         "the empty list",
@@ -174,17 +136,16 @@ async fn create_and_report(app: &TestApp, admin: &UserClient, leads: &[i64], b: 
         true,
         "stop on reply is on by default"
     );
-    fill(b, "#sequence-name", NAME).await;
-    fill(b, "#sequence-trigger", TRIGGER).await;
-    fill(
-        b,
+    b.fill("#sequence-name", NAME).await;
+    b.fill("#sequence-trigger", TRIGGER).await;
+    b.fill(
         "#sequence-description",
         "Leads from the expo who went quiet",
     )
     .await;
-    fill(b, &step(1, ".step-message"), STEP_ONE).await;
-    fill(b, &step(1, ".step-days"), "0").await;
-    fill(b, &step(1, ".step-hours"), "0").await;
+    b.fill(&step(1, ".step-message"), STEP_ONE).await;
+    b.fill(&step(1, ".step-days"), "0").await;
+    b.fill(&step(1, ".step-hours"), "0").await;
 
     // A second step, two days and three hours later, in office hours only.
     b.find("#add-step").await.click().await.unwrap();
@@ -194,13 +155,14 @@ async fn create_and_report(app: &TestApp, admin: &UserClient, leads: &[i64], b: 
         .js("return [...document.querySelectorAll('#steps .step-title')].map((t) => t.textContent)")
         .await;
     assert_eq!(titles, json!(["Step 1", "Step 2"]), "step titles");
-    fill(b, &step(2, ".step-days"), "2").await;
-    fill(b, &step(2, ".step-hours"), "3").await;
+    b.fill(&step(2, ".step-days"), "2").await;
+    b.fill(&step(2, ".step-hours"), "3").await;
     set_time(b, &step(2, ".step-window-start"), "09:00").await;
     set_time(b, &step(2, ".step-window-end"), "18:00").await;
 
     // The API refuses an unclosed "{" in step 2; the page says so next to the form.
-    fill(b, &step(2, ".step-message"), "Hi {name, still there?").await;
+    b.fill(&step(2, ".step-message"), "Hi {name, still there?")
+        .await;
     b.find("#save-sequence").await.click().await.unwrap();
     let alert = b
         .wait_xpath(
@@ -225,7 +187,7 @@ async fn create_and_report(app: &TestApp, admin: &UserClient, leads: &[i64], b: 
     b.settled_screenshot("form-error").await;
 
     // Fixed, saved: the page opens the new sequence.
-    fill(b, &step(2, ".step-message"), STEP_TWO).await;
+    b.fill(&step(2, ".step-message"), STEP_TWO).await;
     b.find("#save-sequence").await.click().await.unwrap();
     b.wait_xpath(
         &format!("//*[@id='detail' and not(@hidden)]//h2[@id='detail-title' and .='{NAME}']"),
@@ -352,7 +314,7 @@ async fn assert_funnel(b: &Browser) {
 /// Enrols every seeded lead through the form, then checks the list and its status filter.
 async fn enrol_by_hand(b: &Browser, leads: &[i64]) {
     let ids: Vec<String> = leads.iter().map(i64::to_string).collect();
-    fill(b, "#enrol-lead-ids", &ids.join(", ")).await;
+    b.fill("#enrol-lead-ids", &ids.join(", ")).await;
     b.find("#enrol").await.click().await.unwrap();
     b.wait_xpath(
         &format!("//*[@id='enrol-alert' and not(@hidden) and starts-with(normalize-space(), '{LEADS} leads enrolled')]"),
@@ -441,7 +403,8 @@ async fn list_row(b: &Browser, id: i64) -> Element {
 
 /// The list, the form and the report at a phone width.
 async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
-    sign_in(app, b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    b.sign_in_at(app, "sequences", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
     list_row(b, id).await;
     b.settled_screenshot("list").await;
     b.find("#new-sequence").await.click().await.unwrap();
@@ -459,7 +422,8 @@ async fn phone_layout(app: &TestApp, id: i64, b: &Browser) {
 
 /// A viewer reads the sequence and its report but has nothing to press or edit.
 async fn viewer_sees_no_controls(app: &TestApp, id: i64, b: &Browser) {
-    sign_in(app, b, VIEWER_EMAIL, USER_PASSWORD).await;
+    b.sign_in_at(app, "sequences", VIEWER_EMAIL, USER_PASSWORD)
+        .await;
     list_row(b, id).await;
     assert_eq!(
         b.js("return document.getElementById('new-sequence').hidden")

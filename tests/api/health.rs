@@ -121,6 +121,22 @@ async fn unknown_routes_and_bad_input_get_json_errors() {
         .starts_with("text/css"));
 }
 
+/// Starts `times` futures made by `start` (given 0, 1, …) and drops each after its first poll
+/// (a zero timeout: the query is handed to its blocking task, then abandoned, as when a client
+/// hangs up). Returns how many were still unfinished when dropped.
+async fn drop_mid_flight<F, Fut>(times: usize, mut start: F) -> usize
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future,
+{
+    let mut cancelled = 0;
+    for n in 0..times {
+        let outcome = tokio::time::timeout(std::time::Duration::ZERO, start(n)).await;
+        cancelled += usize::from(outcome.is_err());
+    }
+    cancelled
+}
+
 /// A handler cancelled in the middle of an SQLite query (a client hanging up, a sibling
 /// extractor failing) must not panic: actix runs on current-thread runtimes, where diesel-async's
 /// default wrapper would call `block_in_place` while dropping the query.
@@ -132,16 +148,10 @@ async fn cancelling_an_sqlite_query_on_an_arbiter_is_safe() {
     let tenant = wafleet::auth::store::insert_tenant(&app.db, "Acme", "UTC")
         .await
         .unwrap();
-    let mut cancelled = 0;
-    for _ in 0..50 {
-        // A zero timeout polls the query once (starting its blocking task), then drops it.
-        let outcome = tokio::time::timeout(
-            std::time::Duration::ZERO,
-            wafleet::device::store::insert_device(&app.db, tenant.id, "x"),
-        )
-        .await;
-        cancelled += usize::from(outcome.is_err());
-    }
+    let cancelled = drop_mid_flight(50, |_| {
+        wafleet::device::store::insert_device(&app.db, tenant.id, "x")
+    })
+    .await;
     assert!(cancelled > 0, "no query was cancelled mid-flight");
     assert_eq!(app.get("/readyz").await.status(), 200);
     let (_, total) =
@@ -192,16 +202,10 @@ async fn cancelled_sqlite_batches_are_all_or_nothing() {
         }),
         media: None,
     };
-    let mut cancelled = 0;
-    for n in 0..50 {
-        // A zero timeout polls the batch once (handing it to its blocking task), then drops it.
-        let outcome = tokio::time::timeout(
-            std::time::Duration::ZERO,
-            write_batch(&app.db, vec![message(n, 1), message(n, 2)]),
-        )
-        .await;
-        cancelled += usize::from(outcome.is_err());
-    }
+    let cancelled = drop_mid_flight(50, |n| {
+        write_batch(&app.db, vec![message(n, 1), message(n, 2)])
+    })
+    .await;
     assert!(cancelled > 0, "no batch was cancelled mid-flight");
     // One more, awaited: the pool still serves, and earlier batches have all finished.
     write_batch(&app.db, vec![message(50, 1), message(50, 2)])
