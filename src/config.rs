@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat, Map, Source, Value};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, LogFormat};
 
@@ -59,9 +59,9 @@ pub struct BroadcastSettings {
     /// Inbound texts that opt the sender out (compared trimmed, case-insensitively).
     pub opt_out_keywords: Vec<String>,
     /// Pacing every campaign starts from (tenants and campaigns override within `limits`).
-    pub pacing: crate::broadcast::pacing::Pacing,
+    pub pacing: Pacing,
     /// The safe bounds no tenant or campaign may leave.
-    pub limits: crate::broadcast::pacing::PacingLimits,
+    pub limits: PacingLimits,
     /// Seconds a claimed outbox row stays leased to its sender; a crash leaves it to be re-sent
     /// after this.
     pub lease_secs: u64,
@@ -73,6 +73,42 @@ pub struct BroadcastSettings {
     pub sequence_tick_ms: u64,
     /// Enrolments the sequence engine handles per kind of work per round.
     pub sequence_batch: i64,
+}
+
+/// Effective pacing of one device in one campaign (`[broadcast.pacing]` holds the defaults;
+/// the rules live in `broadcast::pacing`). Durations are in simulated time (the
+/// Throttle divides them by the time scale).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pacing {
+    /// Shortest wait between two sends of a device.
+    pub min_delay_ms: u64,
+    /// Longest wait; each wait is uniform between min and max.
+    pub max_delay_ms: u64,
+    /// Most sends of a device in any minute.
+    pub per_minute: u32,
+    /// Most sends of a device in any 24 hours (before warm-up).
+    pub per_day: u32,
+    /// Show "typing…" before a message, for a time proportional to its length.
+    pub typing: bool,
+    /// Local hours without sends, e.g. `22:00-08:00`; empty for none.
+    pub quiet_hours: String,
+    /// Days over which a newly linked device ramps up to `per_day` (0 = no warm-up).
+    pub warmup_days: u32,
+    /// Daily cap on a new device's first day.
+    pub warmup_first_day: u32,
+}
+
+/// The bounds nobody can configure past (`[broadcast.limits]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacingLimits {
+    /// Smallest allowed `min_delay_ms`.
+    pub min_delay_ms: u64,
+    /// Largest allowed `per_minute`.
+    pub max_per_minute: u32,
+    /// Largest allowed `per_day`.
+    pub max_per_day: u32,
 }
 
 /// `[chat]`: chat mirroring; see `config/default.toml`.
@@ -403,7 +439,7 @@ impl Settings {
                 "broadcast.sequence_batch: must be 1 or more".into(),
             ));
         }
-        if crate::broadcast::phone::country_code(&self.broadcast.default_country).is_none() {
+        if crate::phone::country_code(&self.broadcast.default_country).is_none() {
             return Err(ConfigError(format!(
                 "broadcast.default_country: unknown country {:?} (use an ISO code such as MY)",
                 self.broadcast.default_country

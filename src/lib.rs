@@ -31,6 +31,7 @@ pub mod db;
 pub mod device;
 pub mod hub;
 pub mod metrics;
+pub mod phone;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

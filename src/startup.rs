@@ -19,16 +19,18 @@ use actix::Actor;
 
 use crate::auth::{bootstrap, AuthService};
 use crate::broadcast::campaign::engine::{CampaignEngine, EngineDeps};
+use crate::broadcast::replies::Replies;
 use crate::broadcast::sequence::engine::{SequenceDeps, SequenceEngine};
 use crate::broadcast::throttle::Throttle;
 use crate::chat::actor::ChatSync;
 use crate::chat::media::MediaStore;
+use crate::chat::messages::ChatInbox;
 use crate::clock::Clock;
 use crate::config::ConnectorKind;
 use crate::config::Settings;
 use crate::db::{migrate, Db};
 use crate::device::admission::Priority;
-use crate::device::events::EventBus;
+use crate::device::events::{self, EventBus};
 use crate::device::messages::{Shutdown, StartDevice};
 use crate::device::supervisor::{DeviceSupervisor, FleetMetrics, SupervisorDeps};
 use crate::device::{demo, Fleet};
@@ -70,11 +72,22 @@ impl Application {
         let bus = EventBus::new();
         let hub_metrics =
             HubMetrics::register(&metrics.registry).context("cannot register hub metrics")?;
-        let hub =
-            hub::start(&settings.redis, &bus, hub_metrics.clone()).context("invalid redis.url")?;
+        let hub = hub::start(&settings.redis, hub_metrics.clone()).context("invalid redis.url")?;
+        events::forward_to_hub(&bus, hub.clone());
         let settings = Arc::new(settings);
-        let chat = ChatSync::new(db.clone(), hub.clone(), settings.clone()).start();
-        let fleet = start_fleet(&settings, &db, &metrics, bus, chat).await?;
+        let replies = Replies::new(db.clone(), settings.clone()).start();
+        let chat = ChatSync::new(
+            db.clone(),
+            hub.clone(),
+            settings.chat.clone(),
+            vec![replies.recipient()],
+        )
+        .start();
+        let inbox = ChatInbox {
+            messages: chat.clone().recipient(),
+            receipts: chat.recipient(),
+        };
+        let fleet = start_fleet(&settings, &db, &metrics, bus, inbox).await?;
         let campaigns = start_campaigns(&settings, &db, &fleet, &hub);
         let clock = Clock::system();
         let sequences = SequenceEngine::new(SequenceDeps {
@@ -193,7 +206,7 @@ async fn start_fleet(
     db: &Db,
     metrics: &Metrics,
     bus: EventBus,
-    chat: actix::Addr<ChatSync>,
+    chat: ChatInbox,
 ) -> anyhow::Result<Fleet> {
     let sim_settings = settings.sim.effective();
     // The network lives here, or in a `wafleet sim` process (then there is none to expose).

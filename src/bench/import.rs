@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::report::{self, round};
 use crate::broadcast::leads::{import, store};
-use crate::broadcast::phone;
 use crate::cli::BenchArgs;
+use crate::phone;
 
 /// Bytes per body chunk, like a network read.
 const CHUNK: usize = 64 * 1024;

@@ -2,7 +2,6 @@
 //! that paces every device like a person.
 //!
 //! - [`leads`]: lead lists, leads, CSV import and the opt-out list.
-//! - [`phone`]: phone numbers to E.164.
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
 //! - [`sequence`]: drip sequences (enrolment, due steps, stop on reply, chains, reports).
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
@@ -11,7 +10,7 @@
 pub mod campaign;
 pub mod leads;
 pub mod pacing;
-pub mod phone;
+pub mod replies;
 pub mod sequence;
 pub mod settings;
 pub mod template;

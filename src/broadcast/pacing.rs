@@ -9,40 +9,7 @@ use chrono::{NaiveTime, Timelike};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Effective pacing of one device in one campaign. Durations are in simulated time (the
-/// Throttle divides them by the time scale).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Pacing {
-    /// Shortest wait between two sends of a device.
-    pub min_delay_ms: u64,
-    /// Longest wait; each wait is uniform between min and max.
-    pub max_delay_ms: u64,
-    /// Most sends of a device in any minute.
-    pub per_minute: u32,
-    /// Most sends of a device in any 24 hours (before warm-up).
-    pub per_day: u32,
-    /// Show "typing…" before a message, for a time proportional to its length.
-    pub typing: bool,
-    /// Local hours without sends, e.g. `22:00-08:00`; empty for none.
-    pub quiet_hours: String,
-    /// Days over which a newly linked device ramps up to `per_day` (0 = no warm-up).
-    pub warmup_days: u32,
-    /// Daily cap on a new device's first day.
-    pub warmup_first_day: u32,
-}
-
-/// The bounds nobody can configure past (`[broadcast.limits]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PacingLimits {
-    /// Smallest allowed `min_delay_ms`.
-    pub min_delay_ms: u64,
-    /// Largest allowed `per_minute`.
-    pub max_per_minute: u32,
-    /// Largest allowed `per_day`.
-    pub max_per_day: u32,
-}
+pub use crate::config::{Pacing, PacingLimits};
 
 /// Overrides of a tenant or a campaign; absent fields keep the layer below.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::pacing::{Pacing, PacingOverride};
-use super::phone;
 use crate::config::Settings;
 use crate::db::schema::tenants;
 use crate::db::{Db, DbError};
 use crate::db_run;
+use crate::phone;
 
 /// What a tenant changed from the defaults; absent fields follow the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -34,10 +34,10 @@ use super::leads::model::{
     LeadInput, LeadList, LeadPatch,
 };
 use super::leads::store as lead_store;
-use super::phone;
 use crate::db::schema::{lead_lists, leads, webhook_deliveries, webhook_secrets};
 use crate::db::{Db, DbError};
 use crate::db_run;
+use crate::phone;
 
 /// How far (seconds) a delivery's timestamp may be from our clock, either way.
 pub const WINDOW_SECS: i64 = 300;

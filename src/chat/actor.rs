@@ -6,12 +6,11 @@
 //! then publishes `NEW_MESSAGE`, `CHAT_UPDATED` and `MESSAGE_ACK` on `messages/<device_id>`.
 //! Batches are written one after another, in arrival order.
 //!
-//! Live inbound texts short enough to be an opt-out keyword are also checked against the
-//! tenant's keywords ([`opt_out::apply_keyword`]) in a task of their own, so the check never
-//! delays a batch.
+//! After each commit it also tells its listeners what the batch committed, in one
+//! [`ChatCommitted`] per flush: the broadcast side reacts to replies, opt-out keywords and
+//! receipts from there. The mirror itself knows no campaign, sequence or opt-out.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -20,14 +19,12 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use super::media::MediaStore;
-use super::messages::{RecordMessages, RecordReceipt};
+use super::messages::{ChatCommitted, CommittedReceipt, Inbound, RecordMessages, RecordReceipt};
 use super::model::{Chat, StoredMessage};
 use super::store::{self, BatchOutcome, ChatWrite, NewMessage};
 use super::{chat_view, message_view};
 use crate::auth::store as accounts;
-use crate::broadcast::leads::opt_out;
-use crate::broadcast::sequence::store as sequence_store;
-use crate::config::{ChatSettings, Settings};
+use crate::config::ChatSettings;
 use crate::db::Db;
 use crate::hub::{Hub, HubEvent, Topic};
 use crate::whatsapp::ReceiptKind;
@@ -38,8 +35,8 @@ pub struct ChatSync {
     media: MediaStore,
     hub: Addr<Hub>,
     settings: ChatSettings,
-    /// The whole configuration (opt-out keywords are tenant settings over its defaults).
-    config: Arc<Settings>,
+    /// Who hears what each flush committed.
+    listeners: Vec<Recipient<ChatCommitted>>,
     /// Writes waiting for the next flush, with the tenant of each.
     pending: Vec<(i64, ChatWrite)>,
     /// Whether a flush is scheduled.
@@ -49,15 +46,20 @@ pub struct ChatSync {
 }
 
 impl ChatSync {
-    /// A chat mirror writing to `db` and announcing on `hub`, configured by `config.chat`.
-    pub fn new(db: Db, hub: Addr<Hub>, config: Arc<Settings>) -> Self {
-        let settings = config.chat.clone();
+    /// A chat mirror writing to `db`, announcing on `hub`, and telling `listeners` what each
+    /// flush committed.
+    pub fn new(
+        db: Db,
+        hub: Addr<Hub>,
+        settings: ChatSettings,
+        listeners: Vec<Recipient<ChatCommitted>>,
+    ) -> Self {
         Self {
             db,
             media: MediaStore::new(settings.media_dir.clone()),
             hub,
             settings,
-            config,
+            listeners,
             pending: Vec::new(),
             flush_scheduled: false,
             zones: HashMap::new(),
@@ -97,6 +99,7 @@ impl ChatSync {
             .filter(|t| !self.zones.contains_key(t))
             .copied()
             .collect();
+        let (live, receipts) = committable(&batch);
         let db = self.db.clone();
         let store_enabled = self.settings.storage;
         let mut writes: Vec<ChatWrite> = batch.into_iter().map(|(_, w)| w).collect();
@@ -121,7 +124,25 @@ impl ChatSync {
         ctx.wait(work.into_actor(self).map(move |(zones, outcome), this, _| {
             this.zones.extend(zones);
             match outcome {
-                Ok(outcome) => this.publish(outcome, &tenants),
+                Ok(outcome) => {
+                    let inbound = outcome
+                        .stored
+                        .iter()
+                        .map(|(message, _)| message)
+                        .filter(|m| live.contains(&(m.device_id, m.wa_id.clone())))
+                        .map(|m| Inbound {
+                            tenant_id: m.tenant_id,
+                            device_id: m.device_id,
+                            sender: m.sender_jid.clone(),
+                            text: m.body.clone(),
+                        })
+                        .collect();
+                    this.publish(outcome, &tenants);
+                    let committed = ChatCommitted { inbound, receipts };
+                    for listener in &this.listeners {
+                        listener.do_send(committed.clone());
+                    }
+                }
                 Err(err) => tracing::error!(error = %err, "cannot store chat batch"),
             }
         }));
@@ -160,46 +181,6 @@ impl ChatSync {
         }
     }
 
-    /// Opts the sender out if `text` is one of the tenant's keywords, in a task of its own (not
-    /// the actor's context, which a flush holds).
-    fn check_opt_out(&self, tenant_id: i64, sender: &str, text: &str) {
-        let (db, config) = (self.db.clone(), self.config.clone());
-        let (sender, text) = (sender.to_string(), text.to_string());
-        let work = async move {
-            if let Err(err) = opt_out::apply_keyword(&db, &config, tenant_id, &sender, &text).await
-            {
-                tracing::error!(tenant_id, error = %err, "cannot apply an opt-out keyword");
-            }
-        };
-        actix::spawn(work);
-    }
-
-    /// Notes live inbound messages as replies to the senders' sequence enrolments (which stop
-    /// when their sequence stops on reply), in a task of its own.
-    fn check_replies(&self, msg: &RecordMessages) {
-        let phones: Vec<String> = msg
-            .messages
-            .iter()
-            .filter(|m| !m.from_me)
-            .filter_map(|m| opt_out::phone_of_jid(&m.sender).map(str::to_string))
-            .collect();
-        if phones.is_empty() {
-            return;
-        }
-        let (db, tenant_id, device_id) = (self.db.clone(), msg.tenant_id, msg.device_id);
-        actix::spawn(async move {
-            match sequence_store::record_replies(&db, tenant_id, device_id, &phones).await {
-                Ok(0) => {}
-                Ok(stopped) => {
-                    tracing::info!(device_id, stopped, "sequence enrolments stopped by a reply")
-                }
-                Err(err) => {
-                    tracing::error!(device_id, error = %err, "cannot record sequence replies")
-                }
-            }
-        });
-    }
-
     /// Publishes one event on `messages/<device_id>`.
     fn announce(&self, tenant_id: i64, device_id: i64, event: &str, data: serde_json::Value) {
         self.hub.do_send(HubEvent {
@@ -211,6 +192,34 @@ impl ChatSync {
             ts: Utc::now(),
         });
     }
+}
+
+/// What of a batch its listeners hear about after the commit: the live inbound messages (by
+/// device and id; a live inbound message is the one that counts as unread) and every receipt.
+fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<CommittedReceipt>) {
+    let mut live = HashSet::new();
+    let mut receipts = Vec::new();
+    for (tenant_id, write) in batch {
+        match write {
+            ChatWrite::Message {
+                unread: true, row, ..
+            } => {
+                live.insert((row.device_id, row.wa_id.clone()));
+            }
+            ChatWrite::Message { .. } => {}
+            ChatWrite::Ack {
+                device_id,
+                wa_ids,
+                status,
+            } => receipts.push(CommittedReceipt {
+                tenant_id: *tenant_id,
+                device_id: *device_id,
+                message_ids: wa_ids.clone(),
+                status,
+            }),
+        }
+    }
+    (live, receipts)
 }
 
 /// Stores the media of a batch's messages (on a blocking thread) and records their hashes; a
@@ -299,20 +308,8 @@ impl Handler<RecordMessages> for ChatSync {
 
     fn handle(&mut self, msg: RecordMessages, ctx: &mut Context<Self>) {
         let now = Utc::now().naive_utc();
-        if !msg.history {
-            self.check_replies(&msg);
-        }
         for message in msg.messages {
             let from_me = message.from_me;
-            if !from_me && !msg.history {
-                if let Some(text) = message
-                    .text
-                    .as_deref()
-                    .filter(|t| opt_out::may_be_keyword(t))
-                {
-                    self.check_opt_out(msg.tenant_id, &message.sender, text);
-                }
-            }
             let write = ChatWrite::Message {
                 media: message.media.as_ref().map(|m| m.data.clone()),
                 chat_name: (!from_me).then(|| message.push_name.clone()).flatten(),

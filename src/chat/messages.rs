@@ -1,6 +1,6 @@
 //! Messages `ChatSync` handles; device actors send them for every chat event of their session.
 
-use actix::Message;
+use actix::{Message, Recipient};
 
 use crate::whatsapp::{Receipt, WaMessage};
 
@@ -28,4 +28,52 @@ pub struct RecordReceipt {
     pub device_id: i64,
     /// The receipt.
     pub receipt: Receipt,
+}
+
+/// Where device actors send chat traffic: the chat mirror's mailboxes, without naming its actor
+/// (device/ sits above chat/ and depends only on these messages).
+#[derive(Clone)]
+pub struct ChatInbox {
+    /// Messages to store and announce.
+    pub messages: Recipient<RecordMessages>,
+    /// Receipts to apply.
+    pub receipts: Recipient<RecordReceipt>,
+}
+
+/// What one flush of the chat mirror committed, announced once per flush after the commit to
+/// every listener (the broadcast side's `Replies`: opt-out keywords, stop-on-reply, receipts
+/// into the outbox). Chat knows nothing of those features; they react to this.
+#[derive(Debug, Clone, Default, Message)]
+#[rtype(result = "()")]
+pub struct ChatCommitted {
+    /// Live inbound messages newly stored (no history sync, no replays, none sent by us).
+    pub inbound: Vec<Inbound>,
+    /// Every receipt of the batch, whether or not it moved a mirrored message.
+    pub receipts: Vec<CommittedReceipt>,
+}
+
+/// A live inbound message, as `ChatCommitted` carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Device it reached.
+    pub device_id: i64,
+    /// Sender JID.
+    pub sender: String,
+    /// Text or caption.
+    pub text: Option<String>,
+}
+
+/// A delivery, read or failure receipt, as `ChatCommitted` carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedReceipt {
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Device that sent the messages.
+    pub device_id: i64,
+    /// WhatsApp message ids.
+    pub message_ids: Vec<String>,
+    /// `delivered`, `read` or `failed`.
+    pub status: &'static str,
 }

@@ -17,17 +17,12 @@ use chrono_tz::Tz;
 
 use model::{Chat, ChatView, MediaView, MessageView, StoredMessage};
 
-/// The phone number part of a JID (`60123456789@s.whatsapp.net` → `60123456789`).
-pub fn phone_of(jid: &str) -> String {
-    jid.split(['@', ':']).next().unwrap_or_default().to_string()
-}
-
 /// A chat row as the API shows it.
 pub fn chat_view(chat: &Chat, now: DateTime<Utc>, zone: Tz) -> ChatView {
     ChatView {
         jid: chat.jid.clone(),
         name: chat.name.clone(),
-        phone: phone_of(&chat.jid),
+        phone: crate::phone::user_of(&chat.jid).to_string(),
         last_message: chat.last_message_text.clone(),
         last_message_at: chat.last_message_at.map(|t| t.and_utc()),
         time_label: chat

@@ -25,8 +25,7 @@ use super::messages::*;
 use super::model::{DeviceStatus, DeviceStatusPatch};
 use super::store;
 use super::supervisor::DeviceSupervisor;
-use crate::chat::actor::ChatSync;
-use crate::chat::messages::{RecordMessages, RecordReceipt};
+use crate::chat::messages::{ChatInbox, RecordMessages, RecordReceipt};
 use crate::db::Db;
 use crate::whatsapp::{
     Connector, ConnectorEvent, Session, SessionRequest, WaMessage, EVENT_CHANNEL_CAPACITY,
@@ -48,7 +47,7 @@ pub struct DeviceDeps {
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Where chat traffic goes.
-    pub chat: Addr<ChatSync>,
+    pub chat: ChatInbox,
 }
 
 /// An item of a session's event stream; `event: None` marks the end of that session.
@@ -265,7 +264,7 @@ impl DeviceActor {
                 self.failures = 0;
                 self.qr = None;
                 self.pair_code = None;
-                let phone = phone_of(&jid);
+                let phone = crate::phone::phone_of_jid(&jid).map(str::to_string);
                 self.jid = Some(jid.clone());
                 self.phone.clone_from(&phone);
                 let patch = DeviceStatusPatch {
@@ -286,18 +285,18 @@ impl DeviceActor {
                 let persist = self.end_for_good(DeviceStatus::Banned, reason, false, ctx);
                 ctx.wait(persist.into_actor(self));
             }
-            ConnectorEvent::Message(message) => self.deps.chat.do_send(RecordMessages {
+            ConnectorEvent::Message(message) => self.deps.chat.messages.do_send(RecordMessages {
                 tenant_id: self.tenant_id,
                 device_id: self.device_id,
                 messages: vec![message],
                 history: false,
             }),
-            ConnectorEvent::Receipt(receipt) => self.deps.chat.do_send(RecordReceipt {
+            ConnectorEvent::Receipt(receipt) => self.deps.chat.receipts.do_send(RecordReceipt {
                 tenant_id: self.tenant_id,
                 device_id: self.device_id,
                 receipt,
             }),
-            ConnectorEvent::HistorySync(batch) => self.deps.chat.do_send(RecordMessages {
+            ConnectorEvent::HistorySync(batch) => self.deps.chat.messages.do_send(RecordMessages {
                 tenant_id: self.tenant_id,
                 device_id: self.device_id,
                 messages: batch,
@@ -361,12 +360,6 @@ impl DeviceActor {
             }
         }
     }
-}
-
-/// The phone number of a JID like `60123456789:3@s.whatsapp.net`.
-fn phone_of(jid: &str) -> Option<String> {
-    let user = jid.split('@').next()?.split(':').next()?;
-    (!user.is_empty() && user.chars().all(|c| c.is_ascii_digit())).then(|| user.to_string())
 }
 
 impl Actor for DeviceActor {
@@ -632,7 +625,7 @@ impl DeviceActor {
         let message = sent(jid);
         Box::pin(send(session).into_actor(self).map(move |result, actor, _| {
             result.map_err(DeviceError::from)?;
-            actor.deps.chat.do_send(RecordMessages {
+            actor.deps.chat.messages.do_send(RecordMessages {
                 tenant_id: actor.tenant_id,
                 device_id: actor.device_id,
                 messages: vec![message],
@@ -731,20 +724,5 @@ impl Handler<InjectPanic> for DeviceActor {
     fn handle(&mut self, _: InjectPanic, _: &mut Context<Self>) {
         // Deliberate: the simulator's fault drill checks that a crash stays contained.
         panic!("injected fault: device {} panicked", self.device_id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::phone_of;
-
-    #[test]
-    fn phone_comes_from_the_jid_user_part() {
-        assert_eq!(
-            phone_of("60123456789:3@s.whatsapp.net").as_deref(),
-            Some("60123456789")
-        );
-        assert_eq!(phone_of("60123@s.whatsapp.net").as_deref(), Some("60123"));
-        assert_eq!(phone_of("abc@lid"), None);
     }
 }

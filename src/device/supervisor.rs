@@ -27,7 +27,7 @@ use super::events::EventBus;
 use super::messages::*;
 use super::model::{Device, DeviceStatus, DeviceStatusPatch};
 use super::store;
-use crate::chat::actor::ChatSync;
+use crate::chat::messages::ChatInbox;
 use crate::config::FleetSettings;
 use crate::db::Db;
 use crate::whatsapp::Connector;
@@ -97,7 +97,7 @@ pub struct SupervisorDeps {
     /// Shared draining flag, read by `/readyz`.
     pub draining: Arc<AtomicBool>,
     /// Where device actors send chat traffic.
-    pub chat: Addr<ChatSync>,
+    pub chat: ChatInbox,
 }
 
 /// The device registry and restart policy.

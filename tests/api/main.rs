@@ -20,6 +20,7 @@ mod devices;
 mod devices_store;
 mod fault;
 mod health;
+mod layers;
 mod leads;
 mod migrations;
 mod openapi;

@@ -16,12 +16,12 @@ use tokio::sync::watch;
 use super::model::{outbox_status as st, Claimed};
 use super::store;
 use crate::broadcast::pacing::Pacing;
-use crate::broadcast::phone::jid_of;
 use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, Throttle};
 use crate::chat::media::MediaStore;
 use crate::db::{Db, DbError};
 use crate::device::actor::DeviceActor;
 use crate::device::messages::{DeviceError, SendImage, SendText, SetTyping};
+use crate::phone::jid_of;
 use crate::whatsapp::Media;
 
 /// What a running campaign tells its lanes.

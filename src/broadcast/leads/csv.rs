@@ -11,7 +11,7 @@ use csv_core::{ReadRecordResult, Reader};
 use phonenumber::country::Id;
 
 use super::model::{normalize_status, split_tags, LeadInput};
-use crate::broadcast::phone;
+use crate::phone;
 
 /// A record longer than this (bytes) is reported as an error and skipped: in practice a quote
 /// that was never closed, which would otherwise swallow the rest of the file into memory.

@@ -1,7 +1,7 @@
 //! The tenant-wide opt-out list: numbers that get no campaign or sequence message, whichever
 //! device or list they come from. The campaign engine asks [`opted_out`] before it queues
 //! messages; people land on the list by the API, or by answering an opt-out keyword
-//! ([`apply_keyword`], called by `ChatSync` for inbound texts).
+//! ([`apply_keyword`], called by `Replies` for committed inbound texts).
 
 use std::collections::HashSet;
 
@@ -154,15 +154,6 @@ pub async fn list_opt_outs(
     })
 }
 
-/// The phone (E.164 digits) of a person's JID (`60123456789@s.whatsapp.net`, possibly with a
-/// `:device` suffix); `None` for groups, broadcast lists and anything else.
-pub fn phone_of_jid(jid: &str) -> Option<&str> {
-    let user = jid.strip_suffix("@s.whatsapp.net")?;
-    let user = user.split([':', '.']).next()?;
-    let digits = (7..=15).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_digit());
-    digits.then_some(user)
-}
-
 /// Whether an inbound text is short enough to be an opt-out keyword (no settings are loaded
 /// for anything else).
 pub fn may_be_keyword(text: &str) -> bool {
@@ -170,18 +161,15 @@ pub fn may_be_keyword(text: &str) -> bool {
     !text.is_empty() && text.chars().count() <= MAX_KEYWORD_CHARS
 }
 
-/// Opts the sender out when `text` is one of the tenant's opt-out keywords. Returns whether the
-/// number was newly added.
+/// Opts `phone` (a sender's E.164 digits) out when `text` is one of the tenant's opt-out
+/// keywords. Returns whether the number was newly added.
 pub async fn apply_keyword(
     db: &Db,
     config: &Settings,
     tenant_id: i64,
-    sender_jid: &str,
+    phone: &str,
     text: &str,
 ) -> Result<bool, DbError> {
-    let Some(phone) = phone_of_jid(sender_jid) else {
-        return Ok(false);
-    };
     let effective = settings::effective(db, config, tenant_id).await?;
     if !effective.is_opt_out(text) {
         return Ok(false);
@@ -197,21 +185,6 @@ pub async fn apply_keyword(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_personal_jids_have_a_phone() {
-        assert_eq!(
-            phone_of_jid("60123456789@s.whatsapp.net"),
-            Some("60123456789")
-        );
-        assert_eq!(
-            phone_of_jid("60123456789:12@s.whatsapp.net"),
-            Some("60123456789")
-        );
-        assert_eq!(phone_of_jid("1203630@g.us"), None);
-        assert_eq!(phone_of_jid("abc@s.whatsapp.net"), None);
-        assert_eq!(phone_of_jid("60123456789@lid"), None);
-    }
 
     #[test]
     fn only_short_texts_are_compared() {

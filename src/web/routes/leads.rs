@@ -22,9 +22,10 @@ use crate::broadcast::leads::model::{
     LeadInput, LeadList, LeadPatch,
 };
 use crate::broadcast::leads::store::{self, LeadFilter};
-use crate::broadcast::{phone, settings};
+use crate::broadcast::settings;
 use crate::db::DbError;
 use crate::hub::{HubEvent, Topic};
+use crate::phone;
 use crate::web::{ApiError, AppState};
 
 /// Largest page of the lead search.

@@ -14,10 +14,11 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::address::{last_digits, parse_phone, user_jid};
+use super::address::last_digits;
 use super::error::SimError;
 use super::network::SimNetwork;
 use super::outbox::{Outbox, Stop};
+use crate::phone::{jid_of, parse_international};
 use crate::whatsapp::{ConnectorEvent, Media, Receipt, ReceiptKind, WaMessage};
 
 /// What contacts answer. Deliberately free of opt-out words, so that random answers never
@@ -96,7 +97,7 @@ fn chance(rng: &mut impl Rng, p: f64) -> bool {
 
 /// A message from the contact at `phone`, with a fresh WhatsApp-style id.
 fn contact_message(phone: &str, text: Option<String>, media: Option<Media>) -> WaMessage {
-    let jid = user_jid(phone);
+    let jid = jid_of(phone);
     WaMessage {
         id: format!("3EB0{:016X}", rand::random::<u64>()),
         chat: jid.clone(),
@@ -118,7 +119,7 @@ pub(super) fn follow_up(
     message_id: &str,
 ) {
     let plan = Plan::draw(network, phone);
-    let chat = user_jid(phone);
+    let chat = jid_of(phone);
     let network = network.clone();
     let message_id = message_id.to_owned();
     tokio::spawn(async move {
@@ -178,8 +179,8 @@ impl SimNetwork {
         from_phone: &str,
         text: &str,
     ) -> Result<String, SimError> {
-        let phone =
-            parse_phone(from_phone).ok_or_else(|| SimError::InvalidPhone(from_phone.into()))?;
+        let phone = parse_international(from_phone)
+            .ok_or_else(|| SimError::InvalidPhone(from_phone.into()))?;
         let (outbox, mut stop) = self
             .online_outbox(device_id)
             .ok_or(SimError::NotOnline(device_id))?;

@@ -8,11 +8,12 @@
 
 use async_trait::async_trait;
 
-use super::address::{parse_phone, parse_recipient};
+use super::address::parse_recipient;
 use super::contacts;
 use super::network::SimNetwork;
 use super::outbox::Outbox;
 use super::pairing;
+use crate::phone::parse_international;
 use crate::whatsapp::{ConnectorError, ConnectorEvent, Media, Session};
 
 /// A device's session on the simulated network.
@@ -82,8 +83,8 @@ impl Session for SimSession {
     /// Switches a pairing to a code for `phone`; the next scan links that number. Also emits
     /// the code as `PairCode`.
     async fn request_pair_code(&self, phone: &str) -> Result<String, ConnectorError> {
-        let phone =
-            parse_phone(phone).ok_or_else(|| ConnectorError::InvalidRecipient(phone.into()))?;
+        let phone = parse_international(phone)
+            .ok_or_else(|| ConnectorError::InvalidRecipient(phone.into()))?;
         let mut stop = self
             .network
             .start_code_pairing(self.device_id, self.generation, phone)?;

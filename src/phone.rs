@@ -1,6 +1,10 @@
-//! Phone numbers of leads: whatever people type ("012-345 6789", "+60 12 345 6789",
-//! "60123456789") becomes E.164 digits without the plus ("60123456789"), the user part of a
-//! WhatsApp JID.
+//! Phones and JIDs, in one place: what a phone is everywhere in wafleet.
+//!
+//! A phone is E.164 digits without the plus (`60123456789`): what lead sheets hold after
+//! [`normalize`] ("012-345 6789", "+60 12 345 6789" and "60123456789" all become it), and the
+//! user part of a person's WhatsApp JID (`60123456789@s.whatsapp.net`, one of their linked
+//! devices `60123456789:3@s.whatsapp.net`). Groups (`…@g.us`), broadcast lists and LIDs
+//! (`…@lid`) have no phone. Nothing here imports the rest of the crate.
 
 use phonenumber::country::Id;
 
@@ -54,9 +58,39 @@ pub fn normalize(raw: &str, default_country: Id) -> Result<String, PhoneError> {
     }
 }
 
+/// Server part of a person's JID.
+pub const USER_SERVER: &str = "s.whatsapp.net";
+
 /// The WhatsApp JID of E.164 digits.
 pub fn jid_of(phone: &str) -> String {
-    format!("{phone}@s.whatsapp.net")
+    format!("{phone}@{USER_SERVER}")
+}
+
+/// The user part of any JID (`60123456789:3@s.whatsapp.net` → `60123456789`, `1203@g.us` →
+/// `1203`): what the chat list shows under a chat's name.
+pub fn user_of(jid: &str) -> &str {
+    jid.split(['@', ':']).next().unwrap_or_default()
+}
+
+/// The phone of a person's JID, possibly with a `:device` suffix; `None` for groups, LIDs,
+/// broadcast lists and anything whose user part is not 7 to 15 digits.
+pub fn phone_of_jid(jid: &str) -> Option<&str> {
+    let user = jid.strip_suffix(USER_SERVER)?.strip_suffix('@')?;
+    let user = user.split([':', '.']).next()?;
+    is_phone(user).then_some(user)
+}
+
+/// A phone typed in international form (an optional `+`, then 8 to 15 digits, as API clients
+/// give recipients), as E.164 digits.
+pub fn parse_international(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    (digits.len() >= 8 && is_phone(digits)).then(|| digits.to_owned())
+}
+
+/// Whether `digits` can be E.164 digits: 7 to 15 ASCII digits.
+fn is_phone(digits: &str) -> bool {
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -104,5 +138,40 @@ mod tests {
             Err(PhoneError::Invalid(_) | PhoneError::Unparseable(_))
         ));
         assert_eq!(country_code("XX"), None);
+    }
+
+    #[test]
+    fn only_personal_jids_have_a_phone() {
+        assert_eq!(
+            phone_of_jid("60123456789@s.whatsapp.net"),
+            Some("60123456789")
+        );
+        assert_eq!(
+            phone_of_jid("60123456789:12@s.whatsapp.net"),
+            Some("60123456789")
+        );
+        assert_eq!(phone_of_jid("1203630@g.us"), None);
+        assert_eq!(phone_of_jid("abc@s.whatsapp.net"), None);
+        assert_eq!(phone_of_jid("60123456789@lid"), None);
+        assert_eq!(phone_of_jid("60123456789xs.whatsapp.net"), None);
+    }
+
+    #[test]
+    fn international_numbers_are_8_to_15_digits_with_an_optional_plus() {
+        assert_eq!(
+            parse_international(" +60123456789 ").as_deref(),
+            Some("60123456789")
+        );
+        assert_eq!(parse_international("1234567"), None);
+        assert_eq!(parse_international("1234567890123456"), None);
+        assert_eq!(parse_international("+60 12"), None);
+    }
+
+    #[test]
+    fn the_user_part_and_the_jid_are_inverse() {
+        assert_eq!(user_of("60123456789:3@s.whatsapp.net"), "60123456789");
+        assert_eq!(user_of("120363@g.us"), "120363");
+        assert_eq!(jid_of("60123456789"), "60123456789@s.whatsapp.net");
+        assert_eq!(phone_of_jid(&jid_of("60123456789")), Some("60123456789"));
     }
 }

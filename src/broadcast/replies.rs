@@ -1,0 +1,131 @@
+//! `Replies`: what the broadcast side does with the chat mirror's commits.
+//!
+//! Handles [`ChatCommitted`], sent by `ChatSync` once per flush after the batch is stored.
+//! For each one, in arrival order (the mailbox waits for the previous batch):
+//! 1. receipts move the outbox rows of the messages they name (`sent → delivered → read`,
+//!    `failed`), in one transaction for the whole batch;
+//! 2. inbound texts that are one of the tenant's opt-out keywords put their sender on the
+//!    opt-out list (which also stops the sender's open sequence enrolments);
+//! 3. every live inbound message counts as a reply to the sender's enrolments on that device,
+//!    which stop when their sequence stops on reply.
+//!
+//! Chat does not import this module: it only announces; this listens. Errors are logged with
+//! the batch's size and do not stop the actor.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::broadcast::leads::opt_out;
+use crate::broadcast::sequence::store as sequence_store;
+use crate::chat::messages::{ChatCommitted, Inbound};
+use crate::config::Settings;
+use crate::db::{Db, DbError};
+use crate::phone;
+
+/// Applies committed chat traffic to the outbox, the opt-out list and sequence enrolments.
+pub struct Replies {
+    db: Db,
+    /// Opt-out keywords are tenant settings over these defaults.
+    settings: Arc<Settings>,
+}
+
+impl Replies {
+    /// A listener over `db`.
+    pub fn new(db: Db, settings: Arc<Settings>) -> Self {
+        Self { db, settings }
+    }
+}
+
+impl Actor for Replies {
+    type Context = Context<Self>;
+}
+
+impl Handler<ChatCommitted> for Replies {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: ChatCommitted, _: &mut Context<Self>) -> Self::Result {
+        let (db, settings) = (self.db.clone(), self.settings.clone());
+        Box::pin(
+            async move {
+                if let Err(err) = apply(&db, &settings, &msg).await {
+                    tracing::error!(
+                        error = %err,
+                        inbound = msg.inbound.len(),
+                        receipts = msg.receipts.len(),
+                        "cannot apply committed chat traffic"
+                    );
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// The three effects of one commit, in order.
+async fn apply(db: &Db, settings: &Settings, committed: &ChatCommitted) -> Result<(), DbError> {
+    for message in &committed.inbound {
+        let Some(text) = message
+            .text
+            .as_deref()
+            .filter(|t| opt_out::may_be_keyword(t))
+        else {
+            continue;
+        };
+        let Some(sender) = phone::phone_of_jid(&message.sender) else {
+            continue;
+        };
+        opt_out::apply_keyword(db, settings, message.tenant_id, sender, text).await?;
+    }
+    for ((tenant_id, device_id), phones) in replies_by_device(&committed.inbound) {
+        let stopped = sequence_store::record_replies(db, tenant_id, device_id, &phones).await?;
+        if stopped > 0 {
+            tracing::info!(device_id, stopped, "sequence enrolments stopped by a reply");
+        }
+    }
+    Ok(())
+}
+
+/// The senders' phones of live inbound messages, per tenant and device (each phone once).
+fn replies_by_device(inbound: &[Inbound]) -> BTreeMap<(i64, i64), Vec<String>> {
+    let mut grouped: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+    for message in inbound {
+        if let Some(phone) = phone::phone_of_jid(&message.sender) {
+            let phones = grouped
+                .entry((message.tenant_id, message.device_id))
+                .or_default();
+            if !phones.iter().any(|p| p == phone) {
+                phones.push(phone.to_string());
+            }
+        }
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound(device_id: i64, sender: &str) -> Inbound {
+        Inbound {
+            tenant_id: 1,
+            device_id,
+            sender: sender.to_string(),
+            text: Some("hi".into()),
+        }
+    }
+
+    #[test]
+    fn replies_are_grouped_per_device_once_per_phone_and_only_from_people() {
+        let grouped = replies_by_device(&[
+            inbound(1, "60123456789@s.whatsapp.net"),
+            inbound(1, "60123456789:3@s.whatsapp.net"),
+            inbound(2, "60123456789@s.whatsapp.net"),
+            inbound(1, "120363000000@g.us"),
+        ]);
+        assert_eq!(grouped.len(), 2);
+        assert_eq!(grouped[&(1, 1)], vec!["60123456789".to_string()]);
+        assert_eq!(grouped[&(1, 2)], vec!["60123456789".to_string()]);
+    }
+}
