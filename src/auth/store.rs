@@ -44,6 +44,19 @@ pub async fn get_tenant(db: &Db, id: i64) -> Result<Tenant, DbError> {
     })
 }
 
+/// Replaces a tenant's feature settings (a JSON document `broadcast::settings` reads and
+/// validates); [`DbError::NotFound`] when there is no such tenant.
+pub async fn set_tenant_settings(db: &Db, tenant_id: i64, json: &str) -> Result<(), DbError> {
+    let changed = db_run!(db, |conn| {
+        diesel::update(tenants::table.find(tenant_id))
+            .set(tenants::settings.eq(json))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    DbError::found(changed)
+}
+
 /// Whether any user exists (first start creates the admin when not).
 pub async fn any_user(db: &Db) -> Result<bool, DbError> {
     db_run!(db, |conn| {

@@ -3,7 +3,7 @@
 //!
 //! # Flow
 //! [`run`] starts an actix `System` and the scenario, which:
-//! 1. creates a fresh database ([`BenchDatabase`]: a temporary SQLite file, or
+//! 1. creates a fresh database ([`ScratchDatabase`]: a temporary SQLite file, or
 //!    `wafleet_bench_<random>` on the PostgreSQL server given with `--db`), migrates it and
 //!    creates the admin account ([`prepare`]), exactly as a first start of the daemon would;
 //! 2. builds [`Settings`] the way the integration tests do, from the compiled-in defaults and
@@ -36,8 +36,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::web::Data;
 use anyhow::Context;
 use clap::Parser;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::auth::model::User;
@@ -45,6 +44,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::{bootstrap, secret, store};
 use crate::cli::{BenchArgs, Cli, Scenario};
 use crate::config::Settings;
+use crate::db::scratch::ScratchDatabase;
 use crate::db::{migrate, Db};
 use crate::startup::Application;
 use crate::web::AppState;
@@ -136,82 +136,23 @@ pub async fn prepare(settings: &Settings) -> anyhow::Result<(Db, User)> {
     Ok((db, admin))
 }
 
-/// A fresh database for one run, removed by [`BenchDatabase::remove`].
-pub struct BenchDatabase {
-    /// The URL the daemon gets.
-    pub url: String,
-    cleanup: Cleanup,
-}
-
-/// How to remove a [`BenchDatabase`].
-enum Cleanup {
-    /// Delete this directory.
-    Sqlite(PathBuf),
-    /// Drop database `name` through the server's `admin_url`.
-    Postgres {
-        admin_url: SecretString,
-        name: String,
-    },
-}
-
-impl BenchDatabase {
-    /// A temporary SQLite file, or a new database on the PostgreSQL server of `server_url`.
-    pub async fn create(server_url: Option<&SecretString>) -> anyhow::Result<BenchDatabase> {
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let Some(server_url) = server_url else {
-            let dir = std::env::temp_dir().join(format!("wafleet-bench-{suffix}"));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            return Ok(BenchDatabase {
-                url: format!("sqlite://{}", dir.join("wafleet.db").display()),
-                cleanup: Cleanup::Sqlite(dir),
-            });
-        };
-        let admin_url = server_url.expose_secret();
-        if !(admin_url.starts_with("postgres://") || admin_url.starts_with("postgresql://")) {
-            anyhow::bail!("--db: give a postgres:// server URL (SQLite is the default)");
-        }
-        let name = format!("wafleet_bench_{suffix}");
-        let mut conn = AsyncPgConnection::establish(admin_url)
+/// A fresh database for one run: a temporary SQLite file, or a new database on the PostgreSQL
+/// server of `--db`; removed with [`remove_database`].
+async fn create_database(server_url: Option<&SecretString>) -> anyhow::Result<ScratchDatabase> {
+    let database = match server_url {
+        None => ScratchDatabase::sqlite("wafleet-bench")?,
+        Some(url) => ScratchDatabase::postgres(url, "wafleet_bench")
             .await
-            .context("--db: cannot connect to the PostgreSQL server")?;
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("cannot create database {name}"))?;
-        let mut url = url::Url::parse(admin_url).context("--db: not a URL")?;
-        url.set_path(&name);
-        Ok(BenchDatabase {
-            url: url.to_string(),
-            cleanup: Cleanup::Postgres {
-                admin_url: server_url.clone(),
-                name,
-            },
-        })
-    }
-
-    /// Deletes the database; a failure is logged, as the figures are already taken.
-    pub async fn remove(self) {
-        let removed = match &self.cleanup {
-            Cleanup::Sqlite(dir) => std::fs::remove_dir_all(dir).map_err(anyhow::Error::from),
-            Cleanup::Postgres { admin_url, name } => drop_database(admin_url, name).await,
-        };
-        if let Err(err) = removed {
-            tracing::warn!(
-                error = format!("{err:#}"),
-                "cannot remove the benchmark database"
-            );
-        }
-    }
+            .context("--db: give a postgres:// server URL whose user may create databases")?,
+    };
+    Ok(database)
 }
 
-/// `DROP DATABASE … WITH (FORCE)`: the stopped daemon's pools may still hold connections.
-async fn drop_database(admin_url: &SecretString, name: &str) -> anyhow::Result<()> {
-    let mut conn = AsyncPgConnection::establish(admin_url.expose_secret()).await?;
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
+/// Deletes the run's database; a failure is logged, as the figures are already taken.
+async fn remove_database(database: ScratchDatabase) {
+    if let Err(err) = database.remove().await {
+        tracing::warn!(error = %err, "cannot remove the benchmark database");
+    }
 }
 
 /// The daemon running in this process.
@@ -252,8 +193,8 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Value>>,
 {
-    let database = BenchDatabase::create(args.db.as_ref()).await?;
+    let database = create_database(args.db.as_ref()).await?;
     let outcome = scenario(database.url.clone()).await;
-    database.remove().await;
+    remove_database(database).await;
     outcome
 }

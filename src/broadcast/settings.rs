@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::pacing::{Pacing, PacingOverride};
+use crate::auth::store as accounts;
 use crate::config::Settings;
 use crate::db::schema::tenants;
 use crate::db::{Db, DbError};
@@ -115,15 +116,5 @@ pub async fn effective(db: &Db, settings: &Settings, tenant_id: i64) -> Result<E
 pub async fn save(db: &Db, tenant_id: i64, stored: &TenantBroadcast) -> Result<(), DbError> {
     let json = serde_json::to_string(stored)
         .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
-    let changed = db_run!(db, |conn| {
-        diesel::update(tenants::table.find(tenant_id))
-            .set(tenants::settings.eq(&json))
-            .execute(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    if changed == 0 {
-        return Err(DbError::NotFound);
-    }
-    Ok(())
+    accounts::set_tenant_settings(db, tenant_id, &json).await
 }

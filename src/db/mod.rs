@@ -17,6 +17,7 @@
 
 pub mod migrate;
 pub mod schema;
+pub mod scratch;
 
 use std::path::Path;
 use std::time::Duration;

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use clap::Parser;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use secrecy::SecretString;
 use wafleet::cli::Cli;
 use wafleet::config::Settings;
+use wafleet::db::scratch::ScratchDatabase;
 use wafleet::db::Db;
 use wafleet::startup::Application;
 
@@ -58,67 +59,31 @@ macro_rules! both_backends {
 pub struct TestDatabase {
     /// The URL to give the daemon.
     pub url: String,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    scratch: ScratchDatabase,
 }
 
 impl TestDatabase {
     /// A new empty database on `backend`; `None` for PostgreSQL when `DATABASE_URL` is unset.
     pub async fn create(backend: Backend) -> Option<TestDatabase> {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("wafleet.db").display());
-                Some(TestDatabase {
-                    url,
-                    cleanup: Cleanup::Sqlite(dir),
-                })
-            }
+        let scratch = match backend {
+            Backend::Sqlite => ScratchDatabase::sqlite("wafleet-test").unwrap(),
             Backend::Postgres => {
-                let admin_url = std::env::var("DATABASE_URL").ok()?;
-                let name = format!("wafleet_t_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = AsyncPgConnection::establish(&admin_url).await.unwrap();
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
+                let admin_url = SecretString::from(std::env::var("DATABASE_URL").ok()?);
+                ScratchDatabase::postgres(&admin_url, "wafleet_t")
                     .await
-                    .unwrap();
-                let mut url = url::Url::parse(&admin_url).unwrap();
-                url.set_path(&name);
-                Some(TestDatabase {
-                    url: url.to_string(),
-                    cleanup: Cleanup::Postgres { admin_url, name },
-                })
+                    .unwrap()
             }
-        }
+        };
+        Some(TestDatabase {
+            url: scratch.url.clone(),
+            scratch,
+        })
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
-            let (admin_url, name) = (admin_url.clone(), name.clone());
-            // Drop runs inside the test's runtime; a plain thread with its own runtime may block.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    if let Ok(mut conn) = AsyncPgConnection::establish(&admin_url).await {
-                        let _ = diesel::sql_query(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        ))
-                        .execute(&mut conn)
-                        .await;
-                    }
-                });
-            })
-            .join();
-        }
+        let _ = self.scratch.remove_blocking();
     }
 }
 
