@@ -10,10 +10,11 @@
 //   above), live progress (bar, donut of message states, rate, ETA, a row per device), a
 //   preview of rendered messages and the results, 50 at a time.
 //
-// Progress arrives over the WebSocket (topics campaign/<id>, event CAMPAIGN_PROGRESS whose data
-// is the same Progress as GET …/progress). The socket reconnects with backoff 1 s → 30 s; while
-// it is down the page reads progress over REST every few seconds instead.
+// Progress arrives over the WebSocket (live.js; topics campaign/<id>, event CAMPAIGN_PROGRESS
+// whose data is the same Progress as GET …/progress). While the socket is down the page reads
+// progress over REST every few seconds instead, and once more after a reconnect or a seq gap.
 import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith, zoneClock, formatWhen } from "/static/app.js";
+import { connect as connectLive } from "/static/live.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -24,12 +25,6 @@ const RESULTS_PAGE = 50;
 const DEVICES_PAGE = 200;
 /** REST polling period while the WebSocket is down. */
 const POLL_MS = 3000;
-/** WebSocket reconnect backoff. */
-const BACKOFF_MIN_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
-/** A ping goes out this often; a socket silent for SILENT_MS is given up and reopened. */
-const PING_EVERY_MS = 10000;
-const SILENT_MS = 25000;
 /** The longest message the form accepts (the textarea's maxlength). */
 const MESSAGE_MAX = 4096;
 
@@ -781,88 +776,31 @@ async function loadResults(reset) {
 
 // ---------------------------------------------------------------- live
 
-const live = {
-  ws: null,
-  /** Topics the page wants and the socket holds (re-sent after every reconnect). */
-  topics: new Set(),
-  delay: BACKOFF_MIN_MS,
-  retry: null,
-  poll: null,
-  heardAt: 0,
-  stopped: false,
-};
-
-function setIndicator(state) {
-  const text = { live: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…" }[state];
-  for (const node of document.querySelectorAll("[data-live]")) {
-    node.className = `live live-${state}`;
-    node.textContent = text;
-  }
-}
+/** The page's live stream (opened at start), and the REST polling while it is down. */
+const live = { stream: null, poll: null };
 
 /** Watches exactly these campaigns: subscribes to the new topics, drops the others. */
 function watch(ids) {
-  const wanted = new Set(ids.map((id) => `campaign/${id}`));
-  const drop = [...live.topics].filter((t) => !wanted.has(t));
-  const add = [...wanted].filter((t) => !live.topics.has(t));
-  live.topics = wanted;
-  if (!live.ws || live.ws.readyState !== WebSocket.OPEN) return;
-  if (drop.length) live.ws.send(JSON.stringify({ op: "unsubscribe", topics: drop }));
-  if (add.length) live.ws.send(JSON.stringify({ op: "subscribe", topics: add }));
+  live.stream.setTopics(ids.map((id) => `campaign/${id}`));
 }
 
-function connect() {
-  live.retry = null;
-  if (live.stopped || live.ws) return;
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/ws`);
-  live.ws = ws;
-  ws.addEventListener("open", () => {
-    const wasDown = live.poll !== null;
-    live.heardAt = Date.now();
-    live.delay = BACKOFF_MIN_MS;
+/** CAMPAIGN_PROGRESS of a watched campaign, for whichever view shows it. */
+function onEvent(frame) {
+  if (frame.event === "CAMPAIGN_PROGRESS" && frame.data) applyProgress(frame.data);
+}
+
+/** After a reconnect or a seq gap the view is read again (the first load came before). */
+function onResync(_topics, reason) {
+  if (reason !== "subscribed") refresh();
+}
+
+/** Polls over REST while the socket is down. */
+function onState(state) {
+  if (state === "reconnecting" && live.poll === null) live.poll = setInterval(refresh, POLL_MS);
+  if (state === "connected") {
     clearInterval(live.poll);
     live.poll = null;
-    setIndicator("live");
-    if (live.topics.size) ws.send(JSON.stringify({ op: "subscribe", topics: [...live.topics] }));
-    // Whatever changed while the socket was down is read once over REST.
-    if (wasDown) refresh();
-  });
-  ws.addEventListener("message", (event) => {
-    if (ws !== live.ws) return;
-    live.heardAt = Date.now();
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    if (frame.event === "CAMPAIGN_PROGRESS" && frame.data) applyProgress(frame.data);
-    else if (frame.event === "ERROR") console.warn("wafleet live updates:", frame.error, frame.topic || "");
-  });
-  // "error" is always followed by "close".
-  ws.addEventListener("close", () => {
-    if (ws === live.ws) dropped();
-  });
-}
-
-/** The socket is gone: poll over REST and try again after the backoff, which doubles. */
-function dropped() {
-  const ws = live.ws;
-  live.ws = null;
-  if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
-  if (live.stopped) return;
-  setIndicator("reconnecting");
-  if (live.poll === null) live.poll = setInterval(refresh, POLL_MS);
-  if (live.retry === null) live.retry = setTimeout(connect, live.delay);
-  live.delay = Math.min(live.delay * 2, BACKOFF_MAX_MS);
-}
-
-/** Pings the server; a socket that has heard nothing for a while is treated as dropped. */
-function keepAlive() {
-  const ws = live.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return;
-  if (Date.now() - live.heardAt > SILENT_MS) dropped();
-  else ws.send(JSON.stringify({ op: "ping" }));
+  }
 }
 
 // ---------------------------------------------------------------- start
@@ -875,13 +813,8 @@ try {
   initForm();
   $("results-more").addEventListener("click", () => loadResults(false));
   window.addEventListener("hashchange", route);
+  live.stream = connectLive({ onEvent, onResync, onState });
   route();
-  connect();
-  setInterval(keepAlive, PING_EVERY_MS);
-  window.addEventListener("pagehide", () => {
-    live.stopped = true;
-    if (live.ws) live.ws.close(1000);
-  });
 } catch (err) {
   if (err.status !== 401) showFatal(err);
 }

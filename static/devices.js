@@ -5,10 +5,11 @@
 //   delete);
 // - the "Add device" dialog: name → POST /devices → the QR code (reloaded on each QR_UPDATED)
 //   or a pairing code for a phone number; it closes itself once the device comes online;
-// - live status over the WebSocket (docs/websocket.md): cards change in place on DEVICE_STATUS;
-//   a seq gap or a reconnect re-reads the loaded pages over REST; reconnects back off
-//   1 s → 2 s → 4 s … 30 s; #live-indicator says "Live" or "Reconnecting…".
+// - live status over the WebSocket (topic device-status, through live.js): cards change in place
+//   on DEVICE_STATUS; the first subscription loads the list, a seq gap or a reconnect re-reads
+//   the loaded pages over REST; #live-indicator says "Live" or "Reconnecting…".
 import { api, ApiError, me, roleAtLeast, el, showAlert, clearAlert, showFatal, showFailure } from "/static/app.js";
+import { connect as connectLive } from "/static/live.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,13 +17,6 @@ const $ = (id) => document.getElementById(id);
 const PER_PAGE = 200;
 /** Quiet time after typing before the search runs. */
 const SEARCH_DELAY_MS = 300;
-/** WebSocket reconnect backoff. */
-const BACKOFF_MIN_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
-/** Application-level ping period, and how long an answer may take before the socket is dropped
- * (the server's own pings are answered by the browser but invisible to scripts). */
-const PING_EVERY_MS = 20000;
-const PONG_WITHIN_MS = 10000;
 /** Without a subscription by then, the list loads anyway (live updates follow when they can). */
 const FIRST_LOAD_WAIT_MS = 1500;
 
@@ -735,133 +729,8 @@ function addCard(device) {
 
 // ---------------------------------------------------------------- live updates
 
-const live = {
-  ws: null,
-  delay: BACKOFF_MIN_MS,
-  timer: null,
-  lastSeq: null,
-  pingTimer: null,
-  pongTimer: null,
-  stopped: false,
-};
-
-/** #live-indicator: "live", "connecting" or "reconnecting". */
-function setIndicator(state) {
-  const node = $("live-indicator");
-  node.className = `live live-${state}`;
-  node.textContent = state === "live" ? "Live" : state === "connecting" ? "Connecting…" : "Reconnecting…";
-}
-
-function connectLive() {
-  clearTimeout(live.timer);
-  live.timer = null;
-  if (live.stopped || live.ws) return;
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  let ws;
-  try {
-    ws = new WebSocket(`${scheme}//${location.host}/api/v1/ws`);
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  live.ws = ws;
-  ws.addEventListener("open", () => {
-    ws.send(JSON.stringify({ op: "subscribe", topics: ["device-status"] }));
-  });
-  ws.addEventListener("message", (event) => {
-    if (ws === live.ws) onFrame(event.data);
-  });
-  // "error" is always followed by "close".
-  ws.addEventListener("close", () => {
-    if (ws === live.ws) lost();
-  });
-}
-
-/** The socket is gone (closed by either side, or silent): show it and try again later. */
-function lost() {
-  const ws = live.ws;
-  live.ws = null;
-  clearInterval(live.pingTimer);
-  clearTimeout(live.pongTimer);
-  if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
-  if (live.stopped) return;
-  setIndicator("reconnecting");
-  scheduleReconnect();
-}
-
-/** Next attempt after the current backoff, which then doubles (up to 30 s). */
-function scheduleReconnect() {
-  if (live.timer !== null || live.stopped) return;
-  const delay = live.delay;
-  live.delay = Math.min(live.delay * 2, BACKOFF_MAX_MS);
-  live.timer = setTimeout(async () => {
-    live.timer = null;
-    // A failed upgrade hides its status; a 401 here means the session ended (→ sign-in page).
-    try {
-      await api("GET", "/api/v1/me", undefined, { csrf: false });
-    } catch (err) {
-      if (err.status === 401) {
-        live.stopped = true;
-        return;
-      }
-    }
-    connectLive();
-  }, delay);
-}
-
-/** Pings now and then; a socket that stays silent after a ping is dropped. */
-function startPings() {
-  clearInterval(live.pingTimer);
-  live.pingTimer = setInterval(() => {
-    const ws = live.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    ws.send(JSON.stringify({ op: "ping" }));
-    clearTimeout(live.pongTimer);
-    live.pongTimer = setTimeout(() => {
-      if (ws === live.ws) lost();
-    }, PONG_WITHIN_MS);
-  }, PING_EVERY_MS);
-}
-
-function onFrame(text) {
-  // Anything from the server proves the connection alive.
-  clearTimeout(live.pongTimer);
-  let frame;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return;
-  }
-  switch (frame.event) {
-    case "SUBSCRIBED":
-      live.delay = BACKOFF_MIN_MS;
-      live.lastSeq = null;
-      setIndicator("live");
-      startPings();
-      // Whatever happened while not subscribed is read afresh (this is also the first load).
-      scheduleRefresh();
-      return;
-    case "PONG":
-    case "UNSUBSCRIBED":
-      return;
-    case "ERROR":
-      console.warn("wafleet live updates:", frame.error, frame.topic || "");
-      if (frame.topic === "device-status") {
-        showAlert($("devices-alert"), `Live updates are unavailable: ${frame.error.message}`);
-      }
-      return;
-    default:
-      break;
-  }
-  if (frame.topic !== "device-status") return;
-  // seq grows by one per event of the topic; a jump means events were missed. Members hear only
-  // their assigned devices, so their seq skips the others' events: no gap check for them.
-  if (typeof frame.seq === "number") {
-    if (live.lastSeq !== null && frame.seq !== live.lastSeq + 1 && view.role !== "member") {
-      scheduleRefresh();
-    }
-    live.lastSeq = frame.seq;
-  }
+/** A live-stream event of device-status. */
+function onEvent(frame) {
   const data = frame.data || {};
   if (frame.event === "DEVICE_STATUS" || frame.event === "DEVICE_LOGGED_OUT") {
     deviceStatus(data, frame.ts);
@@ -870,6 +739,23 @@ function onFrame(text) {
       pairing.qrRetryMs = 1000;
       loadQr();
     }
+  }
+}
+
+/**
+ * Reads the list again: once subscribed (this is also the first load, so no event falls between
+ * the two), after a reconnect, and on a seq gap. Members hear only their assigned devices, so
+ * their seq skips the others' events: no gap means anything for them.
+ */
+function onResync(_topics, reason) {
+  if (reason === "gap" && view.role === "member") return;
+  scheduleRefresh();
+}
+
+/** A refused subscription: live updates will not come. */
+function onError(frame) {
+  if (frame.topic === "device-status") {
+    showAlert($("devices-alert"), `Live updates are unavailable: ${frame.error.message}`);
   }
 }
 
@@ -943,22 +829,12 @@ try {
   $("add-device").hidden = !roleAtLeast(view.role, "owner");
   initFilters();
   initDialog();
-  connectLive();
+  connectLive({ topics: ["device-status"], onEvent, onResync, onError });
   // The list loads once subscribed (so no event falls between the two), or anyway soon after.
   setTimeout(() => {
     if (!view.loadedOnce && view.generation === 0) load(1);
   }, FIRST_LOAD_WAIT_MS);
   setInterval(refreshTimes, 60000);
-  window.addEventListener("online", () => {
-    if (!live.ws) {
-      live.delay = BACKOFF_MIN_MS;
-      connectLive();
-    }
-  });
-  window.addEventListener("pagehide", () => {
-    live.stopped = true;
-    if (live.ws) live.ws.close(1000);
-  });
 } catch (err) {
   if (err.status !== 401) showFatal(err);
 }

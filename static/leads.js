@@ -1,14 +1,16 @@
 // Leads page: lead lists (create, open, delete), CSV import with its report (line + reason),
-// live import progress over the WebSocket (lead-lists/<id>), lead search with "show more"
-// (keyset cursor), and the tenant's opt-out list.
+// live import progress over the WebSocket (live.js, topic lead-lists/<id> of the open list),
+// lead search with "show more" (keyset cursor), and the tenant's opt-out list.
 import { api, me, renderNav, roleAtLeast, el, clearAlert, showFatal, showFailure } from "/static/app.js";
+import { connect as connectLive } from "/static/live.js";
 
 const $ = (id) => document.getElementById(id);
 
 let current;
 let openList = null;
 let leadCursor = null;
-let socket = null;
+/** The live stream, opened with the first list. */
+let stream = null;
 
 /** "2025-01-31 14:05 UTC". */
 function when(iso) {
@@ -79,20 +81,25 @@ async function openLeadList(list) {
 
 // ---------------------------------------------------------------- import
 
-/** Subscribes to IMPORT_PROGRESS of the open list. */
+/** Listens to IMPORT_PROGRESS of the open list (only). */
 function listenToImports(listId) {
-  if (socket) socket.close();
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
-  socket.onopen = () => socket.send(JSON.stringify({ op: "subscribe", topics: [`lead-lists/${listId}`] }));
-  socket.onmessage = (event) => {
-    const frame = JSON.parse(event.data);
-    if (frame.event !== "IMPORT_PROGRESS") return;
-    const d = frame.data;
-    const box = $("import-progress");
-    box.textContent = `${d.rows} rows read: ${d.imported} new, ${d.updated} updated, ${d.failed} failed…`;
-    box.hidden = false;
-  };
+  const topics = [`lead-lists/${listId}`];
+  if (stream) stream.setTopics(topics);
+  else stream = connectLive({ topics, onEvent: importProgress, onResync: importResync });
+}
+
+/** Shows the running import's counts (its report replaces them when the upload answers). */
+function importProgress(frame) {
+  if (frame.event !== "IMPORT_PROGRESS") return;
+  const d = frame.data;
+  const box = $("import-progress");
+  box.textContent = `${d.rows} rows read: ${d.imported} new, ${d.updated} updated, ${d.failed} failed…`;
+  box.hidden = false;
+}
+
+/** Progress was missed (a reconnect, a seq gap): the lists' lead counts are read again. */
+function importResync(_topics, reason) {
+  if (reason !== "subscribed") loadLists().catch((err) => showFailure($("lists-alert"), err));
 }
 
 function showReport(report) {

@@ -3,9 +3,11 @@
 //
 // Data flow: REST loads the chat list and pages of a conversation; the WebSocket topic
 // `messages/<id>` pushes NEW_MESSAGE (a message view), CHAT_UPDATED (a chat view) and
-// MESSAGE_ACK ({ids, status}). After a reconnect or a gap in `seq` the page re-fetches over REST
-// (debounced). Time labels come from the server (tenant zone); nothing is parsed as HTML.
+// MESSAGE_ACK ({ids, status}), through live.js. Once subscribed, after a reconnect or a gap in
+// `seq` the page re-fetches over REST (debounced). Time labels come from the server (tenant
+// zone); nothing is parsed as HTML.
 import { api, ApiError, el, me, forgetMe, goToLogin, roleAtLeast, showAlert, clearAlert, showFatal } from "/static/app.js";
+import { connect as connectLive } from "/static/live.js";
 
 const $ = (id) => document.getElementById(id);
 const deviceId = Number.parseInt(location.pathname.split("/")[2], 10);
@@ -628,8 +630,6 @@ async function sendImage() {
 // ---------------------------------------------------------------------------------------------
 // Live updates
 
-const live = { ws: null, attempt: 0, timer: null, seq: new Map() };
-
 const scheduleRefresh = debounce(async () => {
   try {
     await loadChats();
@@ -639,63 +639,28 @@ const scheduleRefresh = debounce(async () => {
   }
 }, 300);
 
-/** Shows the live-update state: the banner, and `data-live` on the app (connected/offline). */
-function setLive(connected, text) {
-  ui.app.dataset.live = connected ? "connected" : "offline";
-  ui.banner.textContent = text || "";
-  ui.banner.hidden = !text;
+/**
+ * Reads the chats (and the open conversation) again: once subscribed, after a reconnect, and on
+ * a gap in the messages topic (device-status is the tenant's: its gaps say nothing about this
+ * device, and members' streams skip the others' devices).
+ */
+function onResync(topics, reason) {
+  if (reason !== "gap" || topics.includes(TOPIC)) scheduleRefresh();
 }
 
-function connect() {
-  clearTimeout(live.timer);
-  if (live.ws) return;
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/ws`);
-  live.ws = ws;
-  ws.addEventListener("open", () => ws.send(JSON.stringify({ op: "subscribe", topics: [TOPIC, "device-status"] })));
-  ws.addEventListener("message", (event) => {
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    onFrame(frame);
-  });
-  ws.addEventListener("close", () => {
-    if (live.ws !== ws) return;
-    live.ws = null;
-    const delay = Math.min(30, 2 ** live.attempt);
-    live.attempt += 1;
-    setLive(false, `Live updates paused. Reconnecting in ${delay} s…`);
-    live.timer = setTimeout(connect, delay * 1000);
-  });
+/** A refused subscription, in the banner until the next connection. */
+function onError(frame) {
+  ui.banner.textContent = `Live updates: ${frame.error?.message || "error"}`;
+  ui.banner.hidden = false;
 }
 
-/** Reconnects at once (back online, tab shown) instead of waiting out the backoff. */
-function reconnectNow() {
-  if (live.ws) return;
-  live.attempt = 0;
-  connect();
+/** The banner's message belongs to the connection it came on. */
+function onState(state) {
+  if (state !== "connected") ui.banner.hidden = true;
 }
 
-function onFrame(frame) {
-  if (frame.event === "SUBSCRIBED") {
-    live.attempt = 0;
-    live.seq.clear();
-    setLive(true, "");
-    // Whatever happened while not subscribed (or before the first subscribe) is fetched again.
-    scheduleRefresh();
-    return;
-  }
-  if (frame.event === "ERROR") {
-    setLive(true, `Live updates: ${frame.error?.message || "error"}`);
-    return;
-  }
-  if (frame.topic === TOPIC && typeof frame.seq === "number") {
-    const last = live.seq.get(frame.topic);
-    if (last !== undefined && frame.seq !== last + 1) scheduleRefresh();
-    live.seq.set(frame.topic, frame.seq);
-  }
+/** An event of the device's messages or of device-status. */
+function onEvent(frame) {
   const data = frame.data || {};
   switch (frame.event) {
     case "NEW_MESSAGE": {
@@ -805,11 +770,9 @@ function wire() {
   });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState !== "visible") return;
-    reconnectNow();
     const chat = state.open && state.chats.get(state.open.jid);
     if (chat && chat.unread_count > 0) markRead(chat.jid);
   });
-  window.addEventListener("online", reconnectNow);
   // Labels like "15:04" become "Yesterday" at midnight: refresh them now and then.
   setInterval(() => {
     if (document.visibilityState === "visible") scheduleRefresh();
@@ -825,7 +788,7 @@ async function start() {
   const current = await me();
   state.canWrite = roleAtLeast(current.user.role, "member");
   state.zone = current.tenant?.time_zone;
-  connect();
+  connectLive({ topics: [TOPIC, "device-status"], onEvent, onResync, onError, onState });
   try {
     state.device = await api("GET", BASE);
   } catch (err) {
