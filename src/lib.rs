@@ -3,9 +3,13 @@
 //! browsers and API clients.
 //!
 //! # Layout
+//! Modules import only from layers below their own (lowest first: foundations `clock`,
+//! `metrics`, `cli`, `phone` → `config` → `db`, `telemetry` → `whatsapp`, `auth` → `hub`,
+//! `audit` → `chat` → `device` → `broadcast` → `web` → `startup` → `bench`); the test
+//! `tests/api/layers.rs` enforces it and docs/architecture.md explains it.
 //! - [`bench`]: `wafleet bench <scenario>`, the daemon measured in-process (docs/benchmarks.md).
 //! - [`broadcast`]: leads, opt-outs, campaigns, the outbox and the Throttle.
-//! - [`auth`]: tenants, users, roles, sessions, API tokens and the `Auth` extractor.
+//! - [`auth`]: tenants, users, roles, sessions, API tokens (no HTTP).
 //! - [`audit`]: the audit log.
 //! - [`clock`]: the clock sequences are scheduled on (tests move it).
 //! - [`cli`], [`config`], [`telemetry`]: command line, layered settings, logging.
@@ -14,8 +18,9 @@
 //! - [`chat`]: ChatSync, the chats and messages mirror, time labels.
 //! - [`device`]: device rows and store (the supervised device actors build on them).
 //! - [`hub`]: real-time topics for WebSocket subscribers, bridged over Redis.
-//! - [`web`]: the actix-web app, `ApiError`, health, metrics and dashboard routes.
+//! - [`web`]: the actix-web app, the `Auth` extractor, `ErrorCode`/`ApiError`, routes, WebSockets.
 //! - [`metrics`]: the Prometheus registry.
+//! - [`phone`]: phones and JIDs (E.164 normalisation, the phone of a JID).
 //! - [`whatsapp`]: the `Connector` trait, its events, the simulator, and `remote` (the simulator
 //!   in its own process, `wafleet sim`, for fault drills).
 

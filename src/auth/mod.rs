@@ -1,10 +1,11 @@
 //! Accounts: tenants, users and roles, passwords, browser sessions, API tokens, and the
-//! [`caller::Auth`] extractor every route uses to learn who is calling.
+//! [`Caller`] a credential resolves to. No HTTP here: the extractor that reads credentials off
+//! a request is `web::auth`.
 //!
 //! Flow: `POST /auth/login` verifies the password (argon2id, off the arbiter threads, throttled
 //! per account and address) and stores a session whose digest is the cookie's only trace in the
-//! database. Each later request is resolved by `Auth<R>` to a [`caller::Caller`] carrying the
-//! tenant id every store query is scoped by.
+//! database. Each later request's token or cookie is resolved by [`caller::by_token`] or
+//! [`caller::by_session`] to a [`Caller`] carrying the tenant id every store query is scoped by.
 
 pub mod bootstrap;
 pub mod caller;
@@ -14,7 +15,7 @@ pub mod rate_limit;
 pub mod secret;
 pub mod store;
 
-pub use caller::{require, Auth, Caller};
+pub use caller::{AuthError, Caller, Credential};
 pub use model::{Role, Tenant, User};
 
 use std::time::Duration;

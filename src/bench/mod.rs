@@ -30,7 +30,7 @@ pub mod report;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web::Data;

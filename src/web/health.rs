@@ -6,7 +6,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorCode};
 use crate::db::migrate;
 
 /// Body of a healthy `/healthz` or a ready `/readyz`.
@@ -45,20 +45,20 @@ pub async fn healthz() -> web::Json<HealthBody> {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthBody>, ApiError> {
     if state.fleet.is_draining() {
-        return Err(ApiError::unavailable(
-            "not_ready",
+        return Err(ApiError::new(
+            ErrorCode::NotReady,
             "this node is draining; restart devices through the admin API to resume",
         ));
     }
     let applied = migrate::applied_versions(&state.db)
         .await
-        .map_err(|e| ApiError::unavailable("not_ready", format!("database unreachable: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::NotReady, format!("database unreachable: {e}")))?;
     let expected = migrate::embedded_versions(matches!(state.db, crate::db::Db::Postgres(_)))
         .map_err(ApiError::internal)?;
     let pending: Vec<&String> = expected.iter().filter(|v| !applied.contains(v)).collect();
     if !pending.is_empty() {
-        return Err(ApiError::unavailable(
-            "not_ready",
+        return Err(ApiError::new(
+            ErrorCode::NotReady,
             format!(
                 "{} migration(s) pending, first {}",
                 pending.len(),

@@ -1,14 +1,28 @@
 //! HTTP: the actix-web application, its shared state and its routes by feature.
 //!
+//! - [`auth`]: the `Auth<R>` extractor, the authentication middleware and the CSRF checks.
+//! - [`error`]: [`ApiError`] and [`ErrorCode`] (one status per code) with a `From` impl per
+//!   domain error.
+//! - [`audit`]: the `Audit` extractor, one line per audited action.
+//! - [`input`], [`access`], [`views`]: what routes share: input checks, device visibility,
+//!   output shapes. Route files import these, never each other.
+//! - [`routes`]: one file per feature; [`ws`]: the real-time stream; [`health`], [`observe`],
+//!   [`assets`]: probes, request logging and metrics, the dashboard's files.
+//!
 //! Every route under `/api/v1` is registered through `utoipa_actix_web`, which only accepts
 //! handlers carrying `#[utoipa::path]`; the OpenAPI document at `/api/v1/openapi.json` is thus
 //! generated from the same definitions that route requests and cannot drift from them.
 
+pub mod access;
 pub mod assets;
+pub mod audit;
+pub mod auth;
 pub mod error;
 pub mod health;
+pub mod input;
 pub mod observe;
 pub mod routes;
+pub mod views;
 pub mod ws;
 
 use std::sync::{Arc, OnceLock};
@@ -19,7 +33,7 @@ use actix_web::{middleware, web, App, HttpResponse};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, ErrorCode};
 
 use crate::auth::AuthService;
 use crate::config::Settings;
@@ -60,7 +74,7 @@ pub struct AppState {
         title = "wafleet",
         description = "WhatsApp fleet daemon: devices, chats, campaigns and real-time events."
     ),
-    components(schemas(ErrorBody, error::ErrorDetail))
+    components(schemas(ErrorBody, error::ErrorDetail, ErrorCode))
 )]
 struct ApiDoc;
 
@@ -98,9 +112,7 @@ pub fn app(
         .service(assets::whatsapp_web)
         .service(assets::asset)
         .default_service(web::to(not_found))
-        .wrap(middleware::from_fn(
-            crate::auth::caller::authenticate_requests,
-        ))
+        .wrap(middleware::from_fn(auth::authenticate_requests))
         .wrap(middleware::Compress::default())
         .wrap(middleware::from_fn(observe::observe))
 }
@@ -121,13 +133,13 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(1 << 20)
-        .error_handler(|err, _| ApiError::bad_request("invalid_json", err.to_string()).into())
+        .error_handler(|err, _| ApiError::new(ErrorCode::InvalidJson, err.to_string()).into())
 }
 
 /// Malformed query strings answer 400 `invalid_query`.
 fn query_config() -> web::QueryConfig {
     web::QueryConfig::default()
-        .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into())
+        .error_handler(|err, _| ApiError::new(ErrorCode::InvalidQuery, err.to_string()).into())
 }
 
 /// Malformed path parameters (e.g. a non-numeric id) answer 404, as an unknown id would.

@@ -1,17 +1,16 @@
 //! The admin API (platform admins only): restart devices, read supervision, drain the node.
 
-use actix_web::{get, post, web, HttpRequest};
+use actix_web::{get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::client_ip;
-use crate::audit::{self, AuditEntry};
-use crate::auth::{require, Auth};
 use crate::device::messages::{
     Drain, GetSupervision, RestartDevices, RestartReport, SupervisionSnapshot,
 };
-use crate::web::{ApiError, AppState};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -45,17 +44,17 @@ pub struct DrainReport {
 ))]
 #[post("/admin/devices/restart")]
 pub async fn restart_devices(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Auth<require::Admin>,
+    _caller: Auth<require::Admin>,
+    audit: Audit,
     body: web::Json<RestartRequest>,
 ) -> Result<web::Json<RestartReport>, ApiError> {
     let ids = match (&body.ids, body.all) {
         (Some(ids), false) if !ids.is_empty() => Some(ids.clone()),
         (None, true) => None,
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_selection",
+            return Err(ApiError::new(
+                ErrorCode::InvalidSelection,
                 "send either {\"ids\": [..]} with at least one id, or {\"all\": true}",
             ))
         }
@@ -66,20 +65,8 @@ pub async fn restart_devices(
         .send(RestartDevices { ids })
         .await
         .map_err(ApiError::internal)?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "admin.restart",
-            detail: Some(
-                serde_json::json!({ "restarted": report.restarted.len(), "all": body.all }),
-            ),
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    let detail = serde_json::json!({ "restarted": report.restarted.len(), "all": body.all });
+    audit.record("admin.restart", None).detail(detail).await;
     Ok(web::Json(report))
 }
 
@@ -106,9 +93,9 @@ pub async fn supervision(
 #[utoipa::path(tag = "admin", responses((status = 200, body = DrainReport)))]
 #[post("/admin/drain")]
 pub async fn drain(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Auth<require::Admin>,
+    _caller: Auth<require::Admin>,
+    audit: Audit,
 ) -> Result<web::Json<DrainReport>, ApiError> {
     let disconnected = state
         .fleet
@@ -116,16 +103,6 @@ pub async fn drain(
         .send(Drain)
         .await
         .map_err(ApiError::internal)?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "admin.drain",
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit.record("admin.drain", None).await;
     Ok(web::Json(DrainReport { disconnected }))
 }

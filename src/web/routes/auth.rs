@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{client_ip, utc};
-use crate::audit::{self, AuditEntry};
-use crate::auth::caller::{check_same_origin, cookie_name, Credential};
+use crate::audit::Target;
 use crate::auth::model::{NewSession, NewUser, Role, User, UserPatch};
-use crate::auth::{require, secret, store, Auth};
-use crate::db::DbError;
-use crate::web::{ApiError, AppState};
+use crate::auth::{secret, store, Credential};
+use crate::web::audit::Audit;
+use crate::web::auth::{check_same_origin, cookie_name, require, Auth};
+use crate::web::input::{client_ip, required_text, validate_email, EMAIL_TAKEN};
+use crate::web::views::UserView;
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -32,39 +33,6 @@ pub struct LoginRequest {
     pub email: String,
     /// Password.
     pub password: String,
-}
-
-/// A user as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    /// Id.
-    pub id: i64,
-    /// Email.
-    pub email: String,
-    /// Display name.
-    pub display_name: String,
-    /// Role.
-    pub role: Role,
-    /// Whether the account can sign in.
-    pub is_active: bool,
-    /// Last sign-in.
-    pub last_login_at: Option<chrono::DateTime<Utc>>,
-    /// Creation time.
-    pub created_at: chrono::DateTime<Utc>,
-}
-
-impl From<&User> for UserView {
-    fn from(user: &User) -> Self {
-        Self {
-            id: user.id,
-            email: user.email.clone(),
-            display_name: user.display_name.clone(),
-            role: user.role(),
-            is_active: user.is_active,
-            last_login_at: user.last_login_at.map(utc),
-            created_at: utc(user.created_at),
-        }
-    }
 }
 
 /// Answer to a successful sign-in: the user and the CSRF token for later writes.
@@ -87,6 +55,7 @@ pub struct SessionView {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
+    audit: Audit,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_same_origin(&req)?;
@@ -99,8 +68,7 @@ pub async fn login(
     ];
     if let Err(wait) = state.auth.limiter.check(&keys) {
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many failed sign-ins; try again later",
         )
         .with_retry_after(wait));
@@ -118,21 +86,17 @@ pub async fn login(
         Some(user) if verified && user.is_active => user,
         other => {
             state.auth.limiter.record_failure(&keys);
-            audit::record(
-                &state.db,
-                AuditEntry {
-                    tenant_id: other.as_ref().and_then(|u| u.tenant_id),
-                    actor_user_id: other.as_ref().map(|u| u.id),
-                    action: "auth.login_failed",
-                    target: Some(format!("email:{email}")),
-                    ip,
-                    ..Default::default()
-                },
-            )
-            .await;
+            let (tenant, actor) = (
+                other.as_ref().and_then(|u| u.tenant_id),
+                other.map(|u| u.id),
+            );
+            let target = Target::Email(email);
+            audit
+                .record("auth.login_failed", target)
+                .by(tenant, actor)
+                .await;
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "wrong email or password",
             ));
         }
@@ -143,18 +107,11 @@ pub async fn login(
         store::delete_session_by_hash(&state.db, &secret::digest(old.value())).await?;
     }
     store::touch_login(&state.db, user.id).await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: user.tenant_id,
-            actor_user_id: Some(user.id),
-            action: "auth.login",
-            target: Some(format!("user:{}", user.id)),
-            ip: ip.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let target = Target::User(user.id);
+    audit
+        .record("auth.login", target)
+        .by(user.tenant_id, Some(user.id))
+        .await;
     start_session(&req, &state, &user, StatusCode::OK).await
 }
 
@@ -209,23 +166,13 @@ async fn start_session(
 #[utoipa::path(tag = "auth", responses((status = 204), (status = 401, body = crate::web::ErrorBody)))]
 #[post("/auth/logout")]
 pub async fn logout(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Viewer>,
+    audit: Audit,
 ) -> Result<HttpResponse, ApiError> {
     if let Credential::Session { session_id, .. } = caller.credential {
         store::delete_session(&state.db, session_id).await?;
-        audit::record(
-            &state.db,
-            AuditEntry {
-                tenant_id: Some(caller.tenant_id),
-                actor_user_id: Some(caller.user.id),
-                action: "auth.logout",
-                ip: client_ip(&req),
-                ..Default::default()
-            },
-        )
-        .await;
+        audit.record("auth.logout", None).await;
     }
     let secure = state.settings.auth.secure_cookies;
     let mut removal = Cookie::build(cookie_name(secure), "")
@@ -261,25 +208,25 @@ pub struct SignupRequest {
 pub async fn signup(
     req: HttpRequest,
     state: web::Data<AppState>,
+    audit: Audit,
     body: web::Json<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_same_origin(&req)?;
     if !state.settings.auth.allow_signup {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "signup_disabled",
+            ErrorCode::SignupDisabled,
             "sign-up is disabled on this server; ask an administrator for an account",
         ));
     }
     let email = validate_email(&body.email)?;
     let company = required_text("company", &body.company)?;
     let display_name = required_text("display_name", &body.display_name)?;
-    let hash = hash_password(&state, &body.password).await?;
+    let hash = state.auth.hasher.hash(&body.password).await?;
     if store::find_user_by_email(&state.db, &email)
         .await?
         .is_some()
     {
-        return Err(email_taken());
+        return Err(ApiError::new(ErrorCode::EmailTaken, EMAIL_TAKEN));
     }
     let tenant =
         store::insert_tenant(&state.db, company, &state.settings.tenant.default_time_zone).await?;
@@ -298,18 +245,12 @@ pub async fn signup(
         },
     )
     .await
-    .map_err(conflict_as_email_taken)?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(tenant.id),
-            actor_user_id: Some(user.id),
-            action: "auth.signup",
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    .map_err(ApiError::on_conflict(ErrorCode::EmailTaken, EMAIL_TAKEN))?;
+    let owner = Some(user.id);
+    audit
+        .record("auth.signup", None)
+        .by(Some(tenant.id), owner)
+        .await;
     start_session(&req, &state, &user, StatusCode::CREATED).await
 }
 
@@ -381,12 +322,12 @@ pub async fn change_password(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Viewer>,
+    audit: Audit,
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if caller.is_token() {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "API tokens cannot change passwords",
         ));
     }
@@ -396,12 +337,12 @@ pub async fn change_password(
         .verify(&body.current_password, Some(&caller.user.password_hash))
         .await;
     if !ok {
-        return Err(ApiError::bad_request(
-            "wrong_password",
+        return Err(ApiError::new(
+            ErrorCode::WrongPassword,
             "the current password is wrong",
         ));
     }
-    let hash = hash_password(&state, &body.new_password).await?;
+    let hash = state.auth.hasher.hash(&body.new_password).await?;
     let user = store::update_user(
         &state.db,
         caller.tenant_id,
@@ -413,74 +354,8 @@ pub async fn change_password(
     )
     .await?;
     store::delete_user_sessions(&state.db, user.id).await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(user.id),
-            action: "auth.password_changed",
-            target: Some(format!("user:{}", user.id)),
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit
+        .record("auth.password_changed", Target::User(user.id))
+        .await;
     start_session(&req, &state, &user, StatusCode::OK).await
-}
-
-/// Hashes a new password, answering 400 `weak_password` when it breaks the policy.
-pub async fn hash_password(state: &AppState, password: &str) -> Result<String, ApiError> {
-    state.auth.hasher.hash(password).await.map_err(|e| match e {
-        crate::auth::password::PasswordError::Policy => {
-            ApiError::bad_request("weak_password", e.to_string())
-        }
-        other => ApiError::internal(other),
-    })
-}
-
-/// A trimmed, lower-cased email, or 400 `invalid_email`.
-pub fn validate_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !email.chars().any(char::is_whitespace);
-    if valid {
-        Ok(email)
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_email",
-            "email must look like name@example.com",
-        ))
-    }
-}
-
-/// A trimmed non-empty text of at most 200 characters, or 400 `invalid_<field>`.
-pub fn required_text<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, ApiError> {
-    let text = raw.trim();
-    if text.is_empty() || text.chars().count() > 200 {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            format!("{field} must be 1 to 200 characters"),
-        ));
-    }
-    Ok(text)
-}
-
-/// 409 for an email already in use.
-pub fn email_taken() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "email_taken",
-        "an account with this email exists",
-    )
-}
-
-/// Maps a unique violation on insert to [`email_taken`].
-pub fn conflict_as_email_taken(err: DbError) -> ApiError {
-    match err {
-        DbError::Conflict(_) => email_taken(),
-        other => other.into(),
-    }
 }

@@ -1,20 +1,19 @@
 //! The tenant's broadcast settings: default phone country, opt-out keywords and pacing, stored
 //! as overrides of the configured defaults. Members read them; owners change them.
 
-use actix_web::{get, put, web, HttpRequest};
+use actix_web::{get, put, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::client_ip;
-use super::leads::unprocessable;
-use crate::audit::{self, AuditEntry};
-use crate::auth::{require, Auth};
+use crate::audit::Target;
 use crate::broadcast::leads::opt_out::MAX_KEYWORD_CHARS;
 use crate::broadcast::pacing::Pacing;
 use crate::broadcast::settings::{self, Effective, TenantBroadcast};
 use crate::config::Settings;
-use crate::web::{ApiError, AppState};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -94,38 +93,32 @@ pub async fn get_broadcast_settings(
 ))]
 #[put("/settings/broadcast")]
 pub async fn put_broadcast_settings(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     body: web::Json<TenantBroadcast>,
 ) -> Result<web::Json<BroadcastSettingsView>, ApiError> {
     let stored = body.into_inner();
     let (_, zone) = settings::load(&state.db, caller.tenant_id).await?;
     let effective = stored
         .effective(&state.settings, &zone)
-        .map_err(|reason| unprocessable("invalid_settings", reason))?;
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidSettings, reason))?;
     if let Some(long) = effective
         .opt_out_keywords
         .iter()
         .find(|k| k.chars().count() > MAX_KEYWORD_CHARS)
     {
-        return Err(unprocessable(
-            "invalid_settings",
+        return Err(ApiError::new(
+            ErrorCode::InvalidSettings,
             format!("opt_out_keywords: {long:?} is longer than {MAX_KEYWORD_CHARS} characters"),
         ));
     }
     settings::save(&state.db, caller.tenant_id, &stored).await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "settings.broadcast.update",
-            target: Some(format!("tenant:{}", caller.tenant_id)),
-            detail: serde_json::to_value(&stored).ok(),
-            ip: client_ip(&req),
-        },
-    )
-    .await;
+    let detail = serde_json::to_value(&stored).ok();
+    let target = Target::Tenant(caller.tenant_id);
+    audit
+        .record("settings.broadcast.update", target)
+        .detail(detail)
+        .await;
     Ok(web::Json(view(&state.settings, stored, effective)))
 }

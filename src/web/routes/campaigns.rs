@@ -1,16 +1,14 @@
 //! Campaigns: create, edit, preview, start, pause, resume, cancel, progress and results.
 
-use actix_web::http::StatusCode;
-use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, put, web, HttpResponse};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::utc;
-use crate::audit;
-use crate::auth::{require, Auth, Caller, Role};
-use crate::broadcast::campaign::engine::{Action, ControlCampaign, EngineError, StartCampaign};
+use crate::audit::Target as AuditTarget;
+use crate::auth::{Caller, Role};
+use crate::broadcast::campaign::engine::{Action, ControlCampaign, StartCampaign};
 use crate::broadcast::campaign::model::{
     Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss,
     OutboxEntry, Target,
@@ -20,9 +18,12 @@ use crate::broadcast::campaign::store;
 use crate::broadcast::pacing::PacingOverride;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::template::Template;
-use crate::chat::media::{self, MediaStore};
 use crate::db::DbError;
-use crate::web::{ApiError, AppState};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::{receive_image, required_text};
+use crate::web::views::utc;
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -207,27 +208,13 @@ async fn view(state: &AppState, campaign: &Campaign) -> Result<CampaignView, Api
 
 /// A 422 naming what is wrong.
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_campaign",
-        message,
-    )
+    ApiError::new(ErrorCode::InvalidCampaign, message)
 }
 
-fn engine_error(err: EngineError) -> ApiError {
-    match err {
-        EngineError::NotFound => ApiError::not_found("campaign"),
-        EngineError::Conflict(message) => {
-            ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
-        }
-        EngineError::Invalid(message) => invalid(message),
-        EngineError::Db(detail) => ApiError::internal(detail),
-    }
-}
-
+/// The store refuses to change a campaign that has started: 409 `wrong_state` with its reason.
 fn state_error(err: DbError) -> ApiError {
     match err {
-        DbError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "wrong_state", message),
+        DbError::Conflict(message) => ApiError::new(ErrorCode::WrongState, message),
         other => other.into(),
     }
 }
@@ -239,7 +226,7 @@ async fn validate(
     caller: &Caller,
     body: &CampaignRequest,
 ) -> Result<(CampaignFields, Option<NaiveDateTime>), ApiError> {
-    let name = super::auth::required_text("name", &body.name)?;
+    let name = required_text("name", &body.name)?;
     Template::parse(&body.message).map_err(|e| invalid(format!("message: {}", e.0)))?;
     let target = &body.target;
     match body.kind {
@@ -391,9 +378,9 @@ pub async fn list_campaigns(
 ))]
 #[post("/campaigns")]
 pub async fn create_campaign(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     body: web::Json<CampaignRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (fields, scheduled_at) = validate(&state, &caller, &body).await?;
@@ -411,14 +398,9 @@ pub async fn create_campaign(
         scheduled_at,
     )
     .await?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "campaign.create",
-        format!("campaign:{}", campaign.id),
-    )
-    .await;
+    audit
+        .record("campaign.create", AuditTarget::Campaign(campaign.id))
+        .await;
     Ok(HttpResponse::Created().json(CampaignView::of(&campaign, None)))
 }
 
@@ -445,9 +427,9 @@ pub async fn get_campaign(
 ))]
 #[patch("/campaigns/{id}")]
 pub async fn update_campaign(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
     body: web::Json<CampaignRequest>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
@@ -468,14 +450,9 @@ pub async fn update_campaign(
         ),
     };
     store::transition(&state.db, campaign.id, &from, to, scheduled_at).await?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "campaign.update",
-        format!("campaign:{}", campaign.id),
-    )
-    .await;
+    audit
+        .record("campaign.update", AuditTarget::Campaign(campaign.id))
+        .await;
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
     Ok(web::Json(CampaignView::of(&campaign, None)))
 }
@@ -487,22 +464,17 @@ pub async fn update_campaign(
 ))]
 #[delete("/campaigns/{id}")]
 pub async fn delete_campaign(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     store::delete_campaign(&state.db, caller.tenant_id, *id)
         .await
         .map_err(state_error)?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "campaign.delete",
-        format!("campaign:{id}"),
-    )
-    .await;
+    audit
+        .record("campaign.delete", AuditTarget::Campaign(*id))
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -516,9 +488,9 @@ pub async fn delete_campaign(
 ))]
 #[put("/campaigns/{id}/image")]
 pub async fn put_image(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -527,46 +499,10 @@ pub async fn put_image(
     store::set_image(&state.db, caller.tenant_id, *id, Some(&sha))
         .await
         .map_err(state_error)?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "campaign.image",
-        format!("campaign:{id}"),
-    )
-    .await;
+    audit
+        .record("campaign.image", AuditTarget::Campaign(*id))
+        .await;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Reads an uploaded image (the raw request body, at most 32 MiB), prepares it for WhatsApp
-/// (resized, JPEG) and stores it; answers its SHA-256 in the media store.
-pub(super) async fn receive_image(
-    state: &AppState,
-    payload: &mut web::Payload,
-) -> Result<String, ApiError> {
-    use futures_util::StreamExt;
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
-        if body.len() + chunk.len() > media::MAX_UPLOAD_BYTES {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the image is larger than 32 MiB",
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let store_dir = state.settings.chat.media_dir.clone();
-    web::block(move || {
-        let prepared = media::prepare_image(&body).map_err(|e| e.to_string())?;
-        MediaStore::new(store_dir)
-            .save(&prepared.data)
-            .map_err(|e| format!("cannot store the image: {e}"))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_image", e))
 }
 
 /// Starts a draft or scheduled campaign now: writes one message per lead (each with its own
@@ -578,9 +514,9 @@ pub(super) async fn receive_image(
 ))]
 #[post("/campaigns/{id}/start")]
 pub async fn start_campaign(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<web::Json<StartReport>, ApiError> {
     store::get_campaign(&state.db, caller.tenant_id, *id).await?;
@@ -588,16 +524,10 @@ pub async fn start_campaign(
         .campaigns
         .send(StartCampaign { campaign_id: *id })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(engine_error)?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "campaign.start",
-        format!("campaign:{id}"),
-    )
-    .await;
+        .map_err(ApiError::internal)??;
+    audit
+        .record("campaign.start", AuditTarget::Campaign(*id))
+        .await;
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
     let progress = progress(&state.db, &campaign).await?;
     Ok(web::Json(StartReport {
@@ -608,9 +538,9 @@ pub async fn start_campaign(
 
 /// Runs a pause, resume or cancel and answers the campaign.
 async fn control(
-    req: &HttpRequest,
     state: &AppState,
     caller: &Caller,
+    audit: &Audit,
     id: i64,
     action: Action,
 ) -> Result<web::Json<CampaignView>, ApiError> {
@@ -622,14 +552,13 @@ async fn control(
             action,
         })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(engine_error)?;
+        .map_err(ApiError::internal)??;
     let name = match action {
         Action::Pause => "campaign.pause",
         Action::Resume => "campaign.resume",
         Action::Cancel => "campaign.cancel",
     };
-    audit::by_caller(&state.db, caller, req, name, format!("campaign:{id}")).await;
+    audit.record(name, AuditTarget::Campaign(id)).await;
     let campaign = store::get_campaign(&state.db, caller.tenant_id, id).await?;
     let progress = progress(&state.db, &campaign).await?;
     Ok(web::Json(CampaignView::of(&campaign, Some(progress))))
@@ -658,9 +587,9 @@ pub enum ControlAction {
 ))]
 #[post("/campaigns/{id}/{action}")]
 pub async fn control_campaign(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     path: web::Path<(i64, ControlAction)>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     let (id, action) = path.into_inner();
@@ -669,7 +598,7 @@ pub async fn control_campaign(
         ControlAction::Resume => Action::Resume,
         ControlAction::Cancel => Action::Cancel,
     };
-    control(&req, &state, &caller, id, action).await
+    control(&state, &caller, &audit, id, action).await
 }
 
 /// How many leads the campaign reaches and a few messages as leads would get them.

@@ -1,8 +1,8 @@
 //! A device's chats: the list, a conversation's history, mark read, and sending text.
 
-use actix_web::http::StatusCode;
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use actix_web::{get, post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use chrono_tz::Tz;
@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::devices::{device_error, visible_device};
-use crate::auth::{require, secret, store as accounts, Auth, Caller};
+use crate::auth::{secret, store as accounts, Caller};
 use crate::chat::model::{ChatView, MessageView};
 use crate::chat::{chat_view, media, message_view, store};
 use crate::device::messages::{DeviceError, MarkRead, SendImage, SendText};
 use crate::hub::{HubEvent, Topic};
-use crate::web::{ApiError, AppState};
+use crate::web::access::visible_device;
+use crate::web::auth::{require, Auth};
+use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::Media;
 
 /// Most chats in one list.
@@ -86,8 +87,12 @@ fn cursor(sent_at: DateTime<Utc>, id: i64) -> String {
 
 /// Decodes a cursor, or 400 `invalid_cursor`.
 fn parse_cursor(raw: &str) -> Result<(chrono::NaiveDateTime, i64), ApiError> {
-    let invalid =
-        || ApiError::bad_request("invalid_cursor", "use next_before from the previous page");
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidCursor,
+            "use next_before from the previous page",
+        )
+    };
     let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
     let id: i64 = id.parse().map_err(|_| invalid())?;
@@ -103,10 +108,10 @@ fn recipient_jid(to: &str) -> Result<String, ApiError> {
     }
     let digits: String = to.chars().filter(char::is_ascii_digit).collect();
     if (8..=15).contains(&digits.len()) {
-        Ok(format!("{digits}@s.whatsapp.net"))
+        Ok(crate::phone::jid_of(&digits))
     } else {
-        Err(ApiError::bad_request(
-            "invalid_recipient",
+        Err(ApiError::new(
+            ErrorCode::InvalidRecipient,
             "to must be a phone number in international form (8–15 digits) or a JID",
         ))
     }
@@ -233,7 +238,7 @@ struct Outgoing {
 /// Reads a multipart body: fields `to`, `caption` (or `text`) and `image`.
 async fn read_multipart(mut form: actix_multipart::Multipart) -> Result<Outgoing, ApiError> {
     use futures_util::StreamExt;
-    let bad = |message: String| ApiError::bad_request("invalid_multipart", message);
+    let bad = |message: String| ApiError::new(ErrorCode::InvalidMultipart, message);
     let mut outgoing = Outgoing {
         to: String::new(),
         text: None,
@@ -252,8 +257,7 @@ async fn read_multipart(mut form: actix_multipart::Multipart) -> Result<Outgoing
             let chunk = chunk.map_err(|e| bad(e.to_string()))?;
             if bytes.len() + chunk.len() > limit {
                 return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
+                    ErrorCode::TooLarge,
                     format!("field {name} is too large"),
                 ));
             }
@@ -281,7 +285,7 @@ async fn read_multipart(mut form: actix_multipart::Multipart) -> Result<Outgoing
 #[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), request_body(
     content((SendTextRequest = "application/json"), (String = "multipart/form-data"))
 ), responses(
-    (status = 202, body = crate::web::routes::chats::SentMessage),
+    (status = 202, body = SentMessage),
     (status = 400, body = crate::web::ErrorBody),
     (status = 409, body = crate::web::ErrorBody),
     (status = 415, body = crate::web::ErrorBody)
@@ -301,9 +305,9 @@ pub async fn send_message(
     } else if content_type.starts_with("application/json") {
         let bytes = web::Bytes::from_request(&req, &mut payload.into_inner())
             .await
-            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
         let body: SendTextRequest = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
         Outgoing {
             to: body.to,
             text: Some(body.text),
@@ -311,8 +315,7 @@ pub async fn send_message(
         }
     } else {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send JSON {to, text} or multipart/form-data with to, caption and image",
         ));
     };
@@ -325,8 +328,8 @@ pub async fn send_message(
     if text.is_some_and(|t| t.chars().count() > MAX_TEXT)
         || (text.is_none() && outgoing.image.is_none())
     {
-        return Err(ApiError::bad_request(
-            "invalid_text",
+        return Err(ApiError::new(
+            ErrorCode::InvalidText,
             "text must be 1 to 4096 characters",
         ));
     }
@@ -334,20 +337,13 @@ pub async fn send_message(
         .fleet
         .actor(device.id)
         .await
-        .ok_or_else(|| device_error(DeviceError::NotConnected))?;
+        .ok_or(DeviceError::NotConnected)?;
     let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
     let sent = match outgoing.image {
         Some(bytes) => {
             let prepared = web::block(move || media::prepare_image(&bytes))
                 .await
-                .map_err(ApiError::internal)?
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_image",
-                        e.to_string(),
-                    )
-                })?;
+                .map_err(ApiError::internal)??;
             addr.send(SendImage {
                 to: to.clone(),
                 message_id: message_id.clone(),
@@ -368,8 +364,7 @@ pub async fn send_message(
             .await
         }
     };
-    sent.map_err(|_| device_error(DeviceError::Gone))?
-        .map_err(device_error)?;
+    sent.map_err(|_| DeviceError::Gone)??;
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(SentMessage {
         id: message_id,
         to,

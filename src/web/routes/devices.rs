@@ -1,8 +1,7 @@
 //! Devices of the caller's tenant: list, create, read, rename, delete, QR code, pairing code,
 //! logout, reconnect. Members see and act only on devices assigned to them (others are 404).
 
-use actix_web::http::StatusCode;
-use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::Utc;
 use qrcode::render::svg;
 use qrcode::QrCode;
@@ -10,10 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::auth::required_text;
-use super::{client_ip, utc};
-use crate::audit::{self, AuditEntry};
-use crate::auth::{require, Auth, Caller};
+use crate::audit::Target;
 use crate::device::admission::Priority;
 use crate::device::messages::{
     DeviceError, DeviceSnapshot, GetDeviceState, Logout, RequestPairCode, RestartDevices,
@@ -21,7 +17,12 @@ use crate::device::messages::{
 };
 use crate::device::model::{DeviceFilter, DeviceStatusPatch};
 use crate::device::{store, Device, DeviceStatus};
-use crate::web::{ApiError, AppState};
+use crate::web::access::visible_device;
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::required_text;
+use crate::web::views::utc;
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Largest page of the device list.
 const MAX_PER_PAGE: i64 = 500;
@@ -135,45 +136,6 @@ pub struct PairCodeView {
     pub code: String,
 }
 
-/// A device of the caller's tenant that the caller may see, or 404.
-pub async fn visible_device(
-    state: &AppState,
-    caller: &Caller,
-    id: i64,
-) -> Result<Device, ApiError> {
-    let device = store::get_device(&state.db, caller.tenant_id, id).await?;
-    if !caller.can_see_device(device.id) {
-        return Err(ApiError::not_found("device"));
-    }
-    Ok(device)
-}
-
-/// Maps a device-actor error to an API error.
-pub fn device_error(err: DeviceError) -> ApiError {
-    match err {
-        DeviceError::NotRunning | DeviceError::Gone => ApiError::new(
-            StatusCode::CONFLICT,
-            "device_not_running",
-            "the device is not running; reconnect it first",
-        ),
-        DeviceError::NotConnected => {
-            ApiError::new(StatusCode::CONFLICT, "device_offline", err.to_string())
-        }
-        DeviceError::WrongState(message) => {
-            ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
-        }
-        DeviceError::Connector(message) => ApiError::bad_request("rejected", message),
-        DeviceError::InvalidRecipient(_) => {
-            ApiError::bad_request("invalid_recipient", err.to_string())
-        }
-        DeviceError::RateLimited { .. } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            err.to_string(),
-        ),
-    }
-}
-
 /// The device's live state, if its actor runs.
 async fn live_state(state: &AppState, device_id: i64) -> Option<DeviceSnapshot> {
     let addr = state.fleet.actor(device_id).await?;
@@ -227,9 +189,9 @@ pub async fn list_devices(
 ))]
 #[post("/devices")]
 pub async fn create_device(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     body: web::Json<DeviceNameRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = required_text("name", &body.name)?;
@@ -238,18 +200,9 @@ pub async fn create_device(
         device: device.clone(),
         priority: Priority::High,
     });
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "device.create",
-            target: Some(format!("device:{}", device.id)),
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit
+        .record("device.create", Target::Device(device.id))
+        .await;
     Ok(HttpResponse::Created().json(DeviceView::from_row(&device)))
 }
 
@@ -294,9 +247,9 @@ pub async fn rename_device(
 ))]
 #[delete("/devices/{id}")]
 pub async fn delete_device(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let device = visible_device(&state, &caller, *id).await?;
@@ -310,18 +263,11 @@ pub async fn delete_device(
         .await
         .map_err(ApiError::internal)?;
     store::delete_device(&state.db, caller.tenant_id, device.id).await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "device.delete",
-            target: Some(format!("device:{}", device.id)),
-            detail: Some(serde_json::json!({ "name": device.name, "phone": device.phone })),
-            ip: client_ip(&req),
-        },
-    )
-    .await;
+    let detail = serde_json::json!({ "name": device.name, "phone": device.phone });
+    audit
+        .record("device.delete", Target::Device(device.id))
+        .detail(detail)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -343,8 +289,7 @@ pub async fn qr_svg(
         .and_then(|live| live.qr)
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::CONFLICT,
-                "no_qr",
+                ErrorCode::NoQr,
                 "the device is not waiting for a QR scan; reconnect it to pair again",
             )
         })?;
@@ -375,8 +320,8 @@ pub async fn pair_code(
     let device = visible_device(&state, &caller, *id).await?;
     let phone: String = body.phone.chars().filter(char::is_ascii_digit).collect();
     if !(8..=15).contains(&phone.len()) {
-        return Err(ApiError::bad_request(
-            "invalid_phone",
+        return Err(ApiError::new(
+            ErrorCode::InvalidPhone,
             "phone must be 8 to 15 digits in international form, e.g. 60123456789",
         ));
     }
@@ -384,12 +329,11 @@ pub async fn pair_code(
         .fleet
         .actor(device.id)
         .await
-        .ok_or_else(|| device_error(DeviceError::NotRunning))?;
+        .ok_or(DeviceError::NotRunning)?;
     let code = addr
         .send(RequestPairCode { phone })
         .await
-        .map_err(|_| device_error(DeviceError::Gone))?
-        .map_err(device_error)?;
+        .map_err(|_| DeviceError::Gone)??;
     Ok(web::Json(PairCodeView { code }))
 }
 
@@ -400,19 +344,15 @@ pub async fn pair_code(
 ))]
 #[post("/devices/{id}/logout")]
 pub async fn logout(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<web::Json<DeviceView>, ApiError> {
     let device = visible_device(&state, &caller, *id).await?;
     let actor = state.fleet.actor(device.id).await;
     match actor {
-        Some(addr) => addr
-            .send(Logout)
-            .await
-            .map_err(|_| device_error(DeviceError::Gone))?
-            .map_err(device_error)?,
+        Some(addr) => addr.send(Logout).await.map_err(|_| DeviceError::Gone)??,
         None => {
             let patch = DeviceStatusPatch {
                 status: Some(DeviceStatus::LoggedOut.as_str().into()),
@@ -423,18 +363,9 @@ pub async fn logout(
             store::update_status(&state.db, device.id, patch).await?;
         }
     }
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "device.logout",
-            target: Some(format!("device:{}", device.id)),
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit
+        .record("device.logout", Target::Device(device.id))
+        .await;
     let device = store::get_device(&state.db, caller.tenant_id, device.id).await?;
     Ok(web::Json(DeviceView::from_row(&device)))
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{delete, get, patch, post, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -12,11 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::auth::required_text;
-use super::{client_ip, utc};
-use crate::audit::{self, AuditEntry};
-use crate::auth::{require, Auth};
-use crate::broadcast::leads::import::{self, ImportError, ImportReport};
+use crate::audit::Target;
+use crate::broadcast::leads::import::{self, ImportReport};
 use crate::broadcast::leads::model::{
     decode_tags, encode_tags, fields_json, normalize_status, normalize_tags, parse_fields, Lead,
     LeadInput, LeadList, LeadPatch,
@@ -25,8 +21,11 @@ use crate::broadcast::leads::store::{self, LeadFilter};
 use crate::broadcast::settings;
 use crate::db::DbError;
 use crate::hub::{HubEvent, Topic};
-use crate::phone;
-use crate::web::{ApiError, AppState};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::{required_text, tenant_phone};
+use crate::web::views::{keyset_page, utc};
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Largest page of the lead search.
 const MAX_LIMIT: i64 = 500;
@@ -200,64 +199,35 @@ pub struct UpdateLeadRequest {
     pub fields: Option<BTreeMap<String, String>>,
 }
 
-/// 422 with a code and message.
-pub(super) fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-}
+/// The message of 409 `duplicate_name`.
+const DUPLICATE_NAME: &str = "a lead list with this name exists";
+/// The message of 409 `duplicate_phone`.
+const DUPLICATE_PHONE: &str = "this phone is already in the list";
 
-/// Splits `limit + 1` rows read by id into the page and its `next_cursor` (the last id shown,
-/// when more rows follow).
-pub(super) fn keyset_page<T>(
-    mut rows: Vec<T>,
-    limit: i64,
-    id: impl Fn(&T) -> i64,
-) -> (Vec<T>, Option<i64>) {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = if more { rows.last().map(id) } else { None };
-    (rows, next)
-}
-
-/// Maps a unique-constraint conflict to a specific 409.
-fn conflict_as(code: &'static str, message: &'static str) -> impl Fn(DbError) -> ApiError {
-    move |err| match err {
-        DbError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, code, message),
-        other => other.into(),
-    }
-}
-
-/// `raw` normalized to E.164 digits with the tenant's default country, or 422 `invalid_phone`.
-pub(super) async fn tenant_phone(
-    state: &AppState,
-    tenant_id: i64,
-    raw: &str,
-) -> Result<String, ApiError> {
-    let effective = settings::effective(&state.db, &state.settings, tenant_id).await?;
-    phone::normalize(raw, effective.country)
-        .map_err(|err| unprocessable("invalid_phone", err.to_string()))
+/// 422 `invalid_lead` with the reason.
+fn invalid_lead(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidLead, message)
 }
 
 /// A lead name: trimmed, at most [`MAX_NAME_CHARS`].
 fn lead_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(unprocessable(
-            "invalid_lead",
-            format!("name must be at most {MAX_NAME_CHARS} characters"),
-        ));
+        return Err(invalid_lead(format!(
+            "name must be at most {MAX_NAME_CHARS} characters"
+        )));
     }
     Ok(name.to_string())
 }
 
 /// Normalized tags, or 422.
 fn lead_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
-    normalize_tags(tags.iter().map(String::as_str)).map_err(|e| unprocessable("invalid_lead", e))
+    normalize_tags(tags.iter().map(String::as_str)).map_err(invalid_lead)
 }
 
 /// A normalized status, or 422.
 fn lead_status(raw: &str) -> Result<String, ApiError> {
-    normalize_status(raw).map_err(|e| unprocessable("invalid_lead", e))
+    normalize_status(raw).map_err(invalid_lead)
 }
 
 /// Custom fields without empty values.
@@ -299,9 +269,9 @@ pub async fn create_list(
     let name = required_text("name", &body.name)?;
     let list = store::insert_list(&state.db, caller.tenant_id, name)
         .await
-        .map_err(conflict_as(
-            "duplicate_name",
-            "a lead list with this name exists",
+        .map_err(ApiError::on_conflict(
+            ErrorCode::DuplicateName,
+            DUPLICATE_NAME,
         ))?;
     Ok(HttpResponse::Created().json(LeadListView::new(&list, 0)))
 }
@@ -337,9 +307,9 @@ pub async fn rename_list(
     let name = required_text("name", &body.name)?;
     store::rename_list(&state.db, caller.tenant_id, *id, name)
         .await
-        .map_err(conflict_as(
-            "duplicate_name",
-            "a lead list with this name exists",
+        .map_err(ApiError::on_conflict(
+            ErrorCode::DuplicateName,
+            DUPLICATE_NAME,
         ))?;
     let (list, count) = store::get_list(&state.db, caller.tenant_id, *id).await?;
     Ok(web::Json(LeadListView::new(&list, count)))
@@ -352,25 +322,18 @@ pub async fn rename_list(
 ))]
 #[delete("/lead-lists/{id}")]
 pub async fn delete_list(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let (list, count) = store::get_list(&state.db, caller.tenant_id, *id).await?;
     store::delete_list(&state.db, caller.tenant_id, list.id).await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "lead_list.delete",
-            target: Some(format!("lead_list:{}", list.id)),
-            detail: Some(serde_json::json!({ "name": list.name, "leads": count })),
-            ip: client_ip(&req),
-        },
-    )
-    .await;
+    let detail = serde_json::json!({ "name": list.name, "leads": count });
+    audit
+        .record("lead_list.delete", Target::LeadList(list.id))
+        .detail(detail)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -395,6 +358,7 @@ pub async fn import_leads(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
     payload: web::Payload,
 ) -> Result<web::Json<ImportReport>, ApiError> {
@@ -436,7 +400,7 @@ pub async fn import_leads(
         .eq_ignore_ascii_case("multipart/form-data")
     {
         let mut form = actix_multipart::Multipart::new(req.headers(), payload);
-        let bad = |message: String| ApiError::bad_request("invalid_multipart", message);
+        let bad = |message: String| ApiError::new(ErrorCode::InvalidMultipart, message);
         let file = loop {
             match form.next().await {
                 Some(Ok(field)) if field.name() == Some("file") => break field,
@@ -449,16 +413,7 @@ pub async fn import_leads(
     } else {
         import::import_csv(db, tenant_id, list.id, country, payload, progress).await
     };
-    let report = outcome.map_err(|err| match err {
-        ImportError::Header(err) => unprocessable("invalid_csv", err.to_string()),
-        ImportError::Body(message) => ApiError::bad_request("invalid_body", message),
-        ImportError::TooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            ImportError::TooLarge.to_string(),
-        ),
-        ImportError::Db(err) => err.into(),
-    })?;
+    let report = outcome?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         tenant_id,
@@ -471,24 +426,17 @@ pub async fn import_leads(
         seconds,
         "lead import finished"
     );
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "lead_list.import",
-            target: Some(format!("lead_list:{}", list.id)),
-            detail: Some(serde_json::json!({
-                "rows": report.rows,
-                "imported": report.imported,
-                "updated": report.updated,
-                "duplicates": report.duplicates,
-                "failed": report.failed,
-            })),
-            ip: client_ip(&req),
-        },
-    )
-    .await;
+    let detail = serde_json::json!({
+        "rows": report.rows,
+        "imported": report.imported,
+        "updated": report.updated,
+        "duplicates": report.duplicates,
+        "failed": report.failed,
+    });
+    audit
+        .record("lead_list.import", Target::LeadList(list.id))
+        .detail(detail)
+        .await;
     Ok(web::Json(report))
 }
 
@@ -558,9 +506,9 @@ pub async fn create_lead(
     let row = input.into_new(caller.tenant_id, list.id, Utc::now().naive_utc());
     let lead = store::insert_lead(&state.db, &row)
         .await
-        .map_err(conflict_as(
-            "duplicate_phone",
-            "this phone is already in the list",
+        .map_err(ApiError::on_conflict(
+            ErrorCode::DuplicatePhone,
+            DUPLICATE_PHONE,
         ))?;
     Ok(HttpResponse::Created().json(LeadView::from(&lead)))
 }
@@ -617,9 +565,9 @@ pub async fn update_lead(
     };
     let lead = store::update_lead(&state.db, caller.tenant_id, lead.id, &patch)
         .await
-        .map_err(conflict_as(
-            "duplicate_phone",
-            "this phone is already in the list",
+        .map_err(ApiError::on_conflict(
+            ErrorCode::DuplicatePhone,
+            DUPLICATE_PHONE,
         ))?;
     Ok(web::Json(LeadView::from(&lead)))
 }

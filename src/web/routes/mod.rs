@@ -1,5 +1,8 @@
 //! Routes under `/api/v1`, one file per feature, each registered through utoipa so it documents
 //! itself in the OpenAPI document.
+//!
+//! A route file imports no other route file: what several share lives beside this folder
+//! ([`crate::web::input`], [`crate::web::access`], [`crate::web::views`], [`crate::web::audit`]).
 
 pub mod admin;
 pub mod auth;
@@ -15,8 +18,6 @@ pub mod tokens;
 pub mod users;
 pub mod webhooks;
 
-use actix_web::HttpRequest;
-use chrono::{DateTime, NaiveDateTime, Utc};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Registers every `/api/v1` route (the caller mounts this under the scope).
@@ -35,14 +36,4 @@ pub fn configure(cfg: &mut ServiceConfig) {
     admin::configure(cfg);
     sim::configure(cfg);
     crate::web::ws::configure(cfg);
-}
-
-/// The client's address as seen by this server (no proxy headers are trusted).
-pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
-}
-
-/// A stored UTC timestamp as an RFC 3339 instant for JSON.
-pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
 }

@@ -1,19 +1,20 @@
 //! The tenant-wide opt-out list: numbers no campaign or sequence may message. Viewers read,
 //! members add, owners remove (taking someone off the list is a compliance decision).
 
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::leads::{keyset_page, tenant_phone, unprocessable};
-use super::{client_ip, utc};
-use crate::audit::{self, AuditEntry};
-use crate::auth::{require, Auth};
+use crate::audit::Target;
 use crate::broadcast::leads::model::OptOut;
 use crate::broadcast::leads::opt_out::{self, Source};
-use crate::web::{ApiError, AppState};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::tenant_phone;
+use crate::web::views::{keyset_page, utc};
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Largest page.
 const MAX_LIMIT: i64 = 500;
@@ -117,9 +118,9 @@ pub async fn list_opt_outs(
 ))]
 #[post("/opt-outs")]
 pub async fn add_opt_out(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     body: web::Json<OptOutRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = tenant_phone(&state, caller.tenant_id, &body.phone).await?;
@@ -129,8 +130,8 @@ pub async fn add_opt_out(
         .map(str::trim)
         .filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
-        return Err(unprocessable(
-            "invalid_reason",
+        return Err(ApiError::new(
+            ErrorCode::InvalidReason,
             format!("reason must be at most {MAX_REASON_CHARS} characters"),
         ));
     }
@@ -139,18 +140,7 @@ pub async fn add_opt_out(
     if !added {
         return Ok(HttpResponse::Ok().json(OptOutView::from(&entry)));
     }
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "opt_out.add",
-            target: Some(format!("phone:{phone}")),
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit.record("opt_out.add", Target::Phone(phone)).await;
     Ok(HttpResponse::Created().json(OptOutView::from(&entry)))
 }
 
@@ -161,9 +151,9 @@ pub async fn add_opt_out(
 ))]
 #[delete("/opt-outs/{phone}")]
 pub async fn remove_opt_out(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     raw: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     // Anything that is not a valid number cannot be on the list.
@@ -171,17 +161,6 @@ pub async fn remove_opt_out(
         .await
         .map_err(|_| ApiError::not_found("opt-out"))?;
     opt_out::remove_opt_out(&state.db, caller.tenant_id, &phone).await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "opt_out.remove",
-            target: Some(format!("phone:{phone}")),
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit.record("opt_out.remove", Target::Phone(phone)).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,17 +3,15 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::StatusCode;
-use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::utc;
-use crate::audit;
-use crate::auth::{require, Auth, Caller};
-use crate::broadcast::campaign::engine::{Action, ControlCampaign, EngineError, WatchCampaign};
+use crate::audit::Target;
+use crate::auth::Caller;
+use crate::broadcast::campaign::engine::{Action, ControlCampaign, WatchCampaign};
 use crate::broadcast::sequence::engine::Enrol;
 use crate::broadcast::sequence::model::{
     enrollment_status as es, Sequence, SequenceFields, SequenceStatus, Step, StepFields, Window,
@@ -21,8 +19,11 @@ use crate::broadcast::sequence::model::{
 use crate::broadcast::sequence::report::{report, Report};
 use crate::broadcast::sequence::store;
 use crate::broadcast::template::Template;
-use crate::db::DbError;
-use crate::web::{ApiError, AppState};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::{receive_image, required_text};
+use crate::web::views::utc;
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -216,22 +217,12 @@ pub struct ToggleRequest {
     pub active: Option<bool>,
 }
 
+/// The message of 409 `duplicate`.
+const NAME_TAKEN: &str = "a sequence with this name exists";
+
 /// A 422 naming what is wrong.
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_sequence",
-        message,
-    )
-}
-
-fn engine_error(err: EngineError) -> ApiError {
-    match err {
-        EngineError::NotFound => ApiError::not_found("sequence"),
-        EngineError::Conflict(m) | EngineError::Invalid(m) | EngineError::Db(m) => {
-            ApiError::internal(m)
-        }
-    }
+    ApiError::new(ErrorCode::InvalidSequence, message)
 }
 
 /// Checks a request (templates, delays, windows, chain) and turns it into stored fields.
@@ -241,7 +232,7 @@ async fn validate(
     id: Option<i64>,
     body: &SequenceRequest,
 ) -> Result<(SequenceFields, Vec<StepFields>), ApiError> {
-    let name = super::auth::required_text("name", &body.name)?;
+    let name = required_text("name", &body.name)?;
     if body.steps.is_empty() || body.steps.len() > MAX_STEPS {
         return Err(invalid(format!("steps: give 1 to {MAX_STEPS} steps")));
     }
@@ -417,8 +408,8 @@ async fn sync_carrier(state: &AppState, sequence: &Sequence) -> Result<(), ApiEr
         .campaigns
         .send(WatchCampaign { campaign_id })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(engine_error)
+        .map_err(ApiError::internal)??;
+    Ok(())
 }
 
 /// The tenant's sequences, newest first.
@@ -443,9 +434,9 @@ pub async fn list_sequences(
 ))]
 #[post("/sequences")]
 pub async fn create_sequence(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     body: web::Json<SequenceRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (fields, steps) = validate(&state, &caller, None, &body).await?;
@@ -459,36 +450,18 @@ pub async fn create_sequence(
         &steps,
     )
     .await
-    .map_err(name_taken)?;
+    .map_err(ApiError::on_conflict(ErrorCode::Duplicate, NAME_TAKEN))?;
     state
         .campaigns
         .send(WatchCampaign {
             campaign_id: sequence.campaign_id,
         })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(engine_error)?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "sequence.create",
-        format!("sequence:{}", sequence.id),
-    )
-    .await;
+        .map_err(ApiError::internal)??;
+    audit
+        .record("sequence.create", Target::Sequence(sequence.id))
+        .await;
     Ok(HttpResponse::Created().json(view(&state, sequence).await?))
-}
-
-/// A duplicate name is a 409 with a clear message.
-fn name_taken(err: DbError) -> ApiError {
-    match err {
-        DbError::Conflict(_) => ApiError::new(
-            StatusCode::CONFLICT,
-            "duplicate",
-            "a sequence with this name exists",
-        ),
-        other => other.into(),
-    }
 }
 
 /// One sequence.
@@ -514,9 +487,9 @@ pub async fn get_sequence(
 ))]
 #[put("/sequences/{id}")]
 pub async fn update_sequence(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
     body: web::Json<SequenceRequest>,
 ) -> Result<web::Json<SequenceView>, ApiError> {
@@ -524,15 +497,8 @@ pub async fn update_sequence(
     let (fields, steps) = validate(&state, &caller, Some(*id), &body).await?;
     let sequence = store::update_sequence(&state.db, caller.tenant_id, *id, &fields, &steps)
         .await
-        .map_err(name_taken)?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "sequence.update",
-        format!("sequence:{id}"),
-    )
-    .await;
+        .map_err(ApiError::on_conflict(ErrorCode::Duplicate, NAME_TAKEN))?;
+    audit.record("sequence.update", Target::Sequence(*id)).await;
     Ok(web::Json(view(&state, sequence).await?))
 }
 
@@ -543,20 +509,13 @@ pub async fn update_sequence(
 ))]
 #[delete("/sequences/{id}")]
 pub async fn delete_sequence(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     store::delete_sequence(&state.db, caller.tenant_id, *id).await?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "sequence.delete",
-        format!("sequence:{id}"),
-    )
-    .await;
+    audit.record("sequence.delete", Target::Sequence(*id)).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -567,9 +526,9 @@ pub async fn delete_sequence(
 ))]
 #[post("/sequences/{id}/toggle")]
 pub async fn toggle_sequence(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
     body: Option<web::Json<ToggleRequest>>,
 ) -> Result<web::Json<SequenceView>, ApiError> {
@@ -584,14 +543,12 @@ pub async fn toggle_sequence(
     };
     let sequence = store::set_status(&state.db, caller.tenant_id, *id, status).await?;
     sync_carrier(&state, &sequence).await?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        &format!("sequence.{}", status.as_str()),
-        format!("sequence:{id}"),
-    )
-    .await;
+    audit
+        .record(
+            &format!("sequence.{}", status.as_str()),
+            Target::Sequence(*id),
+        )
+        .await;
     Ok(web::Json(view(&state, sequence).await?))
 }
 
@@ -603,16 +560,16 @@ pub async fn toggle_sequence(
 ))]
 #[put("/sequences/{id}/steps/{position}/image")]
 pub async fn put_step_image(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     path: web::Path<(i64, i64)>,
     mut payload: web::Payload,
 ) -> Result<web::Json<SequenceView>, ApiError> {
     let (id, position) = path.into_inner();
     let sequence = store::get_sequence(&state.db, caller.tenant_id, id).await?;
-    let sha = super::campaigns::receive_image(&state, &mut payload).await?;
-    set_step_image(&state, &caller, &req, sequence, position, Some(&sha)).await
+    let sha = receive_image(&state, &mut payload).await?;
+    set_step_image(&state, &audit, sequence, position, Some(&sha)).await
 }
 
 /// Removes a step's picture.
@@ -621,21 +578,20 @@ pub async fn put_step_image(
 ))]
 #[delete("/sequences/{id}/steps/{position}/image")]
 pub async fn delete_step_image(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     path: web::Path<(i64, i64)>,
 ) -> Result<web::Json<SequenceView>, ApiError> {
     let (id, position) = path.into_inner();
     let sequence = store::get_sequence(&state.db, caller.tenant_id, id).await?;
-    set_step_image(&state, &caller, &req, sequence, position, None).await
+    set_step_image(&state, &audit, sequence, position, None).await
 }
 
 /// Stores a step's picture (or its absence) and answers the sequence.
 async fn set_step_image(
     state: &AppState,
-    caller: &Caller,
-    req: &HttpRequest,
+    audit: &Audit,
     sequence: Sequence,
     position: i64,
     sha: Option<&str>,
@@ -643,14 +599,9 @@ async fn set_step_image(
     if !store::set_step_image(&state.db, sequence.id, position, sha).await? {
         return Err(ApiError::not_found("step"));
     }
-    audit::by_caller(
-        &state.db,
-        caller,
-        req,
-        "sequence.image",
-        format!("sequence:{}", sequence.id),
-    )
-    .await;
+    audit
+        .record("sequence.image", Target::Sequence(sequence.id))
+        .await;
     Ok(web::Json(view(state, sequence).await?))
 }
 
@@ -668,8 +619,8 @@ pub async fn list_enrollments(
     let sequence = store::get_sequence(&state.db, caller.tenant_id, *id).await?;
     let status = query.status.as_deref().filter(|s| !s.is_empty());
     if status.is_some_and(|s| !es::ALL.contains(&s)) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("status must be one of {}", es::ALL.join(", ")),
         ));
     }
@@ -711,9 +662,9 @@ fn enrollment_view((e, lead_name): store::EnrollmentRow) -> EnrollmentView {
 ))]
 #[post("/sequences/{id}/enrollments")]
 pub async fn enrol_leads(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     id: web::Path<i64>,
     body: web::Json<EnrolRequest>,
 ) -> Result<web::Json<EnrolReport>, ApiError> {
@@ -731,14 +682,7 @@ pub async fn enrol_leads(
         })
         .await
         .map_err(ApiError::internal)??;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "sequence.enrol",
-        format!("sequence:{id}"),
-    )
-    .await;
+    audit.record("sequence.enrol", Target::Sequence(*id)).await;
     Ok(web::Json(EnrolReport {
         enrolled,
         already: asked.saturating_sub(enrolled),
@@ -752,9 +696,9 @@ pub async fn enrol_leads(
 ))]
 #[delete("/sequences/{id}/enrollments/{enrollment}")]
 pub async fn stop_enrollment(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
+    audit: Audit,
     path: web::Path<(i64, i64)>,
 ) -> Result<web::Json<EnrollmentView>, ApiError> {
     let (id, enrollment_id) = path.into_inner();
@@ -774,14 +718,12 @@ pub async fn stop_enrollment(
     let found = find()
         .await?
         .ok_or_else(|| ApiError::not_found("enrollment"))?;
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "sequence.stop_enrollment",
-        format!("enrollment:{enrollment_id}"),
-    )
-    .await;
+    audit
+        .record(
+            "sequence.stop_enrollment",
+            Target::Enrollment(enrollment_id),
+        )
+        .await;
     Ok(web::Json(enrollment_view(found)))
 }
 

@@ -1,17 +1,16 @@
 //! The simulator's controls, present only when the simulated connector runs: scan a QR code as
 //! a phone would, read the network's counters, inject faults for drills.
 
-use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::devices::visible_device;
-use crate::auth::{require, Auth};
 use crate::device::messages::InjectPanic;
-use crate::web::{ApiError, AppState};
-use crate::whatsapp::sim::{Fault, SimError, SimNetwork, SimStats};
+use crate::web::access::visible_device;
+use crate::web::auth::{require, Auth};
+use crate::web::{ApiError, AppState, ErrorCode};
+use crate::whatsapp::sim::{Fault, SimNetwork, SimStats};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -64,16 +63,10 @@ pub enum PanicTag {
 fn network(state: &AppState) -> Result<&SimNetwork, ApiError> {
     state.fleet.sim.as_ref().ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "simulator_off",
+            ErrorCode::SimulatorOff,
             "the simulator does not run in this process",
         )
     })
-}
-
-/// Maps a simulator error to 409 with its code.
-fn sim_error(err: SimError) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, err.error_code(), err.to_string())
 }
 
 /// Completes the pending pairing of a device as a phone scanning its QR code would.
@@ -89,7 +82,7 @@ pub async fn scan(
 ) -> Result<HttpResponse, ApiError> {
     let sim = network(&state)?;
     let device = visible_device(&state, &caller, body.device_id).await?;
-    let jid = sim.scan(device.id).await.map_err(sim_error)?;
+    let jid = sim.scan(device.id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "device_id": device.id, "jid": jid })))
 }
 
@@ -118,16 +111,13 @@ pub async fn fault(
     let device = visible_device(&state, &caller, body.device_id).await?;
     match &body.fault {
         FaultKind::Panic(_) => {
-            let addr = state.fleet.actor(device.id).await.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "device_not_running",
-                    "no actor to crash",
-                )
-            })?;
+            let addr =
+                state.fleet.actor(device.id).await.ok_or_else(|| {
+                    ApiError::new(ErrorCode::DeviceNotRunning, "no actor to crash")
+                })?;
             addr.do_send(InjectPanic);
         }
-        FaultKind::Network(fault) => sim.inject(device.id, *fault).await.map_err(sim_error)?,
+        FaultKind::Network(fault) => sim.inject(device.id, *fault).await?,
     }
     Ok(HttpResponse::NoContent().finish())
 }

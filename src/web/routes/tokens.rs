@@ -1,19 +1,20 @@
 //! API tokens: created by an owner (or admin) in a browser session, shown once, stored as a
 //! digest, revoked at once by deletion.
 
-use actix_web::http::StatusCode;
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::auth::required_text;
-use super::{client_ip, utc};
-use crate::audit::{self, AuditEntry};
+use crate::audit::Target;
 use crate::auth::model::{ApiToken, NewApiToken, Role, Scope};
-use crate::auth::{require, secret, store, Auth};
-use crate::web::{ApiError, AppState};
+use crate::auth::{secret, store};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::required_text;
+use crate::web::views::utc;
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Characters of a token kept to recognise it in lists (`wfl_` + 4).
 const SHOWN_PREFIX_LEN: usize = 8;
@@ -93,15 +94,14 @@ pub async fn list_tokens(
 ))]
 #[post("/tokens")]
 pub async fn create_token(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     body: web::Json<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if caller.is_token() {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "tokens are created from a signed-in session",
         ));
     }
@@ -110,15 +110,14 @@ pub async fn create_token(
     scopes.sort();
     scopes.dedup();
     if scopes.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_scopes",
+        return Err(ApiError::new(
+            ErrorCode::InvalidScopes,
             "give at least one scope",
         ));
     }
     if scopes.contains(&Scope::Admin) && caller.role != Role::Admin {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "only admins can create admin tokens",
         ));
     }
@@ -141,18 +140,11 @@ pub async fn create_token(
         },
     )
     .await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "token.create",
-            target: Some(format!("token:{}", row.id)),
-            detail: Some(serde_json::json!({ "name": row.name, "scopes": scope_list })),
-            ip: client_ip(&req),
-        },
-    )
-    .await;
+    let detail = serde_json::json!({ "name": row.name, "scopes": scope_list });
+    audit
+        .record("token.create", Target::Token(row.id))
+        .detail(detail)
+        .await;
     Ok(HttpResponse::Created().json(CreatedToken {
         token,
         view: TokenView::from(&row),
@@ -166,23 +158,12 @@ pub async fn create_token(
 ))]
 #[delete("/tokens/{id}")]
 pub async fn delete_token(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let row = store::delete_token(&state.db, caller.tenant_id, *id).await?;
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action: "token.revoke",
-            target: Some(format!("token:{}", row.id)),
-            ip: client_ip(&req),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit.record("token.revoke", Target::Token(row.id)).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,21 +1,20 @@
 //! Team management: the owner lists, adds, edits and removes the tenant's users and assigns
 //! devices to members.
 
-use actix_web::http::StatusCode;
-use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, put, web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::auth::{
-    conflict_as_email_taken, hash_password, required_text, validate_email, UserView,
-};
-use super::client_ip;
-use crate::audit::{self, AuditEntry};
+use crate::audit::Target;
 use crate::auth::model::{NewUser, Role, UserPatch};
-use crate::auth::{require, store, Auth, Caller};
-use crate::web::{ApiError, AppState};
+use crate::auth::store;
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::{required_text, validate_email, EMAIL_TAKEN};
+use crate::web::views::UserView;
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -61,33 +60,11 @@ pub struct DeviceAssignment {
     pub device_ids: Vec<i64>,
 }
 
-/// Writes an audit row for a team change.
-async fn audit_team(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &Caller,
-    action: &str,
-    user_id: i64,
-) {
-    audit::record(
-        &state.db,
-        AuditEntry {
-            tenant_id: Some(caller.tenant_id),
-            actor_user_id: Some(caller.user.id),
-            action,
-            target: Some(format!("user:{user_id}")),
-            ip: client_ip(req),
-            ..Default::default()
-        },
-    )
-    .await;
-}
-
 /// Roles an owner may hand out (admin is a platform role, not granted through the API).
 fn grantable(role: Role) -> Result<&'static str, ApiError> {
     if role == Role::Admin {
-        return Err(ApiError::bad_request(
-            "invalid_role",
+        return Err(ApiError::new(
+            ErrorCode::InvalidRole,
             "role must be owner, member or viewer",
         ));
     }
@@ -112,15 +89,15 @@ pub async fn list_users(
 ))]
 #[post("/users")]
 pub async fn create_user(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     body: web::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = validate_email(&body.email)?;
     let display_name = required_text("display_name", &body.display_name)?;
     let role = grantable(body.role)?;
-    let hash = hash_password(&state, &body.password).await?;
+    let hash = state.auth.hasher.hash(&body.password).await?;
     let now = Utc::now().naive_utc();
     let user = store::insert_user(
         &state.db,
@@ -136,8 +113,8 @@ pub async fn create_user(
         },
     )
     .await
-    .map_err(conflict_as_email_taken)?;
-    audit_team(&state, &req, &caller, "member.create", user.id).await;
+    .map_err(ApiError::on_conflict(ErrorCode::EmailTaken, EMAIL_TAKEN))?;
+    audit.record("member.create", Target::User(user.id)).await;
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
@@ -163,9 +140,9 @@ pub async fn get_user(
 ))]
 #[patch("/users/{id}")]
 pub async fn update_user(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     id: web::Path<i64>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserView>, ApiError> {
@@ -173,15 +150,14 @@ pub async fn update_user(
     let demoting_self = target.id == caller.user.id
         && (body.role.is_some_and(|r| r != target.role()) || body.is_active == Some(false));
     if demoting_self {
-        return Err(ApiError::bad_request(
-            "cannot_change_self",
+        return Err(ApiError::new(
+            ErrorCode::CannotChangeSelf,
             "you cannot change your own role or disable yourself",
         ));
     }
     if target.role() == Role::Admin && caller.role != Role::Admin {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "only admins edit admins",
         ));
     }
@@ -195,14 +171,14 @@ pub async fn update_user(
         ..Default::default()
     };
     if let Some(password) = &body.password {
-        patch.password_hash = Some(hash_password(&state, password).await?);
+        patch.password_hash = Some(state.auth.hasher.hash(password).await?);
     }
     let ends_sessions = patch.password_hash.is_some() || body.is_active == Some(false);
     let user = store::update_user(&state.db, caller.tenant_id, target.id, patch).await?;
     if ends_sessions {
         store::delete_user_sessions(&state.db, user.id).await?;
     }
-    audit_team(&state, &req, &caller, "member.update", user.id).await;
+    audit.record("member.update", Target::User(user.id)).await;
     Ok(web::Json(UserView::from(&user)))
 }
 
@@ -213,27 +189,26 @@ pub async fn update_user(
 ))]
 #[delete("/users/{id}")]
 pub async fn delete_user(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let target = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
     if target.id == caller.user.id {
-        return Err(ApiError::bad_request(
-            "cannot_change_self",
+        return Err(ApiError::new(
+            ErrorCode::CannotChangeSelf,
             "you cannot delete yourself",
         ));
     }
     if target.role() == Role::Admin && caller.role != Role::Admin {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "only admins remove admins",
         ));
     }
     store::delete_user(&state.db, caller.tenant_id, target.id).await?;
-    audit_team(&state, &req, &caller, "member.delete", target.id).await;
+    audit.record("member.delete", Target::User(target.id)).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -260,15 +235,15 @@ pub async fn get_user_devices(
 ))]
 #[put("/users/{id}/devices")]
 pub async fn set_user_devices(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
     id: web::Path<i64>,
     body: web::Json<DeviceAssignment>,
 ) -> Result<web::Json<DeviceAssignment>, ApiError> {
     let user = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
     store::set_assigned_devices(&state.db, caller.tenant_id, user.id, &body.device_ids).await?;
-    audit_team(&state, &req, &caller, "member.devices", user.id).await;
+    audit.record("member.devices", Target::User(user.id)).await;
     let device_ids = store::assigned_device_ids(&state.db, user.id).await?;
     Ok(web::Json(DeviceAssignment { device_ids }))
 }

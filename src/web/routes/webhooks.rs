@@ -5,7 +5,6 @@
 //! body (the signature covers its exact bytes), maps errors to responses, logs refusals (tenant
 //! and peer address, never the secret or the signature) and writes the audit log.
 
-use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -13,15 +12,17 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{client_ip, utc};
-use crate::audit::{self, AuditEntry};
-use crate::auth::{require, Auth};
+use crate::audit::Target;
 use crate::broadcast::settings;
 use crate::broadcast::webhook::{
     self, WebhookError, WebhookLead, MAX_BODY_BYTES, SIGNATURE_HEADER, TENANT_HEADER,
     TIMESTAMP_HEADER,
 };
-use crate::web::{ApiError, AppState};
+use crate::web::audit::Audit;
+use crate::web::auth::{require, Auth};
+use crate::web::input::client_ip;
+use crate::web::views::utc;
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -62,20 +63,6 @@ pub struct WebhookLeadResult {
     pub created: bool,
 }
 
-/// The response for a refused or failed delivery.
-fn api_error(err: WebhookError) -> ApiError {
-    let code = err.error_code();
-    match err {
-        WebhookError::BadSignature | WebhookError::StaleTimestamp | WebhookError::Replayed => {
-            ApiError::new(StatusCode::UNAUTHORIZED, code, err.to_string())
-        }
-        WebhookError::InvalidLead(message) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-        }
-        WebhookError::Db(err) => err.into(),
-    }
-}
-
 /// Whether the tenant has a signing secret, and since when. The secret itself is never shown
 /// again after it was made.
 #[utoipa::path(tag = "webhooks", responses((status = 200, body = WebhookSettingsView)))]
@@ -97,20 +84,15 @@ pub async fn get_webhook_settings(
 #[utoipa::path(tag = "webhooks", responses((status = 201, body = WebhookSecretView)))]
 #[post("/settings/webhook/secret")]
 pub async fn rotate_webhook_secret(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
+    audit: Audit,
 ) -> Result<HttpResponse, ApiError> {
     let row = webhook::rotate_secret(&state.db, caller.tenant_id).await?;
     tracing::info!(tenant_id = caller.tenant_id, "webhook secret rotated");
-    audit::by_caller(
-        &state.db,
-        &caller,
-        &req,
-        "webhook.secret.rotate",
-        format!("tenant:{}", caller.tenant_id),
-    )
-    .await;
+    audit
+        .record("webhook.secret.rotate", Target::Tenant(caller.tenant_id))
+        .await;
     Ok(HttpResponse::Created().json(WebhookSecretView {
         secret: row.secret.clone(),
         tenant_id: caller.tenant_id,
@@ -141,39 +123,37 @@ pub async fn rotate_webhook_secret(
 pub async fn receive_lead(
     req: HttpRequest,
     state: web::Data<AppState>,
+    audit: Audit,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
     let tenant = header(&req, TENANT_HEADER).and_then(|t| t.trim().parse::<i64>().ok());
+    // Refusals are logged (tenant and peer, never the secret or the signature); a database
+    // failure is not a refusal and is logged as the error it is.
     let refused = |err: WebhookError| {
-        tracing::warn!(
-            tenant_id = ?tenant,
-            peer = ?client_ip(&req),
-            reason = err.error_code(),
-            "webhook delivery refused"
-        );
-        api_error(err)
+        if !matches!(err, WebhookError::Db(_)) {
+            tracing::warn!(
+                tenant_id = ?tenant,
+                peer = ?client_ip(&req),
+                reason = err.error_code(),
+                "webhook delivery refused"
+            );
+        }
+        ApiError::from(err)
     };
-    let (tenant_id, signature) =
-        authenticate(&state, &req, tenant, &body)
-            .await
-            .map_err(|err| match err {
-                WebhookError::Db(err) => ApiError::from(err),
-                other => refused(other),
-            })?;
+    let (tenant_id, signature) = authenticate(&state, &req, tenant, &body)
+        .await
+        .map_err(refused)?;
 
-    let lead = WebhookLead::parse(&body).map_err(api_error)?;
+    let lead = WebhookLead::parse(&body)?;
     let country = settings::effective(&state.db, &state.settings, tenant_id)
         .await?
         .country;
-    let phone = webhook::normalize_phone(&lead.phone, country).map_err(api_error)?;
+    let phone = webhook::normalize_phone(&lead.phone, country)?;
 
     webhook::record_delivery(&state.db, tenant_id, &signature, Utc::now().naive_utc())
         .await
-        .map_err(|err| match err {
-            WebhookError::Db(err) => ApiError::from(err),
-            other => refused(other),
-        })?;
+        .map_err(refused)?;
     let upserted = match webhook::upsert_lead(&state.db, tenant_id, &lead, &phone).await {
         Ok(upserted) => upserted,
         Err(err) => {
@@ -197,21 +177,12 @@ pub async fn receive_lead(
         "webhook lead written"
     );
     if upserted.created {
-        audit::record(
-            &state.db,
-            AuditEntry {
-                tenant_id: Some(tenant_id),
-                actor_user_id: None,
-                action: "lead.create.webhook",
-                target: Some(format!("lead:{}", result.lead_id)),
-                detail: Some(serde_json::json!({
-                    "list_id": result.list_id,
-                    "list": upserted.list.name,
-                })),
-                ip: client_ip(&req),
-            },
-        )
-        .await;
+        let detail = serde_json::json!({ "list_id": result.list_id, "list": upserted.list.name });
+        audit
+            .record("lead.create.webhook", Target::Lead(result.lead_id))
+            .by(Some(tenant_id), None)
+            .detail(detail)
+            .await;
         Ok(HttpResponse::Created().json(result))
     } else {
         Ok(HttpResponse::Ok().json(result))
@@ -255,8 +226,7 @@ async fn authenticate(
 async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!("the body must be at most {} KiB", MAX_BODY_BYTES / 1024),
         )
     };
@@ -266,7 +236,7 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::bad_request("invalid_body", err.to_string()))?;
+        let chunk = chunk.map_err(|err| ApiError::new(ErrorCode::InvalidBody, err.to_string()))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }

@@ -5,6 +5,7 @@ pub mod protocol;
 pub mod session;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use actix_web::{get, web, FromRequest, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
@@ -12,13 +13,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::caller::{authenticate, authorize, check_same_origin, Credential};
-use crate::auth::{require, Auth};
-use crate::web::{ApiError, AppState};
 use session::{Metered, WsSession};
-use std::sync::Arc;
 
+use crate::auth::Credential;
 use crate::hub::messages::SessionLink;
+use crate::web::auth::{authenticate, authorize, check_same_origin, require, Auth};
+use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Session ids, unique per daemon.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -71,7 +71,7 @@ pub async fn websocket(
         state.hub_metrics.clone(),
     );
     let mut response =
-        ws::handshake(&req).map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+        ws::handshake(&req).map_err(|e| ApiError::new(ErrorCode::NotAWebsocket, e.to_string()))?;
     // The default codec caps client frames at 64 KiB.
     let stream = ws::WebsocketContext::create(session, payload);
     Ok(response.streaming(Metered::new(stream, link)))
