@@ -83,19 +83,6 @@ pub enum WebhookError {
     Db(#[from] DbError),
 }
 
-impl WebhookError {
-    /// The stable code of the error response.
-    pub fn error_code(&self) -> &'static str {
-        match self {
-            WebhookError::BadSignature => "bad_signature",
-            WebhookError::StaleTimestamp => "stale_timestamp",
-            WebhookError::Replayed => "replayed",
-            WebhookError::InvalidLead(_) => "invalid_lead",
-            WebhookError::Db(_) => "internal",
-        }
-    }
-}
-
 /// A tenant's signing secret.
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = webhook_secrets)]

@@ -131,15 +131,17 @@ pub async fn receive_lead(
     // Refusals are logged (tenant and peer, never the secret or the signature); a database
     // failure is not a refusal and is logged as the error it is.
     let refused = |err: WebhookError| {
-        if !matches!(err, WebhookError::Db(_)) {
+        let refusal = !matches!(err, WebhookError::Db(_));
+        let error = ApiError::from(err);
+        if refusal {
             tracing::warn!(
                 tenant_id = ?tenant,
                 peer = ?client_ip(&req),
-                reason = err.error_code(),
+                reason = error.code().as_str(),
                 "webhook delivery refused"
             );
         }
-        ApiError::from(err)
+        error
     };
     let (tenant_id, signature) = authenticate(&state, &req, tenant, &body)
         .await
