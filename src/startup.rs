@@ -75,7 +75,7 @@ impl Application {
         let hub = hub::start(&settings.redis, hub_metrics.clone()).context("invalid redis.url")?;
         events::forward_to_hub(&bus, hub.clone());
         let settings = Arc::new(settings);
-        let replies = Replies::new(db.clone(), settings.clone()).start();
+        let replies = Replies::new(db.clone(), settings.broadcast.clone()).start();
         let chat = ChatSync::new(
             db.clone(),
             hub.clone(),

@@ -13,14 +13,12 @@
 //! the batch's size and do not stop the actor.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use actix::prelude::*;
 
 use crate::broadcast::leads::opt_out;
 use crate::broadcast::sequence::store as sequence_store;
 use crate::chat::messages::{ChatCommitted, Inbound};
-use crate::config::Settings;
+use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
 use crate::phone;
 
@@ -28,13 +26,13 @@ use crate::phone;
 pub struct Replies {
     db: Db,
     /// Opt-out keywords are tenant settings over these defaults.
-    settings: Arc<Settings>,
+    defaults: BroadcastSettings,
 }
 
 impl Replies {
     /// A listener over `db`.
-    pub fn new(db: Db, settings: Arc<Settings>) -> Self {
-        Self { db, settings }
+    pub fn new(db: Db, defaults: BroadcastSettings) -> Self {
+        Self { db, defaults }
     }
 }
 
@@ -46,10 +44,10 @@ impl Handler<ChatCommitted> for Replies {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: ChatCommitted, _: &mut Context<Self>) -> Self::Result {
-        let (db, settings) = (self.db.clone(), self.settings.clone());
+        let (db, defaults) = (self.db.clone(), self.defaults.clone());
         Box::pin(
             async move {
-                if let Err(err) = apply(&db, &settings, &msg).await {
+                if let Err(err) = apply(&db, &defaults, &msg).await {
                     tracing::error!(
                         error = %err,
                         inbound = msg.inbound.len(),
@@ -64,7 +62,11 @@ impl Handler<ChatCommitted> for Replies {
 }
 
 /// The three effects of one commit, in order.
-async fn apply(db: &Db, settings: &Settings, committed: &ChatCommitted) -> Result<(), DbError> {
+async fn apply(
+    db: &Db,
+    defaults: &BroadcastSettings,
+    committed: &ChatCommitted,
+) -> Result<(), DbError> {
     for message in &committed.inbound {
         let Some(text) = message
             .text
@@ -76,7 +78,7 @@ async fn apply(db: &Db, settings: &Settings, committed: &ChatCommitted) -> Resul
         let Some(sender) = phone::phone_of_jid(&message.sender) else {
             continue;
         };
-        opt_out::apply_keyword(db, settings, message.tenant_id, sender, text).await?;
+        opt_out::apply_keyword(db, defaults, message.tenant_id, sender, text).await?;
     }
     for ((tenant_id, device_id), phones) in replies_by_device(&committed.inbound) {
         let stopped = sequence_store::record_replies(db, tenant_id, device_id, &phones).await?;

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::pacing::{Pacing, PacingOverride};
 use crate::auth::store as accounts;
-use crate::config::Settings;
+use crate::config::BroadcastSettings;
 use crate::db::schema::tenants;
 use crate::db::{Db, DbError};
 use crate::db_run;
@@ -45,8 +45,11 @@ pub struct Effective {
 
 impl TenantBroadcast {
     /// Applies these overrides to the configured defaults, checking every value.
-    pub fn effective(&self, settings: &Settings, time_zone: &str) -> Result<Effective, String> {
-        let defaults = &settings.broadcast;
+    pub fn effective(
+        &self,
+        defaults: &BroadcastSettings,
+        time_zone: &str,
+    ) -> Result<Effective, String> {
         let country_name = self
             .default_country
             .as_deref()
@@ -99,14 +102,18 @@ pub async fn load(db: &Db, tenant_id: i64) -> Result<(TenantBroadcast, String), 
 
 /// The settings in force for a tenant (stored values that no longer pass the configured limits
 /// fall back to the defaults, with a warning).
-pub async fn effective(db: &Db, settings: &Settings, tenant_id: i64) -> Result<Effective, DbError> {
+pub async fn effective(
+    db: &Db,
+    defaults: &BroadcastSettings,
+    tenant_id: i64,
+) -> Result<Effective, DbError> {
     let (stored, zone) = load(db, tenant_id).await?;
-    match stored.effective(settings, &zone) {
+    match stored.effective(defaults, &zone) {
         Ok(effective) => Ok(effective),
         Err(err) => {
             tracing::warn!(tenant_id, error = %err, "tenant broadcast settings out of bounds, using defaults");
             TenantBroadcast::default()
-                .effective(settings, &zone)
+                .effective(defaults, &zone)
                 .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(e.into())))
         }
     }

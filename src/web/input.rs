@@ -54,7 +54,7 @@ pub fn validate_email(raw: &str) -> Result<String, ApiError> {
 
 /// `raw` normalized to E.164 digits with the tenant's default country, or 422 `invalid_phone`.
 pub async fn tenant_phone(state: &AppState, tenant_id: i64, raw: &str) -> Result<String, ApiError> {
-    let effective = settings::effective(&state.db, &state.settings, tenant_id).await?;
+    let effective = settings::effective(&state.db, &state.settings.broadcast, tenant_id).await?;
     Ok(phone::normalize(raw, effective.country)?)
 }
 

@@ -11,7 +11,7 @@ use diesel_async::RunQueryDsl;
 
 use super::model::OptOut;
 use crate::broadcast::settings;
-use crate::config::Settings;
+use crate::config::BroadcastSettings;
 use crate::db::schema::opt_outs;
 use crate::db::sql::like_pattern;
 use crate::db::{Db, DbError};
@@ -165,12 +165,12 @@ pub fn may_be_keyword(text: &str) -> bool {
 /// keywords. Returns whether the number was newly added.
 pub async fn apply_keyword(
     db: &Db,
-    config: &Settings,
+    defaults: &BroadcastSettings,
     tenant_id: i64,
     phone: &str,
     text: &str,
 ) -> Result<bool, DbError> {
-    let effective = settings::effective(db, config, tenant_id).await?;
+    let effective = settings::effective(db, defaults, tenant_id).await?;
     if !effective.is_opt_out(text) {
         return Ok(false);
     }

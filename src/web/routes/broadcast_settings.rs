@@ -70,10 +70,10 @@ pub async fn get_broadcast_settings(
     caller: Auth<require::Member>,
 ) -> Result<web::Json<BroadcastSettingsView>, ApiError> {
     let (stored, _) = settings::load(&state.db, caller.tenant_id).await?;
-    let effective = settings::effective(&state.db, &state.settings, caller.tenant_id).await?;
+    let effective = settings::effective(&state.db, &state.settings.broadcast, caller.tenant_id).await?;
     // Stored values that no longer pass the limits are shown, but the defaults are in force.
     let stored_in_force = stored
-        .effective(&state.settings, effective.time_zone.name())
+        .effective(&state.settings.broadcast, effective.time_zone.name())
         .is_ok();
     let shown = if stored_in_force {
         stored.clone()
@@ -101,7 +101,7 @@ pub async fn put_broadcast_settings(
     let stored = body.into_inner();
     let (_, zone) = settings::load(&state.db, caller.tenant_id).await?;
     let effective = stored
-        .effective(&state.settings, &zone)
+        .effective(&state.settings.broadcast, &zone)
         .map_err(|reason| ApiError::new(ErrorCode::InvalidSettings, reason))?;
     if let Some(long) = effective
         .opt_out_keywords

@@ -299,7 +299,7 @@ async fn validate(
         DeviceChoice::AllOnline => {}
     }
     let effective =
-        tenant_settings::effective(&state.db, &state.settings, caller.tenant_id).await?;
+        tenant_settings::effective(&state.db, &state.settings.broadcast, caller.tenant_id).await?;
     let pacing = effective.pacing.with(&body.pacing);
     state
         .settings

@@ -363,7 +363,7 @@ pub async fn import_leads(
     payload: web::Payload,
 ) -> Result<web::Json<ImportReport>, ApiError> {
     let (list, _) = store::get_list(&state.db, caller.tenant_id, *id).await?;
-    let country = settings::effective(&state.db, &state.settings, caller.tenant_id)
+    let country = settings::effective(&state.db, &state.settings.broadcast, caller.tenant_id)
         .await?
         .country;
     let started = std::time::Instant::now();

@@ -148,7 +148,7 @@ pub async fn receive_lead(
         .map_err(refused)?;
 
     let lead = WebhookLead::parse(&body)?;
-    let country = settings::effective(&state.db, &state.settings, tenant_id)
+    let country = settings::effective(&state.db, &state.settings.broadcast, tenant_id)
         .await?
         .country;
     let phone = webhook::normalize_phone(&lead.phone, country)?;
