@@ -3,17 +3,11 @@
 
 use std::collections::HashMap;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use whatsapp_rust::async_trait;
 use whatsapp_rust::wacore::appstate::hash::HashState;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
-use whatsapp_rust::wacore::store::error::{Result, StoreError};
 use whatsapp_rust::wacore::store::traits::{AppStateSyncKey, AppSyncStore};
 
-use super::kv::{from_blob, key32, to_blob};
-use super::schema::*;
-use super::WaStore;
+use super::kv::*;
 
 #[async_trait]
 impl AppSyncStore for WaStore {

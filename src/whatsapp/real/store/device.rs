@@ -1,17 +1,11 @@
 //! `DeviceStore`: the device record itself (identity keys, registration, push name), one
 //! row per device in its serde JSON form, keyed by our device id.
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use whatsapp_rust::async_trait;
 use whatsapp_rust::wacore::stats::StorageResourceReport;
-use whatsapp_rust::wacore::store::error::{Result, StoreError};
 use whatsapp_rust::wacore::store::traits::DeviceStore;
 use whatsapp_rust::wacore::store::Device;
 
-use super::kv::{from_blob, now_secs, to_blob};
-use super::schema::*;
-use super::WaStore;
+use super::kv::*;
 
 #[async_trait]
 impl DeviceStore for WaStore {
@@ -36,15 +30,12 @@ impl DeviceStore for WaStore {
     async fn create(&self) -> Result<i32> {
         let data = to_blob(&Device::new())?;
         let now = now_secs();
-        run!(self, |conn, id| diesel::insert_into(wa_device::table)
-            .values((
-                wa_device::device_id.eq(id),
-                wa_device::data.eq(&data),
-                wa_device::updated_at.eq(now),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await)?;
+        run!(self, |conn, id| {
+            insert!(id, wa_device[data = &data, updated_at = now])
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await
+        })?;
         let id = self.device_id;
         i32::try_from(id).map_err(|_| StoreError::Validation(format!("device id {id} too large")))
     }

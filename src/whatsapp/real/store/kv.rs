@@ -7,20 +7,25 @@
 //!
 //! ```text
 //! find!(self, wa_sessions[address.eq(a)] => record)             // Option<Vec<u8>>, first row
-//! load!(self, wa_prekeys[key_id.eq_any(&ids)] => (key_id, record)) // Vec<(i64, Vec<u8>)>
-//! load!(self, wa_tc_tokens[] order jid.asc() => jid)             // ordered
+//! load!(self, wa_prekeys[] order key_id.asc() => (key_id, record)) // Vec<(i64, Vec<u8>)>
 //! delete!(self, count wa_sent_messages[created_at.lt(cutoff)])  // how many it deleted
 //! upsert!(self, wa_group_metadata[group_jid = g] set [info = blob, updated_at = now]);
 //! upsert!(self, for (a, r) in rows => wa_sessions[address = &**a] set [record = &r[..]]);
 //! ```
 //!
-//! `upsert!` inserts the row, or on a conflict of its key overwrites the `set` columns with the
-//! new values (`once [..]` columns are written by the insert only, `then [..]` adds explicit
-//! updates). Its `for` form writes every row in one transaction on one connection, and
-//! touches no connection for an empty batch. Each macro evaluates to the library's `Result`.
+//! `upsert!` inserts the row, or on a conflict of its key overwrites the `set` columns (`once`
+//! columns are written by the insert only, `then` adds explicit updates). Its `for` form writes
+//! every row in one transaction, and touches no connection for an empty batch. Each macro
+//! evaluates to the library's `Result`. The trait files take these helpers, diesel's query
+//! traits, the tables, the store and the library's `Result` with `use super::kv::*`.
 
-use whatsapp_rust::wacore::store::error::{Result, StoreError};
+pub(super) use diesel::prelude::*;
+pub(super) use diesel_async::{AsyncConnection, RunQueryDsl};
+pub(super) use whatsapp_rust::async_trait;
+pub(super) use whatsapp_rust::wacore::store::error::{Result, StoreError};
 
+pub(super) use super::schema::*;
+pub(super) use super::WaStore;
 use crate::db::DbError;
 
 impl From<DbError> for StoreError {
@@ -43,12 +48,10 @@ macro_rules! run {
 /// [`run!`] with `$body` (statements using `?`) in one transaction.
 macro_rules! tx {
     ($s:expr, |$conn:ident, $id:ident| $body:block) => {
-        run!($s, |conn, $id| conn
-            .transaction::<_, diesel::result::Error, _>(async |$conn| {
-                $body
-                Ok(())
-            })
-            .await)
+        run!($s, |conn, $id| conn.transaction::<_, diesel::result::Error, _>(async |$conn| {
+            $body
+            Ok(())
+        }).await)
     };
 }
 
@@ -96,19 +99,20 @@ macro_rules! delete {
     };
 }
 
+/// The insert of one row of device `$id` into `$t`, with the given `column = value`s.
+macro_rules! insert {
+    ($id:expr, $t:ident[$($c:ident = $v:expr),+ $(,)?]) => {
+        diesel::insert_into($t::table).values(($t::device_id.eq($id), $($t::$c.eq($v),)+))
+    };
+}
+
 /// Upserts one row of this store's device, or every row of a batch in one transaction (see
 /// the module docs for the syntax).
 macro_rules! upsert {
     (@row $conn:ident, $id:ident, $t:ident[$($k:ident = $kv:expr),*]
-        set [$($c:ident = $cv:expr),+] $(once [$($o:ident = $ov:expr),+])?
+        set [$($c:ident = $cv:expr),+ $(,)?] $(once [$($o:ident = $ov:expr),+ $(,)?])?
         $(then [$($u:ident = $uv:expr),+])?) => {
-        diesel::insert_into($t::table)
-            .values((
-                $t::device_id.eq($id),
-                $($t::$k.eq($kv),)*
-                $($t::$c.eq($cv),)+
-                $($($t::$o.eq($ov),)+)?
-            ))
+        insert!($id, $t[$($k = $kv,)* $($c = $cv,)+ $($($o = $ov),+)?])
             .on_conflict(($t::device_id, $($t::$k),*))
             .do_update()
             .set((
@@ -151,8 +155,7 @@ pub(super) fn key32(bytes: &[u8]) -> Result<[u8; 32]> {
         .map_err(|_| StoreError::Validation(format!("expected 32 bytes, found {}", bytes.len())))
 }
 
-/// Turns a stored id (a BigInt column) back into the library's `u32`; `what` names it in the
-/// error.
+/// Turns a stored id (a BigInt column) back into the library's `u32`; `what` names it.
 pub(super) fn id32(id: i64, what: &str) -> Result<u32> {
     u32::try_from(id).map_err(|_| StoreError::Validation(format!("{what} {id} out of range")))
 }

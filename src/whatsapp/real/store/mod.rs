@@ -13,15 +13,13 @@
 //! versions, device lists) are stored in their serde JSON form. None of it is ever logged.
 //!
 //! Batch methods on the hot paths (sessions, identities, sender keys, pre-keys, LID mappings,
-//! device lists, message secrets, pending inbound) run as one transaction on one connection
-//! instead of one pool checkout and one implicit transaction per row.
+//! device lists, message secrets, pending inbound) run as one transaction on one connection.
 //!
 //! [`wipe_device`] deletes every row of a device in one transaction (logout and deletion).
 //!
-//! ## Layout
-//! - `kv`: the get/put/delete shapes every table shares (macros) and value conversions;
-//! - [`schema`]: the tables, declared once with the list `wipe_device`/`count_device_rows` use;
-//! - one file per trait: `signal`, `app_sync`, `protocol`, `msg_secret`, `device`.
+//! Layout: `kv` writes the query shapes every table shares once (macros), [`schema`] lists the
+//! tables once, and each trait has its file: `signal`, `app_sync`, `protocol`, `msg_secret`,
+//! `device`.
 
 #[macro_use]
 mod kv;
@@ -78,9 +76,7 @@ pub async fn wipe_device(db: &Db, device_id: i64) -> Result<(), DbError> {
         conn.transaction::<_, DbError, _>(async |conn| {
             macro_rules! delete_rows {
                 ($t:ident) => {
-                    diesel::delete($t::table.filter($t::device_id.eq(device_id)))
-                        .execute(conn)
-                        .await?
+                    diesel::delete(rows!($t, device_id;)).execute(conn).await?
                 };
             }
             for_each_wa_table!(delete_rows);
@@ -93,16 +89,11 @@ pub async fn wipe_device(db: &Db, device_id: i64) -> Result<(), DbError> {
 /// How many `wa_` rows `device_id` has, over all 18 tables (tests and the memory benchmark
 /// check isolation and wipes with it).
 pub async fn count_device_rows(db: &Db, device_id: i64) -> Result<i64, DbError> {
-    use diesel::dsl::count_star;
     db_run!(db, |conn| {
         let mut total = 0;
         macro_rules! count_rows {
             ($t:ident) => {
-                total += $t::table
-                    .filter($t::device_id.eq(device_id))
-                    .select(count_star())
-                    .first::<i64>(conn)
-                    .await?
+                total += rows!($t, device_id;).count().get_result::<i64>(conn).await?
             };
         }
         for_each_wa_table!(count_rows);

@@ -1,17 +1,11 @@
 //! `MsgSecretStore`: one device's message secrets (for reactions, polls and edits), kept
 //! until their deadline, merged by the library's rules when a secret arrives again.
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use whatsapp_rust::async_trait;
-use whatsapp_rust::wacore::store::error::Result;
 use whatsapp_rust::wacore::store::traits::{
     merge_msg_secret_expiry, merge_msg_secret_message_ts, MsgSecretEntry, MsgSecretStore,
 };
 
-use super::kv::now_secs;
-use super::schema::*;
-use super::WaStore;
+use super::kv::*;
 
 #[async_trait]
 impl MsgSecretStore for WaStore {
@@ -24,20 +18,14 @@ impl MsgSecretStore for WaStore {
         let now = now_secs();
         tx!(self, |conn, id| {
             for e in &entries {
-                let inserted = diesel::insert_into(wa_msg_secrets::table)
-                    .values((
-                        wa_msg_secrets::device_id.eq(id),
-                        wa_msg_secrets::chat.eq(&*e.chat),
-                        wa_msg_secrets::sender.eq(&*e.sender),
-                        wa_msg_secrets::msg_id.eq(&*e.msg_id),
-                        wa_msg_secrets::secret.eq(&e.secret[..]),
-                        wa_msg_secrets::created_at.eq(now),
-                        wa_msg_secrets::expires_at.eq(e.expires_at),
-                        wa_msg_secrets::message_ts.eq(e.message_ts),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
+                let inserted = insert!(id, wa_msg_secrets[
+                    chat = &*e.chat, sender = &*e.sender, msg_id = &*e.msg_id,
+                    secret = &e.secret[..], created_at = now,
+                    expires_at = e.expires_at, message_ts = e.message_ts,
+                ])
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
                 if inserted > 0 {
                     continue;
                 }
@@ -63,10 +51,8 @@ impl MsgSecretStore for WaStore {
     }
 
     async fn get_msg_secret(&self, chat: &str, sender: &str, id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .get_msg_secret_with_ts(chat, sender, id)
-            .await?
-            .map(|(secret, _)| secret))
+        let found = self.get_msg_secret_with_ts(chat, sender, id).await?;
+        Ok(found.map(|(secret, _)| secret))
     }
 
     async fn get_msg_secret_with_ts(

@@ -3,19 +3,13 @@
 //! trusted-contact tokens, sent messages kept for retries, and inbound messages waiting for a
 //! session.
 
-use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use whatsapp_rust::async_trait;
-use whatsapp_rust::wacore::store::error::{Result, StoreError};
 use whatsapp_rust::wacore::store::traits::{
     DeviceInfo, DeviceListRecord, LidPnMappingEntry, PendingInboundKey, PendingInboundRow,
     ProtocolStore, TcTokenEntry,
 };
 
-use super::kv::{id32, now_secs};
-use super::schema::*;
-use super::WaStore;
+use super::kv::*;
 
 /// A LID mapping row: lid, phone number, created, updated, source.
 type LidRow = (String, String, i64, i64, String);
@@ -63,14 +57,13 @@ impl ProtocolStore for WaStore {
     }
 
     async fn get_lid_mapping(&self, lid: &str) -> Result<Option<LidPnMappingEntry>> {
-        let row: Option<LidRow> = find!(self, wa_lid_pn_mapping[lid.eq(lid)]
+        let row = find!(self, wa_lid_pn_mapping[lid.eq(lid)]
             => (lid, phone_number, created_at, updated_at, learning_source))?;
         Ok(row.map(lid_entry))
     }
 
     async fn get_pn_mapping(&self, phone: &str) -> Result<Option<LidPnMappingEntry>> {
-        let row: Option<LidRow> = find!(self, wa_lid_pn_mapping[phone_number.eq(phone)]
-            order updated_at.desc()
+        let row = find!(self, wa_lid_pn_mapping[phone_number.eq(phone)] order updated_at.desc()
             => (lid, phone_number, created_at, updated_at, learning_source))?;
         Ok(row.map(lid_entry))
     }
@@ -80,19 +73,18 @@ impl ProtocolStore for WaStore {
     }
 
     async fn put_lid_mappings(&self, entries: &[LidPnMappingEntry]) -> Result<()> {
-        upsert!(self, for e in entries => wa_lid_pn_mapping[lid = &e.lid]
-            set [
-                phone_number = &e.phone_number,
-                updated_at = e.updated_at,
-                learning_source = &e.learning_source
-            ]
-            once [created_at = e.created_at])
+        upsert!(self, for e in entries => wa_lid_pn_mapping[lid = &e.lid] set [
+            phone_number = &e.phone_number, updated_at = e.updated_at,
+            learning_source = &e.learning_source,
+        ] once [created_at = e.created_at])
     }
 
     async fn get_all_lid_mappings(&self) -> Result<Vec<LidPnMappingEntry>> {
-        let rows: Vec<LidRow> = load!(self, wa_lid_pn_mapping[] order lid.asc()
-            => (lid, phone_number, created_at, updated_at, learning_source))?;
-        Ok(rows.into_iter().map(lid_entry).collect())
+        Ok(load!(self, wa_lid_pn_mapping[] order lid.asc()
+            => (lid, phone_number, created_at, updated_at, learning_source))?
+        .into_iter()
+        .map(lid_entry)
+        .collect())
     }
 
     async fn save_base_key(&self, address: &str, message_id: &str, base_key: &[u8]) -> Result<()> {
@@ -122,13 +114,9 @@ impl ProtocolStore for WaStore {
             .map(|r| Ok((r, serde_json::to_string(&r.devices)?)))
             .collect::<std::result::Result<Vec<_>, serde_json::Error>>()
             .map_err(|e| StoreError::Serialization(Box::new(e)))?;
-        upsert!(self, for (r, devices_json) in &rows => wa_device_registry[user_id = &r.user]
-        set [
-            devices_json = devices_json,
-            timestamp = r.timestamp,
-            phash = &r.phash,
-            raw_id = r.raw_id.map(i64::from),
-            updated_at = now
+        upsert!(self, for (r, devices_json) in &rows => wa_device_registry[user_id = &r.user] set [
+            devices_json = devices_json, timestamp = r.timestamp, phash = &r.phash,
+            raw_id = r.raw_id.map(i64::from), updated_at = now,
         ])
     }
 
@@ -139,8 +127,7 @@ impl ProtocolStore for WaStore {
         let Some((user, devices_json, timestamp, phash, raw_id)) = row else {
             return Ok(None);
         };
-        let devices: Vec<DeviceInfo> = serde_json::from_str(&devices_json)
-            .map_err(|e| StoreError::Serialization(Box::new(e)))?;
+        let devices: Vec<DeviceInfo> = from_blob(devices_json.as_bytes())?;
         let raw_id = raw_id.map(|raw| id32(raw, "raw_id")).transpose()?;
         Ok(Some(DeviceListRecord {
             user,
@@ -172,23 +159,19 @@ impl ProtocolStore for WaStore {
     async fn get_tc_token(&self, jid: &str) -> Result<Option<TcTokenEntry>> {
         let row: Option<(Vec<u8>, i64, Option<i64>)> = find!(self, wa_tc_tokens[jid.eq(jid)]
             => (token, token_timestamp, sender_timestamp))?;
-        Ok(
-            row.map(|(token, token_timestamp, sender_timestamp)| TcTokenEntry {
-                token,
-                token_timestamp,
-                sender_timestamp,
-            }),
-        )
+        let entry = |(token, token_timestamp, sender_timestamp)| TcTokenEntry {
+            token,
+            token_timestamp,
+            sender_timestamp,
+        };
+        Ok(row.map(entry))
     }
 
     async fn put_tc_token(&self, jid: &str, entry: &TcTokenEntry) -> Result<()> {
         let now = now_secs();
-        upsert!(self, wa_tc_tokens[jid = jid]
-        set [
-            token = &entry.token,
-            token_timestamp = entry.token_timestamp,
-            sender_timestamp = entry.sender_timestamp,
-            updated_at = now
+        upsert!(self, wa_tc_tokens[jid = jid] set [
+            token = &entry.token, token_timestamp = entry.token_timestamp,
+            sender_timestamp = entry.sender_timestamp, updated_at = now,
         ])
     }
 
@@ -201,19 +184,14 @@ impl ProtocolStore for WaStore {
     }
 
     async fn delete_expired_tc_tokens(&self, token_cutoff: i64, sender_cutoff: i64) -> Result<u32> {
-        use wa_tc_tokens::{sender_timestamp, token, token_timestamp};
+        use wa_tc_tokens::{sender_timestamp as sender, token, token_timestamp};
         let empty: Vec<u8> = Vec::new();
-        let deleted = run!(self, |conn, id| diesel::delete(
-            rows!(wa_tc_tokens, id;)
-                .filter(token.eq(&empty).or(token_timestamp.lt(token_cutoff)))
-                .filter(
-                    sender_timestamp
-                        .is_null()
-                        .or(sender_timestamp.lt(sender_cutoff))
-                )
-        )
-        .execute(conn)
-        .await)?;
+        let expired = rows!(wa_tc_tokens, self.device_id;)
+            .filter(token.eq(&empty).or(token_timestamp.lt(token_cutoff)))
+            .filter(sender.is_null().or(sender.lt(sender_cutoff)));
+        let deleted = run!(self, |conn, _id| diesel::delete(expired)
+            .execute(conn)
+            .await)?;
         Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
     }
 
@@ -228,13 +206,8 @@ impl ProtocolStore for WaStore {
         .sql(" THEN ")
         .bind::<BigInt, _>(ts)
         .sql(" ELSE wa_tc_tokens.sender_timestamp END");
-        upsert!(self, wa_tc_tokens[jid = jid]
-            set [updated_at = now]
-            once [
-                token = Vec::<u8>::new(),
-                token_timestamp = ts,
-                sender_timestamp = Some(ts)
-            ]
+        upsert!(self, wa_tc_tokens[jid = jid] set [updated_at = now]
+            once [token = Vec::<u8>::new(), token_timestamp = ts, sender_timestamp = Some(ts)]
             then [sender_timestamp = forward])
     }
 

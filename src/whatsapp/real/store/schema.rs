@@ -3,20 +3,16 @@
 //! connector's store touches them.
 //!
 //! `wa_tables!` below is the one list of those tables: it declares each table and generates
-//! `for_each_wa_table!`, which [`super::wipe_device`] and [`super::count_device_rows`] expand
-//! over, so a new table cannot be left out of either. Every table's key starts with our
-//! `device_id` (a `BigInt`), which the macro adds: each entry lists the rest of the key and the
-//! other columns.
+//! `for_each_wa_table!`, over which [`super::wipe_device`] and [`super::count_device_rows`]
+//! expand, so no table can be left out of either. Every key starts with our `device_id`
+//! (`BigInt`), which the macro adds; each entry lists the rest of its key, then its columns.
 #![allow(missing_docs)]
 
 /// Declares every `wa_` table and `for_each_wa_table!($m)`, which expands to `$m!(table);`
 /// once per table.
 macro_rules! wa_tables {
     ($($table:ident ($($key:ident),*) { $($column:tt)* })+) => {
-        $(diesel::table! {
-            $table (device_id $(, $key)*) { device_id -> BigInt, $($column)* }
-        })+
-
+        $(diesel::table! { $table (device_id $(, $key)*) { device_id -> BigInt, $($column)* } })+
         /// Expands `$m!(table);` for every `wa_` table, in declaration order.
         macro_rules! for_each_wa_table {
             ($m:ident) => { $($m!($table);)+ };

@@ -3,22 +3,15 @@
 
 use std::sync::Arc;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use whatsapp_rust::async_trait;
 use whatsapp_rust::bytes::Bytes;
-use whatsapp_rust::wacore::store::error::Result;
 use whatsapp_rust::wacore::store::traits::SignalStore;
 
-use super::kv::{id32, key32};
-use super::schema::*;
-use super::WaStore;
+use super::kv::*;
 
 #[async_trait]
 impl SignalStore for WaStore {
     async fn put_identity(&self, address: &str, key: [u8; 32]) -> Result<()> {
-        self.put_identities_batch(&[(Arc::from(address), key)])
-            .await
+        self.put_identities_batch(&[(address.into(), key)]).await
     }
 
     async fn put_identities_batch(&self, identities: &[(Arc<str>, [u8; 32])]) -> Result<()> {
@@ -64,24 +57,11 @@ impl SignalStore for WaStore {
         // they carry no LIKE wildcards.
         let (at, dev) = (format!("{user}@%"), format!("{user}:%"));
         let found: i64 = run!(self, |conn, id| async {
-            let sessions: i64 = rows!(wa_sessions, id;)
-                .filter(
-                    wa_sessions::address
-                        .like(&at)
-                        .or(wa_sessions::address.like(&dev)),
-                )
-                .count()
-                .get_result(conn)
-                .await?;
-            let identities: i64 = rows!(wa_identities, id;)
-                .filter(
-                    wa_identities::address
-                        .like(&at)
-                        .or(wa_identities::address.like(&dev)),
-                )
-                .count()
-                .get_result(conn)
-                .await?;
+            let (session, ident) = (wa_sessions::address, wa_identities::address);
+            let sessions = rows!(wa_sessions, id;).filter(session.like(&at).or(session.like(&dev)));
+            let identities = rows!(wa_identities, id;).filter(ident.like(&at).or(ident.like(&dev)));
+            let sessions: i64 = sessions.count().get_result(conn).await?;
+            let identities: i64 = identities.count().get_result(conn).await?;
             Ok::<_, diesel::result::Error>(sessions + identities)
         }
         .await)?;
