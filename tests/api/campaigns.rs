@@ -37,6 +37,7 @@ crate::both_backends!(with super::FAST_SIM;
     opted_out_leads_are_skipped,
     a_picture_campaign_sends_the_picture_with_its_caption,
     campaigns_are_validated_and_tenant_scoped,
+    a_start_writes_each_phone_once_across_pages_of_leads,
 );
 
 /// How long a whole campaign may take in a test.
@@ -763,4 +764,44 @@ async fn a_picture_campaign_sends_the_picture_with_its_caption(app: TestApp) {
     assert!(sent["media"]["size"].as_i64().unwrap() <= 350 * 1024);
     // A started campaign's picture can no longer change.
     assert_eq!(put(crate::chats::big_png()).await.unwrap().status(), 409);
+}
+
+/// A start reads its leads a page (1,000) at a time: a target over several pages, with phones
+/// repeated across pages, still gets one row per phone, from its first lead by id, and the
+/// preview counts the same leads.
+async fn a_start_writes_each_phone_once_across_pages_of_leads(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let first = seed_leads(&app, owner.tenant_id, "First", 1500, 0).await;
+    // Phones 1000–1499 again, as later leads (the next pages), and 700 new ones.
+    let second = seed_leads(&app, owner.tenant_id, "Second", 1200, 1000).await;
+    let id = create(
+        &owner,
+        json!({"name": "Big", "message": "Hi {name}", "target": {"list_ids": [first, second]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    let preview: Value = owner
+        .get(&format!("/api/v1/campaigns/{id}/preview"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["leads"], 2200);
+    // No device is online: every row is written and waits for one.
+    let started = start(&owner, id).await;
+    assert_eq!(started["messages"], 2200);
+    let rows = messages(&owner, id).await;
+    assert_eq!(rows.len(), 2200);
+    let phones: HashSet<&str> = rows.iter().map(|r| r["phone"].as_str().unwrap()).collect();
+    assert_eq!(phones.len(), 2200, "one row per phone");
+    let body_of = |phone: &str| {
+        rows.iter()
+            .find(|r| r["phone"] == phone)
+            .map(|r| r["body"].clone())
+            .unwrap()
+    };
+    // The first list's lead has the phone first (its name is "Lead 1200"; the second's "Lead 200").
+    assert_eq!(body_of("60120001200"), json!("Hi Lead 1200"));
+    assert_eq!(body_of("60120002199"), json!("Hi Lead 1199"));
+    assert!(rows.iter().all(|r| r["status"] == "pending"));
 }

@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tokio::sync::watch;
 
-use super::model::{outbox_status as st, Claimed};
+use super::distribution::Distribution;
+use super::engine::EngineDeps;
+use super::error::EngineError;
+use super::model::{outbox_status as st, Campaign, Claimed};
 use super::store;
 use crate::broadcast::pacing::Pacing;
 use crate::broadcast::phone::jid_of;
+use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, Throttle};
 use crate::chat::media::MediaStore;
 use crate::db::{Db, DbError};
@@ -61,6 +65,49 @@ pub struct Plan {
     /// A failed or rate-limited send ends the lane with [`LaneEnd::DeviceError`], so the
     /// device's share moves on (AI distribution); otherwise the device retries at its pace.
     pub leave_on_error: bool,
+}
+
+/// Characters of a typical sequence message (typing time).
+const TYPICAL_CHARS: usize = 120;
+
+/// The plan every lane of `campaign` shares: its effective pacing (checked against the safe
+/// bounds), zone, picture, leases and attempts.
+pub async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, EngineError> {
+    let effective =
+        tenant_settings::effective(&deps.db, &deps.settings, campaign.tenant_id).await?;
+    let pacing = effective.pacing.with(&campaign.pacing_override());
+    deps.settings
+        .broadcast
+        .limits
+        .check(&pacing)
+        .map_err(EngineError::Invalid)?;
+    let image = match &campaign.image_sha256 {
+        Some(sha) => Some(
+            load_image(&deps.media, sha)
+                .await
+                .map_err(|e| EngineError::Invalid(format!("campaign picture: {e}")))?,
+        ),
+        None => None,
+    };
+    let distribution = campaign.distribution();
+    // A sequence's messages differ per step; typing time follows a typical message.
+    let chars = match distribution {
+        Distribution::Sequence => TYPICAL_CHARS,
+        Distribution::Broadcast | Distribution::Ai { .. } => campaign.message.chars().count(),
+    };
+    Ok(Plan {
+        campaign_id: campaign.id,
+        tenant_id: campaign.tenant_id,
+        pacing: Arc::new(pacing),
+        time_zone: effective.time_zone,
+        image,
+        media: deps.media.clone(),
+        lease: Duration::from_secs(deps.settings.broadcast.lease_secs.max(1)),
+        max_attempts: i64::from(deps.settings.broadcast.max_attempts.max(1)),
+        time_scale: deps.time_scale,
+        chars,
+        leave_on_error: distribution.leaves_on_error(),
+    })
 }
 
 /// Why a lane stopped.

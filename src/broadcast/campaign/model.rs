@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::distribution::Distribution;
 use crate::db::schema::campaigns;
 
 /// A campaign's state: draft → scheduled → running ⇄ paused → completed | cancelled.
@@ -218,6 +219,11 @@ impl Campaign {
     /// The parsed kind.
     pub fn kind(&self) -> CampaignKind {
         CampaignKind::parse(&self.kind)
+    }
+
+    /// How it spreads its rows over devices (its kind, with its per-device limit).
+    pub fn distribution(&self) -> Distribution {
+        Distribution::of(self.kind(), self.per_device_limit)
     }
 
     /// The parsed status (an unknown name reads as cancelled, which sends nothing).

@@ -243,20 +243,25 @@ pub async fn transition(
     })
 }
 
-/// The tenant's leads in any of `list_ids` (all lists when empty) and any of `statuses` (all
-/// when empty), only those without a device when `pool_only`, in id order. Tags and niches are
-/// filtered by the caller.
+/// A page of the tenant's leads in any of `list_ids` (all lists when empty) and any of
+/// `statuses` (all when empty), only those without a device when `pool_only`: up to `limit`
+/// leads with ids after `after_id`, in id order (keyset paging), each with its tags. Tags and
+/// niches are filtered by the caller.
 pub async fn target_leads(
     db: &Db,
     tenant_id: i64,
     list_ids: &[i64],
     statuses: &[String],
     pool_only: bool,
+    after_id: i64,
+    limit: i64,
 ) -> Result<Vec<(TargetLead, String)>, DbError> {
     db_run!(db, |conn| {
         let mut query = leads::table
             .filter(leads::tenant_id.eq(tenant_id))
+            .filter(leads::id.gt(after_id))
             .order(leads::id)
+            .limit(limit)
             .select((
                 (
                     leads::id,
@@ -328,32 +333,49 @@ macro_rules! outbox_values {
 }
 pub(crate) use outbox_values;
 
-/// Writes a campaign's outbox in one transaction; a (campaign, lead) pair already present is
-/// left alone, so writing twice (a crash during start) never doubles a message. Returns the
-/// rows written.
+/// Produces a campaign's outbox rows a chunk at a time, so a start never holds every row.
+pub trait RowSource: Send {
+    /// The next chunk of rows (`None` when there are no more).
+    fn next_chunk(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<OutboxRow>>, DbError>> + Send;
+}
+
+/// Chunks already in memory (a test's rows, a single chunk).
+impl<I: Iterator<Item = Vec<OutboxRow>> + Send> RowSource for I {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<OutboxRow>>, DbError> {
+        Ok(self.next())
+    }
+}
+
+/// Writes a campaign's outbox from `rows`, chunk by chunk, in ONE transaction: all of it or,
+/// when anything fails (a chunk's source included), none of it. A (campaign, lead) pair already
+/// present is left alone, so writing twice (a crash after the write) never doubles a message.
+/// Returns the rows written.
+///
+/// The source reads (leads, opt-outs) on other pooled connections while this one holds the
+/// transaction; its first statement is an INSERT, so SQLite takes its write lock at once.
 pub async fn write_outbox(
     db: &Db,
     tenant_id: i64,
     campaign_id: i64,
-    rows: &[OutboxRow],
+    rows: &mut impl RowSource,
 ) -> Result<usize, DbError> {
     let now = chrono::Utc::now().naive_utc();
-    let values: Vec<_> = rows
-        .iter()
-        .map(|row| outbox_values!(tenant_id, campaign_id, row, now))
-        .collect();
     match db {
         Db::Sqlite(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
             // SQLite cannot batch rows with NULLs in one INSERT; one transaction keeps it fast.
             conn.transaction::<_, DbError, _>(async |conn| {
                 let mut written = 0;
-                for row in &values {
-                    written += diesel::insert_into(outbox::table)
-                        .values(*row)
-                        .on_conflict_do_nothing()
-                        .execute(conn)
-                        .await?;
+                while let Some(chunk) = rows.next_chunk().await? {
+                    for row in &chunk {
+                        written += diesel::insert_into(outbox::table)
+                            .values(outbox_values!(tenant_id, campaign_id, row, now))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                    }
                 }
                 Ok(written)
             })
@@ -363,12 +385,18 @@ pub async fn write_outbox(
             let mut conn = pool.get().await.map_err(DbError::from)?;
             conn.transaction::<_, DbError, _>(async |conn| {
                 let mut written = 0;
-                for chunk in values.chunks(INSERT_CHUNK) {
-                    written += diesel::insert_into(outbox::table)
-                        .values(chunk)
-                        .on_conflict_do_nothing()
-                        .execute(conn)
-                        .await?;
+                while let Some(chunk) = rows.next_chunk().await? {
+                    for part in chunk.chunks(INSERT_CHUNK) {
+                        let values: Vec<_> = part
+                            .iter()
+                            .map(|row| outbox_values!(tenant_id, campaign_id, row, now))
+                            .collect();
+                        written += diesel::insert_into(outbox::table)
+                            .values(values)
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                    }
                 }
                 Ok(written)
             })
@@ -784,6 +812,29 @@ pub async fn device_sends_since(
             .map_err(DbError::from)
     })?;
     Ok(times.into_iter().flatten().collect())
+}
+
+/// How many outbox messages each of `device_ids` sent since `since` (devices that sent none
+/// are absent), in one grouped query.
+pub async fn sends_by_device_since(
+    db: &Db,
+    device_ids: &[i64],
+    since: NaiveDateTime,
+) -> Result<std::collections::HashMap<i64, u64>, DbError> {
+    let rows: Vec<(Option<i64>, i64)> = db_run!(db, |conn| {
+        outbox::table
+            .filter(outbox::device_id.eq_any(device_ids))
+            .filter(outbox::sent_at.ge(since))
+            .group_by(outbox::device_id)
+            .select((outbox::device_id, diesel::dsl::count_star()))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(device, n)| Some((device?, n.max(0) as u64)))
+        .collect())
 }
 
 /// A campaign's outbox rows in id order, after `after_id` (results and tests).

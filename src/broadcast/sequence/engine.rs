@@ -476,7 +476,7 @@ impl<'a> DueRound<'a> {
             device_id,
             phone: enrollment.phone.clone(),
             body,
-            message_id: crate::broadcast::campaign::engine::new_message_id(),
+            message_id: crate::broadcast::campaign::materialize::new_message_id(),
             status: st::PENDING,
             error: None,
             step: step.position,

@@ -10,7 +10,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::utc;
 use crate::audit;
 use crate::auth::{require, Auth, Caller, Role};
-use crate::broadcast::campaign::engine::{Action, ControlCampaign, EngineError, StartCampaign};
+use crate::broadcast::campaign::error::EngineError;
+use crate::broadcast::campaign::messages::{Action, ControlCampaign, StartCampaign};
 use crate::broadcast::campaign::model::{
     Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss,
     OutboxEntry, Target,
@@ -685,7 +686,7 @@ pub async fn preview_campaign(
 ) -> Result<web::Json<Preview>, ApiError> {
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
     let template = Template::parse(&campaign.message).map_err(|e| invalid(e.0))?;
-    let leads = crate::broadcast::campaign::engine::target_leads(&state.db, &campaign).await?;
+    let leads = crate::broadcast::campaign::materialize::target_leads(&state.db, &campaign).await?;
     let count = query.count.unwrap_or(5).min(50);
     let mut rng = rand::rng();
     let samples = leads
@@ -779,7 +780,7 @@ pub async fn lead_pool(
         statuses: some(&query.status),
         niches: some(&query.niche),
     };
-    let pool = crate::broadcast::campaign::engine::matching_leads(
+    let pool = crate::broadcast::campaign::materialize::matching_leads(
         &state.db,
         caller.tenant_id,
         &target,

@@ -13,7 +13,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::utc;
 use crate::audit;
 use crate::auth::{require, Auth, Caller};
-use crate::broadcast::campaign::engine::{Action, ControlCampaign, EngineError, WatchCampaign};
+use crate::broadcast::campaign::error::EngineError;
+use crate::broadcast::campaign::messages::{Action, ControlCampaign, WatchCampaign};
 use crate::broadcast::sequence::engine::Enrol;
 use crate::broadcast::sequence::model::{
     enrollment_status as es, Sequence, SequenceFields, SequenceStatus, Step, StepFields, Window,
