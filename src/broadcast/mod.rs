@@ -2,6 +2,7 @@
 //! that paces every device like a person.
 //!
 //! - [`leads`]: lead lists, leads, CSV import and the opt-out list.
+//! - [`outbox`]: the durable outbox (one row per message); the only code on its table.
 //! - [`phone`]: phone numbers to E.164.
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
 //! - [`sequence`]: drip sequences (enrolment, due steps, stop on reply, chains, reports).
@@ -10,6 +11,7 @@
 
 pub mod campaign;
 pub mod leads;
+pub mod outbox;
 pub mod pacing;
 pub mod phone;
 pub mod sequence;

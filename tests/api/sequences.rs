@@ -750,6 +750,8 @@ async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
     use wafleet::broadcast::campaign::{materialize, store};
+    use wafleet::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
+    use wafleet::broadcast::outbox::store as outbox_store;
     use wafleet::db::schema::leads;
     let owner = app.new_tenant("Acme").await;
     let first = app.paired_device(&owner, "One").await;
@@ -776,22 +778,22 @@ async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
     }
     .await
     .unwrap();
-    let rows: Vec<store::OutboxRow> = pool
+    let rows: Vec<OutboxRow> = pool
         .iter()
-        .map(|(lead_id, phone)| store::OutboxRow {
+        .map(|(lead_id, phone)| OutboxRow {
             lead_id: *lead_id,
             device_id: Some(first),
             phone: phone.clone(),
             body: "Hi".into(),
-            message_id: materialize::new_message_id(),
-            status: "pending",
+            message_id: new_message_id(),
+            status: OutboxStatus::Pending,
             error: None,
             step: 0,
             image_sha256: None,
         })
         .collect();
     assert_eq!(
-        store::write_outbox(db, tenant_id, id, &mut std::iter::once(rows))
+        outbox_store::write(db, tenant_id, id, &mut std::iter::once(rows))
             .await
             .unwrap(),
         3

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{NaiveDateTime, Utc};
 
 use super::model::DeviceChoice;
-use super::store;
+use crate::broadcast::outbox::store;
 use crate::broadcast::pacing::Pacing;
 use crate::db::{Db, DbError};
 use crate::device::model::{Device, DeviceFilter, DeviceStatus};

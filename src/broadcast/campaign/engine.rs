@@ -24,9 +24,11 @@ use super::error::EngineError;
 use super::lane::{plan_for, Control, Lane, LaneEnd, Plan};
 use super::materialize::{materialize, NO_CAPACITY};
 use super::messages::{Action, ControlCampaign, StartCampaign, WatchCampaign};
-use super::model::{outbox_status as st, Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
+use super::model::{Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
 use super::progress::{progress, Progress};
 use super::store;
+use crate::broadcast::outbox::model::OutboxStatus;
+use crate::broadcast::outbox::store as outbox_store;
 use crate::broadcast::throttle::Throttle;
 use crate::chat::media::MediaStore;
 use crate::config::Settings;
@@ -204,7 +206,7 @@ impl Handler<ControlCampaign> for CampaignEngine {
                     )));
                 }
                 if to == Cancelled {
-                    store::skip_unsent(&db, id, "campaign cancelled").await?;
+                    outbox_store::skip_unsent(&db, id, "campaign cancelled").await?;
                 }
                 store::find_campaign(&db, id)
                     .await
@@ -446,7 +448,7 @@ impl CampaignEngine {
                 ctx.spawn(
                     async move {
                         for from in to_move {
-                            match store::reassign(&db, id, from, &online_ids, None).await {
+                            match outbox_store::reassign(&db, id, from, &online_ids, None).await {
                                 Ok(moved) if moved > 0 => tracing::info!(campaign_id = id, from_device = ?from, moved, "moved unsent messages to online devices"),
                                 Ok(_) => {}
                                 Err(err) => tracing::warn!(campaign_id = id, error = %err, "could not move unsent messages"),
@@ -491,8 +493,8 @@ impl CampaignEngine {
             async move {
                 let result: Result<(), DbError> = async {
                     let mut taken: HashMap<i64, i64> = HashMap::new();
-                    for (device, status, n) in store::counts(&db, id).await? {
-                        if let Some(device) = device.filter(|_| status != st::SKIPPED && status != st::FAILED) {
+                    for (device, status, n) in outbox_store::counts(&db, id).await? {
+                        if let Some(device) = device.filter(|_| !matches!(status, OutboxStatus::Skipped | OutboxStatus::Failed)) {
                             *taken.entry(device).or_default() += n;
                         }
                     }
@@ -502,13 +504,13 @@ impl CampaignEngine {
                         .collect();
                     for lost in from {
                         for (device, left) in room.iter_mut().filter(|(_, left)| *left > 0) {
-                            let moved = store::reassign(&db, id, lost, &[*device], Some(*left)).await?;
+                            let moved = outbox_store::reassign(&db, id, lost, &[*device], Some(*left)).await?;
                             *left -= moved as i64;
                         }
                         // Only with no room left: a row its lane gives back after the moves
                         // above goes to the room on the next tick.
                         if room.iter().all(|(_, left)| *left == 0) {
-                            let skipped = store::skip_device_pending(&db, id, lost, NO_CAPACITY).await?;
+                            let skipped = outbox_store::skip_device_pending(&db, id, lost, NO_CAPACITY).await?;
                             tracing::info!(campaign_id = id, from_device = ?lost, skipped, "no device has room for a lost device's leads");
                         }
                     }
@@ -578,7 +580,7 @@ impl CampaignEngine {
                 if share == 0 {
                     return;
                 }
-                if let Err(err) = store::reassign(&db, id, Some(donor), &receivers, Some(share)).await {
+                if let Err(err) = outbox_store::reassign(&db, id, Some(donor), &receivers, Some(share)).await {
                     tracing::warn!(campaign_id = id, error = %err, "could not balance the campaign");
                 }
             }

@@ -16,8 +16,9 @@ use tokio::sync::watch;
 use super::distribution::Distribution;
 use super::engine::EngineDeps;
 use super::error::EngineError;
-use super::model::{outbox_status as st, Campaign, Claimed};
-use super::store;
+use super::model::Campaign;
+use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
+use crate::broadcast::outbox::store;
 use crate::broadcast::pacing::Pacing;
 use crate::broadcast::phone::jid_of;
 use crate::broadcast::settings as tenant_settings;
@@ -239,7 +240,7 @@ impl Lane {
             rows.into_iter().partition(|r| opted_out.contains(&r.phone));
         if !skipped.is_empty() {
             let ids: Vec<i64> = skipped.iter().map(|r| r.id).collect();
-            store::finish(&db, &ids, st::SKIPPED, Some("opted out")).await?;
+            store::finish(&db, &ids, OutboxStatus::Skipped, Some("opted out")).await?;
         }
         let mut sent = Vec::with_capacity(rows.len());
         let mut next_slot = Some(first);
@@ -266,10 +267,10 @@ impl Lane {
                     });
                 }
                 Attempt::Rejected(reason) => {
-                    store::finish(&db, &[row.id], st::FAILED, Some(&reason)).await?;
+                    store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
                 }
                 Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
-                    store::finish(&db, &[row.id], st::FAILED, Some(&reason)).await?;
+                    store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
                 }
                 Attempt::Retry(reason) if self.plan.leave_on_error => {
                     self.give_back(&row, Some(&reason)).await?;
@@ -300,7 +301,7 @@ impl Lane {
             }
         }
         if !sent.is_empty() {
-            store::finish(&db, &sent, st::SENT, None).await?;
+            store::finish(&db, &sent, OutboxStatus::Sent, None).await?;
         }
         for row in rows {
             self.give_back(&row, None).await?;
@@ -411,7 +412,13 @@ impl Lane {
     /// Returns an unsent row: pending again, or skipped when the campaign was cancelled.
     async fn give_back(&self, row: &Claimed, reason: Option<&str>) -> Result<(), DbError> {
         if *self.control.borrow() == Control::Cancel {
-            store::finish(&self.db, &[row.id], st::SKIPPED, Some("campaign cancelled")).await?;
+            store::finish(
+                &self.db,
+                &[row.id],
+                OutboxStatus::Skipped,
+                Some("campaign cancelled"),
+            )
+            .await?;
             Ok(())
         } else {
             store::release(&self.db, row.id, reason).await

@@ -14,8 +14,10 @@ use super::distribution::Shares;
 use super::engine::EngineDeps;
 use super::error::EngineError;
 use super::lane::plan_for;
-use super::model::{outbox_status as st, Campaign, CampaignStatus, Target, TargetLead};
-use super::store::{self, OutboxRow, RowSource};
+use super::model::{Campaign, CampaignStatus, Target, TargetLead};
+use super::store;
+use crate::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
+use crate::broadcast::outbox::store::{self as outbox_store, RowSource};
 use crate::broadcast::template::Template;
 use crate::db::{Db, DbError};
 
@@ -63,7 +65,7 @@ pub async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize)
         from_pool: distribution.takes_from_pool(),
         read: 0,
     };
-    let written = store::write_outbox(db, campaign.tenant_id, id, &mut rows).await?;
+    let written = outbox_store::write(db, campaign.tenant_id, id, &mut rows).await?;
     if rows.read == 0 {
         return Err(EngineError::Invalid(
             "no leads match the campaign's target".into(),
@@ -140,9 +142,9 @@ impl RowSource for LeadRows<'_> {
                     body: self.template.render(&lead.variables(), &mut rng),
                     message_id: new_message_id(),
                     status: if skip.is_some() {
-                        st::SKIPPED
+                        OutboxStatus::Skipped
                     } else {
-                        st::PENDING
+                        OutboxStatus::Pending
                     },
                     error: skip.map(str::to_string),
                     step: 0,
@@ -262,9 +264,4 @@ pub async fn matching_leads(
         leads.extend(page);
     }
     Ok(leads)
-}
-
-/// A WhatsApp-style message id (`3EB0` + 16 hex digits).
-pub fn new_message_id() -> String {
-    format!("3EB0{:016X}", rand::random::<u64>())
 }

@@ -1,7 +1,7 @@
 //! Campaigns: a message to many leads through many devices at a human pace.
 //!
-//! - [`model`]: campaign and outbox rows, states, targets, device choices.
-//! - [`store`]: their queries (claiming due rows, leases, reassignment, counts).
+//! - [`model`]: campaign rows, states, targets, device choices.
+//! - [`store`]: campaign queries (and which device owns an AI distribution's leads).
 //! - [`messages`]: what the engine handles (start, watch, pause/resume/cancel).
 //! - [`error`]: why the engine refuses a request.
 //! - [`engine`]: the CampaignEngine actor that runs, pauses and completes campaigns.

@@ -15,8 +15,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use super::model::{enrollment_status as es, Enrollment, NewEnrollment, Sequence, Step};
 use super::schedule::send_time;
 use super::store;
-use crate::broadcast::campaign::model::outbox_status as st;
-use crate::broadcast::campaign::store::OutboxRow;
+use crate::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
 use crate::broadcast::pacing::QuietHours;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::template::Template;
@@ -252,8 +251,8 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
                 .await?;
             continue;
         };
-        match status.as_str() {
-            st::SENT | st::DELIVERED | st::READ => {
+        match status {
+            OutboxStatus::Sent | OutboxStatus::Delivered | OutboxStatus::Read => {
                 let steps = steps
                     .get(&enrollment.sequence_id)
                     .map_or(&[][..], Vec::as_slice);
@@ -265,13 +264,14 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
                     None => complete(deps, &enrollment).await?,
                 }
             }
-            st::FAILED => {
+            OutboxStatus::Failed => {
                 store::end_enrollment(db, &enrollment, es::FAILED, error.as_deref()).await?;
             }
-            st::SKIPPED => {
+            OutboxStatus::Skipped => {
                 store::end_enrollment(db, &enrollment, es::STOPPED, error.as_deref()).await?;
             }
-            _ => {}
+            // Not read: only rows that moved on are.
+            OutboxStatus::Pending | OutboxStatus::Sending => {}
         }
     }
     Ok(())
@@ -476,8 +476,8 @@ impl<'a> DueRound<'a> {
             device_id,
             phone: enrollment.phone.clone(),
             body,
-            message_id: crate::broadcast::campaign::materialize::new_message_id(),
-            status: st::PENDING,
+            message_id: new_message_id(),
+            status: OutboxStatus::Pending,
             error: None,
             step: step.position,
             image_sha256: step.image_sha256.clone(),

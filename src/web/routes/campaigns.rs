@@ -13,11 +13,12 @@ use crate::auth::{require, Auth, Caller, Role};
 use crate::broadcast::campaign::error::EngineError;
 use crate::broadcast::campaign::messages::{Action, ControlCampaign, StartCampaign};
 use crate::broadcast::campaign::model::{
-    Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss,
-    OutboxEntry, Target,
+    Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss, Target,
 };
 use crate::broadcast::campaign::progress::{progress, Progress};
 use crate::broadcast::campaign::store;
+use crate::broadcast::outbox::model::OutboxEntry;
+use crate::broadcast::outbox::store::outbox_page;
 use crate::broadcast::pacing::PacingOverride;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::template::Template;
@@ -734,8 +735,7 @@ pub async fn campaign_messages(
 ) -> Result<web::Json<MessagesPage>, ApiError> {
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let messages =
-        store::outbox_page(&state.db, campaign.id, query.after.unwrap_or(0), limit).await?;
+    let messages = outbox_page(&state.db, campaign.id, query.after.unwrap_or(0), limit).await?;
     Ok(web::Json(MessagesPage { messages }))
 }
 
