@@ -92,7 +92,7 @@ impl Application {
         let clock = Clock::system();
         let sequences = SequenceEngine::new(SequenceDeps {
             db: db.clone(),
-            settings: settings.clone(),
+            broadcast: Arc::new(settings.broadcast.clone()),
             clock: clock.clone(),
         })
         .start();
@@ -191,7 +191,7 @@ fn start_campaigns(
     let throttle = Throttle::new(time_scale).start();
     CampaignEngine::new(EngineDeps {
         db: db.clone(),
-        settings: settings.clone(),
+        broadcast: Arc::new(settings.broadcast.clone()),
         fleet: fleet.clone(),
         hub: hub.clone(),
         throttle,

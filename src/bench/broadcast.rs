@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::report::{self, round, Target};
 use super::RunningApp;
-use crate::broadcast::campaign::engine::StartCampaign;
+use crate::broadcast::campaign::messages::StartCampaign;
 use crate::broadcast::campaign::model::{CampaignFields, CampaignStatus};
 use crate::broadcast::campaign::progress::progress;
 use crate::broadcast::campaign::store;

@@ -2,6 +2,8 @@
 //! that paces every device like a person.
 //!
 //! - [`leads`]: lead lists, leads, CSV import and the opt-out list.
+//! - [`outbox`]: the durable outbox (one row per message); the only code on its table.
+//! - [`replies`]: reacts to the chat mirror's commits (receipts, opt-out keywords, replies).
 //! - [`pacing`]: pacing rules (delays, caps, quiet hours, warm-up) and their safe bounds.
 //! - [`sequence`]: drip sequences (enrolment, due steps, stop on reply, chains, reports).
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
@@ -9,6 +11,7 @@
 
 pub mod campaign;
 pub mod leads;
+pub mod outbox;
 pub mod pacing;
 pub mod replies;
 pub mod sequence;

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use actix::prelude::*;
 
 use crate::broadcast::leads::opt_out;
+use crate::broadcast::outbox::model::{OutboxStatus, Receipt};
+use crate::broadcast::outbox::store as outbox;
 use crate::broadcast::sequence::store as sequence_store;
 use crate::chat::messages::{ChatCommitted, Inbound};
 use crate::config::BroadcastSettings;
@@ -67,6 +69,20 @@ async fn apply(
     defaults: &BroadcastSettings,
     committed: &ChatCommitted,
 ) -> Result<(), DbError> {
+    let receipts: Vec<Receipt> = committed
+        .receipts
+        .iter()
+        .filter_map(|r| {
+            Some(Receipt {
+                device_id: r.device_id,
+                wa_ids: r.message_ids.clone(),
+                status: OutboxStatus::parse(r.status)?,
+            })
+        })
+        .collect();
+    if !receipts.is_empty() {
+        outbox::apply_receipts(db, &receipts).await?;
+    }
     for message in &committed.inbound {
         let Some(text) = message
             .text

@@ -6,8 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::model::{Chat, StoredMessage};
-use crate::broadcast::campaign::store::receipt_moves_from;
-use crate::db::schema::{chats, messages, outbox};
+use crate::db::schema::{chats, messages};
 use crate::db::sql::{like_pattern, lower};
 use crate::db::{Db, DbError};
 use crate::db_run;
@@ -194,33 +193,6 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         if changed > 0 {
                             outcome.acks.push((*device_id, wa_ids.clone(), *status));
                         }
-                        // Campaign messages follow their receipts too.
-                        let now = chrono::Utc::now().naive_utc();
-                        let (delivered_at, read_at) = match *status {
-                            "read" => (None, Some(now)),
-                            _ => (Some(now), None),
-                        };
-                        diesel::update(
-                            outbox::table
-                                .filter(outbox::device_id.eq(device_id))
-                                .filter(outbox::message_id.eq_any(wa_ids))
-                                .filter(outbox::status.eq_any(receipt_moves_from(status))),
-                        )
-                        .set((
-                            outbox::status.eq(*status),
-                            outbox::delivered_at.eq(diesel::dsl::sql::<
-                                diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-                            >(
-                                "COALESCE(delivered_at, "
-                            )
-                            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, _>(
-                                delivered_at.or(read_at),
-                            )
-                            .sql(")")),
-                            outbox::read_at.eq(read_at),
-                        ))
-                        .execute(conn)
-                        .await?;
                     }
                 }
             }

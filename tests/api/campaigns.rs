@@ -37,6 +37,8 @@ crate::both_backends!(with super::FAST_SIM;
     opted_out_leads_are_skipped,
     a_picture_campaign_sends_the_picture_with_its_caption,
     campaigns_are_validated_and_tenant_scoped,
+    a_start_writes_each_phone_once_across_pages_of_leads,
+    receipts_move_outbox_rows_forward_in_one_batch,
 );
 
 /// How long a whole campaign may take in a test.
@@ -763,4 +765,140 @@ async fn a_picture_campaign_sends_the_picture_with_its_caption(app: TestApp) {
     assert!(sent["media"]["size"].as_i64().unwrap() <= 350 * 1024);
     // A started campaign's picture can no longer change.
     assert_eq!(put(crate::chats::big_png()).await.unwrap().status(), 409);
+}
+
+/// A start reads its leads a page (1,000) at a time: a target over several pages, with phones
+/// repeated across pages, still gets one row per phone, from its first lead by id, and the
+/// preview counts the same leads.
+async fn a_start_writes_each_phone_once_across_pages_of_leads(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let first = seed_leads(&app, owner.tenant_id, "First", 1500, 0).await;
+    // Phones 1000–1499 again, as later leads (the next pages), and 700 new ones.
+    let second = seed_leads(&app, owner.tenant_id, "Second", 1200, 1000).await;
+    let id = create(
+        &owner,
+        json!({"name": "Big", "message": "Hi {name}", "target": {"list_ids": [first, second]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    let preview: Value = owner
+        .get(&format!("/api/v1/campaigns/{id}/preview"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["leads"], 2200);
+    // No device is online: every row is written and waits for one.
+    let started = start(&owner, id).await;
+    assert_eq!(started["messages"], 2200);
+    let rows = messages(&owner, id).await;
+    assert_eq!(rows.len(), 2200);
+    let phones: HashSet<&str> = rows.iter().map(|r| r["phone"].as_str().unwrap()).collect();
+    assert_eq!(phones.len(), 2200, "one row per phone");
+    let body_of = |phone: &str| {
+        rows.iter()
+            .find(|r| r["phone"] == phone)
+            .map(|r| r["body"].clone())
+            .unwrap()
+    };
+    // The first list's lead has the phone first (its name is "Lead 1200"; the second's "Lead 200").
+    assert_eq!(body_of("60120001200"), json!("Hi Lead 1200"));
+    assert_eq!(body_of("60120002199"), json!("Hi Lead 1199"));
+    assert!(rows.iter().all(|r| r["status"] == "pending"));
+}
+
+/// A batch of receipts moves its device's rows forward in one call (delivered stamps
+/// `delivered_at` once, read stamps `read_at`), never backwards, and leaves pending rows, other
+/// devices' rows and other statuses alone.
+async fn receipts_move_outbox_rows_forward_in_one_batch(app: TestApp) {
+    use wafleet::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus, Receipt};
+    use wafleet::broadcast::outbox::store;
+    let owner = app.new_tenant("Acme").await;
+    let device = app.paired_device(&owner, "One").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 4, 0).await;
+    // A draft: nothing sends these rows but this test.
+    let id = create(
+        &owner,
+        json!({"name": "Receipts", "message": "Hi", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    let db = &app.db;
+    let tenant_id = owner.tenant_id;
+    let lead_ids: Vec<i64> = async {
+        db_run!(db, |conn| {
+            leads::table
+                .filter(leads::list_id.eq(list))
+                .order(leads::id)
+                .select(leads::id)
+                .load(conn)
+                .await
+                .map_err(wafleet::db::DbError::from)
+        })
+    }
+    .await
+    .unwrap();
+    let rows: Vec<OutboxRow> = lead_ids
+        .iter()
+        .enumerate()
+        .map(|(n, lead_id)| OutboxRow {
+            lead_id: *lead_id,
+            device_id: Some(device),
+            phone: format!("6012{n:07}"),
+            body: "Hi".into(),
+            message_id: new_message_id(),
+            status: OutboxStatus::Pending,
+            error: None,
+            step: 0,
+            image_sha256: None,
+        })
+        .collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.message_id.clone()).collect();
+    let written = store::write(db, tenant_id, id, &mut std::iter::once(rows))
+        .await
+        .unwrap();
+    assert_eq!(written, 4);
+    // Rows 0 and 1 are claimed; 0 is sent, 1 is still being sent, 2 and 3 wait.
+    let now = chrono::Utc::now().naive_utc();
+    let claimed = store::claim(db, id, device, 2, now, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    store::finish(db, &[claimed[0].id], OutboxStatus::Sent, None)
+        .await
+        .unwrap();
+    let receipt = |wa_ids: &[String], status| Receipt {
+        device_id: device,
+        wa_ids: wa_ids.to_vec(),
+        status,
+    };
+    let moved = store::apply_receipts(
+        db,
+        &[
+            receipt(&ids[..3], OutboxStatus::Delivered),
+            receipt(&ids[..1], OutboxStatus::Read),
+            // Another device's receipt and a status receipts do not move.
+            Receipt {
+                device_id: device + 1,
+                wa_ids: ids.clone(),
+                status: OutboxStatus::Read,
+            },
+            receipt(&ids, OutboxStatus::Failed),
+        ],
+    )
+    .await
+    .unwrap();
+    // 0 and 1 delivered, then 0 read; 2 is still pending.
+    assert_eq!(moved, 3);
+    // A late delivery receipt never moves a read row back.
+    let late = store::apply_receipts(db, &[receipt(&ids[..1], OutboxStatus::Delivered)])
+        .await
+        .unwrap();
+    assert_eq!(late, 0);
+    let page = store::outbox_page(db, id, 0, 10).await.unwrap();
+    let states: Vec<&str> = page.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(states, ["read", "delivered", "pending", "pending"]);
+    assert!(page[0].delivered_at.is_some() && page[0].read_at.is_some());
+    assert!(page[1].delivered_at.is_some() && page[1].read_at.is_none());
+    assert!(page[2].delivered_at.is_none());
 }

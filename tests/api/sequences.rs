@@ -749,7 +749,9 @@ async fn a_device_lost_mid_distribution_hands_its_share_on(app: TestApp) {
 async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    use wafleet::broadcast::campaign::{engine, store};
+    use wafleet::broadcast::campaign::{materialize, store};
+    use wafleet::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
+    use wafleet::broadcast::outbox::store as outbox_store;
     use wafleet::db::schema::leads;
     let owner = app.new_tenant("Acme").await;
     let first = app.paired_device(&owner, "One").await;
@@ -776,22 +778,24 @@ async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
     }
     .await
     .unwrap();
-    let rows: Vec<store::OutboxRow> = pool
+    let rows: Vec<OutboxRow> = pool
         .iter()
-        .map(|(lead_id, phone)| store::OutboxRow {
+        .map(|(lead_id, phone)| OutboxRow {
             lead_id: *lead_id,
             device_id: Some(first),
             phone: phone.clone(),
             body: "Hi".into(),
-            message_id: engine::new_message_id(),
-            status: "pending",
+            message_id: new_message_id(),
+            status: OutboxStatus::Pending,
             error: None,
             step: 0,
             image_sha256: None,
         })
         .collect();
     assert_eq!(
-        store::write_outbox(db, tenant_id, id, &rows).await.unwrap(),
+        outbox_store::write(db, tenant_id, id, &mut std::iter::once(rows))
+            .await
+            .unwrap(),
         3
     );
     // The other distribution claimed the second lead between this one's read and its claim.
@@ -808,13 +812,13 @@ async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(
-        store::claim_pool_leads(db, id, engine::TAKEN)
+        store::claim_pool_leads(db, id, materialize::TAKEN)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        store::claim_pool_leads(db, id, engine::TAKEN)
+        store::claim_pool_leads(db, id, materialize::TAKEN)
             .await
             .unwrap(),
         0,
@@ -841,7 +845,7 @@ async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
     };
     assert_eq!(
         state_of(contested),
-        (json!("skipped"), json!(engine::TAKEN))
+        (json!("skipped"), json!(materialize::TAKEN))
     );
     assert_eq!(state_of(pool[0].0), (json!("pending"), Value::Null));
     assert_eq!(state_of(pool[2].0), (json!("pending"), Value::Null));

@@ -1,7 +1,13 @@
-//! The CampaignEngine actor: starts campaigns (writes their outbox), runs one [`Lane`] per
-//! sending device, pauses, resumes and cancels them, moves a lost device's rows, starts
-//! scheduled campaigns on time, publishes progress, and completes campaigns. Its state is only a
-//! cache of the database: after a restart it resumes every running campaign from the outbox.
+//! The CampaignEngine actor: starts campaigns (see [`materialize`](super::materialize)), runs
+//! one [`Lane`] per sending device, pauses, resumes and cancels them, moves a lost device's
+//! rows, starts scheduled campaigns on time, publishes progress, and completes campaigns. Its
+//! state is only a cache of the database: after a restart it resumes every running campaign
+//! from the outbox.
+//!
+//! Handles [`StartCampaign`], [`WatchCampaign`] and [`ControlCampaign`] (see
+//! [`messages`](super::messages)), plus its own `LaneEnded`, `TickDone` and `StartDue`. Emits
+//! `CAMPAIGN_PROGRESS` on `campaign/<id>` through the Hub. Started once at start-up and not
+//! supervised: it never stops itself, and a failed lane or tick is retried on the next tick.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -12,94 +18,32 @@ use actix::prelude::*;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::lane::{load_image, Control, Lane, LaneEnd, Plan};
-use super::model::{
-    outbox_status as st, Campaign, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss,
-};
+use super::devices::{days_linked, online_devices, remaining_capacity};
+use super::distribution::Distribution;
+use super::error::EngineError;
+use super::lane::{plan_for, Control, Lane, LaneEnd, Plan};
+use super::materialize::{materialize, NO_CAPACITY};
+use super::messages::{Action, ControlCampaign, StartCampaign, WatchCampaign};
+use super::model::{Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
 use super::progress::{progress, Progress};
-use super::store::{self, OutboxRow};
-use crate::broadcast::pacing::Pacing;
-use crate::broadcast::settings as tenant_settings;
-use crate::broadcast::template::Template;
+use super::store;
+use crate::broadcast::outbox::model::OutboxStatus;
+use crate::broadcast::outbox::store as outbox_store;
 use crate::broadcast::throttle::Throttle;
 use crate::chat::media::MediaStore;
-use crate::config::Settings;
+use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
-use crate::device::model::{Device, DeviceFilter, DeviceStatus};
+use crate::device::model::Device;
 use crate::device::Fleet;
 use crate::hub::{Hub, HubEvent, Topic};
-
-/// Why the engine refused a request.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum EngineError {
-    /// No such campaign.
-    #[error("campaign not found")]
-    NotFound,
-    /// The campaign is not in a state that allows this.
-    #[error("{0}")]
-    Conflict(String),
-    /// The campaign cannot run as configured (no leads, bad template, pacing out of bounds…).
-    #[error("{0}")]
-    Invalid(String),
-    /// The database failed.
-    #[error("{0}")]
-    Db(String),
-}
-
-impl From<DbError> for EngineError {
-    fn from(err: DbError) -> Self {
-        match err {
-            DbError::NotFound => EngineError::NotFound,
-            other => EngineError::Db(other.to_string()),
-        }
-    }
-}
-
-/// Start a draft or scheduled campaign now: write its outbox and send. Answers the rows written.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<usize, EngineError>")]
-pub struct StartCampaign {
-    /// Campaign.
-    pub campaign_id: i64,
-}
-
-/// Run a campaign that is already running or paused in the database (a new sequence's
-/// carrier), if this engine does not run it yet.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), EngineError>")]
-pub struct WatchCampaign {
-    /// Campaign.
-    pub campaign_id: i64,
-}
-
-/// Pause, resume or cancel a campaign.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), EngineError>")]
-pub struct ControlCampaign {
-    /// Campaign.
-    pub campaign_id: i64,
-    /// What to do.
-    pub action: Action,
-}
-
-/// A user's action on a started campaign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// running → paused.
-    Pause,
-    /// paused → running.
-    Resume,
-    /// draft | scheduled | running | paused → cancelled.
-    Cancel,
-}
 
 /// The engine's dependencies.
 #[derive(Clone)]
 pub struct EngineDeps {
     /// Database.
     pub db: Db,
-    /// Settings.
-    pub settings: Arc<Settings>,
+    /// `[broadcast]`: tenant defaults, leases, attempts, intervals and batch sizes.
+    pub broadcast: Arc<BroadcastSettings>,
     /// Devices.
     pub fleet: Fleet,
     /// Where progress is published.
@@ -154,6 +98,11 @@ struct LaneEnded {
 #[rtype(result = "()")]
 struct TickDone;
 
+/// Start a scheduled campaign whose time has come.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct StartDue(i64);
+
 impl CampaignEngine {
     /// An engine over `deps`.
     pub fn new(deps: EngineDeps) -> Self {
@@ -170,7 +119,7 @@ impl Actor for CampaignEngine {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let interval =
-            Duration::from_millis(self.deps.settings.broadcast.progress_interval_ms.max(50));
+            Duration::from_millis(self.deps.broadcast.progress_interval_ms.max(50));
         ctx.run_interval(interval, |engine, ctx| engine.tick(ctx));
         // Resume what was running before a restart.
         let db = self.deps.db.clone();
@@ -257,7 +206,7 @@ impl Handler<ControlCampaign> for CampaignEngine {
                     )));
                 }
                 if to == Cancelled {
-                    store::skip_unsent(&db, id, "campaign cancelled").await?;
+                    outbox_store::skip_unsent(&db, id, "campaign cancelled").await?;
                 }
                 store::find_campaign(&db, id)
                     .await
@@ -313,6 +262,25 @@ impl Handler<TickDone> for CampaignEngine {
 
     fn handle(&mut self, _: TickDone, _: &mut Context<Self>) {
         self.ticking = false;
+    }
+}
+
+impl Handler<StartDue> for CampaignEngine {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartDue, ctx: &mut Context<Self>) {
+        let deps = self.deps.clone();
+        ctx.spawn(
+            async move { materialize(&deps, msg.0).await }
+                .into_actor(self)
+                .map(move |result, engine, ctx| match result {
+                    Ok((campaign, written)) => {
+                        tracing::info!(campaign_id = campaign.id, written, "scheduled campaign started");
+                        engine.resume_run(campaign, ctx);
+                    }
+                    Err(err) => tracing::warn!(campaign_id = msg.0, error = %err, "scheduled campaign could not start"),
+                }),
+        );
     }
 }
 
@@ -431,11 +399,10 @@ impl CampaignEngine {
             publish(&self.deps.hub, &report.campaign, &report.progress);
             run.last = Some(report.progress.clone());
         }
-        let kind = report.campaign.kind();
-        // A sequence's carrier runs as long as the sequence exists; it is never complete.
+        let distribution = report.campaign.distribution();
         if state == CampaignStatus::Running
             && report.progress.counts.unsent() == 0
-            && kind != CampaignKind::Sequence
+            && distribution.completes()
         {
             self.complete(report.campaign, ctx);
             return;
@@ -470,26 +437,29 @@ impl CampaignEngine {
                 lost => to_move.push(lost),
             }
         }
-        if kind == CampaignKind::Ai {
-            if !to_move.is_empty() {
-                self.move_within_limits(&report, to_move, ctx);
+        match distribution {
+            Distribution::Ai { per_device_limit } => {
+                if !to_move.is_empty() {
+                    self.move_within_limits(&report, to_move, per_device_limit, ctx);
+                }
             }
-        } else if !to_move.is_empty() && !online_ids.is_empty() {
-            let db = self.deps.db.clone();
-            ctx.spawn(
-                async move {
-                    for from in to_move {
-                        match store::reassign(&db, id, from, &online_ids, None).await {
-                            Ok(moved) if moved > 0 => tracing::info!(campaign_id = id, from_device = ?from, moved, "moved unsent messages to online devices"),
-                            Ok(_) => {}
-                            Err(err) => tracing::warn!(campaign_id = id, error = %err, "could not move unsent messages"),
+            _ if !to_move.is_empty() && !online_ids.is_empty() => {
+                let db = self.deps.db.clone();
+                ctx.spawn(
+                    async move {
+                        for from in to_move {
+                            match outbox_store::reassign(&db, id, from, &online_ids, None).await {
+                                Ok(moved) if moved > 0 => tracing::info!(campaign_id = id, from_device = ?from, moved, "moved unsent messages to online devices"),
+                                Ok(_) => {}
+                                Err(err) => tracing::warn!(campaign_id = id, error = %err, "could not move unsent messages"),
+                            }
                         }
                     }
-                }
-                .into_actor(self),
-            );
-        } else if kind == CampaignKind::Broadcast {
-            self.balance(&report, ctx);
+                    .into_actor(self),
+                );
+            }
+            Distribution::Broadcast => self.balance(&report, ctx),
+            Distribution::Sequence => {}
         }
     }
 
@@ -500,6 +470,7 @@ impl CampaignEngine {
         &mut self,
         report: &TickReport,
         from: Vec<Option<i64>>,
+        per_device_limit: u64,
         ctx: &mut Context<Self>,
     ) {
         let id = report.campaign.id;
@@ -510,7 +481,7 @@ impl CampaignEngine {
             return;
         }
         run.moving = true;
-        let limit = report.campaign.per_device_limit.unwrap_or(0);
+        let limit = i64::try_from(per_device_limit).unwrap_or(i64::MAX);
         let online: Vec<i64> = report
             .online
             .iter()
@@ -522,8 +493,8 @@ impl CampaignEngine {
             async move {
                 let result: Result<(), DbError> = async {
                     let mut taken: HashMap<i64, i64> = HashMap::new();
-                    for (device, status, n) in store::counts(&db, id).await? {
-                        if let Some(device) = device.filter(|_| status != st::SKIPPED && status != st::FAILED) {
+                    for (device, status, n) in outbox_store::counts(&db, id).await? {
+                        if let Some(device) = device.filter(|_| !matches!(status, OutboxStatus::Skipped | OutboxStatus::Failed)) {
                             *taken.entry(device).or_default() += n;
                         }
                     }
@@ -533,13 +504,13 @@ impl CampaignEngine {
                         .collect();
                     for lost in from {
                         for (device, left) in room.iter_mut().filter(|(_, left)| *left > 0) {
-                            let moved = store::reassign(&db, id, lost, &[*device], Some(*left)).await?;
+                            let moved = outbox_store::reassign(&db, id, lost, &[*device], Some(*left)).await?;
                             *left -= moved as i64;
                         }
                         // Only with no room left: a row its lane gives back after the moves
                         // above goes to the room on the next tick.
                         if room.iter().all(|(_, left)| *left == 0) {
-                            let skipped = store::skip_device_pending(&db, id, lost, NO_CAPACITY).await?;
+                            let skipped = outbox_store::skip_device_pending(&db, id, lost, NO_CAPACITY).await?;
                             tracing::info!(campaign_id = id, from_device = ?lost, skipped, "no device has room for a lost device's leads");
                         }
                     }
@@ -589,14 +560,15 @@ impl CampaignEngine {
         let (Some((queue, donor)), false) = (donor, idle.is_empty()) else {
             return;
         };
-        let (deps, id, pacing) = (
-            self.deps.clone(),
+        let (db, time_scale, id, pacing) = (
+            self.deps.db.clone(),
+            self.deps.time_scale,
             report.campaign.id,
             run.plan.pacing.clone(),
         );
         ctx.spawn(
             async move {
-                let receivers: Vec<i64> = match remaining_capacity(&deps, &idle, &pacing).await {
+                let receivers: Vec<i64> = match remaining_capacity(&db, time_scale, &idle, &pacing).await {
                     Ok(capacity) => capacity.into_iter().filter(|(_, c)| *c > 0).map(|(d, _)| d).collect(),
                     Err(err) => {
                         tracing::warn!(campaign_id = id, error = %err, "could not read device capacity");
@@ -608,7 +580,7 @@ impl CampaignEngine {
                 if share == 0 {
                     return;
                 }
-                if let Err(err) = store::reassign(&deps.db, id, Some(donor), &receivers, Some(share)).await {
+                if let Err(err) = outbox_store::reassign(&db, id, Some(donor), &receivers, Some(share)).await {
                     tracing::warn!(campaign_id = id, error = %err, "could not balance the campaign");
                 }
             }
@@ -681,30 +653,6 @@ impl CampaignEngine {
     }
 }
 
-/// Start a scheduled campaign whose time has come.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct StartDue(i64);
-
-impl Handler<StartDue> for CampaignEngine {
-    type Result = ();
-
-    fn handle(&mut self, msg: StartDue, ctx: &mut Context<Self>) {
-        let deps = self.deps.clone();
-        ctx.spawn(
-            async move { materialize(&deps, msg.0).await }
-                .into_actor(self)
-                .map(move |result, engine, ctx| match result {
-                    Ok((campaign, written)) => {
-                        tracing::info!(campaign_id = campaign.id, written, "scheduled campaign started");
-                        engine.resume_run(campaign, ctx);
-                    }
-                    Err(err) => tracing::warn!(campaign_id = msg.0, error = %err, "scheduled campaign could not start"),
-                }),
-        );
-    }
-}
-
 /// Spawns the lane of `device` for campaign `id`; it reports its end to the engine.
 fn spawn_lane(
     deps: &EngineDeps,
@@ -745,14 +693,6 @@ fn spawn_lane(
     ctx.spawn(actix::fut::wrap_future::<_, CampaignEngine>(lane));
 }
 
-/// Whole simulated days since `device` was linked (0 when not linked), for warm-up.
-fn days_linked(device: &Device, time_scale: f64) -> u32 {
-    device.paired_at.map_or(0, |at| {
-        let secs = (Utc::now().naive_utc() - at).num_seconds().max(0) as f64 * time_scale;
-        (secs / 86_400.0) as u32
-    })
-}
-
 /// Publishes `CAMPAIGN_PROGRESS` on `campaign/<id>`.
 fn publish(hub: &Addr<Hub>, campaign: &Campaign, progress: &Progress) {
     hub.do_send(HubEvent {
@@ -791,361 +731,4 @@ async fn report(db: &Db, id: i64, choice: &DeviceChoice) -> Result<TickReport, D
         progress,
         online,
     })
-}
-
-/// The online devices a campaign may use.
-async fn online_devices(
-    db: &Db,
-    tenant_id: i64,
-    choice: &DeviceChoice,
-) -> Result<Vec<Device>, DbError> {
-    let only_ids = match choice {
-        DeviceChoice::AllOnline => None,
-        DeviceChoice::Set { ids } => Some(ids.clone()),
-        DeviceChoice::Member { user_id } => {
-            Some(crate::auth::store::assigned_device_ids(db, *user_id).await?)
-        }
-    };
-    let filter = DeviceFilter {
-        status: Some(DeviceStatus::Online),
-        search: None,
-        only_ids,
-    };
-    let (devices, _) =
-        crate::device::store::list_devices(db, tenant_id, &filter, 10_000, 0).await?;
-    Ok(devices)
-}
-
-/// The plan every lane of `campaign` shares.
-async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, EngineError> {
-    let effective =
-        tenant_settings::effective(&deps.db, &deps.settings, campaign.tenant_id).await?;
-    let pacing = effective.pacing.with(&campaign.pacing_override());
-    deps.settings
-        .broadcast
-        .limits
-        .check(&pacing)
-        .map_err(EngineError::Invalid)?;
-    let image = match &campaign.image_sha256 {
-        Some(sha) => Some(
-            load_image(&deps.media, sha)
-                .await
-                .map_err(|e| EngineError::Invalid(format!("campaign picture: {e}")))?,
-        ),
-        None => None,
-    };
-    // A sequence's messages differ per step; typing time follows a typical message.
-    let chars = match campaign.kind() {
-        CampaignKind::Sequence => TYPICAL_CHARS,
-        _ => campaign.message.chars().count(),
-    };
-    Ok(Plan {
-        campaign_id: campaign.id,
-        tenant_id: campaign.tenant_id,
-        pacing: Arc::new(pacing),
-        time_zone: effective.time_zone,
-        image,
-        media: deps.media.clone(),
-        lease: Duration::from_secs(deps.settings.broadcast.lease_secs.max(1)),
-        max_attempts: i64::from(deps.settings.broadcast.max_attempts.max(1)),
-        time_scale: deps.time_scale,
-        chars,
-        leave_on_error: campaign.kind() == CampaignKind::Ai,
-    })
-}
-
-/// Characters of a typical sequence message (typing time).
-const TYPICAL_CHARS: usize = 120;
-
-/// Writes a draft or scheduled campaign's outbox (one row per matching lead, rendered, with a
-/// fresh message id, assigned to a device) and marks it running. Safe to repeat after a crash:
-/// rows already written stay as they are.
-async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), EngineError> {
-    let db = &deps.db;
-    let campaign = store::find_campaign(db, id).await?;
-    if !campaign.state().editable() {
-        return Err(EngineError::Conflict(format!(
-            "the campaign is {}",
-            campaign.status
-        )));
-    }
-    let plan = plan_for(deps, &campaign).await?;
-    let template = Template::parse(&campaign.message).map_err(|e| EngineError::Invalid(e.0))?;
-    let leads = target_leads(db, &campaign).await?;
-    if leads.is_empty() {
-        return Err(EngineError::Invalid(
-            "no leads match the campaign's target".into(),
-        ));
-    }
-    let devices = online_devices(db, campaign.tenant_id, &campaign.device_choice()).await?;
-    let capacities = remaining_capacity(deps, &devices, &plan.pacing).await?;
-    let assignment = match (campaign.kind(), campaign.per_device_limit) {
-        (CampaignKind::Ai, Some(limit)) => {
-            let health = device_health(deps, &devices).await?;
-            distribute(leads.len(), &capacities, &health, limit.max(0) as u64)
-        }
-        _ => assign(leads.len(), &capacities),
-    };
-    let phones: Vec<String> = leads.iter().map(|l| l.phone.clone()).collect();
-    let opted_out =
-        crate::broadcast::leads::opt_out::opted_out(db, campaign.tenant_id, &phones).await?;
-    let mut rng = rand::rng();
-    let rows: Vec<OutboxRow> = leads
-        .iter()
-        .zip(assignment)
-        .map(|(lead, device_id)| {
-            let skip = if opted_out.contains(&lead.phone) {
-                Some("opted out")
-            } else if campaign.kind() == CampaignKind::Ai && device_id.is_none() {
-                Some(NO_CAPACITY)
-            } else {
-                None
-            };
-            OutboxRow {
-                lead_id: lead.id,
-                device_id,
-                phone: lead.phone.clone(),
-                body: template.render(&lead.variables(), &mut rng),
-                message_id: new_message_id(),
-                status: if skip.is_some() {
-                    st::SKIPPED
-                } else {
-                    st::PENDING
-                },
-                error: skip.map(str::to_string),
-                step: 0,
-                image_sha256: None,
-            }
-        })
-        .collect();
-    let written = store::write_outbox(db, campaign.tenant_id, id, &rows).await?;
-    if campaign.kind() == CampaignKind::Ai {
-        // The pool shrinks at once: each lead now belongs to the device that will write to it,
-        // unless a distribution started at the same moment claimed it first.
-        let taken = store::claim_pool_leads(db, id, TAKEN).await?;
-        if taken > 0 {
-            tracing::info!(
-                campaign_id = id,
-                taken,
-                "leads claimed by another distribution"
-            );
-        }
-    }
-    let from = [CampaignStatus::Draft, CampaignStatus::Scheduled];
-    if !store::transition(db, id, &from, CampaignStatus::Running, None).await? {
-        return Err(EngineError::Conflict(
-            "the campaign changed while starting".into(),
-        ));
-    }
-    tracing::info!(
-        campaign_id = id,
-        leads = leads.len(),
-        written,
-        devices = devices.len(),
-        "campaign started"
-    );
-    Ok((store::find_campaign(db, id).await?, written))
-}
-
-/// A campaign's leads now: its target's lists and statuses, any of its tags, one per phone.
-pub async fn target_leads(
-    db: &Db,
-    campaign: &Campaign,
-) -> Result<Vec<super::model::TargetLead>, DbError> {
-    let pool_only = campaign.kind() == CampaignKind::Ai;
-    matching_leads(db, campaign.tenant_id, &campaign.target(), pool_only).await
-}
-
-/// A tenant's leads matching `target` (only those without a device when `pool_only`), one per
-/// phone, in id order.
-pub async fn matching_leads(
-    db: &Db,
-    tenant_id: i64,
-    target: &super::model::Target,
-    pool_only: bool,
-) -> Result<Vec<super::model::TargetLead>, DbError> {
-    let tags: Vec<String> = target
-        .tags
-        .iter()
-        .map(|t| format!(",{},", t.trim().to_lowercase()))
-        .collect();
-    let niches: Vec<String> = target
-        .niches
-        .iter()
-        .map(|n| n.trim().to_lowercase())
-        .collect();
-    let mut seen = HashSet::new();
-    Ok(
-        store::target_leads(db, tenant_id, &target.list_ids, &target.statuses, pool_only)
-            .await?
-            .into_iter()
-            .filter(|(_, lead_tags)| {
-                tags.is_empty() || tags.iter().any(|t| lead_tags.contains(t.as_str()))
-            })
-            .filter(|(lead, _)| {
-                niches.is_empty()
-                    || lead
-                        .niche
-                        .as_deref()
-                        .is_some_and(|n| niches.contains(&n.trim().to_lowercase()))
-            })
-            .map(|(lead, _)| lead)
-            .filter(|lead| seen.insert(lead.phone.clone()))
-            .collect(),
-    )
-}
-
-/// Each device's sends left today (its daily cap after warm-up, minus what it sent in the last
-/// simulated day).
-async fn remaining_capacity(
-    deps: &EngineDeps,
-    devices: &[Device],
-    pacing: &Pacing,
-) -> Result<Vec<(i64, u64)>, DbError> {
-    let day = chrono::Duration::milliseconds((86_400_000.0 / deps.time_scale) as i64);
-    let since = (Utc::now() - day).naive_utc();
-    let mut capacities = Vec::with_capacity(devices.len());
-    for device in devices {
-        let days = days_linked(device, deps.time_scale);
-        let sent = store::device_sends_since(&deps.db, device.id, since)
-            .await?
-            .len() as u64;
-        let cap = u64::from(pacing.daily_cap(days));
-        capacities.push((device.id, cap.saturating_sub(sent)));
-    }
-    Ok(capacities)
-}
-
-/// Why an AI distribution left a lead in the pool.
-pub const NO_CAPACITY: &str = "no device capacity left";
-
-/// Why an AI distribution skipped a lead another distribution claimed first.
-pub const TAKEN: &str = "another distribution took the lead";
-
-/// Each device's health for AI distribution, 0.1–1.0: the share of its messages of the last
-/// (simulated) day that did not fail. A device without history is healthy.
-async fn device_health(deps: &EngineDeps, devices: &[Device]) -> Result<Vec<f64>, DbError> {
-    let day = chrono::Duration::milliseconds((86_400_000.0 / deps.time_scale) as i64);
-    let since = (Utc::now() - day).naive_utc();
-    let ids: Vec<i64> = devices.iter().map(|d| d.id).collect();
-    let history = store::device_outcomes_since(&deps.db, &ids, since).await?;
-    Ok(ids
-        .iter()
-        .map(|id| match history.get(id) {
-            Some(&(failed, total)) if total > 0 => (1.0 - failed as f64 / total as f64).max(0.1),
-            _ => 1.0,
-        })
-        .collect())
-}
-
-/// AI distribution: assigns `count` leads to devices, at most `limit` each (and no more than
-/// each device's remaining daily capacity), smooth weighted round-robin by remaining room ×
-/// health; `None` for leads no device has room for.
-fn distribute(
-    count: usize,
-    capacities: &[(i64, u64)],
-    health: &[f64],
-    limit: u64,
-) -> Vec<Option<i64>> {
-    let mut room: Vec<u64> = capacities.iter().map(|(_, c)| (*c).min(limit)).collect();
-    let mut current = vec![0f64; capacities.len()];
-    (0..count)
-        .map(|_| {
-            let weights: Vec<f64> = room
-                .iter()
-                .zip(health)
-                .map(|(r, h)| *r as f64 * h)
-                .collect();
-            let total: f64 = weights.iter().sum();
-            if total <= 0.0 {
-                return None;
-            }
-            for (c, w) in current.iter_mut().zip(&weights) {
-                *c += w;
-            }
-            let best = (0..current.len())
-                .filter(|i| room[*i] > 0)
-                .max_by(|a, b| current[*a].total_cmp(&current[*b]).then(b.cmp(a)))?;
-            current[best] -= total;
-            room[best] -= 1;
-            Some(capacities[best].0)
-        })
-        .collect()
-}
-
-/// Assigns `count` rows to devices round-robin weighted by remaining capacity (smooth weighted
-/// round-robin, so shares interleave). Devices with no capacity get rows only when all are
-/// full; with no device every row waits unassigned.
-fn assign(count: usize, capacities: &[(i64, u64)]) -> Vec<Option<i64>> {
-    if capacities.is_empty() {
-        return vec![None; count];
-    }
-    let all_full = capacities.iter().all(|(_, c)| *c == 0);
-    let weights: Vec<i64> = capacities
-        .iter()
-        .map(|(_, c)| if all_full { 1 } else { *c as i64 })
-        .collect();
-    let total: i64 = weights.iter().sum();
-    let mut current = vec![0i64; weights.len()];
-    (0..count)
-        .map(|_| {
-            for (c, w) in current.iter_mut().zip(&weights) {
-                *c += w;
-            }
-            let (best, _) = current
-                .iter()
-                .enumerate()
-                .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))
-                .unwrap_or((0, &0));
-            current[best] -= total;
-            Some(capacities[best].0)
-        })
-        .collect()
-}
-
-/// A WhatsApp-style message id (`3EB0` + 16 hex digits).
-pub fn new_message_id() -> String {
-    format!("3EB0{:016X}", rand::random::<u64>())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{assign, distribute};
-
-    #[test]
-    fn assignment_follows_remaining_capacity_and_interleaves() {
-        let rows = assign(60, &[(1, 100), (2, 200), (3, 0)]);
-        let count = |d| rows.iter().filter(|r| **r == Some(d)).count();
-        assert_eq!((count(1), count(2), count(3)), (20, 40, 0));
-        assert_ne!(rows[0], rows[1], "shares interleave");
-    }
-
-    #[test]
-    fn distribution_fills_each_device_to_its_limit_and_leaves_the_rest() {
-        let caps: Vec<(i64, u64)> = (1..=7).map(|d| (d, 500)).collect();
-        let rows = distribute(1000, &caps, &[1.0; 7], 100);
-        for d in 1..=7 {
-            assert_eq!(rows.iter().filter(|r| **r == Some(d)).count(), 100);
-        }
-        assert_eq!(rows.iter().filter(|r| r.is_none()).count(), 300);
-        assert_ne!(rows[0], rows[1], "shares interleave");
-    }
-
-    #[test]
-    fn distribution_favours_healthy_devices_and_respects_daily_capacity() {
-        let rows = distribute(30, &[(1, 100), (2, 100), (3, 5)], &[1.0, 0.25, 1.0], 100);
-        let count = |d| rows.iter().filter(|r| **r == Some(d)).count();
-        assert!(count(1) > 2 * count(2), "{} vs {}", count(1), count(2));
-        assert!(count(3) <= 5);
-        assert_eq!(count(1) + count(2) + count(3), 30);
-    }
-
-    #[test]
-    fn full_devices_share_equally_and_no_device_leaves_rows_unassigned() {
-        let rows = assign(9, &[(1, 0), (2, 0), (3, 0)]);
-        assert!([1, 2, 3]
-            .iter()
-            .all(|d| rows.iter().filter(|r| **r == Some(*d)).count() == 3));
-        assert_eq!(assign(3, &[]), vec![None, None, None]);
-    }
 }

@@ -13,15 +13,20 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tokio::sync::watch;
 
-use super::model::{outbox_status as st, Claimed};
-use super::store;
+use super::distribution::Distribution;
+use super::engine::EngineDeps;
+use super::error::EngineError;
+use super::model::Campaign;
+use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
+use crate::broadcast::outbox::store;
 use crate::broadcast::pacing::Pacing;
+use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, Throttle};
 use crate::chat::media::MediaStore;
 use crate::db::{Db, DbError};
+use crate::phone::jid_of;
 use crate::device::actor::DeviceActor;
 use crate::device::messages::{DeviceError, SendImage, SendText, SetTyping};
-use crate::phone::jid_of;
 use crate::whatsapp::Media;
 
 /// What a running campaign tells its lanes.
@@ -61,6 +66,48 @@ pub struct Plan {
     /// A failed or rate-limited send ends the lane with [`LaneEnd::DeviceError`], so the
     /// device's share moves on (AI distribution); otherwise the device retries at its pace.
     pub leave_on_error: bool,
+}
+
+/// Characters of a typical sequence message (typing time).
+const TYPICAL_CHARS: usize = 120;
+
+/// The plan every lane of `campaign` shares: its effective pacing (checked against the safe
+/// bounds), zone, picture, leases and attempts.
+pub async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, EngineError> {
+    let effective =
+        tenant_settings::effective(&deps.db, &deps.broadcast, campaign.tenant_id).await?;
+    let pacing = effective.pacing.with(&campaign.pacing_override());
+    deps.broadcast
+        .limits
+        .check(&pacing)
+        .map_err(EngineError::Invalid)?;
+    let image = match &campaign.image_sha256 {
+        Some(sha) => Some(
+            load_image(&deps.media, sha)
+                .await
+                .map_err(|e| EngineError::Invalid(format!("campaign picture: {e}")))?,
+        ),
+        None => None,
+    };
+    let distribution = campaign.distribution();
+    // A sequence's messages differ per step; typing time follows a typical message.
+    let chars = match distribution {
+        Distribution::Sequence => TYPICAL_CHARS,
+        Distribution::Broadcast | Distribution::Ai { .. } => campaign.message.chars().count(),
+    };
+    Ok(Plan {
+        campaign_id: campaign.id,
+        tenant_id: campaign.tenant_id,
+        pacing: Arc::new(pacing),
+        time_zone: effective.time_zone,
+        image,
+        media: deps.media.clone(),
+        lease: Duration::from_secs(deps.broadcast.lease_secs.max(1)),
+        max_attempts: i64::from(deps.broadcast.max_attempts.max(1)),
+        time_scale: deps.time_scale,
+        chars,
+        leave_on_error: distribution.leaves_on_error(),
+    })
 }
 
 /// Why a lane stopped.
@@ -192,7 +239,7 @@ impl Lane {
             rows.into_iter().partition(|r| opted_out.contains(&r.phone));
         if !skipped.is_empty() {
             let ids: Vec<i64> = skipped.iter().map(|r| r.id).collect();
-            store::finish(&db, &ids, st::SKIPPED, Some("opted out")).await?;
+            store::finish(&db, &ids, OutboxStatus::Skipped, Some("opted out")).await?;
         }
         let mut sent = Vec::with_capacity(rows.len());
         let mut next_slot = Some(first);
@@ -219,10 +266,10 @@ impl Lane {
                     });
                 }
                 Attempt::Rejected(reason) => {
-                    store::finish(&db, &[row.id], st::FAILED, Some(&reason)).await?;
+                    store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
                 }
                 Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
-                    store::finish(&db, &[row.id], st::FAILED, Some(&reason)).await?;
+                    store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
                 }
                 Attempt::Retry(reason) if self.plan.leave_on_error => {
                     self.give_back(&row, Some(&reason)).await?;
@@ -253,7 +300,7 @@ impl Lane {
             }
         }
         if !sent.is_empty() {
-            store::finish(&db, &sent, st::SENT, None).await?;
+            store::finish(&db, &sent, OutboxStatus::Sent, None).await?;
         }
         for row in rows {
             self.give_back(&row, None).await?;
@@ -364,7 +411,13 @@ impl Lane {
     /// Returns an unsent row: pending again, or skipped when the campaign was cancelled.
     async fn give_back(&self, row: &Claimed, reason: Option<&str>) -> Result<(), DbError> {
         if *self.control.borrow() == Control::Cancel {
-            store::finish(&self.db, &[row.id], st::SKIPPED, Some("campaign cancelled")).await?;
+            store::finish(
+                &self.db,
+                &[row.id],
+                OutboxStatus::Skipped,
+                Some("campaign cancelled"),
+            )
+            .await?;
             Ok(())
         } else {
             store::release(&self.db, row.id, reason).await

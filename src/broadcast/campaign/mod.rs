@@ -1,13 +1,23 @@
 //! Campaigns: a message to many leads through many devices at a human pace.
 //!
-//! - [`model`]: campaign and outbox rows, states, targets, device choices.
-//! - [`store`]: their queries (claiming due rows, leases, reassignment, counts).
-//! - [`engine`]: the CampaignEngine actor that starts, runs, pauses and completes campaigns.
+//! - [`model`]: campaign rows, states, targets, device choices.
+//! - [`store`]: campaign queries (and which device owns an AI distribution's leads).
+//! - [`messages`]: what the engine handles (start, watch, pause/resume/cancel).
+//! - [`error`]: why the engine refuses a request.
+//! - [`engine`]: the CampaignEngine actor that runs, pauses and completes campaigns.
+//! - [`materialize`]: a campaign's start: its leads become outbox rows, a page at a time.
+//! - [`distribution`]: how rows are spread over devices (broadcast, AI); pure.
+//! - [`devices`]: the devices a campaign may use, their capacity and health.
 //! - [`lane`]: one device sending one campaign's rows.
 //! - [`progress`]: counts, rate and ETA, as published on `campaign/<id>`.
 
+pub mod devices;
+pub mod distribution;
 pub mod engine;
+pub mod error;
 pub mod lane;
+pub mod materialize;
+pub mod messages;
 pub mod model;
 pub mod progress;
 pub mod store;

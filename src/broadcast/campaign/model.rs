@@ -1,10 +1,11 @@
-//! Campaign and outbox rows, their states, and the JSON shapes of targets and device choices.
+//! Campaign rows, their states, and the JSON shapes of targets and device choices.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::distribution::Distribution;
 use crate::db::schema::campaigns;
 
 /// A campaign's state: draft → scheduled → running ⇄ paused → completed | cancelled.
@@ -92,26 +93,6 @@ impl CampaignKind {
             _ => Self::Broadcast,
         }
     }
-}
-
-/// States of one outbox row: pending → sending → sent → delivered → read | failed | skipped.
-pub mod outbox_status {
-    /// Waiting for its device's turn.
-    pub const PENDING: &str = "pending";
-    /// Claimed by a sender (leased).
-    pub const SENDING: &str = "sending";
-    /// WhatsApp accepted it.
-    pub const SENT: &str = "sent";
-    /// Reached the lead's phone.
-    pub const DELIVERED: &str = "delivered";
-    /// The lead opened it.
-    pub const READ: &str = "read";
-    /// Gave up (invalid number, attempts exhausted).
-    pub const FAILED: &str = "failed";
-    /// Not sent on purpose (opted out, campaign cancelled).
-    pub const SKIPPED: &str = "skipped";
-    /// Every state, in order.
-    pub const ALL: [&str; 7] = [PENDING, SENDING, SENT, DELIVERED, READ, FAILED, SKIPPED];
 }
 
 /// Which leads a campaign goes to: leads in any of the lists, having any of the tags, in any of
@@ -220,6 +201,11 @@ impl Campaign {
         CampaignKind::parse(&self.kind)
     }
 
+    /// How it spreads its rows over devices (its kind, with its per-device limit).
+    pub fn distribution(&self) -> Distribution {
+        Distribution::of(self.kind(), self.per_device_limit)
+    }
+
     /// The parsed status (an unknown name reads as cancelled, which sends nothing).
     pub fn state(&self) -> CampaignStatus {
         CampaignStatus::parse(&self.status).unwrap_or(CampaignStatus::Cancelled)
@@ -319,51 +305,4 @@ impl TargetLead {
         vars.insert("status".into(), self.status.clone());
         vars
     }
-}
-
-/// An outbox row claimed for sending.
-#[derive(Debug, Clone, PartialEq, Queryable)]
-pub struct Claimed {
-    /// Row id.
-    pub id: i64,
-    /// Lead phone (E.164 digits).
-    pub phone: String,
-    /// Rendered text (or caption).
-    pub body: String,
-    /// The WhatsApp message id every attempt uses.
-    pub message_id: String,
-    /// Attempts so far, this one included.
-    pub attempts: i64,
-    /// The row's own picture (sequence steps), else the campaign's.
-    pub image_sha256: Option<String>,
-}
-
-/// An outbox row as shown in results.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, ToSchema)]
-#[diesel(table_name = crate::db::schema::outbox)]
-pub struct OutboxEntry {
-    /// Row id.
-    pub id: i64,
-    /// The lead (gone when the lead was deleted).
-    pub lead_id: Option<i64>,
-    /// The device that sends (or sent) it.
-    pub device_id: Option<i64>,
-    /// E.164 digits.
-    pub phone: String,
-    /// Rendered text.
-    pub body: String,
-    /// WhatsApp message id.
-    pub message_id: String,
-    /// Outbox state.
-    pub status: String,
-    /// Attempts so far.
-    pub attempts: i64,
-    /// Last error.
-    pub error: Option<String>,
-    /// When WhatsApp accepted it, UTC.
-    pub sent_at: Option<NaiveDateTime>,
-    /// When it reached the phone, UTC.
-    pub delivered_at: Option<NaiveDateTime>,
-    /// When it was read, UTC.
-    pub read_at: Option<NaiveDateTime>,
 }

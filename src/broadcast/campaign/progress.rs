@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::{outbox_status as st, Campaign, CampaignStatus};
-use super::store;
+use super::model::{Campaign, CampaignStatus};
+use crate::broadcast::outbox::model::OutboxStatus;
+use crate::broadcast::outbox::store;
 use crate::db::{Db, DbError};
 
 /// Outbox rows by state.
@@ -30,15 +31,15 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
-    fn add(&mut self, status: &str, n: i64) {
+    fn add(&mut self, status: OutboxStatus, n: i64) {
         let slot = match status {
-            st::PENDING => &mut self.pending,
-            st::SENDING => &mut self.sending,
-            st::SENT => &mut self.sent,
-            st::DELIVERED => &mut self.delivered,
-            st::READ => &mut self.read,
-            st::FAILED => &mut self.failed,
-            _ => &mut self.skipped,
+            OutboxStatus::Pending => &mut self.pending,
+            OutboxStatus::Sending => &mut self.sending,
+            OutboxStatus::Sent => &mut self.sent,
+            OutboxStatus::Delivered => &mut self.delivered,
+            OutboxStatus::Read => &mut self.read,
+            OutboxStatus::Failed => &mut self.failed,
+            OutboxStatus::Skipped => &mut self.skipped,
         };
         *slot += n;
     }
@@ -103,8 +104,8 @@ pub async fn progress(db: &Db, campaign: &Campaign) -> Result<Progress, DbError>
     let mut counts = StatusCounts::default();
     let mut devices: BTreeMap<Option<i64>, StatusCounts> = BTreeMap::new();
     for (device_id, status, n) in rows {
-        counts.add(&status, n);
-        devices.entry(device_id).or_default().add(&status, n);
+        counts.add(status, n);
+        devices.entry(device_id).or_default().add(status, n);
     }
     let total = counts.total();
     let percent = if total == 0 {

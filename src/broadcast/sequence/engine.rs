@@ -15,13 +15,12 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use super::model::{enrollment_status as es, Enrollment, NewEnrollment, Sequence, Step};
 use super::schedule::send_time;
 use super::store;
-use crate::broadcast::campaign::model::outbox_status as st;
-use crate::broadcast::campaign::store::OutboxRow;
+use crate::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
 use crate::broadcast::pacing::QuietHours;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::template::Template;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
 use crate::device::model::{DeviceFilter, DeviceStatus};
 
@@ -53,8 +52,8 @@ pub struct Enrol {
 pub struct SequenceDeps {
     /// Database.
     pub db: Db,
-    /// Settings.
-    pub settings: Arc<Settings>,
+    /// `[broadcast]`: tenant defaults, leases, attempts, intervals and batch sizes.
+    pub broadcast: Arc<BroadcastSettings>,
     /// The clock steps are scheduled on.
     pub clock: Clock,
 }
@@ -83,7 +82,7 @@ impl Actor for SequenceEngine {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let interval = Duration::from_millis(self.deps.settings.broadcast.sequence_tick_ms.max(50));
+        let interval = Duration::from_millis(self.deps.broadcast.sequence_tick_ms.max(50));
         ctx.run_interval(interval, |engine, ctx| {
             if !engine.ticking {
                 ctx.notify(Tick);
@@ -239,7 +238,7 @@ impl DevicePicker {
 /// step, to completed (and into the chained sequence), or to failed/stopped.
 async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
     let db = &deps.db;
-    let active = store::active_with_rows(db, deps.settings.broadcast.sequence_batch).await?;
+    let active = store::active_with_rows(db, deps.broadcast.sequence_batch).await?;
     if active.is_empty() {
         return Ok(());
     }
@@ -252,8 +251,8 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
                 .await?;
             continue;
         };
-        match status.as_str() {
-            st::SENT | st::DELIVERED | st::READ => {
+        match status {
+            OutboxStatus::Sent | OutboxStatus::Delivered | OutboxStatus::Read => {
                 let steps = steps
                     .get(&enrollment.sequence_id)
                     .map_or(&[][..], Vec::as_slice);
@@ -265,13 +264,14 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
                     None => complete(deps, &enrollment).await?,
                 }
             }
-            st::FAILED => {
+            OutboxStatus::Failed => {
                 store::end_enrollment(db, &enrollment, es::FAILED, error.as_deref()).await?;
             }
-            st::SKIPPED => {
+            OutboxStatus::Skipped => {
                 store::end_enrollment(db, &enrollment, es::STOPPED, error.as_deref()).await?;
             }
-            _ => {}
+            // Not read: only rows that moved on are.
+            OutboxStatus::Pending | OutboxStatus::Sending => {}
         }
     }
     Ok(())
@@ -311,7 +311,7 @@ async fn queue_due(deps: &SequenceDeps) -> Result<(), DbError> {
     let due = store::due_enrollments(
         db,
         deps.clock.now().naive_utc(),
-        deps.settings.broadcast.sequence_batch,
+        deps.broadcast.sequence_batch,
     )
     .await?;
     if due.is_empty() {
@@ -401,7 +401,7 @@ impl<'a> DueRound<'a> {
             return Ok(*z);
         }
         let effective =
-            tenant_settings::effective(&self.deps.db, &self.deps.settings, tenant_id).await?;
+            tenant_settings::effective(&self.deps.db, &self.deps.broadcast, tenant_id).await?;
         let quiet = QuietHours::parse(&effective.pacing.quiet_hours)
             .ok()
             .flatten();
@@ -476,8 +476,8 @@ impl<'a> DueRound<'a> {
             device_id,
             phone: enrollment.phone.clone(),
             body,
-            message_id: crate::broadcast::campaign::engine::new_message_id(),
-            status: st::PENDING,
+            message_id: new_message_id(),
+            status: OutboxStatus::Pending,
             error: None,
             step: step.position,
             image_sha256: step.image_sha256.clone(),

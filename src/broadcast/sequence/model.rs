@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::broadcast::campaign::model::CampaignStatus;
 use crate::db::schema::{sequence_enrollments, sequence_steps, sequences};
 
 /// Whether a sequence sends.
@@ -33,6 +34,14 @@ impl SequenceStatus {
             Self::Active
         } else {
             Self::Paused
+        }
+    }
+
+    /// The state of the sequence's carrier campaign: running while it is active.
+    pub fn carrier_status(self) -> CampaignStatus {
+        match self {
+            Self::Active => CampaignStatus::Running,
+            Self::Paused => CampaignStatus::Paused,
         }
     }
 }

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use super::model::{enrollment_status as es, Sequence};
 use super::store;
-use crate::broadcast::campaign::model::outbox_status as st;
+use crate::broadcast::outbox::model::OutboxStatus;
+use crate::broadcast::outbox::store as outbox_store;
 use crate::db::{Db, DbError};
 
 /// One step's numbers.
@@ -61,7 +62,7 @@ pub struct Report {
 
 /// Computes the report of `sequence` with `step_count` steps.
 pub async fn report(db: &Db, sequence: &Sequence, step_count: i64) -> Result<Report, DbError> {
-    let rows = store::step_row_counts(db, sequence.campaign_id).await?;
+    let rows = outbox_store::step_row_counts(db, sequence.campaign_id).await?;
     let enrollments = store::enrollment_counts(db, sequence.id).await?;
     let names: BTreeMap<i64, String> =
         crate::device::store::list_devices(db, sequence.tenant_id, &Default::default(), 10_000, 0)
@@ -93,13 +94,16 @@ pub async fn report(db: &Db, sequence: &Sequence, step_count: i64) -> Result<Rep
     for (device, position, status, n) in rows {
         apply(device, position, &|s: &mut StepNumbers| {
             s.reached += n;
-            if matches!(status.as_str(), st::SENT | st::DELIVERED | st::READ) {
+            if matches!(
+                status,
+                OutboxStatus::Sent | OutboxStatus::Delivered | OutboxStatus::Read
+            ) {
                 s.sent += n;
             }
-            if matches!(status.as_str(), st::DELIVERED | st::READ) {
+            if matches!(status, OutboxStatus::Delivered | OutboxStatus::Read) {
                 s.delivered += n;
             }
-            if status == st::READ {
+            if status == OutboxStatus::Read {
                 s.read += n;
             }
         });

@@ -10,13 +10,10 @@ use super::model::{
     enrollment_status as es, Enrollment, NewEnrollment, Sequence, SequenceFields, SequenceStatus,
     Step, StepFields,
 };
-use crate::broadcast::campaign::model::{
-    outbox_status as st, CampaignKind, CampaignStatus, TargetLead,
-};
-use crate::broadcast::campaign::store::{outbox_values, OutboxRow};
-use crate::db::schema::{
-    campaigns, leads, outbox, sequence_enrollments, sequence_steps, sequences,
-};
+use crate::broadcast::campaign::model::{CampaignKind, OnDeviceLoss, TargetLead};
+use crate::broadcast::outbox::model::OutboxRow;
+use crate::broadcast::outbox::store::{self as outbox_store, Conn, RowState};
+use crate::db::schema::{campaigns, leads, sequence_enrollments, sequence_steps, sequences};
 use crate::db::{Db, DbError};
 use crate::db_run;
 
@@ -46,7 +43,7 @@ pub async fn insert_sequence(
     steps: &[StepFields],
 ) -> Result<Sequence, DbError> {
     let now = chrono::Utc::now().naive_utc();
-    let carrier_status = carrier_status(status);
+    let carrier_status = status.carrier_status();
     db_run!(db, |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
             let campaign_id: i64 = diesel::insert_into(campaigns::table)
@@ -59,7 +56,7 @@ pub async fn insert_sequence(
                     campaigns::devices.eq(r#"{"mode":"all_online"}"#),
                     campaigns::pacing.eq("{}"),
                     // A lead hears every step from the same number.
-                    campaigns::on_device_loss.eq("wait"),
+                    campaigns::on_device_loss.eq(OnDeviceLoss::Wait.as_str()),
                     campaigns::kind.eq(CampaignKind::Sequence.as_str()),
                     campaigns::started_at.eq(Some(now)),
                     campaigns::created_by.eq(created_by),
@@ -92,14 +89,6 @@ pub async fn insert_sequence(
         })
         .await
     })
-}
-
-/// The carrier campaign's state for a sequence's.
-fn carrier_status(status: SequenceStatus) -> CampaignStatus {
-    match status {
-        SequenceStatus::Active => CampaignStatus::Running,
-        SequenceStatus::Paused => CampaignStatus::Paused,
-    }
 }
 
 /// Replaces a sequence's fields and steps (matched by position: a step keeps its picture;
@@ -495,11 +484,14 @@ pub async fn queue_step(
             if moved == 0 {
                 return Ok(false);
             }
-            diesel::insert_into(outbox::table)
-                .values(outbox_values!(enrollment.tenant_id, campaign_id, row, now))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
+            outbox_store::insert_rows(
+                Conn::from(&mut *conn),
+                enrollment.tenant_id,
+                campaign_id,
+                std::slice::from_ref(row),
+                now,
+            )
+            .await?;
             Ok(true)
         })
         .await
@@ -560,39 +552,30 @@ async fn move_enrollment(
 }
 
 /// Active enrolments whose step's outbox row has moved on (sent, delivered, read, failed or
-/// skipped) or is gone (`None`), oldest first, with the row's state. Enrolments still waiting
-/// for their message to go out are not read, so however many wait, the ones that moved are seen.
+/// skipped) or is gone (`None`), oldest first, with the row's state and error. Enrolments still
+/// waiting for their message to go out are not read, so however many wait, the ones that moved
+/// are seen.
 pub async fn active_with_rows(
     db: &Db,
     limit: i64,
-) -> Result<Vec<(Enrollment, Option<(String, Option<String>)>)>, DbError> {
-    const MOVED: [&str; 5] = [st::SENT, st::DELIVERED, st::READ, st::FAILED, st::SKIPPED];
-    db_run!(db, |conn| {
+) -> Result<Vec<(Enrollment, Option<RowState>)>, DbError> {
+    let moved = outbox_store::enrollments_with_moved_rows(db, es::ACTIVE, limit).await?;
+    let ids: Vec<i64> = moved.iter().map(|(id, _)| *id).collect();
+    let found: Vec<Enrollment> = db_run!(db, |conn| {
         sequence_enrollments::table
-            .inner_join(sequences::table)
-            .left_join(
-                outbox::table.on(outbox::campaign_id
-                    .eq(sequences::campaign_id)
-                    .and(outbox::lead_id.eq(sequence_enrollments::lead_id.nullable()))
-                    .and(outbox::step.eq(sequence_enrollments::step))),
-            )
+            .filter(sequence_enrollments::id.eq_any(&ids))
             .filter(sequence_enrollments::status.eq(es::ACTIVE))
-            .filter(
-                outbox::id
-                    .nullable()
-                    .is_null()
-                    .or(outbox::status.nullable().eq_any(MOVED)),
-            )
-            .order((sequence_enrollments::updated_at, sequence_enrollments::id))
-            .limit(limit)
-            .select((
-                Enrollment::as_select(),
-                (outbox::status, outbox::error).nullable(),
-            ))
+            .select(Enrollment::as_select())
             .load(conn)
             .await
             .map_err(DbError::from)
-    })
+    })?;
+    let mut by_id: HashMap<i64, Enrollment> = found.into_iter().map(|e| (e.id, e)).collect();
+    // In the outbox's order; one that moved on between the two reads is left for a later round.
+    Ok(moved
+        .into_iter()
+        .filter_map(|(id, row)| Some((by_id.remove(&id)?, row)))
+        .collect())
 }
 
 /// Records replies from `phones` to `device_id`: the first reply is noted on each open
@@ -624,7 +607,7 @@ pub async fn record_replies(
     let mut stopped = 0;
     for (enrollment, stop, campaign_id) in open {
         let queued_skipped = if stop && enrollment.status == es::ACTIVE {
-            skip_queued(
+            outbox_store::skip_step_row(
                 db,
                 campaign_id,
                 enrollment.lead_id,
@@ -677,30 +660,6 @@ pub async fn record_replies(
     Ok(stopped)
 }
 
-/// Skips a queued (still pending) step message; true when it was.
-async fn skip_queued(
-    db: &Db,
-    campaign_id: i64,
-    lead_id: i64,
-    step: i64,
-    reason: &str,
-) -> Result<bool, DbError> {
-    let changed = db_run!(db, |conn| {
-        diesel::update(
-            outbox::table
-                .filter(outbox::campaign_id.eq(campaign_id))
-                .filter(outbox::lead_id.eq(lead_id))
-                .filter(outbox::step.eq(step))
-                .filter(outbox::status.eq(st::PENDING)),
-        )
-        .set((outbox::status.eq(st::SKIPPED), outbox::error.eq(reason)))
-        .execute(conn)
-        .await
-        .map_err(DbError::from)
-    })?;
-    Ok(changed > 0)
-}
-
 /// Stops every open enrolment of a phone in a tenant (opt-out) or of one enrolment (a user),
 /// noting `reason`; queued messages of stopped enrolments are skipped. Returns how many stopped.
 pub async fn stop_open(
@@ -729,7 +688,14 @@ pub async fn stop_open(
     let mut ids = Vec::with_capacity(open.len());
     for (enrollment, campaign_id) in open {
         if enrollment.status == es::ACTIVE {
-            skip_queued(db, campaign_id, enrollment.lead_id, enrollment.step, reason).await?;
+            outbox_store::skip_step_row(
+                db,
+                campaign_id,
+                enrollment.lead_id,
+                enrollment.step,
+                reason,
+            )
+            .await?;
         }
         ids.push(enrollment.id);
     }
@@ -800,27 +766,6 @@ pub async fn enrollments_page(
             query = query.filter(sequence_enrollments::status.eq(status));
         }
         query.load(conn).await.map_err(DbError::from)
-    })
-}
-
-/// A carrier's outbox rows by (device, step, status).
-pub async fn step_row_counts(
-    db: &Db,
-    campaign_id: i64,
-) -> Result<Vec<(Option<i64>, i64, String, i64)>, DbError> {
-    db_run!(db, |conn| {
-        outbox::table
-            .filter(outbox::campaign_id.eq(campaign_id))
-            .group_by((outbox::device_id, outbox::step, outbox::status))
-            .select((
-                outbox::device_id,
-                outbox::step,
-                outbox::status,
-                diesel::dsl::count_star(),
-            ))
-            .load(conn)
-            .await
-            .map_err(DbError::from)
     })
 }
 

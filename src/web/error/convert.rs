@@ -8,7 +8,7 @@
 use super::{ApiError, ErrorCode};
 use crate::auth::password::PasswordError;
 use crate::auth::AuthError;
-use crate::broadcast::campaign::engine::EngineError;
+use crate::broadcast::campaign::error::EngineError;
 use crate::broadcast::leads::import::ImportError;
 use crate::phone::PhoneError;
 use crate::broadcast::webhook::WebhookError;

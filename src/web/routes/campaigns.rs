@@ -8,13 +8,14 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target as AuditTarget;
 use crate::auth::{Caller, Role};
-use crate::broadcast::campaign::engine::{Action, ControlCampaign, StartCampaign};
+use crate::broadcast::campaign::messages::{Action, ControlCampaign, StartCampaign};
 use crate::broadcast::campaign::model::{
-    Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss,
-    OutboxEntry, Target,
+    Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss, Target,
 };
 use crate::broadcast::campaign::progress::{progress, Progress};
 use crate::broadcast::campaign::store;
+use crate::broadcast::outbox::model::OutboxEntry;
+use crate::broadcast::outbox::store::outbox_page;
 use crate::broadcast::pacing::PacingOverride;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::template::Template;
@@ -614,7 +615,7 @@ pub async fn preview_campaign(
 ) -> Result<web::Json<Preview>, ApiError> {
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
     let template = Template::parse(&campaign.message).map_err(|e| invalid(e.0))?;
-    let leads = crate::broadcast::campaign::engine::target_leads(&state.db, &campaign).await?;
+    let leads = crate::broadcast::campaign::materialize::target_leads(&state.db, &campaign).await?;
     let count = query.count.unwrap_or(5).min(50);
     let mut rng = rand::rng();
     let samples = leads
@@ -662,8 +663,7 @@ pub async fn campaign_messages(
 ) -> Result<web::Json<MessagesPage>, ApiError> {
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let messages =
-        store::outbox_page(&state.db, campaign.id, query.after.unwrap_or(0), limit).await?;
+    let messages = outbox_page(&state.db, campaign.id, query.after.unwrap_or(0), limit).await?;
     Ok(web::Json(MessagesPage { messages }))
 }
 
@@ -708,7 +708,7 @@ pub async fn lead_pool(
         statuses: some(&query.status),
         niches: some(&query.niche),
     };
-    let pool = crate::broadcast::campaign::engine::matching_leads(
+    let pool = crate::broadcast::campaign::materialize::matching_leads(
         &state.db,
         caller.tenant_id,
         &target,

@@ -11,7 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
 use crate::auth::Caller;
-use crate::broadcast::campaign::engine::{Action, ControlCampaign, WatchCampaign};
+use crate::broadcast::campaign::messages::{Action, ControlCampaign, WatchCampaign};
 use crate::broadcast::sequence::engine::Enrol;
 use crate::broadcast::sequence::model::{
     enrollment_status as es, Sequence, SequenceFields, SequenceStatus, Step, StepFields, Window,

@@ -1,0 +1,267 @@
+//! Starting a campaign: its target's leads become outbox rows (rendered, with a fresh message
+//! id, assigned to a device by its [`Distribution`](super::distribution::Distribution)), then it
+//! is marked running.
+//!
+//! Streamed: leads are read a page at a time (keyset over lead ids), and each page is rendered,
+//! checked against the opt-out list and written before the next is read, so a start holds one
+//! page of leads and rows whatever the campaign's size. Every page is written in the same
+//! transaction, so a failed start writes nothing.
+
+use std::collections::HashSet;
+
+use super::devices::{device_health, online_devices, remaining_capacity};
+use super::distribution::Shares;
+use super::engine::EngineDeps;
+use super::error::EngineError;
+use super::lane::plan_for;
+use super::model::{Campaign, CampaignStatus, Target, TargetLead};
+use super::store;
+use crate::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
+use crate::broadcast::outbox::store::{self as outbox_store, RowSource};
+use crate::broadcast::template::Template;
+use crate::db::{Db, DbError};
+
+/// Leads read, and rows written, per step of a start.
+const LEAD_PAGE: i64 = 1_000;
+
+/// Why an AI distribution left a lead in the pool.
+pub const NO_CAPACITY: &str = "no device capacity left";
+
+/// Why an AI distribution skipped a lead another distribution claimed first.
+pub const TAKEN: &str = "another distribution took the lead";
+
+/// Writes a draft or scheduled campaign's outbox (one row per matching lead) and marks it
+/// running. Safe to repeat after a crash: rows already written stay as they are.
+pub async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize), EngineError> {
+    let db = &deps.db;
+    let campaign = store::find_campaign(db, id).await?;
+    if !campaign.state().editable() {
+        return Err(EngineError::Conflict(format!(
+            "the campaign is {}",
+            campaign.status
+        )));
+    }
+    let plan = plan_for(deps, &campaign).await?;
+    let template = Template::parse(&campaign.message).map_err(|e| EngineError::Invalid(e.0))?;
+    let distribution = campaign.distribution();
+    let devices = online_devices(db, campaign.tenant_id, &campaign.device_choice()).await?;
+    let capacities = remaining_capacity(db, deps.time_scale, &devices, &plan.pacing).await?;
+    let health = if distribution.takes_from_pool() {
+        device_health(db, deps.time_scale, &devices).await?
+    } else {
+        Vec::new()
+    };
+    let mut rows = LeadRows {
+        db,
+        campaign: &campaign,
+        template: &template,
+        leads: TargetPages::new(
+            db,
+            campaign.tenant_id,
+            &campaign.target(),
+            distribution.takes_from_pool(),
+        ),
+        shares: distribution.shares(&capacities, &health),
+        from_pool: distribution.takes_from_pool(),
+        read: 0,
+    };
+    let written = outbox_store::write(db, campaign.tenant_id, id, &mut rows).await?;
+    if rows.read == 0 {
+        return Err(EngineError::Invalid(
+            "no leads match the campaign's target".into(),
+        ));
+    }
+    if distribution.takes_from_pool() {
+        // The pool shrinks at once: each lead now belongs to the device that will write to it,
+        // unless a distribution started at the same moment claimed it first.
+        let taken = store::claim_pool_leads(db, id, TAKEN).await?;
+        if taken > 0 {
+            tracing::info!(
+                campaign_id = id,
+                taken,
+                "leads claimed by another distribution"
+            );
+        }
+    }
+    let from = [CampaignStatus::Draft, CampaignStatus::Scheduled];
+    if !store::transition(db, id, &from, CampaignStatus::Running, None).await? {
+        return Err(EngineError::Conflict(
+            "the campaign changed while starting".into(),
+        ));
+    }
+    tracing::info!(
+        campaign_id = id,
+        leads = rows.read,
+        written,
+        devices = devices.len(),
+        "campaign started"
+    );
+    Ok((store::find_campaign(db, id).await?, written))
+}
+
+/// A starting campaign's rows, a page of leads at a time (see the module documentation).
+struct LeadRows<'a> {
+    db: &'a Db,
+    campaign: &'a Campaign,
+    template: &'a Template,
+    leads: TargetPages<'a>,
+    /// The device of each next row, carried from page to page.
+    shares: Shares,
+    /// AI distribution: a lead no device has room for is skipped (it stays in the pool).
+    from_pool: bool,
+    /// Leads read so far.
+    read: usize,
+}
+
+impl RowSource for LeadRows<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<OutboxRow>>, DbError> {
+        let Some(leads) = self.leads.next_page().await? else {
+            return Ok(None);
+        };
+        self.read += leads.len();
+        let phones: Vec<String> = leads.iter().map(|l| l.phone.clone()).collect();
+        let opted_out =
+            crate::broadcast::leads::opt_out::opted_out(self.db, self.campaign.tenant_id, &phones)
+                .await?;
+        let mut rng = rand::rng();
+        let rows = leads
+            .iter()
+            .map(|lead| {
+                let device_id = self.shares.next_device();
+                let skip = if opted_out.contains(&lead.phone) {
+                    Some("opted out")
+                } else if self.from_pool && device_id.is_none() {
+                    Some(NO_CAPACITY)
+                } else {
+                    None
+                };
+                OutboxRow {
+                    lead_id: lead.id,
+                    device_id,
+                    phone: lead.phone.clone(),
+                    body: self.template.render(&lead.variables(), &mut rng),
+                    message_id: new_message_id(),
+                    status: if skip.is_some() {
+                        OutboxStatus::Skipped
+                    } else {
+                        OutboxStatus::Pending
+                    },
+                    error: skip.map(str::to_string),
+                    step: 0,
+                    image_sha256: None,
+                }
+            })
+            .collect();
+        Ok(Some(rows))
+    }
+}
+
+/// A target's leads a page at a time, in id order: those of its lists and statuses (only pool
+/// leads when `pool_only`) having any of its tags and niches, one per phone (the first by id).
+struct TargetPages<'a> {
+    db: &'a Db,
+    tenant_id: i64,
+    list_ids: Vec<i64>,
+    statuses: Vec<String>,
+    /// `,tag,` patterns, lower case.
+    tags: Vec<String>,
+    /// Niches, trimmed and lower case.
+    niches: Vec<String>,
+    pool_only: bool,
+    /// The last lead id read.
+    after: i64,
+    done: bool,
+    /// Phones already given out (a phone gets one message).
+    seen: HashSet<String>,
+}
+
+impl<'a> TargetPages<'a> {
+    fn new(db: &'a Db, tenant_id: i64, target: &Target, pool_only: bool) -> Self {
+        Self {
+            db,
+            tenant_id,
+            list_ids: target.list_ids.clone(),
+            statuses: target.statuses.clone(),
+            tags: target
+                .tags
+                .iter()
+                .map(|t| format!(",{},", t.trim().to_lowercase()))
+                .collect(),
+            niches: target
+                .niches
+                .iter()
+                .map(|n| n.trim().to_lowercase())
+                .collect(),
+            pool_only,
+            after: 0,
+            done: false,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The next non-empty page of matching leads (`None` when every lead was read).
+    async fn next_page(&mut self) -> Result<Option<Vec<TargetLead>>, DbError> {
+        while !self.done {
+            let page = store::target_leads(
+                self.db,
+                self.tenant_id,
+                &self.list_ids,
+                &self.statuses,
+                self.pool_only,
+                self.after,
+                LEAD_PAGE,
+            )
+            .await?;
+            self.done = page.len() < LEAD_PAGE as usize;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            self.after = last.id;
+            let (tags, niches, seen) = (&self.tags, &self.niches, &mut self.seen);
+            let matching: Vec<TargetLead> = page
+                .into_iter()
+                .filter(|(lead, lead_tags)| matches(tags, niches, lead, lead_tags))
+                .map(|(lead, _)| lead)
+                .filter(|lead| seen.insert(lead.phone.clone()))
+                .collect();
+            if !matching.is_empty() {
+                return Ok(Some(matching));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Whether a lead has any of `tags` (`,tag,` patterns) and `niches` (lower case); an empty
+/// criterion does not filter.
+fn matches(tags: &[String], niches: &[String], lead: &TargetLead, lead_tags: &str) -> bool {
+    let tagged = tags.is_empty() || tags.iter().any(|t| lead_tags.contains(t.as_str()));
+    let niched = niches.is_empty()
+        || lead
+            .niche
+            .as_deref()
+            .is_some_and(|n| niches.contains(&n.trim().to_lowercase()));
+    tagged && niched
+}
+
+/// A campaign's leads now: its target's lists and statuses, any of its tags, one per phone.
+pub async fn target_leads(db: &Db, campaign: &Campaign) -> Result<Vec<TargetLead>, DbError> {
+    let pool_only = campaign.distribution().takes_from_pool();
+    matching_leads(db, campaign.tenant_id, &campaign.target(), pool_only).await
+}
+
+/// A tenant's leads matching `target` (only those without a device when `pool_only`), one per
+/// phone, in id order.
+pub async fn matching_leads(
+    db: &Db,
+    tenant_id: i64,
+    target: &Target,
+    pool_only: bool,
+) -> Result<Vec<TargetLead>, DbError> {
+    let mut pages = TargetPages::new(db, tenant_id, target, pool_only);
+    let mut leads = Vec::new();
+    while let Some(page) = pages.next_page().await? {
+        leads.extend(page);
+    }
+    Ok(leads)
+}

@@ -1,0 +1,45 @@
+//! The messages the [`CampaignEngine`](super::engine::CampaignEngine) handles from the rest of
+//! the daemon (HTTP routes, the sequence API, the benchmark). Its internal ones (a lane ended, a
+//! tick finished, a scheduled start is due) stay private in the actor file.
+
+use actix::Message;
+
+use super::error::EngineError;
+
+/// Start a draft or scheduled campaign now: write its outbox and send. Answers the rows written.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, EngineError>")]
+pub struct StartCampaign {
+    /// Campaign.
+    pub campaign_id: i64,
+}
+
+/// Run a campaign that is already running or paused in the database (a new sequence's
+/// carrier), if this engine does not run it yet.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct WatchCampaign {
+    /// Campaign.
+    pub campaign_id: i64,
+}
+
+/// Pause, resume or cancel a campaign.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct ControlCampaign {
+    /// Campaign.
+    pub campaign_id: i64,
+    /// What to do.
+    pub action: Action,
+}
+
+/// A user's action on a started campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// running → paused.
+    Pause,
+    /// paused → running.
+    Resume,
+    /// draft | scheduled | running | paused → cancelled.
+    Cancel,
+}

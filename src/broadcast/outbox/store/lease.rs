@@ -1,0 +1,145 @@
+//! A sender's side of the outbox: claiming due rows under a lease, then finishing them (sent,
+//! failed, skipped) or giving them back. Each claim or finish is one statement (PostgreSQL
+//! claims in a transaction that skips rows another node has locked).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
+use crate::db::schema::outbox;
+use crate::db::{Db, DbError};
+use crate::db_run;
+
+/// Claims up to `limit` of a device's due rows in a campaign: pending ones, and ones left in
+/// `sending` by a crashed sender whose lease has passed. Claimed rows are `sending`, leased
+/// until `lease_until`, with one more attempt. PostgreSQL skips rows another node has locked;
+/// SQLite has a single writer, so the UPDATE is atomic by itself.
+pub async fn claim(
+    db: &Db,
+    campaign_id: i64,
+    device_id: i64,
+    limit: i64,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> Result<Vec<Claimed>, DbError> {
+    // Due: pending, or left `sending` by a crashed sender whose lease has passed. The UPDATE
+    // re-checks it, so a row claimed by someone else in between is not claimed twice.
+    macro_rules! due {
+        () => {
+            outbox::table
+                .filter(outbox::campaign_id.eq(campaign_id))
+                .filter(outbox::device_id.eq(device_id))
+                .filter(
+                    outbox::status
+                        .eq(OutboxStatus::Pending.as_str())
+                        .or(outbox::status
+                            .eq(OutboxStatus::Sending.as_str())
+                            .and(outbox::lease_until.lt(now))),
+                )
+        };
+    }
+    macro_rules! claim_ids {
+        ($conn:expr, $ids:expr) => {
+            diesel::update(due!().filter(outbox::id.eq_any($ids)))
+                .set((
+                    outbox::status.eq(OutboxStatus::Sending.as_str()),
+                    outbox::attempts.eq(outbox::attempts + 1),
+                    outbox::lease_until.eq(Some(lease_until)),
+                ))
+                .returning((
+                    outbox::id,
+                    outbox::phone,
+                    outbox::body,
+                    outbox::message_id,
+                    outbox::attempts,
+                    outbox::image_sha256,
+                ))
+                .load::<Claimed>($conn)
+                .await
+        };
+    }
+    let mut claimed: Vec<Claimed> = match db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            let ids: Vec<i64> = due!()
+                .order(outbox::id)
+                .limit(limit)
+                .select(outbox::id)
+                .load(&mut conn)
+                .await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            claim_ids!(&mut conn, &ids)?
+        }
+        Db::Postgres(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            conn.transaction::<_, DbError, _>(async |conn| {
+                let ids: Vec<i64> = due!()
+                    .order(outbox::id)
+                    .limit(limit)
+                    .select(outbox::id)
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Ok(claim_ids!(conn, &ids)?)
+            })
+            .await?
+        }
+    };
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+/// Ends rows a sender holds: `sent` (stamping `sent_at`), `failed` or `skipped` with `error`.
+/// Only rows still `sending` change, so a receipt that arrived first is never overwritten.
+pub async fn finish(
+    db: &Db,
+    ids: &[i64],
+    status: OutboxStatus,
+    error: Option<&str>,
+) -> Result<usize, DbError> {
+    let now = chrono::Utc::now().naive_utc();
+    let sent_at = (status == OutboxStatus::Sent).then_some(now);
+    db_run!(db, |conn| {
+        diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(ids))
+                .filter(outbox::status.eq(OutboxStatus::Sending.as_str())),
+        )
+        .set((
+            outbox::status.eq(status.as_str()),
+            outbox::lease_until.eq(None::<NaiveDateTime>),
+            outbox::sent_at.eq(sent_at),
+            outbox::error.eq(error),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })
+}
+
+/// Gives a claimed row back (`pending`, no lease) after a failed attempt, noting why.
+pub async fn release(db: &Db, id: i64, error: Option<&str>) -> Result<(), DbError> {
+    db_run!(db, |conn| {
+        diesel::update(
+            outbox::table
+                .find(id)
+                .filter(outbox::status.eq(OutboxStatus::Sending.as_str())),
+        )
+        .set((
+            outbox::status.eq(OutboxStatus::Pending.as_str()),
+            outbox::lease_until.eq(None::<NaiveDateTime>),
+            outbox::error.eq(error),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(DbError::from)
+    })
+}

@@ -1,0 +1,69 @@
+//! All SQL on the `outbox` table, written once for SQLite and PostgreSQL: no other code reads or
+//! writes it. Campaigns, sequences and (through [`apply_receipts`]) chat receipts call these.
+//!
+//! - `write`: a campaign's rows at its start ([`write()`], streamed, one transaction) and a
+//!   sequence step's row inside the sequence's own transaction ([`insert_rows`]).
+//! - `lease`: a sender [`claim`]s due rows under a lease, then [`finish`]es or [`release`]s them.
+//! - `moves`: rows skipped, reassigned to other devices, read for their leads (AI
+//!   distribution), and moved forward by receipts.
+//! - `counts`: progress, rates, per-device history, pages of rows, sequence step states.
+//!
+//! Functions take the [`Db`](crate::db::Db) and run on a pooled connection, except the few that
+//! callers run inside their own transaction: those take a [`Conn`].
+
+mod counts;
+mod lease;
+mod moves;
+mod write;
+
+use diesel_async::AsyncPgConnection;
+
+use crate::db::SqliteConn;
+
+pub use counts::{
+    counts, device_outcomes_since, device_sends_since, enrollments_with_moved_rows, outbox_page,
+    sends_by_device_since, sent_since, step_row_counts, RowState,
+};
+pub use lease::{claim, finish, release};
+pub use moves::{
+    apply_receipts, apply_receipts_on, lead_states, pending_lead_devices, reassign,
+    skip_device_pending, skip_pending_leads, skip_step_row, skip_unsent, LeadState,
+};
+pub use write::{insert_rows, write, RowSource};
+
+/// Rows per INSERT on PostgreSQL, and ids per `IN` list (both backends cap bind parameters).
+const CHUNK: usize = 500;
+
+/// A connection the caller holds, usually inside its own transaction, so outbox statements
+/// commit together with the caller's (a sequence step's row with its enrolment, receipts with
+/// the chat messages they acknowledge).
+pub enum Conn<'a> {
+    /// An SQLite connection.
+    Sqlite(&'a mut SqliteConn),
+    /// A PostgreSQL connection.
+    Postgres(&'a mut AsyncPgConnection),
+}
+
+impl<'a> From<&'a mut SqliteConn> for Conn<'a> {
+    fn from(conn: &'a mut SqliteConn) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'a> From<&'a mut AsyncPgConnection> for Conn<'a> {
+    fn from(conn: &'a mut AsyncPgConnection) -> Self {
+        Conn::Postgres(conn)
+    }
+}
+
+/// Runs a block on a [`Conn`] whichever backend it is, like [`db_run!`](crate::db_run) on a
+/// pooled connection: the block is expanded once per backend.
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:block) => {
+        match $conn {
+            $crate::broadcast::outbox::store::Conn::Sqlite($c) => $body,
+            $crate::broadcast::outbox::store::Conn::Postgres($c) => $body,
+        }
+    };
+}
+use on_conn;
