@@ -4,8 +4,9 @@
 //!
 //! Streamed: leads are read a page at a time (keyset over lead ids), and each page is rendered,
 //! checked against the opt-out list and written before the next is read, so a start holds one
-//! page of leads and rows whatever the campaign's size. Every page is written in the same
-//! transaction, so a failed start writes nothing.
+//! page of leads and rows whatever the campaign's size (plus the phones seen so far: each phone
+//! gets one message). Every page is written in the same transaction, so a failed start writes
+//! nothing.
 
 use std::collections::HashSet;
 

@@ -560,7 +560,7 @@ pub async fn active_with_rows(
     limit: i64,
 ) -> Result<Vec<(Enrollment, Option<RowState>)>, DbError> {
     let moved = outbox_store::enrollments_with_moved_rows(db, es::ACTIVE, limit).await?;
-    let ids: Vec<i64> = moved.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<i64> = moved.iter().map(|(id, _, _)| *id).collect();
     let found: Vec<Enrollment> = db_run!(db, |conn| {
         sequence_enrollments::table
             .filter(sequence_enrollments::id.eq_any(&ids))
@@ -571,11 +571,9 @@ pub async fn active_with_rows(
             .map_err(DbError::from)
     })?;
     let mut by_id: HashMap<i64, Enrollment> = found.into_iter().map(|e| (e.id, e)).collect();
-    // In the outbox's order; one that moved on between the two reads is left for a later round.
-    Ok(moved
-        .into_iter()
-        .filter_map(|(id, row)| Some((by_id.remove(&id)?, row)))
-        .collect())
+    // One no longer active at that step (it moved on between the reads) waits for a later round.
+    let current = |(id, step, row)| Some((by_id.remove(&id).filter(|e| e.step == step)?, row));
+    Ok(moved.into_iter().filter_map(current).collect())
 }
 
 /// Records replies from `phones` to `device_id`: the first reply is noted on each open

@@ -166,20 +166,21 @@ pub async fn step_row_counts(
 pub type RowState<S = OutboxStatus> = (S, Option<String>);
 
 /// Active sequence enrolments whose step's row has moved on (sent, delivered, read, failed or
-/// skipped) or is gone (`None`), oldest first, by enrolment id with the row's state and error.
+/// skipped) or is gone (`None`), oldest first: (enrolment id, its step, the row's state and
+/// error).
 /// Enrolments whose message still waits to go out are not read, so however many wait, the ones
 /// that moved are seen.
 pub async fn enrollments_with_moved_rows(
     db: &Db,
     active: &str,
     limit: i64,
-) -> Result<Vec<(i64, Option<RowState>)>, DbError> {
+) -> Result<Vec<(i64, i64, Option<RowState>)>, DbError> {
     let moved: Vec<&str> = OutboxStatus::ALL
         .into_iter()
         .filter(|s| !s.unsent())
         .map(OutboxStatus::as_str)
         .collect();
-    let rows: Vec<(i64, Option<RowState<String>>)> = db_run!(db, |conn| {
+    let rows: Vec<(i64, i64, Option<RowState<String>>)> = db_run!(db, |conn| {
         sequence_enrollments::table
             .inner_join(sequences::table)
             .left_join(
@@ -199,6 +200,7 @@ pub async fn enrollments_with_moved_rows(
             .limit(limit)
             .select((
                 sequence_enrollments::id,
+                sequence_enrollments::step,
                 (outbox::status, outbox::error).nullable(),
             ))
             .load(conn)
@@ -207,9 +209,9 @@ pub async fn enrollments_with_moved_rows(
     })?;
     Ok(rows
         .into_iter()
-        .map(|(id, row)| {
+        .map(|(id, step, row)| {
             let row = row.and_then(|(status, error)| Some((OutboxStatus::parse(&status)?, error)));
-            (id, row)
+            (id, step, row)
         })
         .collect())
 }
