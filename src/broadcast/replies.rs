@@ -12,8 +12,8 @@
 //! Chat does not import this module: it only announces; this listens. Errors are logged with
 //! the batch's size and do not stop the actor.
 
-use std::collections::BTreeMap;
 use actix::prelude::*;
+use std::collections::BTreeMap;
 
 use crate::broadcast::leads::opt_out;
 use crate::broadcast::outbox::model::{OutboxStatus, Receipt};

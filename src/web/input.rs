@@ -6,8 +6,8 @@ use futures_util::StreamExt;
 
 use super::{ApiError, AppState, ErrorCode};
 use crate::broadcast::settings;
-use crate::phone;
 use crate::chat::media::{self, MediaStore};
+use crate::phone;
 
 /// Longest required text field, in characters.
 const MAX_TEXT_CHARS: usize = 200;

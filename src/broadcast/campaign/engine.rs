@@ -118,8 +118,7 @@ impl Actor for CampaignEngine {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let interval =
-            Duration::from_millis(self.deps.broadcast.progress_interval_ms.max(50));
+        let interval = Duration::from_millis(self.deps.broadcast.progress_interval_ms.max(50));
         ctx.run_interval(interval, |engine, ctx| engine.tick(ctx));
         // Resume what was running before a restart.
         let db = self.deps.db.clone();

@@ -24,9 +24,9 @@ use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, Throttle};
 use crate::chat::media::MediaStore;
 use crate::db::{Db, DbError};
-use crate::phone::jid_of;
 use crate::device::actor::DeviceActor;
 use crate::device::messages::{DeviceError, SendImage, SendText, SetTyping};
+use crate::phone::jid_of;
 use crate::whatsapp::Media;
 
 /// What a running campaign tells its lanes.

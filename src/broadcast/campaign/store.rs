@@ -354,4 +354,3 @@ pub async fn claim_pool_leads(
     }
     outbox_store::skip_pending_leads(db, campaign_id, &taken, taken_reason).await
 }
-

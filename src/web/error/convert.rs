@@ -10,11 +10,11 @@ use crate::auth::password::PasswordError;
 use crate::auth::AuthError;
 use crate::broadcast::campaign::error::EngineError;
 use crate::broadcast::leads::import::ImportError;
-use crate::phone::PhoneError;
 use crate::broadcast::webhook::WebhookError;
 use crate::chat::media::ImageRejected;
 use crate::db::DbError;
 use crate::device::messages::DeviceError;
+use crate::phone::PhoneError;
 use crate::whatsapp::sim::SimError;
 
 /// Seconds a client should wait before retrying when the database is unavailable.

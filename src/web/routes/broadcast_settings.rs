@@ -70,7 +70,8 @@ pub async fn get_broadcast_settings(
     caller: Auth<require::Member>,
 ) -> Result<web::Json<BroadcastSettingsView>, ApiError> {
     let (stored, _) = settings::load(&state.db, caller.tenant_id).await?;
-    let effective = settings::effective(&state.db, &state.settings.broadcast, caller.tenant_id).await?;
+    let effective =
+        settings::effective(&state.db, &state.settings.broadcast, caller.tenant_id).await?;
     // Stored values that no longer pass the limits are shown, but the defaults are in force.
     let stored_in_force = stored
         .effective(&state.settings.broadcast, effective.time_zone.name())
