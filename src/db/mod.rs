@@ -255,6 +255,40 @@ macro_rules! db_batch {
     };
 }
 
+/// A connection the caller holds, usually inside its own transaction, so a store's statements
+/// commit together with the caller's (a sequence step's outbox row with its enrolment). Store
+/// functions that callers compose take a `Conn` and run their SQL with [`on_conn!`].
+pub enum Conn<'a> {
+    /// An SQLite connection.
+    Sqlite(&'a mut SqliteConn),
+    /// A PostgreSQL connection.
+    Postgres(&'a mut diesel_async::AsyncPgConnection),
+}
+
+impl<'a> From<&'a mut SqliteConn> for Conn<'a> {
+    fn from(conn: &'a mut SqliteConn) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'a> From<&'a mut diesel_async::AsyncPgConnection> for Conn<'a> {
+    fn from(conn: &'a mut diesel_async::AsyncPgConnection) -> Self {
+        Conn::Postgres(conn)
+    }
+}
+
+/// Runs a block on a [`Conn`] whichever backend it is, like [`db_run!`] on a pooled
+/// connection: the block is expanded once per backend.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:block) => {
+        match $conn {
+            $crate::db::Conn::Sqlite($c) => $body,
+            $crate::db::Conn::Postgres($c) => $body,
+        }
+    };
+}
+
 /// Deletes the rows a tenant-scoped filter selects: `Ok` when it deleted any,
 /// [`DbError::NotFound`] otherwise. Needs `diesel_async::RunQueryDsl` in scope.
 ///

@@ -32,8 +32,12 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Macros exported at the crate root, and the module they belong to.
-const ROOT_MACROS: &[(&str, &str)] =
-    &[("db_run", "db"), ("db_batch", "db"), ("delete_found", "db")];
+const ROOT_MACROS: &[(&str, &str)] = &[
+    ("db_run", "db"),
+    ("db_batch", "db"),
+    ("delete_found", "db"),
+    ("on_conn", "db"),
+];
 
 /// The layer (row of [`LAYERS`]) of a top-level module.
 fn layer_of(module: &str) -> Option<usize> {

@@ -12,9 +12,9 @@ use super::model::{
 };
 use crate::broadcast::campaign::model::{CampaignKind, OnDeviceLoss, TargetLead};
 use crate::broadcast::outbox::model::OutboxRow;
-use crate::broadcast::outbox::store::{self as outbox_store, Conn, RowState};
+use crate::broadcast::outbox::store::{self as outbox_store, RowState};
 use crate::db::schema::{campaigns, leads, sequence_enrollments, sequence_steps, sequences};
-use crate::db::{Db, DbError};
+use crate::db::{Conn, Db, DbError};
 use crate::db_run;
 
 /// The stored values of step `$step` at `$position`.

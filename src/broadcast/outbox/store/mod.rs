@@ -9,16 +9,15 @@
 //! - `counts`: progress, rates, per-device history, pages of rows, sequence step states.
 //!
 //! Functions take the [`Db`](crate::db::Db) and run on a pooled connection, except the few that
-//! callers run inside their own transaction: those take a [`Conn`].
+//! callers run inside their own transaction: those take a [`Conn`](crate::db::Conn).
 
 mod counts;
 mod lease;
 mod moves;
 mod write;
 
-use diesel_async::AsyncPgConnection;
-
-use crate::db::SqliteConn;
+use crate::db::Conn;
+use crate::on_conn;
 
 pub use counts::{
     counts, device_outcomes_since, device_sends_since, enrollments_with_moved_rows, outbox_page,
@@ -33,37 +32,3 @@ pub use write::{insert_rows, write, RowSource};
 
 /// Rows per INSERT on PostgreSQL, and ids per `IN` list (both backends cap bind parameters).
 const CHUNK: usize = 500;
-
-/// A connection the caller holds, usually inside its own transaction, so outbox statements
-/// commit together with the caller's (a sequence step's row with its enrolment, receipts with
-/// the chat messages they acknowledge).
-pub enum Conn<'a> {
-    /// An SQLite connection.
-    Sqlite(&'a mut SqliteConn),
-    /// A PostgreSQL connection.
-    Postgres(&'a mut AsyncPgConnection),
-}
-
-impl<'a> From<&'a mut SqliteConn> for Conn<'a> {
-    fn from(conn: &'a mut SqliteConn) -> Self {
-        Conn::Sqlite(conn)
-    }
-}
-
-impl<'a> From<&'a mut AsyncPgConnection> for Conn<'a> {
-    fn from(conn: &'a mut AsyncPgConnection) -> Self {
-        Conn::Postgres(conn)
-    }
-}
-
-/// Runs a block on a [`Conn`] whichever backend it is, like [`db_run!`](crate::db_run) on a
-/// pooled connection: the block is expanded once per backend.
-macro_rules! on_conn {
-    ($conn:expr, |$c:ident| $body:block) => {
-        match $conn {
-            $crate::broadcast::outbox::store::Conn::Sqlite($c) => $body,
-            $crate::broadcast::outbox::store::Conn::Postgres($c) => $body,
-        }
-    };
-}
-use on_conn;
