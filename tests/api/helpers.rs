@@ -381,3 +381,15 @@ static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub async fn heavy_test() -> tokio::sync::MutexGuard<'static, ()> {
     HEAVY.lock().await
 }
+
+/// Every `.rs` file under `dir`, recursively, appended to `out` (tests that read the sources).
+pub fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}

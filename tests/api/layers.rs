@@ -9,6 +9,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::helpers::rust_files;
+
 /// The top-level modules of `src/`, lowest layer first. A module may import any module of a
 /// LOWER row; modules of one row are peers and may not import each other.
 const LAYERS: &[&[&str]] = &[
@@ -50,17 +52,6 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
     let first = relative.components().next()?.as_os_str().to_str()?;
     let name = first.strip_suffix(".rs").unwrap_or(first);
     (name != "lib").then(|| name.to_string())
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// The identifiers right after each `prefix` on a line (`crate::` or `wafleet::`), expanding a

@@ -5,11 +5,11 @@
 //! without an OpenAPI annotation, a route registered beside utoipa, or a documented path that
 //! does not route.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{rust_files, spawn_app, Backend};
 
 const ROUTE_MACROS: [&str; 6] = [
     "#[get(",
@@ -19,17 +19,6 @@ const ROUTE_MACROS: [&str; 6] = [
     "#[delete(",
     "#[route(",
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// Every handler with an actix route macro outside the dashboard assets carries
 /// `#[utoipa::path]`, and nothing registers routes beside utoipa except the known few.
