@@ -139,8 +139,11 @@ impl ChatSync {
                         .collect();
                     this.publish(outcome, &tenants);
                     let committed = ChatCommitted { inbound, receipts };
-                    for listener in &this.listeners {
-                        listener.do_send(committed.clone());
+                    // A batch of only our own sends (a campaign's mirror) has nothing to tell.
+                    if !committed.inbound.is_empty() || !committed.receipts.is_empty() {
+                        for listener in &this.listeners {
+                            listener.do_send(committed.clone());
+                        }
                     }
                 }
                 Err(err) => tracing::error!(error = %err, "cannot store chat batch"),

@@ -115,7 +115,7 @@ pub fn forward_to_hub(bus: &EventBus, hub: Addr<Hub>) {
 }
 
 /// The hub events a device event becomes (a logout is also announced as `DEVICE_LOGGED_OUT`).
-pub fn hub_events(event: &DeviceEvent) -> Vec<HubEvent> {
+fn hub_events(event: &DeviceEvent) -> Vec<HubEvent> {
     match event {
         DeviceEvent::DeviceStatus(change) => {
             let data = json!({

@@ -55,11 +55,17 @@ macro_rules! both_backends {
     )*};
 }
 
-/// A fresh database, removed when dropped.
+/// A fresh database, removed when dropped; derefs to the [`ScratchDatabase`] (its `url`).
 pub struct TestDatabase {
-    /// The URL to give the daemon.
-    pub url: String,
     scratch: ScratchDatabase,
+}
+
+impl std::ops::Deref for TestDatabase {
+    type Target = ScratchDatabase;
+
+    fn deref(&self) -> &ScratchDatabase {
+        &self.scratch
+    }
 }
 
 impl TestDatabase {
@@ -74,10 +80,7 @@ impl TestDatabase {
                     .unwrap()
             }
         };
-        Some(TestDatabase {
-            url: scratch.url.clone(),
-            scratch,
-        })
+        Some(TestDatabase { scratch })
     }
 }
 

@@ -1,5 +1,6 @@
 //! All SQL on the `outbox` table, written once for SQLite and PostgreSQL: no other code reads or
-//! writes it. Campaigns, sequences and (through [`apply_receipts`]) chat receipts call these.
+//! writes it. Campaigns, sequences and `Replies` (the chat mirror's committed receipts, through
+//! [`apply_receipts`]) call these.
 //!
 //! - `write`: a campaign's rows at its start ([`write()`], streamed, one transaction) and a
 //!   sequence step's row inside the sequence's own transaction ([`insert_rows`]).
@@ -25,8 +26,8 @@ pub use counts::{
 };
 pub use lease::{claim, finish, release};
 pub use moves::{
-    apply_receipts, apply_receipts_on, lead_states, pending_lead_devices, reassign,
-    skip_device_pending, skip_pending_leads, skip_step_row, skip_unsent, LeadState,
+    apply_receipts, lead_states, pending_lead_devices, reassign, skip_device_pending,
+    skip_pending_leads, skip_step_row, skip_unsent, LeadState,
 };
 pub use write::{insert_rows, write, RowSource};
 

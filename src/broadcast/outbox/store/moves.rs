@@ -235,9 +235,8 @@ pub async fn apply_receipts(db: &Db, receipts: &[Receipt]) -> Result<usize, DbEr
     })
 }
 
-/// [`apply_receipts`] on the caller's connection, inside its transaction (chat's batch write
-/// moves the outbox with the messages it acknowledges).
-pub async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize, DbError> {
+/// [`apply_receipts`] on a connection inside a transaction.
+async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize, DbError> {
     let now = chrono::Utc::now().naive_utc();
     let mut moved = 0;
     on_conn!(conn, |conn| {
