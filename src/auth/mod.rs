@@ -9,6 +9,7 @@
 
 pub mod bootstrap;
 pub mod caller;
+pub mod changes;
 pub mod model;
 pub mod password;
 pub mod rate_limit;
@@ -28,6 +29,8 @@ pub struct AuthService {
     pub hasher: password::PasswordHasher,
     /// Failed-login throttle.
     pub limiter: rate_limit::LoginLimiter,
+    /// Tells open connections whose access changed to re-check it.
+    pub changes: changes::AccessChanges,
 }
 
 impl AuthService {
@@ -39,6 +42,7 @@ impl AuthService {
                 settings.login_max_failures,
                 Duration::from_secs(settings.login_window_secs),
             ),
+            changes: changes::AccessChanges::default(),
         })
     }
 }
