@@ -48,6 +48,20 @@ pub struct Settings {
     pub chat: ChatSettings,
     /// Leads, campaigns, pacing.
     pub broadcast: BroadcastSettings,
+    /// Who may read `/metrics`, and where.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: access to the Prometheus endpoint, which reveals fleet size and traffic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` of a separate listener serving only `/metrics` without credentials (bind it to
+    /// a private address); empty serves `/metrics` on the main listener, behind credentials.
+    pub listen: String,
+    /// Bearer token a scraper sends to the main listener's `/metrics`; empty means only a
+    /// platform admin's session or API token is accepted there.
+    pub token: SecretString,
 }
 
 /// `[broadcast]`: leads, campaigns and the outbox; see `config/default.toml`.

@@ -46,6 +46,8 @@ use crate::whatsapp::Connector;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The `metrics.listen` listener and its port, when configured.
+    metrics_server: Option<(Server, u16)>,
     state: web::Data<AppState>,
 }
 
@@ -140,9 +142,11 @@ impl Application {
             backend = state.db.backend_name(),
             "wafleet listening"
         );
+        let metrics_server = metrics_listener(&state)?;
         Ok(Application {
             port,
             server,
+            metrics_server,
             state,
         })
     }
@@ -150,6 +154,11 @@ impl Application {
     /// The port actually bound (useful when the setting was 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `metrics.listen` listener, when configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     /// A handle that stops the server gracefully (tests and embedders).
@@ -164,7 +173,15 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then shuts down in order.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let metrics_handle = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let served = self.server.await.context("HTTP server failed");
+        if let Some(handle) = metrics_handle {
+            handle.stop(true).await;
+        }
         tracing::info!("HTTP server stopped; disconnecting devices");
         if self.state.fleet.supervisor.send(Shutdown).await.is_err() {
             tracing::warn!("device supervisor was already gone at shutdown");
@@ -172,6 +189,25 @@ impl Application {
         tracing::info!("shutdown complete");
         served
     }
+}
+
+/// Binds the `metrics.listen` listener (one worker, `/metrics` only), when configured.
+fn metrics_listener(state: &web::Data<AppState>) -> anyhow::Result<Option<(Server, u16)>> {
+    let address = state.settings.metrics.listen.as_str();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("cannot listen on metrics.listen = {address}"))?;
+    let port = listener.local_addr()?.port();
+    let app_state = state.clone();
+    let server = HttpServer::new(move || http::scrape::metrics_app(app_state.clone()))
+        .listen(listener)?
+        .workers(1)
+        .disable_signals()
+        .run();
+    tracing::info!(address, port, "metrics listening");
+    Ok(Some((server, port)))
 }
 
 /// Starts the device supervisor with its connector, boots stored devices, and (with

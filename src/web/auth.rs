@@ -161,7 +161,7 @@ pub fn authorize<R: Requirement>(caller: &Caller) -> Result<(), ApiError> {
 }
 
 /// The bearer token of `Authorization`, if any.
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

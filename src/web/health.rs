@@ -1,8 +1,7 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (it can serve: database
-//! reachable and fully migrated), `/metrics` (Prometheus text).
+//! reachable and fully migrated). `/metrics` is in [`super::scrape`].
 
-use actix_web::http::header::ContentType;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -72,18 +71,4 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthBody>,
         database: Some(state.db.backend_name()),
         migrations: Some(applied.len()),
     }))
-}
-
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
-#[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let text = state.metrics.render().map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType(
-            "text/plain; version=0.0.4; charset=utf-8"
-                .parse()
-                .map_err(ApiError::internal)?,
-        ))
-        .body(text))
 }

@@ -7,7 +7,8 @@
 //! - [`input`], [`access`], [`views`]: what routes share: input checks, device visibility,
 //!   output shapes. Route files import these, never each other.
 //! - [`routes`]: one file per feature; [`ws`]: the real-time stream; [`health`], [`observe`],
-//!   [`assets`]: probes, request logging and metrics, the dashboard's files.
+//!   [`assets`]: probes, request logging, the dashboard's files; [`scrape`]: `/metrics`;
+//!   [`headers`]: the security headers of every answer and the safe serving of media.
 //!
 //! Every route under `/api/v1` is registered through `utoipa_actix_web`, which only accepts
 //! handlers carrying `#[utoipa::path]`; the OpenAPI document at `/api/v1/openapi.json` is thus
@@ -18,10 +19,12 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod headers;
 pub mod health;
 pub mod input;
 pub mod observe;
 pub mod routes;
+pub mod scrape;
 pub mod views;
 pub mod ws;
 
@@ -99,12 +102,14 @@ pub fn app(
         .app_data(path_config())
         .service(health::healthz)
         .service(health::readyz)
-        .service(health::metrics)
+        .service(scrape::metrics)
         // Before the scope, which would otherwise answer this path with its own 404.
         .route("/api/v1/openapi.json", web::get().to(openapi_document))
         .service(utoipa_actix_web::scope("/api/v1").configure(routes::configure))
         .split_for_parts();
     if state.openapi_json.get().is_none() {
+        let mut openapi = openapi;
+        describe_security(&mut openapi, auth::cookie_name(state.settings.auth.secure_cookies));
         let json = openapi.to_json().unwrap_or_else(|_| "{}".into());
         let _ = state.openapi_json.set(json);
     }
@@ -113,8 +118,86 @@ pub fn app(
         .service(assets::asset)
         .default_service(web::to(not_found))
         .wrap(middleware::from_fn(auth::authenticate_requests))
+        .wrap(middleware::from_fn(headers::security_headers))
         .wrap(middleware::Compress::default())
         .wrap(middleware::from_fn(observe::observe))
+}
+
+/// Paths that take no credential (the lead webhook is signed with its own secret instead).
+const PUBLIC_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/api/v1/auth/login",
+    "/api/v1/auth/signup",
+    "/api/v1/webhooks/leads",
+];
+
+/// Client errors any operation may answer (bad JSON or query, no or weak credentials, an id
+/// that is not the caller's, a conflict, an oversize or mistyped body, a refused value, too many
+/// requests), added to each operation that does not describe them itself.
+const COMMON_ERRORS: &[(&str, &str)] = &[
+    ("400", "the request is malformed"),
+    ("401", "no valid credential"),
+    ("403", "the credential may not do this"),
+    ("404", "no such object for this caller"),
+    ("409", "conflicts with the current state"),
+    ("413", "the body is too large"),
+    ("415", "the body has an unsupported type"),
+    ("422", "a value is refused"),
+    ("429", "too many requests; see Retry-After"),
+];
+
+/// Declares how to authenticate: an API token as `Authorization: Bearer`, or the session
+/// cookie (with `X-CSRF-Token` on writes). Every operation needs one except [`PUBLIC_PATHS`].
+/// Also lists the [`COMMON_ERRORS`] on every operation, so clients (and schema-driven testers)
+/// know every status a call can answer.
+fn describe_security(openapi: &mut utoipa::openapi::OpenApi, cookie: &str) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{Content, Ref, ResponseBuilder};
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            cookie,
+            "the cookie POST /api/v1/auth/login sets; writes also send X-CSRF-Token",
+        ))),
+    );
+    openapi.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("session", Vec::<String>::new()),
+    ]);
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let public = PUBLIC_PATHS.contains(&path.as_str());
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if public {
+                operation.security = Some(Vec::new());
+            }
+            let responses = &mut operation.responses.responses;
+            for (status, description) in COMMON_ERRORS {
+                if !responses.contains_key(*status) {
+                    let body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+                    let response = ResponseBuilder::new()
+                        .description(*description)
+                        .content("application/json", body)
+                        .build();
+                    responses.insert((*status).to_string(), response.into());
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI document of every route under `/api/v1`.

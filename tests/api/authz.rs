@@ -39,7 +39,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
     vec![
         ("GET", "/healthz", Public, none.clone()),
         ("GET", "/readyz", Public, none.clone()),
-        ("GET", "/metrics", Public, none.clone()),
+        ("GET", "/metrics", Admin, none.clone()),
         ("POST", "/api/v1/auth/login", Public, none.clone()),
         ("POST", "/api/v1/auth/signup", Public, none.clone()),
         ("POST", "/api/v1/auth/logout", Viewer, none.clone()),

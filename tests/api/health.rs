@@ -45,7 +45,7 @@ async fn requests_are_counted_in_metrics(app: TestApp) {
     for _ in 0..3 {
         assert_eq!(app.get("/healthz").await.status(), 200);
     }
-    let metrics = app.get("/metrics").await;
+    let metrics = app.metrics().await;
     assert_eq!(metrics.status(), 200);
     assert!(metrics.headers()["content-type"]
         .to_str()

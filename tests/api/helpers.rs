@@ -125,6 +125,8 @@ pub fn settings_with(extra: &[(&str, &str)]) -> Settings {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// The port of the `metrics.listen` listener, when the test configured one.
+    pub metrics_port: Option<u16>,
     /// A client that keeps cookies.
     pub client: reqwest::Client,
     /// The daemon's database handle, to look behind the API.
@@ -151,12 +153,27 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// GET `/metrics` as a scraper with the metrics token.
+    pub async fn metrics(&self) -> reqwest::Response {
+        self.client
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // stop() sends its command at once; the returned future only waits for completion.
         drop(self.handle.stop(false));
     }
 }
+
+/// The `metrics.token` every test daemon runs with.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
 
 /// Starts the real application on a fresh database of `backend` and a random port.
 /// `None` when the backend is not configured (PostgreSQL without `DATABASE_URL`).
@@ -179,12 +196,14 @@ pub async fn spawn_app_on(database: &TestDatabase, extra: &[(&str, &str)]) -> Te
     let mut entries = vec![
         ("DB_URI", database.url.as_str()),
         ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
+        ("WAFLEET__METRICS__TOKEN", METRICS_TOKEN),
     ];
     entries.extend_from_slice(extra);
     let settings = settings_with(&entries);
     wafleet::telemetry::init(&settings.log);
     let application = Application::build(settings.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_port = application.metrics_port();
     let handle = application.handle();
     let state = application.state();
     let db = state.db.clone();
@@ -192,6 +211,7 @@ pub async fn spawn_app_on(database: &TestDatabase, extra: &[(&str, &str)]) -> Te
     let client = new_client();
     TestApp {
         address,
+        metrics_port,
         client,
         db,
         settings,

@@ -27,5 +27,6 @@ mod openapi;
 mod sequences;
 mod wa_handshake;
 mod wa_store;
+mod web_hardening;
 mod webhooks;
 mod ws;

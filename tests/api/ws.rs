@@ -249,7 +249,7 @@ async fn upgrades_need_credentials_and_same_origin_cookies() {
 
 /// Reads `/metrics` and returns the value of an unlabelled metric.
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.metrics().await.text().await.unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("wafleet_{name} ")))
         .and_then(|v| v.trim().parse().ok())

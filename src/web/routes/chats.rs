@@ -17,6 +17,7 @@ use crate::device::messages::{DeviceError, MarkRead, SendImage, SendText};
 use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
+use crate::web::headers;
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::Media;
 
@@ -374,6 +375,8 @@ pub async fn send_message(
 
 /// Downloads a stored media file, if a message of the caller's tenant (and, for members, of
 /// their devices) carries it; anything else is 404. Content-addressed, so cached for a year.
+/// Served inline only for image, audio and video types of an allowlist, otherwise as a
+/// download, and always under a sandboxing Content-Security-Policy: the sender chose the bytes.
 #[utoipa::path(tag = "chats", params(("sha256" = String, Path, description = "the file's SHA-256")), responses(
     (status = 200, content_type = "application/octet-stream", body = String),
     (status = 404, body = crate::web::ErrorBody)
@@ -389,20 +392,28 @@ pub async fn download_media(
         .path(&sha)
         .ok_or_else(|| ApiError::not_found("media"))?;
     let owners = store::media_owners(&state.db, caller.tenant_id, &sha).await?;
-    let mime = owners
+    let stored = owners
         .into_iter()
         .find(|(device_id, _)| caller.can_see_device(*device_id))
-        .map(|(_, mime)| mime.unwrap_or_else(|| "application/octet-stream".into()))
+        .map(|(_, mime)| mime)
         .ok_or_else(|| ApiError::not_found("media"))?;
+    let (mime, attachment) = headers::media_disposition(stored.as_deref());
     let data = web::block(move || std::fs::read(path))
         .await
         .map_err(ApiError::internal)?
         .map_err(|_| ApiError::not_found("media"))?;
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .content_type(mime)
         .insert_header(("cache-control", "private, max-age=31536000, immutable"))
-        .insert_header(("x-content-type-options", "nosniff"))
-        .body(data))
+        .insert_header(("content-security-policy", headers::MEDIA_POLICY));
+    if attachment {
+        response.insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{sha}.bin\""),
+        ));
+    }
+    Ok(response.body(data))
 }
 
 /// Answer of a send.
