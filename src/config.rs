@@ -147,6 +147,12 @@ pub struct ChatSettings {
 pub struct WsSettings {
     /// Unsent bytes (KiB) after which a slow subscriber is closed with 1013.
     pub max_pending_kib: usize,
+    /// Seconds between re-checks of an open session's credential (token or cookie still valid,
+    /// user active, same role and devices); closed with 4401 otherwise. A change made on this
+    /// daemon is checked at once; this is the fallback for changes made on another daemon.
+    pub recheck_secs: u64,
+    /// Seconds a session may stay open at most; then it is closed with 4401 and reconnects.
+    pub max_lifetime_secs: u64,
 }
 
 /// `[whatsapp]`: the connector.

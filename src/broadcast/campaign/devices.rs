@@ -1,29 +1,63 @@
 //! The devices a campaign may use and what each can take: the online devices of its device
 //! choice, their days since linking (warm-up), their remaining daily capacity and (AI
 //! distribution) their health. Read by the engine's ticks and by a campaign's start.
+//!
+//! A campaign or sequence created by a member sends only through the devices assigned to that
+//! member now ([`creator_devices`]), whatever its stored choice says: a choice made before an
+//! assignment was removed, an "all online" carrier of a sequence, or one edited by an owner.
 
 use std::collections::HashMap;
 
 use chrono::{NaiveDateTime, Utc};
 
-use super::model::DeviceChoice;
+use super::model::{Campaign, DeviceChoice};
+use crate::auth::Role;
 use crate::broadcast::outbox::store;
 use crate::broadcast::pacing::Pacing;
 use crate::db::{Db, DbError};
 use crate::device::model::{Device, DeviceFilter, DeviceStatus};
 
-/// The online devices a campaign may use.
-pub async fn online_devices(
+/// The devices a campaign or sequence created by `created_by` may send through: `None` for any
+/// of the tenant's (created by an owner or admin, or by a user since deleted), the devices
+/// assigned to the creator now when they are a member or viewer.
+pub async fn creator_devices(
     db: &Db,
-    tenant_id: i64,
-    choice: &DeviceChoice,
-) -> Result<Vec<Device>, DbError> {
-    let only_ids = match choice {
+    created_by: Option<i64>,
+) -> Result<Option<Vec<i64>>, DbError> {
+    let Some(user_id) = created_by else {
+        return Ok(None);
+    };
+    let creator = match crate::auth::store::get_user(db, user_id).await {
+        Ok(user) => user,
+        Err(DbError::NotFound) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    if creator.role() >= Role::Owner {
+        return Ok(None);
+    }
+    Ok(Some(
+        crate::auth::store::assigned_device_ids(db, user_id).await?,
+    ))
+}
+
+/// The online devices a campaign may use: those of its choice, within its creator's
+/// ([`creator_devices`]).
+pub async fn online_devices(db: &Db, campaign: &Campaign) -> Result<Vec<Device>, DbError> {
+    let chosen = match campaign.device_choice() {
         DeviceChoice::AllOnline => None,
-        DeviceChoice::Set { ids } => Some(ids.clone()),
+        DeviceChoice::Set { ids } => Some(ids),
         DeviceChoice::Member { user_id } => {
-            Some(crate::auth::store::assigned_device_ids(db, *user_id).await?)
+            Some(crate::auth::store::assigned_device_ids(db, user_id).await?)
         }
+    };
+    let only_ids = match (chosen, creator_devices(db, campaign.created_by).await?) {
+        (Some(chosen), Some(allowed)) => Some(
+            chosen
+                .into_iter()
+                .filter(|id| allowed.contains(id))
+                .collect(),
+        ),
+        (chosen, allowed) => chosen.or(allowed),
     };
     let filter = DeviceFilter {
         status: Some(DeviceStatus::Online),
@@ -31,7 +65,7 @@ pub async fn online_devices(
         only_ids,
     };
     let (devices, _) =
-        crate::device::store::list_devices(db, tenant_id, &filter, 10_000, 0).await?;
+        crate::device::store::list_devices(db, campaign.tenant_id, &filter, 10_000, 0).await?;
     Ok(devices)
 }
 

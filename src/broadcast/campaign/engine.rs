@@ -24,7 +24,7 @@ use super::error::EngineError;
 use super::lane::{plan_for, Control, Lane, LaneEnd, Plan};
 use super::materialize::{materialize, NO_CAPACITY};
 use super::messages::{Action, ControlCampaign, StartCampaign, WatchCampaign};
-use super::model::{Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
+use super::model::{Campaign, CampaignStatus, OnDeviceLoss};
 use super::progress::{progress, Progress};
 use super::store;
 use crate::broadcast::outbox::model::OutboxStatus;
@@ -70,7 +70,6 @@ struct Run {
     plan: Rc<Plan>,
     control: watch::Sender<Control>,
     on_loss: OnDeviceLoss,
-    choice: DeviceChoice,
     /// Devices with a lane now.
     lanes: HashSet<i64>,
     /// The last progress published (unchanged progress is not published again).
@@ -319,7 +318,6 @@ impl CampaignEngine {
                             plan: Rc::new(plan),
                             control: watch::channel(control).0,
                             on_loss: campaign.on_device_loss(),
-                            choice: campaign.device_choice(),
                             lanes: HashSet::new(),
                             last: None,
                             moving: false,
@@ -342,18 +340,14 @@ impl CampaignEngine {
         }
         self.ticking = true;
         let db = self.deps.db.clone();
-        let runs: Vec<(i64, DeviceChoice)> = self
-            .runs
-            .iter()
-            .map(|(id, run)| (*id, run.choice.clone()))
-            .collect();
+        let runs: Vec<i64> = self.runs.keys().copied().collect();
         ctx.spawn(
             async move {
                 let due = due_scheduled(&db).await;
                 let mut reports = Vec::new();
                 let mut gone = Vec::new();
-                for (id, choice) in runs {
-                    match report(&db, id, &choice).await {
+                for id in runs {
+                    match report(&db, id).await {
                         Ok(report) => reports.push(report),
                         // Deleted (a sequence and its carrier): stop its lanes.
                         Err(DbError::NotFound) => gone.push(id),
@@ -721,10 +715,10 @@ async fn due_scheduled(db: &Db) -> Vec<i64> {
 }
 
 /// A running campaign's state, progress and online devices.
-async fn report(db: &Db, id: i64, choice: &DeviceChoice) -> Result<TickReport, DbError> {
+async fn report(db: &Db, id: i64) -> Result<TickReport, DbError> {
     let campaign = store::find_campaign(db, id).await?;
     let progress = progress(db, &campaign).await?;
-    let online = online_devices(db, campaign.tenant_id, choice).await?;
+    let online = online_devices(db, &campaign).await?;
     Ok(TickReport {
         campaign,
         progress,

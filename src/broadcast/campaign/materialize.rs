@@ -45,7 +45,7 @@ pub async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize)
     let plan = plan_for(deps, &campaign).await?;
     let template = Template::parse(&campaign.message).map_err(|e| EngineError::Invalid(e.0))?;
     let distribution = campaign.distribution();
-    let devices = online_devices(db, campaign.tenant_id, &campaign.device_choice()).await?;
+    let devices = online_devices(db, &campaign).await?;
     let capacities = remaining_capacity(db, deps.time_scale, &devices, &plan.pacing).await?;
     let health = if distribution.takes_from_pool() {
         device_health(db, deps.time_scale, &devices).await?

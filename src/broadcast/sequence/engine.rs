@@ -4,6 +4,10 @@
 //! engine's lanes (each sequence has a hidden carrier campaign), so pacing, leases, retries and
 //! receipts work exactly as for campaigns. All state is in the database; the engine only keeps
 //! how far it has looked for newly tagged leads.
+//!
+//! A sequence created by a member sends only through the member's assigned devices
+//! ([`creator_devices`]): leads of other devices are not enrolled, leads without a device get
+//! one of the member's, and a step due on a device no longer assigned ends its enrolment.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use super::model::{enrollment_status as es, Enrollment, NewEnrollment, Sequence, Step};
 use super::schedule::send_time;
 use super::store;
+use crate::broadcast::campaign::devices::creator_devices;
 use crate::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
 use crate::broadcast::pacing::QuietHours;
 use crate::broadcast::settings as tenant_settings;
@@ -172,8 +177,9 @@ async fn enrol_tagged(
     Ok(seen)
 }
 
-/// Enrols `leads` (id, phone, own device) in `sequence`, skipping opted-out phones; leads
-/// without a device get one of the tenant's online devices, spread evenly.
+/// Enrols `leads` (id, phone, own device) in `sequence`, skipping opted-out phones and leads of
+/// devices the sequence may not use; leads without a device get one of the online devices it
+/// may use, spread evenly.
 async fn enrol_leads(
     deps: &SequenceDeps,
     sequence: &Sequence,
@@ -184,15 +190,22 @@ async fn enrol_leads(
     let phones: Vec<String> = leads.iter().map(|l| l.1.clone()).collect();
     let opted_out =
         crate::broadcast::leads::opt_out::opted_out(db, sequence.tenant_id, &phones).await?;
-    let mut devices = DevicePicker::online(db, sequence.tenant_id).await?;
+    let mut devices = DevicePicker::online(db, sequence).await?;
     let rows: Vec<NewEnrollment> = leads
         .into_iter()
         .filter(|(_, phone, _)| !opted_out.contains(phone))
-        .map(|(lead_id, phone, own)| NewEnrollment {
-            lead_id,
-            phone,
-            device_id: own.or_else(|| devices.next()),
-            source,
+        .filter_map(|(lead_id, phone, own)| {
+            let device_id = match own {
+                Some(id) if !devices.may_use(id) => return None,
+                Some(id) => Some(id),
+                None => devices.next(),
+            };
+            Some(NewEnrollment {
+                lead_id,
+                phone,
+                device_id,
+                source,
+            })
         })
         .collect();
     let steps = store::steps_of(db, &[sequence.id]).await?;
@@ -204,25 +217,37 @@ async fn enrol_leads(
     store::enrol(db, sequence.tenant_id, sequence.id, &rows, due).await
 }
 
-/// Hands out a tenant's online devices in turn, starting with the least loaded.
+/// Hands out the online devices a sequence may use in turn, starting at a random one.
 struct DevicePicker {
     ids: Vec<i64>,
     next: usize,
+    /// The devices the sequence may use (its creator's, for a member); `None`: the tenant's.
+    allowed: Option<Vec<i64>>,
 }
 
 impl DevicePicker {
-    async fn online(db: &Db, tenant_id: i64) -> Result<Self, DbError> {
+    async fn online(db: &Db, sequence: &Sequence) -> Result<Self, DbError> {
+        let allowed = creator_devices(db, sequence.created_by).await?;
         let filter = DeviceFilter {
             status: Some(DeviceStatus::Online),
             search: None,
-            only_ids: None,
+            only_ids: allowed.clone(),
         };
         let (devices, _) =
-            crate::device::store::list_devices(db, tenant_id, &filter, 10_000, 0).await?;
+            crate::device::store::list_devices(db, sequence.tenant_id, &filter, 10_000, 0)
+                .await?;
         Ok(Self {
             ids: devices.into_iter().map(|d| d.id).collect(),
             next: rand::random::<u32>() as usize,
+            allowed,
         })
+    }
+
+    /// Whether the sequence may send through `device_id`.
+    fn may_use(&self, device_id: i64) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&device_id))
     }
 
     fn next(&mut self) -> Option<i64> {
@@ -339,7 +364,7 @@ async fn queue_due(deps: &SequenceDeps) -> Result<(), DbError> {
 }
 
 /// What one round of due enrolments shares: the batch's steps and opt-outs (read once), and
-/// sequences, tenant zones and online devices as they are first needed.
+/// sequences, tenant zones and each sequence's devices as they are first needed.
 struct DueRound<'a> {
     deps: &'a SequenceDeps,
     now: DateTime<Utc>,
@@ -348,6 +373,7 @@ struct DueRound<'a> {
     opted_out: HashSet<(i64, String)>,
     sequences: HashMap<i64, Sequence>,
     zones: HashMap<i64, (chrono_tz::Tz, Option<QuietHours>)>,
+    /// Device pickers by sequence id.
     devices: HashMap<i64, DevicePicker>,
     rng: rand::rngs::ThreadRng,
 }
@@ -409,16 +435,15 @@ impl<'a> DueRound<'a> {
         Ok((effective.time_zone, quiet))
     }
 
-    /// The tenant's next online device in turn, if any is online.
-    async fn online_device(&mut self, tenant_id: i64) -> Result<Option<i64>, DbError> {
-        if !self.devices.contains_key(&tenant_id) {
-            let picker = DevicePicker::online(&self.deps.db, tenant_id).await?;
-            self.devices.insert(tenant_id, picker);
+    /// The sequence's device picker (read once per round).
+    async fn picker(&mut self, sequence: &Sequence) -> Result<&mut DevicePicker, DbError> {
+        if !self.devices.contains_key(&sequence.id) {
+            let picker = DevicePicker::online(&self.deps.db, sequence).await?;
+            self.devices.insert(sequence.id, picker);
         }
-        Ok(self
-            .devices
-            .get_mut(&tenant_id)
-            .and_then(DevicePicker::next))
+        self.devices
+            .get_mut(&sequence.id)
+            .ok_or(DbError::NotFound)
     }
 
     /// Queues one due enrolment's `step`, or reschedules it.
@@ -452,9 +477,15 @@ impl<'a> DueRound<'a> {
             store::end_enrollment(db, enrollment, es::STOPPED, Some("opted out")).await?;
             return Ok(());
         }
+        let picker = self.picker(sequence).await?;
         let device_id = match enrollment.device_id {
+            Some(id) if !picker.may_use(id) => {
+                let reason = format!("device {id} is not assigned to the sequence's creator");
+                store::end_enrollment(db, enrollment, es::FAILED, Some(&reason)).await?;
+                return Ok(());
+            }
             Some(id) => Some(id),
-            None => self.online_device(enrollment.tenant_id).await?,
+            None => picker.next(),
         };
         if device_id.is_none() {
             reschedule(now + chrono::Duration::minutes(NO_DEVICE_RETRY_MINUTES)).await?;

@@ -20,6 +20,7 @@ use crate::broadcast::pacing::PacingOverride;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::template::Template;
 use crate::db::DbError;
+use crate::web::access::may_change;
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::{receive_image, required_text};
@@ -205,6 +206,14 @@ async fn view(state: &AppState, campaign: &Campaign) -> Result<CampaignView, Api
         None => None,
     };
     Ok(CampaignView::of(campaign, progress))
+}
+
+/// A campaign of the caller's tenant that the caller may change (members: one they created;
+/// 403 otherwise), or 404.
+async fn changeable(state: &AppState, caller: &Caller, id: i64) -> Result<Campaign, ApiError> {
+    let campaign = store::get_campaign(&state.db, caller.tenant_id, id).await?;
+    may_change(caller, campaign.created_by, "campaign")?;
+    Ok(campaign)
 }
 
 /// A 422 naming what is wrong.
@@ -434,7 +443,7 @@ pub async fn update_campaign(
     id: web::Path<i64>,
     body: web::Json<CampaignRequest>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
-    store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    changeable(&state, &caller, *id).await?;
     let (fields, scheduled_at) = validate(&state, &caller, &body).await?;
     let campaign = store::update_campaign(&state.db, caller.tenant_id, *id, &fields)
         .await
@@ -470,6 +479,7 @@ pub async fn delete_campaign(
     audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
+    changeable(&state, &caller, *id).await?;
     store::delete_campaign(&state.db, caller.tenant_id, *id)
         .await
         .map_err(state_error)?;
@@ -495,7 +505,7 @@ pub async fn put_image(
     id: web::Path<i64>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    changeable(&state, &caller, *id).await?;
     let sha = receive_image(&state, &mut payload).await?;
     store::set_image(&state.db, caller.tenant_id, *id, Some(&sha))
         .await
@@ -520,7 +530,7 @@ pub async fn start_campaign(
     audit: Audit,
     id: web::Path<i64>,
 ) -> Result<web::Json<StartReport>, ApiError> {
-    store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    changeable(&state, &caller, *id).await?;
     let messages = state
         .campaigns
         .send(StartCampaign { campaign_id: *id })
@@ -545,7 +555,7 @@ async fn control(
     id: i64,
     action: Action,
 ) -> Result<web::Json<CampaignView>, ApiError> {
-    store::get_campaign(&state.db, caller.tenant_id, id).await?;
+    changeable(state, caller, id).await?;
     state
         .campaigns
         .send(ControlCampaign {
@@ -683,7 +693,7 @@ pub struct PoolQuery {
 pub struct PoolView {
     /// Leads without a device that match (one per phone).
     pub unassigned: usize,
-    /// The tenant's devices online now.
+    /// The devices online now that the caller's distribution could use (a member's: theirs).
     pub online_devices: usize,
 }
 
@@ -717,6 +727,7 @@ pub async fn lead_pool(
     .await?;
     let filter = crate::device::model::DeviceFilter {
         status: Some(crate::device::model::DeviceStatus::Online),
+        only_ids: caller.assigned_devices.clone(),
         ..Default::default()
     };
     let (_, online) =

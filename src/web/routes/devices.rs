@@ -17,7 +17,7 @@ use crate::device::messages::{
 };
 use crate::device::model::{DeviceFilter, DeviceStatusPatch};
 use crate::device::{store, Device, DeviceStatus};
-use crate::web::access::visible_device;
+use crate::web::access::{sees_pairing, visible_device};
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::required_text;
@@ -206,7 +206,8 @@ pub async fn create_device(
     Ok(HttpResponse::Created().json(DeviceView::from_row(&device)))
 }
 
-/// One device, with its live state when its actor runs.
+/// One device, with its live state when its actor runs (without the pairing QR payload and code
+/// for viewers).
 #[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), responses(
     (status = 200, body = DeviceView),
     (status = 404, body = crate::web::ErrorBody)
@@ -219,7 +220,13 @@ pub async fn get_device(
 ) -> Result<web::Json<DeviceView>, ApiError> {
     let device = visible_device(&state, &caller, *id).await?;
     let mut view = DeviceView::from_row(&device);
-    view.live = live_state(&state, device.id).await;
+    view.live = live_state(&state, device.id).await.map(|mut live| {
+        if !sees_pairing(caller.role) {
+            live.qr = None;
+            live.pair_code = None;
+        }
+        live
+    });
     Ok(web::Json(view))
 }
 
@@ -240,7 +247,8 @@ pub async fn rename_device(
     Ok(web::Json(DeviceView::from_row(&device)))
 }
 
-/// Deletes a device: stops its actor and removes its session and chats.
+/// Deletes a device: stops its actor and removes its session and chats (and its assignments;
+/// members' open WebSockets re-check their access).
 #[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), responses(
     (status = 204),
     (status = 404, body = crate::web::ErrorBody)
@@ -263,6 +271,12 @@ pub async fn delete_device(
         .await
         .map_err(ApiError::internal)?;
     store::delete_device(&state.db, caller.tenant_id, device.id).await?;
+    // Members assigned to it lost it: their open WebSockets re-check their access now.
+    for user in crate::auth::store::list_tenant_users(&state.db, caller.tenant_id).await? {
+        if user.role() == crate::auth::Role::Member {
+            state.auth.changes.user_changed(user.id);
+        }
+    }
     let detail = serde_json::json!({ "name": device.name, "phone": device.phone });
     audit
         .record("device.delete", Target::Device(device.id))

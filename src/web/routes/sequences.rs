@@ -19,6 +19,7 @@ use crate::broadcast::sequence::model::{
 use crate::broadcast::sequence::report::{report, Report};
 use crate::broadcast::sequence::store;
 use crate::broadcast::template::Template;
+use crate::web::access::may_change;
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::{receive_image, required_text};
@@ -219,6 +220,14 @@ pub struct ToggleRequest {
 
 /// The message of 409 `duplicate`.
 const NAME_TAKEN: &str = "a sequence with this name exists";
+
+/// A sequence of the caller's tenant that the caller may change (members: one they created;
+/// 403 otherwise), or 404.
+async fn changeable(state: &AppState, caller: &Caller, id: i64) -> Result<Sequence, ApiError> {
+    let sequence = store::get_sequence(&state.db, caller.tenant_id, id).await?;
+    may_change(caller, sequence.created_by, "sequence")?;
+    Ok(sequence)
+}
 
 /// A 422 naming what is wrong.
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -493,7 +502,7 @@ pub async fn update_sequence(
     id: web::Path<i64>,
     body: web::Json<SequenceRequest>,
 ) -> Result<web::Json<SequenceView>, ApiError> {
-    store::get_sequence(&state.db, caller.tenant_id, *id).await?;
+    changeable(&state, &caller, *id).await?;
     let (fields, steps) = validate(&state, &caller, Some(*id), &body).await?;
     let sequence = store::update_sequence(&state.db, caller.tenant_id, *id, &fields, &steps)
         .await
@@ -514,6 +523,7 @@ pub async fn delete_sequence(
     audit: Audit,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
+    changeable(&state, &caller, *id).await?;
     store::delete_sequence(&state.db, caller.tenant_id, *id).await?;
     audit.record("sequence.delete", Target::Sequence(*id)).await;
     Ok(HttpResponse::NoContent().finish())
@@ -532,7 +542,7 @@ pub async fn toggle_sequence(
     id: web::Path<i64>,
     body: Option<web::Json<ToggleRequest>>,
 ) -> Result<web::Json<SequenceView>, ApiError> {
-    let sequence = store::get_sequence(&state.db, caller.tenant_id, *id).await?;
+    let sequence = changeable(&state, &caller, *id).await?;
     let active = body
         .and_then(|b| b.active)
         .unwrap_or(sequence.state() == SequenceStatus::Paused);
@@ -567,7 +577,7 @@ pub async fn put_step_image(
     mut payload: web::Payload,
 ) -> Result<web::Json<SequenceView>, ApiError> {
     let (id, position) = path.into_inner();
-    let sequence = store::get_sequence(&state.db, caller.tenant_id, id).await?;
+    let sequence = changeable(&state, &caller, id).await?;
     let sha = receive_image(&state, &mut payload).await?;
     set_step_image(&state, &audit, sequence, position, Some(&sha)).await
 }
@@ -584,7 +594,7 @@ pub async fn delete_step_image(
     path: web::Path<(i64, i64)>,
 ) -> Result<web::Json<SequenceView>, ApiError> {
     let (id, position) = path.into_inner();
-    let sequence = store::get_sequence(&state.db, caller.tenant_id, id).await?;
+    let sequence = changeable(&state, &caller, id).await?;
     set_step_image(&state, &audit, sequence, position, None).await
 }
 
@@ -668,7 +678,7 @@ pub async fn enrol_leads(
     id: web::Path<i64>,
     body: web::Json<EnrolRequest>,
 ) -> Result<web::Json<EnrolReport>, ApiError> {
-    let sequence = store::get_sequence(&state.db, caller.tenant_id, *id).await?;
+    let sequence = changeable(&state, &caller, *id).await?;
     if body.lead_ids.is_empty() || body.lead_ids.len() > 10_000 {
         return Err(invalid("lead_ids: give 1 to 10000 lead ids"));
     }
@@ -702,7 +712,7 @@ pub async fn stop_enrollment(
     path: web::Path<(i64, i64)>,
 ) -> Result<web::Json<EnrollmentView>, ApiError> {
     let (id, enrollment_id) = path.into_inner();
-    let sequence = store::get_sequence(&state.db, caller.tenant_id, id).await?;
+    let sequence = changeable(&state, &caller, id).await?;
     let find = || store::get_enrollment(&state.db, sequence.id, enrollment_id);
     find()
         .await?

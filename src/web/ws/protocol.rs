@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 /// Close code for a subscriber that cannot keep up (RFC 6455 "try again later").
 pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
+/// Close code for a session whose credential no longer holds (revoked token, signed out,
+/// disabled or deleted user, changed role or devices) or that reached `ws.max_lifetime_secs`.
+pub const CLOSE_REAUTHENTICATE: u16 = 4401;
+
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]

@@ -5,6 +5,11 @@
 //! hearing from the client closes the connection. A client that does not read is cut off by the
 //! hub once its unsent bytes pass the limit and closed with 1013 (see [`SessionLink`]), so a stuck
 //! subscriber costs bounded memory.
+//!
+//! Access: the session re-resolves its credential when its user's access changes on this daemon
+//! (`AccessChanges`) and every `ws.recheck_secs`, and closes with 4401 once it no longer holds
+//! (see [`super::access`]); it closes with 4401 after `ws.max_lifetime_secs` in any case. Viewers
+//! get `QR_UPDATED` frames without their QR payload.
 
 use std::collections::BTreeSet;
 use std::pin::Pin;
@@ -17,14 +22,16 @@ use actix::prelude::*;
 use actix_web::web::Bytes;
 use actix_web_actors::ws;
 use futures_util::Stream;
+use tokio::sync::broadcast;
 
-use super::protocol::{ClientOp, ServerFrame, CLOSE_TRY_AGAIN_LATER};
+use super::access::{authorize_topic, changes_of, redact_for_viewer, verdict};
+use super::access::{AccessChanged, Credentials, Verdict};
+use super::protocol::{ClientOp, ServerFrame, CLOSE_REAUTHENTICATE, CLOSE_TRY_AGAIN_LATER};
 use crate::auth::Caller;
-use crate::broadcast::leads::store as lead_store;
 use crate::db::Db;
-use crate::device::store as devices;
 use crate::hub::messages::{Disconnect, Frame, SessionLink, Subscribe, Unsubscribe};
 use crate::hub::{Hub, HubMetrics, Topic};
+use crate::web::access::sees_pairing;
 
 /// Server ping period.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -61,6 +68,26 @@ impl<S: Stream<Item = Result<Bytes, actix_web::Error>>> Stream for Metered<S> {
     }
 }
 
+/// What a session is built with besides its caller.
+pub struct SessionConfig {
+    /// The router.
+    pub hub: Addr<Hub>,
+    /// For topic checks.
+    pub db: Db,
+    /// Hub and session metrics.
+    pub metrics: HubMetrics,
+    /// Backlog (bytes) past which the session is cut off.
+    pub max_backlog: usize,
+    /// How to resolve the session's credential again.
+    pub credentials: Credentials,
+    /// Users whose access changed on this daemon.
+    pub changes: broadcast::Receiver<i64>,
+    /// Period of the credential re-check.
+    pub recheck_every: Duration,
+    /// Longest the session stays open.
+    pub max_lifetime: Duration,
+}
+
 /// One WebSocket connection.
 pub struct WsSession {
     /// Unique id for the hub.
@@ -80,29 +107,91 @@ pub struct WsSession {
     /// Topics held.
     topics: BTreeSet<Topic>,
     metrics: HubMetrics,
+    /// How to resolve the credential again.
+    credentials: Credentials,
+    /// Access changes, until `started` turns them into a stream.
+    changes: Option<broadcast::Receiver<i64>>,
+    /// Period of the credential re-check.
+    recheck_every: Duration,
+    /// Longest the session stays open.
+    max_lifetime: Duration,
+    /// A re-check is running.
+    rechecking: bool,
+    /// Another re-check was asked for while one ran.
+    recheck_again: bool,
 }
 
 impl WsSession {
     /// A session for an authenticated caller.
-    pub fn new(
-        id: u64,
-        caller: Caller,
-        hub: Addr<Hub>,
-        db: Db,
-        link: Arc<SessionLink>,
-        max_backlog: usize,
-        metrics: HubMetrics,
-    ) -> Self {
+    pub fn new(id: u64, caller: Caller, link: Arc<SessionLink>, config: SessionConfig) -> Self {
         Self {
             id,
             caller,
-            hub,
-            db,
+            hub: config.hub,
+            db: config.db,
             last_heard: Instant::now(),
             link,
-            max_backlog,
+            max_backlog: config.max_backlog,
             topics: BTreeSet::new(),
-            metrics,
+            metrics: config.metrics,
+            credentials: config.credentials,
+            changes: Some(config.changes),
+            recheck_every: config.recheck_every,
+            max_lifetime: config.max_lifetime,
+            rechecking: false,
+            recheck_again: false,
+        }
+    }
+
+    /// Closes the connection with `code` and `reason`.
+    fn close(&self, code: u16, reason: String, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Other(code),
+            description: Some(reason),
+        }));
+        ctx.stop();
+    }
+
+    /// Resolves the credential again; closes with 4401 when it no longer gives the same access.
+    fn recheck(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.rechecking {
+            // The running check may have read the state before this change.
+            self.recheck_again = true;
+            return;
+        }
+        self.rechecking = true;
+        let credentials = self.credentials.clone();
+        let check = async move { credentials.resolve().await };
+        ctx.spawn(check.into_actor(self).map(|now, this, ctx| {
+            this.rechecking = false;
+            match verdict(&this.caller, now) {
+                Verdict::Close(reason) => {
+                    tracing::info!(session = this.id, user = this.caller.user.id, %reason, "closing a WebSocket session whose access no longer holds");
+                    this.close(CLOSE_REAUTHENTICATE, reason, ctx);
+                }
+                Verdict::Keep | Verdict::Unknown => {
+                    if std::mem::take(&mut this.recheck_again) {
+                        this.recheck(ctx);
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Writes a hub event; a viewer's `QR_UPDATED` goes without its QR payload.
+    fn write_event(&self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let redacted = if sees_pairing(self.caller.role) {
+            None
+        } else {
+            redact_for_viewer(text)
+        };
+        match redacted {
+            Some(shorter) => {
+                // The hub counted the original's bytes; the socket takes the shorter text's.
+                self.link.sub(text.len().saturating_sub(shorter.len()));
+                ctx.text(shorter);
+            }
+            None => ctx.text(text),
         }
     }
 
@@ -187,49 +276,6 @@ impl WsSession {
     }
 }
 
-/// Whether the caller may hear `topic`: its own tenant's devices (members: assigned ones) and
-/// lead lists.
-async fn authorize_topic(
-    db: &Db,
-    caller: &Caller,
-    topic: Topic,
-) -> Result<(), (&'static str, String)> {
-    match topic {
-        Topic::DeviceStatus => Ok(()),
-        Topic::Messages(device_id) => {
-            let found = devices::get_device(db, caller.tenant_id, device_id)
-                .await
-                .is_ok();
-            if found && caller.can_see_device(device_id) {
-                Ok(())
-            } else {
-                Err((
-                    "forbidden_topic",
-                    format!("device {device_id} is not one of yours"),
-                ))
-            }
-        }
-        Topic::LeadList(list_id) => lead_store::get_list(db, caller.tenant_id, list_id)
-            .await
-            .map(|_| ())
-            .map_err(|_| {
-                (
-                    "forbidden_topic",
-                    format!("lead list {list_id} is not one of yours"),
-                )
-            }),
-        Topic::Campaign(id) => {
-            match crate::broadcast::campaign::store::get_campaign(db, caller.tenant_id, id).await {
-                Ok(_) => Ok(()),
-                Err(_) => Err((
-                    "forbidden_topic",
-                    format!("campaign {id} is not one of yours"),
-                )),
-            }
-        }
-    }
-}
-
 impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
@@ -245,6 +291,17 @@ impl Actor for WsSession {
                 return;
             }
             ctx.ping(b"");
+        });
+        if let Some(changes) = self.changes.take() {
+            ctx.add_stream(changes_of(changes, self.caller.user.id));
+        }
+        ctx.run_interval(self.recheck_every, |this, ctx| this.recheck(ctx));
+        ctx.run_later(self.max_lifetime, |this, ctx| {
+            this.close(
+                CLOSE_REAUTHENTICATE,
+                "session expired, reconnect".into(),
+                ctx,
+            );
         });
     }
 
@@ -263,18 +320,23 @@ impl Handler<Frame> for WsSession {
         match frame {
             // Frames still queued when the hub cut the session off are dropped.
             Frame::Event(_) if self.link.too_slow.load(Ordering::Relaxed) => {}
-            Frame::Event(text) => ctx.text(text.as_ref()),
-            Frame::TooSlow => {
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Other(CLOSE_TRY_AGAIN_LATER),
-                    description: Some(
-                        "subscriber too slow; reconnect and re-fetch over REST".into(),
-                    ),
-                }));
-                ctx.stop();
-            }
+            Frame::Event(text) => self.write_event(&text, ctx),
+            Frame::TooSlow => self.close(
+                CLOSE_TRY_AGAIN_LATER,
+                "subscriber too slow; reconnect and re-fetch over REST".into(),
+                ctx,
+            ),
         }
     }
+}
+
+impl StreamHandler<AccessChanged> for WsSession {
+    fn handle(&mut self, _: AccessChanged, ctx: &mut Self::Context) {
+        self.recheck(ctx);
+    }
+
+    /// The daemon's signal closed (shutting down): the periodic re-check goes on.
+    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
