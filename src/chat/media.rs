@@ -365,7 +365,10 @@ mod tests {
             Err(ImageRejected::Corrupt(_))
         ));
         let message = ImageRejected::DecodedTooLarge(300_000_000).to_string();
-        assert!(message.contains("287 MiB decoded; at most 64 MiB"), "{message}");
+        assert!(
+            message.contains("287 MiB decoded; at most 64 MiB"),
+            "{message}"
+        );
     }
 
     #[test]

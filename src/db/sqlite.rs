@@ -302,7 +302,10 @@ mod tests {
         holder.batch_execute("COMMIT").unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while rows(&db).await.unwrap() == 0 {
-            assert!(Instant::now() < deadline, "the abandoned insert never ended");
+            assert!(
+                Instant::now() < deadline,
+                "the abandoned insert never ended"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(insert(&db).await.unwrap(), 1);

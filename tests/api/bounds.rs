@@ -58,5 +58,8 @@ async fn deeply_nested_templates_are_refused(app: TestApp) {
         )
         .await;
     let error: Value = response.json().await.unwrap();
-    assert!(!error["error"]["message"].as_str().unwrap().contains("nests"));
+    assert!(!error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nests"));
 }

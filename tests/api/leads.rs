@@ -454,7 +454,10 @@ async fn import_dedupes_across_batches_and_cuts_long_cells(app: TestApp) {
 
     // A later import of the same phones updates them: they were written by another import.
     let again = import(&owner, list, "name,phone\nA again,0120000001\n".into()).await;
-    assert_eq!((again["updated"].as_i64(), again["duplicates"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(
+        (again["updated"].as_i64(), again["duplicates"].as_i64()),
+        (Some(1), Some(0))
+    );
 }
 
 async fn opt_outs_add_list_delete(app: TestApp) {

@@ -299,7 +299,10 @@ fn row_lead(columns: &[Column], fields: &[&[u8]], country: Id) -> Result<LeadInp
     }
     if phone_raw.chars().count() > MAX_ECHO_CHARS {
         // No phone number is this long; the parser would quote all of it back.
-        return Err(format!("bad phone: not a phone number: {}", echo(phone_raw)));
+        return Err(format!(
+            "bad phone: not a phone number: {}",
+            echo(phone_raw)
+        ));
     }
     lead.phone = match phone::normalize(phone_raw, country) {
         Ok(phone) => phone,
@@ -412,8 +415,15 @@ mod tests {
         let rows = parse_all(csv.as_bytes(), my()).unwrap();
         let errors: Vec<String> = rows.iter().map(|r| r.lead.clone().unwrap_err()).collect();
         let quoted = format!("\"{}\"…", "9".repeat(64));
-        assert_eq!(errors[0], format!("bad phone: not a phone number: {quoted}"));
-        assert!(errors[1].starts_with(&format!("bad status {quoted}")), "{}", errors[1]);
+        assert_eq!(
+            errors[0],
+            format!("bad phone: not a phone number: {quoted}")
+        );
+        assert!(
+            errors[1].starts_with(&format!("bad status {quoted}")),
+            "{}",
+            errors[1]
+        );
         assert!(errors.iter().all(|e| e.len() < 150));
         let header = format!("{},{}\n", cell, vec!["x"; 100].join(","));
         let Err(HeaderError::NoPhoneColumn(found)) = parse_all(header.as_bytes(), my()) else {

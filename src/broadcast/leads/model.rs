@@ -204,7 +204,10 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Result<Vec
             continue;
         }
         if tag.contains(',') {
-            return Err(format!("bad tag {}: tags cannot contain commas", echo(&tag)));
+            return Err(format!(
+                "bad tag {}: tags cannot contain commas",
+                echo(&tag)
+            ));
         }
         if tag.chars().count() > MAX_TAG_CHARS {
             return Err(format!(

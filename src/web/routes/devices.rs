@@ -158,14 +158,8 @@ pub async fn list_devices(
         search: query.q.clone(),
         only_ids: caller.assigned_devices.clone(),
     };
-    let (rows, total) = store::list_devices(
-        &state.db,
-        caller.tenant_id,
-        &filter,
-        per_page,
-        offset,
-    )
-    .await?;
+    let (rows, total) =
+        store::list_devices(&state.db, caller.tenant_id, &filter, per_page, offset).await?;
     let counts = store::count_by_status(
         &state.db,
         caller.tenant_id,
