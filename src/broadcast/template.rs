@@ -29,9 +29,15 @@ pub struct TemplateError(pub String);
 
 /// Longest template accepted (WhatsApp's own limit is 65,536 characters).
 const MAX_CHARS: usize = 4_096;
+/// Deepest nesting of `{…}` groups accepted: `{a|{b|c}}` is 2. Parsing, rendering and dropping
+/// a template recurse once per level, so an unbounded depth (2,000 `{` fit in [`MAX_CHARS`])
+/// would overflow the stack.
+pub const MAX_NESTING: usize = 8;
 
 impl Template {
-    /// Parses and validates `text`.
+    /// Parses and validates `text`: at most 4,096 characters, groups nested at most
+    /// [`MAX_NESTING`] deep. Pure and total (an error, never a panic, for any input): the entry
+    /// point fuzzers call.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         if text.trim().is_empty() {
             return Err(TemplateError("message must not be empty".into()));
@@ -43,7 +49,7 @@ impl Template {
         }
         let chars: Vec<char> = text.chars().collect();
         let mut pos = 0;
-        let template = parse_seq(&chars, &mut pos, false)?;
+        let template = parse_seq(&chars, &mut pos, 0)?;
         if pos < chars.len() {
             return Err(TemplateError(format!(
                 "unexpected '{}' at {}",
@@ -112,8 +118,10 @@ impl Template {
     }
 }
 
-/// Parses until the end (top level) or a closing `}` / `|` (inside a group, not consumed).
-fn parse_seq(chars: &[char], pos: &mut usize, nested: bool) -> Result<Template, TemplateError> {
+/// Parses until the end (top level, `depth` 0) or a closing `}` / `|` (inside a group, not
+/// consumed); `depth` is the number of groups around.
+fn parse_seq(chars: &[char], pos: &mut usize, depth: usize) -> Result<Template, TemplateError> {
+    let nested = depth > 0;
     let mut parts = Vec::new();
     let mut text = String::new();
     while *pos < chars.len() {
@@ -122,7 +130,7 @@ fn parse_seq(chars: &[char], pos: &mut usize, nested: bool) -> Result<Template, 
                 if !text.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut text)));
                 }
-                parts.push(parse_group(chars, pos)?);
+                parts.push(parse_group(chars, pos, depth + 1)?);
             }
             '}' | '|' if nested => break,
             '}' => {
@@ -143,16 +151,23 @@ fn parse_seq(chars: &[char], pos: &mut usize, nested: bool) -> Result<Template, 
     Ok(Template { parts })
 }
 
-/// Parses a `{…}` group at `pos`: a variable or a spintax choice.
-fn parse_group(chars: &[char], pos: &mut usize) -> Result<Part, TemplateError> {
+/// Parses a `{…}` group at `pos`, the `depth`-th around its content: a variable or a spintax
+/// choice.
+fn parse_group(chars: &[char], pos: &mut usize, depth: usize) -> Result<Part, TemplateError> {
     let open = *pos;
+    if depth > MAX_NESTING {
+        return Err(TemplateError(format!(
+            "'{{' at {} nests groups more than {MAX_NESTING} deep",
+            open + 1
+        )));
+    }
     *pos += 1;
-    let mut options = vec![parse_seq(chars, pos, true)?];
+    let mut options = vec![parse_seq(chars, pos, depth)?];
     loop {
         match chars.get(*pos) {
             Some('|') => {
                 *pos += 1;
-                options.push(parse_seq(chars, pos, true)?);
+                options.push(parse_seq(chars, pos, depth)?);
             }
             Some('}') => {
                 *pos += 1;
@@ -238,5 +253,28 @@ mod tests {
             Template::parse("{Hi|}").is_ok(),
             "an empty choice is allowed"
         );
+    }
+
+    /// `depth` groups, each a choice holding the next: `{a|{a|…}}`.
+    fn nested(depth: usize) -> String {
+        format!("{}x{}", "{a|".repeat(depth), "}".repeat(depth))
+    }
+
+    #[test]
+    fn nesting_is_bounded_with_a_clear_error_not_a_stack_overflow() {
+        let deepest = Template::parse(&nested(MAX_NESTING)).unwrap();
+        assert!(!deepest.render(&vars(), &mut rand::rng()).is_empty());
+        let err = Template::parse(&nested(MAX_NESTING + 1)).unwrap_err();
+        assert_eq!(
+            err.0,
+            format!(
+                "'{{' at {} nests groups more than {MAX_NESTING} deep",
+                3 * MAX_NESTING + 1
+            )
+        );
+        // The most a 4,096-character message can nest, unclosed or closed: refused, no overflow
+        // (a debug build overflowed its 2 MiB test-thread stack here before the limit).
+        assert!(Template::parse(&"{".repeat(4_096)).is_err());
+        assert!(Template::parse(&nested(1_023)).is_err());
     }
 }

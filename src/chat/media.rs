@@ -4,14 +4,26 @@
 //! a thousand leads is stored once and a path can never be chosen by a client. Pictures to send
 //! are validated by their bytes (JPEG, PNG, GIF, WebP only), bounded against decompression bombs,
 //! and re-encoded as JPEG of at most 350 KB with the best quality that fits, keeping the aspect
-//! ratio; a GIF becomes its first frame. Both are CPU/disk work: call them on a blocking thread.
+//! ratio; a GIF becomes its first frame.
+//!
+//! Memory is bounded before any pixel is decoded: the header's width × height × bytes per
+//! pixel (at the decoder's own depth, so a 16-bit picture counts double) must fit in
+//! [`MAX_DECODED_BYTES`], and the decoder runs under [`image::Limits`] (dimensions and total
+//! allocation). A picture is brought to 8 bits per channel and down to [`MAX_SIDE`] right after
+//! decoding, by area averaging that allocates only the small result. Decoding is CPU work:
+//! callers use [`prepare_image_bounded`], which runs it on a blocking thread with at most one
+//! decode per core at a time ([`DecodeGate`]), so parallel uploads cannot add up their peaks.
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use image::error::ImageError;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
+
+mod gate;
+pub use gate::DecodeGate;
 
 /// Largest picture accepted for sending, before re-encoding.
 pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
@@ -19,8 +31,15 @@ pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
 pub const MAX_SENT_BYTES: usize = 350 * 1024;
 /// Most pixels decoded (a 10,000 × 5,000 picture); beyond is refused as a likely bomb.
 const MAX_PIXELS: u64 = 50_000_000;
+/// Most bytes a decoded picture may take (width × height × bytes per pixel, from the header):
+/// a 21-megapixel RGB or 16-megapixel RGBA photo at 8 bits per channel; half that at 16 bits.
+pub const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest side the decoder accepts (any more is refused from the header).
+const MAX_DECODED_SIDE: u32 = 20_000;
+/// What a decoder may allocate at once: the picture plus room for its working buffers.
+const MAX_DECODER_ALLOC: u64 = MAX_DECODED_BYTES + 32 * 1024 * 1024;
 /// Longest side of a sent picture (WhatsApp shows less anyway).
-const MAX_SIDE: u32 = 1600;
+pub const MAX_SIDE: u32 = 1600;
 /// JPEG qualities tried, best first.
 const QUALITIES: [u8; 6] = [88, 80, 72, 64, 55, 45];
 
@@ -36,6 +55,12 @@ pub enum ImageRejected {
     /// Declares more pixels than allowed (decompression bomb defence).
     #[error("the image has too many pixels ({0}); at most 50 megapixels")]
     TooManyPixels(u64),
+    /// Would take more than [`MAX_DECODED_BYTES`] decoded (decompression bomb defence).
+    #[error(
+        "the image would take {} MiB decoded; at most 64 MiB (fewer pixels, or 8 bits per channel)",
+        .0.div_ceil(1024 * 1024)
+    )]
+    DecodedTooLarge(u64),
     /// Truncated or corrupt.
     #[error("the image cannot be decoded: {0}")]
     Corrupt(String),
@@ -52,8 +77,33 @@ pub struct PreparedImage {
     pub height: u32,
 }
 
-/// Validates and re-encodes a picture for sending.
+/// Validates and re-encodes a picture for sending. Pure and synchronous (CPU-bound: call it
+/// through [`prepare_image_bounded`] from async code); total for any input (an error, never a
+/// panic), the entry point fuzzers call.
 pub fn prepare_image(bytes: &[u8]) -> Result<PreparedImage, ImageRejected> {
+    let picture = fit_within(decode_bounded(bytes)?, MAX_SIDE);
+    // 8 bits per channel from here on: the large picture is gone, this one is at most
+    // 1600 × 1600 × 3 bytes.
+    let mut picture = DynamicImage::ImageRgb8(picture.into_rgb8());
+    loop {
+        for quality in QUALITIES {
+            let data = encode_jpeg(&picture, quality)?;
+            if data.len() <= MAX_SENT_BYTES {
+                return Ok(PreparedImage {
+                    data,
+                    width: picture.width(),
+                    height: picture.height(),
+                });
+            }
+        }
+        // Even the lowest quality is too big: shrink by a quarter and try again.
+        let side = (picture.width().max(picture.height()) * 3 / 4).max(1);
+        picture = fit_within(picture, side);
+    }
+}
+
+/// Decodes `bytes` after checking, from the header alone, that the result fits the limits.
+fn decode_bounded(bytes: &[u8]) -> Result<DynamicImage, ImageRejected> {
     if bytes.len() > MAX_UPLOAD_BYTES {
         return Err(ImageRejected::TooLarge);
     }
@@ -64,46 +114,52 @@ pub fn prepare_image(bytes: &[u8]) -> Result<PreparedImage, ImageRejected> {
     ) {
         return Err(ImageRejected::UnsupportedFormat);
     }
-    let reader = || {
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-        let mut limits = Limits::default();
-        limits.max_alloc = Some(512 * 1024 * 1024);
-        reader.limits(limits);
-        reader
-    };
-    let (width, height) = reader()
-        .into_dimensions()
-        .map_err(|e| ImageRejected::Corrupt(e.to_string()))?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_DECODED_SIDE);
+    limits.max_image_height = Some(MAX_DECODED_SIDE);
+    limits.max_alloc = Some(MAX_DECODER_ALLOC);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(rejected)?;
+    let (width, height) = decoder.dimensions();
     let pixels = u64::from(width) * u64::from(height);
     if pixels > MAX_PIXELS {
         return Err(ImageRejected::TooManyPixels(pixels));
     }
-    let decoded = reader()
-        .decode()
-        .map_err(|e| ImageRejected::Corrupt(e.to_string()))?;
-    let mut picture = fit_within(decoded, MAX_SIDE);
-    loop {
-        let rgb = DynamicImage::ImageRgb8(picture.to_rgb8());
-        for quality in QUALITIES {
-            let data = encode_jpeg(&rgb, quality)?;
-            if data.len() <= MAX_SENT_BYTES {
-                return Ok(PreparedImage {
-                    data,
-                    width: rgb.width(),
-                    height: rgb.height(),
-                });
-            }
-        }
-        // Even the lowest quality is too big: shrink by a quarter and try again.
-        let side = (picture.width().max(picture.height()) * 3 / 4).max(1);
-        picture = fit_within(picture, side);
+    let decoded_bytes = pixels.saturating_mul(u64::from(decoder.color_type().bytes_per_pixel()));
+    if decoded_bytes > MAX_DECODED_BYTES {
+        return Err(ImageRejected::DecodedTooLarge(decoded_bytes));
+    }
+    DynamicImage::from_decoder(decoder).map_err(rejected)
+}
+
+/// A decoder's error as the client's: a limit the decoder hit is a picture too large.
+fn rejected(err: ImageError) -> ImageRejected {
+    match err {
+        ImageError::Limits(_) => ImageRejected::DecodedTooLarge(MAX_DECODER_ALLOC),
+        ImageError::Unsupported(_) => ImageRejected::UnsupportedFormat,
+        other => ImageRejected::Corrupt(other.to_string()),
     }
 }
 
-/// Scales down (never up) so the longest side is at most `side`, keeping the aspect ratio.
+/// [`prepare_image`] on a blocking thread behind [`DecodeGate::global`]: what request handlers
+/// call.
+pub async fn prepare_image_bounded(bytes: Vec<u8>) -> Result<PreparedImage, ImageRejected> {
+    DecodeGate::global()
+        .run(move || prepare_image(&bytes))
+        .await
+        .map_err(|e| ImageRejected::Corrupt(format!("the decoder failed: {e}")))?
+}
+
+/// Scales down (never up) so the longest side is at most `side`, keeping the aspect ratio. A
+/// picture at least twice too large is averaged by area (only the result is allocated, at the
+/// picture's own depth); a smaller step is filtered.
 fn fit_within(picture: DynamicImage, side: u32) -> DynamicImage {
-    if picture.width() <= side && picture.height() <= side {
+    let longest = picture.width().max(picture.height());
+    if longest <= side {
         picture
+    } else if longest / 2 >= side {
+        picture.thumbnail(side, side)
     } else {
         picture.resize(side, side, image::imageops::FilterType::Triangle)
     }
@@ -234,18 +290,111 @@ mod tests {
             Err(ImageRejected::Corrupt(_))
         ));
         // A PNG header declaring 100,000 × 100,000 pixels: refused before any decoding.
-        let mut bomb = noisy_png(1, 1, 8);
-        bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-        bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
         assert!(matches!(
-            prepare_image(&bomb),
-            Err(ImageRejected::TooManyPixels(_)) | Err(ImageRejected::Corrupt(_))
+            prepare_image(&png_header(100_000, 100_000, 8, 2)),
+            Err(ImageRejected::DecodedTooLarge(_))
         ));
         // A TIFF header: a real image format, but not one WhatsApp takes.
         assert_eq!(
             prepare_image(b"II*\0\x08\0\0\0"),
             Err(ImageRejected::UnsupportedFormat)
         );
+    }
+
+    /// The bomb of the report: 10,000 × 5,000 pixels of 16-bit RGB (300 MB decoded, 608 MB
+    /// peak through the old pipeline) in a 292 KB file.
+    const BOMB: &[u8] = include_bytes!("../../tests/fixtures/bomb-10000x5000-rgb16.png");
+
+    /// CRC-32 of PNG chunks (ISO 3309), bit by bit: test pictures only.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for byte in bytes {
+            crc ^= u32::from(*byte);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+            }
+        }
+        !crc
+    }
+
+    /// A PNG's signature and IHDR chunk, then an empty IDAT: all a decoder reads before the
+    /// first pixel. `color` 2 is RGB, 6 RGBA.
+    fn png_header(width: u32, height: u32, depth: u8, color: u8) -> Vec<u8> {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let chunk = |png: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = png.len();
+            png.extend_from_slice(kind);
+            png.extend_from_slice(data);
+            let crc = crc32(&png[start..]);
+            png.extend_from_slice(&crc.to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &[]);
+        png
+    }
+
+    #[test]
+    fn the_decoded_size_is_checked_from_the_header_before_decoding() {
+        // Exactly at the pixel limit; refused by bytes, from the header, before any allocation
+        // of its size (before: decoded, converted and resized, 608 MB and seconds of CPU).
+        assert_eq!(&BOMB[..24], &png_header(10_000, 5_000, 16, 2)[..24]);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            prepare_image(BOMB),
+            Err(ImageRejected::DecodedTooLarge(300_000_000))
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // The same pixels at 8 bits (150 MB), and RGBA just past the limit, are refused too.
+        assert_eq!(
+            prepare_image(&png_header(10_000, 5_000, 8, 2)),
+            Err(ImageRejected::DecodedTooLarge(150_000_000))
+        );
+        let side = (MAX_DECODED_BYTES as f64 / 4.0).sqrt() as u32 + 1;
+        assert!(matches!(
+            prepare_image(&png_header(side, side, 8, 6)),
+            Err(ImageRejected::DecodedTooLarge(_))
+        ));
+        // Within the limit the header passes and the (empty) data is what fails.
+        assert!(matches!(
+            prepare_image(&png_header(side - 2, side - 2, 8, 6)),
+            Err(ImageRejected::Corrupt(_))
+        ));
+        let message = ImageRejected::DecodedTooLarge(300_000_000).to_string();
+        assert!(
+            message.contains("287 MiB decoded; at most 64 MiB"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_16_bit_picture_comes_out_as_an_8_bit_jpeg() {
+        let picture = ImageBuffer::from_fn(3200, 1000, |x, y| {
+            image::Rgba([(x * 20) as u16, (y * 60) as u16, 30_000, 65_535])
+        });
+        let mut png = Vec::new();
+        DynamicImage::ImageRgba16(picture)
+            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let prepared = prepare_image(&png).unwrap();
+        assert_eq!((prepared.width, prepared.height), (1600, 500));
+        let decoded = image::load_from_memory(&prepared.data).unwrap();
+        assert_eq!(decoded.color(), image::ColorType::Rgb8);
+    }
+
+    #[tokio::test]
+    async fn six_parallel_bombs_are_refused_quickly() {
+        let started = std::time::Instant::now();
+        let outcomes =
+            futures::future::join_all((0..6).map(|_| prepare_image_bounded(BOMB.to_vec()))).await;
+        for outcome in outcomes {
+            assert_eq!(outcome, Err(ImageRejected::DecodedTooLarge(300_000_000)));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! - SQLite (embedded default): diesel's `SqliteConnection` inside diesel-async's
 //!   `SyncConnectionWrapper` (each query runs on a blocking thread), pooled, with WAL, a busy
-//!   timeout and foreign keys switched on for every connection.
+//!   timeout and foreign keys switched on for every connection ([`sqlite`]: a dropped query
+//!   finishes on its blocking thread and its connection is not reused until it has).
 //! - PostgreSQL (production): `AsyncPgConnection`, pooled with deadpool.
 //!
 //! Migrations ([`migrate`]) are embedded in the binary and run before the server starts.
@@ -18,122 +19,20 @@
 pub mod migrate;
 pub mod schema;
 pub mod scratch;
+pub mod sqlite;
 
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::{Connection, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::AsyncPgConnection;
-use futures_util::FutureExt;
 use secrecy::ExposeSecret;
 
 use crate::config::{DatabaseKind, DatabaseSettings};
-
-/// An SQLite connection usable from async code.
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, DetachedBlocking>;
-
-/// Runs SQLite work on tokio's blocking pool, like diesel-async's default, but waits for a
-/// cancelled statement without `block_in_place`.
-///
-/// diesel-async's default finishes a cancelled statement with `block_in_place`, which panics on a
-/// current-thread runtime: every actix arbiter is one, and a client that hangs up mid-request
-/// cancels its handler. The wait itself is required (the connection must not return to the pool
-/// while a statement still holds it), so the dropped future parks its thread until the blocking
-/// task signals completion: a short stall, only on cancellation, instead of a dead arbiter.
-pub struct DetachedBlocking;
-
-impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
-    fn spawn_blocking<'a, R>(
-        &mut self,
-        task: impl FnOnce() -> R + Send + 'static,
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
-    >
-    where
-        R: Send + 'static,
-    {
-        if INLINE.with(std::cell::Cell::get) {
-            // Already on the blocking thread of a `db_batch!`: no hand-off per statement.
-            let output = task();
-            return async move { Ok(output) }.boxed();
-        }
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let handle = tokio::task::spawn_blocking(move || {
-            let output = task();
-            let _ = done_tx.send(());
-            output
-        });
-        let guard = FinishOnDrop {
-            handle,
-            done: done_rx,
-        };
-        async move { guard.await.map_err(|e| Box::new(e) as Box<_>) }.boxed()
-    }
-
-    fn get_runtime() -> Self {
-        DetachedBlocking
-    }
-}
-
-thread_local! {
-    /// Set while a `db_batch!` block runs on its blocking thread: SQLite statements run inline.
-    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `work` (a whole SQLite batch) on one thread of tokio's blocking pool, with every
-/// statement inside it run inline on that thread: one hand-off for the batch instead of two
-/// context switches per statement. `work` owns its connection, so a caller that stops waiting
-/// leaves the batch to finish (or roll back) before the connection returns to the pool.
-pub async fn run_inline<R: Send + 'static>(
-    work: impl FnOnce() -> Result<R, DbError> + Send + 'static,
-) -> Result<R, DbError> {
-    /// Clears the flag even if the batch panics (the thread goes back to the pool).
-    struct Inline;
-    impl Drop for Inline {
-        fn drop(&mut self) {
-            INLINE.with(|inline| inline.set(false));
-        }
-    }
-    tokio::task::spawn_blocking(move || {
-        INLINE.with(|inline| inline.set(true));
-        let _inline = Inline;
-        work()
-    })
-    .await
-    .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
-}
-
-/// A blocking task's handle that, when dropped unfinished, waits for the task to end.
-struct FinishOnDrop<R> {
-    handle: tokio::task::JoinHandle<R>,
-    done: std::sync::mpsc::Receiver<()>,
-}
-
-impl<R> std::future::Future for FinishOnDrop<R> {
-    type Output = Result<R, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.handle).poll(cx)
-    }
-}
-
-impl<R> Drop for FinishOnDrop<R> {
-    fn drop(&mut self) {
-        if !self.handle.is_finished() {
-            // Returns when the task signals, or at once if it ended (sender dropped).
-            let _ = self.done.recv();
-        }
-    }
-}
+pub(crate) use sqlite::sqlite_pragmas;
+pub use sqlite::{run_inline, SqliteConn, SqliteManager};
 
 /// SQLite caps its pool here: it has a single writer, more connections only add contention.
 const SQLITE_MAX_CONNECTIONS: usize = 8;
@@ -142,7 +41,7 @@ const SQLITE_MAX_CONNECTIONS: usize = 8;
 #[derive(Clone)]
 pub enum Db {
     /// The embedded SQLite file.
-    Sqlite(Pool<SqliteConn>),
+    Sqlite(deadpool::managed::Pool<SqliteManager>),
     /// A PostgreSQL server.
     Postgres(Pool<AsyncPgConnection>),
 }
@@ -320,15 +219,11 @@ impl Db {
         let db = match kind {
             DatabaseKind::Sqlite(path) => {
                 ensure_parent_dir(&path)?;
-                let mut config = ManagerConfig::<SqliteConn>::default();
-                let busy_ms = settings.sqlite_busy_timeout_ms;
-                config.custom_setup =
-                    Box::new(move |url| open_sqlite(url.to_string(), busy_ms).boxed());
-                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
-                    path.to_string_lossy(),
-                    config,
+                let manager = SqliteManager::new(
+                    path.to_string_lossy().into_owned(),
+                    settings.sqlite_busy_timeout_ms,
                 );
-                let pool = Pool::builder(manager)
+                let pool = deadpool::managed::Pool::builder(manager)
                     .max_size(settings.max_connections.min(SQLITE_MAX_CONNECTIONS))
                     .wait_timeout(wait)
                     .create_timeout(wait)
@@ -380,28 +275,6 @@ fn ensure_parent_dir(path: &Path) -> Result<(), DbError> {
         }),
         _ => Ok(()),
     }
-}
-
-/// The PRAGMAs every SQLite connection needs: WAL for concurrent readers, a busy timeout so
-/// writers queue instead of failing, foreign keys (off by default in SQLite).
-pub(crate) fn sqlite_pragmas(busy_timeout_ms: u32) -> String {
-    format!(
-        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_timeout_ms}; \
-         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-    )
-}
-
-/// Opens one pooled SQLite connection on a blocking thread and applies [`sqlite_pragmas`].
-async fn open_sqlite(path: String, busy_ms: u32) -> diesel::ConnectionResult<SqliteConn> {
-    let opened = tokio::task::spawn_blocking(move || {
-        let mut conn = SqliteConnection::establish(&path)?;
-        conn.batch_execute(&sqlite_pragmas(busy_ms))
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-        Ok(conn)
-    })
-    .await
-    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-    opened.map(|conn| SyncConnectionWrapper::with_runtime(conn, DetachedBlocking))
 }
 
 /// `at` cut to whole microseconds, the precision PostgreSQL keeps (SQLite would keep

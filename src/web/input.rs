@@ -76,15 +76,12 @@ pub async fn receive_image(
         }
         body.extend_from_slice(&chunk);
     }
-    let store_dir = state.settings.chat.media_dir.clone();
-    web::block(move || {
-        let prepared = media::prepare_image(&body)?;
-        MediaStore::new(store_dir)
-            .save(&prepared.data)
-            .map_err(|e| ApiError::internal(format!("cannot store the image: {e}")))
-    })
-    .await
-    .map_err(ApiError::internal)?
+    let prepared = media::prepare_image_bounded(body).await?;
+    let store = MediaStore::new(state.settings.chat.media_dir.clone());
+    web::block(move || store.save(&prepared.data))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("cannot store the image: {e}")))
 }
 
 #[cfg(test)]

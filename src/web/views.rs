@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::{ApiError, ErrorCode};
 use crate::auth::model::{Role, User};
 
 /// A stored UTC timestamp as an RFC 3339 instant for JSON.
@@ -24,6 +25,21 @@ pub fn keyset_page<T>(
     rows.truncate(limit);
     let next = if more { rows.last().map(id) } else { None };
     (rows, next)
+}
+
+/// The rows to skip for page `page` (from 1) of `per_page` rows: checked arithmetic, so a page
+/// number whose offset passes `i64::MAX` is 400 `invalid_query` instead of an overflow (a
+/// panic in debug builds, a negative offset the database refuses in release builds).
+pub fn page_offset(page: i64, per_page: i64) -> Result<i64, ApiError> {
+    page.checked_sub(1)
+        .filter(|skipped| *skipped >= 0)
+        .and_then(|skipped| skipped.checked_mul(per_page))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("page must be 1 to {}", i64::MAX / per_page.max(1)),
+            )
+        })
 }
 
 /// A user as the API shows it (the profile, sign-in answers and the team list).
@@ -67,5 +83,17 @@ mod tests {
     fn keyset_pages_end_when_no_row_follows() {
         assert_eq!(keyset_page(vec![1, 2, 3], 2, |n| *n), (vec![1, 2], Some(2)));
         assert_eq!(keyset_page(vec![1, 2], 2, |n| *n), (vec![1, 2], None));
+    }
+
+    #[test]
+    fn page_offsets_never_overflow() {
+        assert_eq!(page_offset(1, 50).unwrap(), 0);
+        assert_eq!(page_offset(3, 50).unwrap(), 100);
+        let last = i64::MAX / 500 + 1;
+        assert_eq!(page_offset(last, 500).unwrap(), (last - 1) * 500);
+        for (page, per_page) in [(i64::MAX, 50), (last + 1, 500), (0, 50), (i64::MIN, 1)] {
+            let err = page_offset(page, per_page).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidQuery, "{page}");
+        }
     }
 }

@@ -502,4 +502,42 @@ async fn images_are_prepared_sent_and_served(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(plain.status(), 415);
+
+    // Six decompression bombs at once (10,000 × 5,000 16-bit pixels, 300 MB decoded, in 292 KB)
+    // are refused from their headers, quickly, with a message that says why.
+    let started = std::time::Instant::now();
+    let bombs = (0..6).map(|_| {
+        let form = reqwest::multipart::Form::new()
+            .text("to", "60198765432")
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(BOMB.to_vec()).file_name("bomb.png"),
+            );
+        admin
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/devices/{device}/messages"),
+            )
+            .multipart(form)
+            .send()
+    });
+    for refused in futures::future::join_all(bombs).await {
+        let refused = refused.unwrap();
+        assert_eq!(refused.status(), 422);
+        let error: Value = refused.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_image");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("287 MiB decoded; at most 64 MiB"),
+            "{message}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
+
+/// 10,000 × 5,000 pixels of 16-bit RGB, all black, compressed to 292 KB.
+const BOMB: &[u8] = include_bytes!("../fixtures/bomb-10000x5000-rgb16.png");

@@ -19,6 +19,7 @@ crate::both_backends!(
     search_filters_and_keyset_pages,
     import_reports_bad_lines_and_updates_known_phones,
     import_of_100k_rows,
+    import_dedupes_across_batches_and_cuts_long_cells,
     opt_outs_add_list_delete,
     inbound_keyword_opts_the_sender_out,
     broadcast_settings_are_validated,
@@ -390,6 +391,73 @@ async fn import_of_100k_rows(app: TestApp) {
     assert_eq!(lines, bad_lines);
     let shown = json_of(owner.get(&format!("/api/v1/lead-lists/{list}")).await, 200).await;
     assert_eq!(shown["lead_count"], ROWS as i64 - failed);
+}
+
+/// Phones repeated within a batch and across batches of one import (500 rows each) count as
+/// duplicates, the first row winning, whether the phone was new or already in the list; the
+/// file's phones are recognised through the database, not a set held for the whole file. A
+/// 60,000-character cell comes back cut to 64 characters in the error report.
+async fn import_dedupes_across_batches_and_cuts_long_cells(app: TestApp) {
+    let owner = app.new_tenant("Dedupe").await;
+    let list = create_list(&owner, "Dedupe").await;
+    let before = import(&owner, list, "name,phone\nKnown,0129999999\n".into()).await;
+    assert_eq!(before["imported"], 1);
+
+    let phone = |i: usize| format!("012{i:07}");
+    let mut csv = String::from("name,phone,status\n");
+    let mut rows = 0;
+    let mut push = |csv: &mut String, name: &str, phone: &str, status: &str| {
+        let _ = writeln!(csv, "{name},{phone},{status}");
+        rows += 1;
+    };
+    push(&mut csv, "First A", &phone(1), "");
+    push(&mut csv, "Updated Known", "0129999999", "");
+    for i in 2..1_100 {
+        push(&mut csv, &format!("Lead {i}"), &phone(i), "");
+        match i {
+            // Same batch (rows 550 and 551), the next batch, the last batch.
+            550 => push(&mut csv, "Again 550", &phone(550), ""),
+            700 | 1_050 => push(&mut csv, "Again A", &phone(1), ""),
+            900 => push(&mut csv, "Again Known", "0129999999", ""),
+            _ => {}
+        }
+    }
+    let long = "x".repeat(60_000);
+    push(&mut csv, "Long status", &phone(2_000), &long);
+    let report = import(&owner, list, csv).await;
+    assert_eq!(report["rows"], rows as i64);
+    assert_eq!(report["imported"], 1_099, "{}", report["errors"]);
+    assert_eq!(report["updated"], 1);
+    assert_eq!(report["duplicates"], 4);
+    assert_eq!(report["failed"], 1);
+    let reason = report["errors"][0]["reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        format!(
+            "bad status \"{}\"…: use 1–32 letters, digits, '_' or '-'",
+            "x".repeat(64)
+        )
+    );
+
+    let name_of = |phone: &'static str| {
+        let owner = &owner;
+        async move {
+            let found = json_of(owner.get(&format!("/api/v1/leads?q={phone}")).await, 200).await;
+            found["items"][0]["name"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(name_of("60120000001").await, "First A");
+    assert_eq!(name_of("60120000550").await, "Lead 550");
+    assert_eq!(name_of("60129999999").await, "Updated Known");
+    let shown = json_of(owner.get(&format!("/api/v1/lead-lists/{list}")).await, 200).await;
+    assert_eq!(shown["lead_count"], 1_100);
+
+    // A later import of the same phones updates them: they were written by another import.
+    let again = import(&owner, list, "name,phone\nA again,0120000001\n".into()).await;
+    assert_eq!(
+        (again["updated"].as_i64(), again["duplicates"].as_i64()),
+        (Some(1), Some(0))
+    );
 }
 
 async fn opt_outs_add_list_delete(app: TestApp) {

@@ -9,6 +9,7 @@ mod helpers;
 
 mod auth;
 mod authz;
+mod bounds;
 mod browser;
 mod browser_campaigns;
 mod browser_chat;

@@ -10,7 +10,7 @@
 use csv_core::{ReadRecordResult, Reader};
 use phonenumber::country::Id;
 
-use super::model::{normalize_status, split_tags, LeadInput};
+use super::model::{echo, normalize_status, split_tags, LeadInput, MAX_ECHO_CHARS};
 use crate::phone;
 
 /// A record longer than this (bytes) is reported as an error and skipped: in practice a quote
@@ -18,6 +18,9 @@ use crate::phone;
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 /// A record with more fields than this is reported as an error and skipped.
 pub const MAX_FIELDS: usize = 1024;
+
+/// Header columns quoted back when none is a phone column.
+const MAX_ECHOED_COLUMNS: usize = 20;
 
 /// Names the phone column may have.
 const PHONE_HEADERS: &[&str] = &["phone", "phone_number", "mobile", "whatsapp", "number"];
@@ -253,10 +256,14 @@ fn header_columns(fields: &[&[u8]]) -> Result<Vec<Column>, HeaderError> {
         columns.push(column);
     }
     if !columns.contains(&Column::Phone) {
-        let found: Vec<String> = fields
+        let mut found: Vec<String> = fields
             .iter()
-            .map(|f| format!("{:?}", String::from_utf8_lossy(f)))
+            .take(MAX_ECHOED_COLUMNS)
+            .map(|f| echo(&String::from_utf8_lossy(f)))
             .collect();
+        if fields.len() > MAX_ECHOED_COLUMNS {
+            found.push(format!("… ({} columns)", fields.len()));
+        }
         return Err(HeaderError::NoPhoneColumn(found.join(", ")));
     }
     Ok(columns)
@@ -290,6 +297,13 @@ fn row_lead(columns: &[Column], fields: &[&[u8]], country: Id) -> Result<LeadInp
             Column::Field(_) | Column::Unnamed => {}
         }
     }
+    if phone_raw.chars().count() > MAX_ECHO_CHARS {
+        // No phone number is this long; the parser would quote all of it back.
+        return Err(format!(
+            "bad phone: not a phone number: {}",
+            echo(phone_raw)
+        ));
+    }
     lead.phone = match phone::normalize(phone_raw, country) {
         Ok(phone) => phone,
         Err(phone::PhoneError::Empty) => return Err("missing phone".into()),
@@ -298,7 +312,9 @@ fn row_lead(columns: &[Column], fields: &[&[u8]], country: Id) -> Result<LeadInp
     Ok(lead)
 }
 
-/// Parses a whole file at once (tests and small bodies).
+/// Parses a whole file at once (tests and small bodies). Pure and total (an error or rows,
+/// never a panic, for any bytes): the entry point fuzzers call; [`LeadCsvParser`] is the same
+/// parser fed chunk by chunk.
 pub fn parse_all(bytes: &[u8], country: Id) -> Result<Vec<ParsedRow>, HeaderError> {
     let mut parser = LeadCsvParser::new(country);
     let mut rows = Vec::new();
@@ -390,6 +406,31 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].line, 2);
         assert!(rows[0].lead.as_ref().unwrap_err().contains("longer than"));
+    }
+
+    #[test]
+    fn long_cells_are_cut_in_row_errors_and_header_errors() {
+        let cell = "9".repeat(60_000);
+        let csv = format!("name,phone,status\nA,{cell},\nB,0123456789,{cell}\n");
+        let rows = parse_all(csv.as_bytes(), my()).unwrap();
+        let errors: Vec<String> = rows.iter().map(|r| r.lead.clone().unwrap_err()).collect();
+        let quoted = format!("\"{}\"…", "9".repeat(64));
+        assert_eq!(
+            errors[0],
+            format!("bad phone: not a phone number: {quoted}")
+        );
+        assert!(
+            errors[1].starts_with(&format!("bad status {quoted}")),
+            "{}",
+            errors[1]
+        );
+        assert!(errors.iter().all(|e| e.len() < 150));
+        let header = format!("{},{}\n", cell, vec!["x"; 100].join(","));
+        let Err(HeaderError::NoPhoneColumn(found)) = parse_all(header.as_bytes(), my()) else {
+            panic!("a header without a phone column");
+        };
+        assert!(found.starts_with(&quoted) && found.ends_with("… (101 columns)"));
+        assert!(found.len() < 300, "{found}");
     }
 
     #[test]

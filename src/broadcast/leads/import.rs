@@ -4,7 +4,12 @@
 //! Rules: a phone seen earlier in the same file is counted in `duplicates` (the first row wins);
 //! a phone already in the list updates that lead with the row's non-empty values (`updated`);
 //! a bad row is counted in `failed` and reported with its line number and reason (the first
-//! [`MAX_REPORTED_ERRORS`]). Rows committed before a failure of the body or the database stay.
+//! [`MAX_REPORTED_ERRORS`]; quoted values cut to 64 characters). Rows committed before a failure
+//! of the body or the database stay.
+//!
+//! Memory does not grow with the file: phones seen in earlier batches are recognised by the
+//! database (every lead the import writes carries its start time, see
+//! [`store::write_import_batch`]), so only the current batch's phones are held.
 
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -17,7 +22,7 @@ use utoipa::ToSchema;
 use super::csv::{HeaderError, LeadCsvParser, ParsedRow};
 use super::model::LeadInput;
 use super::store;
-use crate::db::{Db, DbError};
+use crate::db::{to_micros, Db, DbError};
 
 /// Rows per write transaction.
 pub const BATCH_ROWS: usize = 500;
@@ -81,8 +86,10 @@ struct Importer<'a> {
     db: &'a Db,
     tenant_id: i64,
     report: ImportReport,
-    /// Phones of this file seen so far.
-    seen: HashSet<String>,
+    /// When the import started: the mark of every lead it writes.
+    stamp: chrono::NaiveDateTime,
+    /// Phones of the pending batch (earlier batches' phones are in the database).
+    batch_phones: HashSet<String>,
     batch: Vec<LeadInput>,
     next_progress: u64,
     /// Batches written, and the count at which the table's statistics are refreshed next.
@@ -106,7 +113,7 @@ impl Importer<'_> {
                     }
                 }
                 Ok(lead) => {
-                    if self.seen.insert(lead.phone.clone()) {
+                    if self.batch_phones.insert(lead.phone.clone()) {
                         self.batch.push(lead);
                     } else {
                         self.report.duplicates += 1;
@@ -125,10 +132,16 @@ impl Importer<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let counts =
-            store::write_import_batch(self.db, self.tenant_id, self.report.list_id, &self.batch)
-                .await?;
+        let counts = store::write_import_batch(
+            self.db,
+            self.tenant_id,
+            self.report.list_id,
+            self.stamp,
+            &self.batch,
+        )
+        .await?;
         self.batch.clear();
+        self.batch_phones.clear();
         self.batches += 1;
         if self.batches == self.next_analyze {
             // At batches 1, 4, 16, 64…: the planner keeps up with a table the import grows.
@@ -137,6 +150,7 @@ impl Importer<'_> {
         }
         self.report.imported += counts.inserted;
         self.report.updated += counts.updated;
+        self.report.duplicates += counts.duplicates;
         Ok(())
     }
 
@@ -176,7 +190,8 @@ where
             list_id,
             ..ImportReport::default()
         },
-        seen: HashSet::new(),
+        stamp: to_micros(chrono::Utc::now().naive_utc()),
+        batch_phones: HashSet::with_capacity(BATCH_ROWS),
         batch: Vec::with_capacity(BATCH_ROWS),
         next_progress: PROGRESS_EVERY,
         batches: 0,

@@ -14,6 +14,18 @@ pub const MAX_TAG_CHARS: usize = 50;
 pub const MAX_STATUS_CHARS: usize = 32;
 /// The status of a lead nobody classified yet (the seed system's "prospect").
 pub const DEFAULT_STATUS: &str = "prospect";
+/// Most characters of a client's value quoted back in an error message.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// A client's value quoted for an error message: its first [`MAX_ECHO_CHARS`] characters, and
+/// `…` when it was longer, so a 64 KiB cell cannot make a 64 KiB error (times a thousand rows
+/// in an import report).
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &value[..cut]),
+        None => format!("{value:?}"),
+    }
+}
 
 /// A named list of leads of one tenant.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -192,11 +204,15 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Result<Vec
             continue;
         }
         if tag.contains(',') {
-            return Err(format!("bad tag {tag:?}: tags cannot contain commas"));
+            return Err(format!(
+                "bad tag {}: tags cannot contain commas",
+                echo(&tag)
+            ));
         }
         if tag.chars().count() > MAX_TAG_CHARS {
             return Err(format!(
-                "bad tag {tag:?}: longer than {MAX_TAG_CHARS} characters"
+                "bad tag {}: longer than {MAX_TAG_CHARS} characters",
+                echo(&tag)
             ));
         }
         out.push(tag);
@@ -235,7 +251,8 @@ pub fn normalize_status(raw: &str) -> Result<String, String> {
         Ok(status)
     } else {
         Err(format!(
-            "bad status {raw:?}: use 1–{MAX_STATUS_CHARS} letters, digits, '_' or '-'"
+            "bad status {}: use 1–{MAX_STATUS_CHARS} letters, digits, '_' or '-'",
+            echo(raw)
         ))
     }
 }
@@ -263,6 +280,18 @@ mod tests {
         assert_eq!(encode_tags(&[]), "");
         assert!(decode_tags("").is_empty());
         assert!(split_tags(&"x".repeat(51)).is_err());
+    }
+
+    #[test]
+    fn echoed_values_are_cut_to_64_characters() {
+        assert_eq!(echo("KL"), "\"KL\"");
+        assert_eq!(echo(&"é".repeat(64)), format!("{:?}", "é".repeat(64)));
+        assert_eq!(echo(&"é".repeat(65)), format!("{:?}…", "é".repeat(64)));
+        let err = normalize_status(&"x".repeat(65_536)).unwrap_err();
+        assert!(err.len() < 150, "{err}");
+        assert!(err.starts_with(&format!("bad status \"{}\"…", "x".repeat(64))));
+        let err = split_tags(&"y".repeat(65_536)).unwrap_err();
+        assert!(err.len() < 150, "{err}");
     }
 
     #[test]

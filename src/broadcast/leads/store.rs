@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -38,6 +38,8 @@ pub struct BatchCounts {
     pub inserted: u64,
     /// Leads that existed in the list and were updated.
     pub updated: u64,
+    /// Rows whose phone an earlier batch of the same import already wrote (skipped).
+    pub duplicates: u64,
 }
 
 /// A multi-row INSERT of new leads, the one statement whose form differs per backend.
@@ -280,6 +282,12 @@ pub async fn delete_lead(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError
 /// ([`LeadInput::merge_into`]). The phones of `rows` must be distinct. A list deleted meanwhile
 /// is [`DbError::NotFound`].
 ///
+/// `stamp` is the import's start (whole microseconds): the leads it inserts get it as
+/// `created_at`, the leads it updates as `updated_at`. A lead of the list already carrying it
+/// was written by an earlier batch of the same import, so the row repeats a phone of the file
+/// and is counted in `duplicates` instead (the first row wins): the file's phones are never
+/// held in memory, whatever its size.
+///
 /// Each batch first locks the list's row (SQLite: the database), so imports into one list never
 /// race each other; a lead added through the API between the read and the insert makes the
 /// batch roll back and run again, now updating that lead.
@@ -287,11 +295,12 @@ pub async fn write_import_batch(
     db: &Db,
     tenant_id: i64,
     list_id: i64,
+    stamp: NaiveDateTime,
     rows: &[LeadInput],
 ) -> Result<BatchCounts, DbError> {
     let mut attempt = 1;
     loop {
-        match try_import_batch(db, tenant_id, list_id, rows).await {
+        match try_import_batch(db, tenant_id, list_id, stamp, rows).await {
             Err(DbError::Conflict(what)) if attempt < BATCH_ATTEMPTS => {
                 tracing::debug!(list_id, attempt, conflict = %what, "import batch raced a writer, retrying");
                 attempt += 1;
@@ -320,9 +329,10 @@ async fn try_import_batch(
     db: &Db,
     tenant_id: i64,
     list_id: i64,
+    stamp: NaiveDateTime,
     rows: &[LeadInput],
 ) -> Result<BatchCounts, DbError> {
-    let now = Utc::now().naive_utc();
+    let now = stamp;
     let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
     db_run!(db, |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
@@ -352,6 +362,9 @@ async fn try_import_batch(
             let mut fresh: Vec<NewLead> = Vec::new();
             for row in rows {
                 match existing.get(row.phone.as_str()) {
+                    Some(lead) if lead.created_at == stamp || lead.updated_at == stamp => {
+                        counts.duplicates += 1;
+                    }
                     Some(lead) => {
                         diesel::update(leads::table.find(lead.id))
                             .set(&row.merge_into(lead, now))

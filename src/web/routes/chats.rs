@@ -342,9 +342,7 @@ pub async fn send_message(
     let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
     let sent = match outgoing.image {
         Some(bytes) => {
-            let prepared = web::block(move || media::prepare_image(&bytes))
-                .await
-                .map_err(ApiError::internal)??;
+            let prepared = media::prepare_image_bounded(bytes).await?;
             addr.send(SendImage {
                 to: to.clone(),
                 message_id: message_id.clone(),

@@ -21,7 +21,7 @@ use crate::web::access::{sees_pairing, visible_device};
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::required_text;
-use crate::web::views::utc;
+use crate::web::views::{page_offset, utc};
 use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Largest page of the device list.
@@ -152,19 +152,14 @@ pub async fn list_devices(
 ) -> Result<web::Json<DevicePage>, ApiError> {
     let per_page = query.per_page.unwrap_or(50).clamp(1, MAX_PER_PAGE);
     let page = query.page.unwrap_or(1).max(1);
+    let offset = page_offset(page, per_page)?;
     let filter = DeviceFilter {
         status: query.status,
         search: query.q.clone(),
         only_ids: caller.assigned_devices.clone(),
     };
-    let (rows, total) = store::list_devices(
-        &state.db,
-        caller.tenant_id,
-        &filter,
-        per_page,
-        (page - 1) * per_page,
-    )
-    .await?;
+    let (rows, total) =
+        store::list_devices(&state.db, caller.tenant_id, &filter, per_page, offset).await?;
     let counts = store::count_by_status(
         &state.db,
         caller.tenant_id,
