@@ -7,6 +7,7 @@
 
 mod helpers;
 
+mod account_safety;
 mod auth;
 mod authz;
 mod browser;
@@ -22,6 +23,7 @@ mod fault;
 mod health;
 mod layers;
 mod leads;
+mod login_abuse;
 mod migrations;
 mod openapi;
 mod sequences;
