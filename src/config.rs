@@ -7,6 +7,7 @@
 //! silently falls back to a default.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat, Map, Source, Value};
@@ -241,6 +242,14 @@ pub struct AuthSettings {
     pub login_max_failures: u32,
     /// The rate-limit window.
     pub login_window_secs: u64,
+    /// The longest wait an account is made to take between sign-in attempts after failures.
+    pub login_max_delay_secs: u64,
+    /// How often expired and idle sessions are deleted.
+    pub session_purge_interval_secs: u64,
+    /// How recent the caller's sign-in must be to set another user's password.
+    pub step_up_minutes: u64,
+    /// Where the generated first-start admin password is written (mode 0600).
+    pub admin_password_file: PathBuf,
 }
 
 /// `[admin]`: the account created on first start.
@@ -267,6 +276,84 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// How long an idle keep-alive connection stays open.
     pub keep_alive_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An address block such as `10.0.0.0/8` or `::1/128` (a bare address is a block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr/prefix` or a bare address.
+    pub fn parse(text: &str) -> Result<Cidr, ConfigError> {
+        let text = text.trim();
+        let invalid = || ConfigError(format!("server.trusted_proxies: {text:?} is not a CIDR"));
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.parse().map_err(|_| invalid())?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(invalid)?,
+            None => bits,
+        };
+        Ok(Cidr { network, prefix })
+    }
+
+    /// Whether `ip` lies in the block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `prefix` bits of `a` and `b` are equal.
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    a.iter().zip(b).enumerate().all(|(i, (x, y))| {
+        let bits = (usize::from(prefix)).saturating_sub(i * 8).min(8);
+        let mask = if bits == 0 { 0 } else { 0xffu8 << (8 - bits) };
+        x & mask == y & mask
+    })
+}
+
+/// `trusted_proxies` as a TOML list or, from the environment, one comma-separated string.
+fn cidr_list<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<Cidr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match List::deserialize(de)? {
+        List::Many(items) => items,
+        List::One(text) => text.split(',').map(str::to_string).collect(),
+    };
+    items
+        .iter()
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| Cidr::parse(item).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// `[database]`: which database and how many connections.
@@ -501,9 +588,15 @@ impl Settings {
                 self.sim.time_scale
             )));
         }
-        if self.auth.login_max_failures == 0 || self.auth.login_window_secs == 0 {
+        let auth = &self.auth;
+        if auth.login_max_failures == 0
+            || auth.login_window_secs == 0
+            || auth.login_max_delay_secs == 0
+            || auth.session_purge_interval_secs == 0
+            || auth.step_up_minutes == 0
+        {
             return Err(ConfigError(
-                "auth.login_max_failures and auth.login_window_secs: must be at least 1".into(),
+                "auth.login_max_failures, login_window_secs, login_max_delay_secs, session_purge_interval_secs and step_up_minutes: must be at least 1".into(),
             ));
         }
         if !self.admin.email.contains('@') {

@@ -69,6 +69,8 @@ impl Application {
         bootstrap::ensure_admin(&db, &settings, &auth.hasher)
             .await
             .context("cannot create the admin account")?;
+        // Deletes expired and idle sessions every auth.session_purge_interval_secs.
+        crate::auth::purge::start(db.clone(), &settings.auth);
 
         let metrics = Metrics::new().context("cannot create metrics")?;
         let bus = EventBus::new();

@@ -52,6 +52,8 @@ pub enum Credential {
         session_id: i64,
         /// Its CSRF token (returned by `/me` so the dashboard can send it).
         csrf_token: String,
+        /// When the password was entered for it (step-up checks its age).
+        signed_in_at: NaiveDateTime,
     },
     /// An API token.
     Token {
@@ -88,6 +90,11 @@ impl Caller {
     /// Whether the caller is an API token.
     pub fn is_token(&self) -> bool {
         matches!(self.credential, Credential::Token { .. })
+    }
+
+    /// Whether the caller is a browser session whose password was entered within `fresh`.
+    pub fn signed_in_within(&self, now: NaiveDateTime, fresh: ChronoDuration) -> bool {
+        matches!(&self.credential, Credential::Session { signed_in_at, .. } if now - *signed_in_at <= fresh)
     }
 
     /// Whether the caller has at least `role` and, for an API token, carries `scope`.
@@ -141,6 +148,7 @@ pub async fn by_session(
     let credential = Credential::Session {
         session_id: session.id,
         csrf_token: session.csrf_token,
+        signed_in_at: session.created_at,
     };
     caller_for(db, user, tenant, credential).await
 }

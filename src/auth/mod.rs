@@ -6,12 +6,14 @@
 //! per account and address) and stores a session whose digest is the cookie's only trace in the
 //! database. Each later request's token or cookie is resolved by [`caller::by_token`] or
 //! [`caller::by_session`] to a [`Caller`] carrying the tenant id every store query is scoped by.
+//! Expired sessions are deleted by [`purge`] in the background.
 
 pub mod bootstrap;
 pub mod caller;
 pub mod changes;
 pub mod model;
 pub mod password;
+pub mod purge;
 pub mod rate_limit;
 pub mod secret;
 pub mod store;
@@ -38,10 +40,11 @@ impl AuthService {
     pub fn new(settings: &AuthSettings) -> Result<Self, password::PasswordError> {
         Ok(Self {
             hasher: password::PasswordHasher::new()?,
-            limiter: rate_limit::LoginLimiter::new(
-                settings.login_max_failures,
-                Duration::from_secs(settings.login_window_secs),
-            ),
+            limiter: rate_limit::LoginLimiter::new(rate_limit::LoginLimits {
+                max_failures: settings.login_max_failures,
+                window: Duration::from_secs(settings.login_window_secs),
+                max_delay: Duration::from_secs(settings.login_max_delay_secs),
+            }),
             changes: changes::AccessChanges::default(),
         })
     }

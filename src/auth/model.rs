@@ -96,6 +96,9 @@ pub struct User {
     pub created_at: NaiveDateTime,
     /// Last change, UTC.
     pub updated_at: NaiveDateTime,
+    /// Set when someone else chose the password (first-start admin, an owner's reset): until
+    /// the user sets their own, the API answers only `/me`, `/me/password` and sign-out.
+    pub must_change_password: bool,
 }
 
 impl User {
@@ -139,6 +142,8 @@ pub struct UserPatch {
     pub is_active: Option<bool>,
     /// New password hash.
     pub password_hash: Option<String>,
+    /// Whether the user must choose a new password at next sign-in.
+    pub must_change_password: Option<bool>,
     /// Set by the store.
     pub updated_at: Option<NaiveDateTime>,
 }

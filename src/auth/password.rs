@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// argon2id memory cost in KiB (OWASP's minimum of 19 MiB).
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -31,6 +31,7 @@ pub enum PasswordError {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    cores: usize,
     /// A real hash of a random password, verified against when the user does not exist so a
     /// failed login takes the same time either way.
     dummy_hash: Arc<String>,
@@ -43,6 +44,7 @@ impl PasswordHasher {
         let dummy_hash = hash_blocking(&super::secret::new_password())?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(cores)),
+            cores,
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -77,17 +79,38 @@ impl PasswordHasher {
         matched && known
     }
 
-    /// Runs CPU-heavy work on the blocking pool once a permit is free.
+    /// Runs CPU-heavy work on the blocking pool once a permit is free. The permit moves into
+    /// the blocking task: a caller that gives up waiting does not free it while the hash runs.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| PasswordError::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| PasswordError::Hashing(e.to_string()))
+    }
+
+    /// Hashing permits free right now (tests check a dropped caller keeps its permit).
+    pub fn free_permits(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    /// Takes every hashing permit until the returned guard is dropped; hashes wait meanwhile
+    /// (tests use it to hold a login half-way).
+    pub async fn hold_all(&self) -> Result<OwnedSemaphorePermit, PasswordError> {
+        let all = u32::try_from(self.cores).unwrap_or(u32::MAX);
+        self.permits
+            .clone()
+            .acquire_many_owned(all)
             .await
             .map_err(|e| PasswordError::Hashing(e.to_string()))
     }
@@ -140,5 +163,22 @@ mod tests {
             hasher.hash("short").await,
             Err(PasswordError::Policy)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_keeps_the_permit_until_the_hash_ends() {
+        let hasher = PasswordHasher::new().unwrap();
+        let all = hasher.free_permits();
+        let running = hasher.clone();
+        let task = tokio::spawn(async move { running.verify("some password", None).await });
+        while hasher.free_permits() == all {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        task.abort();
+        assert!(task.await.is_err_and(|e| e.is_cancelled()));
+        assert_eq!(hasher.free_permits(), all - 1, "the hash still runs");
+        while hasher.free_permits() < all {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 }

@@ -1,80 +1,233 @@
-//! Login throttling: at most N failed logins per key (account, client address) in a sliding
-//! window; further attempts are refused with the seconds until the oldest failure expires.
+//! Login throttling, decided before any password is verified.
 //!
-//! Kept in memory per node: a multi-node deployment multiplies the budget by the node count,
-//! which still stops online guessing (argon2id makes each guess cost ~50 ms of a core anyway).
+//! An attempt first takes a [`Reservation`] for its account and its client address, atomically:
+//! - per address, a strict budget: at most N failures in a sliding window, and attempts still
+//!   being verified count against it, so a parallel burst cannot outrun the count;
+//! - per account, one attempt in flight at a time, and a growing delay: from the N-th
+//!   consecutive failure on, each failure doubles the wait before the next attempt (1 s, 2 s,
+//!   4 s, …, capped). A correct password is accepted once the wait is over, so guessing cannot
+//!   lock the owner out for good.
+//!
+//! A reservation ends as [`Reservation::succeeded`] or [`Reservation::failed`]; one dropped
+//! without either counts as a failure. Kept in memory per node: a multi-node deployment
+//! multiplies the budgets by the node count.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Keys tracked before stale ones are swept, bounding memory under a spray of addresses.
 const SWEEP_ABOVE_KEYS: usize = 10_000;
+/// An account's consecutive failures are forgotten this long after its last failure.
+const FORGET_ACCOUNT_AFTER: Duration = Duration::from_secs(15 * 60);
+/// The first delay of an account; each further failure doubles it.
+const FIRST_DELAY: Duration = Duration::from_secs(1);
 
-/// Sliding-window failure counter.
+/// The limits, from `[auth]`.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// Failures per address in the window; also the account failures before delays start.
+    pub max_failures: u32,
+    /// The address window.
+    pub window: Duration,
+    /// The longest delay an account waits between attempts.
+    pub max_delay: Duration,
+}
+
+/// The throttle shared by every login.
 pub struct LoginLimiter {
-    max_failures: usize,
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    limits: LoginLimits,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    addresses: HashMap<String, AddressState>,
+    accounts: HashMap<String, AccountState>,
+}
+
+#[derive(Default)]
+struct AddressState {
+    failures: VecDeque<Instant>,
+    in_flight: u32,
+}
+
+struct AccountState {
+    failures: u32,
+    last_failure: Instant,
+    not_before: Instant,
+    in_flight: bool,
 }
 
 impl LoginLimiter {
-    /// A limiter allowing `max_failures` per `window`.
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    /// A limiter with these limits.
+    pub fn new(limits: LoginLimits) -> Self {
         Self {
-            max_failures: max_failures as usize,
-            window,
-            failures: Mutex::new(HashMap::new()),
+            limits,
+            state: Arc::new(Mutex::new(State::default())),
         }
     }
 
-    /// `Err(seconds)` when any key is over its budget, with how long to wait.
-    pub fn check(&self, keys: &[String]) -> Result<(), u64> {
+    /// Reserves an attempt on `account` from `address`; `Err(seconds to wait)` when the address
+    /// is over its budget, the account waits out a delay, or another attempt on it is running.
+    pub fn reserve(&self, account: &str, address: &str) -> Result<Reservation, u64> {
         let now = Instant::now();
-        let Ok(mut map) = self.failures.lock() else {
-            return Ok(());
-        };
-        let mut wait = Duration::ZERO;
-        for key in keys {
-            if let Some(times) = map.get_mut(key) {
-                prune(times, now, self.window);
-                if times.len() >= self.max_failures {
-                    if let Some(oldest) = times.front() {
-                        wait = wait.max(self.window.saturating_sub(now - *oldest));
-                    }
-                }
+        let limits = self.limits;
+        let mut state = lock(&self.state);
+        state.sweep(now, limits);
+        let max = limits.max_failures as usize;
+        let addr = state.addresses.entry(address.to_string()).or_default();
+        prune(&mut addr.failures, now, limits.window);
+        if addr.failures.len() >= max {
+            let oldest = addr.failures.front().copied().unwrap_or(now);
+            return Err(secs(limits.window.saturating_sub(now - oldest)));
+        }
+        if addr.failures.len() + addr.in_flight as usize >= max {
+            return Err(1);
+        }
+        if let Some(acct) = state.accounts.get(account) {
+            if acct.in_flight {
+                return Err(1);
+            }
+            if acct.not_before > now {
+                return Err(secs(acct.not_before - now));
             }
         }
-        if wait.is_zero() {
-            Ok(())
-        } else {
-            Err(wait.as_secs().max(1))
+        if let Some(addr) = state.addresses.get_mut(address) {
+            addr.in_flight += 1;
         }
+        let acct = state
+            .accounts
+            .entry(account.to_string())
+            .or_insert(AccountState {
+                failures: 0,
+                last_failure: now,
+                not_before: now,
+                in_flight: false,
+            });
+        acct.in_flight = true;
+        Ok(Reservation {
+            state: self.state.clone(),
+            limits,
+            account: account.to_string(),
+            address: address.to_string(),
+            settled: false,
+        })
     }
 
-    /// Counts a failed attempt against every key.
-    pub fn record_failure(&self, keys: &[String]) {
+    /// How many failures `address` has in the current window (tests and diagnostics).
+    pub fn address_failures(&self, address: &str) -> usize {
         let now = Instant::now();
-        let Ok(mut map) = self.failures.lock() else {
+        let mut state = lock(&self.state);
+        state.addresses.get_mut(address).map_or(0, |a| {
+            prune(&mut a.failures, now, self.limits.window);
+            a.failures.len()
+        })
+    }
+
+    /// Whether an attempt on `account` is being verified right now.
+    pub fn in_flight(&self, account: &str) -> bool {
+        lock(&self.state)
+            .accounts
+            .get(account)
+            .is_some_and(|a| a.in_flight)
+    }
+}
+
+/// One login attempt's claim on the budgets; dropped unsettled, it counts as a failure.
+pub struct Reservation {
+    state: Arc<Mutex<State>>,
+    limits: LoginLimits,
+    account: String,
+    address: String,
+    settled: bool,
+}
+
+impl Reservation {
+    /// The password was right: the account's failures are forgotten (the address's are not).
+    pub fn succeeded(mut self) {
+        self.settle(false);
+    }
+
+    /// The attempt failed: counted against the address and the account.
+    pub fn failed(mut self) {
+        self.settle(true);
+    }
+
+    fn settle(&mut self, failed: bool) {
+        if self.settled {
             return;
-        };
-        if map.len() > SWEEP_ABOVE_KEYS {
-            map.retain(|_, times| {
-                prune(times, now, self.window);
-                !times.is_empty()
+        }
+        self.settled = true;
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        if let Some(addr) = state.addresses.get_mut(&self.address) {
+            addr.in_flight = addr.in_flight.saturating_sub(1);
+            if failed {
+                addr.failures.push_back(now);
+            }
+        }
+        if !failed {
+            state.accounts.remove(&self.account);
+            return;
+        }
+        if let Some(acct) = state.accounts.get_mut(&self.account) {
+            acct.in_flight = false;
+            if now - acct.last_failure >= FORGET_ACCOUNT_AFTER {
+                acct.failures = 0;
+            }
+            acct.failures += 1;
+            acct.last_failure = now;
+            acct.not_before = now + delay_after(acct.failures, self.limits);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // An attempt abandoned half-way (client gone, task cancelled) is a failure.
+        self.settle(true);
+    }
+}
+
+impl State {
+    /// Forgets keys with nothing left to remember once there are many.
+    fn sweep(&mut self, now: Instant, limits: LoginLimits) {
+        if self.addresses.len() > SWEEP_ABOVE_KEYS {
+            self.addresses.retain(|_, a| {
+                prune(&mut a.failures, now, limits.window);
+                a.in_flight > 0 || !a.failures.is_empty()
             });
         }
-        for key in keys {
-            map.entry(key.clone()).or_default().push_back(now);
+        if self.accounts.len() > SWEEP_ABOVE_KEYS {
+            self.accounts.retain(|_, a| {
+                a.in_flight || a.not_before > now || now - a.last_failure < FORGET_ACCOUNT_AFTER
+            });
         }
     }
+}
 
-    /// Forgets a key's failures (after a successful login of that account).
-    pub fn clear(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
-        }
-    }
+/// The wait after an account's `failures`-th consecutive failure.
+fn delay_after(failures: u32, limits: LoginLimits) -> Duration {
+    let Some(doublings) = failures.checked_sub(limits.max_failures) else {
+        return Duration::ZERO;
+    };
+    FIRST_DELAY
+        .checked_mul(1u32 << doublings.min(20))
+        .unwrap_or(limits.max_delay)
+        .min(limits.max_delay)
+}
+
+/// Whole seconds to wait, at least one.
+fn secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// The state, even if a panicking holder poisoned the lock (the counts stay usable).
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Drops failures older than the window.
@@ -88,26 +241,60 @@ fn prune(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn blocks_after_the_budget_and_clears() {
-        let limiter = LoginLimiter::new(2, Duration::from_secs(60));
-        let keys = vec!["acct:a".to_string(), "ip:1".to_string()];
-        assert!(limiter.check(&keys).is_ok());
-        limiter.record_failure(&keys);
-        limiter.record_failure(&keys);
-        let wait = limiter.check(&keys).err().unwrap_or(0);
-        assert!((1..=60).contains(&wait), "{wait}");
-        // Another account from the same address is blocked by the address key.
-        assert!(limiter.check(&["acct:b".into(), "ip:1".into()]).is_err());
-        limiter.clear("acct:a");
-        assert!(limiter.check(&["acct:a".into()]).is_ok());
+    fn limiter(max_failures: u32, window_ms: u64, max_delay_ms: u64) -> LoginLimiter {
+        LoginLimiter::new(LoginLimits {
+            max_failures,
+            window: Duration::from_millis(window_ms),
+            max_delay: Duration::from_millis(max_delay_ms),
+        })
     }
 
     #[test]
-    fn failures_expire_with_the_window() {
-        let limiter = LoginLimiter::new(1, Duration::from_millis(1));
-        limiter.record_failure(&["k".into()]);
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(limiter.check(&["k".into()]).is_ok());
+    fn the_address_budget_counts_attempts_in_flight() {
+        let limiter = limiter(2, 60_000, 60_000);
+        let a = limiter.reserve("a", "ip").unwrap();
+        let b = limiter.reserve("b", "ip").unwrap();
+        assert!(limiter.reserve("c", "ip").is_err(), "two in flight fill it");
+        a.failed();
+        b.succeeded();
+        assert!(limiter.reserve("c", "ip").is_ok(), "one failure, one free");
+        // The dropped reservation above counted: two failures now.
+        let wait = limiter.reserve("d", "ip").err().unwrap_or(0);
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(limiter.reserve("d", "other-ip").is_ok());
+    }
+
+    #[test]
+    fn one_attempt_per_account_at_a_time() {
+        let limiter = limiter(5, 60_000, 60_000);
+        let first = limiter.reserve("a", "ip1").unwrap();
+        assert_eq!(limiter.reserve("a", "ip2").err(), Some(1));
+        assert!(limiter.in_flight("a"));
+        first.succeeded();
+        assert!(!limiter.in_flight("a"));
+        assert!(limiter.reserve("a", "ip2").is_ok());
+    }
+
+    #[test]
+    fn account_delays_double_and_are_capped() {
+        let limits = LoginLimits {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            max_delay: Duration::from_secs(60),
+        };
+        let delays: Vec<u64> = (1..=11).map(|n| delay_after(n, limits).as_secs()).collect();
+        assert_eq!(delays, [0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(delay_after(u32::MAX, limits).as_secs(), 60);
+    }
+
+    #[test]
+    fn a_correct_password_passes_once_the_delay_is_over() {
+        let limiter = limiter(1, 1, 30);
+        limiter.reserve("a", "ip1").unwrap().failed();
+        assert!(limiter.reserve("a", "ip2").is_err(), "waits the delay");
+        std::thread::sleep(Duration::from_millis(40));
+        let ok = limiter.reserve("a", "ip2").unwrap();
+        ok.succeeded();
+        assert!(limiter.reserve("a", "ip3").is_ok(), "success forgets");
     }
 }

@@ -7,6 +7,9 @@
 //! session cookie. Cookie-authenticated state-changing requests must pass the CSRF check (same
 //! origin, and `X-CSRF-Token` equal to the session's token); bearer requests are exempt.
 //!
+//! A user whose password someone else set (`must_change_password`) gets 403
+//! `password_change_required` everywhere but `/me`, `/me/password` and `/auth/logout`.
+//!
 //! What a credential resolves to is decided by [`crate::auth::caller`]; this module reads the
 //! credentials off the request and answers 401 without valid credentials, 403 when the role or
 //! scope is insufficient. Object ids of another tenant are 404, enforced by the tenant-scoped
@@ -187,7 +190,9 @@ async fn resolve(req: &HttpRequest, token: Option<String>) -> Result<Option<Call
         .ok_or_else(|| ApiError::internal("application state missing"))?;
     let now = Utc::now().naive_utc();
     if let Some(token) = token {
-        return Ok(Some(caller::by_token(&state.db, &token, now).await?));
+        let caller = caller::by_token(&state.db, &token, now).await?;
+        check_password_set(req, &caller)?;
+        return Ok(Some(caller));
     }
     let Some(cookie) = req.cookie(cookie_name(state.settings.auth.secure_cookies)) else {
         return Ok(None);
@@ -195,7 +200,24 @@ async fn resolve(req: &HttpRequest, token: Option<String>) -> Result<Option<Call
     let idle = ChronoDuration::minutes(state.settings.auth.session_idle_minutes as i64);
     let caller = caller::by_session(&state.db, cookie.value(), now, idle).await?;
     check_csrf(req, &caller)?;
+    check_password_set(req, &caller)?;
     Ok(Some(caller))
+}
+
+/// Routes open to a user who must change their password first.
+const OPEN_BEFORE_PASSWORD_CHANGE: &[&str] =
+    &["/api/v1/me", "/api/v1/me/password", "/api/v1/auth/logout"];
+
+/// 403 `password_change_required` for a user whose password someone else set, on every route
+/// but reading `/me`, changing the password and signing out.
+fn check_password_set(req: &HttpRequest, caller: &Caller) -> Result<(), ApiError> {
+    if !caller.user.must_change_password || OPEN_BEFORE_PASSWORD_CHANGE.contains(&req.path()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::PasswordChangeRequired,
+        "set a new password (POST /api/v1/me/password) before anything else",
+    ))
 }
 
 /// CSRF defence for cookie-authenticated writes: the request must come from our own origin

@@ -1,12 +1,17 @@
-//! Reading and checking what clients send, shared by the routes: the client's address, text
-//! fields, emails, phone numbers in the tenant's country, and uploaded pictures.
+//! Reading and checking what clients send, shared by the routes: the client's address (behind
+//! trusted proxies), login fields, text fields, emails, phone numbers in the tenant's country,
+//! and uploaded pictures.
+
+use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 
 use super::{ApiError, AppState, ErrorCode};
+use crate::auth::password::MAX_PASSWORD_LEN;
 use crate::broadcast::settings;
 use crate::chat::media::{self, MediaStore};
+use crate::config::Cidr;
 use crate::phone;
 
 /// Longest required text field, in characters.
@@ -17,9 +22,98 @@ const MAX_EMAIL_LEN: usize = 254;
 /// The message of 409 `email_taken`.
 pub const EMAIL_TAKEN: &str = "an account with this email exists";
 
-/// The client's address as seen by this server (no proxy headers are trusted).
+/// The client's address: the TCP peer, or, when the peer is one of `server.trusted_proxies`,
+/// the right-most address of `X-Forwarded-For` (else `Forwarded: for=`) that is not a trusted
+/// proxy. Used by the login throttle, the audit log and sessions.
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let peer = req.peer_addr()?.ip();
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.settings.server.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    if !is_trusted(trusted, peer) {
+        return Some(peer.to_string());
+    }
+    Some(client_behind(peer, trusted, &forwarded_chain(req)).to_string())
+}
+
+/// Whether `ip` is a trusted proxy.
+fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
+    trusted.iter().any(|cidr| cidr.contains(ip))
+}
+
+/// Walks the forwarding chain from the trusted `peer` leftwards to the first untrusted hop; an
+/// unreadable hop ends the walk at the proxy that wrote it; all trusted gives the left-most.
+fn client_behind(peer: IpAddr, trusted: &[Cidr], chain: &[Option<IpAddr>]) -> IpAddr {
+    let mut client = peer;
+    for hop in chain.iter().rev() {
+        let Some(ip) = *hop else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(trusted, ip) {
+            return ip;
+        }
+    }
+    client
+}
+
+/// The addresses of `X-Forwarded-For` (every such header, in order), or else of the `for=`
+/// parameters of `Forwarded`; `None` for an entry that is not an address.
+fn forwarded_chain(req: &HttpRequest) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| {
+        req.headers()
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let xff = values("x-forwarded-for");
+    if !xff.is_empty() {
+        return xff.iter().map(|hop| parse_hop(hop)).collect();
+    }
+    values("forwarded")
+        .iter()
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.eq_ignore_ascii_case("for").then(|| parse_hop(value))
+            })
+        })
+        .collect()
+}
+
+/// One hop: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `"[2001:db8::1]:80"`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim().trim_matches('"');
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    hop.rsplit_once(':')?.0.parse().ok()
+}
+
+/// The login fields checked before any work (no database, throttle or audit sees an oversize
+/// value): 400 `invalid_email` beyond 254 bytes, 400 `weak_password` beyond the longest
+/// password. Returns the email trimmed and lower-cased.
+pub fn login_fields(email: &str, password: &str) -> Result<String, ApiError> {
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(ApiError::new(
+            ErrorCode::InvalidEmail,
+            format!("email must be at most {MAX_EMAIL_LEN} bytes"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_LEN * 4 || password.chars().count() > MAX_PASSWORD_LEN {
+        return Err(ApiError::new(
+            ErrorCode::WeakPassword,
+            format!("password must be at most {MAX_PASSWORD_LEN} characters"),
+        ));
+    }
+    Ok(email.trim().to_lowercase())
 }
 
 /// A trimmed non-empty text of at most 200 characters, or 400 `invalid_field`.
@@ -103,5 +197,45 @@ mod tests {
                 ErrorCode::InvalidEmail
             );
         }
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_untrusted_hop() {
+        let trusted = [
+            Cidr::parse("10.0.0.0/8").unwrap(),
+            Cidr::parse("127.0.0.1").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let chain = |hops: &[&str]| hops.iter().map(|h| parse_hop(h)).collect::<Vec<_>>();
+        let peer = ip("127.0.0.1");
+        // A client-supplied left-most entry is ignored: the proxy appended the real one.
+        let hops = chain(&["6.6.6.6", "203.0.113.9", "10.1.2.3"]);
+        assert_eq!(client_behind(peer, &trusted, &hops), ip("203.0.113.9"));
+        assert_eq!(
+            client_behind(peer, &trusted, &chain(&["10.0.0.1"])),
+            ip("10.0.0.1")
+        );
+        assert_eq!(client_behind(peer, &trusted, &chain(&["junk"])), peer);
+        assert_eq!(
+            chain(&["\"[2001:db8::1]:4711\"", "192.0.2.4:80"]),
+            [Some(ip("2001:db8::1")), Some(ip("192.0.2.4"))]
+        );
+        assert!(Cidr::parse("::ffff:0:0/96").is_ok());
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(trusted[1].contains(ip("::ffff:127.0.0.1")));
+    }
+
+    #[test]
+    fn oversize_login_fields_are_refused() {
+        assert_eq!(login_fields(" A@B.co ", "pw").unwrap(), "a@b.co");
+        let long = format!("{}@b.co", "a".repeat(300));
+        assert_eq!(
+            login_fields(&long, "pw").unwrap_err().code(),
+            ErrorCode::InvalidEmail
+        );
+        assert_eq!(
+            login_fields("a@b.co", &"p".repeat(257)).unwrap_err().code(),
+            ErrorCode::WeakPassword
+        );
     }
 }

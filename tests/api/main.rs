@@ -7,6 +7,7 @@
 
 mod helpers;
 
+mod account_safety;
 mod auth;
 mod authz;
 mod bounds;
@@ -23,6 +24,7 @@ mod fault;
 mod health;
 mod layers;
 mod leads;
+mod login_abuse;
 mod member_scope;
 mod migrations;
 mod openapi;

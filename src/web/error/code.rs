@@ -98,6 +98,10 @@ error_codes! {
         "A cookie-authenticated write came from another site or lacks the CSRF token.";
     SignupDisabled = "signup_disabled", FORBIDDEN,
         "Sign-up is turned off on this server.";
+    PasswordChangeRequired = "password_change_required", FORBIDDEN,
+        "The account must set a new password (POST /me/password) before anything else.";
+    ReauthenticationRequired = "reauthentication_required", FORBIDDEN,
+        "Setting another user's password needs a recent sign-in; sign in again.";
     NotFound = "not_found", NOT_FOUND,
         "No such route or object, or it belongs to another tenant.";
     SimulatorOff = "simulator_off", NOT_FOUND,

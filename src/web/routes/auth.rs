@@ -10,10 +10,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
 use crate::auth::model::{NewSession, NewUser, Role, User, UserPatch};
+use crate::auth::rate_limit::Reservation;
 use crate::auth::{secret, store, Credential};
 use crate::web::audit::Audit;
 use crate::web::auth::{check_same_origin, cookie_name, require, Auth};
-use crate::web::input::{client_ip, required_text, validate_email, EMAIL_TAKEN};
+use crate::web::input::{client_ip, login_fields, required_text, validate_email, EMAIL_TAKEN};
 use crate::web::views::UserView;
 use crate::web::{ApiError, AppState, ErrorCode};
 
@@ -42,12 +43,18 @@ pub struct SessionView {
     pub user: UserView,
     /// Send as `X-CSRF-Token` on every state-changing request made with the cookie.
     pub csrf_token: String,
+    /// The password was set by someone else: only `POST /me/password`, `GET /me` and sign-out
+    /// work until the user sets their own.
+    pub must_change_password: bool,
 }
 
 /// Signs in with email and password; sets the session cookie (a new one on every sign-in).
-/// Five failures a minute per account or address answer 429 with `Retry-After`.
+/// Five failures a minute per client address, or a running or delayed attempt on the account
+/// (1 s doubling per failure from the fifth, at most `auth.login_max_delay_secs`), answer 429
+/// with `Retry-After`. An email over 254 bytes or a password over 256 characters is 400.
 #[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = SessionView),
+    (status = 400, body = crate::web::ErrorBody),
     (status = 401, body = crate::web::ErrorBody),
     (status = 429, body = crate::web::ErrorBody)
 ))]
@@ -59,60 +66,86 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_same_origin(&req)?;
-    let email = body.email.trim().to_lowercase();
-    let ip = client_ip(&req);
-    let account_key = format!("acct:{email}");
-    let keys = vec![
-        account_key.clone(),
-        format!("ip:{}", ip.as_deref().unwrap_or("unknown")),
-    ];
-    if let Err(wait) = state.auth.limiter.check(&keys) {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many failed sign-ins; try again later",
-        )
-        .with_retry_after(wait));
-    }
-    let user = store::find_user_by_email(&state.db, &email).await?;
-    let verified = state
-        .auth
-        .hasher
-        .verify(
-            &body.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-        )
-        .await;
-    let user = match user {
-        Some(user) if verified && user.is_active => user,
-        other => {
-            state.auth.limiter.record_failure(&keys);
-            let (tenant, actor) = (
-                other.as_ref().and_then(|u| u.tenant_id),
-                other.map(|u| u.id),
-            );
-            let target = Target::Email(email);
-            audit
-                .record("auth.login_failed", target)
-                .by(tenant, actor)
-                .await;
-            return Err(ApiError::new(
-                ErrorCode::InvalidCredentials,
-                "wrong email or password",
-            ));
-        }
-    };
-    state.auth.limiter.clear(&account_key);
+    let LoginRequest { email, password } = body.into_inner();
+    let email = login_fields(&email, &password)?;
+    let reservation = reserve_attempt(&req, &state, &email)?;
+    // The attempt runs to its end on a task of its own: a client that goes away mid-hash still
+    // has its failure counted and audited.
+    let attempt = actix_web::rt::spawn(verify_login(
+        state.clone(),
+        audit,
+        email,
+        password,
+        reservation,
+    ));
+    let user = attempt.await.map_err(ApiError::internal)??;
     // Rotation: a session cookie sent along with the sign-in is ended, never reused.
     if let Some(old) = req.cookie(cookie_name(state.settings.auth.secure_cookies)) {
         store::delete_session_by_hash(&state.db, &secret::digest(old.value())).await?;
     }
-    store::touch_login(&state.db, user.id).await?;
-    let target = Target::User(user.id);
-    audit
-        .record("auth.login", target)
-        .by(user.tenant_id, Some(user.id))
-        .await;
     start_session(&req, &state, &user, StatusCode::OK).await
+}
+
+/// Takes the throttle's reservation for a password check of `email` from this client, or 429.
+fn reserve_attempt(
+    req: &HttpRequest,
+    state: &AppState,
+    email: &str,
+) -> Result<Reservation, ApiError> {
+    let ip = client_ip(req);
+    state
+        .auth
+        .limiter
+        .reserve(email, ip.as_deref().unwrap_or("unknown"))
+        .map_err(|wait| {
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many failed sign-ins; try again later",
+            )
+            .with_retry_after(wait)
+        })
+}
+
+/// Checks the password, settles the reservation and audits the outcome; the signed-in user.
+async fn verify_login(
+    state: web::Data<AppState>,
+    audit: Audit,
+    email: String,
+    password: String,
+    reservation: Reservation,
+) -> Result<User, ApiError> {
+    let user = store::find_user_by_email(&state.db, &email).await?;
+    let verified = state
+        .auth
+        .hasher
+        .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await;
+    match user {
+        Some(user) if verified && user.is_active => {
+            reservation.succeeded();
+            store::touch_login(&state.db, user.id).await?;
+            audit
+                .record("auth.login", Target::User(user.id))
+                .by(user.tenant_id, Some(user.id))
+                .await;
+            Ok(user)
+        }
+        other => {
+            reservation.failed();
+            let (tenant, actor) = (
+                other.as_ref().and_then(|u| u.tenant_id),
+                other.map(|u| u.id),
+            );
+            audit
+                .record("auth.login_failed", Target::Email(email))
+                .by(tenant, actor)
+                .await;
+            Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "wrong email or password",
+            ))
+        }
+    }
 }
 
 /// Creates a session for `user` and answers with its cookie and CSRF token.
@@ -159,6 +192,7 @@ async fn start_session(
         .json(SessionView {
             user: UserView::from(user),
             csrf_token,
+            must_change_password: user.must_change_password,
         }))
 }
 
@@ -172,6 +206,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     if let Credential::Session { session_id, .. } = caller.credential {
         store::delete_session(&state.db, session_id).await?;
+        state.auth.changes.user_changed(caller.user.id);
         audit.record("auth.logout", None).await;
     }
     let secure = state.settings.auth.secure_cookies;
@@ -265,6 +300,9 @@ pub struct MeView {
     pub assigned_devices: Option<Vec<i64>>,
     /// The CSRF token of the current session (absent for API tokens).
     pub csrf_token: Option<String>,
+    /// Until the user sets a new password (`POST /me/password`), every other route is 403
+    /// `password_change_required`.
+    pub must_change_password: bool,
 }
 
 /// A tenant as the API shows it.
@@ -299,6 +337,7 @@ pub async fn me(
         },
         assigned_devices: caller.assigned_devices.clone(),
         csrf_token,
+        must_change_password: caller.user.must_change_password,
     }))
 }
 
@@ -311,11 +350,13 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Changes the caller's password, ends every session of the account and starts a fresh one
-/// for this browser. Not available to API tokens.
+/// Changes the caller's password (the only way to change one's own), ends every session of the
+/// account and starts a fresh one for this browser. Not available to API tokens. Wrong current
+/// passwords count against the sign-in throttle (429 like sign-in).
 #[utoipa::path(tag = "auth", request_body = ChangePasswordRequest, responses(
     (status = 200, body = SessionView),
-    (status = 400, body = crate::web::ErrorBody)
+    (status = 400, body = crate::web::ErrorBody),
+    (status = 429, body = crate::web::ErrorBody)
 ))]
 #[post("/me/password")]
 pub async fn change_password(
@@ -331,17 +372,27 @@ pub async fn change_password(
             "API tokens cannot change passwords",
         ));
     }
+    login_fields(&caller.user.email, &body.current_password)?;
+    if body.new_password == body.current_password {
+        return Err(ApiError::new(
+            ErrorCode::WeakPassword,
+            "the new password must differ from the current one",
+        ));
+    }
+    let reservation = reserve_attempt(&req, &state, &caller.user.email)?;
     let ok = state
         .auth
         .hasher
         .verify(&body.current_password, Some(&caller.user.password_hash))
         .await;
     if !ok {
+        reservation.failed();
         return Err(ApiError::new(
             ErrorCode::WrongPassword,
             "the current password is wrong",
         ));
     }
+    reservation.succeeded();
     let hash = state.auth.hasher.hash(&body.new_password).await?;
     let user = store::update_user(
         &state.db,
@@ -349,11 +400,13 @@ pub async fn change_password(
         caller.user.id,
         UserPatch {
             password_hash: Some(hash),
+            must_change_password: Some(false),
             ..Default::default()
         },
     )
     .await?;
     store::delete_user_sessions(&state.db, user.id).await?;
+    state.auth.changes.user_changed(user.id);
     audit
         .record("auth.password_changed", Target::User(user.id))
         .await;

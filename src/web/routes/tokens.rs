@@ -164,6 +164,7 @@ pub async fn delete_token(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let row = store::delete_token(&state.db, caller.tenant_id, *id).await?;
+    state.auth.changes.user_changed(row.user_id);
     audit.record("token.revoke", Target::Token(row.id)).await;
     Ok(HttpResponse::NoContent().finish())
 }

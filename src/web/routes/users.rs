@@ -2,14 +2,14 @@
 //! devices to members.
 
 use actix_web::{delete, get, patch, post, put, web, HttpResponse};
-use chrono::Utc;
+use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
 use crate::auth::model::{NewUser, Role, UserPatch};
-use crate::auth::store;
+use crate::auth::{store, Caller};
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::{required_text, validate_email, EMAIL_TAKEN};
@@ -49,7 +49,8 @@ pub struct UpdateUserRequest {
     pub role: Option<Role>,
     /// Enable or disable sign-in (disabling ends their sessions).
     pub is_active: Option<bool>,
-    /// Set a new password (ends their sessions).
+    /// Set a new password for another user (ends their sessions; they must choose their own at
+    /// next sign-in). Needs a recent sign-in; not for one's own account nor for API tokens.
     pub password: Option<String>,
 }
 
@@ -58,6 +59,18 @@ pub struct UpdateUserRequest {
 pub struct DeviceAssignment {
     /// Device ids of the tenant.
     pub device_ids: Vec<i64>,
+}
+
+/// API tokens act on members and viewers only: a leaked write token must not be able to make
+/// or take over an owner (who could then mint tokens of their own).
+fn token_may_touch(caller: &Caller, role: Role) -> Result<(), ApiError> {
+    if caller.is_token() && role > Role::Member {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "API tokens manage members and viewers only; sign in as an owner for that",
+        ));
+    }
+    Ok(())
 }
 
 /// Roles an owner may hand out (admin is a platform role, not granted through the API).
@@ -97,6 +110,7 @@ pub async fn create_user(
     let email = validate_email(&body.email)?;
     let display_name = required_text("display_name", &body.display_name)?;
     let role = grantable(body.role)?;
+    token_may_touch(&caller, body.role)?;
     let hash = state.auth.hasher.hash(&body.password).await?;
     let now = Utc::now().naive_utc();
     let user = store::insert_user(
@@ -133,9 +147,13 @@ pub async fn get_user(
     Ok(web::Json(UserView::from(&user)))
 }
 
-/// Edits a user; owners cannot demote or disable themselves (a tenant keeps its owner).
+/// Edits a user; owners cannot demote or disable themselves (a tenant keeps its owner). Setting
+/// another user's `password` needs a browser session signed in within `auth.step_up_minutes`
+/// and makes the user choose their own at next sign-in; one's own password changes only with
+/// `POST /me/password`. API tokens cannot set passwords nor touch owners.
 #[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), request_body = UpdateUserRequest, responses(
     (status = 200, body = UserView),
+    (status = 403, body = crate::web::ErrorBody),
     (status = 404, body = crate::web::ErrorBody)
 ))]
 #[patch("/users/{id}")]
@@ -161,6 +179,10 @@ pub async fn update_user(
             "only admins edit admins",
         ));
     }
+    token_may_touch(&caller, target.role())?;
+    if let Some(role) = body.role {
+        token_may_touch(&caller, role)?;
+    }
     let mut patch = UserPatch {
         display_name: match &body.display_name {
             Some(name) => Some(required_text("display_name", name)?.to_string()),
@@ -171,15 +193,56 @@ pub async fn update_user(
         ..Default::default()
     };
     if let Some(password) = &body.password {
+        check_password_reset(&state, &caller, target.id)?;
         patch.password_hash = Some(state.auth.hasher.hash(password).await?);
+        patch.must_change_password = Some(true);
     }
-    let ends_sessions = patch.password_hash.is_some() || body.is_active == Some(false);
+    let resets_password = patch.password_hash.is_some();
+    let ends_sessions = resets_password || body.is_active == Some(false);
+    let changes_access = ends_sessions || body.role.is_some() || body.is_active.is_some();
     let user = store::update_user(&state.db, caller.tenant_id, target.id, patch).await?;
     if ends_sessions {
         store::delete_user_sessions(&state.db, user.id).await?;
     }
+    if changes_access {
+        state.auth.changes.user_changed(user.id);
+    }
     audit.record("member.update", Target::User(user.id)).await;
+    if resets_password {
+        // The user learns of it at next sign-in (they must set their own password) and here.
+        audit
+            .record("member.password_reset", Target::User(user.id))
+            .await;
+    }
     Ok(web::Json(UserView::from(&user)))
+}
+
+/// Whether `caller` may set the password of user `target_id`: never their own (that needs the
+/// current one, at `/me/password`), never from an API token, and only from a fresh sign-in.
+fn check_password_reset(state: &AppState, caller: &Caller, target_id: i64) -> Result<(), ApiError> {
+    if target_id == caller.user.id {
+        return Err(ApiError::new(
+            ErrorCode::CannotChangeSelf,
+            "change your own password with POST /me/password (it needs the current one)",
+        ));
+    }
+    if caller.is_token() {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "API tokens cannot set passwords",
+        ));
+    }
+    let fresh = Duration::minutes(state.settings.auth.step_up_minutes as i64);
+    if !caller.signed_in_within(Utc::now().naive_utc(), fresh) {
+        return Err(ApiError::new(
+            ErrorCode::ReauthenticationRequired,
+            format!(
+                "setting another user's password needs a sign-in less than {} minutes old; sign in again",
+                state.settings.auth.step_up_minutes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Removes a user with their sessions, tokens and assignments.
@@ -207,7 +270,9 @@ pub async fn delete_user(
             "only admins remove admins",
         ));
     }
+    token_may_touch(&caller, target.role())?;
     store::delete_user(&state.db, caller.tenant_id, target.id).await?;
+    state.auth.changes.user_changed(target.id);
     audit.record("member.delete", Target::User(target.id)).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -243,6 +308,7 @@ pub async fn set_user_devices(
 ) -> Result<web::Json<DeviceAssignment>, ApiError> {
     let user = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
     store::set_assigned_devices(&state.db, caller.tenant_id, user.id, &body.device_ids).await?;
+    state.auth.changes.user_changed(user.id);
     audit.record("member.devices", Target::User(user.id)).await;
     let device_ids = store::assigned_device_ids(&state.db, user.id).await?;
     Ok(web::Json(DeviceAssignment { device_ids }))
