@@ -21,6 +21,7 @@ mod cli;
 mod devices;
 mod devices_store;
 mod fault;
+mod fuzz_replay;
 mod health;
 mod layers;
 mod leads;

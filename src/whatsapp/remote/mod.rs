@@ -33,7 +33,7 @@
 //! [`ConnectorEvent`]: crate::whatsapp::ConnectorEvent
 
 mod client;
-mod protocol;
+pub mod protocol;
 pub mod server;
 
 pub use client::{RemoteSimConnector, SimControl};

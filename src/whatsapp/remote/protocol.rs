@@ -16,7 +16,7 @@ pub const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 /// The first line of a connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub(super) enum Hello {
+pub enum Hello {
     /// Open a device session, as `Connector::connect` does.
     Connect {
         /// Our device id.
@@ -30,19 +30,19 @@ pub(super) enum Hello {
 
 /// A request: an id the reply repeats, and the call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Request<C> {
+pub struct Request<C> {
     /// Chosen by the client, unique on its connection; `0` is the first line's reply.
-    pub(super) id: u64,
+    pub id: u64,
     /// What to do.
     #[serde(flatten)]
-    pub(super) call: C,
+    pub call: C,
 }
 
 /// Just the id of a request whose call did not parse, to answer it with an error.
 #[derive(Debug, Deserialize)]
-pub(super) struct RequestId {
+pub struct RequestId {
     /// The request's id.
-    pub(super) id: u64,
+    pub id: u64,
 }
 
 /// What a session connection can ask: the methods of `Session`.
@@ -124,7 +124,7 @@ pub enum ControlCall {
 /// A line from the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(super) enum ServerLine {
+pub enum ServerLine {
     /// A session event, in the order the session emitted it.
     Event(ConnectorEvent),
     /// The session's event stream ended.
@@ -135,18 +135,18 @@ pub(super) enum ServerLine {
 
 /// The answer to request `re`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Reply {
+pub struct Reply {
     /// The request's id.
-    pub(super) re: u64,
+    pub re: u64,
     /// `ok` with a value, or `err`.
     #[serde(flatten)]
-    pub(super) outcome: Outcome,
+    pub outcome: Outcome,
 }
 
 /// How a request went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(super) enum Outcome {
+pub enum Outcome {
     /// Done; the value depends on the call (`null` for most).
     Ok(serde_json::Value),
     /// Failed as the in-process call would have.
@@ -164,7 +164,7 @@ impl From<Result<serde_json::Value, ConnectorError>> for Outcome {
 
 /// Why a connection could not go on.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ProtocolError {
+pub enum ProtocolError {
     /// The socket failed, or the line was not UTF-8.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
@@ -177,7 +177,7 @@ pub(super) enum ProtocolError {
 }
 
 /// Reads the next line into `line` (without its `\n`); false at the end of the stream.
-pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
+pub async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut String,
 ) -> Result<bool, ProtocolError> {
@@ -196,7 +196,7 @@ pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
 }
 
 /// Reads and parses the next line; `None` at the end of the stream.
-pub(super) async fn read_json<T: DeserializeOwned, R: AsyncBufRead + Unpin>(
+pub async fn read_json<T: DeserializeOwned, R: AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut String,
 ) -> Result<Option<T>, ProtocolError> {
@@ -207,7 +207,7 @@ pub(super) async fn read_json<T: DeserializeOwned, R: AsyncBufRead + Unpin>(
 }
 
 /// Writes `value` as one line.
-pub(super) async fn write_json<T: Serialize, W: AsyncWrite + Unpin>(
+pub async fn write_json<T: Serialize, W: AsyncWrite + Unpin>(
     writer: &mut W,
     value: &T,
 ) -> Result<(), ProtocolError> {
