@@ -250,6 +250,15 @@ mod tests {
         })
     }
 
+    async fn create_table(db: &Db) -> Result<usize, DbError> {
+        crate::db_run!(db, |conn| {
+            diesel::sql_query("CREATE TABLE t (x INTEGER)")
+                .execute(conn)
+                .await
+                .map_err(DbError::from)
+        })
+    }
+
     async fn insert(db: &Db) -> Result<usize, DbError> {
         crate::db_run!(db, |conn| {
             diesel::sql_query("INSERT INTO t VALUES (1)")
@@ -272,13 +281,7 @@ mod tests {
             .build()
             .unwrap();
         let db = Db::Sqlite(pool);
-        crate::db_run!(&db, |conn| {
-            diesel::sql_query("CREATE TABLE t (x INTEGER)")
-                .execute(conn)
-                .await
-                .map_err(DbError::from)
-        })
-        .unwrap();
+        create_table(&db).await.unwrap();
         // Another connection holds the write lock: the INSERT waits in SQLite's busy timeout
         // (30 s) on its blocking thread.
         let mut holder = SqliteConnection::establish(&path).unwrap();
