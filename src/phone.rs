@@ -48,7 +48,13 @@ pub fn normalize(raw: &str, default_country: Id) -> Result<String, PhoneError> {
         parsed_any = true;
         if phonenumber::is_valid(&number) {
             let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-            return Ok(e164.trim_start_matches('+').to_string());
+            let digits = e164.trim_start_matches('+');
+            // The library calls some over-long national numbers valid (letters read as keypad
+            // digits can make them); E.164 has at most 15 digits, as JIDs do (`is_phone`).
+            if !is_phone(digits) {
+                continue;
+            }
+            return Ok(digits.to_string());
         }
     }
     if parsed_any {
@@ -138,6 +144,18 @@ mod tests {
             Err(PhoneError::Invalid(_) | PhoneError::Unparseable(_))
         ));
         assert_eq!(country_code("XX"), None);
+    }
+
+    #[test]
+    fn numbers_longer_than_e164_allows_are_rejected() {
+        // Found by the `phone` fuzz target: a German national number with a keypad letter
+        // normalised to 16 digits, which no JID can hold.
+        let de = country_code("DE").unwrap();
+        let result = normalize("5679056555-0V12", de);
+        assert_ne!(result.as_deref(), Ok("4956790565550812"));
+        if let Ok(phone) = normalize("5679056555-0V12", de) {
+            assert!(is_phone(&phone), "{phone}");
+        }
     }
 
     #[test]
