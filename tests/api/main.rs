@@ -24,6 +24,7 @@ mod layers;
 mod leads;
 mod migrations;
 mod openapi;
+mod resilience;
 mod sequences;
 mod wa_handshake;
 mod wa_store;
