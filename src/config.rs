@@ -138,6 +138,9 @@ pub struct ChatSettings {
     pub batch_window_ms: u64,
     /// Largest batch of ChatSync.
     pub batch_max: usize,
+    /// Records ChatSync holds at most while the database is slow or down; past it device
+    /// actors wait (and stop reading their sessions) until the mirror catches up.
+    pub queue_max: usize,
     /// Media directory.
     pub media_dir: PathBuf,
 }
@@ -378,6 +381,9 @@ pub struct RedisSettings {
     pub url: SecretString,
     /// Pub/sub channel shared by the daemons of one deployment.
     pub channel: String,
+    /// Hub events waiting to be published to Redis at most; past it (or while Redis is down)
+    /// events are dropped for the other daemons and counted.
+    pub queue_capacity: usize,
 }
 
 /// `[log]`: tracing filter and format.

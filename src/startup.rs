@@ -4,6 +4,10 @@
 //! a fresh database is complete before anything reads it. The server handles SIGINT/SIGTERM
 //! itself: it stops accepting, lets in-flight requests finish within
 //! `server.shutdown_timeout_secs`, and then [`Application::run_until_stopped`] returns.
+//!
+//! Every singleton actor (hub, chat mirror, replies, throttle, campaign and sequence engines,
+//! device supervisor) runs under an `actix::Supervisor` with a [`crate::metrics::Beacon`] from
+//! the liveness registry, so a stopped one is restarted in place and `/readyz` sees it down.
 
 use std::net::TcpListener;
 use std::sync::{Arc, OnceLock};
@@ -15,14 +19,14 @@ use anyhow::Context;
 
 use std::sync::atomic::AtomicBool;
 
-use actix::Actor;
+use actix::Supervisor;
 
 use crate::auth::{bootstrap, AuthService};
 use crate::broadcast::campaign::engine::{CampaignEngine, EngineDeps};
 use crate::broadcast::replies::Replies;
 use crate::broadcast::sequence::engine::{SequenceDeps, SequenceEngine};
 use crate::broadcast::throttle::Throttle;
-use crate::chat::actor::ChatSync;
+use crate::chat::actor::{ChatMetrics, ChatObserver, ChatSync};
 use crate::chat::media::MediaStore;
 use crate::chat::messages::ChatInbox;
 use crate::clock::Clock;
@@ -76,30 +80,43 @@ impl Application {
         let bus = EventBus::new();
         let hub_metrics =
             HubMetrics::register(&metrics.registry).context("cannot register hub metrics")?;
-        let hub = hub::start(&settings.redis, hub_metrics.clone()).context("invalid redis.url")?;
+        let liveness = metrics.liveness.clone();
+        let hub = hub::start(&settings.redis, hub_metrics.clone(), liveness.beacon("hub"))
+            .context("invalid redis.url")?;
         events::forward_to_hub(&bus, hub.clone());
         let settings = Arc::new(settings);
-        let replies = Replies::new(db.clone(), settings.broadcast.clone()).start();
+        let replies = Replies::new(
+            db.clone(),
+            settings.broadcast.clone(),
+            liveness.beacon("replies"),
+        );
+        let replies = Supervisor::start(move |_| replies);
         let chat = ChatSync::new(
             db.clone(),
             hub.clone(),
             settings.chat.clone(),
             vec![replies.recipient()],
-        )
-        .start();
+            ChatObserver {
+                metrics: ChatMetrics::register(&metrics.registry)
+                    .context("cannot register chat metrics")?,
+                beacon: liveness.beacon("chat_sync"),
+            },
+        );
+        let chat = Supervisor::start(move |_| chat);
         let inbox = ChatInbox {
             messages: chat.clone().recipient(),
             receipts: chat.recipient(),
         };
         let fleet = start_fleet(&settings, &db, &metrics, bus, inbox).await?;
-        let campaigns = start_campaigns(&settings, &db, &fleet, &hub);
+        let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics);
         let clock = Clock::system();
         let sequences = SequenceEngine::new(SequenceDeps {
             db: db.clone(),
             broadcast: Arc::new(settings.broadcast.clone()),
             clock: clock.clone(),
         })
-        .start();
+        .watched(liveness.beacon("sequence_engine"));
+        let sequences = Supervisor::start(move |_| sequences);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -220,14 +237,16 @@ fn start_campaigns(
     db: &Db,
     fleet: &Fleet,
     hub: &actix::Addr<crate::hub::Hub>,
+    metrics: &Metrics,
 ) -> actix::Addr<CampaignEngine> {
     // Pacing runs on the simulator's clock; real devices always pace in real time.
     let time_scale = match settings.whatsapp.connector {
         ConnectorKind::Sim => settings.sim.time_scale,
         ConnectorKind::Real => 1.0,
     };
-    let throttle = Throttle::new(time_scale).start();
-    CampaignEngine::new(EngineDeps {
+    let throttle = Throttle::new(time_scale).watched(metrics.liveness.beacon("throttle"));
+    let throttle = Supervisor::start(move |_| throttle);
+    let engine = CampaignEngine::new(EngineDeps {
         db: db.clone(),
         broadcast: Arc::new(settings.broadcast.clone()),
         fleet: fleet.clone(),
@@ -236,7 +255,8 @@ fn start_campaigns(
         media: MediaStore::new(settings.chat.media_dir.clone()),
         time_scale,
     })
-    .start()
+    .watched(metrics.liveness.beacon("campaign_engine"));
+    Supervisor::start(move |_| engine)
 }
 
 async fn start_fleet(
@@ -283,7 +303,8 @@ async fn start_fleet(
         draining: draining.clone(),
         chat,
     })
-    .start();
+    .watched(metrics.liveness.beacon("device_supervisor"));
+    let supervisor = Supervisor::start(move |_| supervisor);
     DeviceSupervisor::boot(supervisor.clone(), db.clone())
         .await
         .context("cannot load devices")?;

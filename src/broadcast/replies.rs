@@ -10,7 +10,8 @@
 //!    which stop when their sequence stops on reply.
 //!
 //! Chat does not import this module: it only announces; this listens. Errors are logged with
-//! the batch's size and do not stop the actor.
+//! the batch's size and do not stop the actor. Runs under an `actix::Supervisor`; it holds no
+//! state, so a restart only lowers and raises its [`Beacon`].
 
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::broadcast::sequence::store as sequence_store;
 use crate::chat::messages::{ChatCommitted, Inbound};
 use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
+use crate::metrics::Beacon;
 use crate::phone;
 
 /// Applies committed chat traffic to the outbox, the opt-out list and sequence enrolments.
@@ -29,17 +31,38 @@ pub struct Replies {
     db: Db,
     /// Opt-out keywords are tenant settings over these defaults.
     defaults: BroadcastSettings,
+    /// Up while it runs.
+    beacon: Beacon,
 }
 
 impl Replies {
-    /// A listener over `db`.
-    pub fn new(db: Db, defaults: BroadcastSettings) -> Self {
-        Self { db, defaults }
+    /// A listener over `db`; `beacon` says it runs.
+    pub fn new(db: Db, defaults: BroadcastSettings, beacon: Beacon) -> Self {
+        Self {
+            db,
+            defaults,
+            beacon,
+        }
     }
 }
 
 impl Actor for Replies {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.beacon.up();
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.beacon.down();
+        Running::Stop
+    }
+}
+
+impl Supervised for Replies {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.beacon.restarting();
+    }
 }
 
 impl Handler<ChatCommitted> for Replies {

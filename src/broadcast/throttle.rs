@@ -24,6 +24,8 @@ pub struct Throttle {
     devices: HashMap<i64, DeviceLog>,
     /// Simulated seconds per real second (the simulator's `--time-scale`; 1 with real devices).
     time_scale: f64,
+    /// Up while it runs (see [`Throttle::watched`]).
+    beacon: crate::metrics::Beacon,
 }
 
 /// One device's recent sends.
@@ -113,6 +115,7 @@ impl Throttle {
         Self {
             devices: HashMap::new(),
             time_scale,
+            beacon: crate::metrics::Beacon::detached(),
         }
     }
 
@@ -175,8 +178,32 @@ fn window_allows(sends: &VecDeque<Instant>, cap: usize, window: Duration, at: In
     at.max(oldest_counted + window)
 }
 
+impl Throttle {
+    /// The same throttle, reporting whether it runs on `beacon`.
+    pub fn watched(mut self, beacon: crate::metrics::Beacon) -> Self {
+        self.beacon = beacon;
+        self
+    }
+}
+
 impl Actor for Throttle {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.beacon.up();
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.beacon.down();
+        Running::Stop
+    }
+}
+
+impl Supervised for Throttle {
+    /// The send logs survive a restart: forgetting them would let a device send too fast.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.beacon.restarting();
+    }
 }
 
 impl Handler<Reserve> for Throttle {

@@ -6,6 +6,16 @@
 //! then publishes `NEW_MESSAGE`, `CHAT_UPDATED` and `MESSAGE_ACK` on `messages/<device_id>`.
 //! Batches are written one after another, in arrival order.
 //!
+//! Nothing it accepted is dropped: a batch the database refuses goes back to the front of the
+//! [`MirrorQueue`] and is retried with backoff (0.1 s doubling to 5 s). The queue is bounded by
+//! `chat.queue_max`; past it, a record message is answered only once a commit made room, and
+//! device actors await that answer before reading more from their sessions (backpressure).
+//! This cannot deadlock: the mirror waits only for the database, never for a device actor.
+//!
+//! Runs under an `actix::Supervisor`. Its [`Beacon`] is down while batches fail, and after
+//! [`RESTART_AFTER_FAILURES`] failures in a row it stops itself: the restart drops its caches
+//! (tenant time zones) and resumes retrying after the backoff; the queue survives the restart.
+//!
 //! After each commit it also tells its listeners what the batch committed, in one
 //! [`ChatCommitted`] per flush: the broadcast side reacts to replies, opt-out keywords and
 //! receipts from there. The mirror itself knows no campaign, sequence or opt-out.
@@ -16,18 +26,63 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 use chrono_tz::Tz;
+use prometheus::{IntCounter, IntGauge};
 use serde_json::json;
 
+use super::batch::{committable, save_media, unstored};
 use super::media::MediaStore;
 use super::messages::{ChatCommitted, CommittedReceipt, Inbound, RecordMessages, RecordReceipt};
-use super::model::{Chat, StoredMessage};
+use super::model::Chat;
+use super::queue::{MirrorQueue, TenantWrite};
 use super::store::{self, BatchOutcome, ChatWrite, NewMessage};
 use super::{chat_view, message_view};
 use crate::auth::store as accounts;
 use crate::config::ChatSettings;
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::hub::{Hub, HubEvent, Topic};
+use crate::metrics::Beacon;
 use crate::whatsapp::ReceiptKind;
+
+/// First retry delay after a failed batch.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest retry delay.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Failed batches in a row after which the mirror restarts itself.
+pub const RESTART_AFTER_FAILURES: u32 = 3;
+
+/// Collectors of the chat mirror.
+#[derive(Clone)]
+pub struct ChatMetrics {
+    /// `wafleet_chat_queue`: records waiting for a commit.
+    pub queued: IntGauge,
+    /// `wafleet_chat_failed_batches_total`: batches the database refused (and that were kept).
+    pub failed_batches: IntCounter,
+}
+
+impl ChatMetrics {
+    /// Creates and registers the collectors.
+    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let queued = IntGauge::new("chat_queue", "Chat records waiting for a commit")?;
+        let failed_batches = IntCounter::new(
+            "chat_failed_batches_total",
+            "Chat batches the database refused; they stay queued and are retried",
+        )?;
+        registry.register(Box::new(queued.clone()))?;
+        registry.register(Box::new(failed_batches.clone()))?;
+        Ok(Self {
+            queued,
+            failed_batches,
+        })
+    }
+}
+
+/// What the chat mirror reports: its collectors and its liveness beacon.
+pub struct ChatObserver {
+    /// Collectors.
+    pub metrics: ChatMetrics,
+    /// Up while batches commit.
+    pub beacon: Beacon,
+}
 
 /// The chat mirror.
 pub struct ChatSync {
@@ -37,12 +92,17 @@ pub struct ChatSync {
     settings: ChatSettings,
     /// Who hears what each flush committed.
     listeners: Vec<Recipient<ChatCommitted>>,
-    /// Writes waiting for the next flush, with the tenant of each.
-    pending: Vec<(i64, ChatWrite)>,
-    /// Whether a flush is scheduled.
-    flush_scheduled: bool,
+    /// Records waiting for a commit (and senders waiting for room).
+    queue: MirrorQueue,
+    /// The scheduled flush, if any.
+    timer: Option<SpawnHandle>,
+    /// A batch is being written.
+    flushing: bool,
+    /// Batches refused in a row.
+    failures: u32,
     /// Tenant time zones, for time labels.
     zones: HashMap<i64, Tz>,
+    observer: ChatObserver,
 }
 
 impl ChatSync {
@@ -53,40 +113,72 @@ impl ChatSync {
         hub: Addr<Hub>,
         settings: ChatSettings,
         listeners: Vec<Recipient<ChatCommitted>>,
+        observer: ChatObserver,
     ) -> Self {
         Self {
             db,
             media: MediaStore::new(settings.media_dir.clone()),
             hub,
+            queue: MirrorQueue::new(settings.queue_max),
             settings,
             listeners,
-            pending: Vec::new(),
-            flush_scheduled: false,
+            timer: None,
+            flushing: false,
+            failures: 0,
             zones: HashMap::new(),
+            observer,
         }
     }
 
-    /// Queues a write and arranges a flush.
-    fn push(&mut self, tenant_id: i64, write: ChatWrite, ctx: &mut Context<Self>) {
-        self.pending.push((tenant_id, write));
-        if self.pending.len() >= self.settings.batch_max {
+    /// Queues one sender's records and arranges a flush; the answer resolves once they are
+    /// queued (at once, unless the queue is full).
+    fn enqueue(&mut self, writes: Vec<TenantWrite>, ctx: &mut Context<Self>) -> ResponseFuture<()> {
+        let parked = self.queue.offer(writes);
+        self.observer.metrics.queued.set(self.queue.len() as i64);
+        if self.failures > 0 {
+            // A retry is scheduled; it writes these too.
+        } else if self.queue.len() >= self.settings.batch_max {
             self.flush(ctx);
-        } else if !self.flush_scheduled {
-            self.flush_scheduled = true;
-            ctx.run_later(
-                Duration::from_millis(self.settings.batch_window_ms),
-                |this, ctx| this.flush(ctx),
-            );
+        } else {
+            self.schedule(Duration::from_millis(self.settings.batch_window_ms), ctx);
+        }
+        match parked {
+            None => Box::pin(async {}),
+            Some(admitted) => Box::pin(async move {
+                let _ = admitted.await;
+            }),
         }
     }
 
-    /// Writes the pending batch (blocking the mailbox until it commits), then publishes.
+    /// Flushes after `delay`, unless a flush is already scheduled.
+    fn schedule(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        if self.timer.is_none() {
+            self.timer = Some(ctx.run_later(delay, |this, ctx| {
+                this.timer = None;
+                this.flush(ctx);
+            }));
+        }
+    }
+
+    /// The delay before the next retry.
+    fn retry_delay(&self) -> Duration {
+        let exponent = self.failures.saturating_sub(1).min(16);
+        RETRY_MIN.saturating_mul(1 << exponent).min(RETRY_MAX)
+    }
+
+    /// Writes the oldest batch (blocking the mailbox until it commits), then publishes.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        self.flush_scheduled = false;
-        if self.pending.is_empty() {
+        if self.flushing {
             return;
         }
-        let batch = std::mem::take(&mut self.pending);
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if self.queue.is_empty() {
+            return;
+        }
+        self.flushing = true;
+        let batch = self.queue.take_batch(self.settings.batch_max);
         let tenants: HashMap<i64, i64> = batch
             .iter()
             .map(|(tenant, write)| match write {
@@ -102,6 +194,7 @@ impl ChatSync {
         let (live, receipts) = committable(&batch);
         let db = self.db.clone();
         let store_enabled = self.settings.storage;
+        let tenant_of: Vec<i64> = batch.iter().map(|(tenant, _)| *tenant).collect();
         let mut writes: Vec<ChatWrite> = batch.into_iter().map(|(_, w)| w).collect();
         let media = self.media.clone();
         let work = async move {
@@ -115,40 +208,108 @@ impl ChatSync {
                 }
             }
             let outcome = if store_enabled {
-                store::write_batch(&db, writes).await
+                // Kept until the commit: a refused batch is queued again as it was.
+                store::write_batch(&db, writes.clone())
+                    .await
+                    .map_err(|err| (err, writes))
             } else {
                 Ok(unstored(writes))
             };
             (zones, outcome)
         };
-        ctx.wait(work.into_actor(self).map(move |(zones, outcome), this, _| {
-            this.zones.extend(zones);
-            match outcome {
-                Ok(outcome) => {
-                    let inbound = outcome
-                        .stored
-                        .iter()
-                        .map(|(message, _)| message)
-                        .filter(|m| live.contains(&(m.device_id, m.wa_id.clone())))
-                        .map(|m| Inbound {
-                            tenant_id: m.tenant_id,
-                            device_id: m.device_id,
-                            sender: m.sender_jid.clone(),
-                            text: m.body.clone(),
-                        })
-                        .collect();
-                    this.publish(outcome, &tenants);
-                    let committed = ChatCommitted { inbound, receipts };
-                    // A batch of only our own sends (a campaign's mirror) has nothing to tell.
-                    if !committed.inbound.is_empty() || !committed.receipts.is_empty() {
-                        for listener in &this.listeners {
-                            listener.do_send(committed.clone());
+        ctx.wait(
+            work.into_actor(self)
+                .map(move |(zones, outcome), this, ctx| {
+                    this.flushing = false;
+                    this.zones.extend(zones);
+                    match outcome {
+                        Ok(outcome) => {
+                            this.committed(outcome, &tenants, &live, receipts);
+                            this.after_commit(ctx);
+                        }
+                        Err((err, writes)) => {
+                            let batch = tenant_of.into_iter().zip(writes).collect();
+                            this.refused(err, batch, ctx);
                         }
                     }
-                }
-                Err(err) => tracing::error!(error = %err, "cannot store chat batch"),
+                }),
+        );
+    }
+
+    /// A batch committed: publish it and tell the listeners.
+    fn committed(
+        &self,
+        outcome: BatchOutcome,
+        tenants: &HashMap<i64, i64>,
+        live: &HashSet<(i64, String)>,
+        receipts: Vec<CommittedReceipt>,
+    ) {
+        let inbound = outcome
+            .stored
+            .iter()
+            .map(|(message, _)| message)
+            .filter(|m| live.contains(&(m.device_id, m.wa_id.clone())))
+            .map(|m| Inbound {
+                tenant_id: m.tenant_id,
+                device_id: m.device_id,
+                sender: m.sender_jid.clone(),
+                text: m.body.clone(),
+            })
+            .collect();
+        self.publish(outcome, tenants);
+        let committed = ChatCommitted { inbound, receipts };
+        // A batch of only our own sends (a campaign's mirror) has nothing to tell.
+        if !committed.inbound.is_empty() || !committed.receipts.is_empty() {
+            for listener in &self.listeners {
+                listener.do_send(committed.clone());
             }
-        }));
+        }
+    }
+
+    /// After a commit: up again, parked senders admitted, the rest flushed soon.
+    fn after_commit(&mut self, ctx: &mut Context<Self>) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "chat mirror writes again");
+        }
+        self.failures = 0;
+        self.observer.beacon.up();
+        self.queue.admit_parked();
+        self.observer.metrics.queued.set(self.queue.len() as i64);
+        if self.queue.len() >= self.settings.batch_max {
+            self.schedule(Duration::ZERO, ctx);
+        } else if !self.queue.is_empty() {
+            self.schedule(Duration::from_millis(self.settings.batch_window_ms), ctx);
+        }
+    }
+
+    /// A batch was refused: queue it again, retry after the backoff, and restart after too
+    /// many failures in a row.
+    fn refused(&mut self, err: DbError, batch: Vec<TenantWrite>, ctx: &mut Context<Self>) {
+        self.failures = self.failures.saturating_add(1);
+        self.observer.beacon.down();
+        self.observer.metrics.failed_batches.inc();
+        let records = batch.len();
+        self.queue.put_back(batch);
+        self.observer.metrics.queued.set(self.queue.len() as i64);
+        let retry = self.retry_delay();
+        tracing::error!(
+            error = %err,
+            records,
+            queued = self.queue.len(),
+            parked = self.queue.parked(),
+            failures = self.failures,
+            retry_ms = retry.as_millis() as u64,
+            "cannot store chat batch; kept for a retry"
+        );
+        if self.failures % RESTART_AFTER_FAILURES == 0 {
+            tracing::warn!(
+                failures = self.failures,
+                "chat mirror restarts after failing batches"
+            );
+            ctx.stop();
+        } else {
+            self.schedule(retry, ctx);
+        }
     }
 
     /// Announces a committed batch.
@@ -197,120 +358,40 @@ impl ChatSync {
     }
 }
 
-/// What of a batch its listeners hear about after the commit: the live inbound messages (by
-/// device and id; a live inbound message is the one that counts as unread) and every receipt.
-fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<CommittedReceipt>) {
-    let mut live = HashSet::new();
-    let mut receipts = Vec::new();
-    for (tenant_id, write) in batch {
-        match write {
-            ChatWrite::Message {
-                unread: true, row, ..
-            } => {
-                live.insert((row.device_id, row.wa_id.clone()));
-            }
-            ChatWrite::Message { .. } => {}
-            ChatWrite::Ack {
-                device_id,
-                wa_ids,
-                status,
-            } => receipts.push(CommittedReceipt {
-                tenant_id: *tenant_id,
-                device_id: *device_id,
-                message_ids: wa_ids.clone(),
-                status,
-            }),
-        }
-    }
-    (live, receipts)
-}
-
-/// Stores the media of a batch's messages (on a blocking thread) and records their hashes; a
-/// file that cannot be written leaves the message without media rather than losing it.
-async fn save_media(media: MediaStore, writes: Vec<ChatWrite>) -> Vec<ChatWrite> {
-    let saved = tokio::task::spawn_blocking(move || {
-        writes
-            .into_iter()
-            .map(|mut write| {
-                if let ChatWrite::Message { row, media: data, .. } = &mut write {
-                    if let Some(bytes) = data.take() {
-                        match media.save(&bytes) {
-                            Ok(sha) => row.media_sha256 = Some(sha),
-                            Err(err) => tracing::error!(error = %err, dir = %media.dir().display(), "cannot store media"),
-                        }
-                    }
-                }
-                write
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    saved.unwrap_or_default()
-}
-
-/// With storage off, a batch is announced as is (no ids from the database, no dedup).
-fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
-    let now = Utc::now().naive_utc();
-    let mut outcome = BatchOutcome::default();
-    for write in writes {
-        match write {
-            ChatWrite::Message {
-                chat_jid,
-                chat_name,
-                unread,
-                row,
-                ..
-            } => {
-                let chat = Chat {
-                    id: 0,
-                    tenant_id: row.tenant_id,
-                    device_id: row.device_id,
-                    jid: chat_jid,
-                    name: chat_name,
-                    last_message_text: row.body.clone(),
-                    last_message_at: Some(row.sent_at),
-                    unread_count: i64::from(unread),
-                    created_at: now,
-                    updated_at: now,
-                };
-                let message = StoredMessage {
-                    id: 0,
-                    tenant_id: row.tenant_id,
-                    device_id: row.device_id,
-                    chat_id: 0,
-                    wa_id: row.wa_id,
-                    sender_jid: row.sender_jid,
-                    sender_name: row.sender_name,
-                    from_me: row.from_me,
-                    body: row.body,
-                    media_mime: row.media_mime,
-                    media_size: row.media_size,
-                    media_sha256: row.media_sha256,
-                    status: row.status,
-                    sent_at: row.sent_at,
-                    created_at: now,
-                };
-                outcome.stored.push((message, chat));
-            }
-            ChatWrite::Ack {
-                device_id,
-                wa_ids,
-                status,
-            } => outcome.acks.push((device_id, wa_ids, status)),
-        }
-    }
-    outcome
-}
-
 impl Actor for ChatSync {
     type Context = Context<Self>;
+
+    /// Up unless batches are failing; a restart picks the retries up after the backoff.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.failures == 0 {
+            self.observer.beacon.up();
+        } else if !self.queue.is_empty() {
+            self.schedule(self.retry_delay(), ctx);
+        }
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.observer.beacon.down();
+        Running::Stop
+    }
+}
+
+impl Supervised for ChatSync {
+    /// The queue and the failure count survive; scheduled work and the zone cache do not.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.observer.beacon.restarting();
+        self.timer = None;
+        self.flushing = false;
+        self.zones.clear();
+    }
 }
 
 impl Handler<RecordMessages> for ChatSync {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: RecordMessages, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RecordMessages, ctx: &mut Context<Self>) -> Self::Result {
         let now = Utc::now().naive_utc();
+        let mut writes = Vec::with_capacity(msg.messages.len());
         for message in msg.messages {
             let from_me = message.from_me;
             let write = ChatWrite::Message {
@@ -335,18 +416,19 @@ impl Handler<RecordMessages> for ChatSync {
                     created_at: now,
                 }),
             };
-            self.push(msg.tenant_id, write, ctx);
+            writes.push((msg.tenant_id, write));
         }
+        self.enqueue(writes, ctx)
     }
 }
 
 impl Handler<RecordReceipt> for ChatSync {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: RecordReceipt, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RecordReceipt, ctx: &mut Context<Self>) -> Self::Result {
         let status = match msg.receipt.kind {
             // Recorded as sent when the send call returned; the server's ack adds nothing.
-            ReceiptKind::Sent => return,
+            ReceiptKind::Sent => return Box::pin(async {}),
             ReceiptKind::Failed => "failed",
             ReceiptKind::Delivered => "delivered",
             ReceiptKind::Read => "read",
@@ -356,6 +438,6 @@ impl Handler<RecordReceipt> for ChatSync {
             wa_ids: msg.receipt.message_ids,
             status,
         };
-        self.push(msg.tenant_id, write, ctx);
+        self.enqueue(vec![(msg.tenant_id, write)], ctx)
     }
 }

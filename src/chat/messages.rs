@@ -5,6 +5,9 @@ use actix::{Message, Recipient};
 use crate::whatsapp::{Receipt, WaMessage};
 
 /// Store (and publish) messages of a device: live ones, sent ones, or a history batch.
+///
+/// Answered once the mirror has queued them: at once, or after a commit made room when its
+/// queue is full. A device actor awaits the answer before reading more from its session.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RecordMessages {
@@ -18,7 +21,7 @@ pub struct RecordMessages {
     pub history: bool,
 }
 
-/// Apply a delivery or read receipt.
+/// Apply a delivery or read receipt (answered like [`RecordMessages`]).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RecordReceipt {

@@ -6,9 +6,11 @@
 //! [`time::time_label`].
 
 pub mod actor;
+pub mod batch;
 pub mod media;
 pub mod messages;
 pub mod model;
+pub mod queue;
 pub mod store;
 pub mod time;
 

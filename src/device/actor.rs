@@ -285,23 +285,32 @@ impl DeviceActor {
                 let persist = self.end_for_good(DeviceStatus::Banned, reason, false, ctx);
                 ctx.wait(persist.into_actor(self));
             }
-            ConnectorEvent::Message(message) => self.deps.chat.messages.do_send(RecordMessages {
-                tenant_id: self.tenant_id,
-                device_id: self.device_id,
-                messages: vec![message],
-                history: false,
-            }),
-            ConnectorEvent::Receipt(receipt) => self.deps.chat.receipts.do_send(RecordReceipt {
-                tenant_id: self.tenant_id,
-                device_id: self.device_id,
-                receipt,
-            }),
-            ConnectorEvent::HistorySync(batch) => self.deps.chat.messages.do_send(RecordMessages {
-                tenant_id: self.tenant_id,
-                device_id: self.device_id,
-                messages: batch,
-                history: true,
-            }),
+            ConnectorEvent::Message(message) => {
+                let record = self.deps.chat.messages.send(RecordMessages {
+                    tenant_id: self.tenant_id,
+                    device_id: self.device_id,
+                    messages: vec![message],
+                    history: false,
+                });
+                wait_for_mirror(record, ctx);
+            }
+            ConnectorEvent::Receipt(receipt) => {
+                let record = self.deps.chat.receipts.send(RecordReceipt {
+                    tenant_id: self.tenant_id,
+                    device_id: self.device_id,
+                    receipt,
+                });
+                wait_for_mirror(record, ctx);
+            }
+            ConnectorEvent::HistorySync(batch) => {
+                let record = self.deps.chat.messages.send(RecordMessages {
+                    tenant_id: self.tenant_id,
+                    device_id: self.device_id,
+                    messages: batch,
+                    history: true,
+                });
+                wait_for_mirror(record, ctx);
+            }
         }
     }
 
@@ -623,17 +632,50 @@ impl DeviceActor {
             return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
         }
         let message = sent(jid);
-        Box::pin(send(session).into_actor(self).map(move |result, actor, _| {
-            result.map_err(DeviceError::from)?;
-            actor.deps.chat.messages.do_send(RecordMessages {
-                tenant_id: actor.tenant_id,
-                device_id: actor.device_id,
-                messages: vec![message],
-                history: false,
-            });
-            Ok(())
-        }))
+        let (chat, tenant_id, device_id) = (
+            self.deps.chat.messages.clone(),
+            self.tenant_id,
+            self.device_id,
+        );
+        let sending = send(session);
+        Box::pin(
+            async move {
+                sending.await.map_err(DeviceError::from)?;
+                // The answer waits while the mirror's queue is full: senders slow down too.
+                let recorded = chat
+                    .send(RecordMessages {
+                        tenant_id,
+                        device_id,
+                        messages: vec![message],
+                        history: false,
+                    })
+                    .await;
+                if recorded.is_err() {
+                    tracing::error!(
+                        device_id,
+                        "the chat mirror is gone; a sent message was not recorded"
+                    );
+                }
+                Ok(())
+            }
+            .into_actor(self),
+        )
     }
+}
+
+/// Backpressure from the chat mirror: the actor handles nothing else (its session's events
+/// wait in their bounded channel, so WhatsApp traffic waits in the session) until the mirror has
+/// queued the record. The mirror waits only for the database, never for a device actor, so this
+/// cannot deadlock; if the mirror is gone the wait ends at once.
+fn wait_for_mirror(
+    record: impl std::future::Future<Output = Result<(), MailboxError>> + 'static,
+    ctx: &mut Context<DeviceActor>,
+) {
+    ctx.wait(actix::fut::wrap_future::<_, DeviceActor>(async move {
+        if record.await.is_err() {
+            tracing::error!("the chat mirror is gone; a chat record was not queued");
+        }
+    }));
 }
 
 /// The record of a message this device sent.

@@ -11,6 +11,8 @@
 //! - Crashes: actors live on several arbiters. A panic kills one arbiter with its actors; the
 //!   health check finds their mailboxes dead, replaces the arbiter and re-creates the actors
 //!   after their backoff. After N restarts in the window a device is parked with a reason.
+//! - Itself: runs under an `actix::Supervisor`; a restart keeps the registry (the device actors
+//!   live on their own arbiters) and re-arms its timers. After `Shutdown` it stays idle.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,6 +116,10 @@ pub struct DeviceSupervisor {
     draining: bool,
     boot_started: Instant,
     boot_finished_after: Option<Duration>,
+    /// Set by `Shutdown`: a restart after it stays idle.
+    shut_down: bool,
+    /// Up while it runs (see [`DeviceSupervisor::watched`]).
+    beacon: crate::metrics::Beacon,
 }
 
 impl DeviceSupervisor {
@@ -145,8 +151,16 @@ impl DeviceSupervisor {
             draining: false,
             boot_started: Instant::now(),
             boot_finished_after: None,
+            shut_down: false,
+            beacon: crate::metrics::Beacon::detached(),
             deps,
         }
+    }
+
+    /// The same supervisor, reporting whether it runs on `beacon`.
+    pub fn watched(mut self, beacon: crate::metrics::Beacon) -> Self {
+        self.beacon = beacon;
+        self
     }
 
     /// Loads every device worth connecting and starts them, online ones first.
@@ -413,6 +427,10 @@ impl Actor for DeviceSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.shut_down {
+            return;
+        }
+        self.beacon.up();
         ctx.run_interval(ADMISSION_TICK, |this, _| this.admit());
         let health = Duration::from_millis(self.deps.settings.health_check_ms);
         ctx.run_interval(health, |this, ctx| this.check_health(ctx));
@@ -429,6 +447,20 @@ impl Actor for DeviceSupervisor {
                 );
             }
         });
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.beacon.down();
+        Running::Stop
+    }
+}
+
+impl Supervised for DeviceSupervisor {
+    /// The registry and the admission queue survive; `started` re-arms the timers.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        if !self.shut_down {
+            self.beacon.restarting();
+        }
     }
 }
 
@@ -710,6 +742,7 @@ impl Handler<Shutdown> for DeviceSupervisor {
                 for arbiter in &this.arbiters {
                     arbiter.stop();
                 }
+                this.shut_down = true;
                 ctx.stop();
             }),
         )

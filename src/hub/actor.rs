@@ -5,6 +5,10 @@
 //! `Unsubscribe`, `Disconnect`. Sends `Frame`s to sessions. Each topic carries a `seq` that
 //! grows by one per event, so a client can notice a gap and re-fetch over REST.
 //!
+//! Runs under an `actix::Supervisor` (see [`super::start`]): a restart keeps its subscriptions
+//! and sequence numbers (the sessions behind them are still open) and its [`Beacon`] tells
+//! `/readyz` whether it runs.
+//!
 //! Backpressure: every frame handed to a session is counted in its [`SessionLink`] until the
 //! socket takes it; a session over its limit gets `Frame::TooSlow` (close 1013) and nothing
 //! more, so a client that stopped reading holds at most its limit in memory.
@@ -13,13 +17,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::messages::*;
+use super::redis_bridge::{BridgeMetrics, BridgeSender};
+use super::topic::Topic;
+use crate::metrics::Beacon;
 use actix::prelude::*;
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
-use tokio::sync::mpsc;
-
-use super::messages::*;
-use super::topic::Topic;
 
 /// Prometheus collectors of the hub and its sessions.
 #[derive(Clone)]
@@ -32,6 +36,8 @@ pub struct HubMetrics {
     pub slow_closed: IntCounter,
     /// `wafleet_hub_events_total`: events routed.
     pub events: IntCounter,
+    /// The Redis bridge's drop counter and queue gauge.
+    pub bridge: BridgeMetrics,
 }
 
 impl HubMetrics {
@@ -47,11 +53,23 @@ impl HubMetrics {
             "WebSocket sessions closed with 1013 for not keeping up",
         )?;
         let events = IntCounter::new("hub_events_total", "Events routed by the hub")?;
+        let bridge = BridgeMetrics {
+            dropped: IntCounter::new(
+                "redis_bridge_dropped_total",
+                "Hub events not shared over Redis: Redis down or the bridge queue full",
+            )?,
+            queued: IntGauge::new(
+                "redis_bridge_queue",
+                "Hub events waiting to be published to Redis",
+            )?,
+        };
         for collector in [
             Box::new(subscriptions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(sessions.clone()),
             Box::new(slow_closed.clone()),
             Box::new(events.clone()),
+            Box::new(bridge.dropped.clone()),
+            Box::new(bridge.queued.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -60,6 +78,7 @@ impl HubMetrics {
             sessions,
             slow_closed,
             events,
+            bridge,
         })
     }
 }
@@ -84,8 +103,10 @@ pub struct Hub {
     /// Last sequence number per (tenant, topic).
     seq: HashMap<(i64, Topic), u64>,
     /// Local publications for other daemons (set when Redis is configured).
-    bridge: Option<mpsc::UnboundedSender<HubEvent>>,
+    bridge: Option<BridgeSender>,
     metrics: HubMetrics,
+    /// Up while the hub runs.
+    beacon: Beacon,
 }
 
 /// The JSON frame a client receives.
@@ -99,14 +120,15 @@ struct WireEvent<'a> {
 }
 
 impl Hub {
-    /// A hub; `bridge` forwards local events to other daemons.
-    pub fn new(bridge: Option<mpsc::UnboundedSender<HubEvent>>, metrics: HubMetrics) -> Self {
+    /// A hub; `bridge` forwards local events to other daemons; `beacon` says it runs.
+    pub fn new(bridge: Option<BridgeSender>, metrics: HubMetrics, beacon: Beacon) -> Self {
         Self {
             topics: HashMap::new(),
             sessions: HashMap::new(),
             seq: HashMap::new(),
             bridge,
             metrics,
+            beacon,
         }
     }
 
@@ -184,6 +206,22 @@ impl Hub {
 
 impl Actor for Hub {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.beacon.up();
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.beacon.down();
+        Running::Stop
+    }
+}
+
+impl Supervised for Hub {
+    /// Subscriptions and sequence numbers survive: the sessions behind them are still open.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.beacon.restarting();
+    }
 }
 
 impl Handler<HubEvent> for Hub {
@@ -192,7 +230,7 @@ impl Handler<HubEvent> for Hub {
     fn handle(&mut self, event: HubEvent, _: &mut Context<Self>) {
         self.deliver(&event);
         if let Some(bridge) = &self.bridge {
-            let _ = bridge.send(event);
+            bridge.offer(event);
         }
     }
 }

@@ -13,18 +13,20 @@ pub mod topic;
 
 use std::sync::{Arc, OnceLock};
 
-use actix::{Actor, Addr};
+use actix::{Addr, Supervisor};
 use secrecy::ExposeSecret;
 
 use crate::config::RedisSettings;
+use crate::metrics::Beacon;
 pub use actor::{Hub, HubMetrics};
 pub use messages::HubEvent;
 pub use topic::Topic;
 
-/// Starts the hub, with the Redis bridge when `redis.url` is set.
+/// Starts the hub under a supervisor, with the Redis bridge when `redis.url` is set.
 pub fn start(
     settings: &RedisSettings,
     metrics: HubMetrics,
+    beacon: Beacon,
 ) -> Result<Addr<Hub>, redis::RedisError> {
     let slot = Arc::new(OnceLock::new());
     let url = settings.url.expose_secret();
@@ -35,13 +37,18 @@ pub fn start(
         let node = uuid::Uuid::new_v4().simple().to_string();
         tracing::info!(node = %node, channel = %settings.channel, "hub bridged over redis");
         Some(redis_bridge::start(
-            client,
-            settings.channel.clone(),
-            node,
+            redis_bridge::BridgeConfig {
+                client,
+                channel: settings.channel.clone(),
+                node,
+                capacity: settings.queue_capacity,
+            },
+            metrics.bridge.clone(),
             slot.clone(),
         ))
     };
-    let hub = Hub::new(bridge, metrics).start();
+    let hub = Hub::new(bridge, metrics, beacon);
+    let hub = Supervisor::start(move |_| hub);
     let _ = slot.set(hub.clone());
     Ok(hub)
 }

@@ -29,6 +29,7 @@ mod login_abuse;
 mod member_scope;
 mod migrations;
 mod openapi;
+mod resilience;
 mod sequences;
 mod wa_handshake;
 mod wa_store;

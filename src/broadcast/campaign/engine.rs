@@ -6,8 +6,11 @@
 //!
 //! Handles [`StartCampaign`], [`WatchCampaign`] and [`ControlCampaign`] (see
 //! [`messages`](super::messages)), plus its own `LaneEnded`, `TickDone` and `StartDue`. Emits
-//! `CAMPAIGN_PROGRESS` on `campaign/<id>` through the Hub. Started once at start-up and not
-//! supervised: it never stops itself, and a failed lane or tick is retried on the next tick.
+//! `CAMPAIGN_PROGRESS` on `campaign/<id>` through the Hub. Runs under an `actix::Supervisor`:
+//! a failed lane or tick is retried on the next tick, but when it cannot load the running
+//! campaigns at start it stops itself, and the restart (after a backoff of 0.5 s doubling to
+//! 30 s) drops its lanes and reloads everything from the database. Its [`Beacon`] is up while
+//! it runs, and after a restart only once that reload succeeded.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -36,6 +39,12 @@ use crate::db::{Db, DbError};
 use crate::device::model::Device;
 use crate::device::Fleet;
 use crate::hub::{Hub, HubEvent, Topic};
+use crate::metrics::Beacon;
+
+/// First delay before reloading after a restart.
+const RELOAD_MIN: Duration = Duration::from_millis(500);
+/// Longest delay before reloading after a restart.
+const RELOAD_MAX: Duration = Duration::from_secs(30);
 
 /// The engine's dependencies.
 #[derive(Clone)]
@@ -63,6 +72,10 @@ pub struct CampaignEngine {
     runs: HashMap<i64, Run>,
     /// A tick is in progress (ticks never overlap).
     ticking: bool,
+    /// Restarts since the last successful load.
+    restarts: u32,
+    /// Up once the running campaigns are loaded (see [`CampaignEngine::watched`]).
+    beacon: Beacon,
 }
 
 /// A campaign this process is running.
@@ -109,7 +122,15 @@ impl CampaignEngine {
             deps,
             runs: HashMap::new(),
             ticking: false,
+            restarts: 0,
+            beacon: Beacon::detached(),
         }
+    }
+
+    /// The same engine, reporting whether it runs on `beacon`.
+    pub fn watched(mut self, beacon: Beacon) -> Self {
+        self.beacon = beacon;
+        self
     }
 }
 
@@ -117,23 +138,56 @@ impl Actor for CampaignEngine {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.restarts == 0 {
+            self.beacon.up();
+        }
         let interval = Duration::from_millis(self.deps.broadcast.progress_interval_ms.max(50));
         ctx.run_interval(interval, |engine, ctx| engine.tick(ctx));
-        // Resume what was running before a restart.
+        // Resume what was running before a (daemon or actor) restart.
         let db = self.deps.db.clone();
+        let delay = match self.restarts {
+            0 => Duration::ZERO,
+            n => RELOAD_MIN
+                .saturating_mul(1 << (n - 1).min(16))
+                .min(RELOAD_MAX),
+        };
         ctx.spawn(
-            async move { store::campaigns_in(&db, &[CampaignStatus::Running, CampaignStatus::Paused]).await }
-                .into_actor(self)
-                .map(|found, engine, ctx| match found {
-                    Ok(campaigns) => {
-                        for campaign in campaigns {
-                            tracing::info!(campaign_id = campaign.id, status = %campaign.status, "resuming campaign");
-                            engine.resume_run(campaign, ctx);
-                        }
+            async move {
+                tokio::time::sleep(delay).await;
+                store::campaigns_in(&db, &[CampaignStatus::Running, CampaignStatus::Paused]).await
+            }
+            .into_actor(self)
+            .map(|found, engine, ctx| match found {
+                Ok(campaigns) => {
+                    engine.restarts = 0;
+                    engine.beacon.up();
+                    for campaign in campaigns {
+                        tracing::info!(campaign_id = campaign.id, status = %campaign.status, "resuming campaign");
+                        engine.resume_run(campaign, ctx);
                     }
-                    Err(err) => tracing::error!(error = %err, "could not load running campaigns"),
-                }),
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "could not load running campaigns; restarting");
+                    ctx.stop();
+                }
+            }),
         );
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.beacon.down();
+        Running::Stop
+    }
+}
+
+impl Supervised for CampaignEngine {
+    /// Lanes and ticks in flight were cancelled with the old context: forget the runs, and
+    /// `started` reloads them from the database (the outbox) after the backoff.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.beacon.restarting();
+        self.restarts = self.restarts.saturating_add(1);
+        self.runs.clear();
+        self.ticking = false;
     }
 }
 

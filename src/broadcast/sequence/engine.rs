@@ -70,6 +70,8 @@ pub struct SequenceEngine {
     /// sequence not here (new, resumed, or after a restart) gets a full look.
     scanned: HashMap<i64, NaiveDateTime>,
     ticking: bool,
+    /// Up while it runs (see [`SequenceEngine::watched`]).
+    beacon: crate::metrics::Beacon,
 }
 
 impl SequenceEngine {
@@ -79,7 +81,14 @@ impl SequenceEngine {
             deps,
             scanned: HashMap::new(),
             ticking: false,
+            beacon: crate::metrics::Beacon::detached(),
         }
+    }
+
+    /// The same engine, reporting whether it runs on `beacon`.
+    pub fn watched(mut self, beacon: crate::metrics::Beacon) -> Self {
+        self.beacon = beacon;
+        self
     }
 }
 
@@ -87,12 +96,28 @@ impl Actor for SequenceEngine {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.beacon.up();
         let interval = Duration::from_millis(self.deps.broadcast.sequence_tick_ms.max(50));
         ctx.run_interval(interval, |engine, ctx| {
             if !engine.ticking {
                 ctx.notify(Tick);
             }
         });
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.beacon.down();
+        Running::Stop
+    }
+}
+
+impl Supervised for SequenceEngine {
+    /// Everything is in the database: a restart forgets how far it looked for tagged leads
+    /// (the next tick looks again in full) and the tick that was cut short.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.beacon.restarting();
+        self.scanned.clear();
+        self.ticking = false;
     }
 }
 

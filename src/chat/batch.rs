@@ -1,0 +1,116 @@
+//! Pure helpers of one chat mirror batch: what its listeners hear after the commit, storing its
+//! media, and its outcome when storage is off. No actix here; `ChatSync` drives them.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+
+use super::media::MediaStore;
+use super::messages::CommittedReceipt;
+use super::model::{Chat, StoredMessage};
+use super::store::{BatchOutcome, ChatWrite};
+
+/// What of a batch its listeners hear about after the commit: the live inbound messages (by
+/// device and id; a live inbound message is the one that counts as unread) and every receipt.
+pub fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<CommittedReceipt>) {
+    let mut live = HashSet::new();
+    let mut receipts = Vec::new();
+    for (tenant_id, write) in batch {
+        match write {
+            ChatWrite::Message {
+                unread: true, row, ..
+            } => {
+                live.insert((row.device_id, row.wa_id.clone()));
+            }
+            ChatWrite::Message { .. } => {}
+            ChatWrite::Ack {
+                device_id,
+                wa_ids,
+                status,
+            } => receipts.push(CommittedReceipt {
+                tenant_id: *tenant_id,
+                device_id: *device_id,
+                message_ids: wa_ids.clone(),
+                status,
+            }),
+        }
+    }
+    (live, receipts)
+}
+
+/// Stores the media of a batch's messages (on a blocking thread) and records their hashes; a
+/// file that cannot be written leaves the message without media rather than losing it.
+pub async fn save_media(media: MediaStore, writes: Vec<ChatWrite>) -> Vec<ChatWrite> {
+    let saved = tokio::task::spawn_blocking(move || {
+        writes
+            .into_iter()
+            .map(|mut write| {
+                if let ChatWrite::Message { row, media: data, .. } = &mut write {
+                    if let Some(bytes) = data.take() {
+                        match media.save(&bytes) {
+                            Ok(sha) => row.media_sha256 = Some(sha),
+                            Err(err) => tracing::error!(error = %err, dir = %media.dir().display(), "cannot store media"),
+                        }
+                    }
+                }
+                write
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    saved.unwrap_or_default()
+}
+
+/// With storage off, a batch is announced as is (no ids from the database, no dedup).
+pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
+    let now = Utc::now().naive_utc();
+    let mut outcome = BatchOutcome::default();
+    for write in writes {
+        match write {
+            ChatWrite::Message {
+                chat_jid,
+                chat_name,
+                unread,
+                row,
+                ..
+            } => {
+                let chat = Chat {
+                    id: 0,
+                    tenant_id: row.tenant_id,
+                    device_id: row.device_id,
+                    jid: chat_jid,
+                    name: chat_name,
+                    last_message_text: row.body.clone(),
+                    last_message_at: Some(row.sent_at),
+                    unread_count: i64::from(unread),
+                    created_at: now,
+                    updated_at: now,
+                };
+                let message = StoredMessage {
+                    id: 0,
+                    tenant_id: row.tenant_id,
+                    device_id: row.device_id,
+                    chat_id: 0,
+                    wa_id: row.wa_id,
+                    sender_jid: row.sender_jid,
+                    sender_name: row.sender_name,
+                    from_me: row.from_me,
+                    body: row.body,
+                    media_mime: row.media_mime,
+                    media_size: row.media_size,
+                    media_sha256: row.media_sha256,
+                    status: row.status,
+                    sent_at: row.sent_at,
+                    created_at: now,
+                };
+                outcome.stored.push((message, chat));
+            }
+            ChatWrite::Ack {
+                device_id,
+                wa_ids,
+                status,
+            } => outcome.acks.push((device_id, wa_ids, status)),
+        }
+    }
+    outcome
+}
