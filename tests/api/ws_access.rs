@@ -17,7 +17,7 @@ const RECHECK_FAST: &[(&str, &str)] = &[("WAFLEET__WS__RECHECK_SECS", "1")];
 /// Sessions live two seconds.
 const SHORT_LIFE: &[(&str, &str)] = &[("WAFLEET__WS__MAX_LIFETIME_SECS", "2")];
 
-crate::both_backends!(with RECHECK_FAST;
+crate::both_backends!(with super::RECHECK_FAST;
     a_revoked_token_closes_its_websocket,
     signing_out_closes_the_sessions_websocket,
     disabling_a_user_closes_their_websocket,
@@ -31,7 +31,7 @@ crate::both_backends!(
     viewers_never_see_pairing_secrets,
 );
 
-crate::both_backends!(with SHORT_LIFE; a_session_closes_at_its_maximum_lifetime);
+crate::both_backends!(with super::SHORT_LIFE; a_session_closes_at_its_maximum_lifetime);
 
 /// How long a close may take: a re-check, or a period of one second plus the round trip.
 const CLOSE_WITHIN: Duration = Duration::from_secs(5);
