@@ -23,7 +23,7 @@ crate::both_backends!(
 crate::both_backends!(
     with &[
         ("WAFLEET__ADMIN__PASSWORD", ""),
-        ("WAFLEET__AUTH__ADMIN_PASSWORD_FILE", &super::admin_password_file()),
+        ("WAFLEET__AUTH__ADMIN_PASSWORD_FILE", super::admin_password_file().as_str()),
     ];
     the_generated_admin_password_must_be_changed,
 );
@@ -71,6 +71,13 @@ async fn age_sessions(db: &Db, user_id: i64, minutes: i64) -> Result<usize, DbEr
     })
 }
 
+/// `PATCH /users/{id}` setting a password, by `by`.
+async fn patch_password(by: &UserClient, id: i64, password: &str) -> reqwest::Response {
+    let path = format!("/api/v1/users/{id}");
+    by.send_json(Method::PATCH, &path, &json!({ "password": password }))
+        .await
+}
+
 async fn error_code(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap();
     body["error"]["code"]
@@ -84,15 +91,8 @@ async fn passwords_change_only_with_the_current_one(app: TestApp) {
     let member = app.create_user(owner.tenant_id, "member").await;
     let me: Value = member.get("/api/v1/me").await.json().await.unwrap();
     let member_email = me["user"]["email"].as_str().unwrap().to_string();
-    let patch_password = |id: i64, password: &'static str| {
-        owner.send_json(
-            Method::PATCH,
-            &format!("/api/v1/users/{id}"),
-            &json!({"password": password}),
-        )
-    };
     // Not one's own, not without the current password.
-    let own = patch_password(owner.user_id, "taken-over-pass").await;
+    let own = patch_password(&owner, owner.user_id, "taken-over-pass").await;
     assert_eq!(own.status(), 400);
     assert_eq!(error_code(own).await, "cannot_change_self");
     assert_eq!(
@@ -108,7 +108,7 @@ async fn passwords_change_only_with_the_current_one(app: TestApp) {
     assert_eq!(by_token.status(), 403);
     // Not from an old sign-in.
     age_sessions(&app.db, owner.user_id, 60).await.unwrap();
-    let stale = patch_password(member.user_id, "reset-password-1").await;
+    let stale = patch_password(&owner, member.user_id, "reset-password-1").await;
     assert_eq!(stale.status(), 403);
     assert_eq!(error_code(stale).await, "reauthentication_required");
     // A fresh sign-in may; the member is signed out and must choose their own.

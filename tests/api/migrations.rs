@@ -128,6 +128,7 @@ async fn schema_rs_matches_the_database(app: TestApp) {
                     Option<chrono::NaiveDateTime>,
                     chrono::NaiveDateTime,
                     chrono::NaiveDateTime,
+                    bool,
                 )>(conn)
                 .await?
                 .len();
