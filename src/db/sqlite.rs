@@ -194,10 +194,12 @@ impl deadpool::managed::Manager for SqliteManager {
 }
 
 /// The PRAGMAs every SQLite connection needs: WAL for concurrent readers, a busy timeout so
-/// writers queue instead of failing, foreign keys (off by default in SQLite).
+/// writers queue instead of failing, foreign keys (off by default in SQLite). The busy timeout
+/// comes first: switching to WAL takes a lock, and a connection opened while another holds the
+/// write lock (an abandoned statement still running) must wait for it, not fail.
 pub(crate) fn sqlite_pragmas(busy_timeout_ms: u32) -> String {
     format!(
-        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_timeout_ms}; \
+        "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
          PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
     )
 }

@@ -112,10 +112,7 @@ mod tests {
                 "{risky}"
             );
         }
-        assert_eq!(
-            media_disposition(None),
-            ("application/octet-stream", true)
-        );
+        assert_eq!(media_disposition(None), ("application/octet-stream", true));
     }
 
     #[test]
@@ -126,10 +123,16 @@ mod tests {
             HeaderValue::from_static(MEDIA_POLICY),
         );
         add_defaults(&mut headers, false);
-        assert_eq!(headers.get(header::CONTENT_SECURITY_POLICY).unwrap(), MEDIA_POLICY);
+        assert_eq!(
+            headers.get(header::CONTENT_SECURITY_POLICY).unwrap(),
+            MEDIA_POLICY
+        );
         assert_eq!(headers.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
         assert!(!headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
         add_defaults(&mut headers, true);
-        assert_eq!(headers.get(header::STRICT_TRANSPORT_SECURITY).unwrap(), HSTS);
+        assert_eq!(
+            headers.get(header::STRICT_TRANSPORT_SECURITY).unwrap(),
+            HSTS
+        );
     }
 }

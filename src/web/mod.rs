@@ -109,7 +109,10 @@ pub fn app(
         .split_for_parts();
     if state.openapi_json.get().is_none() {
         let mut openapi = openapi;
-        describe_security(&mut openapi, auth::cookie_name(state.settings.auth.secure_cookies));
+        describe_security(
+            &mut openapi,
+            auth::cookie_name(state.settings.auth.secure_cookies),
+        );
         let json = openapi.to_json().unwrap_or_else(|_| "{}".into());
         let _ = state.openapi_json.set(json);
     }

@@ -130,16 +130,21 @@ async fn unknown_routes_and_bad_input_get_json_errors() {
 
 /// Starts `times` futures made by `start` (given 0, 1, …) and drops each after its first poll
 /// (a zero timeout: the query is handed to its blocking task, then abandoned, as when a client
-/// hangs up). Returns how many were still unfinished when dropped.
-async fn drop_mid_flight<F, Fut>(times: usize, mut start: F) -> usize
+/// hangs up). Returns how many were still unfinished when dropped; fails on any query that
+/// finished with an error (a cancelled neighbour must not make others fail).
+async fn drop_mid_flight<F, Fut, T, E>(times: usize, mut start: F) -> usize
 where
     F: FnMut(usize) -> Fut,
-    Fut: std::future::Future,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Debug,
 {
     let mut cancelled = 0;
     for n in 0..times {
-        let outcome = tokio::time::timeout(std::time::Duration::ZERO, start(n)).await;
-        cancelled += usize::from(outcome.is_err());
+        match tokio::time::timeout(std::time::Duration::ZERO, start(n)).await {
+            Err(_) => cancelled += 1,
+            Ok(Err(err)) => panic!("query {n} failed after cancelled ones: {err:?}"),
+            Ok(Ok(_)) => {}
+        }
     }
     cancelled
 }

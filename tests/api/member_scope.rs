@@ -119,7 +119,11 @@ async fn members_change_only_their_own_campaigns_and_sequences(app: TestApp) {
     for (method, path, body) in [
         (Method::PUT, path.clone(), &edit),
         (Method::POST, format!("{path}/toggle"), &none),
-        (Method::POST, format!("{path}/enrollments"), &json!({"lead_ids": [1]})),
+        (
+            Method::POST,
+            format!("{path}/enrollments"),
+            &json!({"lead_ids": [1]}),
+        ),
         (Method::DELETE, format!("{path}/enrollments/1"), &none),
         (Method::DELETE, format!("{path}/steps/1/image"), &none),
         (Method::DELETE, path.clone(), &none),
@@ -239,14 +243,18 @@ async fn a_members_sequence_sends_only_through_their_devices(app: TestApp) {
         "the other device's lead is left out: {report}"
     );
     app.state.sequences.send(Tick).await.unwrap();
-    let rows = wait_until("five step messages sent", Duration::from_secs(60), || async {
-        let rows = sequence_rows(&app, id).await;
-        let sent = rows
-            .iter()
-            .filter(|(_, s)| ["sent", "delivered", "read"].contains(&s.as_str()))
-            .count();
-        (sent == 5).then_some(rows)
-    })
+    let rows = wait_until(
+        "five step messages sent",
+        Duration::from_secs(60),
+        || async {
+            let rows = sequence_rows(&app, id).await;
+            let sent = rows
+                .iter()
+                .filter(|(_, s)| ["sent", "delivered", "read"].contains(&s.as_str()))
+                .count();
+            (sent == 5).then_some(rows)
+        },
+    )
     .await;
     assert!(
         rows.iter().all(|(device, _)| *device == Some(first)),

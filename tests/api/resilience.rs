@@ -17,7 +17,7 @@ use crate::helpers::{spawn_app_on, spawn_app_with, wait_until, Backend, TestApp,
 
 /// The value of the first metric line starting with `prefix` (name and labels).
 pub async fn metric(app: &TestApp, prefix: &str) -> Option<f64> {
-    let text = app.get("/metrics").await.text().await.ok()?;
+    let text = app.metrics().await.text().await.ok()?;
     text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())

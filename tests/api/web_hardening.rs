@@ -21,7 +21,10 @@ fn assert_page_headers(headers: &HeaderMap, what: &str) {
         "frame-ancestors 'none'",
         "object-src 'none'",
     ] {
-        assert!(policy.contains(directive), "{what}: {directive} in {policy}");
+        assert!(
+            policy.contains(directive),
+            "{what}: {directive} in {policy}"
+        );
     }
     assert!(!policy.contains("unsafe-inline"), "{what}: {policy}");
     assert_eq!(headers["x-frame-options"], "DENY", "{what}");
@@ -44,9 +47,12 @@ async fn pages_api_and_errors_carry_security_headers() {
 
 #[actix_web::test]
 async fn secure_cookie_deployments_send_hsts() {
-    let app = spawn_app_with(Backend::Sqlite, &[("WAFLEET__AUTH__SECURE_COOKIES", "true")])
-        .await
-        .unwrap();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[("WAFLEET__AUTH__SECURE_COOKIES", "true")],
+    )
+    .await
+    .unwrap();
     let response = app.get("/").await;
     assert_page_headers(response.headers(), "/");
     let hsts = response.headers()["strict-transport-security"]
@@ -92,13 +98,17 @@ async fn a_metrics_listener_serves_metrics_alone() {
         .await
         .unwrap();
     assert_eq!(own.status(), 200);
-    assert!(own.text().await.unwrap().contains("wafleet_devices"));
+    assert!(own.text().await.unwrap().contains("wafleet_ws_sessions"));
     let other = client
         .get(format!("http://127.0.0.1:{port}/api/v1/me"))
         .send()
         .await
         .unwrap();
-    assert_eq!(other.status(), 404, "the metrics listener serves nothing else");
+    assert_eq!(
+        other.status(),
+        404,
+        "the metrics listener serves nothing else"
+    );
     // The main listener no longer serves it, even to the token.
     assert_eq!(app.metrics().await.status(), 404);
     assert_eq!(
@@ -114,7 +124,13 @@ async fn a_metrics_listener_serves_metrics_alone() {
 }
 
 /// Stores `bytes` as a media file of an inbound message claiming `mime`; returns its URL.
-async fn stored_media(app: &TestApp, tenant_id: i64, device_id: i64, mime: &str, bytes: &[u8]) -> String {
+async fn stored_media(
+    app: &TestApp,
+    tenant_id: i64,
+    device_id: i64,
+    mime: &str,
+    bytes: &[u8],
+) -> String {
     let sha = MediaStore::new(app.settings.chat.media_dir.clone())
         .save(bytes)
         .unwrap();
@@ -183,7 +199,14 @@ async fn media_of_unlisted_types_download_sandboxed(app: TestApp) {
     );
 
     let voice = b"OggS\0fake-voice-note";
-    let url = stored_media(&app, owner.tenant_id, device, "audio/ogg; codecs=opus", voice).await;
+    let url = stored_media(
+        &app,
+        owner.tenant_id,
+        device,
+        "audio/ogg; codecs=opus",
+        voice,
+    )
+    .await;
     let served = owner.get(&url).await;
     assert_eq!(served.headers()["content-type"], "audio/ogg");
     assert!(!served.headers().contains_key("content-disposition"));

@@ -216,7 +216,10 @@ async fn an_access_change_on_this_daemon_rechecks_at_once(app: TestApp) {
     wafleet::auth::store::delete_token(&app.db, owner.tenant_id, id)
         .await
         .unwrap();
-    app.state.auth.changes.user_changed(owner.user_id + 1_000_000);
+    app.state
+        .auth
+        .changes
+        .user_changed(owner.user_id + 1_000_000);
     app.state.auth.changes.user_changed(owner.user_id);
     assert_closed_4401(&mut ws, "revoked").await;
 }

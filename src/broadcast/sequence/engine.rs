@@ -259,8 +259,7 @@ impl DevicePicker {
             only_ids: allowed.clone(),
         };
         let (devices, _) =
-            crate::device::store::list_devices(db, sequence.tenant_id, &filter, 10_000, 0)
-                .await?;
+            crate::device::store::list_devices(db, sequence.tenant_id, &filter, 10_000, 0).await?;
         Ok(Self {
             ids: devices.into_iter().map(|d| d.id).collect(),
             next: rand::random::<u32>() as usize,
@@ -466,9 +465,7 @@ impl<'a> DueRound<'a> {
             let picker = DevicePicker::online(&self.deps.db, sequence).await?;
             self.devices.insert(sequence.id, picker);
         }
-        self.devices
-            .get_mut(&sequence.id)
-            .ok_or(DbError::NotFound)
+        self.devices.get_mut(&sequence.id).ok_or(DbError::NotFound)
     }
 
     /// Queues one due enrolment's `step`, or reschedules it.

@@ -96,16 +96,21 @@ pub fn changes_of(
     changes: broadcast::Receiver<i64>,
     user_id: i64,
 ) -> impl Stream<Item = AccessChanged> + Unpin + 'static {
-    Box::pin(futures_util::stream::unfold(changes, move |mut changes| async move {
-        loop {
-            match changes.recv().await {
-                Ok(id) if id == user_id => return Some((AccessChanged, changes)),
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return Some((AccessChanged, changes)),
-                Err(broadcast::error::RecvError::Closed) => return None,
+    Box::pin(futures_util::stream::unfold(
+        changes,
+        move |mut changes| async move {
+            loop {
+                match changes.recv().await {
+                    Ok(id) if id == user_id => return Some((AccessChanged, changes)),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Some((AccessChanged, changes))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
             }
-        }
-    }))
+        },
+    ))
 }
 
 /// A hub frame as a viewer may read it: a `QR_UPDATED` frame without its QR payload (its
