@@ -65,11 +65,14 @@ impl Metrics {
     }
 }
 
+/// An actor's name and its up flag.
+type Beacons = Vec<(&'static str, Arc<AtomicBool>)>;
+
 /// The singleton actors of one daemon and whether each is up.
 #[derive(Clone)]
 pub struct Liveness {
     /// Every beacon handed out, by actor name, in the order they were made.
-    actors: Arc<Mutex<Vec<(&'static str, Arc<AtomicBool>)>>>,
+    actors: Arc<Mutex<Beacons>>,
     /// `actor_up{actor}`: 1 while the actor is up.
     up: IntGaugeVec,
     /// `actor_restarts_total{actor}`: restarts by its supervisor.

@@ -301,7 +301,7 @@ impl ChatSync {
             retry_ms = retry.as_millis() as u64,
             "cannot store chat batch; kept for a retry"
         );
-        if self.failures % RESTART_AFTER_FAILURES == 0 {
+        if self.failures.is_multiple_of(RESTART_AFTER_FAILURES) {
             tracing::warn!(
                 failures = self.failures,
                 "chat mirror restarts after failing batches"

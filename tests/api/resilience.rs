@@ -163,7 +163,7 @@ async fn a_silent_redis_keeps_the_bridge_bounded_and_events_flow_once_it_answers
 /// transaction on SQLite, `LOCK TABLE messages` on PostgreSQL.
 enum DbLock {
     Sqlite(diesel::SqliteConnection),
-    Postgres(AsyncPgConnection),
+    Postgres(Box<AsyncPgConnection>),
 }
 
 impl DbLock {
@@ -178,7 +178,7 @@ impl DbLock {
             conn.batch_execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE;")
                 .await
                 .unwrap();
-            DbLock::Postgres(conn)
+            DbLock::Postgres(Box::new(conn))
         }
     }
 
