@@ -149,6 +149,8 @@ export async function api(method, path, body, options = {}) {
       forgetMe();
       return api(method, path, body, { ...options, retried: true });
     }
+    // A one-time password must be replaced first: the sign-in page asks for a new one.
+    if (err.code === "password_change_required" && redirectOn401) goToLogin();
     throw err;
   }
   if (res.status === 204) return null;

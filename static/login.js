@@ -51,12 +51,16 @@ form.addEventListener("submit", async (event) => {
   button.disabled = true;
   button.textContent = "Signing in…";
   try {
-    await api(
+    const session = await api(
       "POST",
       "/api/v1/auth/login",
       { email: email.value.trim(), password: password.value },
       { csrf: false, redirectOn401: false },
     );
+    if (session.must_change_password) {
+      askForNewPassword(password.value);
+      return;
+    }
     location.replace(destination());
   } catch (err) {
     const message = err instanceof ApiError ? err.message : "Sign-in failed. Try again.";
@@ -72,7 +76,52 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
-// Already signed in (e.g. the back button): skip the form.
+const passwordForm = document.getElementById("password-form");
+const currentPassword = document.getElementById("current-password");
+const newPassword = document.getElementById("new-password");
+const repeatPassword = document.getElementById("repeat-password");
+const setButton = document.getElementById("set-password");
+
+/**
+ * A one-time (generated or reset) password must be replaced before anything else: the API
+ * answers `password_change_required` until then. `current` is the password just typed, or
+ * empty when the page was opened already signed in (the field is shown then).
+ */
+function askForNewPassword(current) {
+  form.hidden = true;
+  passwordForm.hidden = false;
+  currentPassword.value = current;
+  document.getElementById("current-field").hidden = Boolean(current);
+  newPassword.focus();
+}
+
+passwordForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearAlert(errorBox);
+  if (newPassword.value.length < 10) {
+    showAlert(errorBox, "The new password needs at least 10 characters.");
+    newPassword.focus();
+    return;
+  }
+  if (newPassword.value !== repeatPassword.value) {
+    showAlert(errorBox, "The two new passwords differ.");
+    repeatPassword.select();
+    return;
+  }
+  setButton.disabled = true;
+  try {
+    await api("POST", "/api/v1/me/password", {
+      current_password: currentPassword.value,
+      new_password: newPassword.value,
+    }, { redirectOn401: false });
+    location.replace(destination());
+  } catch (err) {
+    showAlert(errorBox, err instanceof ApiError ? err.message : "Could not set the password.");
+    setButton.disabled = false;
+  }
+});
+
+// Already signed in (e.g. the back button): skip the form, unless the password must change.
 api("GET", "/api/v1/me", undefined, { redirectOn401: false })
-  .then(() => location.replace(destination()))
+  .then((me) => (me.must_change_password ? askForNewPassword("") : location.replace(destination())))
   .catch(() => {});

@@ -77,7 +77,12 @@ pub struct AppState {
         title = "wafleet",
         description = "WhatsApp fleet daemon: devices, chats, campaigns and real-time events."
     ),
-    components(schemas(ErrorBody, error::ErrorDetail, ErrorCode))
+    components(schemas(
+        ErrorBody,
+        error::ErrorDetail,
+        ErrorCode,
+        routes::campaigns::ControlAction
+    ))
 )]
 struct ApiDoc;
 

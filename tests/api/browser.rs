@@ -72,6 +72,76 @@ async fn dashboard_sign_in_and_team_in_chromium() {
     }
 }
 
+/// An account with a one-time password is asked for its own on the sign-in page, and reaches
+/// the dashboard once it is set (the API refuses everything else until then).
+#[actix_web::test]
+async fn a_one_time_password_is_replaced_at_sign_in_in_chromium() {
+    let driver = Chromedriver::start().await;
+    let app = spawn_app_with(Backend::Sqlite, &[]).await.unwrap();
+    let admin = wafleet::auth::store::find_user_by_email(&app.db, ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap();
+    let patch = wafleet::auth::model::UserPatch {
+        must_change_password: Some(true),
+        ..Default::default()
+    };
+    wafleet::auth::store::update_user(&app.db, admin.tenant_id.unwrap(), admin.id, patch)
+        .await
+        .unwrap();
+    let browser = Browser::open(&driver, WIDTHS[1]).await;
+    let outcome = AssertUnwindSafe(async {
+        browser.goto(&app.url("/")).await;
+        let email = browser
+            .wait_for(Locator::Css("#email"), "the sign-in form")
+            .await;
+        email.send_keys(ADMIN_EMAIL).await.unwrap();
+        browser
+            .find("#password")
+            .await
+            .send_keys(ADMIN_PASSWORD)
+            .await
+            .unwrap();
+        browser.find("#login").await.click().await.unwrap();
+        browser
+            .wait_until_js(
+                "return !document.getElementById('password-form').hidden",
+                "the new-password form",
+            )
+            .await;
+        let chosen = "my own long passphrase";
+        browser
+            .find("#new-password")
+            .await
+            .send_keys(chosen)
+            .await
+            .unwrap();
+        browser
+            .find("#repeat-password")
+            .await
+            .send_keys(chosen)
+            .await
+            .unwrap();
+        browser.find("#set-password").await.click().await.unwrap();
+        browser
+            .wait_for(
+                Locator::XPath(&format!(
+                    "//*[@id='whoami' and contains(., '{ADMIN_NAME}')]"
+                )),
+                "the dashboard after the new password",
+            )
+            .await;
+        let renewed = app.login(ADMIN_EMAIL, chosen).await;
+        assert_eq!(renewed.get("/api/v1/devices").await.status(), 200);
+    })
+    .catch_unwind()
+    .await;
+    browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Sign-in, dashboard and team pages at the browser's width.
 async fn walk_through(app: &TestApp, browser: &Browser) {
     // Signed out, the dashboard sends us to the sign-in page.
