@@ -6,10 +6,10 @@
 use actix_web::http::header::ContentType;
 use actix_web::{get, web, App, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 
 use super::auth::{authenticate, authorize, bearer_token, require};
 use super::{ApiError, AppState};
+use crate::auth::secret;
 
 /// Prometheus metrics in the text exposition format, for the `metrics.token` bearer or a
 /// platform admin (session or API token). 404 when `metrics.listen` serves them elsewhere.
@@ -31,7 +31,7 @@ pub async fn metrics(
     let scraper = !expected.is_empty()
         && bearer
             .as_deref()
-            .is_some_and(|token| same_secret(token, expected));
+            .is_some_and(|token| secret::constant_time_eq(token, expected));
     if !scraper {
         let caller = authenticate(&req, bearer).await?;
         authorize::<require::Admin>(&caller)?;
@@ -71,22 +71,4 @@ fn render(state: &AppState) -> Result<HttpResponse, ApiError> {
                 .map_err(ApiError::internal)?,
         ))
         .body(text))
-}
-
-/// Compares two secrets through their digests, so the time taken says nothing of the prefix
-/// they share.
-fn same_secret(given: &str, expected: &str) -> bool {
-    Sha256::digest(given.as_bytes()) == Sha256::digest(expected.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_by_value() {
-        assert!(same_secret("scrape-me", "scrape-me"));
-        assert!(!same_secret("scrape-me", "scrape-mf"));
-        assert!(!same_secret("", "scrape-me"));
-    }
 }
