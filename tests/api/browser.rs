@@ -91,18 +91,7 @@ async fn a_one_time_password_is_replaced_at_sign_in_in_chromium() {
         .unwrap();
     let browser = Browser::open(&driver, WIDTHS[1]).await;
     let outcome = AssertUnwindSafe(async {
-        browser.goto(&app.url("/")).await;
-        let email = browser
-            .wait_for(Locator::Css("#email"), "the sign-in form")
-            .await;
-        email.send_keys(ADMIN_EMAIL).await.unwrap();
-        browser
-            .find("#password")
-            .await
-            .send_keys(ADMIN_PASSWORD)
-            .await
-            .unwrap();
-        browser.find("#login").await.click().await.unwrap();
+        submit_sign_in(&app, &browser).await;
         browser
             .wait_until_js(
                 "return !document.getElementById('password-form').hidden",
@@ -123,14 +112,7 @@ async fn a_one_time_password_is_replaced_at_sign_in_in_chromium() {
             .await
             .unwrap();
         browser.find("#set-password").await.click().await.unwrap();
-        browser
-            .wait_for(
-                Locator::XPath(&format!(
-                    "//*[@id='whoami' and contains(., '{ADMIN_NAME}')]"
-                )),
-                "the dashboard after the new password",
-            )
-            .await;
+        wait_for_dashboard(&browser, "the dashboard after the new password").await;
         let renewed = app.login(ADMIN_EMAIL, chosen).await;
         assert_eq!(renewed.get("/api/v1/devices").await.status(), 200);
     })
@@ -437,6 +419,12 @@ async fn add_device_live(app: &TestApp, admin: &UserClient, browser: &Browser) {
 
 /// Signs in as the admin through the sign-in page and waits for the dashboard.
 async fn sign_in(app: &TestApp, browser: &Browser) {
+    submit_sign_in(app, browser).await;
+    wait_for_dashboard(browser, "the dashboard after sign-in").await;
+}
+
+/// Opens the sign-in page and submits the bootstrap admin's credentials.
+async fn submit_sign_in(app: &TestApp, browser: &Browser) {
     browser.goto(&app.url("/")).await;
     browser
         .wait_for(Locator::Css("#email"), "the sign-in form")
@@ -451,12 +439,16 @@ async fn sign_in(app: &TestApp, browser: &Browser) {
         .await
         .unwrap();
     browser.find("#login").await.click().await.unwrap();
+}
+
+/// Waits until the dashboard greets the admin.
+async fn wait_for_dashboard(browser: &Browser, what: &str) {
     browser
         .wait_for(
             Locator::XPath(&format!(
                 "//*[@id='whoami' and contains(., '{ADMIN_NAME}')]"
             )),
-            "the dashboard after sign-in",
+            what,
         )
         .await;
 }
