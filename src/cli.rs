@@ -99,6 +99,15 @@ pub struct BenchArgs {
     /// wafleet_bench_<random> is created and dropped; a temporary SQLite file when omitted.
     #[arg(long, value_name = "URL", value_parser = parse_secret)]
     pub db: Option<SecretString>,
+
+    /// A Redis server for the hub's bridge, as a daemon of several would use (inbound); an
+    /// unreachable one (e.g. redis://127.0.0.1:1) measures the bridge while Redis is down.
+    #[arg(long, value_name = "URL", value_parser = parse_secret)]
+    pub redis: Option<SecretString>,
+
+    /// Uploads at once (images).
+    #[arg(long, value_name = "P", default_value_t = 6)]
+    pub parallel: u32,
 }
 
 /// Benchmark scenarios (issue 11); the others arrive with the features they measure.
@@ -116,6 +125,8 @@ pub enum Scenario {
     Import,
     /// N real whatsapp-rust clients on the database-backed store (`--devices`): RSS per client.
     Clients,
+    /// P pictures at once through the image pipeline, large ones and bombs: peak memory.
+    Images,
 }
 
 /// Pacing of the broadcast benchmark.
@@ -147,6 +158,7 @@ impl Scenario {
             Scenario::Inbound => "inbound",
             Scenario::Import => "import",
             Scenario::Clients => "clients",
+            Scenario::Images => "images",
         }
     }
 }

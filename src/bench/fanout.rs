@@ -121,7 +121,7 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
     let settings = super::settings(&database_url, &[])?;
     let (db, admin) = super::prepare(&settings).await?;
     let tenant_id = admin.tenant_id.context("the admin account has no tenant")?;
-    let token = create_token(&db, &admin, tenant_id).await?;
+    let token = create_token(&db, &admin, tenant_id, Scope::Read).await?;
     drop(db);
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -172,7 +172,13 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
 }
 
 /// An API token of the admin, read scope, for the clients.
-pub(super) async fn create_token(db: &Db, admin: &User, tenant_id: i64) -> anyhow::Result<String> {
+/// An API token of the admin with `scope`, for the benchmark's clients.
+pub(super) async fn create_token(
+    db: &Db,
+    admin: &User,
+    tenant_id: i64,
+    scope: Scope,
+) -> anyhow::Result<String> {
     let token = secret::new_api_token();
     store::insert_token(
         db,
@@ -182,7 +188,7 @@ pub(super) async fn create_token(db: &Db, admin: &User, tenant_id: i64) -> anyho
             name: "bench",
             token_hash: &secret::digest(&token),
             prefix: token.get(..8).unwrap_or(&token),
-            scopes: Scope::Read.as_str(),
+            scopes: scope.as_str(),
             created_at: Utc::now().naive_utc(),
         },
     )

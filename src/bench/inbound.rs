@@ -5,16 +5,20 @@
 //!
 //! Each message's text is its emission time (µs since an epoch shared with the clients), so the
 //! clients time every frame without a side channel. The clients are the same `awc` WebSocket
-//! clients as in [`super::fanout`].
+//! clients as in [`super::fanout`]. With `--redis`, every event is also offered to the Redis
+//! bridge; the memory figures show what that costs, and with an unreachable Redis that the
+//! bridge's queue stays bounded.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::fanout::{self, Listen, StampField};
-use super::report::{self, round, Target};
+use super::report::{self, round, Memory, Target};
 use super::RunningApp;
+use crate::auth::model::Scope;
 use crate::cli::BenchArgs;
 use crate::device::model::DeviceFilter;
 use crate::device::store;
@@ -32,7 +36,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         messages: args.messages,
         rate: args.rate.filter(|r| *r > 0.0).unwrap_or(DEFAULT_RATE),
     };
-    super::with_database(args, |url| measure(url, plan)).await
+    let redis = args
+        .redis
+        .as_ref()
+        .map(|url| url.expose_secret().to_string());
+    super::with_database(args, |url| measure(url, plan, redis)).await
 }
 
 /// What to run.
@@ -44,19 +52,20 @@ struct Plan {
     rate: f64,
 }
 
-async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
-    let settings = super::settings(
-        &database_url,
-        &[
-            ("WAFLEET__SIM__AUTO_SCAN_AFTER_MS", "5"),
-            ("WAFLEET__SIM__QR_ROTATE_MS", "0"),
-            ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
-        ],
-    )?;
+async fn measure(database_url: String, plan: Plan, redis: Option<String>) -> anyhow::Result<Value> {
+    let mut extra = vec![
+        ("WAFLEET__SIM__AUTO_SCAN_AFTER_MS", "5"),
+        ("WAFLEET__SIM__QR_ROTATE_MS", "0"),
+        ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+    ];
+    if let Some(url) = &redis {
+        extra.push(("WAFLEET__REDIS__URL", url));
+    }
+    let settings = super::settings(&database_url, &extra)?;
     let (db, admin) = super::prepare(&settings).await?;
     let tenant_id = admin.tenant_id.context("the admin account has no tenant")?;
     super::boot::seed(&db, tenant_id, plan.devices).await?;
-    let token = fanout::create_token(&db, &admin, tenant_id).await?;
+    let token = fanout::create_token(&db, &admin, tenant_id, Scope::Read).await?;
     let (devices, _) = store::list_devices(
         &db,
         tenant_id,
@@ -85,6 +94,7 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
         event: "NEW_MESSAGE",
         stamp: StampField::MessageText,
     };
+    let memory_before = Memory::probe()?;
     let cpu_before = report::cpu_seconds();
     let emit_errors = std::cell::Cell::new(0u64);
     let outcome = fanout::drive(
@@ -114,6 +124,7 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
     let cpu = report::cpu_seconds()
         .zip(cpu_before)
         .map(|(after, before)| round(after - before, 2));
+    let memory_after = Memory::probe()?;
     let backend = app.state.db.backend_name();
     app.stop().await?;
     let (reports, publish_seconds, started) = outcome?;
@@ -126,6 +137,15 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
             "db": backend,
             "chat_batch_window_ms": batch.0,
             "chat_batch_max": batch.1,
+            "redis": redis.is_some(),
+        },
+        "memory": {
+            "rss_before_mib": round(memory_before.rss_kib as f64 / 1024.0, 1),
+            "rss_after_mib": round(memory_after.rss_kib as f64 / 1024.0, 1),
+            "peak_growth_mib": round(
+                memory_after.peak_kib.saturating_sub(memory_before.rss_kib) as f64 / 1024.0,
+                1,
+            ),
         },
         "emit_errors": emit_errors.get(),
         "achieved_rate_per_s": round(f64::from(plan.messages) / publish_seconds, 1),

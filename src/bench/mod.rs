@@ -15,7 +15,8 @@
 //!
 //! # Files
 //! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox;
-//! [`inbound`] simulator→WebSocket latency of inbound messages; [`import`] a CSV of leads through
+//! [`inbound`] simulator→WebSocket latency of inbound messages (and memory, with Redis up or
+//! down); [`images`] the image pipeline's peak memory under parallel uploads and bombs; [`import`] a CSV of leads through
 //! the importer; [`fanout`] hub events to many WebSocket subscribers; [`clients`] real
 //! whatsapp-rust clients on the database-backed store and their memory; [`report`] machine
 //! description, memory, percentiles and targets (pure, unit-tested).
@@ -24,6 +25,7 @@ pub mod boot;
 pub mod broadcast;
 pub mod clients;
 pub mod fanout;
+pub mod images;
 pub mod import;
 pub mod inbound;
 pub mod report;
@@ -72,6 +74,7 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
                 broadcast::run(args, time_scale.unwrap_or(DEFAULT_TIME_SCALE)).await
             }
             Scenario::Clients => clients::run(args).await,
+            Scenario::Images => images::run(args).await,
         }
     })?;
     let mut report = json!({

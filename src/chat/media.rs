@@ -11,8 +11,10 @@
 //! [`MAX_DECODED_BYTES`], and the decoder runs under [`image::Limits`] (dimensions and total
 //! allocation). A picture is brought to 8 bits per channel and down to [`MAX_SIDE`] right after
 //! decoding, by area averaging that allocates only the small result. Decoding is CPU work:
-//! callers use [`prepare_image_bounded`], which runs it on a blocking thread with at most one
-//! decode per core at a time ([`DecodeGate`]), so parallel uploads cannot add up their peaks.
+//! callers use [`prepare_image_bounded`], which reads the header first, then runs the decode on
+//! a blocking thread with at most one decode per core and all decodes together within a memory
+//! budget weighed from their headers ([`DecodeGate`]), so parallel uploads cannot add up their
+//! peaks; upload bodies are bounded the same way ([`upload_budget`]).
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 
 mod gate;
-pub use gate::DecodeGate;
+pub use gate::{upload_budget, ByteBudget, DecodeGate, Reservation};
 
 /// Largest picture accepted for sending, before re-encoding.
 pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
@@ -40,6 +42,9 @@ const MAX_DECODED_SIDE: u32 = 20_000;
 const MAX_DECODER_ALLOC: u64 = MAX_DECODED_BYTES + 32 * 1024 * 1024;
 /// Longest side of a sent picture (WhatsApp shows less anyway).
 pub const MAX_SIDE: u32 = 1600;
+/// Memory a decode needs beyond the decoded picture: the scaled result at up to 16 bits per
+/// channel and its 8-bit copy.
+const OUTPUT_RESERVE: u64 = MAX_SIDE as u64 * MAX_SIDE as u64 * 4 * 3;
 /// JPEG qualities tried, best first.
 const QUALITIES: [u8; 6] = [88, 80, 72, 64, 55, 45];
 
@@ -104,6 +109,20 @@ pub fn prepare_image(bytes: &[u8]) -> Result<PreparedImage, ImageRejected> {
 
 /// Decodes `bytes` after checking, from the header alone, that the result fits the limits.
 fn decode_bounded(bytes: &[u8]) -> Result<DynamicImage, ImageRejected> {
+    let (decoder, _) = open_bounded(bytes)?;
+    DynamicImage::from_decoder(decoder).map_err(rejected)
+}
+
+/// Memory a decode of `bytes` needs, from its header: the decoded picture plus its result and
+/// working buffers ([`OUTPUT_RESERVE`]). Refuses what [`prepare_image`] would refuse from the
+/// header, so a bomb never waits for the gate.
+pub fn decode_cost(bytes: &[u8]) -> Result<u64, ImageRejected> {
+    open_bounded(bytes).map(|(_, decoded)| decoded + OUTPUT_RESERVE)
+}
+
+/// A decoder of `bytes` under [`Limits`] and the bytes it will decode to, after checking the
+/// format and, from the header, the size.
+fn open_bounded(bytes: &[u8]) -> Result<(impl ImageDecoder + '_, u64), ImageRejected> {
     if bytes.len() > MAX_UPLOAD_BYTES {
         return Err(ImageRejected::TooLarge);
     }
@@ -130,7 +149,7 @@ fn decode_bounded(bytes: &[u8]) -> Result<DynamicImage, ImageRejected> {
     if decoded_bytes > MAX_DECODED_BYTES {
         return Err(ImageRejected::DecodedTooLarge(decoded_bytes));
     }
-    DynamicImage::from_decoder(decoder).map_err(rejected)
+    Ok((decoder, decoded_bytes))
 }
 
 /// A decoder's error as the client's: a limit the decoder hit is a picture too large.
@@ -145,10 +164,18 @@ fn rejected(err: ImageError) -> ImageRejected {
 /// [`prepare_image`] on a blocking thread behind [`DecodeGate::global`]: what request handlers
 /// call.
 pub async fn prepare_image_bounded(bytes: Vec<u8>) -> Result<PreparedImage, ImageRejected> {
+    let failed = |e: tokio::task::JoinError| ImageRejected::Corrupt(format!("the decoder failed: {e}"));
+    // The header is read off the async threads too: a decoder may inflate chunks before it.
+    let (bytes, cost) = tokio::task::spawn_blocking(move || {
+        let cost = decode_cost(&bytes);
+        (bytes, cost)
+    })
+    .await
+    .map_err(failed)?;
     DecodeGate::global()
-        .run(move || prepare_image(&bytes))
+        .run(cost?, move || prepare_image(&bytes))
         .await
-        .map_err(|e| ImageRejected::Corrupt(format!("the decoder failed: {e}")))?
+        .map_err(failed)?
 }
 
 /// Scales down (never up) so the longest side is at most `side`, keeping the aspect ratio. A

@@ -3,14 +3,16 @@
 //! and uploaded pictures.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 
 use super::{ApiError, AppState, ErrorCode};
 use crate::auth::password::MAX_PASSWORD_LEN;
 use crate::broadcast::settings;
-use crate::chat::media::{self, MediaStore};
+use crate::chat::media::{self, upload_budget, MediaStore, Reservation};
 use crate::config::Cidr;
 use crate::phone;
 
@@ -152,24 +154,74 @@ pub async fn tenant_phone(state: &AppState, tenant_id: i64, raw: &str) -> Result
     Ok(phone::normalize(raw, effective.country)?)
 }
 
-/// Reads an uploaded image (the raw request body, at most 32 MiB), prepares it for WhatsApp
-/// (resized, JPEG) and stores it; answers its SHA-256 in the media store. 413 `too_large`
-/// beyond the limit, 422 `invalid_image` for a picture that cannot be read.
+/// How long a picture upload waits for room in the upload budget before 503 `busy`.
+const UPLOAD_WAIT: Duration = Duration::from_secs(30);
+/// How long a picture's body may take to arrive once its room is reserved (408 after).
+pub const UPLOAD_DEADLINE: Duration = Duration::from_secs(120);
+/// Room reserved beyond the picture for a multipart form's other fields and boundaries.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
+/// Reserves room for a picture upload in the process's upload budget ([`upload_budget`]): the
+/// request's declared Content-Length, or the upload limit when it declares none; both capped
+/// at the limit (a longer body fails with 413 as it is read). Waits at most [`UPLOAD_WAIT`],
+/// then 503 `busy` with `Retry-After`. Hold the reservation until the picture is prepared.
+pub async fn reserve_upload(req: &HttpRequest) -> Result<(Reservation, usize), ApiError> {
+    let limit = media::MAX_UPLOAD_BYTES as u64 + FORM_OVERHEAD;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(limit, |n| n.min(limit));
+    match tokio::time::timeout(UPLOAD_WAIT, upload_budget().reserve(declared)).await {
+        Ok(reservation) => Ok((reservation, declared as usize)),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::Busy,
+            "too many pictures are being uploaded; retry shortly",
+        )
+        .with_retry_after(5)),
+    }
+}
+
+/// 408 `upload_timeout`: the body did not arrive within [`UPLOAD_DEADLINE`].
+pub fn upload_timeout() -> ApiError {
+    ApiError::new(
+        ErrorCode::UploadTimeout,
+        format!(
+            "the picture did not arrive within {} s",
+            UPLOAD_DEADLINE.as_secs()
+        ),
+    )
+}
+
+/// Reads an uploaded image (the raw request body, at most 32 MiB, within the upload budget and
+/// [`UPLOAD_DEADLINE`]), prepares it for WhatsApp (resized, JPEG) and stores it; answers its
+/// SHA-256 in the media store. 413 `too_large` beyond the limit, 422 `invalid_image` for a
+/// picture that cannot be read, 503 `busy` when the budget stays full.
 pub async fn receive_image(
     state: &AppState,
+    req: &HttpRequest,
     payload: &mut web::Payload,
 ) -> Result<String, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
-        if body.len() + chunk.len() > media::MAX_UPLOAD_BYTES {
-            return Err(ApiError::new(
-                ErrorCode::TooLarge,
-                "the image is larger than 32 MiB",
-            ));
+    let (_room, declared) = reserve_upload(req).await?;
+    let read = async {
+        let mut body = Vec::with_capacity(declared.min(media::MAX_UPLOAD_BYTES));
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+            if body.len() + chunk.len() > media::MAX_UPLOAD_BYTES {
+                return Err(ApiError::new(
+                    ErrorCode::TooLarge,
+                    "the image is larger than 32 MiB",
+                ));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(UPLOAD_DEADLINE, read)
+        .await
+        .map_err(|_| upload_timeout())??;
     let prepared = media::prepare_image_bounded(body).await?;
     let store = MediaStore::new(state.settings.chat.media_dir.clone());
     web::block(move || store.save(&prepared.data))

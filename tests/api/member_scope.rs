@@ -20,7 +20,9 @@ use crate::helpers::{wait_until, TestApp, UserClient};
 crate::both_backends!(with &[crate::campaigns::FAST_SIM, crate::sequences::TICK_ON_REQUEST].concat();
     members_change_only_their_own_campaigns_and_sequences,
     a_members_distribution_never_sends_through_an_unassigned_device,
+    a_running_lane_stops_when_its_device_is_unassigned,
     a_members_sequence_sends_only_through_their_devices,
+    members_chain_only_into_their_own_sequences,
 );
 
 async fn assign(owner: &UserClient, user_id: i64, devices: &[i64]) {
@@ -163,6 +165,144 @@ async fn a_members_distribution_never_sends_through_an_unassigned_device(app: Te
     assert_eq!(used, HashSet::from([second]), "{rows:?}");
     let sent = rows.iter().filter(|r| r["status"] != "skipped").count();
     assert_eq!(sent, 5, "the second device's share, to its limit");
+}
+
+/// (device, status) of each row, for failure messages.
+fn summary(rows: &[Value]) -> Vec<(i64, String)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r["device_id"].as_i64().unwrap_or(0),
+                r["status"].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Rows of a campaign sent (or further) by `device`.
+fn sent_by(rows: &[Value], device: i64) -> usize {
+    rows.iter()
+        .filter(|r| r["device_id"] == device)
+        .filter(|r| ["sent", "delivered", "read"].contains(&r["status"].as_str().unwrap_or("")))
+        .count()
+}
+
+async fn a_running_lane_stops_when_its_device_is_unassigned(app: TestApp) {
+    // "wait": the unassigned device's rows stay for it, and it must not send them meanwhile.
+    // "move": they go to the device the member keeps.
+    for on_loss in ["wait", "move"] {
+        let owner = app.new_tenant(&format!("Acme {on_loss}")).await;
+        let member = app.create_user(owner.tenant_id, "member").await;
+        let first = app.paired_device(&owner, "One").await;
+        let second = app.paired_device(&owner, "Two").await;
+        assign(&owner, member.user_id, &[first, second]).await;
+        let list = seed_leads(&app, owner.tenant_id, "Expo", 30, 0).await;
+        // 20 s gaps (0.2 s at 100×): each device's share of 15 takes about 3 s.
+        let id = create(
+            &member,
+            json!({"name": "Both", "message": "Hi {name}", "target": {"list_ids": [list]},
+                   "pacing": {"min_delay_ms": 20000, "max_delay_ms": 21000, "per_minute": 12,
+                              "per_day": 1000, "warmup_days": 0, "typing": false},
+                   "on_device_loss": on_loss,
+                   "devices": {"mode": "set", "ids": [first, second]}}),
+        )
+        .await;
+        start(&member, id).await;
+        let second_share = wait_until(
+            "the first device to send",
+            Duration::from_secs(60),
+            || async {
+                let rows = messages(&member, id).await;
+                let share = rows.iter().filter(|r| r["device_id"] == second).count();
+                (sent_by(&rows, first) > 0).then_some(share)
+            },
+        )
+        .await;
+        assign(&owner, member.user_id, &[second]).await;
+        let before = sent_by(&messages(&member, id).await, first);
+        let rows = if on_loss == "move" {
+            wait_status(&member, id, "completed").await;
+            messages(&member, id).await
+        } else {
+            wait_until(
+                "the kept device to send its share",
+                Duration::from_secs(60),
+                || async {
+                    let rows = messages(&member, id).await;
+                    (sent_by(&rows, second) >= second_share).then_some(rows)
+                },
+            )
+            .await
+        };
+        let after = sent_by(&rows, first);
+        // At most the send already under way when the assignment went can still complete.
+        assert!(
+            after <= before + 1,
+            "{on_loss}: the unassigned device sent {before} before and {after} after: {:?}",
+            summary(&rows)
+        );
+        let sent = sent_by(&rows, first) + sent_by(&rows, second);
+        if on_loss == "move" {
+            assert_eq!(
+                sent,
+                30,
+                "its rows moved to the device kept: {:?}",
+                summary(&rows)
+            );
+        } else {
+            assert!(sent < 30, "its rows wait for it: {:?}", summary(&rows));
+        }
+    }
+}
+
+/// `POST /api/v1/sequences` as `user`: the status and the answer.
+async fn create_sequence(user: &UserClient, body: Value) -> (u16, Value) {
+    let response = user.post("/api/v1/sequences", &body).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn members_chain_only_into_their_own_sequences(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let member = app.create_user(owner.tenant_id, "member").await;
+    let steps = json!([{"message": "Hi"}]);
+    let (_, owners) = create_sequence(
+        &owner,
+        json!({"name": "Owner's", "status": "paused", "steps": steps}),
+    )
+    .await;
+    let (_, mine) = create_sequence(
+        &member,
+        json!({"name": "Mine", "status": "paused", "steps": steps}),
+    )
+    .await;
+    let (status, answer) = create_sequence(
+        &member,
+        json!({"name": "Into the owner's", "steps": steps, "next_sequence_id": owners["id"]}),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["error"]["code"], "forbidden");
+    let edit = member
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/sequences/{}", mine["id"]),
+            &json!({"name": "Mine", "steps": steps, "next_sequence_id": owners["id"]}),
+        )
+        .await;
+    assert_eq!(edit.status(), 403);
+    let (status, answer) = create_sequence(
+        &member,
+        json!({"name": "Into mine", "steps": steps, "next_sequence_id": mine["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = create_sequence(
+        &owner,
+        json!({"name": "Owner into the member's", "steps": steps, "next_sequence_id": mine["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "owners chain into any: {answer}");
 }
 
 /// (device, status) of each outbox row of the sequence.

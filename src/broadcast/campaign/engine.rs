@@ -81,10 +81,11 @@ pub struct CampaignEngine {
 /// A campaign this process is running.
 struct Run {
     plan: Rc<Plan>,
-    control: watch::Sender<Control>,
+    /// What the campaign tells its lanes now (new lanes start with it).
+    control: Control,
     on_loss: OnDeviceLoss,
-    /// Devices with a lane now.
-    lanes: HashSet<i64>,
+    /// Devices with a lane now, each with that lane's control channel.
+    lanes: HashMap<i64, watch::Sender<Control>>,
     /// The last progress published (unchanged progress is not published again).
     last: Option<Progress>,
     /// A lost device's rows are being moved (AI distribution moves one at a time).
@@ -94,6 +95,48 @@ struct Run {
     /// Cancelled (or ended elsewhere) while lanes still held rows: the run stays until its last
     /// lane has given them back, then this campaign's final progress is published.
     stopping: Option<Campaign>,
+}
+
+impl Run {
+    /// Tells every lane of the campaign `control`; a withdrawn lane stays withdrawn (it is
+    /// giving its rows back) unless the campaign is cancelled.
+    fn set_control(&mut self, control: Control) {
+        self.control = control;
+        for lane in self.lanes.values() {
+            lane.send_if_modified(|current| {
+                let change = *current != control
+                    && (*current != Control::Withdraw || control == Control::Cancel);
+                if change {
+                    *current = control;
+                }
+                change
+            });
+        }
+    }
+
+    /// Stops the lanes of devices the campaign may no longer use (`usable` holds the ones it
+    /// may): their claimed rows go back to pending and follow the device-loss rule.
+    fn withdraw_lanes_outside(&self, campaign_id: i64, usable: &HashMap<i64, &Device>) {
+        for (device_id, lane) in &self.lanes {
+            if usable.contains_key(device_id) {
+                continue;
+            }
+            let withdrawn = lane.send_if_modified(|current| {
+                let change = *current != Control::Withdraw && *current != Control::Cancel;
+                if change {
+                    *current = Control::Withdraw;
+                }
+                change
+            });
+            if withdrawn {
+                tracing::info!(
+                    campaign_id,
+                    device_id,
+                    "lane withdrawn: the campaign may no longer use the device"
+                );
+            }
+        }
+    }
 }
 
 /// A lane ended.
@@ -267,10 +310,8 @@ impl Handler<ControlCampaign> for CampaignEngine {
             .into_actor(self)
             .map(move |result, engine, ctx| {
                 let campaign = result?;
-                match engine.runs.get(&id) {
-                    Some(run) => {
-                        run.control.send_replace(control);
-                    }
+                match engine.runs.get_mut(&id) {
+                    Some(run) => run.set_control(control),
                     None if to == Running => engine.resume_run(campaign.clone(), ctx),
                     None => {}
                 }
@@ -370,9 +411,9 @@ impl CampaignEngine {
                         id,
                         Run {
                             plan: Rc::new(plan),
-                            control: watch::channel(control).0,
+                            control,
                             on_loss: campaign.on_device_loss(),
-                            lanes: HashSet::new(),
+                            lanes: HashMap::new(),
                             last: None,
                             moving: false,
                             left_out: HashSet::new(),
@@ -415,8 +456,8 @@ impl CampaignEngine {
             .into_actor(self)
             .map(|(due, reports, gone), engine, ctx| {
                 for id in gone {
-                    if let Some(run) = engine.runs.remove(&id) {
-                        run.control.send_replace(Control::Cancel);
+                    if let Some(mut run) = engine.runs.remove(&id) {
+                        run.set_control(Control::Cancel);
                     }
                 }
                 for id in due {
@@ -464,6 +505,7 @@ impl CampaignEngine {
             .map(|d| (d.id, d))
             .collect();
         let online_ids: Vec<i64> = online.keys().copied().collect();
+        run.withdraw_lanes_outside(id, &online);
         let mut to_move = Vec::new();
         for share in &report.progress.per_device {
             // `sending` counts too: a row a killed process left leased has no lane to re-send
@@ -474,8 +516,7 @@ impl CampaignEngine {
             }
             match share.device_id {
                 Some(device_id) if online.contains_key(&device_id) => {
-                    if !run.lanes.contains(&device_id) {
-                        run.lanes.insert(device_id);
+                    if !run.lanes.contains_key(&device_id) {
                         let device = online[&device_id].clone();
                         spawn_lane(&self.deps, run, id, device, ctx);
                     }
@@ -595,7 +636,7 @@ impl CampaignEngine {
         let idle: Vec<Device> = report
             .online
             .iter()
-            .filter(|d| pending(d.id) == 0 && !run.lanes.contains(&d.id))
+            .filter(|d| pending(d.id) == 0 && !run.lanes.contains_key(&d.id))
             .cloned()
             .collect();
         let donor = report
@@ -638,8 +679,8 @@ impl CampaignEngine {
     /// Marks a campaign completed and publishes its final progress.
     fn complete(&mut self, campaign: Campaign, ctx: &mut Context<Self>) {
         let id = campaign.id;
-        if let Some(run) = self.runs.remove(&id) {
-            run.control.send_replace(Control::Cancel);
+        if let Some(mut run) = self.runs.remove(&id) {
+            run.set_control(Control::Cancel);
         }
         let db = self.deps.db.clone();
         ctx.spawn(
@@ -674,7 +715,7 @@ impl CampaignEngine {
         let Some(run) = self.runs.get_mut(&campaign.id) else {
             return;
         };
-        run.control.send_replace(Control::Cancel);
+        run.set_control(Control::Cancel);
         if run.lanes.is_empty() {
             self.runs.remove(&campaign.id);
         } else {
@@ -700,17 +741,19 @@ impl CampaignEngine {
     }
 }
 
-/// Spawns the lane of `device` for campaign `id`; it reports its end to the engine.
+/// Spawns the lane of `device` for campaign `id` and registers it in `run`; it reports its end
+/// to the engine.
 fn spawn_lane(
     deps: &EngineDeps,
-    run: &Run,
+    run: &mut Run,
     id: i64,
     device: Device,
     ctx: &mut Context<CampaignEngine>,
 ) {
     let (db, throttle, fleet) = (deps.db.clone(), deps.throttle.clone(), deps.fleet.clone());
     let plan = run.plan.clone();
-    let control = run.control.subscribe();
+    let (lane_control, control) = watch::channel(run.control);
+    run.lanes.insert(device.id, lane_control);
     let device_id = device.id;
     let days_linked = days_linked(&device, plan.time_scale);
     let engine = ctx.address();

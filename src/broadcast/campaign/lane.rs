@@ -38,6 +38,9 @@ pub enum Control {
     Pause,
     /// Stop for good; claimed rows are skipped.
     Cancel,
+    /// This lane only: stop, claimed rows go back to pending (the device may no longer send
+    /// for the campaign, e.g. its member creator lost the assignment).
+    Withdraw,
 }
 
 /// What every lane of a campaign shares.
@@ -139,7 +142,7 @@ pub struct Lane {
     pub device: Addr<DeviceActor>,
     /// The Throttle.
     pub throttle: Addr<Throttle>,
-    /// The campaign's control channel.
+    /// The lane's control channel (the campaign's control, or its own withdrawal).
     pub control: watch::Receiver<Control>,
 }
 
@@ -333,7 +336,7 @@ impl Lane {
         Ok(())
     }
 
-    /// Waits while paused; returns the control that ended the wait (`Run` or `Cancel`).
+    /// Waits while paused; returns the control that ended the wait (not `Pause`).
     async fn wait_while_paused(&mut self) -> Control {
         match self.control.wait_for(|c| *c != Control::Pause).await {
             Ok(control) => *control,

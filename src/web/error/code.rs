@@ -152,12 +152,16 @@ error_codes! {
         "A broadcast setting is outside the configured safe bounds.";
     InvalidReason = "invalid_reason", UNPROCESSABLE_ENTITY,
         "An opt-out reason is longer than 500 characters.";
+    UploadTimeout = "upload_timeout", REQUEST_TIMEOUT,
+        "A picture's body did not arrive within the upload deadline (120 s).";
     RateLimited = "rate_limited", TOO_MANY_REQUESTS,
         "Too many failed sign-ins, or WhatsApp asked the account to slow down.";
     Internal = "internal", INTERNAL_SERVER_ERROR,
         "A server fault; the detail is in the server log under the request id.";
     DatabaseUnavailable = "database_unavailable", SERVICE_UNAVAILABLE,
         "The database cannot be reached; retry after the Retry-After seconds.";
+    Busy = "busy", SERVICE_UNAVAILABLE,
+        "The pictures being uploaded fill the server's memory budget; retry after the Retry-After seconds.";
     NotReady = "not_ready", SERVICE_UNAVAILABLE,
         "The node is draining, or its database is unreachable or not migrated.";
 }

@@ -1,6 +1,6 @@
 //! Campaigns: create, edit, preview, start, pause, resume, cancel, progress and results.
 
-use actix_web::{delete, get, patch, post, put, web, HttpResponse};
+use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -499,6 +499,7 @@ pub async fn delete_campaign(
 ))]
 #[put("/campaigns/{id}/image")]
 pub async fn put_image(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
     audit: Audit,
@@ -506,7 +507,7 @@ pub async fn put_image(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     changeable(&state, &caller, *id).await?;
-    let sha = receive_image(&state, &mut payload).await?;
+    let sha = receive_image(&state, &req, &mut payload).await?;
     store::set_image(&state.db, caller.tenant_id, *id, Some(&sha))
         .await
         .map_err(state_error)?;

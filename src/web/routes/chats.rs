@@ -12,12 +12,14 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::{secret, store as accounts, Caller};
 use crate::chat::model::{ChatView, MessageView};
+use crate::chat::media::Reservation;
 use crate::chat::{chat_view, media, message_view, store};
 use crate::device::messages::{DeviceError, MarkRead, SendImage, SendText};
 use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
+use crate::web::input::{reserve_upload, upload_timeout, UPLOAD_DEADLINE};
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::Media;
 
@@ -234,16 +236,31 @@ struct Outgoing {
     to: String,
     text: Option<String>,
     image: Option<Vec<u8>>,
+    /// The multipart body's room in the upload budget, held until the picture is prepared.
+    _room: Option<Reservation>,
 }
 
-/// Reads a multipart body: fields `to`, `caption` (or `text`) and `image`.
-async fn read_multipart(mut form: actix_multipart::Multipart) -> Result<Outgoing, ApiError> {
+/// Reads a multipart body (fields `to`, `caption` or `text`, and `image`) within the upload
+/// budget and deadline (see [`reserve_upload`]).
+async fn read_multipart(req: &HttpRequest, payload: web::Payload) -> Result<Outgoing, ApiError> {
+    let (room, _) = reserve_upload(req).await?;
+    let form = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut outgoing = tokio::time::timeout(UPLOAD_DEADLINE, read_form(form))
+        .await
+        .map_err(|_| upload_timeout())??;
+    outgoing._room = Some(room);
+    Ok(outgoing)
+}
+
+/// The fields of a multipart send.
+async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, ApiError> {
     use futures_util::StreamExt;
     let bad = |message: String| ApiError::new(ErrorCode::InvalidMultipart, message);
     let mut outgoing = Outgoing {
         to: String::new(),
         text: None,
         image: None,
+        _room: None,
     };
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| bad(e.to_string()))?;
@@ -302,7 +319,7 @@ pub async fn send_message(
     let device = visible_device(&state, &caller, *id).await?;
     let content_type = req.content_type().to_ascii_lowercase();
     let outgoing = if content_type.starts_with("multipart/form-data") {
-        read_multipart(actix_multipart::Multipart::new(req.headers(), payload)).await?
+        read_multipart(&req, payload).await?
     } else if content_type.starts_with("application/json") {
         let bytes = web::Bytes::from_request(&req, &mut payload.into_inner())
             .await
@@ -313,6 +330,7 @@ pub async fn send_message(
             to: body.to,
             text: Some(body.text),
             image: None,
+            _room: None,
         }
     } else {
         return Err(ApiError::new(

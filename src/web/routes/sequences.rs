@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{delete, get, post, put, web, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -294,6 +294,8 @@ async fn validate(
     }
     if let Some(next) = body.next_sequence_id {
         check_chain(state, caller.tenant_id, id, name, next).await?;
+        // A chain enrols leads into the next sequence: members only into their own.
+        changeable(state, caller, next).await?;
     }
     Ok((
         SequenceFields {
@@ -570,6 +572,7 @@ pub async fn toggle_sequence(
 ))]
 #[put("/sequences/{id}/steps/{position}/image")]
 pub async fn put_step_image(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Auth<require::Member>,
     audit: Audit,
@@ -578,7 +581,7 @@ pub async fn put_step_image(
 ) -> Result<web::Json<SequenceView>, ApiError> {
     let (id, position) = path.into_inner();
     let sequence = changeable(&state, &caller, id).await?;
-    let sha = receive_image(&state, &mut payload).await?;
+    let sha = receive_image(&state, &req, &mut payload).await?;
     set_step_image(&state, &audit, sequence, position, Some(&sha)).await
 }
 
