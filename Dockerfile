@@ -58,6 +58,9 @@ COPY config /app/config
 # `-e DB_URI=…` or `-e DATABASE_URL=…` replaces this default (with DB_URI here, a user's
 # DATABASE_URL would be silently ignored).
 ENV DATABASE_URL=sqlite:///data/wafleet.db
+# Two malloc arenas (see limit_malloc_arenas in src/main.rs); set here, the daemon need not
+# restart itself to get it.
+ENV MALLOC_ARENA_MAX=2
 VOLUME /data
 
 USER 10001:10001

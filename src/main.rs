@@ -12,6 +12,7 @@ use wafleet::telemetry;
 use wafleet::whatsapp::remote;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let outcome = match &cli.command {
         // Builds its own settings and logs to stderr: its stdout is one JSON object.
@@ -62,4 +63,26 @@ fn run_serve(settings: Settings) -> anyhow::Result<()> {
             .run_until_stopped()
             .await
     })
+}
+
+/// glibc's malloc gives each busy thread an arena of its own (up to 8 per core), and each keeps
+/// what it freed; with the blocking threads of picture decoding and password hashing that adds
+/// up. Two arenas measured better on every figure (`bench images`: peak growth of six parallel
+/// 21-megapixel uploads 206–247 → 118–120 MiB; `bench boot`, 1,000 devices: 40.5 → 23.8 KiB
+/// per device, same boot time). glibc reads the setting only at start, and setting it in-process
+/// needs `unsafe` (`mallopt`), so when `MALLOC_ARENA_MAX` is unset the daemon replaces itself
+/// (same process id, same arguments) with one that has it set to 2. Set it to choose another.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        use std::os::unix::process::CommandExt;
+        if let Ok(exe) = std::env::current_exe() {
+            let err = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env("MALLOC_ARENA_MAX", "2")
+                .exec();
+            // Only reached when the exec failed (e.g. the binary was replaced on disk).
+            eprintln!("wafleet: running with glibc's default malloc arenas: {err}");
+        }
+    }
 }

@@ -110,34 +110,44 @@ fn reset_peak() {
 
 /// A `LARGE_SIDE`² RGB picture with a pattern (PNG, a few MB; it decodes in full).
 fn large_png() -> anyhow::Result<Vec<u8>> {
-    let picture = image::RgbImage::from_fn(LARGE_SIDE, LARGE_SIDE, |x, y| {
-        image::Rgb([x as u8, y as u8, (x ^ y) as u8])
-    });
-    let mut png = Vec::new();
-    picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    Ok(png)
+    png_by_rows(LARGE_SIDE, LARGE_SIDE, png::BitDepth::Eight, |y, row| {
+        for (x, pixel) in row.chunks_exact_mut(3).enumerate() {
+            let x = x as u32;
+            pixel.copy_from_slice(&[x as u8, y as u8, (x ^ y) as u8]);
+        }
+    })
 }
 
-/// The bomb: all black 16-bit RGB, written row by row so that building it stays small.
+/// The bomb: all black 16-bit RGB.
 fn bomb_png() -> anyhow::Result<Vec<u8>> {
     let (width, height) = BOMB_SIZE;
-    let mut png = Vec::new();
-    let encoder = image::codecs::png::PngEncoder::new_with_quality(
-        &mut png,
-        image::codecs::png::CompressionType::Best,
-        image::codecs::png::FilterType::NoFilter,
-    );
-    // The encoder takes the whole buffer; 300 MB of zeros is what a bomb decodes to, built once
-    // here before the measurement starts (the peak is reset afterwards).
-    let raw = vec![0u8; width as usize * height as usize * 6];
-    image::ImageEncoder::write_image(
-        encoder,
-        &raw,
-        width,
-        height,
-        image::ExtendedColorType::Rgb16,
-    )?;
-    Ok(png)
+    png_by_rows(width, height, png::BitDepth::Sixteen, |_, row| row.fill(0))
+}
+
+/// An RGB PNG written row by row (`row` fills row y), so that building even a bomb takes one
+/// row of memory and leaves nothing behind for the uploads to reuse.
+fn png_by_rows(
+    width: u32,
+    height: u32,
+    depth: png::BitDepth,
+    row: impl Fn(u32, &mut [u8]),
+) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(depth);
+    encoder.set_compression(png::Compression::High);
+    let mut writer = encoder.write_header()?;
+    let mut stream = writer.stream_writer()?;
+    let bytes_per_pixel = if depth == png::BitDepth::Sixteen { 6 } else { 3 };
+    let mut line = vec![0u8; width as usize * bytes_per_pixel];
+    for y in 0..height {
+        row(y, &mut line);
+        std::io::Write::write_all(&mut stream, &line)?;
+    }
+    stream.finish()?;
+    writer.finish()?;
+    Ok(out)
 }
 
 /// `picture` as 64 KiB slices (no copies), so the client holds one chunk per upload in its

@@ -86,10 +86,19 @@ pub struct PreparedImage {
 /// through [`prepare_image_bounded`] from async code); total for any input (an error, never a
 /// panic), the entry point fuzzers call.
 pub fn prepare_image(bytes: &[u8]) -> Result<PreparedImage, ImageRejected> {
+    encode_within_limit(shrink(bytes)?)
+}
+
+/// Decodes `bytes` and scales the picture down to [`MAX_SIDE`] at 8 bits per channel: the
+/// large decoded picture is gone when this returns; the result is at most 1600 × 1600 × 3 bytes.
+fn shrink(bytes: &[u8]) -> Result<DynamicImage, ImageRejected> {
     let picture = fit_within(decode_bounded(bytes)?, MAX_SIDE);
-    // 8 bits per channel from here on: the large picture is gone, this one is at most
-    // 1600 × 1600 × 3 bytes.
-    let mut picture = DynamicImage::ImageRgb8(picture.into_rgb8());
+    Ok(DynamicImage::ImageRgb8(picture.into_rgb8()))
+}
+
+/// JPEG of `picture` with the best quality that fits [`MAX_SENT_BYTES`], shrinking it further
+/// if even the lowest quality does not.
+fn encode_within_limit(mut picture: DynamicImage) -> Result<PreparedImage, ImageRejected> {
     loop {
         for quality in QUALITIES {
             let data = encode_jpeg(&picture, quality)?;
@@ -165,15 +174,22 @@ fn rejected(err: ImageError) -> ImageRejected {
 /// call.
 pub async fn prepare_image_bounded(bytes: Vec<u8>) -> Result<PreparedImage, ImageRejected> {
     let failed = |e: tokio::task::JoinError| ImageRejected::Corrupt(format!("the decoder failed: {e}"));
+    let gate = DecodeGate::global();
     // The header is read off the async threads too: a decoder may inflate chunks before it.
-    let (bytes, cost) = tokio::task::spawn_blocking(move || {
-        let cost = decode_cost(&bytes);
-        (bytes, cost)
-    })
-    .await
-    .map_err(failed)?;
-    DecodeGate::global()
-        .run(cost?, move || prepare_image(&bytes))
+    let (bytes, cost) = gate
+        .look(move || {
+            let cost = decode_cost(&bytes);
+            (bytes, cost)
+        })
+        .await
+        .map_err(failed)?;
+    gate
+        .run(cost?, move || {
+            let picture = shrink(&bytes);
+            // The upload is not needed for the encoding: give its memory back first.
+            drop(bytes);
+            encode_within_limit(picture?)
+        })
         .await
         .map_err(failed)?
 }

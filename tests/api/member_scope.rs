@@ -16,6 +16,7 @@ use wafleet::db::schema::{leads, outbox, sequences};
 
 use crate::campaigns::{create, messages, seed_leads, start, test_pacing, wait_status};
 use crate::helpers::{wait_until, TestApp, UserClient};
+use crate::sequences::{lead_ids, try_create_sequence};
 
 crate::both_backends!(with &[crate::campaigns::FAST_SIM, crate::sequences::TICK_ON_REQUEST].concat();
     members_change_only_their_own_campaigns_and_sequences,
@@ -255,28 +256,21 @@ async fn a_running_lane_stops_when_its_device_is_unassigned(app: TestApp) {
     }
 }
 
-/// `POST /api/v1/sequences` as `user`: the status and the answer.
-async fn create_sequence(user: &UserClient, body: Value) -> (u16, Value) {
-    let response = user.post("/api/v1/sequences", &body).await;
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 async fn members_chain_only_into_their_own_sequences(app: TestApp) {
     let owner = app.new_tenant("Acme").await;
     let member = app.create_user(owner.tenant_id, "member").await;
     let steps = json!([{"message": "Hi"}]);
-    let (_, owners) = create_sequence(
+    let (_, owners) = try_create_sequence(
         &owner,
         json!({"name": "Owner's", "status": "paused", "steps": steps}),
     )
     .await;
-    let (_, mine) = create_sequence(
+    let (_, mine) = try_create_sequence(
         &member,
         json!({"name": "Mine", "status": "paused", "steps": steps}),
     )
     .await;
-    let (status, answer) = create_sequence(
+    let (status, answer) = try_create_sequence(
         &member,
         json!({"name": "Into the owner's", "steps": steps, "next_sequence_id": owners["id"]}),
     )
@@ -291,13 +285,13 @@ async fn members_chain_only_into_their_own_sequences(app: TestApp) {
         )
         .await;
     assert_eq!(edit.status(), 403);
-    let (status, answer) = create_sequence(
+    let (status, answer) = try_create_sequence(
         &member,
         json!({"name": "Into mine", "steps": steps, "next_sequence_id": mine["id"]}),
     )
     .await;
     assert_eq!(status, 201, "{answer}");
-    let (status, answer) = create_sequence(
+    let (status, answer) = try_create_sequence(
         &owner,
         json!({"name": "Owner into the member's", "steps": steps, "next_sequence_id": mine["id"]}),
     )
@@ -330,20 +324,7 @@ async fn a_members_sequence_sends_only_through_their_devices(app: TestApp) {
     let second = app.paired_device(&owner, "Two").await;
     assign(&owner, member.user_id, &[first]).await;
     seed_leads(&app, owner.tenant_id, "Expo", 6, 0).await;
-    let page: Value = owner
-        .get("/api/v1/leads?limit=100")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut lead_ids: Vec<i64> = page["items"]
-        .as_array()
-        .or_else(|| page["leads"].as_array())
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_i64().unwrap())
-        .collect();
-    lead_ids.sort_unstable();
+    let lead_ids = lead_ids(&owner).await;
     // One lead already belongs to the device the member does not have.
     let db = &app.db;
     let theirs = lead_ids[0];

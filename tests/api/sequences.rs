@@ -60,11 +60,35 @@ async fn tick(app: &TestApp) {
 }
 
 async fn create_sequence(user: &UserClient, body: Value) -> Value {
-    let created = user.post("/api/v1/sequences", &body).await;
-    let status = created.status();
-    let body: Value = created.json().await.unwrap();
+    let (status, body) = try_create_sequence(user, body).await;
     assert_eq!(status, 201, "{body}");
     body
+}
+
+/// `POST /api/v1/sequences` as `user`: the status and the answer.
+pub(crate) async fn try_create_sequence(user: &UserClient, body: Value) -> (u16, Value) {
+    let response = user.post("/api/v1/sequences", &body).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The ids of the leads `user` can see (the first 100), in order.
+pub(crate) async fn lead_ids(user: &UserClient) -> Vec<i64> {
+    let page: Value = user
+        .get("/api/v1/leads?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = page["items"]
+        .as_array()
+        .or_else(|| page["leads"].as_array())
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 async fn enrollments(user: &UserClient, id: i64) -> Vec<Value> {
@@ -225,20 +249,7 @@ async fn enrolled(app: &TestApp, leads: usize, body: Value) -> (UserClient, i64,
     seed_leads(app, owner.tenant_id, "Expo", leads, 0).await;
     let sequence = create_sequence(&owner, body).await;
     let id = sequence["id"].as_i64().unwrap();
-    let page: Value = owner
-        .get("/api/v1/leads?limit=100")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut lead_ids: Vec<i64> = page["items"]
-        .as_array()
-        .or_else(|| page["leads"].as_array())
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_i64().unwrap())
-        .collect();
-    lead_ids.sort_unstable();
+    let lead_ids = lead_ids(&owner).await;
     let report: Value = owner
         .post(
             &format!("/api/v1/sequences/{id}/enrollments"),

@@ -15,8 +15,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Decoded bytes the process's decodes may hold together: one picture at the decode limit
 /// (64 MiB) plus its working buffers and result.
 pub const DECODE_BUDGET_BYTES: u64 = 80 * 1024 * 1024;
-/// Request bodies of pictures held at once: one at the upload limit (32 MiB) and some smaller.
-pub const UPLOAD_BUDGET_BYTES: u64 = 48 * 1024 * 1024;
+/// Request bodies of pictures held at once: one at the upload limit (32 MiB) with its form, or
+/// several phone photos (2–5 MB each); two near the limit wait for each other.
+pub const UPLOAD_BUDGET_BYTES: u64 = 36 * 1024 * 1024;
 
 /// A memory budget in bytes (counted in KiB): reservations wait until enough is free. A
 /// reservation larger than the whole budget is cut to the budget, so it runs alone.
@@ -117,6 +118,22 @@ impl DecodeGate {
         tokio::task::spawn_blocking(move || {
             let _held = (memory, slot);
             work()
+        })
+        .await
+    }
+
+    /// Runs `look`, a quick look at a picture (its header), on a blocking thread once a slot is
+    /// free, needing no memory budget. Under the slots like decodes, so a burst of uploads keeps
+    /// to as many blocking threads as there are slots (each thread's malloc arena keeps what it
+    /// freed, so more threads mean more memory held).
+    pub async fn look<T: Send + 'static>(
+        &self,
+        look: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let slot = self.slots.clone().acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _held = slot;
+            look()
         })
         .await
     }
