@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use actix_web::web::Bytes;
-use awc::body::SizedStream;
 use anyhow::Context;
+use awc::body::SizedStream;
 use serde_json::{json, Value};
 
 use super::report::{self, round, Memory, Target};
@@ -139,7 +139,11 @@ fn png_by_rows(
     encoder.set_compression(png::Compression::High);
     let mut writer = encoder.write_header()?;
     let mut stream = writer.stream_writer()?;
-    let bytes_per_pixel = if depth == png::BitDepth::Sixteen { 6 } else { 3 };
+    let bytes_per_pixel = if depth == png::BitDepth::Sixteen {
+        6
+    } else {
+        3
+    };
     let mut line = vec![0u8; width as usize * bytes_per_pixel];
     for y in 0..height {
         row(y, &mut line);

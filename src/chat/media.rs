@@ -173,7 +173,8 @@ fn rejected(err: ImageError) -> ImageRejected {
 /// [`prepare_image`] on a blocking thread behind [`DecodeGate::global`]: what request handlers
 /// call.
 pub async fn prepare_image_bounded(bytes: Vec<u8>) -> Result<PreparedImage, ImageRejected> {
-    let failed = |e: tokio::task::JoinError| ImageRejected::Corrupt(format!("the decoder failed: {e}"));
+    let failed =
+        |e: tokio::task::JoinError| ImageRejected::Corrupt(format!("the decoder failed: {e}"));
     let gate = DecodeGate::global();
     // The header is read off the async threads too: a decoder may inflate chunks before it.
     let (bytes, cost) = gate
@@ -183,15 +184,14 @@ pub async fn prepare_image_bounded(bytes: Vec<u8>) -> Result<PreparedImage, Imag
         })
         .await
         .map_err(failed)?;
-    gate
-        .run(cost?, move || {
-            let picture = shrink(&bytes);
-            // The upload is not needed for the encoding: give its memory back first.
-            drop(bytes);
-            encode_within_limit(picture?)
-        })
-        .await
-        .map_err(failed)?
+    gate.run(cost?, move || {
+        let picture = shrink(&bytes);
+        // The upload is not needed for the encoding: give its memory back first.
+        drop(bytes);
+        encode_within_limit(picture?)
+    })
+    .await
+    .map_err(failed)?
 }
 
 /// Scales down (never up) so the longest side is at most `side`, keeping the aspect ratio. A

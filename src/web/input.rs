@@ -207,8 +207,7 @@ pub async fn receive_image(
     let read = async {
         let mut body = Vec::with_capacity(declared.min(media::MAX_UPLOAD_BYTES));
         while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+            let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
             if body.len() + chunk.len() > media::MAX_UPLOAD_BYTES {
                 return Err(ApiError::new(
                     ErrorCode::TooLarge,

@@ -37,7 +37,9 @@ pub struct Reservation {
 impl ByteBudget {
     /// A budget of `bytes`.
     pub fn new(bytes: u64) -> Self {
-        let total_kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
+        let total_kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
         Self {
             kib: Arc::new(Semaphore::new(total_kib as usize)),
             total_kib,
@@ -206,7 +208,10 @@ mod tests {
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while gate.memory.free_bytes() != 20 * 1024 {
-            assert!(std::time::Instant::now() < deadline, "the big picture never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the big picture never started"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         // ...so a second one of 40 KiB waits, although a slot is free, while one of 16 KiB runs.
@@ -216,7 +221,10 @@ mod tests {
         };
         gate.run(16 * 1024, || ()).await.unwrap();
         while gate.queued() != 1 {
-            assert!(std::time::Instant::now() < deadline, "the second picture is not waiting");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second picture is not waiting"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert!(!second.is_finished());

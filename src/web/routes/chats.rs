@@ -11,8 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::{secret, store as accounts, Caller};
-use crate::chat::model::{ChatView, MessageView};
 use crate::chat::media::Reservation;
+use crate::chat::model::{ChatView, MessageView};
 use crate::chat::{chat_view, media, message_view, store};
 use crate::device::messages::{DeviceError, MarkRead, SendImage, SendText};
 use crate::hub::{HubEvent, Topic};
