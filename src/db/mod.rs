@@ -58,6 +58,10 @@ pub enum DbError {
     /// No connection could be had within the acquire timeout, or the server is down.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refused a text value it cannot store: PostgreSQL takes no NUL character
+    /// (`\u0000`) in text, which JSON, query strings and CSV can carry.
+    #[error("text refused: {0}")]
+    InvalidText(String),
     /// A migration could not be applied or reverted.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -92,6 +96,11 @@ impl From<DieselError> for DbError {
             }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 DbError::Unavailable(info.message().to_string())
+            }
+            // PostgreSQL's "invalid byte sequence for encoding \"UTF8\": 0x00" (SQLSTATE 22021);
+            // the byte is printed in every message language.
+            DieselError::DatabaseError(_, info) if info.message().contains("0x00") => {
+                DbError::InvalidText(info.message().to_string())
             }
             other => DbError::Query(other),
         }

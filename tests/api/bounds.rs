@@ -9,7 +9,8 @@ use crate::helpers::TestApp;
 
 crate::both_backends!(
     huge_page_numbers_are_a_400,
-    deeply_nested_templates_are_refused
+    deeply_nested_templates_are_refused,
+    nul_characters_in_text_are_refused_or_stored_never_a_server_error,
 );
 
 async fn huge_page_numbers_are_a_400(app: TestApp) {
@@ -62,4 +63,27 @@ async fn deeply_nested_templates_are_refused(app: TestApp) {
         .as_str()
         .unwrap()
         .contains("nests"));
+}
+
+/// PostgreSQL stores no NUL character in text; SQLite does. Either way a client sending one
+/// (JSON `\u0000`, `%00` in a query) gets a clear answer, never a 500 (found by schemathesis).
+async fn nul_characters_in_text_are_refused_or_stored_never_a_server_error(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let created = owner
+        .post("/api/v1/lead-lists", &json!({"name": "Expo\u{0}2026"}))
+        .await;
+    let status = created.status().as_u16();
+    let body: Value = created.json().await.unwrap();
+    match status {
+        201 => assert_eq!(body["name"], "Expo\u{0}2026", "stored as sent"),
+        400 => assert_eq!(body["error"]["code"], "invalid_text", "{body}"),
+        other => panic!("{other}: {body}"),
+    }
+    let search = owner.get("/api/v1/leads?q=a%00b").await;
+    let status = search.status().as_u16();
+    let body: Value = search.json().await.unwrap();
+    assert!(status == 200 || status == 400, "{status}: {body}");
+    if status == 400 {
+        assert_eq!(body["error"]["code"], "invalid_text", "{body}");
+    }
 }

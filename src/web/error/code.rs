@@ -77,7 +77,7 @@ error_codes! {
     InvalidRecipient = "invalid_recipient", BAD_REQUEST,
         "The recipient is neither a phone number in international form nor a JID.";
     InvalidText = "invalid_text", BAD_REQUEST,
-        "A message text is empty or longer than 4096 characters.";
+        "A message text is empty or longer than 4096 characters, or a text holds a NUL character.";
     Rejected = "rejected", BAD_REQUEST,
         "The WhatsApp connection refused the request.";
     NotAWebsocket = "not_a_websocket", BAD_REQUEST,

@@ -32,6 +32,10 @@ impl From<DbError> for ApiError {
                 "the database is unavailable",
             )
             .with_retry_after(DB_RETRY_AFTER_SECS),
+            DbError::InvalidText(_) => ApiError::new(
+                ErrorCode::InvalidText,
+                "text cannot contain NUL characters (\\u0000)",
+            ),
             DbError::Migration(_) | DbError::Query(_) => return ApiError::internal(err),
         }
         .with_source(err)
