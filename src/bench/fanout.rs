@@ -171,7 +171,6 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
     Ok(figures)
 }
 
-/// An API token of the admin, read scope, for the clients.
 /// An API token of the admin with `scope`, for the benchmark's clients.
 pub(super) async fn create_token(
     db: &Db,

@@ -16,8 +16,8 @@
 //! # Files
 //! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox;
 //! [`inbound`] simulator→WebSocket latency of inbound messages (and memory, with Redis up or
-//! down); [`images`] the image pipeline's peak memory under parallel uploads and bombs; [`import`] a CSV of leads through
-//! the importer; [`fanout`] hub events to many WebSocket subscribers; [`clients`] real
+//! down); [`images`] the image pipeline's peak memory under parallel uploads and bombs;
+//! [`import`] a CSV of leads through the importer; [`fanout`] hub events to many WebSocket subscribers; [`clients`] real
 //! whatsapp-rust clients on the database-backed store and their memory; [`report`] machine
 //! description, memory, percentiles and targets (pure, unit-tested).
 

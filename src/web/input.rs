@@ -157,15 +157,33 @@ pub async fn tenant_phone(state: &AppState, tenant_id: i64, raw: &str) -> Result
 /// How long a picture upload waits for room in the upload budget before 503 `busy`.
 const UPLOAD_WAIT: Duration = Duration::from_secs(30);
 /// How long a picture's body may take to arrive once its room is reserved (408 after).
-pub const UPLOAD_DEADLINE: Duration = Duration::from_secs(120);
+const UPLOAD_DEADLINE: Duration = Duration::from_secs(120);
 /// Room reserved beyond the picture for a multipart form's other fields and boundaries.
 const FORM_OVERHEAD: u64 = 64 * 1024;
+
+/// Reads a picture upload within the process's upload budget and deadline: reserves room for
+/// it ([`reserve_upload`]), then runs `read` (given the bytes reserved) for at most
+/// [`UPLOAD_DEADLINE`] (408 `upload_timeout` after). Answers the reservation, to be held until
+/// the picture is prepared, with what `read` answered.
+pub async fn read_upload<T, F>(
+    req: &HttpRequest,
+    read: impl FnOnce(usize) -> F,
+) -> Result<(Reservation, T), ApiError>
+where
+    F: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let (room, declared) = reserve_upload(req).await?;
+    let value = tokio::time::timeout(UPLOAD_DEADLINE, read(declared))
+        .await
+        .map_err(|_| upload_timeout())??;
+    Ok((room, value))
+}
 
 /// Reserves room for a picture upload in the process's upload budget ([`upload_budget`]): the
 /// request's declared Content-Length, or the upload limit when it declares none; both capped
 /// at the limit (a longer body fails with 413 as it is read). Waits at most [`UPLOAD_WAIT`],
-/// then 503 `busy` with `Retry-After`. Hold the reservation until the picture is prepared.
-pub async fn reserve_upload(req: &HttpRequest) -> Result<(Reservation, usize), ApiError> {
+/// then 503 `busy` with `Retry-After`.
+async fn reserve_upload(req: &HttpRequest) -> Result<(Reservation, usize), ApiError> {
     let limit = media::MAX_UPLOAD_BYTES as u64 + FORM_OVERHEAD;
     let declared = req
         .headers()
@@ -184,7 +202,7 @@ pub async fn reserve_upload(req: &HttpRequest) -> Result<(Reservation, usize), A
 }
 
 /// 408 `upload_timeout`: the body did not arrive within [`UPLOAD_DEADLINE`].
-pub fn upload_timeout() -> ApiError {
+fn upload_timeout() -> ApiError {
     ApiError::new(
         ErrorCode::UploadTimeout,
         format!(
@@ -203,8 +221,7 @@ pub async fn receive_image(
     req: &HttpRequest,
     payload: &mut web::Payload,
 ) -> Result<String, ApiError> {
-    let (_room, declared) = reserve_upload(req).await?;
-    let read = async {
+    let (_room, body) = read_upload(req, |declared| async move {
         let mut body = Vec::with_capacity(declared.min(media::MAX_UPLOAD_BYTES));
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
@@ -217,10 +234,8 @@ pub async fn receive_image(
             body.extend_from_slice(&chunk);
         }
         Ok(body)
-    };
-    let body = tokio::time::timeout(UPLOAD_DEADLINE, read)
-        .await
-        .map_err(|_| upload_timeout())??;
+    })
+    .await?;
     let prepared = media::prepare_image_bounded(body).await?;
     let store = MediaStore::new(state.settings.chat.media_dir.clone());
     web::block(move || store.save(&prepared.data))

@@ -12,8 +12,7 @@
 //! 30 s) drops its lanes and reloads everything from the database. Its [`Beacon`] is up while
 //! it runs, and after a restart only once that reload succeeded.
 
-use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,11 +23,12 @@ use tokio::sync::watch;
 use super::devices::{days_linked, online_devices, remaining_capacity};
 use super::distribution::Distribution;
 use super::error::EngineError;
-use super::lane::{plan_for, Control, Lane, LaneEnd, Plan};
+use super::lane::{plan_for, Control, Lane, LaneEnd};
 use super::materialize::{materialize, NO_CAPACITY};
 use super::messages::{Action, ControlCampaign, StartCampaign, WatchCampaign};
 use super::model::{Campaign, CampaignStatus, OnDeviceLoss};
 use super::progress::{progress, Progress};
+use super::run::Run;
 use super::store;
 use crate::broadcast::outbox::model::OutboxStatus;
 use crate::broadcast::outbox::store as outbox_store;
@@ -76,67 +76,6 @@ pub struct CampaignEngine {
     restarts: u32,
     /// Up once the running campaigns are loaded (see [`CampaignEngine::watched`]).
     beacon: Beacon,
-}
-
-/// A campaign this process is running.
-struct Run {
-    plan: Rc<Plan>,
-    /// What the campaign tells its lanes now (new lanes start with it).
-    control: Control,
-    on_loss: OnDeviceLoss,
-    /// Devices with a lane now, each with that lane's control channel.
-    lanes: HashMap<i64, watch::Sender<Control>>,
-    /// The last progress published (unchanged progress is not published again).
-    last: Option<Progress>,
-    /// A lost device's rows are being moved (AI distribution moves one at a time).
-    moving: bool,
-    /// Devices whose sends failed in this run (AI distribution): treated as lost.
-    left_out: HashSet<i64>,
-    /// Cancelled (or ended elsewhere) while lanes still held rows: the run stays until its last
-    /// lane has given them back, then this campaign's final progress is published.
-    stopping: Option<Campaign>,
-}
-
-impl Run {
-    /// Tells every lane of the campaign `control`; a withdrawn lane stays withdrawn (it is
-    /// giving its rows back) unless the campaign is cancelled.
-    fn set_control(&mut self, control: Control) {
-        self.control = control;
-        for lane in self.lanes.values() {
-            lane.send_if_modified(|current| {
-                let change = *current != control
-                    && (*current != Control::Withdraw || control == Control::Cancel);
-                if change {
-                    *current = control;
-                }
-                change
-            });
-        }
-    }
-
-    /// Stops the lanes of devices the campaign may no longer use (`usable` holds the ones it
-    /// may): their claimed rows go back to pending and follow the device-loss rule.
-    fn withdraw_lanes_outside(&self, campaign_id: i64, usable: &HashMap<i64, &Device>) {
-        for (device_id, lane) in &self.lanes {
-            if usable.contains_key(device_id) {
-                continue;
-            }
-            let withdrawn = lane.send_if_modified(|current| {
-                let change = *current != Control::Withdraw && *current != Control::Cancel;
-                if change {
-                    *current = Control::Withdraw;
-                }
-                change
-            });
-            if withdrawn {
-                tracing::info!(
-                    campaign_id,
-                    device_id,
-                    "lane withdrawn: the campaign may no longer use the device"
-                );
-            }
-        }
-    }
 }
 
 /// A lane ended.
@@ -407,19 +346,9 @@ impl CampaignEngine {
                     } else {
                         Control::Run
                     };
-                    engine.runs.insert(
-                        id,
-                        Run {
-                            plan: Rc::new(plan),
-                            control,
-                            on_loss: campaign.on_device_loss(),
-                            lanes: HashMap::new(),
-                            last: None,
-                            moving: false,
-                            left_out: HashSet::new(),
-                            stopping: None,
-                        },
-                    );
+                    engine
+                        .runs
+                        .insert(id, Run::new(plan, control, campaign.on_device_loss()));
                     engine.tick(ctx);
                 }
                 Err(err) => tracing::error!(campaign_id = id, error = %err, "cannot run campaign"),

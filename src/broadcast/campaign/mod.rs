@@ -9,6 +9,7 @@
 //! - [`distribution`]: how rows are spread over devices (broadcast, AI); pure.
 //! - [`devices`]: the devices a campaign may use, their capacity and health.
 //! - [`lane`]: one device sending one campaign's rows.
+//! - `run`: a campaign the engine runs in this process, and its lanes' control channels.
 //! - [`progress`]: counts, rate and ETA, as published on `campaign/<id>`.
 
 pub mod devices;
@@ -20,4 +21,5 @@ pub mod materialize;
 pub mod messages;
 pub mod model;
 pub mod progress;
+mod run;
 pub mod store;

@@ -125,9 +125,8 @@ impl DecodeGate {
     }
 
     /// Runs `look`, a quick look at a picture (its header), on a blocking thread once a slot is
-    /// free, needing no memory budget. Under the slots like decodes, so a burst of uploads keeps
-    /// to as many blocking threads as there are slots (each thread's malloc arena keeps what it
-    /// freed, so more threads mean more memory held).
+    /// free, needing no memory budget: header reads take no more blocking threads at once than
+    /// decodes do.
     pub async fn look<T: Send + 'static>(
         &self,
         look: impl FnOnce() -> T + Send + 'static,

@@ -19,7 +19,7 @@ use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
-use crate::web::input::{reserve_upload, upload_timeout, UPLOAD_DEADLINE};
+use crate::web::input::read_upload;
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::Media;
 
@@ -241,13 +241,10 @@ struct Outgoing {
 }
 
 /// Reads a multipart body (fields `to`, `caption` or `text`, and `image`) within the upload
-/// budget and deadline (see [`reserve_upload`]).
+/// budget and deadline (see [`read_upload`]).
 async fn read_multipart(req: &HttpRequest, payload: web::Payload) -> Result<Outgoing, ApiError> {
-    let (room, _) = reserve_upload(req).await?;
     let form = actix_multipart::Multipart::new(req.headers(), payload);
-    let mut outgoing = tokio::time::timeout(UPLOAD_DEADLINE, read_form(form))
-        .await
-        .map_err(|_| upload_timeout())??;
+    let (room, mut outgoing) = read_upload(req, |_| read_form(form)).await?;
     outgoing._room = Some(room);
     Ok(outgoing)
 }
