@@ -72,6 +72,23 @@ pub fn jid_of(phone: &str) -> String {
     format!("{phone}@{USER_SERVER}")
 }
 
+/// The server of a LID JID: WhatsApp's anonymous per-person id (`123456789012345@lid`), which
+/// hides the phone number; the phone comes separately (a message's alternate sender).
+pub const LID_SERVER: &str = "lid";
+
+/// The JID of a LID user part.
+pub fn lid_jid(lid: &str) -> String {
+    format!("{lid}@{LID_SERVER}")
+}
+
+/// The user part of a LID JID, without any `:device` suffix (`1234:5@lid` → `1234`); `None`
+/// for every other JID.
+pub fn lid_of_jid(jid: &str) -> Option<&str> {
+    let user = jid.strip_suffix(LID_SERVER)?.strip_suffix('@')?;
+    let user = user.split([':', '.']).next()?;
+    (!user.is_empty() && user.bytes().all(|b| b.is_ascii_digit())).then_some(user)
+}
+
 /// The user part of any JID (`60123456789:3@s.whatsapp.net` → `60123456789`, `1203@g.us` →
 /// `1203`): what the chat list shows under a chat's name.
 pub fn user_of(jid: &str) -> &str {
@@ -171,6 +188,12 @@ mod tests {
         assert_eq!(phone_of_jid("1203630@g.us"), None);
         assert_eq!(phone_of_jid("abc@s.whatsapp.net"), None);
         assert_eq!(phone_of_jid("60123456789@lid"), None);
+        assert_eq!(lid_of_jid("123456789012345@lid"), Some("123456789012345"));
+        assert_eq!(lid_of_jid("123456789012345:7@lid"), Some("123456789012345"));
+        assert_eq!(lid_of_jid("60123456789@s.whatsapp.net"), None);
+        assert_eq!(lid_of_jid("abc@lid"), None);
+        assert_eq!(lid_of_jid("@lid"), None);
+        assert_eq!(lid_jid("1234"), "1234@lid");
         assert_eq!(phone_of_jid("60123456789xs.whatsapp.net"), None);
     }
 

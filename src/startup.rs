@@ -271,6 +271,7 @@ async fn start_fleet(
     let (connector, sim): (Arc<dyn Connector>, _) = match settings.whatsapp.connector {
         ConnectorKind::Sim if sim_settings.remote.is_empty() => {
             let sim = SimNetwork::new(sim_settings.clone());
+            sim.start_chatter();
             (Arc::new(SimConnector::new(sim.clone())), Some(sim))
         }
         ConnectorKind::Sim => (

@@ -47,9 +47,12 @@ const state = {
 // Small helpers
 
 const chatPath = (jid) => `${BASE}/chats/${encodeURIComponent(jid).replace(/%40/g, "@")}`;
-const phoneOf = (jid) => jid.split("@")[0];
+// A person's number, or null: a contact WhatsApp names by LID (`…@lid`) has none until it is
+// learned, and then their chat moves to the phone's JID.
+const phoneOf = (jid) => (jid.endsWith("@s.whatsapp.net") ? jid.split("@")[0].split(":")[0] : null);
 const isGroup = (jid) => jid.endsWith("@g.us");
-const chatTitle = (chat) => chat.name || (isGroup(chat.jid) ? "Group" : `+${chat.phone || phoneOf(chat.jid)}`);
+const numberText = (phone) => (phone ? `+${phone}` : "Unknown number");
+const chatTitle = (chat) => chat.name || (isGroup(chat.jid) ? "Group" : numberText(chat.phone || phoneOf(chat.jid)));
 const timeOf = (iso) => (iso ? Date.parse(iso) : 0);
 
 function formatSize(bytes) {
@@ -341,7 +344,7 @@ function renderChatHeader() {
   const title = chatTitle(chat);
   $("chat-title").textContent = title;
   $("chat-title").setAttribute("tabindex", "-1");
-  $("chat-subtitle").textContent = chat.name && !isGroup(jid) ? `+${chat.phone || phoneOf(jid)}` : isGroup(jid) ? "Group" : "";
+  $("chat-subtitle").textContent = chat.name && !isGroup(jid) ? numberText(chat.phone || phoneOf(jid)) : isGroup(jid) ? "Group" : "";
   avatar($("chat-avatar"), jid, title);
   ui.form.hidden = !state.canWrite;
   $("composer-readonly").hidden = state.canWrite;
@@ -375,7 +378,7 @@ function messageNode(open, m) {
     }
     return cached.node;
   }
-  const sender = isGroup(open.jid) && !m.from_me ? m.sender_name || `+${phoneOf(m.sender || "")}` : null;
+  const sender = isGroup(open.jid) && !m.from_me ? m.sender_name || numberText(phoneOf(m.sender || "")) : null;
   let media = null;
   if (m.media) {
     media = m.media.url

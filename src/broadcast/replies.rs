@@ -1,7 +1,8 @@
 //! `Replies`: what the broadcast side does with the chat mirror's commits.
 //!
 //! Handles [`ChatCommitted`], sent by `ChatSync` once per flush after the batch is stored.
-//! For each one, in arrival order (the mailbox waits for the previous batch):
+//! For each one, in arrival order (the mailbox waits for the previous batch, so two commits
+//! never race each other's transactions):
 //! 1. receipts move the outbox rows of the messages they name (`sent → delivered → read`,
 //!    `failed`), in one transaction for the whole batch;
 //! 2. inbound texts that are one of the tenant's opt-out keywords put their sender on the
@@ -9,12 +10,17 @@
 //! 3. every live inbound message counts as a reply to the sender's enrolments on that device,
 //!    which stop when their sequence stops on reply.
 //!
-//! Chat does not import this module: it only announces; this listens. Errors are logged with
-//! the batch's size and do not stop the actor. Runs under an `actix::Supervisor`; it holds no
-//! state, so a restart only lowers and raises its [`Beacon`].
+//! Chat does not import this module: it only announces; this listens. A commit whose effects
+//! fail (a deadlock with a sender, a lock timeout, the database away) is applied again after a
+//! growing delay, all three effects being idempotent; the [`Beacon`] is down meanwhile. Only an
+//! error that outlasts [`GIVE_UP_AFTER`] attempts while the database answers is logged and
+//! dropped, so one poisoned batch cannot stop every later one. Runs under an
+//! `actix::Supervisor`; it holds no state, so a restart only lowers and raises its beacon.
 
 use actix::prelude::*;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::broadcast::leads::opt_out;
 use crate::broadcast::outbox::model::{OutboxStatus, Receipt};
@@ -25,6 +31,14 @@ use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
 use crate::metrics::Beacon;
 use crate::phone;
+
+/// First delay before a failed commit is applied again; it doubles up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest delay between two attempts.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Attempts after which a commit failing while the database answers is dropped (about half a
+/// minute of retries); an unavailable database is waited for without limit.
+pub const GIVE_UP_AFTER: u32 = 12;
 
 /// Applies committed chat traffic to the outbox, the opt-out list and sequence enrolments.
 pub struct Replies {
@@ -65,24 +79,62 @@ impl Supervised for Replies {
     }
 }
 
-impl Handler<ChatCommitted> for Replies {
-    type Result = ResponseActFuture<Self, ()>;
-
-    fn handle(&mut self, msg: ChatCommitted, _: &mut Context<Self>) -> Self::Result {
-        let (db, defaults) = (self.db.clone(), self.defaults.clone());
-        Box::pin(
-            async move {
-                if let Err(err) = apply(&db, &defaults, &msg).await {
+impl Replies {
+    /// Attempt number `attempts + 1` to apply a commit; on failure the beacon goes down and,
+    /// unless it is time to give up (see the module doc), another attempt follows a growing
+    /// delay.
+    fn attempt(&self, msg: Arc<ChatCommitted>, attempts: u32) -> ResponseActFuture<Self, ()> {
+        let (db, defaults, committed) = (self.db.clone(), self.defaults.clone(), msg.clone());
+        async move { apply(&db, &defaults, &committed).await }
+            .into_actor(self)
+            .then(move |result, this, _| {
+                let attempts = attempts + 1;
+                let Err(err) = result else {
+                    if attempts > 1 {
+                        tracing::info!(attempts, "committed chat traffic applied after retries");
+                        this.beacon.up();
+                    }
+                    return fut::ready(()).boxed_local();
+                };
+                let unavailable = matches!(err, DbError::Unavailable(_));
+                if attempts >= GIVE_UP_AFTER && !unavailable {
                     tracing::error!(
                         error = %err,
+                        attempts,
                         inbound = msg.inbound.len(),
                         receipts = msg.receipts.len(),
-                        "cannot apply committed chat traffic"
+                        "cannot apply committed chat traffic; dropped"
                     );
+                    this.beacon.up();
+                    return fut::ready(()).boxed_local();
                 }
-            }
-            .into_actor(self),
-        )
+                this.beacon.down();
+                let delay = RETRY_MIN
+                    .saturating_mul(1 << (attempts - 1).min(16))
+                    .min(RETRY_MAX);
+                tracing::warn!(
+                    error = %err,
+                    attempts,
+                    retry_ms = delay.as_millis() as u64,
+                    inbound = msg.inbound.len(),
+                    receipts = msg.receipts.len(),
+                    "cannot apply committed chat traffic; retrying"
+                );
+                tokio::time::sleep(delay)
+                    .into_actor(this)
+                    .then(move |(), this, _| this.attempt(msg, attempts))
+                    .boxed_local()
+            })
+            .boxed_local()
+    }
+}
+
+impl Handler<ChatCommitted> for Replies {
+    /// Atomic: the next commit waits until this one is applied (or given up).
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: ChatCommitted, _: &mut Context<Self>) -> Self::Result {
+        AtomicResponse::new(self.attempt(Arc::new(msg), 0))
     }
 }
 

@@ -30,6 +30,7 @@ use prometheus::{IntCounter, IntGauge};
 use serde_json::json;
 
 use super::batch::{committable, save_media, unstored};
+use super::identity::LidPhone;
 use super::media::MediaStore;
 use super::messages::{ChatCommitted, CommittedReceipt, Inbound, RecordMessages, RecordReceipt};
 use super::model::Chat;
@@ -395,6 +396,7 @@ impl Handler<RecordMessages> for ChatSync {
         for message in msg.messages {
             let from_me = message.from_me;
             let write = ChatWrite::Message {
+                learned: LidPhone::of_message(&message),
                 media: message.media.as_ref().map(|m| m.data.clone()),
                 chat_name: (!from_me).then(|| message.push_name.clone()).flatten(),
                 unread: !from_me && !msg.history,

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 
+use super::identity::LidPhone;
 use super::media::MediaStore;
 use super::messages::CommittedReceipt;
 use super::model::{Chat, StoredMessage};
@@ -61,7 +62,8 @@ pub async fn save_media(media: MediaStore, writes: Vec<ChatWrite>) -> Vec<ChatWr
     saved.unwrap_or_default()
 }
 
-/// With storage off, a batch is announced as is (no ids from the database, no dedup).
+/// With storage off, a batch is announced as is (no ids from the database, no dedup), a LID
+/// chat or sender under the phone its own message named.
 pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
     let now = Utc::now().naive_utc();
     let mut outcome = BatchOutcome::default();
@@ -69,6 +71,7 @@ pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
         match write {
             ChatWrite::Message {
                 chat_jid,
+                learned,
                 chat_name,
                 unread,
                 row,
@@ -78,7 +81,7 @@ pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
                     id: 0,
                     tenant_id: row.tenant_id,
                     device_id: row.device_id,
-                    jid: chat_jid,
+                    jid: LidPhone::file_under(&chat_jid, &learned),
                     name: chat_name,
                     last_message_text: row.body.clone(),
                     last_message_at: Some(row.sent_at),
@@ -92,7 +95,7 @@ pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
                     device_id: row.device_id,
                     chat_id: 0,
                     wa_id: row.wa_id,
-                    sender_jid: row.sender_jid,
+                    sender_jid: LidPhone::file_under(&row.sender_jid, &learned),
                     sender_name: row.sender_name,
                     from_me: row.from_me,
                     body: row.body,

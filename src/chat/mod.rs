@@ -2,11 +2,13 @@
 //!
 //! Device actors send every message and receipt to [`actor::ChatSync`], which stores them in
 //! batches ([`store`]) and publishes `NEW_MESSAGE` / `CHAT_UPDATED` / `MESSAGE_ACK` on the hub
-//! topic `messages/<device_id>` after commit. Times are labelled in the tenant's zone by
+//! topic `messages/<device_id>` after commit. A contact has one chat whether WhatsApp names it by
+//! phone or by LID ([`identity`]). Times are labelled in the tenant's zone by
 //! [`time::time_label`].
 
 pub mod actor;
 pub mod batch;
+pub mod identity;
 pub mod media;
 pub mod messages;
 pub mod model;
@@ -24,7 +26,7 @@ pub fn chat_view(chat: &Chat, now: DateTime<Utc>, zone: Tz) -> ChatView {
     ChatView {
         jid: chat.jid.clone(),
         name: chat.name.clone(),
-        phone: crate::phone::user_of(&chat.jid).to_string(),
+        phone: crate::phone::phone_of_jid(&chat.jid).map(str::to_string),
         last_message: chat.last_message_text.clone(),
         last_message_at: chat.last_message_at.map(|t| t.and_utc()),
         time_label: chat

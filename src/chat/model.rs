@@ -76,8 +76,9 @@ pub struct ChatView {
     pub jid: String,
     /// Contact name.
     pub name: Option<String>,
-    /// Phone number part of the JID.
-    pub phone: String,
+    /// The contact's phone number (E.164 digits); null for a group, and for a contact WhatsApp
+    /// names by LID whose number is not known yet (the page shows "unknown number").
+    pub phone: Option<String>,
     /// Preview of the latest message.
     pub last_message: Option<String>,
     /// Time of the latest message.

@@ -5,10 +5,11 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::identity::{self, LidPhone};
 use super::model::{Chat, StoredMessage};
 use crate::db::schema::{chats, messages};
 use crate::db::sql::{like_pattern, lower};
-use crate::db::{Db, DbError};
+use crate::db::{Conn, Db, DbError};
 use crate::db_run;
 
 /// A message to store.
@@ -48,10 +49,13 @@ pub struct NewMessage {
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatWrite {
-    /// Store a message in the chat with `chat_jid` (creating the chat).
+    /// Store a message in the chat with `chat_jid` (creating the chat); a LID chat or sender
+    /// whose phone is known is filed under the phone (see [`identity`]).
     Message {
         /// The chat's JID.
         chat_jid: String,
+        /// LID-to-phone mappings the message showed, learned before it is filed.
+        learned: Vec<LidPhone>,
         /// Contact name for the chat, when known.
         chat_name: Option<String>,
         /// Whether it counts as unread.
@@ -92,7 +96,8 @@ fn earlier_statuses(target: &str) -> &'static [&'static str] {
     }
 }
 
-/// Writes a batch in one transaction; replays of known message ids change nothing.
+/// Writes a batch in one transaction; replays of known message ids change nothing. Each
+/// message first teaches its LID mappings, then is filed under its contact's phone when known.
 pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome, DbError> {
     let now = Utc::now().naive_utc();
     // Several statements per message: on SQLite the batch runs on one blocking thread.
@@ -103,12 +108,21 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                 match write {
                     ChatWrite::Message {
                         chat_jid,
+                        learned,
                         chat_name,
                         unread,
                         row,
                         ..
                     } => {
-                        // Starts with a write (SQLite takes its write lock first).
+                        let device_id = row.device_id;
+                        // With nothing to learn, the chat's upsert below is the first statement
+                        // (SQLite takes its write lock first).
+                        identity::learn(Conn::from(&mut *conn), device_id, learned, now).await?;
+                        let chat_jid =
+                            &identity::resolve(Conn::from(&mut *conn), device_id, chat_jid).await?;
+                        let sender_jid =
+                            identity::resolve(Conn::from(&mut *conn), device_id, &row.sender_jid)
+                                .await?;
                         diesel::insert_into(chats::table)
                             .values((
                                 chats::tenant_id.eq(row.tenant_id),
@@ -131,6 +145,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                             .await?;
                         let mut new_row = (**row).clone();
                         new_row.chat_id = chat.id;
+                        new_row.sender_jid = sender_jid;
                         // Microseconds, as PostgreSQL keeps them and as page cursors carry them:
                         // SQLite would keep nanoseconds, and a cursor cut to microseconds would
                         // then skip a message stored a few hundred nanoseconds after it.

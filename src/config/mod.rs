@@ -192,6 +192,7 @@ impl Settings {
                 "sim.image_reply_probability",
                 self.sim.image_reply_probability,
             ),
+            ("sim.lid_probability", self.sim.lid_probability),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(ConfigError(format!(

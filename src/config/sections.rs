@@ -296,6 +296,8 @@ pub struct SimSettings {
     pub reply_delay_ms: u64,
     /// Chance that an answer is an image.
     pub image_reply_probability: f64,
+    /// Share (0..1) of contacts WhatsApp addresses by LID (phone only as alternate sender).
+    pub lid_probability: f64,
     /// Auto-scan pending QR pairings after this long; 0 = never.
     pub auto_scan_after_ms: u64,
     /// QR rotation period.
@@ -314,6 +316,8 @@ pub struct SimSettings {
     pub time_scale: f64,
     /// Demo devices to keep for the admin's tenant (`--simulate N`); 0 = none.
     pub demo_devices: u32,
+    /// Mean time between demo contacts writing first to a random online device; 0 = never.
+    pub chatter_interval_ms: u64,
     /// `host:port` of a `wafleet sim` process to use instead of an in-process network; empty =
     /// in-process. The daemon's `time_scale` must match the simulator's.
     pub remote: String,
@@ -326,12 +330,17 @@ impl SimSettings {
         if settings.demo_devices > 0 && settings.auto_scan_after_ms == 0 {
             settings.auto_scan_after_ms = DEMO_AUTO_SCAN_MS;
         }
+        if settings.demo_devices > 0 && settings.chatter_interval_ms == 0 {
+            settings.chatter_interval_ms = DEMO_CHATTER_MS;
+        }
         settings
     }
 }
 
 /// Auto-scan delay in demo mode when none is configured.
 const DEMO_AUTO_SCAN_MS: u64 = 1500;
+/// Demo mode's mean time between contacts writing first, so the chat view is alive.
+const DEMO_CHATTER_MS: u64 = 20_000;
 impl DatabaseSettings {
     /// Which backend the URL selects; an unknown scheme is a configuration error.
     pub fn kind(&self) -> Result<DatabaseKind, ConfigError> {

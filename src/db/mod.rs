@@ -173,6 +173,16 @@ pub enum Conn<'a> {
     Postgres(&'a mut diesel_async::AsyncPgConnection),
 }
 
+impl Conn<'_> {
+    /// The same connection for one more call, so a store function can run several others on it.
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(conn) => Conn::Sqlite(conn),
+            Conn::Postgres(conn) => Conn::Postgres(conn),
+        }
+    }
+}
+
 impl<'a> From<&'a mut SqliteConn> for Conn<'a> {
     fn from(conn: &'a mut SqliteConn) -> Self {
         Conn::Sqlite(conn)

@@ -142,6 +142,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lid_phones (device_id, lid) {
+        device_id -> BigInt,
+        lid -> Text,
+        phone -> Text,
+        learned_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> tenants (tenant_id));
 diesel::joinable!(messages -> chats (chat_id));
 diesel::joinable!(devices -> tenants (tenant_id));
@@ -165,6 +174,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_assignments,
     chats,
     messages,
+    lid_phones,
     lead_lists,
     leads,
     opt_outs,

@@ -690,6 +690,8 @@ fn outgoing(
         id: id.to_string(),
         chat: to.to_string(),
         sender,
+        sender_alt: None,
+        chat_alt: None,
         push_name: None,
         from_me: true,
         text,

@@ -18,6 +18,8 @@ use crate::phone;
 
 /// Longest required text field, in characters.
 const MAX_TEXT_CHARS: usize = 200;
+/// Longest chat message accepted, in characters (WhatsApp's own limit is 65,536).
+pub const MAX_MESSAGE_CHARS: usize = 4096;
 /// Longest email, in bytes (RFC 5321).
 const MAX_EMAIL_LEN: usize = 254;
 

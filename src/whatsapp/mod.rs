@@ -78,8 +78,16 @@ pub struct WaMessage {
     pub id: String,
     /// Chat JID (the contact, or the group).
     pub chat: String,
-    /// Sender JID.
+    /// Sender JID: a phone JID, or a LID (`…@lid`, WhatsApp's anonymous id) for a contact
+    /// WhatsApp addresses by LID.
     pub sender: String,
+    /// The sender's other JID, when WhatsApp told it: the phone JID of a LID sender (or the
+    /// LID of a phone sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_alt: Option<String>,
+    /// The chat's other JID in a one-to-one chat, when known (the phone JID of a LID chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_alt: Option<String>,
     /// Sender's profile name, when known.
     pub push_name: Option<String>,
     /// True when this device (or its phone) sent it.

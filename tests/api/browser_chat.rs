@@ -89,6 +89,7 @@ async fn seed_history(app: &TestApp, tenant_id: i64, device_id: i64) {
             let photo = n == HISTORY - 5;
             ChatWrite::Message {
                 chat_jid: JID.into(),
+                learned: Vec::new(),
                 chat_name: None,
                 unread: false,
                 media: None,

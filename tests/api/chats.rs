@@ -204,6 +204,7 @@ fn inbound(
     let at = (Utc::now() - chrono::Duration::days(days_ago)).naive_utc();
     ChatWrite::Message {
         chat_jid: format!("{from}@s.whatsapp.net"),
+        learned: Vec::new(),
         chat_name: Some(format!("Lead {from}")),
         unread: true,
         media: None,

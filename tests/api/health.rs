@@ -196,6 +196,7 @@ async fn cancelled_sqlite_batches_are_all_or_nothing() {
     let now = chrono::Utc::now().naive_utc();
     let message = |n: usize, part: usize| ChatWrite::Message {
         chat_jid: format!("60120000{n:03}@s.whatsapp.net"),
+        learned: Vec::new(),
         chat_name: None,
         unread: true,
         row: Box::new(NewMessage {

@@ -23,6 +23,7 @@ mod devices_store;
 mod fault;
 mod fuzz_replay;
 mod health;
+mod identity;
 mod layers;
 mod leads;
 mod login_abuse;

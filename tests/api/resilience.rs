@@ -1,6 +1,7 @@
 //! The actor system under failure: a silent Redis never grows the bridge's queue past its bound,
 //! and a database outage loses no inbound message (the chat mirror keeps, retries and restarts,
-//! and `/readyz` says so meanwhile).
+//! and `/readyz` says so meanwhile), and receipts whose outbox update fails are applied once it
+//! can be.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use wafleet::hub::{HubEvent, Topic};
 
+use crate::campaigns::{create, progress, seed_leads, start, test_pacing, wait_status};
 use crate::helpers::{spawn_app_on, spawn_app_with, wait_until, Backend, TestApp, TestDatabase};
 
 /// The value of the first metric line starting with `prefix` (name and labels).
@@ -159,15 +161,15 @@ async fn a_silent_redis_keeps_the_bridge_bounded_and_events_flow_once_it_answers
     }
 }
 
-/// Holds a write lock on the messages of a test database until released: an exclusive
-/// transaction on SQLite, `LOCK TABLE messages` on PostgreSQL.
+/// Holds a write lock on a table of a test database until released: an exclusive transaction
+/// (the whole file) on SQLite, `LOCK TABLE` in `mode` on PostgreSQL.
 enum DbLock {
     Sqlite(diesel::SqliteConnection),
     Postgres(Box<AsyncPgConnection>),
 }
 
 impl DbLock {
-    async fn take(database: &TestDatabase) -> DbLock {
+    async fn take(database: &TestDatabase, table: &str, mode: &str) -> DbLock {
         if let Some(path) = database.url.strip_prefix("sqlite://") {
             let mut conn = diesel::SqliteConnection::establish(path).unwrap();
             conn.batch_execute("PRAGMA busy_timeout = 5000; BEGIN EXCLUSIVE;")
@@ -175,7 +177,7 @@ impl DbLock {
             DbLock::Sqlite(conn)
         } else {
             let mut conn = AsyncPgConnection::establish(&database.url).await.unwrap();
-            conn.batch_execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE;")
+            conn.batch_execute(&format!("BEGIN; LOCK TABLE {table} IN {mode} MODE;"))
                 .await
                 .unwrap();
             DbLock::Postgres(Box::new(conn))
@@ -230,7 +232,7 @@ async fn inbound_messages_survive_a_database_outage(backend: Backend) {
     let device = app.paired_device(&admin, "outage").await;
     let sim = app.state.fleet.sim.clone().unwrap();
 
-    let lock = DbLock::take(&database).await;
+    let lock = DbLock::take(&database, "messages", "ACCESS EXCLUSIVE").await;
     let sender = actix_web::rt::spawn(async move {
         let mut ids = Vec::new();
         for n in 0..MESSAGES {
@@ -310,6 +312,80 @@ async fn inbound_messages_survive_a_database_outage(backend: Backend) {
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(stored_ids, expected, "each message exactly once");
+    wait_until(
+        "/readyz to be ready again",
+        Duration::from_secs(30),
+        || async { (app.get("/readyz").await.status() == 200).then_some(()) },
+    )
+    .await;
+}
+
+/// Read receipts whose outbox update fails (a sender holds the outbox past the lock timeout, as
+/// in a deadlock with a campaign's sends) are applied again until they land: `/readyz` shows the
+/// receipts listener down meanwhile, and every message ends read once the lock goes.
+/// PostgreSQL only: SQLite's lock is the whole file, so the mirror would wait with them.
+#[actix_web::test]
+async fn receipts_held_up_by_a_locked_outbox_land_once_it_frees() {
+    const LEADS: usize = 3;
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        eprintln!("skipped: DATABASE_URL is not set");
+        return;
+    };
+    let url = format!("{}?options=-c%20lock_timeout%3D200", database.url);
+    // 100x simulated time: delivered after 5 ms, read 5 s later.
+    let app = spawn_app_on(
+        &database,
+        &[
+            ("DB_URI", url.as_str()),
+            ("WAFLEET__SIM__TIME_SCALE", "100"),
+            ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+            ("WAFLEET__SIM__DELIVERED_AFTER_MS", "500"),
+            ("WAFLEET__SIM__READ_AFTER_MS", "500000"),
+        ],
+    )
+    .await;
+    let owner = app.new_tenant("Acme").await;
+    app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", LEADS, 0).await;
+    let id = create(
+        &owner,
+        serde_json::json!({"name": "Launch", "message": "Hi {name}",
+                           "target": {"list_ids": [list]}, "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    wait_status(&owner, id, "completed").await;
+    let count = |p: &Value, status: &str| p["counts"][status].as_u64().unwrap_or(0);
+    wait_until(
+        "every message to be delivered",
+        Duration::from_secs(30),
+        || async {
+            (count(&progress(&owner, id).await, "delivered") == LEADS as u64).then_some(())
+        },
+    )
+    .await;
+
+    // Reads go on; writes to the outbox wait for the lock and time out.
+    let lock = DbLock::take(&database, "outbox", "EXCLUSIVE").await;
+    let down = wait_until(
+        "/readyz to report the receipts listener down",
+        Duration::from_secs(30),
+        || async {
+            let body: Value = app.get("/readyz").await.json().await.ok()?;
+            (body["checks"]["replies"] == "down").then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(down["checks"]["chat_sync"], "up", "{down}");
+    assert_eq!(count(&progress(&owner, id).await, "read"), 0);
+
+    lock.release().await;
+    wait_until(
+        "every message to be read",
+        Duration::from_secs(30),
+        || async { (count(&progress(&owner, id).await, "read") == LEADS as u64).then_some(()) },
+    )
+    .await;
     wait_until(
         "/readyz to be ready again",
         Duration::from_secs(30),

@@ -263,6 +263,8 @@ async fn enrolled(app: &TestApp, leads: usize, body: Value) -> (UserClient, i64,
     (owner, device, id, lead_ids)
 }
 
+/// A reply after the first step (written from the lead's LID) stops that lead's enrolment; the other
+/// lead goes on through every step.
 async fn a_reply_after_step_one_stops_the_rest(app: TestApp) {
     app.state.clock.set(kl(7, "10:00"));
     let (owner, device, id, lead_ids) = enrolled(
@@ -291,9 +293,13 @@ async fn a_reply_after_step_one_stops_the_rest(app: TestApp) {
     wait_sent(&app, id, 1, 2).await;
     tick(&app).await;
     let sim = app.state.fleet.sim.clone().unwrap();
-    sim.deliver_inbound(device, "60120000000", "who is this?")
-        .await
-        .unwrap();
+    // From the lead's LID, the phone only as the alternate sender, as WhatsApp often sends it.
+    let reply = wafleet::whatsapp::sim::SimInbound {
+        from: "60120000000".into(),
+        text: "who is this?".into(),
+        addressing: Some(wafleet::whatsapp::sim::Addressing::Lid),
+    };
+    sim.deliver(device, &reply).await.unwrap();
     wait_until("the reply to stop the enrolment", WAIT, || async {
         enrollments(&owner, id)
             .await

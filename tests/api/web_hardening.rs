@@ -140,6 +140,7 @@ async fn stored_media(
         &app.db,
         vec![ChatWrite::Message {
             chat_jid: from.into(),
+            learned: Vec::new(),
             chat_name: None,
             unread: true,
             media: None,

@@ -19,7 +19,7 @@ use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
-use crate::web::input::read_upload;
+use crate::web::input::{read_upload, MAX_MESSAGE_CHARS};
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::Media;
 
@@ -27,8 +27,6 @@ use crate::whatsapp::Media;
 const MAX_CHATS: i64 = 500;
 /// Most messages in one page.
 const MAX_PAGE: i64 = 200;
-/// Longest text message accepted (WhatsApp's own limit is 65,536).
-const MAX_TEXT: usize = 4096;
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -265,7 +263,7 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
         let limit = if name == "image" {
             media::MAX_UPLOAD_BYTES
         } else {
-            MAX_TEXT * 4
+            MAX_MESSAGE_CHARS * 4
         };
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
@@ -341,12 +339,12 @@ pub async fn send_message(
         .as_deref()
         .map(str::trim_end)
         .filter(|t| !t.trim().is_empty());
-    if text.is_some_and(|t| t.chars().count() > MAX_TEXT)
+    if text.is_some_and(|t| t.chars().count() > MAX_MESSAGE_CHARS)
         || (text.is_none() && outgoing.image.is_none())
     {
         return Err(ApiError::new(
             ErrorCode::InvalidText,
-            "text must be 1 to 4096 characters",
+            format!("text must be 1 to {MAX_MESSAGE_CHARS} characters"),
         ));
     }
     let addr = state

@@ -1,5 +1,5 @@
 //! The simulator's controls, present only when the simulated connector runs: scan a QR code as
-//! a phone would, read the network's counters, inject faults for drills.
+//! a phone would, read the network's counters, inject faults for drills, make a contact write.
 
 use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
@@ -9,12 +9,16 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::device::messages::InjectPanic;
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
+use crate::web::input::MAX_MESSAGE_CHARS;
 use crate::web::{ApiError, AppState, ErrorCode};
-use crate::whatsapp::sim::{Fault, SimNetwork, SimStats};
+use crate::whatsapp::sim::{Fault, SimInbound, SimNetwork, SimStats};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(scan).service(stats).service(fault);
+    cfg.service(scan)
+        .service(stats)
+        .service(fault)
+        .service(inbound);
 }
 
 /// Body of `POST /sim/scan`.
@@ -22,6 +26,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct ScanRequest {
     /// The device whose QR code (or pairing code) the simulated phone completes.
     pub device_id: i64,
+}
+
+/// Body of `POST /sim/inbound`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InboundRequest {
+    /// The device the contact writes to.
+    pub device_id: i64,
+    /// Who writes what, addressed how.
+    #[serde(flatten)]
+    pub message: SimInbound,
 }
 
 /// Body of `POST /sim/fault`: a network fault, or `{"kind":"panic"}` to crash the device actor.
@@ -120,4 +134,30 @@ pub async fn fault(
         FaultKind::Network(fault) => sim.inject(device.id, *fault).await?,
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Makes a simulated contact write to a device, addressed by phone, by LID with the phone as
+/// alternate sender, or by LID alone (demos and checks of the one-chat-per-person rule).
+#[utoipa::path(tag = "simulator", request_body = InboundRequest, responses(
+    (status = 200, description = "delivered; body has the message id"),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[post("/sim/inbound")]
+pub async fn inbound(
+    state: web::Data<AppState>,
+    caller: Auth<require::Admin>,
+    body: web::Json<InboundRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let sim = network(&state)?;
+    let device = visible_device(&state, &caller, body.device_id).await?;
+    let text = &body.message.text;
+    if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidText,
+            format!("text must be 1 to {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    let id = sim.deliver(device.id, &body.message).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "device_id": device.id, "id": id })))
 }

@@ -9,12 +9,14 @@
 //! | `StreamReplaced`             | `Disconnected` ("replaced"; credentials stay valid)      |
 //! | `LoggedOut`                  | `LoggedOut` (remote unlink, 401, 516, logged-out failure) |
 //! | `TemporaryBan`               | `Banned`                                                |
-//! | `Messages`                   | `Message` per message with text or caption              |
+//! | `Messages`                   | `Message` per message with text or caption (LID senders keep their alternate phone JID) |
 //! | `Receipt` delivered / read   | `Receipt` `Delivered` / `Read`                          |
 //! | `ServerAck` of a message     | `Receipt` `Sent` (accepted) or `Failed` (nack)          |
 //! | `HistorySync`                | `HistorySync` (decoded off the event path)              |
 //!
 //! Everything else (presence, app-state, groups, calls, …) is not ours to report yet.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use whatsapp_rust::types::events::Event;
@@ -103,7 +105,9 @@ pub fn map(event: &Event) -> Option<(Vec<ConnectorEvent>, Outcome)> {
 }
 
 /// A live message as ours, when it carries text or a caption (reactions, protocol messages
-/// and the like are skipped).
+/// and the like are skipped). A LID sender's phone comes from the message's alternate sender;
+/// in a one-to-one chat the chat's other JID is that of the other party (the recipient's for
+/// our own messages).
 fn inbound(
     message: &wa::Message,
     info: &whatsapp_rust::types::message::MessageInfo,
@@ -112,12 +116,24 @@ fn inbound(
         .text_content()
         .or_else(|| message.get_caption())
         .map(str::to_string)?;
+    let source = &info.source;
+    let non_ad = |jid: &whatsapp_rust::Jid| jid.to_non_ad().to_string();
+    let sender_alt = source.sender_alt.as_ref().map(non_ad);
+    let chat_alt = if source.is_group || source.chat.server == whatsapp_rust::Server::Group {
+        None
+    } else if source.is_from_me {
+        source.recipient_alt.as_ref().map(non_ad)
+    } else {
+        sender_alt.clone()
+    };
     Some(WaMessage {
         id: info.id.to_string(),
-        chat: info.source.chat.to_string(),
-        sender: info.source.sender.to_non_ad().to_string(),
+        chat: source.chat.to_string(),
+        sender: non_ad(&source.sender),
+        sender_alt,
+        chat_alt,
         push_name: (!info.push_name.is_empty()).then(|| info.push_name.clone()),
-        from_me: info.source.is_from_me,
+        from_me: source.is_from_me,
         text: Some(text),
         media: None,
         timestamp: info.timestamp,
@@ -125,9 +141,21 @@ fn inbound(
 }
 
 /// The messages of a decoded history sync that carry text or a caption, oldest first per chat.
+/// A LID chat's phone comes from its conversation (`pnJid`), a LID participant's from the
+/// sync's LID-to-phone table.
 pub fn history(sync: &wa::HistorySync, own_jid: Option<&str>) -> Vec<WaMessage> {
+    let phones: HashMap<&str, &str> = sync
+        .phone_number_to_lid_mappings
+        .iter()
+        .filter_map(|m| Some((m.lid_jid.as_deref()?, m.pn_jid.as_deref()?)))
+        .collect();
     let mut out = Vec::new();
     for conversation in &sync.conversations {
+        let chat_alt = conversation
+            .pn_jid
+            .clone()
+            .or_else(|| conversation.lid_jid.clone())
+            .filter(|alt| *alt != conversation.id);
         for entry in &conversation.messages {
             let Some(info) = entry.message.as_option() else {
                 continue;
@@ -153,10 +181,20 @@ pub fn history(sync: &wa::HistorySync, own_jid: Option<&str>) -> Vec<WaMessage> 
                     .or_else(|| info.participant.clone())
                     .unwrap_or_else(|| chat.clone())
             };
+            let group = chat.ends_with("@g.us");
+            let sender_alt = if from_me {
+                None
+            } else if !group && sender == chat {
+                chat_alt.clone()
+            } else {
+                phones.get(sender.as_str()).map(|pn| pn.to_string())
+            };
             out.push(WaMessage {
                 id,
                 chat,
                 sender,
+                sender_alt,
+                chat_alt: chat_alt.clone().filter(|_| !group),
                 push_name: info.push_name.clone(),
                 from_me,
                 text: Some(text.to_string()),
@@ -229,6 +267,131 @@ mod tests {
             [ConnectorEvent::LoggedOut { .. }]
         ));
         assert_eq!(outcome, Outcome::Terminal);
+    }
+
+    /// A message as whatsapp-rust reports it: `text` in `chat` from `sender` (and its
+    /// alternate), sent by us when `from_me` (to `recipient_alt`'s other JID).
+    fn message_info(
+        chat: &str,
+        sender: &str,
+        sender_alt: Option<&str>,
+        recipient_alt: Option<&str>,
+        from_me: bool,
+    ) -> whatsapp_rust::types::message::MessageInfo {
+        let jid = |s: &str| s.parse::<whatsapp_rust::Jid>().unwrap();
+        whatsapp_rust::types::message::MessageInfo {
+            source: whatsapp_rust::types::message::MessageSource {
+                chat: jid(chat),
+                sender: jid(sender),
+                is_from_me: from_me,
+                is_group: chat.ends_with("@g.us"),
+                sender_alt: sender_alt.map(jid),
+                recipient_alt: recipient_alt.map(jid),
+                ..Default::default()
+            },
+            id: "3EB0LID".into(),
+            push_name: "Aisyah".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_lid_senders_phone_comes_along_as_its_alternate() {
+        let lid = "123456789012345@lid";
+        let phone = "60123456789@s.whatsapp.net";
+        let text = wa::Message {
+            conversation: Some("STOP".into()),
+            ..Default::default()
+        };
+        let ours = inbound(&text, &message_info(lid, lid, Some(phone), None, false)).unwrap();
+        assert_eq!((ours.chat.as_str(), ours.sender.as_str()), (lid, lid));
+        assert_eq!(ours.sender_alt.as_deref(), Some(phone));
+        assert_eq!(ours.chat_alt.as_deref(), Some(phone));
+        assert_eq!(ours.text.as_deref(), Some("STOP"));
+
+        // Our own message to a LID chat: the chat's phone is the recipient's alternate.
+        let own = message_info(lid, "60111111111@s.whatsapp.net", None, Some(phone), true);
+        let ours = inbound(&text, &own).unwrap();
+        assert_eq!(ours.chat_alt.as_deref(), Some(phone));
+        assert_eq!(ours.sender_alt, None);
+
+        // In a group the participant's phone is the sender's alternate; a group has none.
+        let group = message_info(
+            "120363000000000000@g.us",
+            "123456789012345:4@lid",
+            Some("60123456789:4@s.whatsapp.net"),
+            None,
+            false,
+        );
+        let ours = inbound(&text, &group).unwrap();
+        assert_eq!(ours.sender, lid, "the device suffix is dropped");
+        assert_eq!(ours.sender_alt.as_deref(), Some(phone));
+        assert_eq!(ours.chat_alt, None);
+
+        // WhatsApp did not say: nothing is made up.
+        let ours = inbound(&text, &message_info(lid, lid, None, None, false)).unwrap();
+        assert_eq!((ours.sender_alt, ours.chat_alt), (None, None));
+    }
+
+    #[test]
+    fn a_history_sync_names_lid_chats_and_participants_by_phone() {
+        let key = |chat: &str, participant: Option<&str>, id: &str| wa::MessageKey {
+            remote_jid: Some(chat.into()),
+            from_me: Some(false),
+            id: Some(id.into()),
+            participant: participant.map(str::to_string),
+        };
+        let entry = |key: wa::MessageKey| wa::HistorySyncMsg {
+            message: Some(wa::WebMessageInfo {
+                key: Some(key).into(),
+                message: Some(wa::Message {
+                    conversation: Some("hi".into()),
+                    ..Default::default()
+                })
+                .into(),
+                message_timestamp: Some(1_700_000_000),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let sync = wa::HistorySync {
+            conversations: vec![
+                wa::Conversation {
+                    id: "123456789012345@lid".into(),
+                    pn_jid: Some("60123456789@s.whatsapp.net".into()),
+                    messages: vec![entry(key("123456789012345@lid", None, "A"))],
+                    ..Default::default()
+                },
+                wa::Conversation {
+                    id: "120363000000000000@g.us".into(),
+                    messages: vec![entry(key(
+                        "120363000000000000@g.us",
+                        Some("987654321098765@lid"),
+                        "B",
+                    ))],
+                    ..Default::default()
+                },
+            ],
+            phone_number_to_lid_mappings: vec![wa::PhoneNumberToLIDMapping {
+                pn_jid: Some("60199999999@s.whatsapp.net".into()),
+                lid_jid: Some("987654321098765@lid".into()),
+            }],
+            ..Default::default()
+        };
+        let out = history(&sync, None);
+        let one = out.iter().find(|m| m.id == "A").unwrap();
+        assert_eq!(
+            one.sender_alt.as_deref(),
+            Some("60123456789@s.whatsapp.net")
+        );
+        assert_eq!(one.chat_alt.as_deref(), Some("60123456789@s.whatsapp.net"));
+        let group = out.iter().find(|m| m.id == "B").unwrap();
+        assert_eq!(
+            group.sender_alt.as_deref(),
+            Some("60199999999@s.whatsapp.net")
+        );
+        assert_eq!(group.chat_alt, None);
     }
 
     #[test]

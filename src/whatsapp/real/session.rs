@@ -160,7 +160,12 @@ async fn forward(
                 )
             }
             other => match events::map(other) {
-                Some(mapped) => mapped,
+                Some((mut out, outcome)) => {
+                    if let Some(client) = client.upgrade() {
+                        fill_phones(&client, &mut out).await;
+                    }
+                    (out, outcome)
+                }
                 None => continue,
             },
         };
@@ -189,6 +194,30 @@ async fn forward(
             })
             .await;
     }
+}
+
+/// Gives LID senders and one-to-one LID chats that arrived without their phone the phone
+/// whatsapp-rust's LID-PN store knows (learned from earlier messages, usync, history).
+async fn fill_phones(client: &Client, out: &mut [ConnectorEvent]) {
+    for event in out {
+        let ConnectorEvent::Message(message) = event else {
+            continue;
+        };
+        if message.sender_alt.is_none() {
+            message.sender_alt = known_phone(client, &message.sender).await;
+        }
+        if message.chat_alt.is_none() && !message.chat.ends_with("@g.us") {
+            message.chat_alt = known_phone(client, &message.chat).await;
+        }
+    }
+}
+
+/// The phone JID the library's store maps a LID JID to; `None` for other JIDs or unknown LIDs.
+async fn known_phone(client: &Client, jid: &str) -> Option<String> {
+    crate::phone::lid_of_jid(jid)?;
+    let jid: Jid = jid.parse().ok()?;
+    let entry = client.get_lid_pn_entry(&jid).await.ok()??;
+    Some(crate::phone::jid_of(&entry.phone_number))
 }
 
 /// Stops a client without waiting (from the forwarder, on the client runtime).

@@ -259,8 +259,10 @@ mod tests {
     fn events_round_trip_with_media_as_base64() {
         let event = ConnectorEvent::Message(crate::whatsapp::WaMessage {
             id: "M".into(),
-            chat: "c".into(),
-            sender: "s".into(),
+            chat: "123456789012345@lid".into(),
+            sender: "123456789012345@lid".into(),
+            sender_alt: Some("60123456789@s.whatsapp.net".into()),
+            chat_alt: Some("60123456789@s.whatsapp.net".into()),
             push_name: None,
             from_me: false,
             text: None,

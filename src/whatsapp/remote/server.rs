@@ -50,6 +50,7 @@ async fn serve(settings: SimSettings, listen: SocketAddr) -> anyhow::Result<()> 
         serde_json::json!({ "listening": address.to_string() })
     );
     let network = SimNetwork::new(settings.effective());
+    network.start_chatter();
     tracing::info!(%address, time_scale = settings.time_scale, "simulator listening");
     loop {
         tokio::select! {

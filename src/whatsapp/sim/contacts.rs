@@ -1,6 +1,10 @@
 //! Simulated contacts: what happens after a device's message reaches someone (a delivered and
 //! a read receipt, then perhaps an answer, text or image) and messages a contact writes first
-//! ([`SimNetwork::deliver_inbound`]).
+//! ([`SimNetwork::deliver_inbound`], [`SimNetwork::deliver`]).
+//!
+//! As on WhatsApp, a share of contacts (`lid_probability`) is addressed by LID: they write from
+//! `<lid>@lid` and their phone comes only as the alternate sender; [`Addressing::LidHidden`]
+//! leaves even that out (a LID whose phone is not known yet).
 //!
 //! Each delivered message gets one short task that sleeps until each step, emits it and ends;
 //! it stops at once when the session ends. A contact answers after about `reply_delay_ms`
@@ -14,11 +18,14 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::address::last_digits;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::address::{addressed_by_lid, last_digits, lid_of};
 use super::error::SimError;
 use super::network::SimNetwork;
 use super::outbox::{Outbox, Stop};
-use crate::phone::{jid_of, parse_international};
+use crate::phone::{jid_of, lid_jid, parse_international};
 use crate::whatsapp::{ConnectorEvent, Media, Receipt, ReceiptKind, WaMessage};
 
 /// What contacts answer. Deliberately free of opt-out words, so that random answers never
@@ -33,6 +40,19 @@ const ANSWERS: &[&str] = &[
     "Send me more details please",
     "Is this still available?",
 ];
+
+/// What demo contacts write first ([`SimNetwork::start_chatter`]).
+const OPENERS: &[&str] = &[
+    "Hi, do you deliver to Penang?",
+    "Hello! Saw your post, what's the price?",
+    "Good morning, is the shop open today?",
+    "Can I still order for this week?",
+    "Hi, I'd like to book an appointment",
+    "Do you have this in blue?",
+];
+
+/// How many demo contacts write first (phones `60177000000` onwards).
+const CHATTY_CONTACTS: u32 = 12;
 
 /// Caption of the image answer.
 const PHOTO_CAPTION: &str = "Like this one?";
@@ -62,6 +82,8 @@ struct Plan {
 impl Plan {
     /// Draws the plan for a message to `phone` with the network's settings.
     fn draw(network: &SimNetwork, phone: &str) -> Self {
+        let from = Addressing::of(network, phone);
+        network.introduce(phone, from);
         let settings = network.settings();
         let clock = network.clock();
         let mut rng = rand::rng();
@@ -75,10 +97,10 @@ impl Plan {
                     mime: "image/png".into(),
                     data: Arc::new(PHOTO_PNG.to_vec()),
                 };
-                contact_message(phone, Some(PHOTO_CAPTION.into()), Some(photo))
+                contact_message(phone, from, Some(PHOTO_CAPTION.into()), Some(photo))
             } else {
                 let text = ANSWERS.choose(&mut rng).copied().unwrap_or("Ok");
-                contact_message(phone, Some(text.into()), None)
+                contact_message(phone, from, Some(text.into()), None)
             };
             (delay.max(read), message)
         });
@@ -95,13 +117,48 @@ fn chance(rng: &mut impl Rng, p: f64) -> bool {
     rng.random::<f64>() < p
 }
 
-/// A message from the contact at `phone`, with a fresh WhatsApp-style id.
-fn contact_message(phone: &str, text: Option<String>, media: Option<Media>) -> WaMessage {
-    let jid = jid_of(phone);
+/// How a contact's messages name their sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Addressing {
+    /// From the phone's JID.
+    Phone,
+    /// From the contact's LID, the phone JID as the alternate sender.
+    Lid,
+    /// From the contact's LID with no phone at all.
+    LidHidden,
+}
+
+impl Addressing {
+    /// How WhatsApp addresses the contact at `phone` on this network (`lid_probability`).
+    fn of(network: &SimNetwork, phone: &str) -> Self {
+        if addressed_by_lid(phone, network.settings().lid_probability) {
+            Addressing::Lid
+        } else {
+            Addressing::Phone
+        }
+    }
+}
+
+/// A message from the contact at `phone`, addressed `from`, with a fresh WhatsApp-style id.
+fn contact_message(
+    phone: &str,
+    from: Addressing,
+    text: Option<String>,
+    media: Option<Media>,
+) -> WaMessage {
+    let phone_jid = jid_of(phone);
+    let (jid, alt) = match from {
+        Addressing::Phone => (phone_jid, None),
+        Addressing::Lid => (lid_jid(&lid_of(phone)), Some(phone_jid)),
+        Addressing::LidHidden => (lid_jid(&lid_of(phone)), None),
+    };
     WaMessage {
         id: format!("3EB0{:016X}", rand::random::<u64>()),
         chat: jid.clone(),
         sender: jid,
+        sender_alt: alt.clone(),
+        chat_alt: alt,
         push_name: Some(format!("Contact {}", last_digits(phone))),
         from_me: false,
         text,
@@ -119,7 +176,10 @@ pub(super) fn follow_up(
     message_id: &str,
 ) {
     let plan = Plan::draw(network, phone);
-    let chat = jid_of(phone);
+    let chat = match Addressing::of(network, phone) {
+        Addressing::Phone => jid_of(phone),
+        _ => lid_jid(&lid_of(phone)),
+    };
     let network = network.clone();
     let message_id = message_id.to_owned();
     tokio::spawn(async move {
@@ -170,6 +230,20 @@ async fn emit_at(
     }
 }
 
+/// A message a simulated contact writes first (`POST /api/v1/sim/inbound`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimInbound {
+    /// The contact's phone, international digits with or without `+`.
+    pub from: String,
+    /// What they write.
+    pub text: String,
+    /// How WhatsApp names the sender; default: as the network addresses that contact
+    /// (`sim.lid_probability`).
+    #[serde(default)]
+    pub addressing: Option<Addressing>,
+}
+
 impl SimNetwork {
     /// Makes the contact at `from_phone` write `text` to a device, as if they wrote first.
     /// Returns the message id. The device must be online.
@@ -179,12 +253,67 @@ impl SimNetwork {
         from_phone: &str,
         text: &str,
     ) -> Result<String, SimError> {
-        let phone = parse_international(from_phone)
-            .ok_or_else(|| SimError::InvalidPhone(from_phone.into()))?;
+        let inbound = SimInbound {
+            from: from_phone.into(),
+            text: text.into(),
+            addressing: None,
+        };
+        self.deliver(device_id, &inbound).await
+    }
+
+    /// Lets the network know the LID a contact writes from, if any.
+    fn introduce(&self, phone: &str, from: Addressing) {
+        if from != Addressing::Phone {
+            self.remember_lid(lid_of(phone), phone);
+        }
+    }
+
+    /// Makes demo contacts write first now and then: every `chatter_interval_ms` (0.5x..1.5x,
+    /// scaled) one of them writes to a random online device, for as long as the network lives.
+    /// Needs a Tokio runtime; does nothing when the interval is 0.
+    pub fn start_chatter(&self) {
+        let mean = self.settings().chatter_interval_ms;
+        if mean == 0 {
+            return;
+        }
+        let (network, clock) = (self.downgrade(), self.clock());
+        tokio::spawn(async move {
+            loop {
+                let factor: f64 = rand::rng().random_range(0.5..1.5);
+                tokio::time::sleep(clock.ms((mean as f64 * factor) as u64)).await;
+                let Some(network) = network.upgrade() else {
+                    return;
+                };
+                let (device, phone, text) = {
+                    let mut rng = rand::rng();
+                    let Some(device) = network.online_devices().choose(&mut rng).copied() else {
+                        continue;
+                    };
+                    let phone = format!("60177{:06}", rng.random_range(0..CHATTY_CONTACTS));
+                    (
+                        device,
+                        phone,
+                        OPENERS.choose(&mut rng).copied().unwrap_or("Hi"),
+                    )
+                };
+                // A device that went offline meanwhile misses this one.
+                let _ = network.deliver_inbound(device, &phone, text).await;
+            }
+        });
+    }
+
+    /// Delivers `inbound` to a device; returns the message id. The device must be online.
+    pub async fn deliver(&self, device_id: i64, inbound: &SimInbound) -> Result<String, SimError> {
+        let phone = parse_international(&inbound.from)
+            .ok_or_else(|| SimError::InvalidPhone(inbound.from.clone()))?;
         let (outbox, mut stop) = self
             .online_outbox(device_id)
             .ok_or(SimError::NotOnline(device_id))?;
-        let message = contact_message(&phone, Some(text.into()), None);
+        let from = inbound
+            .addressing
+            .unwrap_or_else(|| Addressing::of(self, &phone));
+        self.introduce(&phone, from);
+        let message = contact_message(&phone, from, Some(inbound.text.clone()), None);
         let id = message.id.clone();
         if !outbox
             .emit(ConnectorEvent::Message(message), &mut stop)
@@ -222,11 +351,30 @@ mod tests {
 
     #[test]
     fn contact_messages_come_from_the_contact() {
-        let message = contact_message("60123456789", Some("hi".into()), None);
+        let message = contact_message("60123456789", Addressing::Phone, Some("hi".into()), None);
         assert_eq!(message.chat, "60123456789@s.whatsapp.net");
         assert_eq!(message.sender, message.chat);
+        assert_eq!(message.sender_alt, None);
         assert!(!message.from_me);
         assert!(message.id.starts_with("3EB0") && message.id.len() == 20);
         assert_eq!(message.push_name.as_deref(), Some("Contact 6789"));
+    }
+
+    #[test]
+    fn lid_contacts_write_from_their_lid_with_or_without_their_phone() {
+        let lid = format!("{}@lid", lid_of("60123456789"));
+        let message = contact_message("60123456789", Addressing::Lid, None, None);
+        assert_eq!(
+            (message.chat.as_str(), message.sender.as_str()),
+            (lid.as_str(), lid.as_str())
+        );
+        assert_eq!(
+            message.sender_alt.as_deref(),
+            Some("60123456789@s.whatsapp.net")
+        );
+        assert_eq!(message.chat_alt, message.sender_alt);
+        let hidden = contact_message("60123456789", Addressing::LidHidden, None, None);
+        assert_eq!(hidden.sender, lid);
+        assert_eq!((hidden.sender_alt, hidden.chat_alt), (None, None));
     }
 }

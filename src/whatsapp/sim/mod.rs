@@ -7,7 +7,8 @@
 //! faults. Device actors reach it only through [`SimConnector`] and the sessions it opens; the
 //! HTTP layer calls the network itself (`POST /api/v1/sim/scan` → [`SimNetwork::scan`],
 //! `GET /api/v1/sim/stats` → [`SimNetwork::stats`]); tests inject faults ([`SimNetwork::inject`])
-//! and make contacts write first ([`SimNetwork::deliver_inbound`]).
+//! and make contacts write first ([`SimNetwork::deliver_inbound`]; any addressing through
+//! `POST /api/v1/sim/inbound` → [`SimNetwork::deliver`]).
 //!
 //! # Message flow
 //! - `connect` with the JID of a linked account → `Connected`; of a banned one → `Banned` and the
@@ -51,6 +52,7 @@ mod session;
 mod tests;
 
 pub use connector::SimConnector;
+pub use contacts::{Addressing, SimInbound};
 pub use error::SimError;
 pub use faults::Fault;
 pub use network::{SimNetwork, SimStats};

@@ -7,12 +7,13 @@
 //! session, and whatever still aims at the old generation finds nothing and does nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::address::parse_recipient;
 use super::clock::Clock;
 use super::faults::ArmedFaults;
 use super::outbox::{Outbox, Scope, Stop};
@@ -26,6 +27,16 @@ use crate::whatsapp::{ConnectorError, ConnectorEvent};
 pub struct SimNetwork {
     /// Shared by all clones, sessions and their tasks.
     inner: Arc<Inner>,
+}
+
+/// A network that does not keep it alive (a background task's handle).
+pub(super) struct WeakNetwork(Weak<Inner>);
+
+impl WeakNetwork {
+    /// The network, while it lives.
+    pub(super) fn upgrade(&self) -> Option<SimNetwork> {
+        self.0.upgrade().map(|inner| SimNetwork { inner })
+    }
 }
 
 /// What never changes after start, and the state.
@@ -58,6 +69,9 @@ pub(super) struct State {
     /// the life of the network (about 100 bytes per message), so that a resend after any delay
     /// is caught and a harness can account for every message.
     sends: HashMap<String, u32>,
+    /// The phone of every contact that wrote from a LID, by LID user part, so that a device
+    /// can answer a LID chat as on WhatsApp.
+    lids: HashMap<String, String>,
     /// Counters; the gauges in it are filled in by [`SimNetwork::stats`].
     pub(super) stats: SimStats,
 }
@@ -237,6 +251,40 @@ impl SimNetwork {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A handle that does not keep the network alive.
+    pub(super) fn downgrade(&self) -> WeakNetwork {
+        WeakNetwork(Arc::downgrade(&self.inner))
+    }
+
+    /// The ids of the devices online now.
+    pub(super) fn online_devices(&self) -> Vec<i64> {
+        let state = self.lock();
+        state
+            .devices
+            .iter()
+            .filter(|(_, d)| {
+                d.session
+                    .as_ref()
+                    .is_some_and(|s| matches!(s.phase, Phase::Online { .. }))
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Notes that the contact at `phone` wrote from LID `lid`.
+    pub(super) fn remember_lid(&self, lid: String, phone: &str) {
+        self.lock().lids.insert(lid, phone.to_owned());
+    }
+
+    /// The phone a recipient names: a phone number, a phone JID, or the LID JID of a contact
+    /// that wrote from it.
+    pub(super) fn recipient(&self, to: &str) -> Option<String> {
+        parse_recipient(to).or_else(|| {
+            let lid = crate::phone::lid_of_jid(to)?;
+            self.lock().lids.get(lid).cloned()
+        })
     }
 
     /// Adds to the counters.

@@ -184,6 +184,7 @@ mod tests {
             reply_probability: 0.0,
             reply_delay_ms: 0,
             image_reply_probability: 0.0,
+            lid_probability: 0.0,
             auto_scan_after_ms: 0,
             qr_rotate_ms: 0,
             delivered_after_ms: 0,
@@ -193,6 +194,7 @@ mod tests {
             max_sends_per_day: 0,
             time_scale: 1000.0,
             demo_devices: 0,
+            chatter_interval_ms: 0,
             remote: String::new(),
         };
         let rules = PacingRules::new(&settings, Clock::new(settings.time_scale));

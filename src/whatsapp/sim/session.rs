@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 
-use super::address::parse_recipient;
 use super::contacts;
 use super::network::SimNetwork;
 use super::outbox::Outbox;
@@ -50,8 +49,10 @@ impl SimSession {
     async fn send(&self, to: &str, message_id: &str) -> Result<(), ConnectorError> {
         self.network
             .ensure_online(self.device_id, self.generation)?;
-        let phone =
-            parse_recipient(to).ok_or_else(|| ConnectorError::InvalidRecipient(to.into()))?;
+        let phone = self
+            .network
+            .recipient(to)
+            .ok_or_else(|| ConnectorError::InvalidRecipient(to.into()))?;
         if message_id.is_empty() {
             return Err(ConnectorError::Other("empty message id".into()));
         }
@@ -72,7 +73,8 @@ impl SimSession {
     fn check_chat(&self, chat: &str) -> Result<(), ConnectorError> {
         self.network
             .ensure_online(self.device_id, self.generation)?;
-        parse_recipient(chat)
+        self.network
+            .recipient(chat)
             .map(drop)
             .ok_or_else(|| ConnectorError::InvalidRecipient(chat.into()))
     }

@@ -23,6 +23,7 @@ fn settings() -> SimSettings {
         reply_probability: 0.0,
         reply_delay_ms: 20,
         image_reply_probability: 0.0,
+        lid_probability: 0.0,
         auto_scan_after_ms: 0,
         qr_rotate_ms: 0,
         delivered_after_ms: 5,
@@ -32,6 +33,7 @@ fn settings() -> SimSettings {
         max_sends_per_day: 0,
         time_scale: 1.0,
         demo_devices: 0,
+        chatter_interval_ms: 0,
         remote: String::new(),
     }
 }
@@ -491,6 +493,58 @@ async fn a_contact_can_write_first() {
     assert_eq!(message.sender, "60129998888@s.whatsapp.net");
     assert_eq!(message.text.as_deref(), Some("STOP"));
     assert_eq!(network.stats().inbound, 1);
+}
+
+#[tokio::test]
+async fn lid_contacts_write_from_their_lid_and_can_be_answered_there() {
+    let network = network(|s| s.lid_probability = 1.0);
+    let (session, mut events, _) = paired(&network, 1).await;
+    let hidden = SimInbound {
+        from: "60129998888".into(),
+        text: "guess who".into(),
+        addressing: Some(Addressing::LidHidden),
+    };
+    network.deliver(1, &hidden).await.unwrap();
+    let message = next_message(&mut events).await;
+    assert!(message.sender.ends_with("@lid"), "{}", message.sender);
+    assert_eq!(message.chat, message.sender);
+    assert_eq!(message.sender_alt, None);
+    // The network's default for this contact (every contact here): the phone alongside.
+    network
+        .deliver_inbound(1, "60129998888", "hi")
+        .await
+        .unwrap();
+    let again = next_message(&mut events).await;
+    assert_eq!(again.sender, message.sender, "one LID per contact");
+    assert_eq!(
+        again.sender_alt.as_deref(),
+        Some("60129998888@s.whatsapp.net")
+    );
+    // A LID chat can be answered; an unknown LID cannot.
+    session
+        .send_text(&message.chat, "3EB0ANSWER", "hello")
+        .await
+        .unwrap();
+    assert_eq!(network.send_attempts("3EB0ANSWER"), 1);
+    assert!(matches!(
+        session
+            .send_text("111111111111111@lid", "3EB0NOBODY", "hello")
+            .await,
+        Err(ConnectorError::InvalidRecipient(_))
+    ));
+}
+
+#[tokio::test]
+async fn demo_contacts_write_first_now_and_then() {
+    let network = network(|s| s.chatter_interval_ms = 20);
+    network.start_chatter();
+    let (_session, mut events, _) = paired(&network, 1).await;
+    for _ in 0..2 {
+        let message = next_message(&mut events).await;
+        assert!(!message.from_me);
+        assert!(message.sender.starts_with("60177"), "{}", message.sender);
+    }
+    assert!(network.stats().inbound >= 2);
 }
 
 #[tokio::test]

@@ -1,0 +1,12 @@
+-- What a device learned about its contacts' LIDs (WhatsApp's anonymous `…@lid` ids): the phone
+-- each belongs to. Chats and senders are filed under the phone once it is known, so one person
+-- has one chat and opt-outs, replies and lead matching work by phone.
+CREATE TABLE lid_phones (
+    device_id BIGINT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    -- The user part of the LID (digits).
+    lid TEXT NOT NULL,
+    -- E.164 digits.
+    phone TEXT NOT NULL,
+    learned_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (device_id, lid)
+);
