@@ -318,6 +318,9 @@ pub struct SimSettings {
     pub demo_devices: u32,
     /// Mean time between demo contacts writing first to a random online device; 0 = never.
     pub chatter_interval_ms: u64,
+    /// Chats in the history sync a newly paired device receives (plus one older than 30
+    /// days); 0 = no history sync.
+    pub history_chats: u32,
     /// `host:port` of a `wafleet sim` process to use instead of an in-process network; empty =
     /// in-process. The daemon's `time_scale` must match the simulator's.
     pub remote: String,
@@ -333,12 +336,17 @@ impl SimSettings {
         if settings.demo_devices > 0 && settings.chatter_interval_ms == 0 {
             settings.chatter_interval_ms = DEMO_CHATTER_MS;
         }
+        if settings.demo_devices > 0 && settings.history_chats == 0 {
+            settings.history_chats = DEMO_HISTORY_CHATS;
+        }
         settings
     }
 }
 
 /// Auto-scan delay in demo mode when none is configured.
 const DEMO_AUTO_SCAN_MS: u64 = 1500;
+/// Demo mode's history sync on pairing: chats with a past.
+const DEMO_HISTORY_CHATS: u32 = 6;
 /// Demo mode's mean time between contacts writing first, so the chat view is alive.
 const DEMO_CHATTER_MS: u64 = 20_000;
 impl DatabaseSettings {

@@ -21,6 +21,16 @@ const CHAT_SIM: &[(&str, &str)] = &[
     ("WAFLEET__SIM__READ_AFTER_MS", "20"),
 ];
 
+/// A history sync of four recent chats (and one older than 30 days) on pairing,
+/// every contact addressed by LID (the phone as alternate).
+const HISTORY_SIM: &[(&str, &str)] = &[
+    ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+    ("WAFLEET__SIM__HISTORY_CHATS", "4"),
+    ("WAFLEET__SIM__LID_PROBABILITY", "1"),
+];
+
+crate::both_backends!(with super::HISTORY_SIM; a_newly_paired_device_shows_its_history);
+
 crate::both_backends!(with super::CHAT_SIM;
     images_are_prepared_sent_and_served,
     inbound_and_outbound_messages_flow,
@@ -542,3 +552,61 @@ async fn images_are_prepared_sent_and_served(app: TestApp) {
 
 /// 10,000 × 5,000 pixels of 16-bit RGB, all black, compressed to 292 KB.
 const BOMB: &[u8] = include_bytes!("../fixtures/bomb-10000x5000-rgb16.png");
+
+/// A newly paired device's history sync fills its 30-day chat list: every recent chat with its
+/// three messages (ours among them), read already, LID contacts under their phone; the chat
+/// older than the window is stored but not listed.
+async fn a_newly_paired_device_shows_its_history(app: TestApp) {
+    let admin = app.admin().await;
+    let device = app.paired_device(&admin, "history").await;
+    let list = crate::helpers::wait_until(
+        "the history to be stored",
+        Duration::from_secs(20),
+        || async {
+            let list: Value = admin
+                .get(&format!("/api/v1/devices/{device}/chats"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (list.as_array()?.len() == 4).then_some(list)
+        },
+    )
+    .await;
+    let chats = list.as_array().unwrap();
+    let jids: Vec<&str> = chats.iter().map(|c| c["jid"].as_str().unwrap()).collect();
+    assert_eq!(
+        jids,
+        (0..4)
+            .map(|n| format!("60178{n:06}@s.whatsapp.net"))
+            .collect::<Vec<_>>(),
+        "most recent first, every contact under their phone"
+    );
+    for chat in chats {
+        assert_eq!(chat["unread_count"], 0, "history is read already: {chat}");
+        assert_eq!(chat["last_message"], "Great, thanks!");
+        let jid = chat["jid"].as_str().unwrap();
+        let page: Value = admin
+            .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3, "{page}");
+        assert_eq!(items.iter().filter(|m| m["from_me"] == true).count(), 1);
+        assert!(items
+            .iter()
+            .filter(|m| m["from_me"] == false)
+            .all(|m| m["sender"] == jid));
+    }
+    // The older chat is there, outside the default window.
+    let wider: Value = admin
+        .get(&format!("/api/v1/devices/{device}/chats?days=60"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wider.as_array().unwrap().len(), 5);
+    assert_eq!(wider[4]["jid"], "60178000004@s.whatsapp.net");
+}

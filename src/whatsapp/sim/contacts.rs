@@ -51,6 +51,13 @@ const OPENERS: &[&str] = &[
     "Do you have this in blue?",
 ];
 
+/// What a history sync's conversations say, in turn (contact, us, contact).
+const HISTORY_LINES: [&str; 3] = [
+    "Hi, is the promo still on?",
+    "Yes, until the end of the month",
+    "Great, thanks!",
+];
+
 /// How many demo contacts write first (phones `60177000000` onwards).
 const CHATTY_CONTACTS: u32 = 12;
 
@@ -245,6 +252,45 @@ pub struct SimInbound {
 }
 
 impl SimNetwork {
+    /// The history sync a device logged in as `own_jid` receives on pairing: `history_chats`
+    /// conversations of three messages (contact, us, contact), the n-th ending n + 1 days ago,
+    /// and one more that ended 45 days ago; contacts are `60178000000` onwards, addressed as
+    /// the network addresses them. Oldest first.
+    pub(super) fn history(&self, own_jid: &str) -> Vec<WaMessage> {
+        let chats = self.settings().history_chats;
+        if chats == 0 {
+            return Vec::new();
+        }
+        let now = Utc::now();
+        let mut messages = Vec::new();
+        for chat in 0..=chats {
+            let phone = format!("60178{chat:06}");
+            let from = Addressing::of(self, &phone);
+            self.introduce(&phone, from);
+            let days_ago = if chat == chats {
+                45
+            } else {
+                i64::from(chat) + 1
+            };
+            for (line, text) in HISTORY_LINES.iter().enumerate() {
+                let mut message = contact_message(&phone, from, Some((*text).into()), None);
+                if line == 1 {
+                    message.from_me = true;
+                    message.sender = own_jid.to_owned();
+                    message.sender_alt = None;
+                    message.push_name = None;
+                }
+                let hours_before_end = 2 - line as i64;
+                message.timestamp = now
+                    - chrono::Duration::days(days_ago)
+                    - chrono::Duration::hours(hours_before_end);
+                messages.push(message);
+            }
+        }
+        messages.sort_by_key(|m| m.timestamp);
+        messages
+    }
+
     /// Makes the contact at `from_phone` write `text` to a device, as if they wrote first.
     /// Returns the message id. The device must be online.
     pub async fn deliver_inbound(

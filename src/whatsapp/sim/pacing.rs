@@ -195,6 +195,7 @@ mod tests {
             time_scale: 1000.0,
             demo_devices: 0,
             chatter_interval_ms: 0,
+            history_chats: 0,
             remote: String::new(),
         };
         let rules = PacingRules::new(&settings, Clock::new(settings.time_scale));

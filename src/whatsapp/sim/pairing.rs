@@ -182,8 +182,8 @@ impl Timer {
 
 impl SimNetwork {
     /// Completes the pending pairing of a device, as the phone scanning its QR code (or
-    /// confirming its pair code) would: links a new account, emits `Connected` on the session
-    /// and returns the account's JID.
+    /// confirming its pair code) would: links a new account, emits `Connected` on the session,
+    /// then the history sync (`history_chats`), and returns the account's JID.
     pub async fn scan(&self, device_id: i64) -> Result<String, SimError> {
         let (generation, outbox) = {
             let state = self.lock();
@@ -209,6 +209,13 @@ impl SimNetwork {
             &mut stop,
         )
         .await;
+        // As a phone does after linking: the recent chats, once.
+        let history = self.history(&jid);
+        if !history.is_empty() {
+            outbox
+                .emit(ConnectorEvent::HistorySync(history), &mut stop)
+                .await;
+        }
         Ok(jid)
     }
 

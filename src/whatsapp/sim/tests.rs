@@ -34,6 +34,7 @@ fn settings() -> SimSettings {
         time_scale: 1.0,
         demo_devices: 0,
         chatter_interval_ms: 0,
+        history_chats: 0,
         remote: String::new(),
     }
 }
