@@ -280,7 +280,7 @@ async fn start_fleet(
         ),
         ConnectorKind::Real => (
             Arc::new(
-                RealConnector::new(db.clone(), &settings.whatsapp)
+                RealConnector::new(db.clone(), &settings.whatsapp, &settings.chat)
                     .context("cannot start the real WhatsApp connector")?,
             ),
             None,

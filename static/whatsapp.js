@@ -366,9 +366,48 @@ function removeMessage(open, id) {
   open.nodes.delete(id);
 }
 
+/** What a message carries besides its text, as WhatsApp Web shows it; null for plain text. */
+function attachmentOf(m) {
+  const kind = m.kind || (m.media ? "image" : "text");
+  const url = m.media?.url;
+  const missing = (label) =>
+    el("span", { class: "bubble-photo" }, cameraIcon(), label, m.media?.size ? el("span", { class: "bubble-size" }, ` · ${formatSize(m.media.size)}`) : null);
+  switch (kind) {
+    case "image":
+      return url ? el("img", { class: "bubble-image", src: url, alt: m.text ? `Photo: ${m.text}` : "Photo", loading: "lazy" }) : missing("Photo");
+    case "sticker":
+      return url ? el("img", { class: "bubble-sticker", src: url, alt: "Sticker", loading: "lazy" }) : missing("Sticker");
+    case "video":
+      return url ? el("video", { class: "bubble-video", src: url, controls: "", preload: "metadata", "aria-label": "Video" }) : missing("Video");
+    case "audio":
+    case "voice":
+      return url
+        ? el("span", { class: `bubble-audio ${kind}` }, el("span", { class: "audio-label" }, kind === "voice" ? "🎤 Voice message" : "🎵 Audio"), el("audio", { src: url, controls: "", preload: "metadata", "aria-label": kind === "voice" ? "Voice message" : "Audio" }))
+        : missing(kind === "voice" ? "Voice message" : "Audio");
+    case "document": {
+      const name = m.file_name || "Document";
+      const body = [el("span", { class: "doc-icon", "aria-hidden": "true" }, "📄"), el("span", { class: "doc-name" }, name), m.media?.size ? el("span", { class: "bubble-size" }, formatSize(m.media.size)) : null];
+      return url ? el("a", { class: "bubble-document", href: url, download: name, "aria-label": `Download ${name}` }, ...body) : el("span", { class: "bubble-document" }, ...body);
+    }
+    case "location": {
+      const place = m.location || {};
+      const at = `${Number(place.latitude).toFixed(5)},${Number(place.longitude).toFixed(5)}`;
+      const map = `https://www.openstreetmap.org/?mlat=${encodeURIComponent(place.latitude)}&mlon=${encodeURIComponent(place.longitude)}#map=16/${encodeURIComponent(place.latitude)}/${encodeURIComponent(place.longitude)}`;
+      return el("a", { class: "bubble-location", href: map, target: "_blank", rel: "noopener noreferrer" }, el("span", { class: "doc-icon", "aria-hidden": "true" }, "📍"), el("span", {}, el("strong", {}, place.name || "Location"), el("span", { class: "bubble-size" }, at)));
+    }
+    case "contact": {
+      const card = m.contact || {};
+      const phone = (card.vcard || "").match(/waid=(\d+)/)?.[1];
+      return el("span", { class: "bubble-contact" }, el("span", { class: "doc-icon", "aria-hidden": "true" }, "👤"), el("span", {}, el("strong", {}, card.display_name || "Contact"), phone ? el("span", { class: "bubble-size" }, `+${phone}`) : null));
+    }
+    default:
+      return m.media ? missing("Attachment") : null;
+  }
+}
+
 /** The bubble row of a message: rebuilt when its content changed, its tick updated in place. */
 function messageNode(open, m) {
-  const signature = [m.text, m.media?.url, m.media?.mime, m.time_label].join("\u0001");
+  const signature = [m.kind, m.text, m.media?.url, m.media?.mime, m.file_name, m.time_label].join("\u0001");
   const cached = open.nodes.get(m.id);
   if (cached && cached.signature === signature) {
     if (cached.status !== m.status) {
@@ -379,12 +418,7 @@ function messageNode(open, m) {
     return cached.node;
   }
   const sender = isGroup(open.jid) && !m.from_me ? m.sender_name || numberText(phoneOf(m.sender || "")) : null;
-  let media = null;
-  if (m.media) {
-    media = m.media.url
-      ? el("img", { class: "bubble-image", src: m.media.url, alt: m.text ? `Photo: ${m.text}` : "Photo", loading: "lazy" })
-      : el("span", { class: "bubble-photo" }, cameraIcon(), "Photo", m.media.size ? el("span", { class: "bubble-size" }, ` · ${formatSize(m.media.size)}`) : null);
-  }
+  const media = attachmentOf(m);
   const who = m.from_me ? "You" : sender || chatTitle(state.chats.get(open.jid) || { jid: open.jid });
   const bubble = el(
     "div",

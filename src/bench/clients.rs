@@ -68,7 +68,7 @@ async fn measure(database_url: String, clients: u32) -> anyhow::Result<Value> {
                 .id,
         );
     }
-    let connector = RealConnector::new(db.clone(), &settings.whatsapp)?
+    let connector = RealConnector::new(db.clone(), &settings.whatsapp, &settings.chat)?
         .with_http(Arc::new(Offline), FALLBACK_VERSION);
 
     // Warm-up: one-time statics, the runtime's threads, pool connections.

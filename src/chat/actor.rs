@@ -34,6 +34,7 @@ use super::identity::LidPhone;
 use super::media::MediaStore;
 use super::messages::{ChatCommitted, CommittedReceipt, Inbound, RecordMessages, RecordReceipt};
 use super::model::Chat;
+use super::model::{cut_chars, Detail, MAX_FILE_NAME_CHARS};
 use super::queue::{MirrorQueue, TenantWrite};
 use super::store::{self, BatchOutcome, ChatWrite, NewMessage};
 use super::{chat_view, message_view};
@@ -397,7 +398,12 @@ impl Handler<RecordMessages> for ChatSync {
             let from_me = message.from_me;
             let write = ChatWrite::Message {
                 learned: LidPhone::of_message(&message),
-                media: message.media.as_ref().map(|m| m.data.clone()),
+                // Not downloaded: the message says what it carried, there is no file.
+                media: message
+                    .media
+                    .as_ref()
+                    .filter(|m| !m.data.is_empty())
+                    .map(|m| m.data.clone()),
                 chat_name: (!from_me).then(|| message.push_name.clone()).flatten(),
                 unread: !from_me && !msg.history,
                 chat_jid: message.chat.clone(),
@@ -416,6 +422,13 @@ impl Handler<RecordMessages> for ChatSync {
                     status: if from_me { "sent" } else { "received" }.to_string(),
                     sent_at: message.timestamp.naive_utc(),
                     created_at: now,
+                    kind: message.kind.as_str().to_string(),
+                    file_name: message
+                        .file_name
+                        .as_deref()
+                        .map(|name| cut_chars(name, MAX_FILE_NAME_CHARS)),
+                    detail: Detail::of(message.location.as_ref(), message.contact.as_ref())
+                        .and_then(|detail| serde_json::to_string(&detail).ok()),
                 }),
             };
             writes.push((msg.tenant_id, write));

@@ -222,11 +222,7 @@ mod tests {
             sender: sender.into(),
             sender_alt: sender_alt.map(str::to_string),
             chat_alt: chat_alt.map(str::to_string),
-            push_name: None,
-            from_me: false,
-            text: None,
-            media: None,
-            timestamp: chrono::Utc::now(),
+            ..WaMessage::default()
         }
     }
 

@@ -19,7 +19,7 @@ pub mod time;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use model::{Chat, ChatView, MediaView, MessageView, StoredMessage};
+use model::{Chat, ChatView, Detail, MediaView, MessageView, StoredMessage};
 
 /// A chat row as the API shows it.
 pub fn chat_view(chat: &Chat, now: DateTime<Utc>, zone: Tz) -> ChatView {
@@ -43,13 +43,24 @@ pub fn message_view(
     now: DateTime<Utc>,
     zone: Tz,
 ) -> MessageView {
+    let detail = Detail::parse(message.detail.as_deref());
     MessageView {
         id: message.wa_id.clone(),
         chat: chat_jid.to_string(),
         sender: message.sender_jid.clone(),
         sender_name: message.sender_name.clone(),
         from_me: message.from_me,
+        kind: message.kind.clone(),
         text: message.body.clone(),
+        file_name: message.file_name.clone(),
+        location: match &detail {
+            Some(Detail::Location(place)) => Some(place.clone()),
+            _ => None,
+        },
+        contact: match detail {
+            Some(Detail::Contact(card)) => Some(card),
+            _ => None,
+        },
         media: message.media_mime.clone().map(|mime| MediaView {
             url: message
                 .media_sha256

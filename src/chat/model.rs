@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::schema::{chats, messages};
+use crate::whatsapp::{ContactCard, Location};
 
 /// A chat row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
@@ -67,6 +68,92 @@ pub struct StoredMessage {
     pub sent_at: NaiveDateTime,
     /// When it was stored.
     pub created_at: NaiveDateTime,
+    /// What it is ([`crate::whatsapp::MessageKind`] name).
+    pub kind: String,
+    /// A document's file name.
+    pub file_name: Option<String>,
+    /// A location's or contact card's details ([`Detail`] as JSON).
+    pub detail: Option<String>,
+}
+
+/// What a location or contact card message carries besides text, stored as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// A shared place.
+    Location(Location),
+    /// A shared contact card.
+    Contact(ContactCard),
+}
+
+/// Longest file name kept, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+/// Longest place name or contact name kept, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+/// Longest vCard kept, in bytes (a card with a photo is cut, not stored whole).
+pub const MAX_VCARD_BYTES: usize = 16 * 1024;
+
+/// `text` cut to at most `max` characters.
+pub fn cut_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut_bytes(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+impl Detail {
+    /// The details a message carries, their sizes bounded (senders choose them).
+    pub fn of(location: Option<&Location>, contact: Option<&ContactCard>) -> Option<Self> {
+        if let Some(place) = location {
+            return Some(Detail::Location(Location {
+                name: place.name.as_deref().map(|n| cut_chars(n, MAX_NAME_CHARS)),
+                ..place.clone()
+            }));
+        }
+        contact.map(|card| {
+            Detail::Contact(ContactCard {
+                display_name: cut_chars(&card.display_name, MAX_NAME_CHARS),
+                vcard: cut_bytes(&card.vcard, MAX_VCARD_BYTES),
+            })
+        })
+    }
+
+    /// The details stored as JSON (`None` when absent or unreadable).
+    pub fn parse(stored: Option<&str>) -> Option<Self> {
+        serde_json::from_str(stored?).ok()
+    }
+}
+
+/// The chat list's preview of a message: its text, or what it carried.
+pub fn preview(
+    kind: &str,
+    body: Option<&str>,
+    file_name: Option<&str>,
+    detail: Option<&Detail>,
+) -> Option<String> {
+    if let Some(text) = body.filter(|t| !t.is_empty()) {
+        return Some(text.to_string());
+    }
+    let said = match (kind, detail) {
+        ("image", _) => "📷 Photo".to_string(),
+        ("video", _) => "🎥 Video".to_string(),
+        ("audio", _) => "🎵 Audio".to_string(),
+        ("voice", _) => "🎤 Voice message".to_string(),
+        ("document", _) => format!("📄 {}", file_name.unwrap_or("Document")),
+        ("sticker", _) => "Sticker".to_string(),
+        (_, Some(Detail::Location(place))) => {
+            format!("📍 {}", place.name.as_deref().unwrap_or("Location"))
+        }
+        (_, Some(Detail::Contact(card))) => format!("👤 {}", card.display_name),
+        _ => return None,
+    };
+    Some(said)
 }
 
 /// A chat as the API shows it.
@@ -102,10 +189,19 @@ pub struct MessageView {
     pub sender_name: Option<String>,
     /// Sent by this device.
     pub from_me: bool,
+    /// What it is: `text`, `image`, `video`, `audio`, `voice`, `document`, `sticker`,
+    /// `location` or `contact`.
+    pub kind: String,
     /// Text or caption.
     pub text: Option<String>,
     /// Attached media, if any.
     pub media: Option<MediaView>,
+    /// A document's file name.
+    pub file_name: Option<String>,
+    /// A shared place.
+    pub location: Option<Location>,
+    /// A shared contact card.
+    pub contact: Option<ContactCard>,
     /// Delivery state.
     pub status: String,
     /// When it was sent.
@@ -117,7 +213,8 @@ pub struct MessageView {
 /// Media attached to a message.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MediaView {
-    /// Where to download it (authenticated; absent when the file was not stored).
+    /// Where to download it (authenticated; absent when the file was not downloaded or stored:
+    /// downloads off, over its size cap, or a failed download).
     pub url: Option<String>,
     /// MIME type.
     pub mime: String,

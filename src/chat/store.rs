@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::identity::{self, LidPhone};
-use super::model::{Chat, StoredMessage};
+use super::model::{preview, Chat, Detail, StoredMessage};
 use crate::db::schema::{chats, messages};
 use crate::db::sql::{like_pattern, lower};
 use crate::db::{Conn, Db, DbError};
@@ -44,6 +44,12 @@ pub struct NewMessage {
     pub sent_at: NaiveDateTime,
     /// Storage time.
     pub created_at: NaiveDateTime,
+    /// What it is ([`crate::whatsapp::MessageKind`] name).
+    pub kind: String,
+    /// A document's file name.
+    pub file_name: Option<String>,
+    /// A location's or contact card's details ([`super::model::Detail`] as JSON).
+    pub detail: Option<String>,
 }
 
 /// One write of a batch.
@@ -160,10 +166,12 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                             continue;
                         }
                         let newer = chat.last_message_at.is_none_or(|t| t <= row.sent_at);
-                        let preview = row
-                            .body
-                            .clone()
-                            .or_else(|| row.media_mime.as_ref().map(|_| "📷 Photo".to_string()));
+                        let preview = preview(
+                            &row.kind,
+                            row.body.as_deref(),
+                            row.file_name.as_deref(),
+                            Detail::parse(row.detail.as_deref()).as_ref(),
+                        );
                         let chat: Chat = diesel::update(chats::table.find(chat.id))
                             .set((
                                 chats::unread_count.eq(chats::unread_count + i64::from(*unread)),
@@ -333,17 +341,22 @@ pub async fn latest_inbound_ids(db: &Db, chat_id: i64, limit: i64) -> Result<Vec
     })
 }
 
-/// The devices of a tenant holding a media file, with its MIME type (for the download check).
-pub async fn media_owners(
-    db: &Db,
-    tenant_id: i64,
-    sha: &str,
-) -> Result<Vec<(i64, Option<String>)>, DbError> {
+/// A device of a tenant holding a media file, with the MIME type and file name its message
+/// gave the file.
+pub type MediaOwner = (i64, Option<String>, Option<String>);
+
+/// The devices of a tenant holding a media file, with its MIME type and file name (for the
+/// download check and its headers).
+pub async fn media_owners(db: &Db, tenant_id: i64, sha: &str) -> Result<Vec<MediaOwner>, DbError> {
     db_run!(db, |conn| {
         messages::table
             .filter(messages::tenant_id.eq(tenant_id))
             .filter(messages::media_sha256.eq(sha))
-            .select((messages::device_id, messages::media_mime))
+            .select((
+                messages::device_id,
+                messages::media_mime,
+                messages::file_name,
+            ))
             .distinct()
             .load(conn)
             .await

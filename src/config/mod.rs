@@ -21,8 +21,9 @@ mod sections;
 pub use cidr::Cidr;
 pub use sections::{
     redact_url, AdminSettings, AuthSettings, BroadcastSettings, ChatSettings, ConnectorKind,
-    DatabaseSettings, FleetSettings, LogSettings, MetricsSettings, Pacing, PacingLimits,
-    RedisSettings, ServerSettings, SimSettings, TenantSettings, WhatsappSettings, WsSettings,
+    DatabaseSettings, FleetSettings, LogSettings, MediaCaps, MediaDownload, MetricsSettings,
+    Pacing, PacingLimits, RedisSettings, ServerSettings, SimSettings, TenantSettings,
+    WhatsappSettings, WsSettings,
 };
 
 /// The defaults, compiled in so that the binary runs from any directory.

@@ -100,6 +100,39 @@ pub struct ChatSettings {
     pub queue_max: usize,
     /// Media directory.
     pub media_dir: PathBuf,
+    /// Whether media of received messages is downloaded (real connector).
+    pub media_download: MediaDownload,
+    /// Largest received media downloaded, per kind, in MiB.
+    pub media_max_mb: MediaCaps,
+}
+
+/// `chat.media_download`: what happens to the media of a received message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaDownload {
+    /// Downloaded and stored as the message arrives (within `chat.media_max_mb`).
+    Eager,
+    /// Never downloaded: the message says what it carried.
+    Off,
+}
+
+/// `[chat.media_max_mb]`: the largest received media of each kind downloaded, in MiB; a bigger
+/// one is kept as a message without its file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaCaps {
+    /// Pictures.
+    pub image: u64,
+    /// Videos.
+    pub video: u64,
+    /// Audio files.
+    pub audio: u64,
+    /// Voice notes.
+    pub voice: u64,
+    /// Documents.
+    pub document: u64,
+    /// Stickers.
+    pub sticker: u64,
 }
 
 /// `[ws]`: WebSocket sessions.

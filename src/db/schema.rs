@@ -139,6 +139,9 @@ diesel::table! {
         status -> Text,
         sent_at -> Timestamp,
         created_at -> Timestamp,
+        kind -> Text,
+        file_name -> Nullable<Text>,
+        detail -> Nullable<Text>,
     }
 }
 

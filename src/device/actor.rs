@@ -289,7 +289,7 @@ impl DeviceActor {
                 let record = self.deps.chat.messages.send(RecordMessages {
                     tenant_id: self.tenant_id,
                     device_id: self.device_id,
-                    messages: vec![message],
+                    messages: vec![*message],
                     history: false,
                 });
                 wait_for_mirror(record, ctx);
@@ -694,9 +694,15 @@ fn outgoing(
         chat_alt: None,
         push_name: None,
         from_me: true,
+        kind: if media.is_some() {
+            crate::whatsapp::MessageKind::Image
+        } else {
+            crate::whatsapp::MessageKind::Text
+        },
         text,
         media,
         timestamp: Utc::now(),
+        ..WaMessage::default()
     }
 }
 

@@ -94,9 +94,48 @@ pub fn media_disposition(stored: Option<&str>) -> (&'static str, bool) {
     }
 }
 
+/// `Content-Disposition: attachment` naming the file `name` (a sender's choice): a plain
+/// ASCII fallback with anything risky replaced, and the exact name percent-encoded (RFC 6266).
+pub fn attachment(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " .-_()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b".-_".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachment_names_cannot_break_out_of_the_header() {
+        assert_eq!(
+            attachment("price list.pdf"),
+            "attachment; filename=\"price list.pdf\"; filename*=UTF-8''price%20list.pdf"
+        );
+        let hostile = attachment("a\"; filename=evil.html\r\nX: y/é.pdf");
+        assert!(!hostile.contains('\r') && !hostile.contains('\n'));
+        assert!(
+            hostile.starts_with("attachment; filename=\"a__ filename_evil.html__X_ y__.pdf\";"),
+            "{hostile}"
+        );
+        assert!(hostile.ends_with("%C3%A9.pdf"));
+    }
 
     #[test]
     fn media_types_outside_the_allowlist_become_downloads() {

@@ -63,16 +63,18 @@ pub enum ConnectorEvent {
         /// Why, for the status reason.
         reason: String,
     },
-    /// A message arrived, or one sent from the phone was mirrored.
-    Message(WaMessage),
+    /// A message arrived, or one sent from the phone was mirrored (boxed: by far the largest
+    /// event).
+    Message(Box<WaMessage>),
     /// Delivery or read receipts for messages this device sent.
     Receipt(Receipt),
     /// A batch of past messages sent after pairing.
     HistorySync(Vec<WaMessage>),
 }
 
-/// A chat message as WhatsApp reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A chat message as WhatsApp reports it. `Default` is an empty text message at the epoch, for
+/// building one field by field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WaMessage {
     /// WhatsApp message id (unique per sender).
     pub id: String,
@@ -92,12 +94,87 @@ pub struct WaMessage {
     pub push_name: Option<String>,
     /// True when this device (or its phone) sent it.
     pub from_me: bool,
+    /// What it is: text, a picture, a voice note, a document, …
+    #[serde(default)]
+    pub kind: MessageKind,
     /// Text or caption.
     pub text: Option<String>,
-    /// Attached media, if any.
+    /// Attached media, if any (its bytes when they were downloaded).
     pub media: Option<Media>,
+    /// A document's file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// A shared location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// A shared contact card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactCard>,
     /// When WhatsApp says it was sent.
     pub timestamp: DateTime<Utc>,
+}
+
+/// What a chat message is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Text only.
+    #[default]
+    Text,
+    /// A picture, perhaps with a caption.
+    Image,
+    /// A video, perhaps with a caption.
+    Video,
+    /// An audio file.
+    Audio,
+    /// A voice note (push-to-talk audio, OGG/Opus).
+    Voice,
+    /// Any file, with its name.
+    Document,
+    /// A sticker (WebP, perhaps animated).
+    Sticker,
+    /// A place on the map.
+    Location,
+    /// A contact card (vCard).
+    Contact,
+}
+
+impl MessageKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Voice => "voice",
+            Self::Document => "document",
+            Self::Sticker => "sticker",
+            Self::Location => "location",
+            Self::Contact => "contact",
+        }
+    }
+}
+
+/// A shared location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Location {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+    /// The place's name, when the sender picked one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A shared contact card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ContactCard {
+    /// The name shown on the card.
+    pub display_name: String,
+    /// The vCard text.
+    pub vcard: String,
 }
 
 /// Downloaded media of a message.

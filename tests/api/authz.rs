@@ -87,6 +87,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("POST", "/api/v1/sim/scan", Member, json!({"device_id": "{device}"})),
         ("GET", "/api/v1/sim/stats", Admin, none.clone()),
         ("POST", "/api/v1/sim/fault", Admin, json!({"device_id": "{device}", "fault": {"kind": "disconnect"}})),
+        ("POST", "/api/v1/sim/inbound", Admin, json!({"device_id": "{device}", "from": "60198765432", "text": "hi"})),
         ("GET", "/api/v1/lead-lists", Viewer, none.clone()),
         ("POST", "/api/v1/lead-lists", Member, json!({"name": "x"})),
         ("GET", "/api/v1/lead-lists/{list}", Viewer, none.clone()),

@@ -233,6 +233,9 @@ fn inbound(
             status: "received".into(),
             sent_at: at,
             created_at: at,
+            kind: "text".into(),
+            file_name: None,
+            detail: None,
         }),
     }
 }

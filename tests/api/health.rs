@@ -214,6 +214,9 @@ async fn cancelled_sqlite_batches_are_all_or_nothing() {
             status: "received".into(),
             sent_at: now,
             created_at: now,
+            kind: "text".into(),
+            file_name: None,
+            detail: None,
         }),
         media: None,
     };

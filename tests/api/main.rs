@@ -27,6 +27,7 @@ mod identity;
 mod layers;
 mod leads;
 mod login_abuse;
+mod media_kinds;
 mod member_scope;
 mod migrations;
 mod openapi;

@@ -159,6 +159,9 @@ async fn stored_media(
                 status: "received".into(),
                 sent_at: now,
                 created_at: now,
+                kind: "text".into(),
+                file_name: None,
+                detail: None,
             }),
         }],
     )

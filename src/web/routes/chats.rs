@@ -403,10 +403,10 @@ pub async fn download_media(
         .path(&sha)
         .ok_or_else(|| ApiError::not_found("media"))?;
     let owners = store::media_owners(&state.db, caller.tenant_id, &sha).await?;
-    let stored = owners
+    let (stored, file_name) = owners
         .into_iter()
-        .find(|(device_id, _)| caller.can_see_device(*device_id))
-        .map(|(_, mime)| mime)
+        .find(|(device_id, _, _)| caller.can_see_device(*device_id))
+        .map(|(_, mime, file_name)| (mime, file_name))
         .ok_or_else(|| ApiError::not_found("media"))?;
     let (mime, attachment) = headers::media_disposition(stored.as_deref());
     let data = web::block(move || std::fs::read(path))
@@ -419,10 +419,8 @@ pub async fn download_media(
         .insert_header(("cache-control", "private, max-age=31536000, immutable"))
         .insert_header(("content-security-policy", headers::MEDIA_POLICY));
     if attachment {
-        response.insert_header((
-            "content-disposition",
-            format!("attachment; filename=\"{sha}.bin\""),
-        ));
+        let name = file_name.unwrap_or_else(|| format!("{sha}.bin"));
+        response.insert_header(("content-disposition", headers::attachment(&name)));
     }
     Ok(response.body(data))
 }

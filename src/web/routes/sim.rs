@@ -12,6 +12,7 @@ use crate::web::auth::{require, Auth};
 use crate::web::input::MAX_MESSAGE_CHARS;
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::sim::{Fault, SimInbound, SimNetwork, SimStats};
+use crate::whatsapp::MessageKind;
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -136,11 +137,13 @@ pub async fn fault(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Makes a simulated contact write to a device, addressed by phone, by LID with the phone as
-/// alternate sender, or by LID alone (demos and checks of the one-chat-per-person rule).
+/// Makes a simulated contact write to a device: text or any kind WhatsApp carries but video
+/// (with real bytes), addressed by phone, by LID with the phone as alternate sender, or by LID
+/// alone (demos and checks).
 #[utoipa::path(tag = "simulator", request_body = InboundRequest, responses(
     (status = 200, description = "delivered; body has the message id"),
     (status = 409, body = crate::web::ErrorBody),
+    (status = 415, body = crate::web::ErrorBody),
     (status = 422, body = crate::web::ErrorBody)
 ))]
 #[post("/sim/inbound")]
@@ -152,10 +155,11 @@ pub async fn inbound(
     let sim = network(&state)?;
     let device = visible_device(&state, &caller, body.device_id).await?;
     let text = &body.message.text;
-    if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+    let needs_text = body.message.kind == MessageKind::Text;
+    if (needs_text && text.trim().is_empty()) || text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ApiError::new(
             ErrorCode::InvalidText,
-            format!("text must be 1 to {MAX_MESSAGE_CHARS} characters"),
+            format!("text must be 1 to {MAX_MESSAGE_CHARS} characters (a caption may be empty)"),
         ));
     }
     let id = sim.deliver(device.id, &body.message).await?;

@@ -9,7 +9,7 @@
 //! | `StreamReplaced`             | `Disconnected` ("replaced"; credentials stay valid)      |
 //! | `LoggedOut`                  | `LoggedOut` (remote unlink, 401, 516, logged-out failure) |
 //! | `TemporaryBan`               | `Banned`                                                |
-//! | `Messages`                   | `Message` per message with text or caption (LID senders keep their alternate phone JID) |
+//! | `Messages`                   | `Message` per chat message of any kind (text, image, video, audio, voice, document, sticker, location, contact; media downloaded by the session); LID senders keep their alternate phone JID |
 //! | `Receipt` delivered / read   | `Receipt` `Delivered` / `Read`                          |
 //! | `ServerAck` of a message     | `Receipt` `Sent` (accepted) or `Failed` (nack)          |
 //! | `HistorySync`                | `HistorySync` (decoded off the event path)              |
@@ -24,7 +24,13 @@ use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::wacore::proto_helpers::MessageExt;
 use whatsapp_rust::waproto::whatsapp as wa;
 
-use crate::whatsapp::{ConnectorEvent, Receipt, ReceiptKind, WaMessage};
+use std::sync::Arc;
+
+use whatsapp_rust::download::Downloadable;
+
+use crate::whatsapp::{
+    ConnectorEvent, ContactCard, Location, Media, MessageKind, Receipt, ReceiptKind, WaMessage,
+};
 
 /// Reason given when the server says another connection took this device's stream.
 pub const REPLACED: &str = "stream replaced: another connection of this device took over";
@@ -38,8 +44,9 @@ pub enum Outcome {
     Terminal,
 }
 
-/// Maps one library event. `Connected` is not handled here (it needs the device record) and
-/// `HistorySync` neither (it needs a blocking decode); both return `None`.
+/// Maps one library event. `Connected` (it needs the device record), `Messages` (their media
+/// is downloaded first; see [`inbound`]) and `HistorySync` (it needs a blocking decode) are not
+/// handled here; they return `None`.
 pub fn map(event: &Event) -> Option<(Vec<ConnectorEvent>, Outcome)> {
     let one = |e| Some((vec![e], Outcome::Continue));
     let last = |e| Some((vec![e], Outcome::Terminal));
@@ -66,14 +73,6 @@ pub fn map(event: &Event) -> Option<(Vec<ConnectorEvent>, Outcome)> {
                 ban.expire.num_seconds()
             ),
         }),
-        Event::Messages(batch) => Some((
-            batch
-                .iter()
-                .filter_map(|m| inbound(&m.message, &m.info))
-                .map(ConnectorEvent::Message)
-                .collect(),
-            Outcome::Continue,
-        )),
         Event::Receipt(r) => {
             let kind = match r.r#type {
                 ReceiptType::Delivered => ReceiptKind::Delivered,
@@ -104,18 +103,160 @@ pub fn map(event: &Event) -> Option<(Vec<ConnectorEvent>, Outcome)> {
     }
 }
 
-/// A live message as ours, when it carries text or a caption (reactions, protocol messages
-/// and the like are skipped). A LID sender's phone comes from the message's alternate sender;
-/// in a one-to-one chat the chat's other JID is that of the other party (the recipient's for
-/// our own messages).
-fn inbound(
+/// What a message is, besides its media bytes.
+#[derive(Debug, Clone, PartialEq)]
+struct Described {
+    /// The kind.
+    kind: MessageKind,
+    /// The media's MIME type, for kinds with media.
+    mime: Option<String>,
+    /// A document's file name.
+    file_name: Option<String>,
+    /// A shared place.
+    location: Option<Location>,
+    /// A shared contact card.
+    contact: Option<ContactCard>,
+}
+
+impl Described {
+    /// A kind with nothing else.
+    fn kind(kind: MessageKind) -> Self {
+        Self {
+            kind,
+            mime: None,
+            file_name: None,
+            location: None,
+            contact: None,
+        }
+    }
+
+    /// A kind with media of `mime` (or `fallback` when the message names none).
+    fn media(kind: MessageKind, mime: Option<&String>, fallback: &str) -> Self {
+        Self {
+            mime: Some(mime.map_or(fallback, |m| m.as_str()).to_string()),
+            ..Self::kind(kind)
+        }
+    }
+}
+
+/// A document, also when it is wrapped to carry a caption.
+fn document(message: &wa::Message) -> Option<&wa::message::DocumentMessage> {
+    message.document_message.as_option().or_else(|| {
+        message
+            .document_with_caption_message
+            .as_option()?
+            .message
+            .as_option()?
+            .document_message
+            .as_option()
+    })
+}
+
+/// The downloadable part of a message, with its kind and the size WhatsApp declares for it.
+pub fn media_part(message: &wa::Message) -> Option<(&dyn Downloadable, MessageKind, u64)> {
+    let size = |length: Option<u64>| length.unwrap_or(0);
+    if let Some(image) = message.image_message.as_option() {
+        return Some((image, MessageKind::Image, size(image.file_length)));
+    }
+    let video = message.video_message.as_option();
+    if let Some(video) = video.or_else(|| message.ptv_message.as_option()) {
+        return Some((video, MessageKind::Video, size(video.file_length)));
+    }
+    if let Some(audio) = message.audio_message.as_option() {
+        let kind = if audio.ptt == Some(true) {
+            MessageKind::Voice
+        } else {
+            MessageKind::Audio
+        };
+        return Some((audio, kind, size(audio.file_length)));
+    }
+    if let Some(doc) = document(message) {
+        return Some((doc, MessageKind::Document, size(doc.file_length)));
+    }
+    let sticker = message.sticker_message.as_option()?;
+    Some((sticker, MessageKind::Sticker, size(sticker.file_length)))
+}
+
+/// What a message is; `None` for what is not a chat message of its own (reactions, protocol
+/// messages, polls and the like).
+fn describe(message: &wa::Message) -> Option<Described> {
+    use MessageKind as K;
+    if let Some(image) = message.image_message.as_option() {
+        return Some(Described::media(
+            K::Image,
+            image.mimetype.as_ref(),
+            "image/jpeg",
+        ));
+    }
+    let video = message.video_message.as_option();
+    if let Some(video) = video.or_else(|| message.ptv_message.as_option()) {
+        return Some(Described::media(
+            K::Video,
+            video.mimetype.as_ref(),
+            "video/mp4",
+        ));
+    }
+    if let Some(audio) = message.audio_message.as_option() {
+        let kind = if audio.ptt == Some(true) {
+            K::Voice
+        } else {
+            K::Audio
+        };
+        return Some(Described::media(kind, audio.mimetype.as_ref(), "audio/ogg"));
+    }
+    if let Some(doc) = document(message) {
+        return Some(Described {
+            file_name: doc.file_name.clone().or_else(|| doc.title.clone()),
+            ..Described::media(
+                K::Document,
+                doc.mimetype.as_ref(),
+                "application/octet-stream",
+            )
+        });
+    }
+    if let Some(sticker) = message.sticker_message.as_option() {
+        return Some(Described::media(
+            K::Sticker,
+            sticker.mimetype.as_ref(),
+            "image/webp",
+        ));
+    }
+    if let Some(place) = message.location_message.as_option() {
+        return Some(Described {
+            location: Some(Location {
+                latitude: place.degrees_latitude.unwrap_or(0.0),
+                longitude: place.degrees_longitude.unwrap_or(0.0),
+                name: place.name.clone().or_else(|| place.address.clone()),
+            }),
+            ..Described::kind(K::Location)
+        });
+    }
+    if let Some(card) = message.contact_message.as_option() {
+        return Some(Described {
+            contact: Some(ContactCard {
+                display_name: card.display_name.clone().unwrap_or_default(),
+                vcard: card.vcard.clone().unwrap_or_default(),
+            }),
+            ..Described::kind(K::Contact)
+        });
+    }
+    message.text_content().map(|_| Described::kind(K::Text))
+}
+
+/// A live message as ours (`None` for reactions, protocol messages and the like), with the
+/// media bytes `downloaded` for it (none: not downloaded, the message still says what it
+/// carried). A LID sender's phone comes from the message's alternate sender; in a one-to-one
+/// chat the chat's other JID is that of the other party (the recipient's for our own messages).
+pub fn inbound(
     message: &wa::Message,
     info: &whatsapp_rust::types::message::MessageInfo,
+    downloaded: Option<Vec<u8>>,
 ) -> Option<WaMessage> {
+    let described = describe(message)?;
     let text = message
         .text_content()
         .or_else(|| message.get_caption())
-        .map(str::to_string)?;
+        .map(str::to_string);
     let source = &info.source;
     let non_ad = |jid: &whatsapp_rust::Jid| jid.to_non_ad().to_string();
     let sender_alt = source.sender_alt.as_ref().map(non_ad);
@@ -134,13 +275,20 @@ fn inbound(
         chat_alt,
         push_name: (!info.push_name.is_empty()).then(|| info.push_name.clone()),
         from_me: source.is_from_me,
-        text: Some(text),
-        media: None,
+        kind: described.kind,
+        text,
+        media: described.mime.map(|mime| Media {
+            mime,
+            data: Arc::new(downloaded.unwrap_or_default()),
+        }),
+        file_name: described.file_name,
+        location: described.location,
+        contact: described.contact,
         timestamp: info.timestamp,
     })
 }
 
-/// The messages of a decoded history sync that carry text or a caption, oldest first per chat.
+/// The chat messages of a decoded history sync (media described, not downloaded), oldest first.
 /// A LID chat's phone comes from its conversation (`pnJid`), a LID participant's from the
 /// sync's LID-to-phone table.
 pub fn history(sync: &wa::HistorySync, own_jid: Option<&str>) -> Vec<WaMessage> {
@@ -166,9 +314,13 @@ pub fn history(sync: &wa::HistorySync, own_jid: Option<&str>) -> Vec<WaMessage> 
             let Some(message) = info.message.as_option() else {
                 continue;
             };
-            let Some(text) = message.text_content().or_else(|| message.get_caption()) else {
+            let Some(described) = describe(message) else {
                 continue;
             };
+            let text = message
+                .text_content()
+                .or_else(|| message.get_caption())
+                .map(str::to_string);
             let (Some(id), Some(chat)) = (key.id.clone(), key.remote_jid.clone()) else {
                 continue;
             };
@@ -197,8 +349,16 @@ pub fn history(sync: &wa::HistorySync, own_jid: Option<&str>) -> Vec<WaMessage> 
                 chat_alt: chat_alt.clone().filter(|_| !group),
                 push_name: info.push_name.clone(),
                 from_me,
-                text: Some(text.to_string()),
-                media: None,
+                kind: described.kind,
+                text,
+                // What a history sync's media was; never downloaded (it would hold up pairing).
+                media: described.mime.map(|mime| Media {
+                    mime,
+                    data: Arc::default(),
+                }),
+                file_name: described.file_name,
+                location: described.location,
+                contact: described.contact,
                 timestamp: timestamp(info.message_timestamp.unwrap_or(0)),
             });
         }
@@ -303,7 +463,12 @@ mod tests {
             conversation: Some("STOP".into()),
             ..Default::default()
         };
-        let ours = inbound(&text, &message_info(lid, lid, Some(phone), None, false)).unwrap();
+        let ours = inbound(
+            &text,
+            &message_info(lid, lid, Some(phone), None, false),
+            None,
+        )
+        .unwrap();
         assert_eq!((ours.chat.as_str(), ours.sender.as_str()), (lid, lid));
         assert_eq!(ours.sender_alt.as_deref(), Some(phone));
         assert_eq!(ours.chat_alt.as_deref(), Some(phone));
@@ -311,7 +476,7 @@ mod tests {
 
         // Our own message to a LID chat: the chat's phone is the recipient's alternate.
         let own = message_info(lid, "60111111111@s.whatsapp.net", None, Some(phone), true);
-        let ours = inbound(&text, &own).unwrap();
+        let ours = inbound(&text, &own, None).unwrap();
         assert_eq!(ours.chat_alt.as_deref(), Some(phone));
         assert_eq!(ours.sender_alt, None);
 
@@ -323,14 +488,141 @@ mod tests {
             None,
             false,
         );
-        let ours = inbound(&text, &group).unwrap();
+        let ours = inbound(&text, &group, None).unwrap();
         assert_eq!(ours.sender, lid, "the device suffix is dropped");
         assert_eq!(ours.sender_alt.as_deref(), Some(phone));
         assert_eq!(ours.chat_alt, None);
 
         // WhatsApp did not say: nothing is made up.
-        let ours = inbound(&text, &message_info(lid, lid, None, None, false)).unwrap();
+        let ours = inbound(&text, &message_info(lid, lid, None, None, false), None).unwrap();
         assert_eq!((ours.sender_alt, ours.chat_alt), (None, None));
+    }
+
+    #[test]
+    fn every_kind_of_chat_message_maps_with_what_it_carries() {
+        use wa::message as m;
+        let info = message_info(
+            "60123456789@s.whatsapp.net",
+            "60123456789@s.whatsapp.net",
+            None,
+            None,
+            false,
+        );
+        let of = |message: wa::Message| inbound(&message, &info, Some(vec![1, 2, 3])).unwrap();
+
+        let image = of(wa::Message {
+            image_message: Some(m::ImageMessage {
+                mimetype: Some("image/jpeg".into()),
+                caption: Some("look".into()),
+                file_length: Some(3),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        });
+        assert_eq!(image.kind, MessageKind::Image);
+        assert_eq!(image.text.as_deref(), Some("look"));
+        assert_eq!(
+            image
+                .media
+                .as_ref()
+                .map(|m| (m.mime.as_str(), m.data.len())),
+            Some(("image/jpeg", 3))
+        );
+
+        let voice = wa::Message {
+            audio_message: Some(m::AudioMessage {
+                mimetype: Some("audio/ogg; codecs=opus".into()),
+                ptt: Some(true),
+                file_length: Some(5000),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(of(voice.clone()).kind, MessageKind::Voice);
+        let (_, kind, declared) = media_part(&voice).unwrap();
+        assert_eq!((kind, declared), (MessageKind::Voice, 5000));
+        let audio = wa::Message {
+            audio_message: Some(m::AudioMessage::default()).into(),
+            ..Default::default()
+        };
+        assert_eq!(of(audio).kind, MessageKind::Audio);
+
+        let doc = of(wa::Message {
+            document_message: Some(m::DocumentMessage {
+                mimetype: Some("application/pdf".into()),
+                file_name: Some("quote.pdf".into()),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            (doc.kind, doc.file_name.as_deref()),
+            (MessageKind::Document, Some("quote.pdf"))
+        );
+
+        let video = of(wa::Message {
+            video_message: Some(m::VideoMessage::default()).into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            (video.kind, video.media.unwrap().mime.as_str()),
+            (MessageKind::Video, "video/mp4")
+        );
+
+        let sticker = of(wa::Message {
+            sticker_message: Some(m::StickerMessage {
+                is_animated: Some(true),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            (sticker.kind, sticker.media.unwrap().mime.as_str()),
+            (MessageKind::Sticker, "image/webp")
+        );
+
+        let place = of(wa::Message {
+            location_message: Some(m::LocationMessage {
+                degrees_latitude: Some(3.1578),
+                degrees_longitude: Some(101.7119),
+                name: Some("KLCC".into()),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        });
+        assert_eq!(place.kind, MessageKind::Location);
+        assert!(place.media.is_none());
+        assert_eq!(place.location.unwrap().name.as_deref(), Some("KLCC"));
+
+        let card = of(wa::Message {
+            contact_message: Some(m::ContactMessage {
+                display_name: Some("Aisyah".into()),
+                vcard: Some("BEGIN:VCARD\nEND:VCARD".into()),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            (card.kind, card.contact.unwrap().display_name.as_str()),
+            (MessageKind::Contact, "Aisyah")
+        );
+
+        // Not downloaded: the kind and type stay, the bytes are empty.
+        let undownloaded = inbound(&voice, &info, None).unwrap();
+        assert!(undownloaded.media.unwrap().data.is_empty());
+        // Not a chat message of its own.
+        let reaction = wa::Message {
+            reaction_message: Some(m::ReactionMessage::default()).into(),
+            ..Default::default()
+        };
+        assert_eq!(inbound(&reaction, &info, None), None);
+        assert!(media_part(&reaction).is_none());
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //! transaction ([`store::wipe_device`]). Deleting a device deletes its rows by cascade.
 
 pub mod events;
+pub mod media;
 pub mod runtime;
 pub mod session;
 pub mod store;
@@ -59,7 +60,7 @@ pub use self::runtime::ClientRuntime;
 use self::session::{Fwd, Live, RealSession};
 pub use self::store::WaStore;
 use self::version::AppVersion;
-use crate::config::WhatsappSettings;
+use crate::config::{ChatSettings, WhatsappSettings};
 use crate::db::Db;
 use crate::whatsapp::{Connector, ConnectorError, ConnectorEvent, Session, SessionRequest};
 
@@ -82,6 +83,8 @@ pub struct RealConnector {
     version: Arc<AppVersion>,
     /// Skip history syncs.
     skip_history_sync: bool,
+    /// What is downloaded of received media.
+    media: Arc<media::MediaPolicy>,
     /// Running clients by device, so `forget` can stop one before wiping its rows.
     live: Arc<Mutex<HashMap<i64, Weak<Live>>>>,
 }
@@ -129,7 +132,11 @@ impl HttpClient for SharedHttp {
 impl RealConnector {
     /// A connector per `settings`: its own client runtime, WhatsApp's WebSocket endpoint
     /// (`ws_url`), ureq for HTTP, and the configured version policy.
-    pub fn new(db: Db, settings: &WhatsappSettings) -> Result<Self, ConnectorError> {
+    pub fn new(
+        db: Db,
+        settings: &WhatsappSettings,
+        chat: &ChatSettings,
+    ) -> Result<Self, ConnectorError> {
         let pinned = settings
             .pinned_version()
             .map_err(|e| ConnectorError::Other(e.to_string()))?;
@@ -148,6 +155,7 @@ impl RealConnector {
             http,
             version: Arc::new(version),
             skip_history_sync: settings.skip_history_sync,
+            media: Arc::new(media::MediaPolicy::new(chat)),
             live: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -317,7 +325,13 @@ impl Connector for RealConnector {
             .runtime
             .run(async move {
                 let (bot, tap) = this.build_client(device_id).await?;
-                Ok::<_, ConnectorError>(Live::start(bot, tap, events, this.runtime.clone()))
+                Ok::<_, ConnectorError>(Live::start(
+                    bot,
+                    tap,
+                    events,
+                    this.runtime.clone(),
+                    this.media.clone(),
+                ))
             })
             .await??;
         if let Ok(mut registry) = self.live.lock() {
@@ -367,6 +381,7 @@ impl RealConnector {
             http: self.http.clone(),
             version: self.version.clone(),
             skip_history_sync: self.skip_history_sync,
+            media: self.media.clone(),
             live: self.live.clone(),
         }
     }

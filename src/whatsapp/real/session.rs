@@ -19,6 +19,7 @@ use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, Jid, SendOptions, Server, UploadOptions};
 
 use super::events::{self, Outcome};
+use super::media::MediaPolicy;
 use super::runtime::ClientRuntime;
 use super::Tap;
 use crate::whatsapp::{ConnectorError, ConnectorEvent, Media, Session};
@@ -52,6 +53,7 @@ impl Live {
         tap: Arc<Tap>,
         events: mpsc::Sender<ConnectorEvent>,
         runtime: Arc<ClientRuntime>,
+        media: Arc<MediaPolicy>,
     ) -> Arc<Live> {
         let handle = runtime.handle().clone();
         drop(runtime);
@@ -70,6 +72,7 @@ impl Live {
             events,
             Arc::downgrade(&client),
             tap.clone(),
+            media,
         ));
         Arc::new(Live {
             client,
@@ -104,6 +107,7 @@ async fn forward(
     events: mpsc::Sender<ConnectorEvent>,
     client: std::sync::Weak<Client>,
     tap: Arc<Tap>,
+    media: Arc<MediaPolicy>,
 ) {
     let mut connected = false;
     while let Some(item) = queue.recv().await {
@@ -133,6 +137,26 @@ async fn forward(
                     }
                     None => continue,
                 }
+            }
+            Event::Messages(batch) => {
+                let Some(client) = client.upgrade() else {
+                    continue;
+                };
+                let mut out = Vec::with_capacity(batch.len());
+                for item in batch.iter() {
+                    // Downloads hold up this device's events only, never the chat mirror.
+                    let bytes = match events::media_part(&item.message) {
+                        Some((part, kind, declared)) => {
+                            media.fetch(&client, part, kind, declared).await
+                        }
+                        None => None,
+                    };
+                    if let Some(message) = events::inbound(&item.message, &item.info, bytes) {
+                        out.push(ConnectorEvent::Message(Box::new(message)));
+                    }
+                }
+                fill_phones(&client, &mut out).await;
+                (out, Outcome::Continue)
             }
             Event::HistorySync(lazy) => {
                 let lazy = (**lazy).clone();

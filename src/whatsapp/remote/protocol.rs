@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn events_round_trip_with_media_as_base64() {
-        let event = ConnectorEvent::Message(crate::whatsapp::WaMessage {
+        let event = ConnectorEvent::Message(Box::new(crate::whatsapp::WaMessage {
             id: "M".into(),
             chat: "123456789012345@lid".into(),
             sender: "123456789012345@lid".into(),
@@ -265,13 +265,24 @@ mod tests {
             chat_alt: Some("60123456789@s.whatsapp.net".into()),
             push_name: None,
             from_me: false,
+            kind: crate::whatsapp::MessageKind::Document,
             text: None,
             media: Some(Media {
-                mime: "image/png".into(),
+                mime: "application/pdf".into(),
                 data: Arc::new(vec![1, 2, 3]),
             }),
+            file_name: Some("price list.pdf".into()),
+            location: Some(crate::whatsapp::Location {
+                latitude: 3.139,
+                longitude: 101.6869,
+                name: Some("KLCC".into()),
+            }),
+            contact: Some(crate::whatsapp::ContactCard {
+                display_name: "Aisyah".into(),
+                vcard: "BEGIN:VCARD\nEND:VCARD".into(),
+            }),
             timestamp: chrono::Utc::now(),
-        });
+        }));
         let text = serde_json::to_string(&ServerLine::Event(event.clone())).unwrap();
         assert!(text.contains(r#""data":"AQID""#), "{text}");
         assert_eq!(

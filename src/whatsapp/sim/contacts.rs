@@ -25,8 +25,9 @@ use super::address::{addressed_by_lid, last_digits, lid_of};
 use super::error::SimError;
 use super::network::SimNetwork;
 use super::outbox::{Outbox, Stop};
+use super::samples;
 use crate::phone::{jid_of, lid_jid, parse_international};
-use crate::whatsapp::{ConnectorEvent, Media, Receipt, ReceiptKind, WaMessage};
+use crate::whatsapp::{ConnectorEvent, Media, MessageKind, Receipt, ReceiptKind, WaMessage};
 
 /// What contacts answer. Deliberately free of opt-out words, so that random answers never
 /// unsubscribe a lead (tests of opt-outs use `deliver_inbound`).
@@ -64,17 +65,6 @@ const CHATTY_CONTACTS: u32 = 12;
 /// Caption of the image answer.
 const PHOTO_CAPTION: &str = "Like this one?";
 
-/// The image contacts send: a valid 16x16 PNG (green and white squares), kept tiny so that
-/// thousands of answers cost next to nothing.
-const PHOTO_PNG: [u8; 91] = [
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x10, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x91, 0x68,
-    0x36, 0x00, 0x00, 0x00, 0x22, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x50, 0xbd, 0x9c, 0x06,
-    0x47, 0xff, 0x91, 0x00, 0x2e, 0x71, 0x86, 0x41, 0xa8, 0x81, 0x18, 0x45, 0xc8, 0xe2, 0x83, 0x51,
-    0xc3, 0x68, 0x3c, 0x0c, 0x0a, 0x0d, 0x00, 0xc0, 0x8b, 0x2d, 0x9f, 0x03, 0xc6, 0xc3, 0x22, 0x00,
-    0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
 /// What a contact will do with one message, drawn when it is delivered; offsets from the send.
 #[derive(Debug)]
 struct Plan {
@@ -102,7 +92,7 @@ impl Plan {
             let message = if chance(&mut rng, settings.image_reply_probability) {
                 let photo = Media {
                     mime: "image/png".into(),
-                    data: Arc::new(PHOTO_PNG.to_vec()),
+                    data: Arc::new(samples::PHOTO_PNG.to_vec()),
                 };
                 contact_message(phone, from, Some(PHOTO_CAPTION.into()), Some(photo))
             } else {
@@ -168,10 +158,55 @@ fn contact_message(
         chat_alt: alt,
         push_name: Some(format!("Contact {}", last_digits(phone))),
         from_me: false,
+        kind: if media.is_some() {
+            MessageKind::Image
+        } else {
+            MessageKind::Text
+        },
         text,
         media,
         timestamp: Utc::now(),
+        ..WaMessage::default()
     }
+}
+
+/// `message` made a message of `kind` with the sample bytes or details of that kind.
+fn with_content(
+    mut message: WaMessage,
+    kind: MessageKind,
+    phone: &str,
+) -> Result<WaMessage, SimError> {
+    let media = |mime: &str, data: Arc<Vec<u8>>| {
+        Some(Media {
+            mime: mime.into(),
+            data,
+        })
+    };
+    message.kind = kind;
+    match kind {
+        MessageKind::Text => {}
+        MessageKind::Image => {
+            message.media = media("image/png", Arc::new(samples::PHOTO_PNG.to_vec()));
+        }
+        MessageKind::Voice | MessageKind::Audio => {
+            message.media = media("audio/ogg; codecs=opus", samples::voice_ogg());
+        }
+        MessageKind::Document => {
+            message.media = media("application/pdf", samples::document_pdf());
+            message.file_name = Some(samples::DOCUMENT_NAME.into());
+        }
+        MessageKind::Sticker => message.media = media("image/webp", samples::sticker_webp()),
+        MessageKind::Location => message.location = Some(samples::place()),
+        MessageKind::Contact => {
+            let name = message
+                .push_name
+                .clone()
+                .unwrap_or_else(|| phone.to_string());
+            message.contact = Some(samples::card(&name, phone));
+        }
+        MessageKind::Video => return Err(SimError::Unsupported("video")),
+    }
+    Ok(message)
 }
 
 /// Starts what follows the delivery of `message_id` to `phone`: receipts, perhaps an answer.
@@ -210,10 +245,10 @@ pub(super) fn follow_up(
         }
         if let Some((after, message)) = plan.answer {
             let answer = || {
-                ConnectorEvent::Message(WaMessage {
+                ConnectorEvent::Message(Box::new(WaMessage {
                     timestamp: Utc::now(),
                     ..message
-                })
+                }))
             };
             if emit_at(&outbox, &mut stop, start, after, answer).await {
                 network.count(|stats| stats.inbound += 1);
@@ -243,8 +278,15 @@ async fn emit_at(
 pub struct SimInbound {
     /// The contact's phone, international digits with or without `+`.
     pub from: String,
-    /// What they write.
+    /// What they write: the text, or the caption of an image, video or document (may be
+    /// empty then).
+    #[serde(default)]
     pub text: String,
+    /// What they send (default `text`): each kind with real bytes (a PNG photo, an OGG/Opus
+    /// voice note or audio file, a PDF document, a WebP sticker), a place, or their own
+    /// contact card. Video is not simulated.
+    #[serde(default)]
+    pub kind: MessageKind,
     /// How WhatsApp names the sender; default: as the network addresses that contact
     /// (`sim.lid_probability`).
     #[serde(default)]
@@ -302,6 +344,7 @@ impl SimNetwork {
         let inbound = SimInbound {
             from: from_phone.into(),
             text: text.into(),
+            kind: MessageKind::Text,
             addressing: None,
         };
         self.deliver(device_id, &inbound).await
@@ -359,10 +402,15 @@ impl SimNetwork {
             .addressing
             .unwrap_or_else(|| Addressing::of(self, &phone));
         self.introduce(&phone, from);
-        let message = contact_message(&phone, from, Some(inbound.text.clone()), None);
+        let text = Some(inbound.text.clone()).filter(|t| !t.is_empty());
+        let message = with_content(
+            contact_message(&phone, from, text, None),
+            inbound.kind,
+            &phone,
+        )?;
         let id = message.id.clone();
         if !outbox
-            .emit(ConnectorEvent::Message(message), &mut stop)
+            .emit(ConnectorEvent::Message(Box::new(message)), &mut stop)
             .await
         {
             return Err(SimError::NotOnline(device_id));
@@ -375,17 +423,6 @@ impl SimNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_photo_is_a_16_by_16_png() {
-        assert_eq!(&PHOTO_PNG[..8], b"\x89PNG\r\n\x1a\n");
-        assert_eq!(&PHOTO_PNG[12..16], b"IHDR");
-        assert_eq!(&PHOTO_PNG[16..24], &[0, 0, 0, 16, 0, 0, 0, 16]);
-        assert_eq!(
-            &PHOTO_PNG[PHOTO_PNG.len() - 8..PHOTO_PNG.len() - 4],
-            b"IEND"
-        );
-    }
 
     #[test]
     fn chance_is_never_at_zero_and_always_at_one() {

@@ -20,6 +20,9 @@ pub enum SimError {
     /// Not a phone number WhatsApp accepts: 8 to 15 digits, optionally after `+`.
     #[error("invalid phone number {0:?}: use 8 to 15 digits")]
     InvalidPhone(String),
+    /// A kind of message the simulator does not make.
+    #[error("the simulator does not send {0} messages")]
+    Unsupported(&'static str),
 }
 
 impl SimError {
@@ -31,6 +34,7 @@ impl SimError {
             Self::NotOnline(_) => "not_online",
             Self::NoAccount(_) => "no_account",
             Self::InvalidPhone(_) => "invalid_phone",
+            Self::Unsupported(_) => "unsupported_media_type",
         }
     }
 }

@@ -47,6 +47,7 @@ mod network;
 mod outbox;
 mod pacing;
 mod pairing;
+mod samples;
 mod session;
 #[cfg(test)]
 mod tests;

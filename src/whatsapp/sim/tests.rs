@@ -111,7 +111,7 @@ async fn next_receipt(events: &mut Events) -> Receipt {
 
 async fn next_message(events: &mut Events) -> WaMessage {
     match next(events).await {
-        ConnectorEvent::Message(message) => message,
+        ConnectorEvent::Message(message) => *message,
         other => panic!("expected a message, got {other:?}"),
     }
 }
@@ -503,6 +503,7 @@ async fn lid_contacts_write_from_their_lid_and_can_be_answered_there() {
     let hidden = SimInbound {
         from: "60129998888".into(),
         text: "guess who".into(),
+        kind: crate::whatsapp::MessageKind::Text,
         addressing: Some(Addressing::LidHidden),
     };
     network.deliver(1, &hidden).await.unwrap();

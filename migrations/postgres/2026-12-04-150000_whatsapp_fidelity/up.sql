@@ -10,3 +10,9 @@ CREATE TABLE lid_phones (
     learned_at TIMESTAMP NOT NULL,
     PRIMARY KEY (device_id, lid)
 );
+
+-- Every kind of chat message: text, image, video, audio, voice, document, sticker, location,
+-- contact. A document keeps its file name; a location or contact card its details as JSON.
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
+ALTER TABLE messages ADD COLUMN file_name TEXT;
+ALTER TABLE messages ADD COLUMN detail TEXT;
