@@ -43,7 +43,7 @@ use crate::config::ChatSettings;
 use crate::db::{Db, DbError};
 use crate::hub::{Hub, HubEvent, Topic};
 use crate::metrics::Beacon;
-use crate::whatsapp::ReceiptKind;
+use crate::whatsapp::{ReceiptKind, WaMessage};
 
 /// First retry delay after a failed batch.
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -404,7 +404,7 @@ impl Handler<RecordMessages> for ChatSync {
                     .as_ref()
                     .filter(|m| !m.data.is_empty())
                     .map(|m| m.data.clone()),
-                chat_name: (!from_me).then(|| message.push_name.clone()).flatten(),
+                chat_name: chat_name_of(&message),
                 unread: !from_me && !msg.history,
                 chat_jid: message.chat.clone(),
                 row: Box::new(NewMessage {
@@ -437,6 +437,15 @@ impl Handler<RecordMessages> for ChatSync {
     }
 }
 
+/// The name a message gives its chat: the sender's profile name in a one-to-one chat they wrote
+/// in; never in a group, whose title is its own, not its last speaker's.
+fn chat_name_of(message: &WaMessage) -> Option<String> {
+    let group = message.chat.ends_with("@g.us");
+    (!message.from_me && !group)
+        .then(|| message.push_name.clone())
+        .flatten()
+}
+
 impl Handler<RecordReceipt> for ChatSync {
     type Result = ResponseFuture<()>;
 
@@ -454,5 +463,30 @@ impl Handler<RecordReceipt> for ChatSync {
             status,
         };
         self.enqueue(vec![(msg.tenant_id, write)], ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_contact_names_their_own_chat() {
+        let message = |chat: &str, from_me: bool| WaMessage {
+            chat: chat.into(),
+            from_me,
+            push_name: Some("Aisyah".into()),
+            ..WaMessage::default()
+        };
+        let contact = "60123456789@s.whatsapp.net";
+        assert_eq!(
+            chat_name_of(&message(contact, false)).as_deref(),
+            Some("Aisyah")
+        );
+        assert_eq!(chat_name_of(&message(contact, true)), None);
+        assert_eq!(
+            chat_name_of(&message("120363000000000000@g.us", false)),
+            None
+        );
     }
 }

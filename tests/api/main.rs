@@ -14,6 +14,7 @@ mod bounds;
 mod browser;
 mod browser_campaigns;
 mod browser_chat;
+mod browser_media;
 mod browser_sequences;
 mod campaigns;
 mod chats;

@@ -111,7 +111,7 @@ pub(super) fn voice_ogg() -> Arc<Vec<u8>> {
         tags.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
         tags.extend_from_slice(vendor);
         tags.extend_from_slice(&0u32.to_le_bytes());
-        // TOC 0xF8: SILK-only wideband, 20 ms, one frame; then a silent frame.
+        // TOC 0xF8: CELT-only fullband, 20 ms, one frame; 0xFF 0xFE: a silent frame.
         let silence: &[u8] = &[0xf8, 0xff, 0xfe];
         let frames = 50u64;
         let mut out = Vec::new();

@@ -1,0 +1,102 @@
+//! Every kind of message on the WhatsApp Web page in headless chromium, at 1280 and 390 px: a
+//! simulated contact sends a photo, a voice note, an audio file, a sticker, a document, a place
+//! and their contact card (real bytes); the page shows the photo and sticker decoded, players
+//! whose voice note lasts its one second, a named download chip, a map link and the card.
+//! Screenshots: `test-artifacts/screenshots/whatsapp-media-kinds-<width>.png`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wafleet::whatsapp::sim::{Addressing, SimInbound};
+use wafleet::whatsapp::MessageKind;
+
+use crate::browser::Chromedriver;
+use crate::browser_chat::Browser;
+use crate::helpers::{spawn_app_with, wait_until, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+const WAIT: Duration = Duration::from_secs(30);
+const CONTACT: &str = "60198765432";
+const JID: &str = "60198765432@s.whatsapp.net";
+
+#[actix_web::test]
+async fn every_kind_of_message_renders_in_chromium() {
+    let driver = Chromedriver::start().await;
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("WAFLEET__AUTH__SECURE_COOKIES", "true"),
+            ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+        ],
+    )
+    .await
+    .unwrap();
+    let admin = app.admin().await;
+    let device = app.paired_device(&admin, "Shop front").await;
+    let sim = app.state.fleet.sim.clone().unwrap();
+    let kinds = [
+        (MessageKind::Image, "the red one?"),
+        (MessageKind::Voice, ""),
+        (MessageKind::Audio, ""),
+        (MessageKind::Sticker, ""),
+        (MessageKind::Document, "as promised"),
+        (MessageKind::Location, ""),
+        (MessageKind::Contact, ""),
+    ];
+    for (kind, text) in kinds {
+        let message = SimInbound {
+            from: CONTACT.into(),
+            text: text.into(),
+            kind,
+            addressing: Some(Addressing::Phone),
+        };
+        sim.deliver(device, &message).await.unwrap();
+    }
+    wait_until("every message to be stored", WAIT, || async {
+        let chats: Value = admin
+            .get(&format!("/api/v1/devices/{device}/chats"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (chats[0]["unread_count"] == kinds.len()).then_some(())
+    })
+    .await;
+
+    for width in [1280, 390] {
+        Browser::session(&driver, width, "whatsapp-media", async |b| {
+            b.goto(&app.url(&format!("/device/{device}/whatsapp-web")))
+                .await;
+            b.fill("#email", ADMIN_EMAIL).await;
+            b.fill("#password", ADMIN_PASSWORD).await;
+            b.find("#login").await.click().await.unwrap();
+            let item = format!(".chat-item[data-jid='{JID}']");
+            b.wait_css(&item, "the contact's chat").await;
+            b.find(&item).await.click().await.unwrap();
+            b.wait_css("#conversation .bubble-contact", "the last message")
+                .await;
+            // Pictures decoded; the voice note's one second read from its Ogg stream.
+            let shown = b
+                .wait_js(
+                    "const img = (c) => document.querySelector(c); \
+                     const voice = document.querySelector('.bubble-audio.voice audio'); \
+                     const ok = img('.bubble-image')?.naturalWidth === 16 && img('.bubble-sticker')?.naturalWidth === 32 && voice?.readyState >= 1; \
+                     return ok ? [voice.duration, !!document.querySelector('.bubble-audio.audio audio')] : null",
+                    "the photo, sticker and voice note to load",
+                )
+                .await;
+            let seconds = shown[0].as_f64().unwrap();
+            assert!((0.9..=1.1).contains(&seconds), "voice note lasts {seconds} s");
+            assert_eq!(shown[1], true, "an audio player");
+            let chips = b
+                .js("const q = (c) => document.querySelector(c); \
+                     const doc = q('.bubble-document'); const place = q('.bubble-location'); \
+                     return [doc.getAttribute('download'), doc.textContent.includes('price list.pdf'), \
+                             place.textContent.includes('Petronas Twin Towers'), place.href.startsWith('https://www.openstreetmap.org/'), \
+                             q('.bubble-contact').textContent.includes('Contact 5432'), q('.bubble-contact').textContent.includes('+60198765432')]")
+                .await;
+            assert_eq!(chips, json!(["price list.pdf", true, true, true, true, true]));
+            b.settled_screenshot("kinds").await;
+        })
+        .await;
+    }
+}
