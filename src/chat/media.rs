@@ -24,6 +24,7 @@ use image::error::ImageError;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 
+pub mod files;
 mod gate;
 pub use gate::{upload_budget, ByteBudget, DecodeGate, Reservation};
 

@@ -718,21 +718,18 @@ impl Handler<SendText> for DeviceActor {
     }
 }
 
-impl Handler<SendImage> for DeviceActor {
+impl Handler<SendMedia> for DeviceActor {
     type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
 
-    fn handle(&mut self, msg: SendImage, _: &mut Context<Self>) -> Self::Result {
-        let (id, to, caption, image) = (
-            msg.message_id.clone(),
-            msg.to.clone(),
-            msg.caption.clone(),
-            msg.image.clone(),
-        );
-        let record = move |jid| outgoing(&id, &to, jid, caption, Some(image));
+    fn handle(&mut self, msg: SendMedia, _: &mut Context<Self>) -> Self::Result {
+        let (id, to, file) = (msg.message_id.clone(), msg.to.clone(), msg.file.clone());
+        let record = move |jid| WaMessage {
+            kind: file.kind,
+            file_name: file.file_name,
+            ..outgoing(&id, &to, jid, file.caption, Some(file.media))
+        };
         self.send_and_record(record, move |session| async move {
-            session
-                .send_image(&msg.to, &msg.message_id, msg.image, msg.caption.as_deref())
-                .await
+            session.send_media(&msg.to, &msg.message_id, msg.file).await
         })
     }
 }

@@ -131,18 +131,16 @@ pub struct SendText {
     pub text: String,
 }
 
-/// Send a picture (already prepared: JPEG ≤ 350 KB) with an optional caption.
+/// Send a file (already checked and prepared: pictures are JPEGs ≤ 350 KB).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), DeviceError>")]
-pub struct SendImage {
+pub struct SendMedia {
     /// Recipient JID.
     pub to: String,
     /// Pre-generated WhatsApp message id.
     pub message_id: String,
-    /// The picture.
-    pub image: crate::whatsapp::Media,
-    /// Caption.
-    pub caption: Option<String>,
+    /// The file, its kind, caption and name.
+    pub file: crate::whatsapp::OutgoingMedia,
 }
 
 /// Show (or stop showing) "typing…" in a chat.

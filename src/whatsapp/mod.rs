@@ -114,6 +114,33 @@ pub struct WaMessage {
     pub timestamp: DateTime<Utc>,
 }
 
+/// A file to send, checked and prepared by the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMedia {
+    /// Image, video, audio, voice, document or sticker.
+    pub kind: MessageKind,
+    /// The bytes and their type.
+    pub media: Media,
+    /// Caption (pictures, videos and documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// A document's file name as the recipient sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+impl OutgoingMedia {
+    /// A picture with an optional caption.
+    pub fn image(media: Media, caption: Option<String>) -> Self {
+        Self {
+            kind: MessageKind::Image,
+            media,
+            caption,
+            file_name: None,
+        }
+    }
+}
+
 /// What a chat message is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -305,13 +332,13 @@ pub trait Session: Send + Sync {
     async fn send_text(&self, to: &str, message_id: &str, text: &str)
         -> Result<(), ConnectorError>;
 
-    /// Sends an image with an optional caption, under the caller's message id.
-    async fn send_image(
+    /// Sends a file (picture, video, audio, voice note, document or sticker) under the caller's
+    /// message id.
+    async fn send_media(
         &self,
         to: &str,
         message_id: &str,
-        image: Media,
-        caption: Option<&str>,
+        file: OutgoingMedia,
     ) -> Result<(), ConnectorError>;
 
     /// Shows "typing…" in `to`'s chat (or stops it).

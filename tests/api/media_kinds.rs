@@ -1,7 +1,8 @@
 //! Every kind of message a contact sends, on both backends, through the simulator's real bytes:
 //! each arrives and is stored with what it carries, its file is served only with safe headers
 //! (inline for pictures and sound, a named download for documents, always sandboxed), and the
-//! chat list previews it.
+//! chat list previews it. Documents and voice notes go out through the API, checked by their
+//! bytes.
 
 use std::time::Duration;
 
@@ -9,7 +10,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::{wait_until, TestApp, UserClient};
 
-crate::both_backends!(every_kind_arrives_is_stored_and_served_safely);
+crate::both_backends!(
+    every_kind_arrives_is_stored_and_served_safely,
+    documents_and_voice_notes_go_out_and_bad_files_are_refused,
+);
 
 /// How long a message may take to be mirrored.
 const WAIT: Duration = Duration::from_secs(20);
@@ -150,4 +154,122 @@ async fn every_kind_arrives_is_stored_and_served_safely(app: TestApp) {
     // A text message still needs its text; an unknown kind is a bad request.
     assert_eq!(send(&admin, device, "text", " ").await.0, 400);
     assert_eq!(send(&admin, device, "hologram", "hi").await.0, 400);
+}
+
+/// Posts a multipart send of one file field `field` (named `name`) with a caption.
+async fn send_file(
+    admin: &UserClient,
+    device: i64,
+    field: &str,
+    bytes: Vec<u8>,
+    name: &str,
+) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new()
+        .text("to", CONTACT)
+        .text("caption", "for you")
+        .part(
+            field.to_string(),
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+    let sent = admin
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/{device}/messages"),
+        )
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = sent.status().as_u16();
+    (status, sent.json().await.unwrap_or(Value::Null))
+}
+
+async fn documents_and_voice_notes_go_out_and_bad_files_are_refused(app: TestApp) {
+    let admin = app.admin().await;
+    let device = app.paired_device(&admin, "media").await;
+    // A real voice note: the one a simulated contact sends, downloaded.
+    let (_, body) = send(&admin, device, "voice", "").await;
+    let theirs = stored(&admin, device, body["id"].as_str().unwrap()).await;
+    let ogg = admin
+        .get(theirs["media"]["url"].as_str().unwrap())
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    let sim = app.state.fleet.sim.clone().unwrap();
+    for (field, bytes, name, mime) in [
+        ("voice", ogg.clone(), "note.ogg", "audio/ogg"),
+        (
+            "document",
+            pdf.clone(),
+            "../Quote 42.pdf",
+            "application/octet-stream",
+        ),
+    ] {
+        let (status, sent) = send_file(&admin, device, field, bytes.clone(), name).await;
+        assert_eq!(status, 202, "{field}: {sent}");
+        let id = sent["id"].as_str().unwrap();
+        let mine = stored(&admin, device, id).await;
+        assert_eq!(mine["from_me"], true);
+        assert_eq!(mine["kind"], field, "{mine}");
+        let file = admin.get(mine["media"]["url"].as_str().unwrap()).await;
+        assert_eq!(file.headers()["content-type"], mime);
+        assert_eq!(
+            file.bytes().await.unwrap().to_vec(),
+            bytes,
+            "{field} stored as sent"
+        );
+        assert_eq!(sim.send_attempts(id), 1, "{field} reached WhatsApp once");
+        if field == "document" {
+            assert_eq!(mine["file_name"], "Quote 42.pdf", "the path is dropped");
+            assert_eq!(mine["text"], "for you");
+        } else {
+            assert!(mine["text"].is_null(), "a voice note has no caption");
+        }
+    }
+
+    // Refused by their bytes, whatever their names say; nothing reaches WhatsApp.
+    let delivered = sim.stats().delivered;
+    let page = b"<!DOCTYPE html><script>alert(1)</script>".to_vec();
+    for (field, bytes, name, status, code) in [
+        (
+            "document",
+            page,
+            "invoice.pdf",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "voice",
+            pdf.clone(),
+            "note.ogg",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "sticker",
+            ogg.clone(),
+            "smile.webp",
+            415,
+            "unsupported_media_type",
+        ),
+        ("document", Vec::new(), "empty.pdf", 422, "invalid_file"),
+        (
+            "document",
+            vec![b'a'; 16 * 1024 * 1024 + 1],
+            "big.txt",
+            413,
+            "too_large",
+        ),
+    ] {
+        let (got, body) = send_file(&admin, device, field, bytes, name).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{field} {name}: {body}"
+        );
+    }
+    assert_eq!(sim.stats().delivered, delivered);
 }

@@ -25,9 +25,9 @@ use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, 
 use crate::chat::media::MediaStore;
 use crate::db::{Db, DbError};
 use crate::device::actor::DeviceActor;
-use crate::device::messages::{DeviceError, SendImage, SendText, SetTyping};
+use crate::device::messages::{DeviceError, SendMedia, SendText, SetTyping};
 use crate::phone::jid_of;
-use crate::whatsapp::Media;
+use crate::whatsapp::{Media, OutgoingMedia};
 
 /// What a running campaign tells its lanes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,11 +378,13 @@ impl Lane {
         let result = match image {
             Some(image) => {
                 self.device
-                    .send(SendImage {
+                    .send(SendMedia {
                         to,
                         message_id: row.message_id.clone(),
-                        image,
-                        caption: Some(row.body.clone()).filter(|c| !c.is_empty()),
+                        file: OutgoingMedia::image(
+                            image,
+                            Some(row.body.clone()).filter(|c| !c.is_empty()),
+                        ),
                     })
                     .await
             }

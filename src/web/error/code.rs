@@ -135,7 +135,7 @@ error_codes! {
     TooLarge = "too_large", PAYLOAD_TOO_LARGE,
         "The body or one of its fields is over the route's size limit.";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,
-        "The body's content type is not one the route reads.";
+        "The body's content type is not one the route reads, a file whose bytes are not the kind it was sent as, or a kind of message the simulator does not make.";
     InvalidPhone = "invalid_phone", UNPROCESSABLE_ENTITY,
         "Not a phone number that can exist.";
     InvalidLead = "invalid_lead", UNPROCESSABLE_ENTITY,
@@ -144,6 +144,8 @@ error_codes! {
         "The CSV file cannot be imported (no phone column, bad header).";
     InvalidImage = "invalid_image", UNPROCESSABLE_ENTITY,
         "The picture is not a JPEG, PNG, GIF or WebP that can be read.";
+    InvalidFile = "invalid_file", UNPROCESSABLE_ENTITY,
+        "The file cannot be sent as it is (empty).";
     InvalidCampaign = "invalid_campaign", UNPROCESSABLE_ENTITY,
         "The campaign cannot run as written; the message names the field.";
     InvalidSequence = "invalid_sequence", UNPROCESSABLE_ENTITY,

@@ -11,17 +11,18 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::{secret, store as accounts, Caller};
+use crate::chat::media::files::{self, FileRejected};
 use crate::chat::media::Reservation;
 use crate::chat::model::{ChatView, MessageView};
 use crate::chat::{chat_view, media, message_view, store};
-use crate::device::messages::{DeviceError, MarkRead, SendImage, SendText};
+use crate::device::messages::{DeviceError, MarkRead, SendMedia, SendText};
 use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
 use crate::web::input::{read_upload, MAX_MESSAGE_CHARS};
 use crate::web::{ApiError, AppState, ErrorCode};
-use crate::whatsapp::Media;
+use crate::whatsapp::{Media, MessageKind, OutgoingMedia};
 
 /// Most chats in one list.
 const MAX_CHATS: i64 = 500;
@@ -234,12 +235,15 @@ struct Outgoing {
     to: String,
     text: Option<String>,
     image: Option<Vec<u8>>,
+    /// Any other file: its kind (the field's name), bytes and file name.
+    file: Option<(MessageKind, Vec<u8>, Option<String>)>,
     /// The multipart body's room in the upload budget, held until the picture is prepared.
     _room: Option<Reservation>,
 }
 
-/// Reads a multipart body (fields `to`, `caption` or `text`, and `image`) within the upload
-/// budget and deadline (see [`read_upload`]).
+/// Reads a multipart body (fields `to`, `caption` or `text`, then `image`, or one file field
+/// named by its kind, and an optional `file_name`) within the upload budget and deadline (see
+/// [`read_upload`]).
 async fn read_multipart(req: &HttpRequest, payload: web::Payload) -> Result<Outgoing, ApiError> {
     let form = actix_multipart::Multipart::new(req.headers(), payload);
     let (room, mut outgoing) = read_upload(req, |_| read_form(form)).await?;
@@ -255,16 +259,25 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
         to: String::new(),
         text: None,
         image: None,
+        file: None,
         _room: None,
     };
+    let mut file_name = None;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| bad(e.to_string()))?;
         let name = field.name().unwrap_or_default().to_string();
+        let kind = file_kind(&name);
         let limit = if name == "image" {
             media::MAX_UPLOAD_BYTES
+        } else if kind.is_some() {
+            files::MAX_FILE_BYTES
         } else {
             MAX_MESSAGE_CHARS * 4
         };
+        let sent_name = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .map(str::to_string);
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| bad(e.to_string()))?;
@@ -285,15 +298,72 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
                     Some(String::from_utf8(bytes).map_err(|_| bad("caption is not text".into()))?)
             }
             "image" => outgoing.image = Some(bytes),
-            other => return Err(bad(format!("unexpected field {other:?}"))),
+            "file_name" => {
+                file_name = Some(
+                    String::from_utf8(bytes).map_err(|_| bad("file_name is not text".into()))?,
+                )
+            }
+            other => match kind {
+                Some(kind) if outgoing.file.is_none() => {
+                    outgoing.file = Some((kind, bytes, sent_name))
+                }
+                Some(_) => return Err(bad("send one file per message".into())),
+                None => return Err(bad(format!("unexpected field {other:?}"))),
+            },
         }
+    }
+    if let (Some((_, _, name)), Some(chosen)) = (outgoing.file.as_mut(), file_name) {
+        *name = Some(chosen);
+    }
+    if outgoing.image.is_some() && outgoing.file.is_some() {
+        return Err(bad("send one file per message".into()));
     }
     Ok(outgoing)
 }
 
-/// Sends a text (JSON `{to, text}`) or a picture (multipart `to`, `caption`, `image`) from the
+/// The kind of file a multipart field of this name carries (pictures are `image`, prepared
+/// apart).
+fn file_kind(field: &str) -> Option<MessageKind> {
+    match field {
+        "document" => Some(MessageKind::Document),
+        "voice" => Some(MessageKind::Voice),
+        "audio" => Some(MessageKind::Audio),
+        "video" => Some(MessageKind::Video),
+        "sticker" => Some(MessageKind::Sticker),
+        _ => None,
+    }
+}
+
+/// A file checked by its bytes, ready to send (a document keeps its cleaned name).
+fn checked_file(
+    (kind, bytes, name): (MessageKind, Vec<u8>, Option<String>),
+    caption: Option<&str>,
+) -> Result<OutgoingMedia, ApiError> {
+    let file_name = name.as_deref().and_then(files::clean_name);
+    let mime = files::check(kind, &bytes, file_name.as_deref()).map_err(|err| match err {
+        FileRejected::Empty => ApiError::new(ErrorCode::InvalidFile, err.to_string()),
+        FileRejected::WrongContent(_) => {
+            ApiError::new(ErrorCode::UnsupportedMediaType, err.to_string())
+        }
+    })?;
+    let captioned = matches!(kind, MessageKind::Document | MessageKind::Video);
+    Ok(OutgoingMedia {
+        kind,
+        media: Media {
+            mime,
+            data: Arc::new(bytes),
+        },
+        caption: caption.filter(|_| captioned).map(str::to_string),
+        file_name: file_name.filter(|_| kind == MessageKind::Document),
+    })
+}
+
+/// Sends a text (JSON `{to, text}`) or a file (multipart `to`, `caption`, and one of `image`,
+/// `document`, `voice`, `audio`, `video`, `sticker`, plus an optional `file_name`) from the
 /// device. Pictures are checked by content (JPEG, PNG, GIF, WebP) and re-encoded to a JPEG of at
-/// most 350 KB. The message appears in the chat (and as `NEW_MESSAGE`) once stored; its ticks
+/// most 350 KB; other files (≤ 16 MiB) are checked by their bytes: a voice note must be
+/// OGG/Opus, a sticker WebP, a video MP4/3GP, audio OGG/MP3/MP4, and a document anything but a
+/// web page, SVG or XML (415 otherwise). The message appears in the chat (and as `NEW_MESSAGE`) once stored; its ticks
 /// follow as `MESSAGE_ACK`.
 #[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), request_body(
     content((SendTextRequest = "application/json"), (String = "multipart/form-data"))
@@ -325,12 +395,13 @@ pub async fn send_message(
             to: body.to,
             text: Some(body.text),
             image: None,
+            file: None,
             _room: None,
         }
     } else {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "send JSON {to, text} or multipart/form-data with to, caption and image",
+            "send JSON {to, text} or multipart/form-data with to, caption and one of image, document, voice, audio, video or sticker",
         ));
     };
     let to = recipient_jid(&outgoing.to)?;
@@ -340,7 +411,7 @@ pub async fn send_message(
         .map(str::trim_end)
         .filter(|t| !t.trim().is_empty());
     if text.is_some_and(|t| t.chars().count() > MAX_MESSAGE_CHARS)
-        || (text.is_none() && outgoing.image.is_none())
+        || (text.is_none() && outgoing.image.is_none() && outgoing.file.is_none())
     {
         return Err(ApiError::new(
             ErrorCode::InvalidText,
@@ -353,17 +424,24 @@ pub async fn send_message(
         .await
         .ok_or(DeviceError::NotConnected)?;
     let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
-    let sent = match outgoing.image {
-        Some(bytes) => {
+    let file = match (outgoing.image, outgoing.file) {
+        (Some(bytes), _) => {
             let prepared = media::prepare_image_bounded(bytes).await?;
-            addr.send(SendImage {
+            let image = Media {
+                mime: "image/jpeg".into(),
+                data: Arc::new(prepared.data),
+            };
+            Some(OutgoingMedia::image(image, text.map(str::to_string)))
+        }
+        (None, Some(file)) => Some(checked_file(file, text)?),
+        (None, None) => None,
+    };
+    let sent = match file {
+        Some(file) => {
+            addr.send(SendMedia {
                 to: to.clone(),
                 message_id: message_id.clone(),
-                image: Media {
-                    mime: "image/jpeg".into(),
-                    data: Arc::new(prepared.data),
-                },
-                caption: text.map(str::to_string),
+                file,
             })
             .await
         }

@@ -12,9 +12,13 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use whatsapp_rust::bot::Bot;
 use whatsapp_rust::download::MediaType;
-use whatsapp_rust::media::{image_message, ImageOptions};
+use whatsapp_rust::media::{
+    audio_message, document_message, image_message, video_message, AudioOptions, DocumentOptions,
+    ImageOptions, VideoOptions,
+};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::types::events::Event;
+use whatsapp_rust::upload::UploadResponse;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, Jid, SendOptions, Server, UploadOptions};
 
@@ -22,7 +26,7 @@ use super::events::{self, Outcome};
 use super::media::MediaPolicy;
 use super::runtime::ClientRuntime;
 use super::Tap;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, Media, Session};
+use crate::whatsapp::{ConnectorError, ConnectorEvent, MessageKind, OutgoingMedia, Session};
 
 /// How long a session call waits for the stopped client's run loop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -220,6 +224,73 @@ async fn forward(
     }
 }
 
+/// Where WhatsApp keeps a kind of file.
+fn upload_type(kind: MessageKind) -> MediaType {
+    match kind {
+        MessageKind::Video => MediaType::Video,
+        MessageKind::Audio | MessageKind::Voice => MediaType::Audio,
+        MessageKind::Document => MediaType::Document,
+        MessageKind::Sticker => MediaType::Sticker,
+        _ => MediaType::Image,
+    }
+}
+
+/// The message that carries an uploaded file as its kind.
+fn media_message(upload: UploadResponse, file: OutgoingMedia) -> wa::Message {
+    let mimetype = Some(file.media.mime.clone());
+    match file.kind {
+        MessageKind::Video => video_message(
+            upload,
+            VideoOptions {
+                caption: file.caption,
+                mimetype,
+                ..Default::default()
+            },
+        ),
+        MessageKind::Audio | MessageKind::Voice => audio_message(
+            upload,
+            AudioOptions {
+                mimetype,
+                ptt: Some(file.kind == MessageKind::Voice),
+                ..Default::default()
+            },
+        ),
+        MessageKind::Document => document_message(
+            upload,
+            DocumentOptions {
+                mimetype,
+                file_name: file.file_name.clone(),
+                title: file.file_name,
+                caption: file.caption,
+                ..Default::default()
+            },
+        ),
+        MessageKind::Sticker => wa::Message {
+            sticker_message: Some(wa::message::StickerMessage {
+                url: Some(upload.url),
+                direct_path: Some(upload.direct_path),
+                media_key: Some(upload.media_key.to_vec()),
+                file_sha256: Some(upload.file_sha256.to_vec()),
+                file_enc_sha256: Some(upload.file_enc_sha256.to_vec()),
+                file_length: Some(upload.file_length),
+                media_key_timestamp: Some(upload.media_key_timestamp),
+                mimetype,
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        },
+        _ => image_message(
+            upload,
+            ImageOptions {
+                caption: file.caption,
+                mimetype,
+                ..Default::default()
+            },
+        ),
+    }
+}
+
 /// Gives LID senders and one-to-one LID chats that arrived without their phone the phone
 /// whatsapp-rust's LID-PN store knows (learned from earlier messages, usync, history).
 async fn fill_phones(client: &Client, out: &mut [ConnectorEvent]) {
@@ -350,40 +421,34 @@ impl Session for RealSession {
             .await?
     }
 
-    /// Uploads the image (encrypted, to WhatsApp's media servers), then sends it with the
-    /// caption under our message id.
-    async fn send_image(
+    /// Uploads the file (encrypted, to WhatsApp's media servers), then sends it as its kind's
+    /// message under our message id.
+    async fn send_media(
         &self,
         to: &str,
         message_id: &str,
-        image: Media,
-        caption: Option<&str>,
+        file: OutgoingMedia,
     ) -> Result<(), ConnectorError> {
-        if image.data.is_empty() {
-            return Err(ConnectorError::Other("empty image".into()));
+        if file.media.data.is_empty() {
+            return Err(ConnectorError::Other(format!(
+                "empty {}",
+                file.kind.as_str()
+            )));
         }
         let jid = recipient(to)?;
         let client = self.online()?;
-        let caption = caption.map(str::to_string);
         let options = SendOptions::default().with_message_id(message_id);
         self.runtime
             .run(async move {
                 let upload = client
                     .upload(
-                        image.data.to_vec(),
-                        MediaType::Image,
+                        file.media.data.to_vec(),
+                        upload_type(file.kind),
                         UploadOptions::default(),
                     )
                     .await
-                    .map_err(|e| failed("image upload", e))?;
-                let message = image_message(
-                    upload,
-                    ImageOptions {
-                        caption,
-                        mimetype: Some(image.mime.clone()),
-                        ..Default::default()
-                    },
-                );
+                    .map_err(|e| failed("media upload", e))?;
+                let message = media_message(upload, file);
                 client
                     .send_message_with_options(jid, message, options)
                     .await

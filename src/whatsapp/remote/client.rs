@@ -27,7 +27,9 @@ use super::protocol::{
     read_json, write_json, ControlCall, Hello, Outcome, Request, ServerLine, SessionCall,
 };
 use crate::whatsapp::sim::{Fault, SimStats};
-use crate::whatsapp::{Connector, ConnectorError, ConnectorEvent, Media, Session, SessionRequest};
+use crate::whatsapp::{
+    Connector, ConnectorError, ConnectorEvent, OutgoingMedia, Session, SessionRequest,
+};
 
 /// How long opening a connection to the simulator may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,18 +96,16 @@ impl Session for RemoteSession {
         self.link.call(call).await
     }
 
-    async fn send_image(
+    async fn send_media(
         &self,
         to: &str,
         message_id: &str,
-        image: Media,
-        caption: Option<&str>,
+        file: OutgoingMedia,
     ) -> Result<(), ConnectorError> {
-        let call = SessionCall::SendImage {
+        let call = SessionCall::SendMedia {
             to: to.to_owned(),
             message_id: message_id.to_owned(),
-            image,
-            caption: caption.map(str::to_owned),
+            file,
         };
         self.link.call(call).await
     }

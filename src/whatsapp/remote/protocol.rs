@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::whatsapp::sim::Fault;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, Media};
+use crate::whatsapp::{ConnectorError, ConnectorEvent, OutgoingMedia};
 
 /// Longest accepted line: room for a campaign image (base64 grows it by a third) and its
 /// envelope, small enough that a bad peer cannot make either side buffer without bound.
@@ -63,16 +63,14 @@ pub enum SessionCall {
         /// The text.
         text: String,
     },
-    /// `Session::send_image`.
-    SendImage {
+    /// `Session::send_media`.
+    SendMedia {
         /// Recipient JID or phone.
         to: String,
         /// The caller's message id.
         message_id: String,
-        /// The picture (base64 in JSON).
-        image: Media,
-        /// Optional caption.
-        caption: Option<String>,
+        /// The file (bytes base64 in JSON).
+        file: OutgoingMedia,
     },
     /// `Session::set_typing`.
     SetTyping {
@@ -222,6 +220,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::whatsapp::Media;
 
     #[test]
     fn lines_read_as_documented() {

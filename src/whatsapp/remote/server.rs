@@ -199,15 +199,11 @@ async fn session_call(session: &dyn Session, call: SessionCall) -> Result<Value,
             message_id,
             text,
         } => session.send_text(&to, &message_id, &text).await.map(done),
-        SessionCall::SendImage {
+        SessionCall::SendMedia {
             to,
             message_id,
-            image,
-            caption,
-        } => session
-            .send_image(&to, &message_id, image, caption.as_deref())
-            .await
-            .map(done),
+            file,
+        } => session.send_media(&to, &message_id, file).await.map(done),
         SessionCall::SetTyping { to, typing } => session.set_typing(&to, typing).await.map(done),
         SessionCall::MarkRead { chat, message_ids } => {
             session.mark_read(&chat, &message_ids).await.map(done)

@@ -13,7 +13,7 @@ use super::network::SimNetwork;
 use super::outbox::Outbox;
 use super::pairing;
 use crate::phone::parse_international;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, Media, Session};
+use crate::whatsapp::{ConnectorError, ConnectorEvent, OutgoingMedia, Session};
 
 /// A device's session on the simulated network.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl SimSession {
         }
     }
 
-    /// What `send_text` and `send_image` share: checks, injected latency, deduplication and
+    /// What `send_text` and `send_media` share: checks, injected latency, deduplication and
     /// pacing, then receipts and a possible answer.
     async fn send(&self, to: &str, message_id: &str) -> Result<(), ConnectorError> {
         self.network
@@ -109,16 +109,18 @@ impl Session for SimSession {
         self.send(to, message_id).await
     }
 
-    /// Refuses an empty image, as WhatsApp refuses an empty upload.
-    async fn send_image(
+    /// Refuses an empty file, as WhatsApp refuses an empty upload.
+    async fn send_media(
         &self,
         to: &str,
         message_id: &str,
-        image: Media,
-        _caption: Option<&str>,
+        file: OutgoingMedia,
     ) -> Result<(), ConnectorError> {
-        if image.data.is_empty() {
-            return Err(ConnectorError::Other("empty image".into()));
+        if file.media.data.is_empty() {
+            return Err(ConnectorError::Other(format!(
+                "empty {}",
+                file.kind.as_str()
+            )));
         }
         self.send(to, message_id).await
     }

@@ -10,7 +10,7 @@ use tokio::time::{timeout, Instant};
 use super::*;
 use crate::config::SimSettings;
 use crate::whatsapp::{
-    Connector, ConnectorError, ConnectorEvent, Media, Receipt, ReceiptKind, Session,
+    Connector, ConnectorError, ConnectorEvent, Media, OutgoingMedia, Receipt, ReceiptKind, Session,
     SessionRequest, WaMessage, EVENT_CHANNEL_CAPACITY,
 };
 
@@ -359,7 +359,9 @@ async fn bad_recipients_and_empty_images_are_refused() {
         data: Default::default(),
     };
     assert!(matches!(
-        session.send_image("60123456789", "m2", empty, None).await,
+        session
+            .send_media("60123456789", "m2", OutgoingMedia::image(empty, None))
+            .await,
         Err(ConnectorError::Other(_))
     ));
     assert_eq!(network.stats().delivered, 0);
@@ -374,7 +376,11 @@ async fn images_are_delivered_with_receipts() {
         data: std::sync::Arc::new(vec![0xff, 0xd8, 0xff]),
     };
     session
-        .send_image("60123456789", "img1", image, Some("look"))
+        .send_media(
+            "60123456789",
+            "img1",
+            OutgoingMedia::image(image, Some("look".into())),
+        )
         .await
         .unwrap();
     assert_eq!(next_receipt(&mut events).await.message_ids, ["img1"]);
