@@ -17,6 +17,18 @@ const PAGE_SIZE = 50;
 const MAX_TEXT = 4096;
 const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
 const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+/** Largest other file (document, voice note, audio, video) the server sends. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+
+/** The multipart field a file goes out as: a picture, a voice note (OGG/Opus), audio, video or a document. */
+function fileField(file) {
+  const name = file.name.toLowerCase();
+  if (IMAGE_TYPES.includes(file.type)) return "image";
+  if (file.type === "audio/ogg" || file.type === "audio/opus" || name.endsWith(".ogg") || name.endsWith(".opus")) return "voice";
+  if (file.type.startsWith("audio/")) return "audio";
+  if (file.type === "video/mp4" || file.type === "video/3gpp") return "video";
+  return "document";
+}
 const MOBILE = window.matchMedia("(max-width: 768px)");
 /** Ack states in the order they can only move forward; `failed` overrides them all. */
 const STATUS_RANK = { pending: 0, received: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
@@ -39,7 +51,7 @@ const state = {
   chatNodes: new Map(), // jid → <li>
   open: null, // the open conversation, see newConversation()
   acks: new Map(), // message id → status, for acks that beat their message
-  attach: null, // {file, url} while the image preview is shown
+  attach: null, // {file, url, field} while the preview is shown
   pushedHistory: false,
 };
 
@@ -606,17 +618,20 @@ function resizeInput() {
 
 function openPreview(file) {
   clearAlert(ui.composerError);
-  if (!IMAGE_TYPES.includes(file.type)) {
-    showAlert(ui.composerError, "Choose a JPEG, PNG, GIF or WebP image.");
-    return;
-  }
-  if (file.size > MAX_IMAGE_BYTES) {
-    showAlert(ui.composerError, `This image is ${formatSize(file.size)}; the limit is ${formatSize(MAX_IMAGE_BYTES)}.`);
+  const field = fileField(file);
+  const limit = field === "image" ? MAX_IMAGE_BYTES : MAX_FILE_BYTES;
+  if (file.size > limit) {
+    showAlert(ui.composerError, `This file is ${formatSize(file.size)}; the limit is ${formatSize(limit)}.`);
     return;
   }
   closePreview();
-  state.attach = { file, url: URL.createObjectURL(file) };
-  $("attach-image").src = state.attach.url;
+  state.attach = { file, url: URL.createObjectURL(file), field };
+  const image = field === "image";
+  $("attach-image").hidden = !image;
+  if (image) $("attach-image").src = state.attach.url;
+  $("attach-file").hidden = image;
+  $("attach-file-name").textContent = file.name;
+  $("attach-title").textContent = { image: "Send image", voice: "Send voice note", audio: "Send audio", video: "Send video", document: "Send document" }[field];
   $("attach-meta").textContent = `${file.name} · ${formatSize(file.size)}`;
   ui.caption.value = ui.input.value.trim();
   clearAlert(ui.attachError);
@@ -633,7 +648,7 @@ function closePreview(keepUrl = false) {
   ui.caption.value = "";
 }
 
-async function sendImage() {
+async function sendAttachment() {
   const open = state.open;
   const attach = state.attach;
   if (!open || !attach) return;
@@ -642,13 +657,15 @@ async function sendImage() {
   const form = new FormData();
   form.append("to", open.jid);
   form.append("caption", caption);
-  form.append("image", attach.file, attach.file.name);
+  form.append(attach.field, attach.file, attach.file.name);
   button.disabled = true;
   clearAlert(ui.attachError);
   try {
     const sent = await postForm(`${BASE}/messages`, form);
+    const captioned = ["image", "video", "document"].includes(attach.field);
     upsertMessage(open, localMessage(open, {
-      id: sent.id, text: caption || null, status: sent.status || "sent",
+      id: sent.id, kind: attach.field, text: (captioned && caption) || null, status: sent.status || "sent",
+      file_name: attach.field === "document" ? attach.file.name : null,
       media: { mime: attach.file.type, size: attach.file.size, url: attach.url },
     }));
     if (ui.input.value.trim() === caption) ui.input.value = "";
@@ -657,7 +674,7 @@ async function sendImage() {
   } catch (err) {
     const unsupported = err.status === 415 || (err.status === 400 && err.code === "invalid_json");
     showAlert(ui.attachError, unsupported
-      ? `This server cannot send images yet (${err.status}: ${err.message})`
+      ? `This file cannot be sent (${err.status}: ${err.message})`
       : `Not sent: ${err.message}`);
   } finally {
     button.disabled = false;
@@ -770,7 +787,7 @@ function wire() {
     closePreview();
     ui.input.focus();
   });
-  $("send-image").addEventListener("click", sendImage);
+  $("send-image").addEventListener("click", sendAttachment);
   ui.caption.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.isComposing) {
       event.preventDefault();

@@ -1,7 +1,8 @@
 //! Every kind of message on the WhatsApp Web page in headless chromium, at 1280 and 390 px: a
 //! simulated contact sends a photo, a voice note, an audio file, a sticker, a document, a place
 //! and their contact card (real bytes); the page shows the photo and sticker decoded, players
-//! whose voice note lasts its one second, a named download chip, a map link and the card.
+//! whose voice note lasts its one second, a named download chip, a map link and the card. Then a
+//! document and a voice note go out from the attach menu and the server stores them as such.
 //! Screenshots: `test-artifacts/screenshots/whatsapp-media-kinds-<width>.png`.
 
 use std::time::Duration;
@@ -12,7 +13,9 @@ use wafleet::whatsapp::MessageKind;
 
 use crate::browser::Chromedriver;
 use crate::browser_chat::Browser;
-use crate::helpers::{spawn_app_with, wait_until, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{
+    spawn_app_with, wait_until, Backend, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const CONTACT: &str = "60198765432";
@@ -61,6 +64,26 @@ async fn every_kind_of_message_renders_in_chromium() {
         (chats[0]["unread_count"] == kinds.len()).then_some(())
     })
     .await;
+    // The contact's voice note, to send one back from the page.
+    let page: Value = admin
+        .get(&format!("/api/v1/devices/{device}/chats/{JID}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let voice = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "voice")
+        .unwrap();
+    let voice_note = admin
+        .get(voice["media"]["url"].as_str().unwrap())
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
 
     for width in [1280, 390] {
         Browser::session(&driver, width, "whatsapp-media", async |b| {
@@ -78,8 +101,8 @@ async fn every_kind_of_message_renders_in_chromium() {
             let shown = b
                 .wait_js(
                     "const img = (c) => document.querySelector(c); \
-                     const voice = document.querySelector('.bubble-audio.voice audio'); \
-                     const ok = img('.bubble-image')?.naturalWidth === 16 && img('.bubble-sticker')?.naturalWidth === 32 && voice?.readyState >= 1; \
+                     const voice = document.querySelector('.bubble.in .bubble-audio.voice audio'); \
+                     const ok = img('.bubble-image')?.naturalWidth === 16 && img('.bubble-sticker')?.naturalWidth === 32 && voice?.readyState >= 1 && Number.isFinite(voice.duration); \
                      return ok ? [voice.duration, !!document.querySelector('.bubble-audio.audio audio')] : null",
                     "the photo, sticker and voice note to load",
                 )
@@ -96,7 +119,77 @@ async fn every_kind_of_message_renders_in_chromium() {
                 .await;
             assert_eq!(chips, json!(["price list.pdf", true, true, true, true, true]));
             b.settled_screenshot("kinds").await;
+            send_from_the_page(&admin, device, b, &voice_note).await;
         })
         .await;
     }
+}
+
+/// Sends a document (with a caption) and a voice note from the attach menu; each shows as our
+/// bubble of its kind and is stored as such on the server.
+async fn send_from_the_page(admin: &UserClient, device: i64, b: &Browser, voice_note: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join(format!("Quote {}.pdf", b.width));
+    std::fs::write(&pdf, b"%PDF-1.4\n%%EOF\n").unwrap();
+    let ogg = dir.path().join(format!("note-{}.ogg", b.width));
+    std::fs::write(&ogg, voice_note).unwrap();
+    for (path, title, bubble, kind) in [
+        (
+            &pdf,
+            "Send document",
+            ".bubble.out .bubble-document",
+            "document",
+        ),
+        (
+            &ogg,
+            "Send voice note",
+            ".bubble.out .bubble-audio.voice",
+            "voice",
+        ),
+    ] {
+        let before = b
+            .js(&format!(
+                "return document.querySelectorAll('{bubble}').length"
+            ))
+            .await;
+        b.find("#attach-input")
+            .await
+            .send_keys(path.to_str().unwrap())
+            .await
+            .unwrap();
+        b.wait_js_args(
+            "return !document.getElementById('attach-preview').hidden && !document.getElementById('attach-file').hidden && document.getElementById('attach-title').textContent === arguments[0]",
+            vec![json!(title)],
+            "the file preview",
+        )
+        .await;
+        if kind == "document" {
+            b.fill("#caption-input", "the quote").await;
+        }
+        b.find("#send-image").await.click().await.unwrap();
+        b.wait_js_args(
+            &format!("return document.querySelectorAll('{bubble}').length > arguments[0]"),
+            vec![before],
+            "our bubble of the file",
+        )
+        .await;
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        wait_until(&format!("the {kind} to be stored"), WAIT, || async {
+            let page: Value = admin
+                .get(&format!("/api/v1/devices/{device}/chats/{JID}/messages"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            page["items"].as_array()?.iter().find(|m| {
+                m["from_me"] == true
+                    && m["kind"] == kind
+                    && (kind != "document"
+                        || (m["file_name"] == name.as_str() && m["text"] == "the quote"))
+            })?;
+            Some(())
+        })
+        .await;
+    }
+    b.settled_screenshot("sent").await;
 }
