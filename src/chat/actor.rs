@@ -29,6 +29,7 @@ use chrono_tz::Tz;
 use prometheus::{IntCounter, IntGauge};
 use serde_json::json;
 
+use super::batch::storable;
 use super::batch::{committable, save_media, unstored};
 use super::identity::LidPhone;
 use super::media::MediaStore;
@@ -395,6 +396,7 @@ impl Handler<RecordMessages> for ChatSync {
         let now = Utc::now().naive_utc();
         let mut writes = Vec::with_capacity(msg.messages.len());
         for message in msg.messages {
+            let message = storable(message);
             let from_me = message.from_me;
             let write = ChatWrite::Message {
                 learned: LidPhone::of_message(&message),

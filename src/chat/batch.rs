@@ -10,6 +10,7 @@ use super::media::MediaStore;
 use super::messages::CommittedReceipt;
 use super::model::{preview, Chat, Detail, StoredMessage};
 use super::store::{BatchOutcome, ChatWrite};
+use crate::whatsapp::WaMessage;
 
 /// What of a batch its listeners hear about after the commit: the live inbound messages (by
 /// device and id; a live inbound message is the one that counts as unread) and every receipt.
@@ -37,6 +38,51 @@ pub fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<C
         }
     }
     (live, receipts)
+}
+
+/// A message as the database can take it: NUL characters, which PostgreSQL refuses in text
+/// and which anyone can put in a WhatsApp message, are dropped from every text it carries, so
+/// one such message can never block the mirror's queue.
+pub fn storable(mut message: WaMessage) -> WaMessage {
+    fn clean(text: &mut String) {
+        if text.contains('\0') {
+            text.retain(|c| c != '\0');
+        }
+    }
+    let WaMessage {
+        id,
+        chat,
+        sender,
+        sender_alt,
+        chat_alt,
+        push_name,
+        text,
+        media,
+        file_name,
+        location,
+        contact,
+        ..
+    } = &mut message;
+    for field in [id, chat, sender] {
+        clean(field);
+    }
+    for field in [sender_alt, chat_alt, push_name, text, file_name]
+        .into_iter()
+        .flatten()
+    {
+        clean(field);
+    }
+    if let Some(media) = media {
+        clean(&mut media.mime);
+    }
+    if let Some(name) = location.as_mut().and_then(|l| l.name.as_mut()) {
+        clean(name);
+    }
+    if let Some(card) = contact {
+        clean(&mut card.display_name);
+        clean(&mut card.vcard);
+    }
+    message
 }
 
 /// Stores the media of a batch's messages (on a blocking thread) and records their hashes; a
@@ -124,4 +170,43 @@ pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whatsapp::{ContactCard, Location};
+
+    #[test]
+    fn nul_characters_never_reach_the_database() {
+        let message = WaMessage {
+            id: "3EB0\0A".into(),
+            chat: "60123456789@s.whatsapp.net".into(),
+            sender: "60123456789@s.whatsapp.net".into(),
+            push_name: Some("Ai\0syah".into()),
+            text: Some("STOP\0".into()),
+            file_name: Some("a\0.pdf".into()),
+            location: Some(Location {
+                latitude: 1.0,
+                longitude: 2.0,
+                name: Some("\0KLCC".into()),
+            }),
+            contact: Some(ContactCard {
+                display_name: "A\0".into(),
+                vcard: "BEGIN\0".into(),
+            }),
+            ..WaMessage::default()
+        };
+        let clean = storable(message);
+        assert_eq!(clean.id, "3EB0A");
+        assert_eq!(clean.push_name.as_deref(), Some("Aisyah"));
+        assert_eq!(clean.text.as_deref(), Some("STOP"));
+        assert_eq!(clean.file_name.as_deref(), Some("a.pdf"));
+        assert_eq!(clean.location.unwrap().name.as_deref(), Some("KLCC"));
+        let card = clean.contact.unwrap();
+        assert_eq!(
+            (card.display_name.as_str(), card.vcard.as_str()),
+            ("A", "BEGIN")
+        );
+    }
 }

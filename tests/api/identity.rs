@@ -14,6 +14,7 @@ crate::both_backends!(
     a_stop_from_a_lid_opts_the_phone_out,
     one_person_has_one_chat_whether_named_by_phone_or_lid,
     simulated_inbound_messages_are_validated,
+    a_nul_in_a_message_never_blocks_the_mirror,
 );
 
 /// How long a message may take to be mirrored.
@@ -50,7 +51,7 @@ async fn chats(admin: &UserClient, device: i64) -> Vec<Value> {
     list.as_array().unwrap().clone()
 }
 
-/// The newest messages of a chat.
+/// The newest messages of a chat (none while the chat does not exist yet).
 async fn messages(admin: &UserClient, device: i64, jid: &str) -> Vec<Value> {
     let page: Value = admin
         .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
@@ -58,7 +59,7 @@ async fn messages(admin: &UserClient, device: i64, jid: &str) -> Vec<Value> {
         .json()
         .await
         .unwrap();
-    page["items"].as_array().unwrap().clone()
+    page["items"].as_array().cloned().unwrap_or_default()
 }
 
 /// The LID the simulator gives the contact at `phone`, read off a LID-only message's chat.
@@ -223,4 +224,22 @@ async fn simulated_inbound_messages_are_validated(app: TestApp) {
         chats(&admin, device).await.is_empty(),
         "nothing was delivered"
     );
+}
+
+/// A message carrying NUL characters (PostgreSQL refuses them in text; WhatsApp carries them)
+/// is stored without them, and the messages after it are stored too.
+async fn a_nul_in_a_message_never_blocks_the_mirror(app: TestApp) {
+    let admin = app.admin().await;
+    let device = app.paired_device(&admin, "chat").await;
+    let poisoned = write(&admin, device, "60198765432", "phone", "STOP\u{0}now").await;
+    let after = write(&admin, device, "60198765432", "phone", "and this one").await;
+    let jid = "60198765432@s.whatsapp.net";
+    let stored = wait_until("both messages to be stored", WAIT, || async {
+        let items = messages(&admin, device, jid).await;
+        (items.len() == 2).then_some(items)
+    })
+    .await;
+    let text_of = |id: &str| stored.iter().find(|m| m["id"] == id).unwrap()["text"].clone();
+    assert_eq!(text_of(&poisoned), "STOPnow");
+    assert_eq!(text_of(&after), "and this one");
 }
