@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use wafleet::whatsapp::sim::{Addressing, SimInbound};
 use wafleet::whatsapp::MessageKind;
 
@@ -55,28 +55,13 @@ async fn every_kind_of_message_renders_in_chromium() {
         sim.deliver(device, &message).await.unwrap();
     }
     wait_until("every message to be stored", WAIT, || async {
-        let chats: Value = admin
-            .get(&format!("/api/v1/devices/{device}/chats"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        (chats[0]["unread_count"] == kinds.len()).then_some(())
+        let chats = admin.chats(device).await;
+        (chats.first()?["unread_count"] == kinds.len()).then_some(())
     })
     .await;
     // The contact's voice note, to send one back from the page.
-    let page: Value = admin
-        .get(&format!("/api/v1/devices/{device}/chats/{JID}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let voice = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "voice")
-        .unwrap();
+    let messages = admin.chat_messages(device, JID).await;
+    let voice = messages.iter().find(|m| m["kind"] == "voice").unwrap();
     let voice_note = admin
         .get(voice["media"]["url"].as_str().unwrap())
         .await
@@ -175,13 +160,8 @@ async fn send_from_the_page(admin: &UserClient, device: i64, b: &Browser, voice_
         .await;
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         wait_until(&format!("the {kind} to be stored"), WAIT, || async {
-            let page: Value = admin
-                .get(&format!("/api/v1/devices/{device}/chats/{JID}/messages"))
-                .await
-                .json()
-                .await
-                .ok()?;
-            page["items"].as_array()?.iter().find(|m| {
+            let messages = admin.chat_messages(device, JID).await;
+            messages.iter().find(|m| {
                 m["from_me"] == true
                     && m["kind"] == kind
                     && (kind != "document"

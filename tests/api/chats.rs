@@ -562,21 +562,15 @@ const BOMB: &[u8] = include_bytes!("../fixtures/bomb-10000x5000-rgb16.png");
 async fn a_newly_paired_device_shows_its_history(app: TestApp) {
     let admin = app.admin().await;
     let device = app.paired_device(&admin, "history").await;
-    let list = crate::helpers::wait_until(
+    let chats = crate::helpers::wait_until(
         "the history to be stored",
         Duration::from_secs(20),
         || async {
-            let list: Value = admin
-                .get(&format!("/api/v1/devices/{device}/chats"))
-                .await
-                .json()
-                .await
-                .ok()?;
-            (list.as_array()?.len() == 4).then_some(list)
+            let list = admin.chats(device).await;
+            (list.len() == 4).then_some(list)
         },
     )
     .await;
-    let chats = list.as_array().unwrap();
     let jids: Vec<&str> = chats.iter().map(|c| c["jid"].as_str().unwrap()).collect();
     assert_eq!(
         jids,
@@ -585,18 +579,12 @@ async fn a_newly_paired_device_shows_its_history(app: TestApp) {
             .collect::<Vec<_>>(),
         "most recent first, every contact under their phone"
     );
-    for chat in chats {
+    for chat in &chats {
         assert_eq!(chat["unread_count"], 0, "history is read already: {chat}");
         assert_eq!(chat["last_message"], "Great, thanks!");
         let jid = chat["jid"].as_str().unwrap();
-        let page: Value = admin
-            .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let items = page["items"].as_array().unwrap();
-        assert_eq!(items.len(), 3, "{page}");
+        let items = admin.chat_messages(device, jid).await;
+        assert_eq!(items.len(), 3, "{items:?}");
         assert_eq!(items.iter().filter(|m| m["from_me"] == true).count(), 1);
         assert!(items
             .iter()

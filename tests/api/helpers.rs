@@ -264,6 +264,29 @@ impl UserClient {
             .unwrap()
     }
 
+    /// A device's chat list (default window).
+    pub async fn chats(&self, device: i64) -> Vec<serde_json::Value> {
+        let list: serde_json::Value = self
+            .get(&format!("/api/v1/devices/{device}/chats"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        list.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The newest page of a device's chat with `jid`, newest first (empty while the chat does
+    /// not exist).
+    pub async fn chat_messages(&self, device: i64, jid: &str) -> Vec<serde_json::Value> {
+        let page: serde_json::Value = self
+            .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn send_json(
         &self,
         method: reqwest::Method,

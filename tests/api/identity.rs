@@ -40,34 +40,13 @@ async fn write(
     body["id"].as_str().unwrap().to_string()
 }
 
-/// The device's chat list.
-async fn chats(admin: &UserClient, device: i64) -> Vec<Value> {
-    let list: Value = admin
-        .get(&format!("/api/v1/devices/{device}/chats"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    list.as_array().unwrap().clone()
-}
-
-/// The newest messages of a chat (none while the chat does not exist yet).
-async fn messages(admin: &UserClient, device: i64, jid: &str) -> Vec<Value> {
-    let page: Value = admin
-        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["items"].as_array().cloned().unwrap_or_default()
-}
-
 /// The LID the simulator gives the contact at `phone`, read off a LID-only message's chat.
 async fn lid_chat_of(admin: &UserClient, device: i64, wa_id: &str) -> Value {
     wait_until("the LID-only message to be stored", WAIT, || async {
-        for chat in chats(admin, device).await {
+        for chat in admin.chats(device).await {
             let jid = chat["jid"].as_str().unwrap().to_string();
-            if messages(admin, device, &jid)
+            if admin
+                .chat_messages(device, &jid)
                 .await
                 .iter()
                 .any(|m| m["id"] == wa_id)
@@ -124,14 +103,14 @@ async fn one_person_has_one_chat_whether_named_by_phone_or_lid(app: TestApp) {
     write(&admin, device, "60198765432", "phone", "hello").await;
     write(&admin, device, "60198765432", "lid", "it's me again").await;
     let list = wait_until("both messages in one chat", WAIT, || async {
-        let list = chats(&admin, device).await;
+        let list = admin.chats(device).await;
         (list.len() == 1 && list[0]["unread_count"] == 2).then_some(list)
     })
     .await;
     assert_eq!(list[0]["jid"], phone_jid);
     assert_eq!(list[0]["phone"], "60198765432");
     assert_eq!(list[0]["last_message"], "it's me again");
-    let stored = messages(&admin, device, phone_jid).await;
+    let stored = admin.chat_messages(device, phone_jid).await;
     assert_eq!(stored.len(), 2);
     assert!(
         stored.iter().all(|m| m["sender"] == phone_jid),
@@ -145,7 +124,7 @@ async fn one_person_has_one_chat_whether_named_by_phone_or_lid(app: TestApp) {
     let lid_jid = lid_chat["jid"].as_str().unwrap().to_string();
     assert!(lid_jid.ends_with("@lid"), "{lid_chat}");
     assert!(lid_chat["phone"].is_null(), "{lid_chat}");
-    assert_eq!(chats(&admin, device).await.len(), 2);
+    assert_eq!(admin.chats(device).await.len(), 2);
 
     // Once WhatsApp names the phone, the LID chat merges into the phone's: history, unread count
     // and preview kept, the LID chat gone.
@@ -158,18 +137,19 @@ async fn one_person_has_one_chat_whether_named_by_phone_or_lid(app: TestApp) {
     )
     .await;
     let merged = wait_until("the LID chat to merge into the phone's", WAIT, || async {
-        let list = chats(&admin, device).await;
+        let list = admin.chats(device).await;
         let merged = list.iter().find(|c| c["jid"] == other_jid)?.clone();
         (list.len() == 2 && merged["unread_count"] == 2).then_some(merged)
     })
     .await;
     assert_eq!(merged["phone"], "60198765433");
     assert_eq!(merged["last_message"], "my number is on this one");
-    assert!(chats(&admin, device)
+    assert!(admin
+        .chats(device)
         .await
         .iter()
         .all(|c| c["jid"] != lid_jid.as_str()));
-    let history = messages(&admin, device, other_jid).await;
+    let history = admin.chat_messages(device, other_jid).await;
     let ids: Vec<&str> = history.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(history.len(), 2);
     assert!(
@@ -184,10 +164,10 @@ async fn one_person_has_one_chat_whether_named_by_phone_or_lid(app: TestApp) {
     // Later messages by LID alone land in the phone's chat too.
     write(&admin, device, "60198765433", "lid_hidden", "and again").await;
     wait_until("the LID-only message in the phone's chat", WAIT, || async {
-        (messages(&admin, device, other_jid).await.len() == 3).then_some(())
+        (admin.chat_messages(device, other_jid).await.len() == 3).then_some(())
     })
     .await;
-    assert_eq!(chats(&admin, device).await.len(), 2);
+    assert_eq!(admin.chats(device).await.len(), 2);
 }
 
 async fn simulated_inbound_messages_are_validated(app: TestApp) {
@@ -221,7 +201,7 @@ async fn simulated_inbound_messages_are_validated(app: TestApp) {
     let refused = owner.post("/api/v1/sim/inbound", &base).await;
     assert_eq!(refused.status(), 403);
     assert!(
-        chats(&admin, device).await.is_empty(),
+        admin.chats(device).await.is_empty(),
         "nothing was delivered"
     );
 }
@@ -235,7 +215,7 @@ async fn a_nul_in_a_message_never_blocks_the_mirror(app: TestApp) {
     let after = write(&admin, device, "60198765432", "phone", "and this one").await;
     let jid = "60198765432@s.whatsapp.net";
     let stored = wait_until("both messages to be stored", WAIT, || async {
-        let items = messages(&admin, device, jid).await;
+        let items = admin.chat_messages(device, jid).await;
         (items.len() == 2).then_some(items)
     })
     .await;

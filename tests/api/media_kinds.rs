@@ -35,19 +35,8 @@ async fn send(admin: &UserClient, device: i64, kind: &str, text: &str) -> (u16, 
 /// The stored view of message `id` in the contact's chat.
 async fn stored(admin: &UserClient, device: i64, id: &str) -> Value {
     wait_until(&format!("message {id} to be stored"), WAIT, || async {
-        let page: Value = admin
-            .get(&format!(
-                "/api/v1/devices/{device}/chats/{JID}/messages?limit=50"
-            ))
-            .await
-            .json()
-            .await
-            .ok()?;
-        page["items"]
-            .as_array()?
-            .iter()
-            .find(|m| m["id"] == id)
-            .cloned()
+        let items = admin.chat_messages(device, JID).await;
+        items.into_iter().find(|m| m["id"] == id)
     })
     .await
 }
@@ -138,12 +127,7 @@ async fn every_kind_arrives_is_stored_and_served_safely(app: TestApp) {
         .unwrap()
         .contains(&format!("waid={CONTACT}")));
     // The chat list previews what the last message carried.
-    let chats: Value = admin
-        .get(&format!("/api/v1/devices/{device}/chats"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let chats = admin.chats(device).await;
     assert_eq!(chats[0]["last_message"], "👤 Contact 5432");
     assert_eq!(chats[0]["unread_count"], 7);
 

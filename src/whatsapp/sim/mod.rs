@@ -57,3 +57,4 @@ pub use contacts::{Addressing, SimInbound};
 pub use error::SimError;
 pub use faults::Fault;
 pub use network::{SimNetwork, SimStats};
+pub use samples::PHOTO_PNG;
