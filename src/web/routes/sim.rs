@@ -11,7 +11,7 @@ use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::input::MAX_MESSAGE_CHARS;
 use crate::web::{ApiError, AppState, ErrorCode};
-use crate::whatsapp::sim::{Fault, SimInbound, SimNetwork, SimStats};
+use crate::whatsapp::sim::{Addressing, Fault, SimInbound, SimNetwork, SimStats};
 use crate::whatsapp::MessageKind;
 
 /// Registers the routes of this file.
@@ -31,12 +31,22 @@ pub struct ScanRequest {
 
 /// Body of `POST /sim/inbound`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InboundRequest {
     /// The device the contact writes to.
     pub device_id: i64,
-    /// Who writes what, addressed how.
-    #[serde(flatten)]
-    pub message: SimInbound,
+    /// The contact's phone, international digits with or without `+`.
+    pub from: String,
+    /// What they write: the text, or the caption of an image or document (may be empty then).
+    #[serde(default)]
+    pub text: String,
+    /// What they send (default `text`): any kind but `video`, with real bytes.
+    #[serde(default)]
+    pub kind: MessageKind,
+    /// How WhatsApp names the sender: `phone`, `lid` (phone as alternate sender) or
+    /// `lid_hidden`; default: as the simulator addresses that contact.
+    #[serde(default)]
+    pub addressing: Option<Addressing>,
 }
 
 /// Body of `POST /sim/fault`: a network fault, or `{"kind":"panic"}` to crash the device actor.
@@ -154,14 +164,26 @@ pub async fn inbound(
 ) -> Result<HttpResponse, ApiError> {
     let sim = network(&state)?;
     let device = visible_device(&state, &caller, body.device_id).await?;
-    let text = &body.message.text;
-    let needs_text = body.message.kind == MessageKind::Text;
+    let InboundRequest {
+        from,
+        text,
+        kind,
+        addressing,
+        ..
+    } = body.into_inner();
+    let needs_text = kind == MessageKind::Text;
     if (needs_text && text.trim().is_empty()) || text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ApiError::new(
             ErrorCode::InvalidText,
             format!("text must be 1 to {MAX_MESSAGE_CHARS} characters (a caption may be empty)"),
         ));
     }
-    let id = sim.deliver(device.id, &body.message).await?;
+    let message = SimInbound {
+        from,
+        text,
+        kind,
+        addressing,
+    };
+    let id = sim.deliver(device.id, &message).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "device_id": device.id, "id": id })))
 }

@@ -273,23 +273,19 @@ async fn emit_at(
 }
 
 /// A message a simulated contact writes first (`POST /api/v1/sim/inbound`).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct SimInbound {
     /// The contact's phone, international digits with or without `+`.
     pub from: String,
     /// What they write: the text, or the caption of an image, video or document (may be
     /// empty then).
-    #[serde(default)]
     pub text: String,
-    /// What they send (default `text`): each kind with real bytes (a PNG photo, an OGG/Opus
-    /// voice note or audio file, a PDF document, a WebP sticker), a place, or their own
-    /// contact card. Video is not simulated.
-    #[serde(default)]
+    /// What they send: each kind with real bytes (a PNG photo, an OGG/Opus voice note or audio
+    /// file, a PDF document, a WebP sticker), a place, or their own contact card. Video is not
+    /// simulated.
     pub kind: MessageKind,
-    /// How WhatsApp names the sender; default: as the network addresses that contact
+    /// How WhatsApp names the sender; `None`: as the network addresses that contact
     /// (`sim.lid_probability`).
-    #[serde(default)]
     pub addressing: Option<Addressing>,
 }
 
