@@ -2,8 +2,9 @@
 // conversation with infinite history, ticks, text and image sending, live over the WebSocket.
 //
 // Data flow: REST loads the chat list and pages of a conversation; the WebSocket topic
-// `messages/<id>` pushes NEW_MESSAGE (a message view), CHAT_UPDATED (a chat view) and
-// MESSAGE_ACK ({ids, status}), through live.js. Once subscribed, after a reconnect or a gap in
+// `messages/<id>` pushes NEW_MESSAGE (a message view), CHAT_UPDATED (a chat view),
+// CHAT_REMOVED ({jid, merged_into}: a LID chat merged into its phone's) and MESSAGE_ACK
+// ({ids, status}), through live.js. Once subscribed, after a reconnect or a gap in
 // `seq` the page re-fetches over REST (debounced). Time labels come from the server (tenant
 // zone); nothing is parsed as HTML.
 import { api, ApiError, el, me, forgetMe, goToLogin, roleAtLeast, showAlert, clearAlert, showFatal } from "/static/app.js";
@@ -735,6 +736,11 @@ function onEvent(frame) {
         pendingRead.add(data.jid);
         flushReads();
       }
+      break;
+    case "CHAT_REMOVED":
+      state.chats.delete(data.jid);
+      renderChatList();
+      if (state.open?.jid === data.jid && data.merged_into) openChat(data.merged_into);
       break;
     case "MESSAGE_ACK": {
       const open = state.open;

@@ -318,6 +318,11 @@ impl ChatSync {
     /// Announces a committed batch.
     fn publish(&self, outcome: BatchOutcome, tenants: &HashMap<i64, i64>) {
         let now = Utc::now();
+        // First, so a page moves an open LID chat to the phone's before that chat's news.
+        for (tenant_id, device_id, jid, merged_into) in &outcome.merged {
+            let data = json!({ "jid": jid, "merged_into": merged_into });
+            self.announce(*tenant_id, *device_id, "CHAT_REMOVED", data);
+        }
         let mut chats: BTreeMap<i64, (Chat, i64)> = BTreeMap::new();
         for (message, chat) in outcome.stored {
             let tenant_id = message.tenant_id;

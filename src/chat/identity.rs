@@ -71,12 +71,14 @@ impl LidPhone {
 /// Records what a message taught about a device's contacts, inside the caller's transaction.
 /// A new (or changed) mapping moves everything filed under the LID to the phone: the LID's
 /// chat merges into the phone's chat and its messages' senders become the phone's JID.
+/// Returns the chats merged away, as (LID chat JID, phone chat JID).
 pub async fn learn(
     mut conn: Conn<'_>,
     device_id: i64,
     learned: &[LidPhone],
     now: NaiveDateTime,
-) -> Result<(), DbError> {
+) -> Result<Vec<(String, String)>, DbError> {
+    let mut merged = Vec::new();
     for mapping in learned {
         let known = known_phone(conn.reborrow(), device_id, &mapping.lid).await?;
         if known.as_deref() == Some(mapping.phone.as_str()) {
@@ -99,9 +101,11 @@ pub async fn learn(
                 .execute(c)
                 .await?;
         });
-        merge(conn.reborrow(), device_id, mapping, now).await?;
+        if merge(conn.reborrow(), device_id, mapping, now).await? {
+            merged.push((lid_jid(&mapping.lid), jid_of(&mapping.phone)));
+        }
     }
-    Ok(())
+    Ok(merged)
 }
 
 /// The JID to file `jid` under on a device: a LID's phone JID when the phone is known, else
@@ -131,13 +135,13 @@ async fn known_phone(conn: Conn<'_>, device_id: i64, lid: &str) -> Result<Option
 /// Moves what a device filed under `mapping`'s LID to its phone: the LID chat's messages into
 /// the phone's chat (created when missing, named as the LID chat was), its unread count added,
 /// the newer preview kept; then the LID chat goes. Senders named by the LID (in any chat,
-/// groups included) become the phone's JID.
+/// groups included) become the phone's JID. True when there was a LID chat to merge.
 async fn merge(
     conn: Conn<'_>,
     device_id: i64,
     mapping: &LidPhone,
     now: NaiveDateTime,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     let (lid, phone) = (lid_jid(&mapping.lid), jid_of(&mapping.phone));
     on_conn!(conn, |c| {
         diesel::update(
@@ -156,7 +160,7 @@ async fn merge(
             .await
             .optional()?
         else {
-            return Ok(());
+            return Ok(false);
         };
         diesel::insert_into(chats::table)
             .values((
@@ -202,7 +206,7 @@ async fn merge(
             .execute(c)
             .await?;
         diesel::delete(chats::table.find(old.id)).execute(c).await?;
-        Ok(())
+        Ok(true)
     })
 }
 

@@ -89,6 +89,9 @@ pub struct BatchOutcome {
     pub stored: Vec<(StoredMessage, Chat)>,
     /// Acknowledgements that changed at least one message: (device, ids, status).
     pub acks: Vec<(i64, Vec<String>, &'static str)>,
+    /// Chats merged into another once a LID's phone was learned: (tenant, device, the merged
+    /// chat's JID, the JID it now lives under).
+    pub merged: Vec<(i64, i64, String, String)>,
 }
 
 /// Statuses a message may move from to reach `target`.
@@ -123,7 +126,14 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         let device_id = row.device_id;
                         // With nothing to learn, the chat's upsert below is the first statement
                         // (SQLite takes its write lock first).
-                        identity::learn(Conn::from(&mut *conn), device_id, learned, now).await?;
+                        let merged =
+                            identity::learn(Conn::from(&mut *conn), device_id, learned, now)
+                                .await?;
+                        outcome.merged.extend(
+                            merged
+                                .into_iter()
+                                .map(|(from, into)| (row.tenant_id, device_id, from, into)),
+                        );
                         let chat_jid =
                             &identity::resolve(Conn::from(&mut *conn), device_id, chat_jid).await?;
                         let sender_jid =

@@ -412,7 +412,8 @@ async fn cancel_skips_what_is_unsent(app: TestApp) {
     assert_eq!(deleted.status(), 204);
 }
 
-type Ws =
+/// A test's WebSocket client.
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket of `user` (through a new read token) that asked for `topic`.
@@ -440,7 +441,7 @@ async fn ask_for(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
 }
 
 /// A WebSocket of `user` subscribed to `topic`.
-async fn subscribe(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
+pub(crate) async fn subscribe(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
     let mut ws = ask_for(app, user, topic).await;
     loop {
         let frame: Value = next_frame(&mut ws).await;
@@ -452,7 +453,8 @@ async fn subscribe(app: &TestApp, user: &UserClient, topic: &str) -> Ws {
     }
 }
 
-async fn next_frame(ws: &mut Ws) -> Value {
+/// The next text frame, within the campaign wait.
+pub(crate) async fn next_frame(ws: &mut Ws) -> Value {
     loop {
         let message = tokio::time::timeout(CAMPAIGN_WAIT, ws.next())
             .await

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wafleet::broadcast::leads::opt_out;
 
+use crate::campaigns::{next_frame, subscribe};
 use crate::helpers::{wait_until, TestApp, UserClient};
 
 crate::both_backends!(
@@ -127,7 +128,8 @@ async fn one_person_has_one_chat_whether_named_by_phone_or_lid(app: TestApp) {
     assert_eq!(admin.chats(device).await.len(), 2);
 
     // Once WhatsApp names the phone, the LID chat merges into the phone's: history, unread count
-    // and preview kept, the LID chat gone.
+    // and preview kept, the LID chat gone, and pages are told so.
+    let mut ws = subscribe(&app, &admin, &format!("messages/{device}")).await;
     write(
         &admin,
         device,
@@ -136,6 +138,18 @@ async fn one_person_has_one_chat_whether_named_by_phone_or_lid(app: TestApp) {
         "my number is on this one",
     )
     .await;
+    let removed = loop {
+        let frame = next_frame(&mut ws).await;
+        if frame["event"] == "CHAT_REMOVED" {
+            break frame;
+        }
+        assert_ne!(
+            frame["event"], "NEW_MESSAGE",
+            "the merge is announced first: {frame}"
+        );
+    };
+    assert_eq!(removed["data"]["jid"], lid_jid.as_str());
+    assert_eq!(removed["data"]["merged_into"], other_jid);
     let merged = wait_until("the LID chat to merge into the phone's", WAIT, || async {
         let list = admin.chats(device).await;
         let merged = list.iter().find(|c| c["jid"] == other_jid)?.clone();
