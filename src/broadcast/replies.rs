@@ -29,13 +29,15 @@ use crate::broadcast::sequence::store as sequence_store;
 use crate::chat::messages::{ChatCommitted, Inbound};
 use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
+use crate::device::backoff::Backoff;
 use crate::metrics::Beacon;
 use crate::phone;
 
-/// First delay before a failed commit is applied again; it doubles up to [`RETRY_MAX`].
-const RETRY_MIN: Duration = Duration::from_millis(100);
-/// Longest delay between two attempts.
-const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Delays before a failed commit is applied again: 0.1 s doubling up to 5 s.
+const RETRY: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 /// Attempts after which a commit failing while the database answers is dropped (about half a
 /// minute of retries); an unavailable database is waited for without limit.
 pub const GIVE_UP_AFTER: u32 = 12;
@@ -109,9 +111,7 @@ impl Replies {
                     return fut::ready(()).boxed_local();
                 }
                 this.beacon.down();
-                let delay = RETRY_MIN
-                    .saturating_mul(1 << (attempts - 1).min(16))
-                    .min(RETRY_MAX);
+                let delay = RETRY.nominal(attempts);
                 tracing::warn!(
                     error = %err,
                     attempts,

@@ -36,15 +36,17 @@ use crate::broadcast::throttle::Throttle;
 use crate::chat::media::MediaStore;
 use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
+use crate::device::backoff::Backoff;
 use crate::device::model::Device;
 use crate::device::Fleet;
 use crate::hub::{Hub, HubEvent, Topic};
 use crate::metrics::Beacon;
 
-/// First delay before reloading after a restart.
-const RELOAD_MIN: Duration = Duration::from_millis(500);
-/// Longest delay before reloading after a restart.
-const RELOAD_MAX: Duration = Duration::from_secs(30);
+/// Delays before reloading after a restart: 0.5 s doubling up to 30 s.
+const RELOAD: Backoff = Backoff {
+    base: Duration::from_millis(500),
+    max: Duration::from_secs(30),
+};
 
 /// The engine's dependencies.
 #[derive(Clone)]
@@ -129,9 +131,7 @@ impl Actor for CampaignEngine {
         let db = self.deps.db.clone();
         let delay = match self.restarts {
             0 => Duration::ZERO,
-            n => RELOAD_MIN
-                .saturating_mul(1 << (n - 1).min(16))
-                .min(RELOAD_MAX),
+            n => RELOAD.nominal(n),
         };
         ctx.spawn(
             async move {
