@@ -129,14 +129,6 @@ impl Described {
             contact: None,
         }
     }
-
-    /// A kind with media of `mime` (or `fallback` when the message names none).
-    fn media(kind: MessageKind, mime: Option<&String>, fallback: &str) -> Self {
-        Self {
-            mime: Some(mime.map_or(fallback, |m| m.as_str()).to_string()),
-            ..Self::kind(kind)
-        }
-    }
 }
 
 /// A document, also when it is wrapped to carry a caption.
@@ -152,49 +144,52 @@ fn document(message: &wa::Message) -> Option<&wa::message::DocumentMessage> {
     })
 }
 
-/// The downloadable part of a message, with its kind and the size WhatsApp declares for it.
-pub fn media_part(message: &wa::Message) -> Option<(&dyn Downloadable, MessageKind, u64)> {
-    let size = |length: Option<u64>| length.unwrap_or(0);
-    if let Some(image) = message.image_message.as_option() {
-        return Some((image, MessageKind::Image, size(image.file_length)));
-    }
-    let video = message.video_message.as_option();
-    if let Some(video) = video.or_else(|| message.ptv_message.as_option()) {
-        return Some((video, MessageKind::Video, size(video.file_length)));
-    }
-    if let Some(audio) = message.audio_message.as_option() {
-        let kind = if audio.ptt == Some(true) {
-            MessageKind::Voice
-        } else {
-            MessageKind::Audio
-        };
-        return Some((audio, kind, size(audio.file_length)));
-    }
-    if let Some(doc) = document(message) {
-        return Some((doc, MessageKind::Document, size(doc.file_length)));
-    }
-    let sticker = message.sticker_message.as_option()?;
-    Some((sticker, MessageKind::Sticker, size(sticker.file_length)))
+/// The downloadable part of a message: the part whatsapp-rust fetches, its kind, the size
+/// WhatsApp declares for it, its MIME type (a kind's usual one when the message names none) and
+/// a document's file name.
+pub struct MediaPart<'a> {
+    /// What `Client::download` takes.
+    pub part: &'a dyn Downloadable,
+    /// Image, video, audio, voice, document or sticker.
+    pub kind: MessageKind,
+    /// Declared size in bytes (0 when not declared).
+    pub declared: u64,
+    /// MIME type.
+    pub mime: String,
+    /// A document's file name (or title).
+    pub file_name: Option<String>,
 }
 
-/// What a message is; `None` for what is not a chat message of its own (reactions, protocol
-/// messages, polls and the like).
-fn describe(message: &wa::Message) -> Option<Described> {
+/// The downloadable part of a message, if it has one.
+pub fn media_part(message: &wa::Message) -> Option<MediaPart<'_>> {
     use MessageKind as K;
+    let make = |part, kind, declared: Option<u64>, mime: Option<&String>, fallback: &str| {
+        Some(MediaPart {
+            part,
+            kind,
+            declared: declared.unwrap_or(0),
+            mime: mime.map_or(fallback, |m| m.as_str()).to_string(),
+            file_name: None,
+        })
+    };
     if let Some(image) = message.image_message.as_option() {
-        return Some(Described::media(
+        return make(
+            image,
             K::Image,
+            image.file_length,
             image.mimetype.as_ref(),
             "image/jpeg",
-        ));
+        );
     }
     let video = message.video_message.as_option();
     if let Some(video) = video.or_else(|| message.ptv_message.as_option()) {
-        return Some(Described::media(
+        return make(
+            video,
             K::Video,
+            video.file_length,
             video.mimetype.as_ref(),
             "video/mp4",
-        ));
+        );
     }
     if let Some(audio) = message.audio_message.as_option() {
         let kind = if audio.ptt == Some(true) {
@@ -202,24 +197,48 @@ fn describe(message: &wa::Message) -> Option<Described> {
         } else {
             K::Audio
         };
-        return Some(Described::media(kind, audio.mimetype.as_ref(), "audio/ogg"));
+        return make(
+            audio,
+            kind,
+            audio.file_length,
+            audio.mimetype.as_ref(),
+            "audio/ogg",
+        );
     }
     if let Some(doc) = document(message) {
-        return Some(Described {
+        let fallback = "application/octet-stream";
+        let media = make(
+            doc,
+            K::Document,
+            doc.file_length,
+            doc.mimetype.as_ref(),
+            fallback,
+        )?;
+        return Some(MediaPart {
             file_name: doc.file_name.clone().or_else(|| doc.title.clone()),
-            ..Described::media(
-                K::Document,
-                doc.mimetype.as_ref(),
-                "application/octet-stream",
-            )
+            ..media
         });
     }
-    if let Some(sticker) = message.sticker_message.as_option() {
-        return Some(Described::media(
-            K::Sticker,
-            sticker.mimetype.as_ref(),
-            "image/webp",
-        ));
+    let sticker = message.sticker_message.as_option()?;
+    make(
+        sticker,
+        K::Sticker,
+        sticker.file_length,
+        sticker.mimetype.as_ref(),
+        "image/webp",
+    )
+}
+
+/// What a message is; `None` for what is not a chat message of its own (reactions, protocol
+/// messages, polls and the like).
+fn describe(message: &wa::Message) -> Option<Described> {
+    use MessageKind as K;
+    if let Some(media) = media_part(message) {
+        return Some(Described {
+            mime: Some(media.mime),
+            file_name: media.file_name,
+            ..Described::kind(media.kind)
+        });
     }
     if let Some(place) = message.location_message.as_option() {
         return Some(Described {
@@ -541,8 +560,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(of(voice.clone()).kind, MessageKind::Voice);
-        let (_, kind, declared) = media_part(&voice).unwrap();
-        assert_eq!((kind, declared), (MessageKind::Voice, 5000));
+        let part = media_part(&voice).unwrap();
+        assert_eq!((part.kind, part.declared), (MessageKind::Voice, 5000));
         let audio = wa::Message {
             audio_message: Some(m::AudioMessage::default()).into(),
             ..Default::default()

@@ -150,8 +150,10 @@ async fn forward(
                 for item in batch.iter() {
                     // Downloads hold up this device's events only, never the chat mirror.
                     let bytes = match events::media_part(&item.message) {
-                        Some((part, kind, declared)) => {
-                            media.fetch(&client, part, kind, declared).await
+                        Some(part) => {
+                            media
+                                .fetch(&client, part.part, part.kind, part.declared)
+                                .await
                         }
                         None => None,
                     };
