@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::identity::LidPhone;
 use super::media::MediaStore;
 use super::messages::CommittedReceipt;
-use super::model::{preview, Chat, Detail, StoredMessage};
+use super::model::{Chat, StoredMessage};
 use super::store::{BatchOutcome, ChatWrite};
 use crate::whatsapp::WaMessage;
 
@@ -129,12 +129,7 @@ pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
                     device_id: row.device_id,
                     jid: LidPhone::file_under(&chat_jid, &learned),
                     name: chat_name,
-                    last_message_text: preview(
-                        &row.kind,
-                        row.body.as_deref(),
-                        row.file_name.as_deref(),
-                        Detail::parse(row.detail.as_deref()).as_ref(),
-                    ),
+                    last_message_text: row.preview(),
                     last_message_at: Some(row.sent_at),
                     unread_count: i64::from(unread),
                     created_at: now,

@@ -52,6 +52,18 @@ pub struct NewMessage {
     pub detail: Option<String>,
 }
 
+impl NewMessage {
+    /// The chat list's preview of this message (see [`preview`]).
+    pub fn preview(&self) -> Option<String> {
+        preview(
+            &self.kind,
+            self.body.as_deref(),
+            self.file_name.as_deref(),
+            Detail::parse(self.detail.as_deref()).as_ref(),
+        )
+    }
+}
+
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatWrite {
@@ -134,11 +146,16 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                                 .into_iter()
                                 .map(|(from, into)| (row.tenant_id, device_id, from, into)),
                         );
-                        let chat_jid =
-                            &identity::resolve(Conn::from(&mut *conn), device_id, chat_jid).await?;
-                        let sender_jid =
+                        let filed_chat =
+                            identity::resolve(Conn::from(&mut *conn), device_id, chat_jid).await?;
+                        // A contact writing in their own chat: the same JID, one lookup.
+                        let sender_jid = if row.sender_jid == *chat_jid {
+                            filed_chat.clone()
+                        } else {
                             identity::resolve(Conn::from(&mut *conn), device_id, &row.sender_jid)
-                                .await?;
+                                .await?
+                        };
+                        let chat_jid = &filed_chat;
                         diesel::insert_into(chats::table)
                             .values((
                                 chats::tenant_id.eq(row.tenant_id),
@@ -176,12 +193,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                             continue;
                         }
                         let newer = chat.last_message_at.is_none_or(|t| t <= row.sent_at);
-                        let preview = preview(
-                            &row.kind,
-                            row.body.as_deref(),
-                            row.file_name.as_deref(),
-                            Detail::parse(row.detail.as_deref()).as_ref(),
-                        );
+                        let preview = row.preview();
                         let chat: Chat = diesel::update(chats::table.find(chat.id))
                             .set((
                                 chats::unread_count.eq(chats::unread_count + i64::from(*unread)),

@@ -68,6 +68,8 @@ const PHOTO_CAPTION: &str = "Like this one?";
 /// What a contact will do with one message, drawn when it is delivered; offsets from the send.
 #[derive(Debug)]
 struct Plan {
+    /// How WhatsApp names the contact (their receipts and answer come from that JID).
+    from: Addressing,
     /// When the delivered receipt comes.
     delivered: Duration,
     /// When the read receipt comes.
@@ -102,6 +104,7 @@ impl Plan {
             (delay.max(read), message)
         });
         Self {
+            from,
             delivered,
             read,
             answer,
@@ -218,7 +221,7 @@ pub(super) fn follow_up(
     message_id: &str,
 ) {
     let plan = Plan::draw(network, phone);
-    let chat = match Addressing::of(network, phone) {
+    let chat = match plan.from {
         Addressing::Phone => jid_of(phone),
         _ => lid_jid(&lid_of(phone)),
     };
