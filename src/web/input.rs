@@ -20,6 +20,19 @@ use crate::phone;
 const MAX_TEXT_CHARS: usize = 200;
 /// Longest chat message accepted, in characters (WhatsApp's own limit is 65,536).
 pub const MAX_MESSAGE_CHARS: usize = 4096;
+
+/// A chat message's text or caption: at most [`MAX_MESSAGE_CHARS`] characters, and not blank
+/// when `required` (a message without a file); 400 `invalid_text` otherwise.
+pub fn check_message_text(text: Option<&str>, required: bool) -> Result<(), ApiError> {
+    let blank = text.is_none_or(|t| t.trim().is_empty());
+    if (required && blank) || text.is_some_and(|t| t.chars().count() > MAX_MESSAGE_CHARS) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidText,
+            format!("text must be 1 to {MAX_MESSAGE_CHARS} characters (a caption may be empty)"),
+        ));
+    }
+    Ok(())
+}
 /// Longest email, in bytes (RFC 5321).
 const MAX_EMAIL_LEN: usize = 254;
 

@@ -20,7 +20,7 @@ use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
-use crate::web::input::{read_upload, MAX_MESSAGE_CHARS};
+use crate::web::input::{check_message_text, read_upload, MAX_MESSAGE_CHARS};
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::{Media, MessageKind, OutgoingMedia};
 
@@ -234,8 +234,7 @@ pub async fn mark_read(
 struct Outgoing {
     to: String,
     text: Option<String>,
-    image: Option<Vec<u8>>,
-    /// Any other file: its kind (the field's name), bytes and file name.
+    /// The file, if any: its kind (the field's name), bytes and file name.
     file: Option<(MessageKind, Vec<u8>, Option<String>)>,
     /// The multipart body's room in the upload budget, held until the picture is prepared.
     _room: Option<Reservation>,
@@ -258,7 +257,6 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
     let mut outgoing = Outgoing {
         to: String::new(),
         text: None,
-        image: None,
         file: None,
         _room: None,
     };
@@ -267,12 +265,10 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
         let mut field = field.map_err(|e| bad(e.to_string()))?;
         let name = field.name().unwrap_or_default().to_string();
         let kind = file_kind(&name);
-        let limit = if name == "image" {
-            media::MAX_UPLOAD_BYTES
-        } else if kind.is_some() {
-            files::MAX_FILE_BYTES
-        } else {
-            MAX_MESSAGE_CHARS * 4
+        let limit = match kind {
+            Some(MessageKind::Image) => media::MAX_UPLOAD_BYTES,
+            Some(_) => files::MAX_FILE_BYTES,
+            None => MAX_MESSAGE_CHARS * 4,
         };
         let sent_name = field
             .content_disposition()
@@ -297,7 +293,6 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
                 outgoing.text =
                     Some(String::from_utf8(bytes).map_err(|_| bad("caption is not text".into()))?)
             }
-            "image" => outgoing.image = Some(bytes),
             "file_name" => {
                 file_name = Some(
                     String::from_utf8(bytes).map_err(|_| bad("file_name is not text".into()))?,
@@ -315,16 +310,13 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
     if let (Some((_, _, name)), Some(chosen)) = (outgoing.file.as_mut(), file_name) {
         *name = Some(chosen);
     }
-    if outgoing.image.is_some() && outgoing.file.is_some() {
-        return Err(bad("send one file per message".into()));
-    }
     Ok(outgoing)
 }
 
-/// The kind of file a multipart field of this name carries (pictures are `image`, prepared
-/// apart).
+/// The kind of file a multipart field of this name carries.
 fn file_kind(field: &str) -> Option<MessageKind> {
     match field {
+        "image" => Some(MessageKind::Image),
         "document" => Some(MessageKind::Document),
         "voice" => Some(MessageKind::Voice),
         "audio" => Some(MessageKind::Audio),
@@ -363,8 +355,8 @@ fn checked_file(
 /// device. Pictures are checked by content (JPEG, PNG, GIF, WebP) and re-encoded to a JPEG of at
 /// most 350 KB; other files (≤ 16 MiB) are checked by their bytes: a voice note must be
 /// OGG/Opus, a sticker WebP, a video MP4/3GP, audio OGG/MP3/MP4, and a document anything but a
-/// web page, SVG or XML (415 otherwise). The message appears in the chat (and as `NEW_MESSAGE`) once stored; its ticks
-/// follow as `MESSAGE_ACK`.
+/// web page, SVG or XML (415 otherwise). The message appears in the chat (and as `NEW_MESSAGE`)
+/// once stored; its ticks follow as `MESSAGE_ACK`.
 #[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), request_body(
     content((SendTextRequest = "application/json"), (String = "multipart/form-data"))
 ), responses(
@@ -394,7 +386,6 @@ pub async fn send_message(
         Outgoing {
             to: body.to,
             text: Some(body.text),
-            image: None,
             file: None,
             _room: None,
         }
@@ -410,22 +401,15 @@ pub async fn send_message(
         .as_deref()
         .map(str::trim_end)
         .filter(|t| !t.trim().is_empty());
-    if text.is_some_and(|t| t.chars().count() > MAX_MESSAGE_CHARS)
-        || (text.is_none() && outgoing.image.is_none() && outgoing.file.is_none())
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidText,
-            format!("text must be 1 to {MAX_MESSAGE_CHARS} characters"),
-        ));
-    }
+    check_message_text(text, outgoing.file.is_none())?;
     let addr = state
         .fleet
         .actor(device.id)
         .await
         .ok_or(DeviceError::NotConnected)?;
     let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
-    let file = match (outgoing.image, outgoing.file) {
-        (Some(bytes), _) => {
+    let file = match outgoing.file {
+        Some((MessageKind::Image, bytes, _)) => {
             let prepared = media::prepare_image_bounded(bytes).await?;
             let image = Media {
                 mime: "image/jpeg".into(),
@@ -433,8 +417,8 @@ pub async fn send_message(
             };
             Some(OutgoingMedia::image(image, text.map(str::to_string)))
         }
-        (None, Some(file)) => Some(checked_file(file, text)?),
-        (None, None) => None,
+        Some(file) => Some(checked_file(file, text)?),
+        None => None,
     };
     let sent = match file {
         Some(file) => {

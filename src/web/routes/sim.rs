@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::device::messages::InjectPanic;
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
-use crate::web::input::MAX_MESSAGE_CHARS;
+use crate::web::input::check_message_text;
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::sim::{Addressing, Fault, SimInbound, SimNetwork, SimStats};
 use crate::whatsapp::MessageKind;
@@ -171,13 +171,7 @@ pub async fn inbound(
         addressing,
         ..
     } = body.into_inner();
-    let needs_text = kind == MessageKind::Text;
-    if (needs_text && text.trim().is_empty()) || text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidText,
-            format!("text must be 1 to {MAX_MESSAGE_CHARS} characters (a caption may be empty)"),
-        ));
-    }
+    check_message_text(Some(&text), kind == MessageKind::Text)?;
     let message = SimInbound {
         from,
         text,
