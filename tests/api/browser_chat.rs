@@ -105,7 +105,7 @@ async fn seed_history(app: &TestApp, tenant_id: i64, device_id: i64) {
                     status: if from_me { "read" } else { "received" }.into(),
                     sent_at: at,
                     created_at: at,
-                    kind: "text".into(),
+                    kind: if photo { "image" } else { "text" }.into(),
                     file_name: None,
                     detail: None,
                 }),

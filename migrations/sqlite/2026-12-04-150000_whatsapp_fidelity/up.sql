@@ -16,3 +16,5 @@ CREATE TABLE lid_phones (
 ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
 ALTER TABLE messages ADD COLUMN file_name TEXT;
 ALTER TABLE messages ADD COLUMN detail TEXT;
+-- Until now only pictures were stored with media.
+UPDATE messages SET kind = 'image' WHERE media_mime IS NOT NULL;
