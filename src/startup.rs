@@ -105,7 +105,8 @@ impl Application {
         let chat = Supervisor::start(move |_| chat);
         let inbox = ChatInbox {
             messages: chat.clone().recipient(),
-            receipts: chat.recipient(),
+            receipts: chat.clone().recipient(),
+            changes: chat.recipient(),
         };
         let fleet = start_fleet(&settings, &db, &metrics, bus, inbox).await?;
         let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics);
@@ -271,6 +272,7 @@ async fn start_fleet(
     let (connector, sim): (Arc<dyn Connector>, _) = match settings.whatsapp.connector {
         ConnectorKind::Sim if sim_settings.remote.is_empty() => {
             let sim = SimNetwork::new(sim_settings.clone());
+            sim.set_media_download(settings.chat.media_download);
             sim.start_chatter();
             (Arc::new(SimConnector::new(sim.clone())), Some(sim))
         }

@@ -2,7 +2,8 @@
 // conversation with infinite history, ticks, text and image sending, live over the WebSocket.
 //
 // Data flow: REST loads the chat list and pages of a conversation; the WebSocket topic
-// `messages/<id>` pushes NEW_MESSAGE (a message view), CHAT_UPDATED (a chat view),
+// `messages/<id>` pushes NEW_MESSAGE (a message view), MESSAGE_UPDATED (a message view after a
+// reaction, edit or deletion), CHAT_UPDATED (a chat view),
 // CHAT_REMOVED ({jid, merged_into}: a LID chat merged into its phone's) and MESSAGE_ACK
 // ({ids, status}), through live.js. Once subscribed, after a reconnect or a gap in
 // `seq` the page re-fetches over REST (debounced). Time labels come from the server (tenant
@@ -418,9 +419,38 @@ function attachmentOf(m) {
   }
 }
 
+/** The quote block of a reply: who wrote the quoted message and its text (a click shows it). */
+function quoteOf(open, quoted) {
+  const original = open.msgs.get(quoted.id);
+  const author = original?.from_me || (quoted.sender && phoneOf(quoted.sender) === state.device?.phone)
+    ? "You"
+    : original?.sender_name || (quoted.sender ? numberText(phoneOf(quoted.sender)) : chatTitle(state.chats.get(open.jid) || { jid: open.jid }));
+  const text = quoted.text ?? original?.text ?? "Message";
+  return el(
+    "button",
+    { type: "button", class: "bubble-quote", "aria-label": `Reply to ${author}: ${text}`, onclick: () => open.nodes.get(quoted.id)?.node.scrollIntoView({ block: "center", behavior: "smooth" }) },
+    el("span", { class: "quote-author" }, author),
+    el("span", { class: "quote-text" }, text),
+  );
+}
+
+/** The reactions under a bubble, one chip per emoji with its count; null when none. */
+function reactionsOf(reactions) {
+  if (!reactions?.length) return null;
+  const counts = new Map();
+  for (const r of reactions) counts.set(r.emoji, (counts.get(r.emoji) || 0) + 1);
+  const label = [...counts].map(([emoji, n]) => `${emoji} ${n}`).join(", ");
+  return el(
+    "span",
+    { class: "bubble-reactions", role: "img", "aria-label": `Reactions: ${label}` },
+    ...[...counts].map(([emoji, n]) => el("span", { class: "reaction" }, emoji, n > 1 ? el("span", { class: "reaction-count" }, String(n)) : null)),
+  );
+}
+
 /** The bubble row of a message: rebuilt when its content changed, its tick updated in place. */
 function messageNode(open, m) {
-  const signature = [m.kind, m.text, m.media?.url, m.media?.mime, m.file_name, m.time_label].join("\u0001");
+  const reactions = (m.reactions || []).map((r) => r.emoji).join("");
+  const signature = [m.kind, m.text, m.media?.url, m.media?.mime, m.file_name, m.time_label, m.quoted?.id, m.quoted?.text, reactions, m.edited, m.deleted].join("\u0001");
   const cached = open.nodes.get(m.id);
   if (cached && cached.signature === signature) {
     if (cached.status !== m.status) {
@@ -431,18 +461,31 @@ function messageNode(open, m) {
     return cached.node;
   }
   const sender = isGroup(open.jid) && !m.from_me ? m.sender_name || numberText(phoneOf(m.sender || "")) : null;
-  const media = attachmentOf(m);
+  const media = m.deleted ? null : attachmentOf(m);
   const who = m.from_me ? "You" : sender || chatTitle(state.chats.get(open.jid) || { jid: open.jid });
+  const body = m.deleted
+    ? el("span", { class: "bubble-text deleted" }, m.from_me ? "🚫 You deleted this message" : "🚫 This message was deleted")
+    : m.text
+      ? el("span", { class: "bubble-text" }, m.text)
+      : null;
   const bubble = el(
     "div",
-    { class: `bubble ${m.from_me ? "out" : "in"}${m.media ? " has-media" : ""}`, dataset: { id: m.id, status: m.status } },
+    { class: `bubble ${m.from_me ? "out" : "in"}${media ? " has-media" : ""}`, dataset: { id: m.id, status: m.status } },
     el("span", { class: "sr-only" }, `${who}: `),
     sender ? el("span", { class: "bubble-sender", "aria-hidden": "true" }, sender) : null,
+    m.quoted && !m.deleted ? quoteOf(open, m.quoted) : null,
     media,
-    m.text ? el("span", { class: "bubble-text" }, m.text) : null,
-    el("span", { class: "bubble-meta" }, el("time", { datetime: m.sent_at }, clockOf(m.sent_at, m.time_label)), m.from_me ? tick(m.status) : null),
+    body,
+    el(
+      "span",
+      { class: "bubble-meta" },
+      m.edited && !m.deleted ? el("span", { class: "bubble-edited" }, "Edited") : null,
+      el("time", { datetime: m.sent_at }, clockOf(m.sent_at, m.time_label)),
+      m.from_me ? tick(m.status) : null,
+    ),
+    reactionsOf(m.reactions),
   );
-  const node = el("div", { class: `msg-row ${m.from_me ? "out" : "in"}` }, bubble);
+  const node = el("div", { class: `msg-row ${m.from_me ? "out" : "in"}${m.reactions?.length ? " has-reactions" : ""}` }, bubble);
   open.nodes.set(m.id, { node, bubble, signature, status: m.status });
   return node;
 }
@@ -727,6 +770,16 @@ function onEvent(frame) {
           pendingRead.add(open.jid);
           flushReads();
         }
+      }
+      break;
+    }
+    case "MESSAGE_UPDATED": {
+      // A reaction, edit or deletion: the server's view replaces the message (media included).
+      const open = state.open;
+      const old = open?.msgs.get(data.id);
+      if (open && data.chat === open.jid && old) {
+        open.msgs.set(data.id, { ...data, status: laterStatus(old.status, data.status) });
+        renderMessages(open);
       }
       break;
     }

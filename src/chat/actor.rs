@@ -29,13 +29,14 @@ use chrono_tz::Tz;
 use prometheus::{IntCounter, IntGauge};
 use serde_json::json;
 
-use super::batch::storable;
-use super::batch::{committable, save_media, unstored};
+use super::batch::{committable, save_media, storable, storable_change, unstored};
 use super::identity::LidPhone;
 use super::media::MediaStore;
-use super::messages::{ChatCommitted, CommittedReceipt, Inbound, RecordMessages, RecordReceipt};
+use super::messages::{
+    ChatCommitted, CommittedReceipt, Inbound, RecordChange, RecordMessages, RecordReceipt,
+};
 use super::model::Chat;
-use super::model::{cut_chars, Detail, MAX_FILE_NAME_CHARS};
+use super::model::{cut_chars, Detail, MAX_FILE_NAME_CHARS, MAX_QUOTE_CHARS};
 use super::queue::{MirrorQueue, TenantWrite};
 use super::store::{self, BatchOutcome, ChatWrite, NewMessage};
 use super::{chat_view, message_view};
@@ -186,7 +187,9 @@ impl ChatSync {
             .iter()
             .map(|(tenant, write)| match write {
                 ChatWrite::Message { row, .. } => (row.device_id, *tenant),
-                ChatWrite::Ack { device_id, .. } => (*device_id, *tenant),
+                ChatWrite::Ack { device_id, .. } | ChatWrite::Change { device_id, .. } => {
+                    (*device_id, *tenant)
+                }
             })
             .collect();
         let missing: Vec<i64> = tenants
@@ -327,9 +330,29 @@ impl ChatSync {
         for (message, chat) in outcome.stored {
             let tenant_id = message.tenant_id;
             let zone = self.zones.get(&tenant_id).copied().unwrap_or(Tz::UTC);
-            let view = message_view(&message, &chat.jid, now, zone);
+            let view = message_view(&message, &chat.jid, &[], now, zone);
             self.announce(tenant_id, message.device_id, "NEW_MESSAGE", json!(view));
             chats.insert(chat.id, (chat, tenant_id));
+        }
+        for applied in outcome.changed {
+            let tenant_id = applied.message.tenant_id;
+            let zone = self.zones.get(&tenant_id).copied().unwrap_or(Tz::UTC);
+            let view = message_view(
+                &applied.message,
+                &applied.chat.jid,
+                &applied.reactions,
+                now,
+                zone,
+            );
+            self.announce(
+                tenant_id,
+                applied.message.device_id,
+                "MESSAGE_UPDATED",
+                json!(view),
+            );
+            if applied.preview_changed {
+                chats.insert(applied.chat.id, (applied.chat, tenant_id));
+            }
         }
         for (chat, tenant_id) in chats.into_values() {
             let zone = self.zones.get(&tenant_id).copied().unwrap_or(Tz::UTC);
@@ -436,6 +459,14 @@ impl Handler<RecordMessages> for ChatSync {
                         .map(|name| cut_chars(name, MAX_FILE_NAME_CHARS)),
                     detail: Detail::of(message.location.as_ref(), message.contact.as_ref())
                         .and_then(|detail| serde_json::to_string(&detail).ok()),
+                    quoted_id: message.quoted.as_ref().map(|q| q.id.clone()),
+                    quoted_sender: message.quoted.as_ref().and_then(|q| q.sender.clone()),
+                    quoted_text: message
+                        .quoted
+                        .as_ref()
+                        .and_then(|q| q.text.as_deref())
+                        .map(|text| cut_chars(text, MAX_QUOTE_CHARS)),
+                    media_ref: message.media.as_ref().and_then(|m| m.reference.clone()),
                 }),
             };
             writes.push((msg.tenant_id, write));
@@ -444,13 +475,30 @@ impl Handler<RecordMessages> for ChatSync {
     }
 }
 
-/// The name a message gives its chat: the sender's profile name in a one-to-one chat they wrote
-/// in; never in a group, whose title is its own, not its last speaker's.
+/// The name a message gives its chat: a group's own title, or the sender's profile name in a
+/// one-to-one chat they wrote in (never a group's last speaker's name).
 fn chat_name_of(message: &WaMessage) -> Option<String> {
-    let group = message.chat.ends_with("@g.us");
-    (!message.from_me && !group)
+    if message.chat.ends_with("@g.us") {
+        return message.group_name.clone();
+    }
+    (!message.from_me)
         .then(|| message.push_name.clone())
         .flatten()
+}
+
+impl Handler<RecordChange> for ChatSync {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: RecordChange, ctx: &mut Context<Self>) -> Self::Result {
+        let change = storable_change(msg.change);
+        let write = ChatWrite::Change {
+            tenant_id: msg.tenant_id,
+            device_id: msg.device_id,
+            learned: LidPhone::of_change(&change),
+            change: Box::new(change),
+        };
+        self.enqueue(vec![(msg.tenant_id, write)], ctx)
+    }
 }
 
 impl Handler<RecordReceipt> for ChatSync {
@@ -478,7 +526,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_contact_names_their_own_chat() {
+    fn a_chat_is_named_by_its_contact_or_its_group_title() {
         let message = |chat: &str, from_me: bool| WaMessage {
             chat: chat.into(),
             from_me,
@@ -491,9 +539,12 @@ mod tests {
             Some("Aisyah")
         );
         assert_eq!(chat_name_of(&message(contact, true)), None);
-        assert_eq!(
-            chat_name_of(&message("120363000000000000@g.us", false)),
-            None
-        );
+        let group = "120363000000000000@g.us";
+        assert_eq!(chat_name_of(&message(group, false)), None);
+        let titled = WaMessage {
+            group_name: Some("Sales team".into()),
+            ..message(group, false)
+        };
+        assert_eq!(chat_name_of(&titled).as_deref(), Some("Sales team"));
     }
 }

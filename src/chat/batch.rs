@@ -10,7 +10,7 @@ use super::media::MediaStore;
 use super::messages::CommittedReceipt;
 use super::model::{Chat, StoredMessage};
 use super::store::{BatchOutcome, ChatWrite};
-use crate::whatsapp::WaMessage;
+use crate::whatsapp::{Change, MessageChange, WaMessage};
 
 /// What of a batch its listeners hear about after the commit: the live inbound messages (by
 /// device and id; a live inbound message is the one that counts as unread) and every receipt.
@@ -24,7 +24,7 @@ pub fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<C
             } => {
                 live.insert((row.device_id, row.wa_id.clone()));
             }
-            ChatWrite::Message { .. } => {}
+            ChatWrite::Message { .. } | ChatWrite::Change { .. } => {}
             ChatWrite::Ack {
                 device_id,
                 wa_ids,
@@ -44,11 +44,6 @@ pub fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<C
 /// and which anyone can put in a WhatsApp message, are dropped from every text it carries, so
 /// one such message can never block the mirror's queue.
 pub fn storable(mut message: WaMessage) -> WaMessage {
-    fn clean(text: &mut String) {
-        if text.contains('\0') {
-            text.retain(|c| c != '\0');
-        }
-    }
     let WaMessage {
         id,
         chat,
@@ -61,19 +56,30 @@ pub fn storable(mut message: WaMessage) -> WaMessage {
         file_name,
         location,
         contact,
+        quoted,
+        group_name,
         ..
     } = &mut message;
     for field in [id, chat, sender] {
         clean(field);
     }
-    for field in [sender_alt, chat_alt, push_name, text, file_name]
+    for field in [sender_alt, chat_alt, push_name, text, file_name, group_name]
         .into_iter()
         .flatten()
     {
         clean(field);
     }
+    if let Some(quote) = quoted {
+        clean(&mut quote.id);
+        for field in [&mut quote.sender, &mut quote.text].into_iter().flatten() {
+            clean(field);
+        }
+    }
     if let Some(media) = media {
         clean(&mut media.mime);
+        if let Some(reference) = &mut media.reference {
+            clean(reference);
+        }
     }
     if let Some(name) = location.as_mut().and_then(|l| l.name.as_mut()) {
         clean(name);
@@ -83,6 +89,39 @@ pub fn storable(mut message: WaMessage) -> WaMessage {
         clean(&mut card.vcard);
     }
     message
+}
+
+/// A change as the database can take it (see [`storable`]).
+pub fn storable_change(mut change: MessageChange) -> MessageChange {
+    let MessageChange {
+        id,
+        chat,
+        chat_alt,
+        sender,
+        sender_alt,
+        target,
+        change: what,
+        ..
+    } = &mut change;
+    for field in [id, chat, sender, target] {
+        clean(field);
+    }
+    for field in [chat_alt, sender_alt].into_iter().flatten() {
+        clean(field);
+    }
+    match what {
+        Change::Reaction { emoji } => clean(emoji),
+        Change::Edit { text } => clean(text),
+        Change::Revoke => {}
+    }
+    change
+}
+
+/// Drops NUL characters from `text`.
+fn clean(text: &mut String) {
+    if text.contains('\0') {
+        text.retain(|c| c != '\0');
+    }
 }
 
 /// Stores the media of a batch's messages (on a blocking thread) and records their hashes; a
@@ -95,7 +134,10 @@ pub async fn save_media(media: MediaStore, writes: Vec<ChatWrite>) -> Vec<ChatWr
                 if let ChatWrite::Message { row, media: data, .. } = &mut write {
                     if let Some(bytes) = data.take() {
                         match media.save(&bytes) {
-                            Ok(sha) => row.media_sha256 = Some(sha),
+                            Ok(sha) => {
+                                row.media_sha256 = Some(sha);
+                                row.media_ref = None;
+                            }
                             Err(err) => tracing::error!(error = %err, dir = %media.dir().display(), "cannot store media"),
                         }
                     }
@@ -154,6 +196,12 @@ pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
                     kind: row.kind,
                     file_name: row.file_name,
                     detail: row.detail,
+                    quoted_id: row.quoted_id,
+                    quoted_sender: row.quoted_sender,
+                    quoted_text: row.quoted_text,
+                    edited_at: None,
+                    revoked_at: None,
+                    media_ref: row.media_ref,
                 };
                 outcome.stored.push((message, chat));
             }
@@ -162,6 +210,8 @@ pub fn unstored(writes: Vec<ChatWrite>) -> BatchOutcome {
                 wa_ids,
                 status,
             } => outcome.acks.push((device_id, wa_ids, status)),
+            // Nothing stored to change: reactions, edits and deletions need storage.
+            ChatWrite::Change { .. } => {}
         }
     }
     outcome

@@ -12,11 +12,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db::schema::{chats, lid_phones, messages};
+use crate::chat::model::StoredReaction;
+use crate::db::schema::{chats, lid_phones, messages, reactions};
 use crate::db::{Conn, DbError};
 use crate::on_conn;
 use crate::phone::{jid_of, lid_jid, lid_of_jid, phone_of_jid};
-use crate::whatsapp::WaMessage;
+use crate::whatsapp::{MessageChange, WaMessage};
 
 /// A LID known to belong to a phone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +53,26 @@ impl LidPhone {
 
     /// Every mapping a message shows (its sender's and its chat's), each once.
     pub fn of_message(message: &WaMessage) -> Vec<Self> {
+        Self::of_pairs([
+            (&message.sender, message.sender_alt.as_deref()),
+            (&message.chat, message.chat_alt.as_deref()),
+        ])
+    }
+
+    /// Every mapping a change to a message shows (its sender's and its chat's), each once.
+    pub fn of_change(change: &MessageChange) -> Vec<Self> {
+        Self::of_pairs([
+            (&change.sender, change.sender_alt.as_deref()),
+            (&change.chat, change.chat_alt.as_deref()),
+        ])
+    }
+
+    /// The mappings of (JID, alternate) pairs, each once.
+    fn of_pairs(pairs: [(&String, Option<&str>); 2]) -> Vec<Self> {
         let mut found = Vec::new();
-        for pair in [
-            Self::from_pair(&message.sender, message.sender_alt.as_deref()),
-            Self::from_pair(&message.chat, message.chat_alt.as_deref()),
-        ]
-        .into_iter()
-        .flatten()
+        for pair in pairs
+            .into_iter()
+            .filter_map(|(jid, alt)| Self::from_pair(jid, alt))
         {
             if !found.contains(&pair) {
                 found.push(pair);
@@ -152,6 +166,38 @@ async fn merge(
         .set(messages::sender_jid.eq(&phone))
         .execute(c)
         .await?;
+        diesel::update(
+            messages::table
+                .filter(messages::device_id.eq(device_id))
+                .filter(messages::quoted_sender.eq(&lid)),
+        )
+        .set(messages::quoted_sender.eq(&phone))
+        .execute(c)
+        .await?;
+        // Their reactions under the LID become the phone's (one per message: a reaction they
+        // made under the phone meanwhile stays).
+        let reacted: Vec<StoredReaction> = diesel::delete(
+            reactions::table
+                .filter(reactions::device_id.eq(device_id))
+                .filter(reactions::sender_jid.eq(&lid)),
+        )
+        .returning(StoredReaction::as_returning())
+        .get_results(c)
+        .await?;
+        for reaction in reacted {
+            diesel::insert_into(reactions::table)
+                .values((
+                    reactions::device_id.eq(device_id),
+                    reactions::message_wa_id.eq(reaction.message_wa_id),
+                    reactions::sender_jid.eq(&phone),
+                    reactions::emoji.eq(reaction.emoji),
+                    reactions::from_me.eq(reaction.from_me),
+                    reactions::reacted_at.eq(reaction.reacted_at),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+                .await?;
+        }
         let Some(old) = chats::table
             .filter(chats::device_id.eq(device_id))
             .filter(chats::jid.eq(&lid))

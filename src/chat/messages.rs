@@ -2,7 +2,7 @@
 
 use actix::{Message, Recipient};
 
-use crate::whatsapp::{Receipt, WaMessage};
+use crate::whatsapp::{MessageChange, Receipt, WaMessage};
 
 /// Store (and publish) messages of a device: live ones, sent ones, or a history batch.
 ///
@@ -33,6 +33,18 @@ pub struct RecordReceipt {
     pub receipt: Receipt,
 }
 
+/// Apply a reaction, edit or deletion to a stored message (answered like [`RecordMessages`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecordChange {
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Device.
+    pub device_id: i64,
+    /// The change.
+    pub change: MessageChange,
+}
+
 /// Where device actors send chat traffic: the chat mirror's mailboxes, without naming its actor
 /// (device/ sits above chat/ and depends only on these messages).
 #[derive(Clone)]
@@ -41,6 +53,8 @@ pub struct ChatInbox {
     pub messages: Recipient<RecordMessages>,
     /// Receipts to apply.
     pub receipts: Recipient<RecordReceipt>,
+    /// Reactions, edits and deletions to apply.
+    pub changes: Recipient<RecordChange>,
 }
 
 /// What one flush of the chat mirror committed, announced once per flush after the commit to

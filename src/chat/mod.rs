@@ -2,12 +2,14 @@
 //!
 //! Device actors send every message and receipt to [`actor::ChatSync`], which stores them in
 //! batches ([`store`]) and publishes `NEW_MESSAGE` / `CHAT_UPDATED` / `MESSAGE_ACK` on the hub
-//! topic `messages/<device_id>` after commit. A contact has one chat whether WhatsApp names it by
+//! topic `messages/<device_id>` after commit; reactions, edits and deletions for everyone
+//! ([`changes`]) update the stored message and publish `MESSAGE_UPDATED`. A contact has one chat whether WhatsApp names it by
 //! phone or by LID ([`identity`]). Times are labelled in the tenant's zone by
 //! [`time::time_label`].
 
 pub mod actor;
 pub mod batch;
+pub mod changes;
 pub mod identity;
 pub mod media;
 pub mod messages;
@@ -19,7 +21,11 @@ pub mod time;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use model::{Chat, ChatView, Detail, MediaView, MessageView, StoredMessage};
+use model::{
+    Chat, ChatView, Detail, MediaView, MessageView, ReactionView, StoredMessage, StoredReaction,
+};
+
+use crate::whatsapp::Quote;
 
 /// A chat row as the API shows it.
 pub fn chat_view(chat: &Chat, now: DateTime<Utc>, zone: Tz) -> ChatView {
@@ -27,6 +33,7 @@ pub fn chat_view(chat: &Chat, now: DateTime<Utc>, zone: Tz) -> ChatView {
         jid: chat.jid.clone(),
         name: chat.name.clone(),
         phone: crate::phone::phone_of_jid(&chat.jid).map(str::to_string),
+        group: chat.jid.ends_with("@g.us"),
         last_message: chat.last_message_text.clone(),
         last_message_at: chat.last_message_at.map(|t| t.and_utc()),
         time_label: chat
@@ -36,10 +43,11 @@ pub fn chat_view(chat: &Chat, now: DateTime<Utc>, zone: Tz) -> ChatView {
     }
 }
 
-/// A message row as the API shows it.
+/// A message row, with its reactions, as the API shows it.
 pub fn message_view(
     message: &StoredMessage,
     chat_jid: &str,
+    reactions: &[StoredReaction],
     now: DateTime<Utc>,
     zone: Tz,
 ) -> MessageView {
@@ -61,16 +69,70 @@ pub fn message_view(
             Some(Detail::Contact(card)) => Some(card),
             _ => None,
         },
-        media: message.media_mime.clone().map(|mime| MediaView {
-            url: message
-                .media_sha256
-                .as_ref()
-                .map(|sha| format!("/api/v1/media/{sha}")),
-            mime,
-            size: message.media_size.unwrap_or(0),
+        media: message.media_mime.clone().map(|mime| {
+            let (state, url) = match (&message.media_sha256, &message.media_ref) {
+                (Some(sha), _) => ("stored", Some(format!("/api/v1/media/{sha}"))),
+                (None, Some(_)) => (
+                    "remote",
+                    Some(format!(
+                        "/api/v1/devices/{}/chats/{}/messages/{}/media",
+                        message.device_id,
+                        path_segment(chat_jid),
+                        path_segment(&message.wa_id)
+                    )),
+                ),
+                (None, None) => ("missing", None),
+            };
+            MediaView {
+                state,
+                url,
+                mime,
+                size: message.media_size.unwrap_or(0),
+            }
         }),
+        quoted: message.quoted_id.clone().map(|id| Quote {
+            id,
+            sender: message.quoted_sender.clone(),
+            text: message.quoted_text.clone(),
+        }),
+        reactions: reactions
+            .iter()
+            .map(|r| ReactionView {
+                emoji: r.emoji.clone(),
+                sender: r.sender_jid.clone(),
+                from_me: r.from_me,
+            })
+            .collect(),
+        edited: message.edited_at.is_some(),
+        deleted: message.revoked_at.is_some(),
         status: message.status.clone(),
         sent_at: message.sent_at.and_utc(),
         time_label: time::time_label(message.sent_at.and_utc(), now, zone),
+    }
+}
+
+/// `text` as one URL path segment: bytes other than letters, digits and `@._-` percent-encoded
+/// (message ids are chosen by senders).
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"@._-".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_cannot_leave_their_segment() {
+        assert_eq!(path_segment("6012@s.whatsapp.net"), "6012@s.whatsapp.net");
+        assert_eq!(path_segment("../a/b?c#d"), "..%2Fa%2Fb%3Fc%23d");
+        assert_eq!(path_segment("é"), "%C3%A9");
     }
 }

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{chats, messages};
-use crate::whatsapp::{ContactCard, Location};
+use crate::db::schema::{chats, messages, reactions};
+use crate::whatsapp::{ContactCard, Location, Quote};
 
 /// A chat row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
@@ -74,6 +74,36 @@ pub struct StoredMessage {
     pub file_name: Option<String>,
     /// A location's or contact card's details ([`Detail`] as JSON).
     pub detail: Option<String>,
+    /// The WhatsApp id of the message this one replies to.
+    pub quoted_id: Option<String>,
+    /// Who wrote the quoted message (JID).
+    pub quoted_sender: Option<String>,
+    /// The quoted message's text as the reply carried it.
+    pub quoted_text: Option<String>,
+    /// When its sender last edited it.
+    pub edited_at: Option<NaiveDateTime>,
+    /// When its sender deleted it for everyone (its content is gone then).
+    pub revoked_at: Option<NaiveDateTime>,
+    /// How to download its media while the file is not stored (connector-made, opaque).
+    pub media_ref: Option<String>,
+}
+
+/// A reaction row: one person's emoji on one message.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = reactions)]
+pub struct StoredReaction {
+    /// Device.
+    pub device_id: i64,
+    /// The WhatsApp id of the message reacted to.
+    pub message_wa_id: String,
+    /// Who reacted.
+    pub sender_jid: String,
+    /// The emoji.
+    pub emoji: String,
+    /// This device (or its phone) reacted.
+    pub from_me: bool,
+    /// When.
+    pub reacted_at: NaiveDateTime,
 }
 
 /// What a location or contact card message carries besides text, stored as JSON.
@@ -92,6 +122,12 @@ pub const MAX_FILE_NAME_CHARS: usize = 255;
 pub const MAX_NAME_CHARS: usize = 256;
 /// Longest vCard kept, in bytes (a card with a photo is cut, not stored whole).
 pub const MAX_VCARD_BYTES: usize = 16 * 1024;
+/// Longest quoted text kept with a reply, in characters.
+pub const MAX_QUOTE_CHARS: usize = 512;
+/// Longest reaction kept, in characters (one emoji may be several code points).
+pub const MAX_EMOJI_CHARS: usize = 16;
+/// What the chat list shows for a message deleted for everyone.
+pub const DELETED_PREVIEW: &str = "🚫 This message was deleted";
 
 /// `text` cut to at most `max` characters.
 pub fn cut_chars(text: &str, max: usize) -> String {
@@ -166,6 +202,8 @@ pub struct ChatView {
     /// The contact's phone number (E.164 digits); null for a group, and for a contact WhatsApp
     /// names by LID whose number is not known yet (the page shows "unknown number").
     pub phone: Option<String>,
+    /// A group chat (its messages name their senders).
+    pub group: bool,
     /// Preview of the latest message.
     pub last_message: Option<String>,
     /// Time of the latest message.
@@ -202,6 +240,14 @@ pub struct MessageView {
     pub location: Option<Location>,
     /// A shared contact card.
     pub contact: Option<ContactCard>,
+    /// The message this one replies to.
+    pub quoted: Option<Quote>,
+    /// Reactions on it, oldest first.
+    pub reactions: Vec<ReactionView>,
+    /// Its sender edited it (`text` is the latest version).
+    pub edited: bool,
+    /// Its sender deleted it for everyone (text and media are gone).
+    pub deleted: bool,
     /// Delivery state.
     pub status: String,
     /// When it was sent.
@@ -210,11 +256,25 @@ pub struct MessageView {
     pub time_label: String,
 }
 
+/// One person's reaction on a message.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ReactionView {
+    /// The emoji.
+    pub emoji: String,
+    /// Who reacted (JID).
+    pub sender: String,
+    /// This device (or its phone) reacted.
+    pub from_me: bool,
+}
+
 /// Media attached to a message.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MediaView {
-    /// Where to download it (authenticated; absent when the file was not downloaded or stored:
-    /// downloads off, over its size cap, or a failed download).
+    /// `stored`: the file is here; `remote`: not downloaded yet (lazy downloads, a failed
+    /// download, a history sync), fetched from WhatsApp when `url` is first opened; `missing`:
+    /// cannot be had (downloads off, or nothing to fetch it by).
+    pub state: &'static str,
+    /// Where to open it (authenticated); absent when `missing`.
     pub url: Option<String>,
     /// MIME type.
     pub mime: String,

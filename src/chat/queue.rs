@@ -117,6 +117,7 @@ mod tests {
             .map(|(_, w)| match w {
                 ChatWrite::Ack { wa_ids, .. } => wa_ids[0].clone(),
                 ChatWrite::Message { row, .. } => row.wa_id.clone(),
+                ChatWrite::Change { change, .. } => change.id.clone(),
             })
             .collect()
     }

@@ -5,12 +5,14 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::changes;
 use super::identity::{self, LidPhone};
 use super::model::{preview, Chat, Detail, StoredMessage};
 use crate::db::schema::{chats, messages};
 use crate::db::sql::{like_pattern, lower};
 use crate::db::{Conn, Db, DbError};
 use crate::db_run;
+use crate::whatsapp::MessageChange;
 
 /// A message to store.
 #[derive(Debug, Clone, PartialEq, Insertable)]
@@ -50,6 +52,15 @@ pub struct NewMessage {
     pub file_name: Option<String>,
     /// A location's or contact card's details ([`super::model::Detail`] as JSON).
     pub detail: Option<String>,
+    /// The WhatsApp id of the message this one replies to.
+    pub quoted_id: Option<String>,
+    /// Who wrote the quoted message.
+    pub quoted_sender: Option<String>,
+    /// The quoted text as the reply carried it (the store fills it from the original when the
+    /// reply did not).
+    pub quoted_text: Option<String>,
+    /// How to download its media while the file is not stored.
+    pub media_ref: Option<String>,
 }
 
 impl NewMessage {
@@ -83,6 +94,17 @@ pub enum ChatWrite {
         /// Media bytes to store before the row (their hash fills `media_sha256`).
         media: Option<std::sync::Arc<Vec<u8>>>,
     },
+    /// Apply a reaction, edit or deletion to a stored message (see [`changes`]).
+    Change {
+        /// Owning tenant.
+        tenant_id: i64,
+        /// Device.
+        device_id: i64,
+        /// LID-to-phone mappings the change showed, learned before it is applied.
+        learned: Vec<LidPhone>,
+        /// The change.
+        change: Box<MessageChange>,
+    },
     /// Move messages forward to `status` (never backwards).
     Ack {
         /// Device.
@@ -104,6 +126,8 @@ pub struct BatchOutcome {
     /// Chats merged into another once a LID's phone was learned: (tenant, device, the merged
     /// chat's JID, the JID it now lives under).
     pub merged: Vec<(i64, i64, String, String)>,
+    /// Messages a reaction, edit or deletion changed.
+    pub changed: Vec<changes::Applied>,
 }
 
 /// Statuses a message may move from to reach `target`.
@@ -179,6 +203,19 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         let mut new_row = (**row).clone();
                         new_row.chat_id = chat.id;
                         new_row.sender_jid = sender_jid;
+                        if let Some(quoted) = &new_row.quoted_id {
+                            if new_row.quoted_text.is_none() {
+                                new_row.quoted_text =
+                                    quoted_preview(Conn::from(&mut *conn), device_id, quoted)
+                                        .await?;
+                            }
+                            if let Some(author) = &new_row.quoted_sender {
+                                new_row.quoted_sender = Some(
+                                    identity::resolve(Conn::from(&mut *conn), device_id, author)
+                                        .await?,
+                                );
+                            }
+                        }
                         // Microseconds, as PostgreSQL keeps them and as page cursors carry them:
                         // SQLite would keep nanoseconds, and a cursor cut to microseconds would
                         // then skip a message stored a few hundred nanoseconds after it.
@@ -192,7 +229,8 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         if inserted == 0 {
                             continue;
                         }
-                        let newer = chat.last_message_at.is_none_or(|t| t <= row.sent_at);
+                        let sent_at = new_row.sent_at;
+                        let newer = chat.last_message_at.is_none_or(|t| t <= sent_at);
                         let preview = row.preview();
                         let chat: Chat = diesel::update(chats::table.find(chat.id))
                             .set((
@@ -204,7 +242,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                                     chat.last_message_text.clone()
                                 }),
                                 chats::last_message_at.eq(if newer {
-                                    Some(row.sent_at)
+                                    Some(sent_at)
                                 } else {
                                     chat.last_message_at
                                 }),
@@ -220,6 +258,35 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                             .first(conn)
                             .await?;
                         outcome.stored.push((stored, chat));
+                    }
+                    ChatWrite::Change {
+                        tenant_id,
+                        device_id,
+                        learned,
+                        change,
+                    } => {
+                        let merged =
+                            identity::learn(Conn::from(&mut *conn), *device_id, learned, now)
+                                .await?;
+                        let sender =
+                            identity::resolve(Conn::from(&mut *conn), *device_id, &change.sender)
+                                .await?;
+                        let chat =
+                            identity::resolve(Conn::from(&mut *conn), *device_id, &change.chat)
+                                .await?;
+                        let by = changes::By {
+                            sender: &sender,
+                            chat: &chat,
+                        };
+                        let applied =
+                            changes::apply(Conn::from(&mut *conn), *device_id, change, by, now)
+                                .await?;
+                        outcome.merged.extend(
+                            merged
+                                .into_iter()
+                                .map(|(from, into)| (*tenant_id, *device_id, from, into)),
+                        );
+                        outcome.changed.extend(applied);
                     }
                     ChatWrite::Ack {
                         device_id,
@@ -244,6 +311,31 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
             Ok(outcome)
         })
         .await
+    })
+}
+
+/// The preview of a device's stored message, for a reply that quoted it without its text.
+async fn quoted_preview(
+    conn: Conn<'_>,
+    device_id: i64,
+    wa_id: &str,
+) -> Result<Option<String>, DbError> {
+    crate::on_conn!(conn, |c| {
+        let quoted: Option<StoredMessage> = messages::table
+            .filter(messages::device_id.eq(device_id))
+            .filter(messages::wa_id.eq(wa_id))
+            .select(StoredMessage::as_select())
+            .first(c)
+            .await
+            .optional()?;
+        Ok(quoted.and_then(|m| {
+            preview(
+                &m.kind,
+                m.body.as_deref(),
+                m.file_name.as_deref(),
+                Detail::parse(m.detail.as_deref()).as_ref(),
+            )
+        }))
     })
 }
 
@@ -331,6 +423,35 @@ pub async fn list_messages(
             .select(StoredMessage::as_select())
             .load(conn)
             .await
+            .map_err(DbError::from)
+    })
+}
+
+/// A chat's message by WhatsApp id.
+pub async fn get_message(db: &Db, chat_id: i64, wa_id: &str) -> Result<StoredMessage, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::chat_id.eq(chat_id))
+            .filter(messages::wa_id.eq(wa_id))
+            .select(StoredMessage::as_select())
+            .first(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Records that a message's media, downloaded later, is stored as `sha` (`size` bytes).
+pub async fn media_fetched(db: &Db, message_id: i64, sha: &str, size: i64) -> Result<(), DbError> {
+    db_run!(db, |conn| {
+        diesel::update(messages::table.find(message_id))
+            .set((
+                messages::media_sha256.eq(sha),
+                messages::media_size.eq(size),
+                messages::media_ref.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await
+            .map(drop)
             .map_err(DbError::from)
     })
 }

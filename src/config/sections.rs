@@ -100,18 +100,22 @@ pub struct ChatSettings {
     pub queue_max: usize,
     /// Media directory.
     pub media_dir: PathBuf,
-    /// Whether media of received messages is downloaded (real connector).
+    /// When media of received messages is downloaded.
     pub media_download: MediaDownload,
     /// Largest received media downloaded, per kind, in MiB.
     pub media_max_mb: MediaCaps,
 }
 
 /// `chat.media_download`: what happens to the media of a received message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaDownload {
-    /// Downloaded and stored as the message arrives (within `chat.media_max_mb`).
+    /// Downloaded and stored as the message arrives (within `chat.media_max_mb`); a download
+    /// that fails is tried again when someone opens the file.
+    #[default]
     Eager,
+    /// Downloaded when someone first opens the file, then stored.
+    Lazy,
     /// Never downloaded: the message says what it carried.
     Off,
 }
@@ -354,6 +358,8 @@ pub struct SimSettings {
     /// Chats in the history sync a newly paired device receives (plus one older than 30
     /// days); 0 = no history sync.
     pub history_chats: u32,
+    /// Groups each simulated device is in (five contacts each); 0 = none.
+    pub groups: u32,
     /// `host:port` of a `wafleet sim` process to use instead of an in-process network; empty =
     /// in-process. The daemon's `time_scale` must match the simulator's.
     pub remote: String,
@@ -372,6 +378,9 @@ impl SimSettings {
         if settings.demo_devices > 0 && settings.history_chats == 0 {
             settings.history_chats = DEMO_HISTORY_CHATS;
         }
+        if settings.demo_devices > 0 && settings.groups == 0 {
+            settings.groups = DEMO_GROUPS;
+        }
         settings
     }
 }
@@ -380,6 +389,8 @@ impl SimSettings {
 const DEMO_AUTO_SCAN_MS: u64 = 1500;
 /// Demo mode's history sync on pairing: chats with a past.
 const DEMO_HISTORY_CHATS: u32 = 6;
+/// Demo mode's groups per device.
+const DEMO_GROUPS: u32 = 2;
 /// Demo mode's mean time between contacts writing first, so the chat view is alive.
 const DEMO_CHATTER_MS: u64 = 20_000;
 impl DatabaseSettings {

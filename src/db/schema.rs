@@ -142,6 +142,23 @@ diesel::table! {
         kind -> Text,
         file_name -> Nullable<Text>,
         detail -> Nullable<Text>,
+        quoted_id -> Nullable<Text>,
+        quoted_sender -> Nullable<Text>,
+        quoted_text -> Nullable<Text>,
+        edited_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        media_ref -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    reactions (device_id, message_wa_id, sender_jid) {
+        device_id -> BigInt,
+        message_wa_id -> Text,
+        sender_jid -> Text,
+        emoji -> Text,
+        from_me -> Bool,
+        reacted_at -> Timestamp,
     }
 }
 
@@ -178,6 +195,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     chats,
     messages,
     lid_phones,
+    reactions,
     lead_lists,
     leads,
     opt_outs,

@@ -25,10 +25,10 @@ use super::messages::*;
 use super::model::{DeviceStatus, DeviceStatusPatch};
 use super::store;
 use super::supervisor::DeviceSupervisor;
-use crate::chat::messages::{ChatInbox, RecordMessages, RecordReceipt};
+use crate::chat::messages::{ChatInbox, RecordChange, RecordMessages, RecordReceipt};
 use crate::db::Db;
 use crate::whatsapp::{
-    Connector, ConnectorEvent, Session, SessionRequest, WaMessage, EVENT_CHANNEL_CAPACITY,
+    Connector, ConnectorEvent, Group, Session, SessionRequest, WaMessage, EVENT_CHANNEL_CAPACITY,
 };
 
 /// What every device actor needs from the daemon.
@@ -291,6 +291,14 @@ impl DeviceActor {
                     device_id: self.device_id,
                     messages: vec![*message],
                     history: false,
+                });
+                wait_for_mirror(record, ctx);
+            }
+            ConnectorEvent::Change(change) => {
+                let record = self.deps.chat.changes.send(RecordChange {
+                    tenant_id: self.tenant_id,
+                    device_id: self.device_id,
+                    change: *change,
                 });
                 wait_for_mirror(record, ctx);
             }
@@ -745,6 +753,40 @@ impl Handler<SetTyping> for DeviceActor {
             async move { session.set_typing(&msg.to, msg.typing).await }
                 .into_actor(self)
                 .map(|result, _, _| result.map_err(DeviceError::from)),
+        )
+    }
+}
+
+impl Handler<ListGroups> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<Vec<Group>, DeviceError>>;
+
+    fn handle(&mut self, _: ListGroups, _: &mut Context<Self>) -> Self::Result {
+        let Some(session) = self.online_session() else {
+            return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
+        };
+        Box::pin(
+            async move { session.groups().await }
+                .into_actor(self)
+                .map(|result, _, _| result.map_err(DeviceError::from)),
+        )
+    }
+}
+
+impl Handler<FetchMedia> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<Vec<u8>, DeviceError>>;
+
+    fn handle(&mut self, msg: FetchMedia, _: &mut Context<Self>) -> Self::Result {
+        let Some(session) = self.online_session() else {
+            return Box::pin(actix::fut::ready(Err(DeviceError::NotConnected)));
+        };
+        Box::pin(
+            async move {
+                session
+                    .download(msg.kind, &msg.reference, msg.max_bytes)
+                    .await
+            }
+            .into_actor(self)
+            .map(|result, _, _| result.map_err(DeviceError::from)),
         )
     }
 }

@@ -153,6 +153,23 @@ pub struct SetTyping {
     pub typing: bool,
 }
 
+/// List the groups the device is in.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<crate::whatsapp::Group>, DeviceError>")]
+pub struct ListGroups;
+
+/// Download received media by the reference its message carried.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<u8>, DeviceError>")]
+pub struct FetchMedia {
+    /// The media's kind.
+    pub kind: crate::whatsapp::MessageKind,
+    /// The reference.
+    pub reference: String,
+    /// The most bytes to take.
+    pub max_bytes: u64,
+}
+
 /// Send read receipts for messages of a chat.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), DeviceError>")]

@@ -68,6 +68,8 @@ pub enum ConnectorEvent {
     Message(Box<WaMessage>),
     /// Delivery or read receipts for messages this device sent.
     Receipt(Receipt),
+    /// A reaction to, an edit of, or the deletion of an earlier message.
+    Change(Box<MessageChange>),
     /// A batch of past messages sent after pairing.
     HistorySync(Vec<WaMessage>),
 }
@@ -110,8 +112,82 @@ pub struct WaMessage {
     /// A shared contact card.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<ContactCard>,
+    /// The message this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quoted: Option<Quote>,
+    /// A group's title, when the message is in a group and the session knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
     /// When WhatsApp says it was sent.
     pub timestamp: DateTime<Utc>,
+}
+
+/// The message a reply quotes, as the reply carries it (the original may be unknown to us).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Quote {
+    /// The quoted message's WhatsApp id.
+    pub id: String,
+    /// Who wrote it (JID), when the reply says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// Its text or caption (or what it carried), as the reply quotes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A group the device is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Group {
+    /// The group's JID (`…@g.us`): the chat to read and the recipient to send to.
+    pub jid: String,
+    /// Its title.
+    pub name: String,
+    /// How many people are in it, this device included.
+    pub participants: u32,
+}
+
+/// A change someone made to an earlier message of a chat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageChange {
+    /// The change's own WhatsApp message id.
+    pub id: String,
+    /// Chat JID.
+    pub chat: String,
+    /// The chat's phone JID when the chat is a LID (as in [`WaMessage::chat_alt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_alt: Option<String>,
+    /// Who made it (JID, perhaps a LID).
+    pub sender: String,
+    /// The sender's phone JID when the sender is a LID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_alt: Option<String>,
+    /// True when this device (or its phone) made it.
+    pub from_me: bool,
+    /// The WhatsApp id of the message it changes.
+    pub target: String,
+    /// What changed.
+    pub change: Change,
+    /// When.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// What a [`MessageChange`] does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A reaction; an empty emoji takes the sender's reaction back.
+    Reaction {
+        /// The emoji.
+        emoji: String,
+    },
+    /// The sender edited the text (or caption).
+    Edit {
+        /// The new text.
+        text: String,
+    },
+    /// The sender deleted it for everyone.
+    #[default]
+    Revoke,
 }
 
 /// A file to send, checked and prepared by the caller.
@@ -167,6 +243,38 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// The largest received media of this kind downloaded under `caps`, in bytes (0 for kinds
+    /// without a file).
+    pub fn download_cap(self, caps: &crate::config::MediaCaps) -> u64 {
+        let mib = match self {
+            Self::Image => caps.image,
+            Self::Video => caps.video,
+            Self::Audio => caps.audio,
+            Self::Voice => caps.voice,
+            Self::Document => caps.document,
+            Self::Sticker => caps.sticker,
+            Self::Text | Self::Location | Self::Contact => 0,
+        };
+        mib.saturating_mul(1024 * 1024)
+    }
+
+    /// The kind a stored name names (`None` for an unknown name).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Text,
+            Self::Image,
+            Self::Video,
+            Self::Audio,
+            Self::Voice,
+            Self::Document,
+            Self::Sticker,
+            Self::Location,
+            Self::Contact,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -204,14 +312,30 @@ pub struct ContactCard {
     pub vcard: String,
 }
 
-/// Downloaded media of a message.
+/// The media of a message: its bytes when they were downloaded, and how to download them
+/// later when they were not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Media {
     /// MIME type, e.g. `image/jpeg`.
     pub mime: String,
-    /// The bytes (base64 in JSON).
+    /// The bytes (base64 in JSON); empty when not downloaded.
     #[serde(with = "base64_bytes")]
     pub data: Arc<Vec<u8>>,
+    /// What [`Session::download`] takes to fetch the bytes later (received media only; opaque,
+    /// made by the connector); `None` when they cannot be fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl Media {
+    /// Bytes in hand, of type `mime`.
+    pub fn bytes(mime: impl Into<String>, data: Vec<u8>) -> Self {
+        Self {
+            mime: mime.into(),
+            data: Arc::new(data),
+            reference: None,
+        }
+    }
 }
 
 /// Media bytes as one base64 string in JSON, rather than an array of numbers.
@@ -340,6 +464,18 @@ pub trait Session: Send + Sync {
         message_id: &str,
         file: OutgoingMedia,
     ) -> Result<(), ConnectorError>;
+
+    /// The groups the device is in.
+    async fn groups(&self) -> Result<Vec<Group>, ConnectorError>;
+
+    /// Downloads (and decrypts) received media of `kind` by the reference its message carried,
+    /// within `max_bytes`.
+    async fn download(
+        &self,
+        kind: MessageKind,
+        reference: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ConnectorError>;
 
     /// Shows "typing…" in `to`'s chat (or stops it).
     async fn set_typing(&self, to: &str, typing: bool) -> Result<(), ConnectorError>;

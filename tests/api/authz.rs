@@ -68,6 +68,8 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("GET", "/api/v1/devices/{device}/chats", Viewer, none.clone()),
         ("GET", "/api/v1/devices/{device}/chats/{chat}/messages", Viewer, none.clone()),
         ("POST", "/api/v1/devices/{device}/chats/{chat}/read", Member, none.clone()),
+        ("GET", "/api/v1/devices/{device}/groups", Viewer, none.clone()),
+        ("GET", "/api/v1/devices/{device}/chats/{chat}/messages/{message}/media", Viewer, none.clone()),
         ("POST", "/api/v1/devices/{device}/messages", Member, json!({"to": "60123456789", "text": "hi"})),
         ("GET", "/api/v1/media/{sha}", Viewer, none.clone()),
         ("GET", "/api/v1/campaigns", Viewer, none.clone()),
@@ -137,6 +139,7 @@ struct Ids {
 
 fn fill(path: &str, ids: &Ids) -> String {
     path.replace("{chat}", "60123456789@s.whatsapp.net")
+        .replace("{message}", "3EB0NONE")
         .replace("{sha}", &"0".repeat(64))
         .replace("{user}", &ids.user.to_string())
         .replace("{token}", &ids.token.to_string())

@@ -108,6 +108,10 @@ async fn seed_history(app: &TestApp, tenant_id: i64, device_id: i64) {
                     kind: if photo { "image" } else { "text" }.into(),
                     file_name: None,
                     detail: None,
+                    quoted_id: None,
+                    quoted_sender: None,
+                    quoted_text: None,
+                    media_ref: None,
                 }),
             }
         })

@@ -51,6 +51,7 @@ async fn every_kind_of_message_renders_in_chromium() {
             text: text.into(),
             kind,
             addressing: Some(Addressing::Phone),
+            ..SimInbound::default()
         };
         sim.deliver(device, &message).await.unwrap();
     }

@@ -236,6 +236,10 @@ fn inbound(
             kind: "text".into(),
             file_name: None,
             detail: None,
+            quoted_id: None,
+            quoted_sender: None,
+            quoted_text: None,
+            media_ref: None,
         }),
     }
 }

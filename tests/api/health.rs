@@ -217,6 +217,10 @@ async fn cancelled_sqlite_batches_are_all_or_nothing() {
             kind: "text".into(),
             file_name: None,
             detail: None,
+            quoted_id: None,
+            quoted_sender: None,
+            quoted_text: None,
+            media_ref: None,
         }),
         media: None,
     };

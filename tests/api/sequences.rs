@@ -297,8 +297,8 @@ async fn a_reply_after_step_one_stops_the_rest(app: TestApp) {
     let reply = wafleet::whatsapp::sim::SimInbound {
         from: "60120000000".into(),
         text: "who is this?".into(),
-        kind: wafleet::whatsapp::MessageKind::Text,
         addressing: Some(wafleet::whatsapp::sim::Addressing::Lid),
+        ..Default::default()
     };
     sim.deliver(device, &reply).await.unwrap();
     wait_until("the reply to stop the enrolment", WAIT, || async {

@@ -162,6 +162,10 @@ async fn stored_media(
                 kind: "text".into(),
                 file_name: None,
                 detail: None,
+                quoted_id: None,
+                quoted_sender: None,
+                quoted_text: None,
+                media_ref: None,
             }),
         }],
     )

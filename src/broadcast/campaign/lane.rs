@@ -445,8 +445,5 @@ pub async fn load_image(media: &MediaStore, sha: &str) -> Result<Media, String> 
     let data = tokio::fs::read(&path)
         .await
         .map_err(|e| format!("the picture cannot be read: {e}"))?;
-    Ok(Media {
-        mime: "image/jpeg".into(),
-        data: std::sync::Arc::new(data),
-    })
+    Ok(Media::bytes("image/jpeg", data))
 }

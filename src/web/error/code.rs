@@ -160,6 +160,8 @@ error_codes! {
         "Too many failed sign-ins, or WhatsApp asked the account to slow down.";
     Internal = "internal", INTERNAL_SERVER_ERROR,
         "A server fault; the detail is in the server log under the request id.";
+    MediaUnavailable = "media_unavailable", BAD_GATEWAY,
+        "WhatsApp did not hand over a received file (download failed, expired or over its size cap); opening it again retries.";
     DatabaseUnavailable = "database_unavailable", SERVICE_UNAVAILABLE,
         "The database cannot be reached; retry after the Retry-After seconds.";
     Busy = "busy", SERVICE_UNAVAILABLE,

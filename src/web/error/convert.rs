@@ -108,6 +108,7 @@ impl From<SimError> for ApiError {
             SimError::NotOnline(_) => ErrorCode::NotOnline,
             SimError::NoAccount(_) => ErrorCode::NoAccount,
             SimError::InvalidPhone(_) => ErrorCode::InvalidPhone,
+            SimError::UnknownGroup(..) => ErrorCode::InvalidRecipient,
             SimError::Unsupported(_) => ErrorCode::UnsupportedMediaType,
         };
         ApiError::new(code, err.to_string())

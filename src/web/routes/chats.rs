@@ -1,6 +1,5 @@
-//! A device's chats: the list, a conversation's history, mark read, and sending text.
-
-use std::sync::Arc;
+//! A device's chats: the list, a conversation's history, mark read, its groups, and sending
+//! text and files.
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
@@ -14,15 +13,15 @@ use crate::auth::{secret, store as accounts, Caller};
 use crate::chat::media::files::{self, FileRejected};
 use crate::chat::media::Reservation;
 use crate::chat::model::{ChatView, MessageView};
-use crate::chat::{chat_view, media, message_view, store};
-use crate::device::messages::{DeviceError, MarkRead, SendMedia, SendText};
+use crate::chat::{changes, chat_view, media, message_view, store};
+use crate::device::messages::{DeviceError, FetchMedia, ListGroups, MarkRead, SendMedia, SendText};
 use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
 use crate::web::input::{check_message_text, read_upload, MAX_MESSAGE_CHARS};
 use crate::web::{ApiError, AppState, ErrorCode};
-use crate::whatsapp::{Media, MessageKind, OutgoingMedia};
+use crate::whatsapp::{Group, Media, MessageKind, OutgoingMedia};
 
 /// Most chats in one list.
 const MAX_CHATS: i64 = 500;
@@ -34,7 +33,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_chats)
         .service(list_messages)
         .service(mark_read)
+        .service(list_groups)
         .service(send_message)
+        .service(open_media)
         .service(download_media);
 }
 
@@ -173,6 +174,8 @@ pub async fn list_messages(
     let before = query.before.as_deref().map(parse_cursor).transpose()?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let rows = store::list_messages(&state.db, chat.id, before, limit).await?;
+    let ids = rows.iter().map(|m| m.wa_id.clone()).collect();
+    let reactions = changes::reactions_of(&state.db, device.id, ids).await?;
     let zone = zone_of(&state, &caller).await?;
     let now = Utc::now();
     let next_before = (rows.len() as i64 == limit)
@@ -181,7 +184,10 @@ pub async fn list_messages(
     Ok(web::Json(MessagePage {
         items: rows
             .iter()
-            .map(|m| message_view(m, &chat.jid, now, zone))
+            .map(|m| {
+                let reactions = reactions.get(&m.wa_id).map_or(&[][..], Vec::as_slice);
+                message_view(m, &chat.jid, reactions, now, zone)
+            })
             .collect(),
         next_before,
     }))
@@ -228,6 +234,32 @@ pub async fn mark_read(
         ts: Utc::now(),
     });
     Ok(web::Json(view))
+}
+
+/// The groups the device is in (asked of WhatsApp; the device must be online). Their JIDs are
+/// chats to read and recipients to send to.
+#[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), responses(
+    (status = 200, body = [Group]),
+    (status = 404, body = crate::web::ErrorBody),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[get("/devices/{id}/groups")]
+pub async fn list_groups(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+) -> Result<web::Json<Vec<Group>>, ApiError> {
+    let device = visible_device(&state, &caller, *id).await?;
+    let addr = state
+        .fleet
+        .actor(device.id)
+        .await
+        .ok_or(DeviceError::NotConnected)?;
+    let groups = addr
+        .send(ListGroups)
+        .await
+        .map_err(|_| DeviceError::Gone)??;
+    Ok(web::Json(groups))
 }
 
 /// What a send carries, from a JSON or a multipart body.
@@ -341,10 +373,7 @@ fn checked_file(
     let captioned = matches!(kind, MessageKind::Document | MessageKind::Video);
     Ok(OutgoingMedia {
         kind,
-        media: Media {
-            mime,
-            data: Arc::new(bytes),
-        },
+        media: Media::bytes(mime, bytes),
         caption: caption.filter(|_| captioned).map(str::to_string),
         file_name: file_name.filter(|_| kind == MessageKind::Document),
     })
@@ -411,10 +440,7 @@ pub async fn send_message(
     let file = match outgoing.file {
         Some((MessageKind::Image, bytes, _)) => {
             let prepared = media::prepare_image_bounded(bytes).await?;
-            let image = Media {
-                mime: "image/jpeg".into(),
-                data: Arc::new(prepared.data),
-            };
+            let image = Media::bytes("image/jpeg", prepared.data);
             Some(OutgoingMedia::image(image, text.map(str::to_string)))
         }
         Some(file) => Some(checked_file(file, text)?),
@@ -470,21 +496,105 @@ pub async fn download_media(
         .find(|(device_id, _, _)| caller.can_see_device(*device_id))
         .map(|(_, mime, file_name)| (mime, file_name))
         .ok_or_else(|| ApiError::not_found("media"))?;
-    let (mime, attachment) = headers::media_disposition(stored.as_deref());
     let data = web::block(move || std::fs::read(path))
         .await
         .map_err(ApiError::internal)?
         .map_err(|_| ApiError::not_found("media"))?;
+    let name = file_name.unwrap_or_else(|| format!("{sha}.bin"));
+    Ok(serve_media(data, stored.as_deref(), &name))
+}
+
+/// A media file as the API serves it: inline only for an allowlisted image, audio or video
+/// type, otherwise as a download named `name`; always sandboxed; cached (content-addressed).
+fn serve_media(data: Vec<u8>, stored_mime: Option<&str>, name: &str) -> HttpResponse {
+    let (mime, attachment) = headers::media_disposition(stored_mime);
     let mut response = HttpResponse::Ok();
     response
         .content_type(mime)
         .insert_header(("cache-control", "private, max-age=31536000, immutable"))
         .insert_header(("content-security-policy", headers::MEDIA_POLICY));
     if attachment {
-        let name = file_name.unwrap_or_else(|| format!("{sha}.bin"));
-        response.insert_header(("content-disposition", headers::attachment(&name)));
+        response.insert_header(("content-disposition", headers::attachment(name)));
     }
-    Ok(response.body(data))
+    response.body(data)
+}
+
+/// Opens a received message's file: the stored one, or, when it was not downloaded yet (lazy
+/// downloads, a failed download, a history sync), downloads it from WhatsApp through the
+/// device (which must be online), stores it and serves it. Served as `/media/{sha256}` is.
+#[utoipa::path(tag = "chats", params(
+    ("id" = i64, Path, description = "device id"),
+    ("chat" = String, Path, description = "chat JID"),
+    ("message" = String, Path, description = "WhatsApp message id")
+), responses(
+    (status = 200, content_type = "application/octet-stream", body = String),
+    (status = 404, body = crate::web::ErrorBody),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 502, body = crate::web::ErrorBody)
+))]
+#[get("/devices/{id}/chats/{chat}/messages/{message}/media")]
+pub async fn open_media(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    path: web::Path<(i64, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (device_id, jid, wa_id) = path.into_inner();
+    let device = visible_device(&state, &caller, device_id).await?;
+    let chat = store::get_chat(&state.db, caller.tenant_id, device.id, &jid).await?;
+    let message = store::get_message(&state.db, chat.id, &wa_id).await?;
+    let no_file = || ApiError::not_found("media");
+    let mime = message.media_mime.clone().ok_or_else(no_file)?;
+    let store_dir = media::MediaStore::new(state.settings.chat.media_dir.clone());
+    let name = message
+        .file_name
+        .clone()
+        .unwrap_or_else(|| format!("{wa_id}.bin"));
+    if let Some(path) = message
+        .media_sha256
+        .as_deref()
+        .and_then(|sha| store_dir.path(sha))
+    {
+        let data = web::block(move || std::fs::read(path))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|_| no_file())?;
+        return Ok(serve_media(data, Some(&mime), &name));
+    }
+    let reference = message.media_ref.clone().ok_or_else(no_file)?;
+    let kind = MessageKind::parse(&message.kind).ok_or_else(no_file)?;
+    let addr = state
+        .fleet
+        .actor(device.id)
+        .await
+        .ok_or(DeviceError::NotConnected)?;
+    let fetched = addr
+        .send(FetchMedia {
+            kind,
+            reference,
+            max_bytes: kind.download_cap(&state.settings.chat.media_max_mb),
+        })
+        .await
+        .map_err(|_| DeviceError::Gone)?;
+    let data = match fetched {
+        Ok(data) if !data.is_empty() => data,
+        Ok(_) => {
+            return Err(ApiError::new(
+                ErrorCode::MediaUnavailable,
+                "WhatsApp sent an empty file",
+            ))
+        }
+        Err(DeviceError::Connector(why)) => {
+            return Err(ApiError::new(ErrorCode::MediaUnavailable, why))
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let (saver, bytes) = (store_dir.clone(), data.clone());
+    let sha = web::block(move || saver.save(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    store::media_fetched(&state.db, message.id, &sha, data.len() as i64).await?;
+    Ok(serve_media(data, Some(&mime), &name))
 }
 
 /// Answer of a send.

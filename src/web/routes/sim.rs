@@ -11,8 +11,8 @@ use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::input::check_message_text;
 use crate::web::{ApiError, AppState, ErrorCode};
-use crate::whatsapp::sim::{Addressing, Fault, SimInbound, SimNetwork, SimStats};
-use crate::whatsapp::MessageKind;
+use crate::whatsapp::sim::{Addressing, Fault, SimChange, SimInbound, SimNetwork, SimStats};
+use crate::whatsapp::{Change, MessageKind};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -47,6 +47,20 @@ pub struct InboundRequest {
     /// `lid_hidden`; default: as the simulator addresses that contact.
     #[serde(default)]
     pub addressing: Option<Addressing>,
+    /// One of the device's simulated groups (`GET /devices/{id}/groups`) to write in instead
+    /// of the contact's own chat.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The id of a message the contact replies to (quotes).
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Instead of a message, a change to the message `target`: `{"reaction":{"emoji":"👍"}}`
+    /// (empty emoji: reaction taken back), `{"edit":{"text":"…"}}` or `"revoke"`.
+    #[serde(default)]
+    pub change: Option<Change>,
+    /// The id of the message `change` applies to.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 /// Body of `POST /sim/fault`: a network fault, or `{"kind":"panic"}` to crash the device actor.
@@ -148,8 +162,9 @@ pub async fn fault(
 }
 
 /// Makes a simulated contact write to a device: text or any kind WhatsApp carries but video
-/// (with real bytes), addressed by phone, by LID with the phone as alternate sender, or by LID
-/// alone (demos and checks).
+/// (with real bytes), in their chat or one of the device's groups, perhaps quoting a message;
+/// or react to, edit or delete an earlier message. Addressed by phone, by LID with the phone
+/// as alternate sender, or by LID alone (demos and checks).
 #[utoipa::path(tag = "simulator", request_body = InboundRequest, responses(
     (status = 200, description = "delivered; body has the message id"),
     (status = 409, body = crate::web::ErrorBody),
@@ -169,14 +184,38 @@ pub async fn inbound(
         text,
         kind,
         addressing,
+        group,
+        reply_to,
+        change,
+        target,
         ..
     } = body.into_inner();
-    check_message_text(Some(&text), kind == MessageKind::Text)?;
+    let change = match (change, target) {
+        (None, None) => {
+            check_message_text(Some(&text), kind == MessageKind::Text)?;
+            None
+        }
+        (Some(change), Some(target)) if !target.trim().is_empty() => {
+            if let Change::Edit { text } = &change {
+                check_message_text(Some(text), true)?;
+            }
+            Some(SimChange { target, change })
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "change and target go together: target names the message the change applies to",
+            ))
+        }
+    };
     let message = SimInbound {
         from,
         text,
         kind,
         addressing,
+        group,
+        reply_to,
+        change,
     };
     let id = sim.deliver(device.id, &message).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "device_id": device.id, "id": id })))

@@ -9,12 +9,13 @@
 //! | `StreamReplaced`             | `Disconnected` ("replaced"; credentials stay valid)      |
 //! | `LoggedOut`                  | `LoggedOut` (remote unlink, 401, 516, logged-out failure) |
 //! | `TemporaryBan`               | `Banned`                                                |
-//! | `Messages`                   | `Message` per chat message of any kind (text, image, video, audio, voice, document, sticker, location, contact; media downloaded by the session); LID senders keep their alternate phone JID |
+//! | `Messages`                   | `Message` per chat message of any kind (text, image, video, audio, voice, document, sticker, location, contact; media downloaded by the session; a reply keeps its quote; a group's title added by the session); LID senders keep their alternate phone JID |
+//! | `Messages`: reaction, `protocolMessage` REVOKE / MESSAGE_EDIT | `Change` (`Reaction`, `Revoke`, `Edit`) naming the message it changes |
 //! | `Receipt` delivered / read   | `Receipt` `Delivered` / `Read`                          |
 //! | `ServerAck` of a message     | `Receipt` `Sent` (accepted) or `Failed` (nack)          |
 //! | `HistorySync`                | `HistorySync` (decoded off the event path)              |
 //!
-//! Everything else (presence, app-state, groups, calls, …) is not ours to report yet.
+//! Everything else (presence, app-state, group notifications, calls, …) is not ours to report yet.
 
 use std::collections::HashMap;
 
@@ -26,10 +27,13 @@ use whatsapp_rust::waproto::whatsapp as wa;
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use whatsapp_rust::download::Downloadable;
 
 use crate::whatsapp::{
-    ConnectorEvent, ContactCard, Location, Media, MessageKind, Receipt, ReceiptKind, WaMessage,
+    Change, ConnectorEvent, ContactCard, Location, Media, MessageChange, MessageKind, Quote,
+    Receipt, ReceiptKind, WaMessage,
 };
 
 /// Reason given when the server says another connection took this device's stream.
@@ -229,6 +233,41 @@ pub fn media_part(message: &wa::Message) -> Option<MediaPart<'_>> {
     )
 }
 
+/// Prefix of the media references the real connector makes (a version, should the format
+/// change).
+const REFERENCE_PREFIX: &str = "wa1:";
+
+/// How to download a message's media later: its media part alone (what the download needs:
+/// direct path, key, hashes, size), encoded as protobuf, base64, behind [`REFERENCE_PREFIX`].
+pub fn media_reference(message: &wa::Message) -> Option<String> {
+    use whatsapp_rust::waproto::buffa::Message as _;
+    media_part(message)?;
+    let document = document(message).cloned();
+    let part = wa::Message {
+        image_message: message.image_message.clone(),
+        video_message: message.video_message.clone(),
+        ptv_message: message.ptv_message.clone(),
+        audio_message: message.audio_message.clone(),
+        document_message: document.into(),
+        sticker_message: message.sticker_message.clone(),
+        ..Default::default()
+    };
+    Some(format!(
+        "{REFERENCE_PREFIX}{}",
+        BASE64.encode(part.encode_to_vec())
+    ))
+}
+
+/// The media part a [`media_reference`] names; `None` for anything else.
+pub fn media_of_reference(reference: &str) -> Option<wa::Message> {
+    use whatsapp_rust::waproto::buffa::Message as _;
+    let encoded = reference.strip_prefix(REFERENCE_PREFIX)?;
+    let bytes = BASE64.decode(encoded).ok()?;
+    let message = wa::Message::decode_from_slice(&bytes).ok()?;
+    media_part(&message)?;
+    Some(message)
+}
+
 /// What a message is; `None` for what is not a chat message of its own (reactions, protocol
 /// messages, polls and the like).
 fn describe(message: &wa::Message) -> Option<Described> {
@@ -262,6 +301,112 @@ fn describe(message: &wa::Message) -> Option<Described> {
     message.text_content().map(|_| Described::kind(K::Text))
 }
 
+/// The quote of a reply: the context info of whichever part of the message carries it.
+fn quote(message: &wa::Message) -> Option<Quote> {
+    let context = [
+        message
+            .extended_text_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        message
+            .image_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        message
+            .video_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        message
+            .audio_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        document(message).and_then(|m| m.context_info.as_option()),
+        message
+            .sticker_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        message
+            .location_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+        message
+            .contact_message
+            .as_option()
+            .and_then(|m| m.context_info.as_option()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|c| c.stanza_id.is_some())?;
+    let quoted = context.quoted_message.as_option();
+    Some(Quote {
+        id: context.stanza_id.clone()?,
+        sender: context.participant.clone(),
+        text: quoted.and_then(|q| {
+            q.text_content()
+                .or_else(|| q.get_caption())
+                .map(str::to_string)
+        }),
+    })
+}
+
+/// A reaction, edit or deletion as ours; `None` for any other message. Edits and deletions
+/// arrive as protocol messages naming the message they change; reactions name it in their key.
+pub fn change(
+    message: &wa::Message,
+    info: &whatsapp_rust::types::message::MessageInfo,
+) -> Option<MessageChange> {
+    use wa::message::protocol_message::Type;
+    let message = message.get_base_message();
+    let (target, change) = if let Some(reaction) = message.reaction_message.as_option() {
+        let emoji = reaction.text.clone().unwrap_or_default();
+        (reaction.key.as_option()?, Change::Reaction { emoji })
+    } else {
+        let protocol = message.protocol_message.as_option()?;
+        let change = match protocol.r#type? {
+            Type::REVOKE => Change::Revoke,
+            Type::MESSAGE_EDIT => {
+                let edited = protocol.edited_message.as_option()?;
+                let text = edited.text_content().or_else(|| edited.get_caption())?;
+                Change::Edit {
+                    text: text.to_string(),
+                }
+            }
+            _ => return None,
+        };
+        (protocol.key.as_option()?, change)
+    };
+    let (sender, sender_alt, chat_alt) = parties(info);
+    Some(MessageChange {
+        id: info.id.to_string(),
+        chat: info.source.chat.to_string(),
+        chat_alt,
+        sender,
+        sender_alt,
+        from_me: info.source.is_from_me,
+        target: target.id.clone()?,
+        change,
+        timestamp: info.timestamp,
+    })
+}
+
+/// A message's sender JID, the sender's alternate JID and the chat's alternate JID (in a
+/// one-to-one chat, the other party's: the recipient's for our own messages).
+fn parties(
+    info: &whatsapp_rust::types::message::MessageInfo,
+) -> (String, Option<String>, Option<String>) {
+    let source = &info.source;
+    let non_ad = |jid: &whatsapp_rust::Jid| jid.to_non_ad().to_string();
+    let sender_alt = source.sender_alt.as_ref().map(non_ad);
+    let chat_alt = if source.is_group || source.chat.server == whatsapp_rust::Server::Group {
+        None
+    } else if source.is_from_me {
+        source.recipient_alt.as_ref().map(non_ad)
+    } else {
+        sender_alt.clone()
+    };
+    (non_ad(&source.sender), sender_alt, chat_alt)
+}
+
 /// A live message as ours (`None` for reactions, protocol messages and the like), with the
 /// media bytes `downloaded` for it (none: not downloaded, the message still says what it
 /// carried). A LID sender's phone comes from the message's alternate sender; in a one-to-one
@@ -276,33 +421,27 @@ pub fn inbound(
         .text_content()
         .or_else(|| message.get_caption())
         .map(str::to_string);
-    let source = &info.source;
-    let non_ad = |jid: &whatsapp_rust::Jid| jid.to_non_ad().to_string();
-    let sender_alt = source.sender_alt.as_ref().map(non_ad);
-    let chat_alt = if source.is_group || source.chat.server == whatsapp_rust::Server::Group {
-        None
-    } else if source.is_from_me {
-        source.recipient_alt.as_ref().map(non_ad)
-    } else {
-        sender_alt.clone()
-    };
+    let (sender, sender_alt, chat_alt) = parties(info);
     Some(WaMessage {
         id: info.id.to_string(),
-        chat: source.chat.to_string(),
-        sender: non_ad(&source.sender),
+        chat: info.source.chat.to_string(),
+        sender,
         sender_alt,
         chat_alt,
         push_name: (!info.push_name.is_empty()).then(|| info.push_name.clone()),
-        from_me: source.is_from_me,
+        from_me: info.source.is_from_me,
         kind: described.kind,
         text,
         media: described.mime.map(|mime| Media {
             mime,
             data: Arc::new(downloaded.unwrap_or_default()),
+            reference: media_reference(message),
         }),
         file_name: described.file_name,
         location: described.location,
         contact: described.contact,
+        quoted: quote(message),
+        group_name: None,
         timestamp: info.timestamp,
     })
 }
@@ -374,10 +513,13 @@ pub fn history(sync: &wa::HistorySync, own_jid: Option<&str>) -> Vec<WaMessage> 
                 media: described.mime.map(|mime| Media {
                     mime,
                     data: Arc::default(),
+                    reference: media_reference(message),
                 }),
                 file_name: described.file_name,
                 location: described.location,
                 contact: described.contact,
+                quoted: quote(message),
+                group_name: group.then(|| conversation.name.clone()).flatten(),
                 timestamp: timestamp(info.message_timestamp.unwrap_or(0)),
             });
         }
@@ -515,6 +657,204 @@ mod tests {
         // WhatsApp did not say: nothing is made up.
         let ours = inbound(&text, &message_info(lid, lid, None, None, false), None).unwrap();
         assert_eq!((ours.sender_alt, ours.chat_alt), (None, None));
+    }
+
+    #[test]
+    fn reactions_edits_and_revokes_map_to_changes_of_their_target() {
+        use wa::message as m;
+        let lid = "123456789012345@lid";
+        let phone = "60123456789@s.whatsapp.net";
+        let info = message_info(lid, lid, Some(phone), None, false);
+        let key = |id: &str| {
+            Some(wa::MessageKey {
+                remote_jid: Some(lid.into()),
+                id: Some(id.into()),
+                ..Default::default()
+            })
+            .into()
+        };
+        let reaction = wa::Message {
+            reaction_message: Some(m::ReactionMessage {
+                key: key("3EB0TARGET"),
+                text: Some("👍".into()),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let ours = change(&reaction, &info).unwrap();
+        assert_eq!(ours.target, "3EB0TARGET");
+        assert_eq!(
+            ours.change,
+            Change::Reaction {
+                emoji: "👍".into()
+            }
+        );
+        assert_eq!((ours.chat.as_str(), ours.sender.as_str()), (lid, lid));
+        assert_eq!(ours.sender_alt.as_deref(), Some(phone));
+        assert_eq!(ours.chat_alt.as_deref(), Some(phone));
+        assert!(
+            inbound(&reaction, &info, None).is_none(),
+            "not a message of its own"
+        );
+
+        let revoke = wa::Message {
+            protocol_message: Some(m::ProtocolMessage {
+                key: key("3EB0GONE"),
+                r#type: Some(m::protocol_message::Type::REVOKE),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let ours = change(&revoke, &info).unwrap();
+        assert_eq!(
+            (ours.target.as_str(), ours.change),
+            ("3EB0GONE", Change::Revoke)
+        );
+
+        let edit = wa::Message {
+            protocol_message: Some(m::ProtocolMessage {
+                key: key("3EB0OLD"),
+                r#type: Some(m::protocol_message::Type::MESSAGE_EDIT),
+                edited_message: Some(wa::Message {
+                    conversation: Some("fixed typo".into()),
+                    ..Default::default()
+                })
+                .into(),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let ours = change(&edit, &info).unwrap();
+        assert_eq!(ours.target, "3EB0OLD");
+        assert_eq!(
+            ours.change,
+            Change::Edit {
+                text: "fixed typo".into()
+            }
+        );
+        // The same edit inside the wrapper newer clients use.
+        let wrapped = wa::Message {
+            edited_message: Some(m::FutureProofMessage {
+                message: Some(edit).into(),
+            })
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(change(&wrapped, &info).unwrap().target, "3EB0OLD");
+
+        // Other protocol messages are nobody's change.
+        let other = wa::Message {
+            protocol_message: Some(m::ProtocolMessage {
+                r#type: Some(m::protocol_message::Type::EPHEMERAL_SETTING),
+                key: key("3EB0X"),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(change(&other, &info), None);
+        let text = wa::Message {
+            conversation: Some("hi".into()),
+            ..Default::default()
+        };
+        assert_eq!(change(&text, &info), None);
+    }
+
+    #[test]
+    fn a_media_reference_brings_back_the_part_to_download() {
+        use wa::message as m;
+        let voice = wa::Message {
+            audio_message: Some(m::AudioMessage {
+                ptt: Some(true),
+                direct_path: Some("/v/t62.7117-24/abc".into()),
+                media_key: Some(vec![7; 32]),
+                file_length: Some(4096),
+                mimetype: Some("audio/ogg; codecs=opus".into()),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let reference = media_reference(&voice).unwrap();
+        assert!(reference.starts_with(REFERENCE_PREFIX));
+        let back = media_of_reference(&reference).unwrap();
+        let part = media_part(&back).unwrap();
+        assert_eq!((part.kind, part.declared), (MessageKind::Voice, 4096));
+        assert_eq!(
+            back.audio_message
+                .as_option()
+                .unwrap()
+                .direct_path
+                .as_deref(),
+            Some("/v/t62.7117-24/abc")
+        );
+        let text = wa::Message {
+            conversation: Some("hi".into()),
+            ..Default::default()
+        };
+        assert_eq!(media_reference(&text), None);
+        assert!(media_of_reference("wa1:not base64!").is_none());
+        assert!(media_of_reference("sim:image").is_none());
+    }
+
+    #[test]
+    fn a_reply_keeps_the_message_it_quotes() {
+        use wa::message as m;
+        let chat = "60123456789@s.whatsapp.net";
+        let info = message_info(chat, chat, None, None, false);
+        let context = || {
+            Some(wa::ContextInfo {
+                stanza_id: Some("3EB0ASKED".into()),
+                participant: Some("60111111111@s.whatsapp.net".into()),
+                quoted_message: Some(wa::Message {
+                    conversation: Some("Is it in stock?".into()),
+                    ..Default::default()
+                })
+                .into(),
+                ..Default::default()
+            })
+            .into()
+        };
+        let reply = wa::Message {
+            extended_text_message: Some(m::ExtendedTextMessage {
+                text: Some("yes".into()),
+                context_info: context(),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let ours = inbound(&reply, &info, None).unwrap();
+        assert_eq!(ours.text.as_deref(), Some("yes"));
+        assert_eq!(
+            ours.quoted,
+            Some(Quote {
+                id: "3EB0ASKED".into(),
+                sender: Some("60111111111@s.whatsapp.net".into()),
+                text: Some("Is it in stock?".into()),
+            })
+        );
+        // A captioned picture can reply too.
+        let picture = wa::Message {
+            image_message: Some(m::ImageMessage {
+                caption: Some("this one".into()),
+                context_info: context(),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let ours = inbound(&picture, &info, None).unwrap();
+        assert_eq!(ours.quoted.unwrap().id, "3EB0ASKED");
+        // A plain message quotes nothing.
+        let plain = wa::Message {
+            conversation: Some("hi".into()),
+            ..Default::default()
+        };
+        assert_eq!(inbound(&plain, &info, None).unwrap().quoted, None);
     }
 
     #[test]

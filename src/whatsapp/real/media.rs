@@ -1,7 +1,8 @@
 //! Received media in the real connector: what `chat.media_download` and `chat.media_max_mb`
 //! allow, and the download itself (whatsapp-rust fetches and decrypts). A message is never lost
-//! to its media: a download that is off, too large, slow or failing leaves the message with
-//! its kind and type and no bytes.
+//! to its media: a download that is off, lazy, too large, slow or failing leaves the message
+//! with its kind and type and no bytes (and, unless downloads are off, the reference that
+//! fetches them when someone opens the file).
 
 use std::time::Duration;
 
@@ -37,21 +38,22 @@ impl MediaPolicy {
         if self.download == MediaDownload::Off {
             return 0;
         }
-        let caps = &self.caps;
-        let mib = match kind {
-            MessageKind::Image => caps.image,
-            MessageKind::Video => caps.video,
-            MessageKind::Audio => caps.audio,
-            MessageKind::Voice => caps.voice,
-            MessageKind::Document => caps.document,
-            MessageKind::Sticker => caps.sticker,
-            MessageKind::Text | MessageKind::Location | MessageKind::Contact => 0,
-        };
-        mib.saturating_mul(1024 * 1024)
+        kind.download_cap(&self.caps)
     }
 
-    /// The bytes of a message's media part when the policy allows them (declared size and
-    /// actual size within the cap) and the download succeeds in time; `None` otherwise.
+    /// Whether received media is downloaded as it arrives.
+    pub fn eager(&self) -> bool {
+        self.download == MediaDownload::Eager
+    }
+
+    /// Whether received media may be downloaded at all (now or when opened).
+    pub fn allowed(&self) -> bool {
+        self.download != MediaDownload::Off
+    }
+
+    /// The bytes of a message's media part as it arrives, when the policy downloads it then
+    /// (eager, declared size and actual size within the cap) and the download succeeds in
+    /// time; `None` otherwise (the message keeps its reference for a later try).
     pub async fn fetch(
         &self,
         client: &Client,
@@ -59,31 +61,39 @@ impl MediaPolicy {
         kind: MessageKind,
         declared: u64,
     ) -> Option<Vec<u8>> {
+        if !self.eager() {
+            return None;
+        }
         let cap = self.cap(kind);
-        if cap == 0 || declared > cap {
+        if declared > cap {
             tracing::info!(kind = kind.as_str(), declared, cap, "media not downloaded");
             return None;
         }
-        match tokio::time::timeout(DOWNLOAD_TIMEOUT, client.download(part)).await {
-            Ok(Ok(bytes)) if bytes.len() as u64 <= cap => Some(bytes),
-            Ok(Ok(bytes)) => {
-                tracing::warn!(
-                    kind = kind.as_str(),
-                    size = bytes.len(),
-                    cap,
-                    "media over its cap"
-                );
-                None
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(kind = kind.as_str(), error = %err, "media download failed");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(kind = kind.as_str(), "media download timed out");
-                None
-            }
-        }
+        download(client, part, kind, cap)
+            .await
+            .inspect_err(
+                |err| tracing::warn!(kind = kind.as_str(), error = %err, "media not downloaded"),
+            )
+            .ok()
+    }
+}
+
+/// Downloads a media part within `cap` bytes and [`DOWNLOAD_TIMEOUT`].
+pub async fn download(
+    client: &Client,
+    part: &dyn Downloadable,
+    kind: MessageKind,
+    cap: u64,
+) -> Result<Vec<u8>, String> {
+    match tokio::time::timeout(DOWNLOAD_TIMEOUT, client.download(part)).await {
+        Ok(Ok(bytes)) if bytes.len() as u64 <= cap => Ok(bytes),
+        Ok(Ok(bytes)) => Err(format!(
+            "{} of {} bytes is over its cap of {cap}",
+            kind.as_str(),
+            bytes.len()
+        )),
+        Ok(Err(err)) => Err(format!("download failed: {err}")),
+        Err(_) => Err("download timed out".into()),
     }
 }
 

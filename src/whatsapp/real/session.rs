@@ -26,7 +26,7 @@ use super::events::{self, Outcome};
 use super::media::MediaPolicy;
 use super::runtime::ClientRuntime;
 use super::Tap;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, MessageKind, OutgoingMedia, Session};
+use crate::whatsapp::{ConnectorError, ConnectorEvent, Group, MessageKind, OutgoingMedia, Session};
 
 /// How long a session call waits for the stopped client's run loop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -114,6 +114,7 @@ async fn forward(
     media: Arc<MediaPolicy>,
 ) {
     let mut connected = false;
+    let mut titles = GroupTitles::default();
     while let Some(item) = queue.recv().await {
         let Fwd::Event(event) = item else {
             break;
@@ -148,6 +149,10 @@ async fn forward(
                 };
                 let mut out = Vec::with_capacity(batch.len());
                 for item in batch.iter() {
+                    if let Some(change) = events::change(&item.message, &item.info) {
+                        out.push(ConnectorEvent::Change(Box::new(change)));
+                        continue;
+                    }
                     // Downloads hold up this device's events only, never the chat mirror.
                     let bytes = match events::media_part(&item.message) {
                         Some(part) => {
@@ -157,7 +162,11 @@ async fn forward(
                         }
                         None => None,
                     };
-                    if let Some(message) = events::inbound(&item.message, &item.info, bytes) {
+                    if let Some(mut message) = events::inbound(&item.message, &item.info, bytes) {
+                        message.group_name = titles.of(&client, &message.chat).await;
+                        if !media.allowed() {
+                            forget_reference(&mut message);
+                        }
                         out.push(ConnectorEvent::Message(Box::new(message)));
                     }
                 }
@@ -174,13 +183,16 @@ async fn forward(
                         .map(|j| j.to_non_ad().to_string())
                 });
                 // Inflating and decoding a chunk takes tens of milliseconds: not on a worker.
-                let decoded = tokio::task::spawn_blocking(move || {
+                let mut decoded = tokio::task::spawn_blocking(move || {
                     lazy.get()
                         .map(|sync| events::history(sync, own.as_deref()))
                         .unwrap_or_default()
                 })
                 .await
                 .unwrap_or_default();
+                if !media.allowed() {
+                    decoded.iter_mut().for_each(forget_reference);
+                }
                 if decoded.is_empty() {
                     continue;
                 }
@@ -293,18 +305,63 @@ fn media_message(upload: UploadResponse, file: OutgoingMedia) -> wa::Message {
     }
 }
 
+/// Drops the reference that would download a message's media (downloads are off).
+fn forget_reference(message: &mut crate::whatsapp::WaMessage) {
+    if let Some(media) = &mut message.media {
+        media.reference = None;
+    }
+}
+
+/// Most group titles a session remembers (a full cache starts over).
+const MAX_GROUP_TITLES: usize = 4096;
+
+/// The titles of the groups a session's messages arrive in, asked once per group (messages
+/// carry no title; whatsapp-rust's group cache keeps none).
+#[derive(Default)]
+struct GroupTitles {
+    /// Group JID → title (`None`: asked, WhatsApp did not answer).
+    known: std::collections::HashMap<String, Option<String>>,
+}
+
+impl GroupTitles {
+    /// The title of `chat` when it is a group; asks WhatsApp the first time.
+    async fn of(&mut self, client: &Client, chat: &str) -> Option<String> {
+        if !chat.ends_with("@g.us") {
+            return None;
+        }
+        if let Some(title) = self.known.get(chat) {
+            return title.clone();
+        }
+        let jid: Jid = chat.parse().ok()?;
+        let title = match client.groups().get_metadata(&jid).await {
+            Ok(meta) => Some(meta.subject).filter(|s| !s.is_empty()),
+            Err(err) => {
+                tracing::debug!(error = %err, "group title not available");
+                None
+            }
+        };
+        if self.known.len() >= MAX_GROUP_TITLES {
+            self.known.clear();
+        }
+        self.known.insert(chat.to_string(), title.clone());
+        title
+    }
+}
+
 /// Gives LID senders and one-to-one LID chats that arrived without their phone the phone
 /// whatsapp-rust's LID-PN store knows (learned from earlier messages, usync, history).
 async fn fill_phones(client: &Client, out: &mut [ConnectorEvent]) {
     for event in out {
-        let ConnectorEvent::Message(message) = event else {
-            continue;
+        let (sender, sender_alt, chat, chat_alt) = match event {
+            ConnectorEvent::Message(m) => (&m.sender, &mut m.sender_alt, &m.chat, &mut m.chat_alt),
+            ConnectorEvent::Change(c) => (&c.sender, &mut c.sender_alt, &c.chat, &mut c.chat_alt),
+            _ => continue,
         };
-        if message.sender_alt.is_none() {
-            message.sender_alt = known_phone(client, &message.sender).await;
+        if sender_alt.is_none() {
+            *sender_alt = known_phone(client, sender).await;
         }
-        if message.chat_alt.is_none() && !message.chat.ends_with("@g.us") {
-            message.chat_alt = known_phone(client, &message.chat).await;
+        if chat_alt.is_none() && !chat.ends_with("@g.us") {
+            *chat_alt = known_phone(client, chat).await;
         }
     }
 }
@@ -456,6 +513,52 @@ impl Session for RealSession {
                     .await
                     .map(drop)
                     .map_err(|e| failed("send", e))
+            })
+            .await?
+    }
+
+    /// The groups WhatsApp says the account is in, with titles and participant counts.
+    async fn groups(&self) -> Result<Vec<Group>, ConnectorError> {
+        let client = self.online()?;
+        self.runtime
+            .run(async move {
+                let groups = client
+                    .groups()
+                    .get_participating()
+                    .await
+                    .map_err(|e| failed("group list", e))?;
+                let mut groups: Vec<Group> = groups
+                    .into_values()
+                    .map(|meta| Group {
+                        jid: meta.id.to_string(),
+                        name: meta.subject,
+                        participants: u32::try_from(meta.participants.len()).unwrap_or(u32::MAX),
+                    })
+                    .collect();
+                groups.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(groups)
+            })
+            .await?
+    }
+
+    /// Downloads received media by the reference [`events::media_reference`] made.
+    async fn download(
+        &self,
+        kind: MessageKind,
+        reference: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ConnectorError> {
+        let message = events::media_of_reference(reference).ok_or_else(|| {
+            ConnectorError::Other("not a media reference of the real connector".into())
+        })?;
+        let client = self.online()?;
+        self.runtime
+            .run(async move {
+                let part = events::media_part(&message)
+                    .ok_or_else(|| ConnectorError::Other("no media in the reference".into()))?;
+                super::media::download(&client, part.part, kind, max_bytes)
+                    .await
+                    .map_err(ConnectorError::Other)
             })
             .await?
     }

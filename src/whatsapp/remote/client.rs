@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -28,7 +30,8 @@ use super::protocol::{
 };
 use crate::whatsapp::sim::{Fault, SimStats};
 use crate::whatsapp::{
-    Connector, ConnectorError, ConnectorEvent, OutgoingMedia, Session, SessionRequest,
+    Connector, ConnectorError, ConnectorEvent, Group, MessageKind, OutgoingMedia, Session,
+    SessionRequest,
 };
 
 /// How long opening a connection to the simulator may take.
@@ -108,6 +111,27 @@ impl Session for RemoteSession {
             file,
         };
         self.link.call(call).await
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, ConnectorError> {
+        self.link.call(SessionCall::Groups).await
+    }
+
+    async fn download(
+        &self,
+        kind: MessageKind,
+        reference: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ConnectorError> {
+        let call = SessionCall::Download {
+            kind,
+            reference: reference.to_owned(),
+            max_bytes,
+        };
+        let encoded: String = self.link.call(call).await?;
+        BASE64.decode(encoded.as_bytes()).map_err(|err| {
+            ConnectorError::Other(format!("unexpected reply from the simulator: {err}"))
+        })
     }
 
     async fn set_typing(&self, to: &str, typing: bool) -> Result<(), ConnectorError> {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::whatsapp::sim::Fault;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, OutgoingMedia};
+use crate::whatsapp::{ConnectorError, ConnectorEvent, MessageKind, OutgoingMedia};
 
 /// Longest accepted line: room for a campaign image (base64 grows it by a third) and its
 /// envelope, small enough that a bad peer cannot make either side buffer without bound.
@@ -71,6 +71,17 @@ pub enum SessionCall {
         message_id: String,
         /// The file (bytes base64 in JSON).
         file: OutgoingMedia,
+    },
+    /// `Session::groups`; replies with an array of groups.
+    Groups,
+    /// `Session::download`; replies with the bytes, base64.
+    Download {
+        /// The media's kind.
+        kind: MessageKind,
+        /// The reference its message carried.
+        reference: String,
+        /// The most bytes to take.
+        max_bytes: u64,
     },
     /// `Session::set_typing`.
     SetTyping {
@@ -217,7 +228,6 @@ pub async fn write_json<T: Serialize, W: AsyncWrite + Unpin>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::whatsapp::Media;
@@ -266,10 +276,7 @@ mod tests {
             from_me: false,
             kind: crate::whatsapp::MessageKind::Document,
             text: None,
-            media: Some(Media {
-                mime: "application/pdf".into(),
-                data: Arc::new(vec![1, 2, 3]),
-            }),
+            media: Some(Media::bytes("application/pdf", vec![1, 2, 3])),
             file_name: Some("price list.pdf".into()),
             location: Some(crate::whatsapp::Location {
                 latitude: 3.139,
@@ -280,6 +287,11 @@ mod tests {
                 display_name: "Aisyah".into(),
                 vcard: "BEGIN:VCARD\nEND:VCARD".into(),
             }),
+            quoted: Some(crate::whatsapp::Quote {
+                id: "Q".into(),
+                ..Default::default()
+            }),
+            group_name: None,
             timestamp: chrono::Utc::now(),
         }));
         let text = serde_json::to_string(&ServerLine::Event(event.clone())).unwrap();

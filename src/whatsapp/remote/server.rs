@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -204,6 +206,19 @@ async fn session_call(session: &dyn Session, call: SessionCall) -> Result<Value,
             message_id,
             file,
         } => session.send_media(&to, &message_id, file).await.map(done),
+        SessionCall::Download {
+            kind,
+            reference,
+            max_bytes,
+        } => {
+            let bytes = session.download(kind, &reference, max_bytes).await?;
+            Ok(Value::String(BASE64.encode(bytes)))
+        }
+        SessionCall::Groups => {
+            let groups = session.groups().await?;
+            serde_json::to_value(groups)
+                .map_err(|err| ConnectorError::Other(format!("cannot encode: {err}")))
+        }
         SessionCall::SetTyping { to, typing } => session.set_typing(&to, typing).await.map(done),
         SessionCall::MarkRead { chat, message_ids } => {
             session.mark_read(&chat, &message_ids).await.map(done)

@@ -23,11 +23,15 @@ use utoipa::ToSchema;
 
 use super::address::{addressed_by_lid, last_digits, lid_of};
 use super::error::SimError;
+use super::groups;
 use super::network::SimNetwork;
 use super::outbox::{Outbox, Stop};
 use super::samples;
 use crate::phone::{jid_of, lid_jid, parse_international};
-use crate::whatsapp::{ConnectorEvent, Media, MessageKind, Receipt, ReceiptKind, WaMessage};
+use crate::whatsapp::{
+    Change, ConnectorEvent, Media, MessageChange, MessageKind, Quote, Receipt, ReceiptKind,
+    WaMessage,
+};
 
 /// What contacts answer. Deliberately free of opt-out words, so that random answers never
 /// unsubscribe a lead (tests of opt-outs use `deliver_inbound`).
@@ -95,6 +99,7 @@ impl Plan {
                 let photo = Media {
                     mime: "image/png".into(),
                     data: Arc::new(samples::PHOTO_PNG.to_vec()),
+                    reference: Some(media_reference(MessageKind::Image)),
                 };
                 contact_message(phone, from, Some(PHOTO_CAPTION.into()), Some(photo))
             } else {
@@ -173,32 +178,41 @@ fn contact_message(
     }
 }
 
+/// The sample file a contact sends as media of `kind`: MIME type and bytes (`None` for kinds
+/// without a file, and for video, which is not simulated).
+pub(super) fn sample_file(kind: MessageKind) -> Option<(&'static str, Arc<Vec<u8>>)> {
+    match kind {
+        MessageKind::Image => Some(("image/png", Arc::new(samples::PHOTO_PNG.to_vec()))),
+        MessageKind::Voice | MessageKind::Audio => {
+            Some(("audio/ogg; codecs=opus", samples::voice_ogg()))
+        }
+        MessageKind::Document => Some(("application/pdf", samples::document_pdf())),
+        MessageKind::Sticker => Some(("image/webp", samples::sticker_webp())),
+        _ => None,
+    }
+}
+
+/// The reference a simulated message's media carries: `sim:<kind>`.
+pub(super) fn media_reference(kind: MessageKind) -> String {
+    format!("sim:{}", kind.as_str())
+}
+
 /// `message` made a message of `kind` with the sample bytes or details of that kind.
 fn with_content(
     mut message: WaMessage,
     kind: MessageKind,
     phone: &str,
 ) -> Result<WaMessage, SimError> {
-    let media = |mime: &str, data: Arc<Vec<u8>>| {
-        Some(Media {
+    message.kind = kind;
+    if let Some((mime, data)) = sample_file(kind) {
+        message.media = Some(Media {
             mime: mime.into(),
             data,
-        })
-    };
-    message.kind = kind;
+            reference: Some(media_reference(kind)),
+        });
+    }
     match kind {
-        MessageKind::Text => {}
-        MessageKind::Image => {
-            message.media = media("image/png", Arc::new(samples::PHOTO_PNG.to_vec()));
-        }
-        MessageKind::Voice | MessageKind::Audio => {
-            message.media = media("audio/ogg; codecs=opus", samples::voice_ogg());
-        }
-        MessageKind::Document => {
-            message.media = media("application/pdf", samples::document_pdf());
-            message.file_name = Some(samples::DOCUMENT_NAME.into());
-        }
-        MessageKind::Sticker => message.media = media("image/webp", samples::sticker_webp()),
+        MessageKind::Document => message.file_name = Some(samples::DOCUMENT_NAME.into()),
         MessageKind::Location => message.location = Some(samples::place()),
         MessageKind::Contact => {
             let name = message
@@ -208,6 +222,7 @@ fn with_content(
             message.contact = Some(samples::card(&name, phone));
         }
         MessageKind::Video => return Err(SimError::Unsupported("video")),
+        _ => {}
     }
     Ok(message)
 }
@@ -215,8 +230,8 @@ fn with_content(
 /// Starts what follows the delivery of `message_id` to `phone`: receipts, perhaps an answer.
 pub(super) fn follow_up(
     network: &SimNetwork,
-    outbox: Outbox,
-    stop: Stop,
+    device_id: i64,
+    (outbox, stop): (Outbox, Stop),
     phone: &str,
     message_id: &str,
 ) {
@@ -248,10 +263,11 @@ pub(super) fn follow_up(
         }
         if let Some((after, message)) = plan.answer {
             let answer = || {
-                ConnectorEvent::Message(Box::new(WaMessage {
+                let message = WaMessage {
                     timestamp: Utc::now(),
                     ..message
-                }))
+                };
+                ConnectorEvent::Message(Box::new(network.as_received(device_id, message)))
             };
             if emit_at(&outbox, &mut stop, start, after, answer).await {
                 network.count(|stats| stats.inbound += 1);
@@ -275,8 +291,9 @@ async fn emit_at(
     }
 }
 
-/// A message a simulated contact writes first (`POST /api/v1/sim/inbound`).
-#[derive(Debug, Clone)]
+/// A message a simulated contact writes first (`POST /api/v1/sim/inbound`), or a change they
+/// make to an earlier message.
+#[derive(Debug, Clone, Default)]
 pub struct SimInbound {
     /// The contact's phone, international digits with or without `+`.
     pub from: String,
@@ -290,6 +307,21 @@ pub struct SimInbound {
     /// How WhatsApp names the sender; `None`: as the network addresses that contact
     /// (`sim.lid_probability`).
     pub addressing: Option<Addressing>,
+    /// The device's group they write in; `None`: their own chat with the device.
+    pub group: Option<String>,
+    /// The id of the message they reply to (quote).
+    pub reply_to: Option<String>,
+    /// Instead of a message: a reaction to, an edit of or the deletion of an earlier one.
+    pub change: Option<SimChange>,
+}
+
+/// A change a simulated contact makes to an earlier message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimChange {
+    /// The id of the message it changes.
+    pub target: String,
+    /// What changes.
+    pub change: Change,
 }
 
 impl SimNetwork {
@@ -343,8 +375,7 @@ impl SimNetwork {
         let inbound = SimInbound {
             from: from_phone.into(),
             text: text.into(),
-            kind: MessageKind::Text,
-            addressing: None,
+            ..SimInbound::default()
         };
         self.deliver(device_id, &inbound).await
     }
@@ -372,20 +403,36 @@ impl SimNetwork {
                 let Some(network) = network.upgrade() else {
                     return;
                 };
-                let (device, phone, text) = {
+                let (device, inbound) = {
                     let mut rng = rand::rng();
                     let Some(device) = network.online_devices().choose(&mut rng).copied() else {
                         continue;
                     };
-                    let phone = format!("60177{:06}", rng.random_range(0..CHATTY_CONTACTS));
-                    (
-                        device,
-                        phone,
-                        OPENERS.choose(&mut rng).copied().unwrap_or("Hi"),
-                    )
+                    let text = OPENERS.choose(&mut rng).copied().unwrap_or("Hi").into();
+                    let groups = network.settings().groups;
+                    // One in three writes in one of the device's groups, when it has some.
+                    let inbound = if groups > 0 && rng.random_bool(1.0 / 3.0) {
+                        let n = rng.random_range(0..groups);
+                        SimInbound {
+                            from: groups::member(n, rng.random_range(0..groups::MEMBERS)),
+                            text,
+                            group: groups::of_device(device, groups)
+                                .into_iter()
+                                .nth(n as usize)
+                                .map(|g| g.jid),
+                            ..SimInbound::default()
+                        }
+                    } else {
+                        SimInbound {
+                            from: format!("60177{:06}", rng.random_range(0..CHATTY_CONTACTS)),
+                            text,
+                            ..SimInbound::default()
+                        }
+                    };
+                    (device, inbound)
                 };
                 // A device that went offline meanwhile misses this one.
-                let _ = network.deliver_inbound(device, &phone, text).await;
+                let _ = network.deliver(device, &inbound).await;
             }
         });
     }
@@ -397,21 +444,47 @@ impl SimNetwork {
         let (outbox, mut stop) = self
             .online_outbox(device_id)
             .ok_or(SimError::NotOnline(device_id))?;
+        let group = match inbound.group.as_deref() {
+            Some(jid) => Some(
+                groups::find(device_id, self.settings().groups, jid)
+                    .ok_or_else(|| SimError::UnknownGroup(device_id, jid.into()))?,
+            ),
+            None => None,
+        };
         let from = inbound
             .addressing
             .unwrap_or_else(|| Addressing::of(self, &phone));
         self.introduce(&phone, from);
         let text = Some(inbound.text.clone()).filter(|t| !t.is_empty());
-        let message = with_content(
-            contact_message(&phone, from, text, None),
-            inbound.kind,
-            &phone,
-        )?;
+        let mut message = contact_message(&phone, from, text, None);
+        if let Some(group) = group {
+            message.chat = group.jid;
+            message.chat_alt = None;
+            message.group_name = Some(group.name);
+        }
         let id = message.id.clone();
-        if !outbox
-            .emit(ConnectorEvent::Message(Box::new(message)), &mut stop)
-            .await
-        {
+        let event = match &inbound.change {
+            Some(SimChange { target, change }) => ConnectorEvent::Change(Box::new(MessageChange {
+                id: message.id,
+                chat: message.chat,
+                chat_alt: message.chat_alt,
+                sender: message.sender,
+                sender_alt: message.sender_alt,
+                from_me: false,
+                target: target.clone(),
+                change: change.clone(),
+                timestamp: message.timestamp,
+            })),
+            None => {
+                let mut message = with_content(message, inbound.kind, &phone)?;
+                message.quoted = inbound.reply_to.clone().map(|id| Quote {
+                    id,
+                    ..Quote::default()
+                });
+                ConnectorEvent::Message(Box::new(self.as_received(device_id, message)))
+            }
+        };
+        if !outbox.emit(event, &mut stop).await {
             return Err(SimError::NotOnline(device_id));
         }
         self.count(|stats| stats.inbound += 1);

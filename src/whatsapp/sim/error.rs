@@ -20,6 +20,9 @@ pub enum SimError {
     /// Not a phone number WhatsApp accepts: 8 to 15 digits, optionally after `+`.
     #[error("invalid phone number {0:?}: use 8 to 15 digits")]
     InvalidPhone(String),
+    /// Not one of the device's simulated groups.
+    #[error("device {0} is in no group {1:?}")]
+    UnknownGroup(i64, String),
     /// A kind of message the simulator does not make.
     #[error("the simulator does not send {0} messages")]
     Unsupported(&'static str),
@@ -34,6 +37,7 @@ impl SimError {
             Self::NotOnline(_) => "not_online",
             Self::NoAccount(_) => "no_account",
             Self::InvalidPhone(_) => "invalid_phone",
+            Self::UnknownGroup(..) => "invalid_recipient",
             Self::Unsupported(_) => "unsupported_media_type",
         }
     }

@@ -41,6 +41,12 @@ pub enum Fault {
         /// The wait WhatsApp asks for.
         retry_after_ms: u64,
     },
+    /// The next `downloads` media downloads of the device fail (WhatsApp's media server does
+    /// not answer): received media arrives without its bytes.
+    MediaUnavailable {
+        /// How many downloads fail.
+        downloads: u32,
+    },
 }
 
 /// Faults armed on one device.
@@ -54,6 +60,8 @@ pub(super) struct ArmedFaults {
     rate_limited_sends: u32,
     /// The wait those refusals ask for.
     retry_after_ms: u64,
+    /// Media downloads still to fail.
+    media_failures: u32,
 }
 
 impl ArmedFaults {
@@ -65,6 +73,11 @@ impl ArmedFaults {
     /// Uses up one refusal; true when this connect must fail.
     pub(super) fn refuse_connect(&mut self) -> bool {
         take_one(&mut self.refuse_connects)
+    }
+
+    /// Uses up one failing media download; true when this download must fail.
+    pub(super) fn fail_media(&mut self) -> bool {
+        take_one(&mut self.media_failures)
     }
 
     /// Uses up one rate-limited send; the wait to ask for when this send must fail.
@@ -82,7 +95,7 @@ fn take_one(remaining: &mut u32) -> bool {
 
 impl SimNetwork {
     /// Injects `fault` into device `device_id`. Armed faults (`Latency`, `RefuseConnect`,
-    /// `RateLimit`) apply to a device with or without a session; `Disconnect` needs an open
+    /// `RateLimit`, `MediaUnavailable`) apply to a device with or without a session; `Disconnect` needs an open
     /// session, `Logout` and `Ban` a linked account. Returns once the ending event, if any, is
     /// in the device's channel.
     pub async fn inject(&self, device_id: i64, fault: Fault) -> Result<(), SimError> {
@@ -105,6 +118,10 @@ impl SimNetwork {
                 } => {
                     device.faults.rate_limited_sends = sends;
                     device.faults.retry_after_ms = retry_after_ms;
+                    return Ok(());
+                }
+                Fault::MediaUnavailable { downloads } => {
+                    device.faults.media_failures = downloads;
                     return Ok(());
                 }
                 Fault::Disconnect => {

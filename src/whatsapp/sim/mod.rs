@@ -34,7 +34,9 @@
 //! # Files
 //! `network.rs` shared state and stats; `connector.rs` and `session.rs` the trait implementations;
 //! `outbox.rs` ordered emission and cancellation; `pairing.rs` QR payloads, pair codes, scans;
-//! `pacing.rs` the pure pacing rules; `contacts.rs` receipts and replies; `faults.rs` fault
+//! `pacing.rs` the pure pacing rules; `contacts.rs` receipts, replies and contacts writing first
+//! (in their chat or a group; messages, reactions, edits, deletions); `groups.rs` each
+//! device's groups; `media.rs` received media as `chat.media_download` says; `faults.rs` fault
 //! injection; `address.rs` phone numbers and JIDs; `clock.rs` time scaling; `error.rs`.
 
 mod address;
@@ -43,6 +45,8 @@ mod connector;
 mod contacts;
 mod error;
 mod faults;
+mod groups;
+mod media;
 mod network;
 mod outbox;
 mod pacing;
@@ -53,7 +57,7 @@ mod session;
 mod tests;
 
 pub use connector::SimConnector;
-pub use contacts::{Addressing, SimInbound};
+pub use contacts::{Addressing, SimChange, SimInbound};
 pub use error::SimError;
 pub use faults::Fault;
 pub use network::{SimNetwork, SimStats};

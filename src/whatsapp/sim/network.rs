@@ -19,7 +19,7 @@ use super::faults::ArmedFaults;
 use super::outbox::{Outbox, Scope, Stop};
 use super::pacing::{PacingRules, SendLog};
 use super::pairing::Pairing;
-use crate::config::SimSettings;
+use crate::config::{MediaDownload, SimSettings};
 use crate::whatsapp::{ConnectorError, ConnectorEvent};
 
 /// The simulated WhatsApp network. Cheap to clone: every clone shares the same state.
@@ -74,6 +74,8 @@ pub(super) struct State {
     lids: HashMap<String, String>,
     /// Counters; the gauges in it are filled in by [`SimNetwork::stats`].
     pub(super) stats: SimStats,
+    /// When received media is downloaded (`chat.media_download`).
+    pub(super) media_download: MediaDownload,
 }
 
 /// One device as the network sees it.

@@ -196,6 +196,7 @@ mod tests {
             demo_devices: 0,
             chatter_interval_ms: 0,
             history_chats: 0,
+            groups: 0,
             remote: String::new(),
         };
         let rules = PacingRules::new(&settings, Clock::new(settings.time_scale));

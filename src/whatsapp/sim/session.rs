@@ -9,11 +9,12 @@
 use async_trait::async_trait;
 
 use super::contacts;
+use super::groups;
 use super::network::SimNetwork;
 use super::outbox::Outbox;
 use super::pairing;
 use crate::phone::parse_international;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, OutgoingMedia, Session};
+use crate::whatsapp::{ConnectorError, ConnectorEvent, Group, MessageKind, OutgoingMedia, Session};
 
 /// A device's session on the simulated network.
 #[derive(Debug)]
@@ -49,10 +50,16 @@ impl SimSession {
     async fn send(&self, to: &str, message_id: &str) -> Result<(), ConnectorError> {
         self.network
             .ensure_online(self.device_id, self.generation)?;
-        let phone = self
-            .network
-            .recipient(to)
-            .ok_or_else(|| ConnectorError::InvalidRecipient(to.into()))?;
+        // A contact answers; a group's members only read.
+        let phone = if self.group(to).is_some() {
+            None
+        } else {
+            Some(
+                self.network
+                    .recipient(to)
+                    .ok_or_else(|| ConnectorError::InvalidRecipient(to.into()))?,
+            )
+        };
         if message_id.is_empty() {
             return Err(ConnectorError::Other("empty message id".into()));
         }
@@ -63,16 +70,24 @@ impl SimSession {
         let accepted = self
             .network
             .accept_send(self.device_id, self.generation, message_id)?;
-        if let Some((outbox, stop)) = accepted {
-            contacts::follow_up(&self.network, outbox, stop, &phone, message_id);
+        if let (Some(emitter), Some(phone)) = (accepted, phone) {
+            contacts::follow_up(&self.network, self.device_id, emitter, &phone, message_id);
         }
         Ok(())
+    }
+
+    /// The device's group with JID `jid`, if it is one.
+    fn group(&self, jid: &str) -> Option<Group> {
+        groups::find(self.device_id, self.network.settings().groups, jid)
     }
 
     /// Checks that this session is online and `chat` a valid chat address.
     fn check_chat(&self, chat: &str) -> Result<(), ConnectorError> {
         self.network
             .ensure_online(self.device_id, self.generation)?;
+        if self.group(chat).is_some() {
+            return Ok(());
+        }
         self.network
             .recipient(chat)
             .map(drop)
@@ -123,6 +138,29 @@ impl Session for SimSession {
             )));
         }
         self.send(to, message_id).await
+    }
+
+    /// The device's simulated groups (`sim.groups`).
+    async fn groups(&self) -> Result<Vec<Group>, ConnectorError> {
+        self.network
+            .ensure_online(self.device_id, self.generation)?;
+        Ok(groups::of_device(
+            self.device_id,
+            self.network.settings().groups,
+        ))
+    }
+
+    /// The sample file of `kind`, unless a `media_unavailable` fault is armed.
+    async fn download(
+        &self,
+        kind: MessageKind,
+        reference: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ConnectorError> {
+        self.network
+            .ensure_online(self.device_id, self.generation)?;
+        self.network
+            .download(self.device_id, kind, reference, max_bytes)
     }
 
     /// Counted in `typing_events`; contacts do not see it.

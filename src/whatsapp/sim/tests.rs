@@ -35,6 +35,7 @@ fn settings() -> SimSettings {
         demo_devices: 0,
         chatter_interval_ms: 0,
         history_chats: 0,
+        groups: 0,
         remote: String::new(),
     }
 }
@@ -354,10 +355,7 @@ async fn bad_recipients_and_empty_images_are_refused() {
             Err(ConnectorError::InvalidRecipient(_))
         ));
     }
-    let empty = Media {
-        mime: "image/png".into(),
-        data: Default::default(),
-    };
+    let empty = Media::bytes("image/png", Vec::new());
     assert!(matches!(
         session
             .send_media("60123456789", "m2", OutgoingMedia::image(empty, None))
@@ -371,10 +369,7 @@ async fn bad_recipients_and_empty_images_are_refused() {
 async fn images_are_delivered_with_receipts() {
     let network = network(|_| {});
     let (session, mut events, _) = paired(&network, 1).await;
-    let image = Media {
-        mime: "image/jpeg".into(),
-        data: std::sync::Arc::new(vec![0xff, 0xd8, 0xff]),
-    };
+    let image = Media::bytes("image/jpeg", vec![0xff, 0xd8, 0xff]);
     session
         .send_media(
             "60123456789",
@@ -511,6 +506,7 @@ async fn lid_contacts_write_from_their_lid_and_can_be_answered_there() {
         text: "guess who".into(),
         kind: crate::whatsapp::MessageKind::Text,
         addressing: Some(Addressing::LidHidden),
+        ..SimInbound::default()
     };
     network.deliver(1, &hidden).await.unwrap();
     let message = next_message(&mut events).await;
