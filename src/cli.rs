@@ -108,6 +108,11 @@ pub struct BenchArgs {
     /// Uploads at once (images).
     #[arg(long, value_name = "P", default_value_t = 6)]
     pub parallel: u32,
+
+    /// What the contacts send (inbound): text only, or one message in five with a file of
+    /// about 1 MB (pictures, voice notes, audio, documents, stickers).
+    #[arg(long, value_enum, default_value_t = Mix::Text)]
+    pub mix: Mix,
 }
 
 /// Benchmark scenarios (issue 11); the others arrive with the features they measure.
@@ -136,6 +141,25 @@ pub enum Pacing {
     On,
     /// No delays and no caps (safe bounds lifted for the run).
     Off,
+}
+
+/// Message mix of the inbound benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mix {
+    /// Text messages only.
+    Text,
+    /// 20 % media of mixed kinds, about 1 MB each on average; the rest text.
+    Media,
+}
+
+impl Mix {
+    /// The name as typed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mix::Text => "text",
+            Mix::Media => "media",
+        }
+    }
 }
 
 impl Pacing {

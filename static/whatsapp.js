@@ -1,5 +1,6 @@
 // WhatsApp-Web-like view of one device (/device/<id>/whatsapp-web): chat list with search,
-// conversation with infinite history, ticks, text and image sending, live over the WebSocket.
+// conversation with infinite history, ticks, replies, reactions, edits and deletions, every kind
+// of file in and out, a media gallery per chat, live over the WebSocket.
 //
 // Data flow: REST loads the chat list and pages of a conversation; the WebSocket topic
 // `messages/<id>` pushes NEW_MESSAGE (a message view), MESSAGE_UPDATED (a message view after a
@@ -54,6 +55,7 @@ const state = {
   open: null, // the open conversation, see newConversation()
   acks: new Map(), // message id → status, for acks that beat their message
   attach: null, // {file, url, field} while the preview is shown
+  gallery: null, // {jid, nextBefore, count} while the media gallery is open
   pushedHistory: false,
 };
 
@@ -303,6 +305,7 @@ function openChat(jid, { push = true } = {}) {
   if (previous?.jid !== jid) {
     state.open = newConversation(jid);
     closePreview();
+    closeGallery();
     clearAlert(ui.composerError);
     ui.input.value = "";
     resizeInput();
@@ -341,6 +344,7 @@ function closeChat() {
   state.open = null;
   state.pushedHistory = false;
   closePreview();
+  closeGallery();
   ui.app.classList.remove("is-chat-open");
   // On a phone the conversation slides away with its content; on a desktop the empty state shows.
   if (!MOBILE.matches) {
@@ -384,11 +388,17 @@ function removeMessage(open, id) {
 function attachmentOf(m) {
   const kind = m.kind || (m.media ? "image" : "text");
   const url = m.media?.url;
+  const remote = m.media?.state === "remote";
   const missing = (label) =>
     el("span", { class: "bubble-photo" }, cameraIcon(), label, m.media?.size ? el("span", { class: "bubble-size" }, ` · ${formatSize(m.media.size)}`) : null);
   switch (kind) {
-    case "image":
-      return url ? el("img", { class: "bubble-image", src: url, alt: m.text ? `Photo: ${m.text}` : "Photo", loading: "lazy" }) : missing("Photo");
+    case "image": {
+      if (!url) return missing("Photo");
+      const image = el("img", { class: "bubble-image", src: url, alt: m.text ? `Photo: ${m.text}` : "Photo", loading: "lazy" });
+      // A picture not downloaded yet is fetched from WhatsApp on first view; if that fails, offer a retry.
+      if (remote) image.addEventListener("error", () => image.replaceWith(retryOf(image, "Photo")), { once: true });
+      return image;
+    }
     case "sticker":
       return url ? el("img", { class: "bubble-sticker", src: url, alt: "Sticker", loading: "lazy" }) : missing("Sticker");
     case "video":
@@ -445,6 +455,18 @@ function reactionsOf(reactions) {
     { class: "bubble-reactions", role: "img", "aria-label": `Reactions: ${label}` },
     ...[...counts].map(([emoji, n]) => el("span", { class: "reaction" }, emoji, n > 1 ? el("span", { class: "reaction-count" }, String(n)) : null)),
   );
+}
+
+/** A button that tries a failed download again by putting `node` back (a fresh request). */
+function retryOf(node, label) {
+  const button = el("button", { type: "button", class: "bubble-retry", "aria-label": `${label} not downloaded — try again` }, "⟳", `${label} not downloaded — tap to retry`);
+  button.addEventListener("click", () => {
+    const again = node.cloneNode();
+    again.src = `${node.src.split("#")[0]}#${Date.now()}`;
+    again.addEventListener("error", () => again.replaceWith(retryOf(node, label)), { once: true });
+    button.replaceWith(again);
+  });
+  return button;
 }
 
 /** The bubble row of a message: rebuilt when its content changed, its tick updated in place. */
@@ -818,6 +840,80 @@ function onEvent(frame) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Media gallery
+
+const VISUAL = new Set(["image", "video", "sticker"]);
+
+/** Opens the open chat's media gallery and loads its newest page. */
+function openGallery() {
+  if (!state.open) return;
+  state.gallery = { jid: state.open.jid, nextBefore: null, count: 0 };
+  $("gallery-tiles").replaceChildren();
+  $("gallery-files").replaceChildren();
+  $("gallery").hidden = false;
+  $("gallery-button").setAttribute("aria-expanded", "true");
+  $("gallery-close").focus();
+  loadGallery();
+}
+
+function closeGallery() {
+  state.gallery = null;
+  $("gallery").hidden = true;
+  $("gallery-button").setAttribute("aria-expanded", "false");
+}
+
+/** Loads the next (older) page of the gallery. */
+async function loadGallery() {
+  const gallery = state.gallery;
+  if (!gallery) return;
+  const status = $("gallery-status");
+  status.textContent = "Loading…";
+  $("gallery-more").hidden = true;
+  const cursor = gallery.nextBefore ? `&before=${encodeURIComponent(gallery.nextBefore)}` : "";
+  let page;
+  try {
+    page = await api("GET", `${chatPath(gallery.jid)}/media?limit=60${cursor}`);
+  } catch (err) {
+    if (gallery === state.gallery) status.textContent = `Cannot load the media: ${err.message}`;
+    return;
+  }
+  if (gallery !== state.gallery) return;
+  for (const m of page.items) {
+    if (VISUAL.has(m.kind)) $("gallery-tiles").append(galleryTile(m));
+    else $("gallery-files").append(galleryFile(m));
+  }
+  gallery.count += page.items.length;
+  gallery.nextBefore = page.next_before || null;
+  $("gallery-more").hidden = !gallery.nextBefore;
+  status.textContent = gallery.count ? `${gallery.count} item${gallery.count === 1 ? "" : "s"}` : "No media, documents or voice notes in this chat yet.";
+}
+
+/** A picture, video or sticker as a square tile linking to the file. */
+function galleryTile(m) {
+  const url = m.media?.url;
+  const label = `${m.kind === "video" ? "Video" : m.kind === "sticker" ? "Sticker" : "Photo"}${m.text ? `: ${m.text}` : ""}, ${m.time_label}`;
+  if (!url) return el("li", {}, el("span", { class: "tile-missing", role: "img", "aria-label": `${label} (not downloaded)` }, "Not downloaded"));
+  const inner = m.kind === "video"
+    ? el("video", { src: url, preload: "metadata", muted: "", "aria-hidden": "true" })
+    : el("img", { src: url, alt: "", loading: "lazy" });
+  return el("li", {}, el("a", { href: url, target: "_blank", rel: "noopener", "aria-label": label }, inner));
+}
+
+/** A document, voice note or audio file as a row: name or player, size and time. */
+function galleryFile(m) {
+  const url = m.media?.url;
+  const size = m.media?.size ? formatSize(m.media.size) : "";
+  const meta = el("span", { class: "bubble-size" }, [size, m.time_label].filter(Boolean).join(" · "));
+  if (m.kind === "voice" || m.kind === "audio") {
+    const label = m.kind === "voice" ? "🎤 Voice message" : "🎵 Audio";
+    return el("li", {}, el("span", {}, label), url ? el("audio", { src: url, controls: "", preload: "none", "aria-label": label }) : el("span", { class: "muted" }, "not downloaded"), meta);
+  }
+  const name = m.file_name || "Document";
+  const body = [el("span", { class: "doc-icon", "aria-hidden": "true" }, "📄"), el("span", { class: "doc-name" }, name), meta];
+  return el("li", {}, url ? el("a", { class: "bubble-document", href: url, download: name }, ...body) : el("span", {}, ...body));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Wiring
 
 function wire() {
@@ -850,11 +946,23 @@ function wire() {
   ui.caption.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.isComposing) {
       event.preventDefault();
-      sendImage();
+      sendAttachment();
     }
   });
   ui.preview.addEventListener("keydown", (event) => {
     if (event.key === "Escape") closePreview();
+  });
+  $("gallery-button").addEventListener("click", () => (state.gallery ? closeGallery() : openGallery()));
+  $("gallery-close").addEventListener("click", () => {
+    closeGallery();
+    $("gallery-button").focus();
+  });
+  $("gallery-more").addEventListener("click", loadGallery);
+  $("gallery").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      closeGallery();
+      $("gallery-button").focus();
+    }
   });
   $("back-button").addEventListener("click", () => {
     if (state.pushedHistory && history.state?.chat) {

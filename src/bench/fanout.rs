@@ -67,7 +67,8 @@ pub(super) struct Listen {
 pub(super) enum StampField {
     /// `data.t_us`, a number (events the bench publishes into the hub).
     TimeField,
-    /// `data.text`, the digits of a message text (messages the simulator sends).
+    /// `data.text`, the digits of a message's text or caption (messages the simulator sends);
+    /// a message with a file (`data.media`) is timed apart from text.
     MessageText,
 }
 
@@ -106,14 +107,42 @@ pub(super) struct ClientReport {
     received: u64,
     /// Their bytes.
     bytes: u64,
-    /// Publish-to-receive latency of each, in microseconds.
+    /// Publish-to-receive latency of each event without media, in microseconds.
     latencies_us: Vec<u32>,
+    /// The same of messages with media, apart.
+    media: MediaReport,
     /// When the last one arrived.
     last_at: Option<Instant>,
     /// Close code sent by the server, if it closed the connection.
     close_code: Option<u16>,
     /// Why the client failed, if it did.
     error: Option<String>,
+}
+
+/// What one client saw of messages with media.
+#[derive(Debug, Default)]
+pub(super) struct MediaReport {
+    /// Emission-to-receive latency of each, in microseconds.
+    latencies_us: Vec<u32>,
+    /// Bytes of their files that the chat mirror stored.
+    stored_bytes: u64,
+    /// Those announced without a stored file.
+    not_stored: u64,
+    /// When the last one arrived.
+    last_at: Option<Instant>,
+}
+
+impl MediaReport {
+    /// Records a message with media received at `now`, `latency_us` after its emission.
+    fn record(&mut self, file: FileSeen, latency_us: u32, now: Instant) {
+        self.latencies_us.push(latency_us);
+        if file.stored {
+            self.stored_bytes += file.size;
+        } else {
+            self.not_stored += 1;
+        }
+        self.last_at = Some(now);
+    }
 }
 
 /// Starts the daemon, runs the clients and the publisher, and reports.
@@ -313,10 +342,30 @@ struct Incoming {
 enum Heard {
     /// The subscription is in place.
     Subscribed,
-    /// A benchmark event published at this time.
-    Event(u64),
+    /// A benchmark event published at this time (µs since the epoch), with the file a message
+    /// carried.
+    Event(u64, Option<FileSeen>),
     /// Anything else.
     Other,
+}
+
+/// The file of a timed message, as its frame announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileSeen {
+    /// Its size, bytes.
+    size: u64,
+    /// True when the mirror stored it (`state: stored`).
+    stored: bool,
+}
+
+impl FileSeen {
+    /// The file a message frame's `data.media` announces, if any.
+    fn of(media: &Value) -> Option<FileSeen> {
+        media.is_object().then(|| FileSeen {
+            size: media["size"].as_u64().unwrap_or(0),
+            stored: media["state"] == "stored",
+        })
+    }
 }
 
 /// Classifies a text frame for a client listening as `listen` says.
@@ -334,7 +383,11 @@ fn hear(text: &[u8], listen: &Listen) -> Heard {
         StampField::TimeField => frame.data["t_us"].as_u64(),
         StampField::MessageText => frame.data["text"].as_str().and_then(|t| t.parse().ok()),
     };
-    stamp.map_or(Heard::Other, Heard::Event)
+    let file = match listen.stamp {
+        StampField::TimeField => None,
+        StampField::MessageText => FileSeen::of(&frame.data["media"]),
+    };
+    stamp.map_or(Heard::Other, |sent_us| Heard::Event(sent_us, file))
 }
 
 /// A client's WebSocket: frames in, messages out (awc's `Framed` socket).
@@ -431,12 +484,14 @@ impl Client {
             match actix_web::rt::time::timeout(TICK, conn.next()).await {
                 Ok(Some(frame)) => match frame.map_err(|e| e.to_string())? {
                     ws::Frame::Text(text) => {
-                        if let Heard::Event(sent_us) = hear(&text, &self.listen) {
+                        if let Heard::Event(sent_us, file) = hear(&text, &self.listen) {
                             let now = Instant::now();
                             let latency = micros_since(self.epoch).saturating_sub(sent_us);
-                            report
-                                .latencies_us
-                                .push(u32::try_from(latency).unwrap_or(u32::MAX));
+                            let latency = u32::try_from(latency).unwrap_or(u32::MAX);
+                            match file {
+                                Some(file) => report.media.record(file, latency, now),
+                                None => report.latencies_us.push(latency),
+                            }
                             report.received += 1;
                             report.bytes += text.len() as u64;
                             report.last_at = Some(now);
@@ -486,7 +541,7 @@ pub(super) fn summarize(
     let mut close_codes: Vec<u16> = reports.iter().filter_map(|r| r.close_code).collect();
     close_codes.sort_unstable();
     close_codes.dedup();
-    json!({
+    let mut figures = json!({
         "frames_expected": expected,
         "frames_received": received,
         "drops": expected.saturating_sub(received),
@@ -502,6 +557,33 @@ pub(super) fn summarize(
         "close_codes": close_codes,
         "client_errors": errors.len(),
         "first_client_error": errors.first(),
+    });
+    if reports.iter().any(|r| !r.media.latencies_us.is_empty()) {
+        figures["media"] = summarize_media(reports, publish_started);
+    }
+    figures
+}
+
+/// The figures of messages with media: their latency, and the bytes the chat mirror stored
+/// per second (as one subscriber sees them: every subscriber gets the same messages) from the
+/// start of publishing to the last of them.
+fn summarize_media(reports: &[ClientReport], publish_started: Instant) -> Value {
+    let mut latencies: Vec<u32> = reports
+        .iter()
+        .flat_map(|r| r.media.latencies_us.iter().copied())
+        .collect();
+    let stored_bytes = reports.iter().map(|r| r.media.stored_bytes).max();
+    let last = reports.iter().filter_map(|r| r.media.last_at).max();
+    let elapsed = last.map_or(0.0, |at| {
+        at.saturating_duration_since(publish_started).as_secs_f64()
+    });
+    let mib = stored_bytes.unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    json!({
+        "frames_received": latencies.len(),
+        "latency_ms": LatencyMs::from_micros(&mut latencies),
+        "stored_mib": round(mib, 1),
+        "stored_mib_per_s": (elapsed > 0.0).then(|| round(mib / elapsed, 1)),
+        "not_stored": reports.iter().map(|r| r.media.not_stored).sum::<u64>(),
     })
 }
 
@@ -524,7 +606,7 @@ mod tests {
             Heard::Subscribed
         );
         let event = br#"{"topic":"device-status","event":"BENCH_TICK","data":{"n":3,"t_us":1234},"ts":"2026-11-25T10:00:00Z","seq":4}"#;
-        assert_eq!(hear(event, &ticks), Heard::Event(1234));
+        assert_eq!(hear(event, &ticks), Heard::Event(1234, None));
         let status = br#"{"topic":"device-status","event":"DEVICE_STATUS","data":{"device_id":1},"ts":"2026-11-25T10:00:00Z","seq":5}"#;
         assert_eq!(hear(status, &ticks), Heard::Other);
         assert_eq!(hear(b"not json", &ticks), Heard::Other);
@@ -533,9 +615,22 @@ mod tests {
             event: "NEW_MESSAGE",
             stamp: StampField::MessageText,
         };
-        let message = br#"{"topic":"messages/1","event":"NEW_MESSAGE","data":{"text":"98765"}}"#;
-        assert_eq!(hear(message, &messages), Heard::Event(98765));
+        let message =
+            br#"{"topic":"messages/1","event":"NEW_MESSAGE","data":{"text":"98765","media":null}}"#;
+        assert_eq!(hear(message, &messages), Heard::Event(98765, None));
         assert_eq!(hear(event, &messages), Heard::Other);
+        let picture = br#"{"event":"NEW_MESSAGE","data":{"kind":"image","text":"5","media":{"state":"stored","mime":"image/png","size":1048576}}}"#;
+        let stored = FileSeen {
+            size: 1_048_576,
+            stored: true,
+        };
+        assert_eq!(hear(picture, &messages), Heard::Event(5, Some(stored)));
+        let remote = br#"{"event":"NEW_MESSAGE","data":{"kind":"voice","text":"6","media":{"state":"remote","size":0}}}"#;
+        let not_stored = FileSeen {
+            size: 0,
+            stored: false,
+        };
+        assert_eq!(hear(remote, &messages), Heard::Event(6, Some(not_stored)));
     }
 
     #[test]
@@ -566,5 +661,41 @@ mod tests {
         assert_eq!(figures["latency_ms"]["max"], 9.0);
         assert_eq!(figures["close_codes"], json!([1013]));
         assert_eq!(figures["client_errors"], 0);
+        assert_eq!(figures.get("media"), None);
+    }
+
+    #[test]
+    fn media_is_timed_apart_from_text() {
+        let start = Instant::now();
+        let mut client = ClientReport {
+            received: 4,
+            latencies_us: vec![1000, 2000],
+            last_at: Some(start + Duration::from_secs(4)),
+            ..Default::default()
+        };
+        let file = FileSeen {
+            size: 3 * 1024 * 1024,
+            stored: true,
+        };
+        client
+            .media
+            .record(file, 30_000, start + Duration::from_secs(2));
+        client.media.record(
+            FileSeen {
+                size: 0,
+                stored: false,
+            },
+            50_000,
+            start + Duration::from_secs(3),
+        );
+        let figures = summarize(&[client], 4, 1.0, start);
+        assert_eq!(figures["latency_ms"]["max"], 2.0);
+        let media = &figures["media"];
+        assert_eq!(media["frames_received"], 2);
+        assert_eq!(media["latency_ms"]["p50"], 30.0);
+        assert_eq!(media["latency_ms"]["max"], 50.0);
+        assert_eq!(media["stored_mib"], 3.0);
+        assert_eq!(media["stored_mib_per_s"], 1.0);
+        assert_eq!(media["not_stored"], 1);
     }
 }

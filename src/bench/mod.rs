@@ -16,10 +16,11 @@
 //! # Files
 //! [`boot`] stored devices to all online; [`broadcast`] a campaign through the outbox;
 //! [`inbound`] simulator→WebSocket latency of inbound messages (and memory, with Redis up or
-//! down); [`images`] the image pipeline's peak memory under parallel uploads and bombs;
-//! [`import`] a CSV of leads through the importer; [`fanout`] hub events to many WebSocket subscribers; [`clients`] real
-//! whatsapp-rust clients on the database-backed store and their memory; [`report`] machine
-//! description, memory, percentiles and targets (pure, unit-tested).
+//! down), text only or with the media of [`mix`] (kinds, sizes, bytes, download times; pure,
+//! unit-tested); [`images`] the image pipeline's peak memory under parallel uploads and bombs;
+//! [`import`] a CSV of leads through the importer; [`fanout`] hub events to many WebSocket
+//! subscribers; [`clients`] real whatsapp-rust clients on the database-backed store and their
+//! memory; [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
 pub mod broadcast;
@@ -28,6 +29,7 @@ pub mod fanout;
 pub mod images;
 pub mod import;
 pub mod inbound;
+pub mod mix;
 pub mod report;
 
 use std::collections::HashMap;
@@ -68,7 +70,7 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
         match args.scenario {
             Scenario::Boot => boot::run(args).await,
             Scenario::Fanout => fanout::run(args).await,
-            Scenario::Inbound => inbound::run(args).await,
+            Scenario::Inbound => inbound::run(args, time_scale).await,
             Scenario::Import => import::run(args).await,
             Scenario::Broadcast => {
                 broadcast::run(args, time_scale.unwrap_or(DEFAULT_TIME_SCALE)).await

@@ -399,10 +399,20 @@ pub async fn get_chat(db: &Db, tenant_id: i64, device_id: i64, jid: &str) -> Res
     })
 }
 
+/// Which of a chat's messages a page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// Every message.
+    All,
+    /// Messages with a file (the chat's media gallery), deleted ones left out.
+    Media,
+}
+
 /// A page of a chat's messages, newest first, strictly older than `before` (sent_at, id).
 pub async fn list_messages(
     db: &Db,
     chat_id: i64,
+    only: Only,
     before: Option<(NaiveDateTime, i64)>,
     limit: i64,
 ) -> Result<Vec<StoredMessage>, DbError> {
@@ -410,6 +420,9 @@ pub async fn list_messages(
         let mut query = messages::table
             .filter(messages::chat_id.eq(chat_id))
             .into_boxed();
+        if only == Only::Media {
+            query = query.filter(messages::media_mime.is_not_null());
+        }
         if let Some((at, id)) = before {
             query = query.filter(
                 messages::sent_at

@@ -69,6 +69,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("GET", "/api/v1/devices/{device}/chats/{chat}/messages", Viewer, none.clone()),
         ("POST", "/api/v1/devices/{device}/chats/{chat}/read", Member, none.clone()),
         ("GET", "/api/v1/devices/{device}/groups", Viewer, none.clone()),
+        ("GET", "/api/v1/devices/{device}/chats/{chat}/media", Viewer, none.clone()),
         ("GET", "/api/v1/devices/{device}/chats/{chat}/messages/{message}/media", Viewer, none.clone()),
         ("POST", "/api/v1/devices/{device}/messages", Member, json!({"to": "60123456789", "text": "hi"})),
         ("GET", "/api/v1/media/{sha}", Viewer, none.clone()),

@@ -244,9 +244,15 @@ async fn cancelled_sqlite_batches_are_all_or_nothing() {
         .await;
         assert!(n < 50 || chat.is_ok(), "the awaited batch is stored");
         if let Ok(chat) = chat {
-            let stored = wafleet::chat::store::list_messages(&app.db, chat.id, None, 10)
-                .await
-                .unwrap();
+            let stored = wafleet::chat::store::list_messages(
+                &app.db,
+                chat.id,
+                wafleet::chat::store::Only::All,
+                None,
+                10,
+            )
+            .await
+            .unwrap();
             assert_eq!(stored.len(), 2, "batch {n} is whole: {stored:?}");
         }
     }

@@ -13,6 +13,7 @@ mod authz;
 mod bounds;
 mod browser;
 mod browser_campaigns;
+mod browser_changes;
 mod browser_chat;
 mod browser_media;
 mod browser_sequences;

@@ -304,9 +304,15 @@ async fn inbound_messages_survive_a_database_outage(backend: Backend) {
         },
     )
     .await;
-    let stored = wafleet::chat::store::list_messages(&app.db, chat.id, None, 100)
-        .await
-        .unwrap();
+    let stored = wafleet::chat::store::list_messages(
+        &app.db,
+        chat.id,
+        wafleet::chat::store::Only::All,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
     let mut stored_ids: Vec<String> = stored.iter().map(|m| m.wa_id.clone()).collect();
     stored_ids.sort();
     let mut expected = ids.clone();

@@ -13,6 +13,7 @@ use crate::auth::{secret, store as accounts, Caller};
 use crate::chat::media::files::{self, FileRejected};
 use crate::chat::media::Reservation;
 use crate::chat::model::{ChatView, MessageView};
+use crate::chat::store::Only;
 use crate::chat::{changes, chat_view, media, message_view, store};
 use crate::device::messages::{DeviceError, FetchMedia, ListGroups, MarkRead, SendMedia, SendText};
 use crate::hub::{HubEvent, Topic};
@@ -32,6 +33,7 @@ const MAX_PAGE: i64 = 200;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_chats)
         .service(list_messages)
+        .service(list_media)
         .service(mark_read)
         .service(list_groups)
         .service(send_message)
@@ -168,15 +170,42 @@ pub async fn list_messages(
     path: web::Path<(i64, String)>,
     query: web::Query<MessageQuery>,
 ) -> Result<web::Json<MessagePage>, ApiError> {
-    let (device_id, jid) = path.into_inner();
-    let device = visible_device(&state, &caller, device_id).await?;
+    message_page(&state, &caller, path.into_inner(), &query, Only::All).await
+}
+
+/// A chat's media gallery: its messages with a file (pictures, videos, stickers, voice notes,
+/// audio, documents), newest first, cursor-paginated like the conversation.
+#[utoipa::path(tag = "chats", params(
+    ("id" = i64, Path, description = "device id"),
+    ("chat" = String, Path, description = "chat JID"),
+    MessageQuery
+), responses((status = 200, body = MessagePage), (status = 404, body = crate::web::ErrorBody)))]
+#[get("/devices/{id}/chats/{chat}/media")]
+pub async fn list_media(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    path: web::Path<(i64, String)>,
+    query: web::Query<MessageQuery>,
+) -> Result<web::Json<MessagePage>, ApiError> {
+    message_page(&state, &caller, path.into_inner(), &query, Only::Media).await
+}
+
+/// A page of a chat's messages (all, or those with a file), with their reactions.
+async fn message_page(
+    state: &AppState,
+    caller: &Caller,
+    (device_id, jid): (i64, String),
+    query: &MessageQuery,
+    only: Only,
+) -> Result<web::Json<MessagePage>, ApiError> {
+    let device = visible_device(state, caller, device_id).await?;
     let chat = store::get_chat(&state.db, caller.tenant_id, device.id, &jid).await?;
     let before = query.before.as_deref().map(parse_cursor).transpose()?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let rows = store::list_messages(&state.db, chat.id, before, limit).await?;
+    let rows = store::list_messages(&state.db, chat.id, only, before, limit).await?;
     let ids = rows.iter().map(|m| m.wa_id.clone()).collect();
     let reactions = changes::reactions_of(&state.db, device.id, ids).await?;
-    let zone = zone_of(&state, &caller).await?;
+    let zone = zone_of(state, caller).await?;
     let now = Utc::now();
     let next_before = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|m| cursor(m.sent_at.and_utc(), m.id)))
