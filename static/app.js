@@ -162,6 +162,30 @@ export async function api(method, path, body, options = {}) {
  * Creates an element: el("a", {href: "/", class: "x", onclick: fn}, "text", child...).
  * Text children are text nodes, so data is never parsed as HTML.
  */
+/** Picture types the server prepares (resized JPEG); other files go as they are. */
+const PICTURE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/**
+ * Where a campaign's or step's file goes under `base` (`/api/v1/campaigns/7`,
+ * `/api/v1/sequences/3/steps/1`): a picture to `…/image`, anything else to `…/attachment` with
+ * its kind (an OGG is a voice note, other audio an audio file, video a video, the rest a
+ * document with its name).
+ */
+export function filePath(base, file) {
+  if (PICTURE_TYPES.includes(file.type)) return `${base}/image`;
+  const ogg = file.type === "audio/ogg" || /\.(ogg|opus)$/i.test(file.name);
+  const kind = ogg ? "voice" : file.type.startsWith("audio/") ? "audio" : file.type.startsWith("video/") ? "video" : "document";
+  const name = kind === "document" ? `&file_name=${encodeURIComponent(file.name)}` : "";
+  return `${base}/attachment?kind=${kind}${name}`;
+}
+
+/** How a campaign's or step's file reads in a summary; null without one. */
+export function fileText(file) {
+  if (!file) return null;
+  const what = { image: "a picture", document: `the document ${file.file_name || ""}`.trim(), video: "a video", voice: "a voice note", audio: "an audio file", sticker: "a sticker" };
+  return what[file.kind] || "a file";
+}
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {

@@ -2,7 +2,7 @@
 //
 // - "" : every campaign with its status, progress bar, sent/total and creation time; rows of
 //   running and scheduled campaigns move live;
-// - "#new": the form (members and above) → POST /campaigns, then PUT …/image with the picture;
+// - "#new": the form (members and above) → POST /campaigns, then PUT …/image (a picture) or …/attachment (another file);
 //   the API's 422 is shown above the form and its field is marked. Its type is a broadcast (to
 //   every matching lead) or an AI lead distribution (kind "ai": unassigned leads shared among
 //   the online devices up to a per-device limit, optionally by niche);
@@ -13,7 +13,7 @@
 // Progress arrives over the WebSocket (live.js; topics campaign/<id>, event CAMPAIGN_PROGRESS
 // whose data is the same Progress as GET …/progress). While the socket is down the page reads
 // progress over REST every few seconds instead, and once more after a reconnect or a seq gap.
-import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith, zoneClock, formatWhen } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith, zoneClock, formatWhen, filePath, fileText } from "/static/app.js";
 import { connect as connectLive } from "/static/live.js";
 
 const $ = (id) => document.getElementById(id);
@@ -423,7 +423,7 @@ function submitForm(event) {
       let pictureError = null;
       if (picture) {
         try {
-          await api("PUT", `/api/v1/campaigns/${created.id}/image`, picture);
+          await api("PUT", filePath(`/api/v1/campaigns/${created.id}`, picture), picture);
         } catch (err) {
           pictureError = err;
         }
@@ -431,7 +431,7 @@ function submitForm(event) {
       form.reset();
       updateCount();
       updateKind();
-      if (pictureError) view.notice = `The campaign was saved without its picture: ${pictureError.message}`;
+      if (pictureError) view.notice = `The campaign was saved without its file: ${pictureError.message}`;
       location.hash = String(created.id);
     },
     fieldFor: (err) => (err.status === 422 ? invalidField(err.message) : null),
@@ -515,7 +515,7 @@ function renderDetail() {
     fact("Message", el("span", { class: "message-text" }, c.message)),
     fact("Type", kindLabel(c)),
     kindOf(c) === "ai" ? fact("Per-device limit", `${number.format(c.per_device_limit ?? 0)} leads per device`) : null,
-    fact("Picture", c.has_image ? "Yes (the message is its caption)" : "No"),
+    fact("File", c.file ? `${fileText(c.file)}${["voice", "audio"].includes(c.file.kind) ? " (sent without the message text)" : " (the message is its caption)"}` : "No"),
     fact("Leads", targetText.join(" · ")),
     fact("Devices", devicesText(c.devices)),
     fact("Pacing", pacingText(c.pacing)),

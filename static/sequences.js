@@ -13,7 +13,7 @@
 //
 // Viewers see the same lists and reports with no control at all. There is no live topic for
 // sequences: "Refresh" reads the report again.
-import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith, zoneClock, formatWhen } from "/static/app.js";
+import { api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, FieldError, clearFormMarks, showFailure, submitFormWith, zoneClock, formatWhen, filePath, fileText } from "/static/app.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -400,8 +400,8 @@ function stepCard(step) {
       el(
         "div",
         { class: "field" },
-        el("label", { for: id("image") }, "Picture (optional)"),
-        el("input", { id: id("image"), class: "step-image", type: "file", accept: "image/jpeg,image/png,image/gif,image/webp" }),
+        el("label", { for: id("image") }, "File (optional): a picture, document, video or voice note"),
+        el("input", { id: id("image"), class: "step-image", type: "file" }),
         el(
           "label",
           { class: "check step-image-saved", hidden: true },
@@ -465,8 +465,8 @@ function renumber() {
       i === 0 ? "The wait counts from when the lead joins." : `The wait counts from step ${i}.`;
     const savedStep = saved.find((s) => s.position === position);
     const box = card.querySelector(".step-image-saved");
-    box.hidden = !(savedStep && savedStep.has_image);
-    box.querySelector(".step-image-label").textContent = `Remove the picture saved at step ${position}`;
+    box.hidden = !savedStep?.file;
+    box.querySelector(".step-image-label").textContent = `Remove ${fileText(savedStep?.file) || "the file"} saved at step ${position}`;
     if (box.hidden) box.querySelector("input").checked = false;
   });
 }
@@ -572,10 +572,10 @@ async function savePictures(id) {
     const position = i + 1;
     const file = card.querySelector(".step-image").files[0];
     const remove = card.querySelector(".step-image-remove").checked;
-    const path = `/api/v1/sequences/${id}/steps/${position}/image`;
+    const base = `/api/v1/sequences/${id}/steps/${position}`;
     try {
-      if (file) await api("PUT", path, file);
-      else if (remove) await api("DELETE", path);
+      if (file) await api("PUT", filePath(base, file), file);
+      else if (remove) await api("DELETE", `${base}/image`);
     } catch (err) {
       problems.push(`step ${position}: ${err.message}`);
     }
@@ -677,7 +677,7 @@ function renderDetail() {
               [
                 `${i === 0 ? "After joining" : "Then"}: ${delayText(step.delay_minutes)}`,
                 step.window ? `sent ${step.window.start}–${step.window.end}` : null,
-                step.has_image ? "with a picture" : null,
+                step.file ? `with ${fileText(step.file)}` : null,
               ]
                 .filter(Boolean)
                 .join(" · "),

@@ -17,8 +17,9 @@
 //! clock) before a file. Emission is the moment the simulator hands a message to its device,
 //! after the download; the time a text waited behind its device's download is reported apart
 //! (`text_queued_ms`). Messages with files are timed apart from text and count once the chat
-//! mirror has committed them (`NEW_MESSAGE` with the file `stored`); their files go to a fresh
-//! media folder beside the scratch database, removed afterwards.
+//! mirror has committed them (`NEW_MESSAGE` with the file `stored`); the daemon stores them in a
+//! fresh media folder in the temporary directory (which must be on disk, as `data/media` is,
+//! for the files' syncs to cost what they do in production), removed afterwards.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ use crate::cli::{BenchArgs, Mix};
 use crate::device::model::DeviceFilter;
 use crate::device::store;
 use crate::phone::jid_of;
-use crate::whatsapp::sim::SimNetwork;
+use crate::whatsapp::sim::{SimError, SimNetwork};
 use crate::whatsapp::{Media, WaMessage};
 
 /// Messages per second unless `--rate` says otherwise.
@@ -76,14 +77,22 @@ pub async fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<Va
 /// What to run.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
+    /// Devices online, taking messages in turn.
     devices: u32,
+    /// WebSocket clients, each on every device's messages.
     subscribers: u32,
+    /// Messages the contacts send.
     messages: u32,
+    /// Messages per second.
     rate: f64,
+    /// Text only, or with media.
     mix: Mix,
+    /// Speed of the simulator's clock (downloads included).
     time_scale: f64,
 }
 
+/// Starts the daemon on `database_url` with `plan.devices` online, runs the clients and the
+/// contacts, and reports.
 async fn measure(database_url: String, plan: Plan, redis: Option<String>) -> anyhow::Result<Value> {
     let media_dir = MediaDir::create()?;
     let media_path = media_dir.0.display().to_string();
@@ -190,19 +199,31 @@ async fn measure(database_url: String, plan: Plan, redis: Option<String>) -> any
         &mut figures,
         fanout::summarize(&reports, expected, publish_seconds, started),
     );
+    add_mix_figures(&mut figures, plan.mix, &mut sent, publish_seconds);
+    Ok(figures)
+}
+
+/// Adds to the clients' figures what the lanes saw (texts' waits; the media sent and their
+/// rate) and the target of the mix: p99 of text messages (`latency_ms`, the only ones of the
+/// text mix) within [`TARGET_P99_MS`], or [`TARGET_TEXT_P99_WITH_MEDIA_MS`] beside media.
+fn add_mix_figures(figures: &mut Value, mix: Mix, sent: &mut Sent, publish_seconds: f64) {
     figures["text_queued_ms"] = json!(LatencyMs::from_micros(&mut sent.text_waits_us));
-    if plan.mix == Mix::Media {
-        report::merge(&mut figures["media"], sent.media_figures(publish_seconds));
+    if mix == Mix::Media {
+        let mut media = figures["media"].take();
+        if !media.is_object() {
+            media = json!({});
+        }
+        report::merge(&mut media, sent.media_figures(publish_seconds));
+        figures["media"] = media;
     }
     if let Some(p99) = figures["latency_ms"]["p99"].as_f64() {
-        figures["targets"] = match plan.mix {
+        figures["targets"] = match mix {
             Mix::Text => json!({"latency_p99_ms": Target::at_most(p99, TARGET_P99_MS)}),
             Mix::Media => json!({
                 "text_latency_p99_ms": Target::at_most(p99, TARGET_TEXT_P99_WITH_MEDIA_MS)
             }),
         };
     }
-    Ok(figures)
 }
 
 /// The contacts: emits the plan's messages at its rate, each through its device's lane.
@@ -236,6 +257,9 @@ impl Generator {
                 (tx, actix_web::rt::spawn(lane.run(rx)))
             })
             .unzip();
+        if lanes.is_empty() {
+            return Sent::default();
+        }
         let started = Instant::now();
         for n in 0..self.plan.messages {
             let due = started + Duration::from_secs_f64(f64::from(n) / self.plan.rate);
@@ -287,12 +311,7 @@ impl Lane {
             let delivered = match content {
                 Content::Text => {
                     sent.text_waits_us.push(micros(due.elapsed()));
-                    let stamp = self.stamp();
-                    let from = contact(n);
-                    self.sim
-                        .deliver_inbound(self.device_id, &from, &stamp)
-                        .await
-                        .map(drop)
+                    self.send_text(n).await
                 }
                 Content::Media(kind, size) => {
                     sent.media += 1;
@@ -305,13 +324,17 @@ impl Lane {
         sent
     }
 
+    /// Emits message n, a text.
+    async fn send_text(&self, n: u32) -> Result<(), SimError> {
+        let stamp = self.stamp();
+        self.sim
+            .deliver_inbound(self.device_id, &contact(n), &stamp)
+            .await
+            .map(drop)
+    }
+
     /// Downloads message n's file of `kind` and `size`, then emits the message.
-    async fn send_file(
-        &self,
-        n: u32,
-        kind: MediaKind,
-        size: usize,
-    ) -> Result<(), crate::whatsapp::sim::SimError> {
+    async fn send_file(&self, n: u32, kind: MediaKind, size: usize) -> Result<(), SimError> {
         let file = self.samples.file(kind.kind, size, n);
         actix_web::rt::time::sleep(mix::download_time(size, self.time_scale)).await;
         let message = file_message(n, kind, file, self.stamp());
@@ -356,7 +379,8 @@ fn micros(elapsed: Duration) -> u32 {
 struct Sent {
     /// Messages the simulator refused (device offline).
     errors: u64,
-    /// How long each text waited in its lane (behind a download) before emission, µs.
+    /// How long each text took from its scheduled send to its emission, µs: the timer's
+    /// lateness and any wait behind its device's download.
     text_waits_us: Vec<u32>,
     /// Messages with a file.
     media: u64,

@@ -93,7 +93,7 @@ pub enum Content {
 /// What message `n` of a run with `mix` carries.
 pub fn content(mix: Mix, n: u32) -> Content {
     let hash = mixed(u64::from(n));
-    if mix == Mix::Text || hash % MEDIA_ONE_IN != 0 {
+    if mix == Mix::Text || !hash.is_multiple_of(MEDIA_ONE_IN) {
         return Content::Text;
     }
     let kind = KINDS[((hash >> 8) % KINDS.len() as u64) as usize];

@@ -1,6 +1,7 @@
 //! The broadcast engine: leads and opt-outs, campaigns, the durable outbox, and the Throttle
 //! that paces every device like a person.
 //!
+//! - [`attachment`]: the file a campaign or step sends (a picture, document, video, voice note).
 //! - [`leads`]: lead lists, leads, CSV import and the opt-out list.
 //! - [`outbox`]: the durable outbox (one row per message); the only code on its table.
 //! - [`replies`]: reacts to the chat mirror's commits (receipts, opt-out keywords, replies).
@@ -9,6 +10,7 @@
 //! - [`settings`]: a tenant's broadcast settings over the configured defaults.
 //! - [`webhook`]: the signed inbound lead webhook: secrets, signature checks, lead upserts.
 
+pub mod attachment;
 pub mod campaign;
 pub mod leads;
 pub mod outbox;

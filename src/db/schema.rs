@@ -266,6 +266,7 @@ diesel::table! {
         updated_at -> Timestamp,
         kind -> Text,
         per_device_limit -> Nullable<BigInt>,
+        attachment -> Nullable<Text>,
     }
 }
 
@@ -289,6 +290,7 @@ diesel::table! {
         created_at -> Timestamp,
         step -> BigInt,
         image_sha256 -> Nullable<Text>,
+        attachment -> Nullable<Text>,
     }
 }
 
@@ -320,6 +322,7 @@ diesel::table! {
         window_start -> Nullable<Text>,
         window_end -> Nullable<Text>,
         updated_at -> Timestamp,
+        attachment -> Nullable<Text>,
     }
 }
 

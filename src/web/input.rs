@@ -11,10 +11,13 @@ use futures_util::StreamExt;
 
 use super::{ApiError, AppState, ErrorCode};
 use crate::auth::password::MAX_PASSWORD_LEN;
+use crate::broadcast::attachment::FileInfo;
 use crate::broadcast::settings;
+use crate::chat::media::files;
 use crate::chat::media::{self, upload_budget, MediaStore, Reservation};
 use crate::config::Cidr;
 use crate::phone;
+use crate::whatsapp::MessageKind;
 
 /// Longest required text field, in characters.
 const MAX_TEXT_CHARS: usize = 200;
@@ -257,6 +260,68 @@ pub async fn receive_image(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::internal(format!("cannot store the image: {e}")))
+}
+
+/// Query of a campaign's or step's file upload: what the body is.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FileQuery {
+    /// `image`, `document`, `video`, `voice`, `audio` or `sticker`.
+    pub kind: MessageKind,
+    /// A document's name as recipients see it.
+    pub file_name: Option<String>,
+}
+
+/// A campaign's or sequence step's file from a raw request body, stored in the media store: a
+/// picture prepared as [`receive_image`] does, any other kind checked by its bytes (at most
+/// [`files::MAX_FILE_BYTES`]). Returns its SHA-256 and, when it is not a picture, what it is.
+pub async fn receive_file(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    query: &FileQuery,
+) -> Result<(String, Option<FileInfo>), ApiError> {
+    if query.kind == MessageKind::Image {
+        return Ok((receive_image(state, req, payload).await?, None));
+    }
+    if !query.kind.has_file() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "kind must be image, document, video, voice, audio or sticker",
+        ));
+    }
+    let (_room, body) = read_upload(req, |declared| async move {
+        let mut body = Vec::with_capacity(declared.min(files::MAX_FILE_BYTES));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+            if body.len() + chunk.len() > files::MAX_FILE_BYTES {
+                return Err(ApiError::new(
+                    ErrorCode::TooLarge,
+                    "the file is larger than 16 MiB",
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    })
+    .await?;
+    let file_name = query
+        .file_name
+        .as_deref()
+        .and_then(files::clean_name)
+        .filter(|_| query.kind == MessageKind::Document);
+    let mime = files::check(query.kind, &body, file_name.as_deref())?;
+    let store = MediaStore::new(state.settings.chat.media_dir.clone());
+    let sha = web::block(move || store.save(&body))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("cannot store the file: {e}")))?;
+    let info = FileInfo {
+        kind: query.kind,
+        mime,
+        file_name,
+    };
+    Ok((sha, Some(info)))
 }
 
 #[cfg(test)]

@@ -258,6 +258,11 @@ impl MessageKind {
         mib.saturating_mul(1024 * 1024)
     }
 
+    /// Whether a message of this kind carries a file.
+    pub fn has_file(self) -> bool {
+        !matches!(self, Self::Text | Self::Location | Self::Contact)
+    }
+
     /// The kind a stored name names (`None` for an unknown name).
     pub fn parse(name: &str) -> Option<Self> {
         [

@@ -167,7 +167,7 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
     b.wait_css("#detail [data-live].live-live", "the live indicator")
         .await;
     b.wait_xpath(
-        "//*[@id='detail-facts']/div[dt='Picture' and dd[starts-with(., 'Yes')]]",
+        "//*[@id='detail-facts']/div[dt='File' and dd[starts-with(., 'a picture (the message is its caption)')]]",
         "the uploaded picture",
     )
     .await;

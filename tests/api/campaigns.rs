@@ -36,6 +36,7 @@ crate::both_backends!(with super::FAST_SIM;
     a_scheduled_campaign_starts_by_itself_and_streams_progress,
     opted_out_leads_are_skipped,
     a_picture_campaign_sends_the_picture_with_its_caption,
+    a_document_campaign_sends_the_named_document_with_its_caption,
     campaigns_are_validated_and_tenant_scoped,
     a_start_writes_each_phone_once_across_pages_of_leads,
     receipts_move_outbox_rows_forward_in_one_batch,
@@ -769,6 +770,68 @@ async fn a_picture_campaign_sends_the_picture_with_its_caption(app: TestApp) {
     assert_eq!(put(crate::chats::big_png()).await.unwrap().status(), 409);
 }
 
+async fn a_document_campaign_sends_the_named_document_with_its_caption(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let device = app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 2, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Price list", "message": "Prices for {name}",
+               "target": {"list_ids": [list]}, "pacing": test_pacing()}),
+    )
+    .await;
+    let put = |query: &str, body: &[u8]| {
+        owner
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/campaigns/{id}/attachment?{query}"),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(body.to_vec())
+            .send()
+    };
+    let pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n";
+    // Checked by its bytes: a page is not a document, a PDF is not a voice note.
+    let page = put(
+        "kind=document&file_name=x.html",
+        b"<html><script>x</script></html>",
+    );
+    assert_eq!(page.await.unwrap().status(), 415);
+    assert_eq!(put("kind=voice", pdf).await.unwrap().status(), 415);
+    assert_eq!(put("kind=document", b"").await.unwrap().status(), 422);
+    assert_eq!(put("kind=location", pdf).await.unwrap().status(), 400);
+    let named = put("kind=document&file_name=Price%20list%202027.pdf", pdf);
+    assert_eq!(named.await.unwrap().status(), 204);
+    let campaign: Value = owner
+        .get(&format!("/api/v1/campaigns/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(campaign["has_image"], false);
+    assert_eq!(
+        campaign["file"],
+        json!({"kind": "document", "mime": "application/pdf", "file_name": "Price list 2027.pdf"})
+    );
+    start(&owner, id).await;
+    wait_status(&owner, id, "completed").await;
+    assert_each_lead_once(&app, &messages(&owner, id).await, 2);
+    // What the lead got: the named document, captioned, its bytes as uploaded.
+    let jid = "60120000001@s.whatsapp.net";
+    let page: Value = owner
+        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sent = &page["items"][0];
+    assert_eq!(sent["kind"], "document", "{sent}");
+    assert_eq!(sent["file_name"], "Price list 2027.pdf");
+    assert_eq!(sent["text"], "Prices for Lead 1");
+    let file = owner.get(sent["media"]["url"].as_str().unwrap()).await;
+    assert_eq!(file.bytes().await.unwrap().as_ref(), pdf);
+}
+
 /// A start reads its leads a page (1,000) at a time: a target over several pages, with phones
 /// repeated across pages, still gets one row per phone, from its first lead by id, and the
 /// preview counts the same leads.
@@ -853,6 +916,7 @@ async fn receipts_move_outbox_rows_forward_in_one_batch(app: TestApp) {
             error: None,
             step: 0,
             image_sha256: None,
+            attachment: None,
         })
         .collect();
     let ids: Vec<String> = rows.iter().map(|r| r.message_id.clone()).collect();

@@ -20,6 +20,7 @@ pub(crate) const TICK_ON_REQUEST: &[(&str, &str)] =
 crate::both_backends!(with &[crate::campaigns::FAST_SIM, super::TICK_ON_REQUEST].concat();
     three_steps_follow_their_delays_and_windows,
     a_reply_after_step_one_stops_the_rest,
+    a_voice_note_step_goes_out_as_a_voice_note,
     a_paused_sequence_sends_nothing_due_until_resumed,
     editing_a_step_before_it_is_due_changes_what_is_sent,
     completing_leads_chain_into_the_next_sequence,
@@ -261,6 +262,65 @@ async fn enrolled(app: &TestApp, leads: usize, body: Value) -> (UserClient, i64,
         .unwrap();
     assert_eq!(report["enrolled"], leads as i64, "{report}");
     (owner, device, id, lead_ids)
+}
+
+/// A step may send a voice note (checked as OGG/Opus): it goes out as one, without a caption.
+async fn a_voice_note_step_goes_out_as_a_voice_note(app: TestApp) {
+    app.state.clock.set(kl(7, "10:00"));
+    let (owner, device, id, _) = enrolled(
+        &app,
+        1,
+        json!({"name": "VOICE", "steps": [{"message": "listen"}]}),
+    )
+    .await;
+    // A real voice note: one a contact sent, as the server stored it.
+    let sim = app.state.fleet.sim.clone().unwrap();
+    let note = wafleet::whatsapp::sim::SimInbound {
+        from: "60199999999".into(),
+        kind: wafleet::whatsapp::MessageKind::Voice,
+        addressing: Some(wafleet::whatsapp::sim::Addressing::Phone),
+        ..Default::default()
+    };
+    sim.deliver(device, &note).await.unwrap();
+    let stored = wait_until("the contact's voice note", WAIT, || async {
+        owner
+            .chat_messages(device, "60199999999@s.whatsapp.net")
+            .await
+            .into_iter()
+            .find(|m| m["kind"] == "voice")
+    })
+    .await;
+    let ogg = owner
+        .get(stored["media"]["url"].as_str().unwrap())
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let put = owner
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/sequences/{id}/steps/1/attachment?kind=voice"),
+        )
+        .body(ogg.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let sequence: Value = put.json().await.unwrap();
+    assert_eq!(sequence["steps"][0]["file"]["kind"], "voice", "{sequence}");
+    tick(&app).await;
+    wait_sent(&app, id, 1, 1).await;
+    let sent = wait_until("the step in the lead's chat", WAIT, || async {
+        owner
+            .chat_messages(device, "60120000000@s.whatsapp.net")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(sent["kind"], "voice", "{sent}");
+    assert_eq!(sent["text"], Value::Null, "a voice note carries no caption");
+    assert_eq!(sent["media"]["size"], ogg.len());
 }
 
 /// A reply after the first step (written from the lead's LID) stops that lead's enrolment; the other
@@ -808,6 +868,7 @@ async fn a_lead_another_distribution_claimed_is_skipped(app: TestApp) {
             error: None,
             step: 0,
             image_sha256: None,
+            attachment: None,
         })
         .collect();
     assert_eq!(

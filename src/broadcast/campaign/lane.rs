@@ -17,6 +17,7 @@ use super::distribution::Distribution;
 use super::engine::EngineDeps;
 use super::error::EngineError;
 use super::model::Campaign;
+use crate::broadcast::attachment::{self, FileInfo, Prepared};
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
 use crate::broadcast::outbox::store;
 use crate::broadcast::pacing::Pacing;
@@ -27,7 +28,6 @@ use crate::db::{Db, DbError};
 use crate::device::actor::DeviceActor;
 use crate::device::messages::{DeviceError, SendMedia, SendText, SetTyping};
 use crate::phone::jid_of;
-use crate::whatsapp::{Media, OutgoingMedia};
 
 /// What a running campaign tells its lanes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +54,8 @@ pub struct Plan {
     pub pacing: Arc<Pacing>,
     /// The tenant's zone (quiet hours).
     pub time_zone: chrono_tz::Tz,
-    /// The picture, when the campaign sends one (the row body is its caption).
-    pub image: Option<Media>,
+    /// The campaign's file, when it sends one (the row body is its caption).
+    pub file: Option<Prepared>,
     /// Where rows with a picture of their own (sequence steps) find it.
     pub media: MediaStore,
     /// How long a claim holds a row.
@@ -84,12 +84,15 @@ pub async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, En
         .limits
         .check(&pacing)
         .map_err(EngineError::Invalid)?;
-    let image = match &campaign.image_sha256 {
-        Some(sha) => Some(
-            load_image(&deps.media, sha)
-                .await
-                .map_err(|e| EngineError::Invalid(format!("campaign picture: {e}")))?,
-        ),
+    let file = match &campaign.image_sha256 {
+        Some(sha) => {
+            let info = FileInfo::parse(campaign.attachment.as_deref());
+            Some(
+                attachment::load(&deps.media, sha, info.as_ref())
+                    .await
+                    .map_err(|e| EngineError::Invalid(format!("campaign file: {e}")))?,
+            )
+        }
         None => None,
     };
     let distribution = campaign.distribution();
@@ -103,7 +106,7 @@ pub async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, En
         tenant_id: campaign.tenant_id,
         pacing: Arc::new(pacing),
         time_zone: effective.time_zone,
-        image,
+        file,
         media: deps.media.clone(),
         lease: Duration::from_secs(deps.broadcast.lease_secs.max(1)),
         max_attempts: i64::from(deps.broadcast.max_attempts.max(1)),
@@ -368,23 +371,23 @@ impl Lane {
             let _ = self.device.send(SetTyping { to, typing: false }).await;
             return Attempt::Interrupted;
         }
-        let image = match &row.image_sha256 {
-            Some(sha) => match load_image(&self.plan.media, sha).await {
-                Ok(image) => Some(image),
-                Err(err) => return Attempt::Rejected(err),
-            },
-            None => self.plan.image.clone(),
+        let file = match &row.image_sha256 {
+            Some(sha) => {
+                let info = FileInfo::parse(row.attachment.as_deref());
+                match attachment::load(&self.plan.media, sha, info.as_ref()).await {
+                    Ok(file) => Some(file),
+                    Err(err) => return Attempt::Rejected(err),
+                }
+            }
+            None => self.plan.file.clone(),
         };
-        let result = match image {
-            Some(image) => {
+        let result = match file {
+            Some(file) => {
                 self.device
                     .send(SendMedia {
                         to,
                         message_id: row.message_id.clone(),
-                        file: OutgoingMedia::image(
-                            image,
-                            Some(row.body.clone()).filter(|c| !c.is_empty()),
-                        ),
+                        file: file.outgoing(&row.body),
                     })
                     .await
             }
@@ -435,15 +438,4 @@ fn typing_from(slot: &Slot) -> Instant {
     slot.send_at
         .checked_sub(slot.typing)
         .unwrap_or(slot.send_at)
-}
-
-/// Reads a prepared picture (always JPEG) from the media store.
-pub async fn load_image(media: &MediaStore, sha: &str) -> Result<Media, String> {
-    let path = media
-        .path(sha)
-        .ok_or_else(|| "the picture is missing".to_string())?;
-    let data = tokio::fs::read(&path)
-        .await
-        .map_err(|e| format!("the picture cannot be read: {e}"))?;
-    Ok(Media::bytes("image/jpeg", data))
 }

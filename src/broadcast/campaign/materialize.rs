@@ -150,6 +150,7 @@ impl RowSource for LeadRows<'_> {
                     error: skip.map(str::to_string),
                     step: 0,
                     image_sha256: None,
+                    attachment: None,
                 }
             })
             .collect();

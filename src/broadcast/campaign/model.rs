@@ -193,6 +193,9 @@ pub struct Campaign {
     pub kind: String,
     /// AI distribution: at most this many leads per device.
     pub per_device_limit: Option<i64>,
+    /// What the file under `image_sha256` is when not a picture
+    /// ([`crate::broadcast::attachment::FileInfo`] JSON).
+    pub attachment: Option<String>,
 }
 
 impl Campaign {

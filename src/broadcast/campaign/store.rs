@@ -142,6 +142,7 @@ pub async fn set_image(
     tenant_id: i64,
     id: i64,
     sha256: Option<&str>,
+    attachment: Option<&str>,
 ) -> Result<(), DbError> {
     let editable = [
         CampaignStatus::Draft.as_str(),
@@ -154,7 +155,10 @@ pub async fn set_image(
                 .filter(campaigns::tenant_id.eq(tenant_id))
                 .filter(campaigns::status.eq_any(editable)),
         )
-        .set(campaigns::image_sha256.eq(sha256))
+        .set((
+            campaigns::image_sha256.eq(sha256),
+            campaigns::attachment.eq(attachment),
+        ))
         .execute(conn)
         .await
         .map_err(DbError::from)

@@ -151,8 +151,10 @@ pub struct OutboxRow {
     pub error: Option<String>,
     /// The sequence step it carries (0 for a campaign's message).
     pub step: i64,
-    /// Its own picture (a sequence step's).
+    /// Its own file (a sequence step's).
     pub image_sha256: Option<String>,
+    /// What that file is when not a picture ([`crate::broadcast::attachment::FileInfo`] JSON).
+    pub attachment: Option<String>,
 }
 
 /// An outbox row claimed for sending.
@@ -168,8 +170,10 @@ pub struct Claimed {
     pub message_id: String,
     /// Attempts so far, this one included.
     pub attempts: i64,
-    /// The row's own picture (sequence steps), else the campaign's.
+    /// The row's own file (sequence steps), else the campaign's.
     pub image_sha256: Option<String>,
+    /// What that file is when not a picture.
+    pub attachment: Option<String>,
 }
 
 /// An outbox row as shown in results.

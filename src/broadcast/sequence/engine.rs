@@ -534,6 +534,7 @@ impl<'a> DueRound<'a> {
             error: None,
             step: step.position,
             image_sha256: step.image_sha256.clone(),
+            attachment: step.attachment.clone(),
         };
         // The enrolment may sit at a removed step; it continues at this one.
         if step.position != enrollment.step {

@@ -129,7 +129,7 @@ pub struct Step {
     pub position: i64,
     /// Template text (caption when there is a picture).
     pub message: String,
-    /// Prepared JPEG in the media store.
+    /// The step's file in the media store (a prepared JPEG unless `attachment` says otherwise).
     pub image_sha256: Option<String>,
     /// Wait after the previous step (after enrolment for step 1).
     pub delay_minutes: i64,
@@ -139,6 +139,8 @@ pub struct Step {
     pub window_end: Option<String>,
     /// Last change, UTC.
     pub updated_at: NaiveDateTime,
+    /// What the file is when not a picture ([`crate::broadcast::attachment::FileInfo`] JSON).
+    pub attachment: Option<String>,
 }
 
 impl Step {

@@ -217,12 +217,14 @@ pub async fn set_status(
     })
 }
 
-/// Sets or clears the picture of step `position`; false when there is no such step.
+/// Sets or clears the file of step `position` (`attachment`: what it is when not a picture);
+/// false when there is no such step.
 pub async fn set_step_image(
     db: &Db,
     sequence_id: i64,
     position: i64,
     sha256: Option<&str>,
+    attachment: Option<&str>,
 ) -> Result<bool, DbError> {
     let changed = db_run!(db, |conn| {
         diesel::update(
@@ -230,7 +232,10 @@ pub async fn set_step_image(
                 .filter(sequence_steps::sequence_id.eq(sequence_id))
                 .filter(sequence_steps::position.eq(position)),
         )
-        .set(sequence_steps::image_sha256.eq(sha256))
+        .set((
+            sequence_steps::image_sha256.eq(sha256),
+            sequence_steps::attachment.eq(attachment),
+        ))
         .execute(conn)
         .await
         .map_err(DbError::from)

@@ -11,6 +11,7 @@ use crate::auth::AuthError;
 use crate::broadcast::campaign::error::EngineError;
 use crate::broadcast::leads::import::ImportError;
 use crate::broadcast::webhook::WebhookError;
+use crate::chat::media::files::FileRejected;
 use crate::chat::media::ImageRejected;
 use crate::db::DbError;
 use crate::device::messages::DeviceError;
@@ -97,6 +98,17 @@ impl From<DeviceError> for ApiError {
             }
         }
         .with_source(err)
+    }
+}
+
+/// A file refused by its bytes: empty (422 `invalid_file`) or not what it was sent as (415).
+impl From<FileRejected> for ApiError {
+    fn from(err: FileRejected) -> Self {
+        let code = match err {
+            FileRejected::Empty => ErrorCode::InvalidFile,
+            FileRejected::WrongContent(_) => ErrorCode::UnsupportedMediaType,
+        };
+        ApiError::new(code, err.to_string())
     }
 }
 

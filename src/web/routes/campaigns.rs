@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target as AuditTarget;
 use crate::auth::{Caller, Role};
+use crate::broadcast::attachment::{self, FileInfo};
 use crate::broadcast::campaign::messages::{Action, ControlCampaign, StartCampaign};
 use crate::broadcast::campaign::model::{
     Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss, Target,
@@ -23,7 +24,7 @@ use crate::db::DbError;
 use crate::web::access::may_change;
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
-use crate::web::input::{receive_image, required_text};
+use crate::web::input::{receive_file, receive_image, required_text, FileQuery};
 use crate::web::views::utc;
 use crate::web::{ApiError, AppState, ErrorCode};
 
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(update_campaign)
         .service(delete_campaign)
         .service(put_image)
+        .service(put_attachment)
         .service(start_campaign)
         .service(control_campaign)
         .service(preview_campaign)
@@ -88,6 +90,8 @@ pub struct CampaignView {
     pub message: String,
     /// Whether it sends a picture.
     pub has_image: bool,
+    /// The file it sends, if any: a picture, document, video, voice note or audio file.
+    pub file: Option<FileInfo>,
     /// Which leads.
     pub target: Target,
     /// Which devices.
@@ -120,7 +124,8 @@ impl CampaignView {
             name: c.name.clone(),
             status: c.state(),
             message: c.message.clone(),
-            has_image: c.image_sha256.is_some(),
+            has_image: c.image_sha256.is_some() && c.attachment.is_none(),
+            file: attachment::describe(c.image_sha256.as_deref(), c.attachment.as_deref()),
             target: c.target(),
             devices: c.device_choice(),
             pacing: c.pacing_override(),
@@ -508,11 +513,52 @@ pub async fn put_image(
 ) -> Result<HttpResponse, ApiError> {
     changeable(&state, &caller, *id).await?;
     let sha = receive_image(&state, &req, &mut payload).await?;
-    store::set_image(&state.db, caller.tenant_id, *id, Some(&sha))
+    store::set_image(&state.db, caller.tenant_id, *id, Some(&sha), None)
         .await
         .map_err(state_error)?;
     audit
         .record("campaign.image", AuditTarget::Campaign(*id))
+        .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sets the campaign's file (replacing any picture): the request body is the file, `kind` says
+/// what it is. A picture is prepared as `PUT /campaigns/{id}/image` does; a document (any type
+/// but a web page, SVG or XML), video (MP4/3GP), voice note (OGG/Opus) or audio file is checked
+/// by its bytes, at most 16 MiB. The message is the caption of a picture, video or document;
+/// voice notes and audio carry none, so the message text is not sent with them.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id"), FileQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses(
+    (status = 204),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 413, body = crate::web::ErrorBody),
+    (status = 415, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[put("/campaigns/{id}/attachment")]
+pub async fn put_attachment(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    audit: Audit,
+    id: web::Path<i64>,
+    query: web::Query<FileQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    changeable(&state, &caller, *id).await?;
+    let (sha, info) = receive_file(&state, &req, &mut payload, &query).await?;
+    let info = info.map(|i| i.to_json());
+    store::set_image(
+        &state.db,
+        caller.tenant_id,
+        *id,
+        Some(&sha),
+        info.as_deref(),
+    )
+    .await
+    .map_err(state_error)?;
+    audit
+        .record("campaign.attachment", AuditTarget::Campaign(*id))
         .await;
     Ok(HttpResponse::NoContent().finish())
 }

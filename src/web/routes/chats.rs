@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::{secret, store as accounts, Caller};
-use crate::chat::media::files::{self, FileRejected};
+use crate::chat::media::files;
 use crate::chat::media::Reservation;
 use crate::chat::model::{ChatView, MessageView};
 use crate::chat::store::Only;
@@ -393,12 +393,7 @@ fn checked_file(
     caption: Option<&str>,
 ) -> Result<OutgoingMedia, ApiError> {
     let file_name = name.as_deref().and_then(files::clean_name);
-    let mime = files::check(kind, &bytes, file_name.as_deref()).map_err(|err| match err {
-        FileRejected::Empty => ApiError::new(ErrorCode::InvalidFile, err.to_string()),
-        FileRejected::WrongContent(_) => {
-            ApiError::new(ErrorCode::UnsupportedMediaType, err.to_string())
-        }
-    })?;
+    let mime = files::check(kind, &bytes, file_name.as_deref())?;
     let captioned = matches!(kind, MessageKind::Document | MessageKind::Video);
     Ok(OutgoingMedia {
         kind,

@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
 use crate::auth::Caller;
+use crate::broadcast::attachment::{self, FileInfo};
 use crate::broadcast::campaign::messages::{Action, ControlCampaign, WatchCampaign};
 use crate::broadcast::sequence::engine::Enrol;
 use crate::broadcast::sequence::model::{
@@ -22,7 +23,7 @@ use crate::broadcast::template::Template;
 use crate::web::access::may_change;
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
-use crate::web::input::{receive_image, required_text};
+use crate::web::input::{receive_file, receive_image, required_text, FileQuery};
 use crate::web::views::utc;
 use crate::web::{ApiError, AppState, ErrorCode};
 
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete_sequence)
         .service(toggle_sequence)
         .service(put_step_image)
+        .service(put_step_attachment)
         .service(delete_step_image)
         .service(list_enrollments)
         .service(enrol_leads)
@@ -106,6 +108,8 @@ pub struct StepView {
     pub message: String,
     /// Whether it sends a picture.
     pub has_image: bool,
+    /// The file it sends, if any: a picture, document, video, voice note or audio file.
+    pub file: Option<FileInfo>,
     /// Wait after the previous step.
     pub delay_minutes: i64,
     /// Send window.
@@ -393,7 +397,8 @@ fn step_view(step: &Step) -> StepView {
     StepView {
         position: step.position,
         message: step.message.clone(),
-        has_image: step.image_sha256.is_some(),
+        has_image: step.image_sha256.is_some() && step.attachment.is_none(),
+        file: attachment::describe(step.image_sha256.as_deref(), step.attachment.as_deref()),
         delay_minutes: step.delay_minutes,
         window: step.window(),
     }
@@ -582,7 +587,41 @@ pub async fn put_step_image(
     let (id, position) = path.into_inner();
     let sequence = changeable(&state, &caller, id).await?;
     let sha = receive_image(&state, &req, &mut payload).await?;
-    set_step_image(&state, &audit, sequence, position, Some(&sha)).await
+    set_step_image(&state, &audit, sequence, position, Some((&sha, None))).await
+}
+
+/// Sets a step's file (replacing any picture): the body is the file, `kind` what it is; checked
+/// as `PUT /campaigns/{id}/attachment` checks it. The step's message is the caption of a
+/// picture, video or document; voice notes and audio carry none.
+#[utoipa::path(tag = "sequences", params(("id" = i64, Path, description = "sequence id"), ("position" = i64, Path, description = "step position"), FileQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses(
+    (status = 200, body = SequenceView),
+    (status = 413, body = crate::web::ErrorBody),
+    (status = 415, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[put("/sequences/{id}/steps/{position}/attachment")]
+pub async fn put_step_attachment(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    audit: Audit,
+    path: web::Path<(i64, i64)>,
+    query: web::Query<FileQuery>,
+    mut payload: web::Payload,
+) -> Result<web::Json<SequenceView>, ApiError> {
+    let (id, position) = path.into_inner();
+    let sequence = changeable(&state, &caller, id).await?;
+    let (sha, info) = receive_file(&state, &req, &mut payload, &query).await?;
+    let info = info.map(|i| i.to_json());
+    set_step_image(
+        &state,
+        &audit,
+        sequence,
+        position,
+        Some((&sha, info.as_deref())),
+    )
+    .await
 }
 
 /// Removes a step's picture.
@@ -601,15 +640,17 @@ pub async fn delete_step_image(
     set_step_image(&state, &audit, sequence, position, None).await
 }
 
-/// Stores a step's picture (or its absence) and answers the sequence.
+/// Stores a step's file (its SHA-256 and, when not a picture, what it is as JSON), or its
+/// absence, and answers the sequence.
 async fn set_step_image(
     state: &AppState,
     audit: &Audit,
     sequence: Sequence,
     position: i64,
-    sha: Option<&str>,
+    file: Option<(&str, Option<&str>)>,
 ) -> Result<web::Json<SequenceView>, ApiError> {
-    if !store::set_step_image(&state.db, sequence.id, position, sha).await? {
+    let (sha, info) = file.map_or((None, None), |(sha, info)| (Some(sha), info));
+    if !store::set_step_image(&state.db, sequence.id, position, sha, info).await? {
         return Err(ApiError::not_found("step"));
     }
     audit

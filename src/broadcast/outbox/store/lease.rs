@@ -54,6 +54,7 @@ pub async fn claim(
                     outbox::message_id,
                     outbox::attempts,
                     outbox::image_sha256,
+                    outbox::attachment,
                 ))
                 .load::<Claimed>($conn)
                 .await

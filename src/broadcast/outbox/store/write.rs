@@ -70,6 +70,7 @@ macro_rules! row_values {
             outbox::created_at.eq($now),
             outbox::step.eq($row.step),
             outbox::image_sha256.eq($row.image_sha256.as_deref()),
+            outbox::attachment.eq($row.attachment.as_deref()),
         )
     };
 }
