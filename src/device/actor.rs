@@ -726,6 +726,24 @@ impl Handler<SendText> for DeviceActor {
     }
 }
 
+impl Handler<SendLocation> for DeviceActor {
+    type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
+
+    fn handle(&mut self, msg: SendLocation, _: &mut Context<Self>) -> Self::Result {
+        let (id, to, place) = (msg.message_id.clone(), msg.to.clone(), msg.place.clone());
+        let record = move |jid| WaMessage {
+            kind: crate::whatsapp::MessageKind::Location,
+            location: Some(place),
+            ..outgoing(&id, &to, jid, None, None)
+        };
+        self.send_and_record(record, move |session| async move {
+            session
+                .send_location(&msg.to, &msg.message_id, &msg.place)
+                .await
+        })
+    }
+}
+
 impl Handler<SendMedia> for DeviceActor {
     type Result = ResponseActFuture<Self, Result<(), DeviceError>>;
 

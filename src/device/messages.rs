@@ -131,6 +131,18 @@ pub struct SendText {
     pub text: String,
 }
 
+/// Share a place from this device, under a message id chosen by the caller.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), DeviceError>")]
+pub struct SendLocation {
+    /// Recipient JID.
+    pub to: String,
+    /// Pre-generated WhatsApp message id.
+    pub message_id: String,
+    /// The place.
+    pub place: crate::whatsapp::Location,
+}
+
 /// Send a file (already checked and prepared: pictures are JPEGs ≤ 350 KB).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), DeviceError>")]

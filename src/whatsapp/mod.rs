@@ -482,6 +482,14 @@ pub trait Session: Send + Sync {
         max_bytes: u64,
     ) -> Result<Vec<u8>, ConnectorError>;
 
+    /// Shares a place under the caller's message id.
+    async fn send_location(
+        &self,
+        to: &str,
+        message_id: &str,
+        place: &Location,
+    ) -> Result<(), ConnectorError>;
+
     /// Shows "typing…" in `to`'s chat (or stops it).
     async fn set_typing(&self, to: &str, typing: bool) -> Result<(), ConnectorError>;
 

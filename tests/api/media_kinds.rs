@@ -13,6 +13,7 @@ use crate::helpers::{wait_until, TestApp, UserClient};
 crate::both_backends!(
     every_kind_arrives_is_stored_and_served_safely,
     documents_and_voice_notes_go_out_and_bad_files_are_refused,
+    a_place_goes_out_and_bad_places_are_refused,
 );
 
 /// How long a message may take to be mirrored.
@@ -256,4 +257,39 @@ async fn documents_and_voice_notes_go_out_and_bad_files_are_refused(app: TestApp
         );
     }
     assert_eq!(sim.stats().delivered, delivered);
+}
+
+async fn a_place_goes_out_and_bad_places_are_refused(app: TestApp) {
+    let admin = app.admin().await;
+    let device = app.paired_device(&admin, "media").await;
+    let path = format!("/api/v1/devices/{device}/messages");
+    let send = |body: Value| {
+        let (admin, path) = (&admin, &path);
+        async move { admin.post(path, &body).await }
+    };
+    for bad in [
+        json!({"to": CONTACT, "location": {"latitude": 91.0, "longitude": 0.0}}),
+        json!({"to": CONTACT, "location": {"latitude": 0.0, "longitude": -180.5}}),
+        json!({"to": CONTACT, "location": {"latitude": 0.0, "longitude": 0.0, "name": "x".repeat(257)}}),
+        json!({"to": CONTACT, "text": "hi", "location": {"latitude": 0.0, "longitude": 0.0}}),
+        json!({"to": CONTACT}),
+    ] {
+        let answer = send(bad.clone()).await;
+        assert_eq!(answer.status(), 400, "{bad}");
+        let error: Value = answer.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_field", "{bad}: {error}");
+    }
+    let place = json!({"latitude": 3.1578, "longitude": 101.7117, "name": "KLCC"});
+    let sent = send(json!({"to": CONTACT, "location": place})).await;
+    assert_eq!(sent.status(), 202);
+    let id = sent.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shared = stored(&admin, device, &id).await;
+    assert_eq!(shared["kind"], "location");
+    assert_eq!(shared["from_me"], true);
+    assert_eq!(shared["location"], place);
+    let chats = admin.chats(device).await;
+    assert_eq!(chats[0]["last_message"], "📍 KLCC");
 }

@@ -12,17 +12,20 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::{secret, store as accounts, Caller};
 use crate::chat::media::files;
 use crate::chat::media::Reservation;
+use crate::chat::model::MAX_NAME_CHARS;
 use crate::chat::model::{ChatView, MessageView};
 use crate::chat::store::Only;
 use crate::chat::{changes, chat_view, media, message_view, store};
-use crate::device::messages::{DeviceError, FetchMedia, ListGroups, MarkRead, SendMedia, SendText};
+use crate::device::messages::{
+    DeviceError, FetchMedia, ListGroups, MarkRead, SendLocation, SendMedia, SendText,
+};
 use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
 use crate::web::input::{check_message_text, read_upload, MAX_MESSAGE_CHARS};
 use crate::web::{ApiError, AppState, ErrorCode};
-use crate::whatsapp::{Group, Media, MessageKind, OutgoingMedia};
+use crate::whatsapp::{Group, Location, Media, MessageKind, OutgoingMedia};
 
 /// Most chats in one list.
 const MAX_CHATS: i64 = 500;
@@ -70,13 +73,36 @@ pub struct MessagePage {
     pub next_before: Option<String>,
 }
 
-/// Body of `POST /devices/{id}/messages`.
+/// JSON body of `POST /devices/{id}/messages`: a text, or a place to share.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SendTextRequest {
-    /// Recipient: phone number in international form, or a JID.
+    /// Recipient: phone number in international form, or a JID (a group's too).
     pub to: String,
-    /// The text (1–4096 characters).
-    pub text: String,
+    /// The text (1–4096 characters); absent when sharing a place.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// A place to share instead of a text (latitude −90..90, longitude −180..180, an optional
+    /// name of at most 256 characters).
+    #[serde(default)]
+    pub location: Option<Location>,
+}
+
+/// A place to share, checked: finite coordinates in range, a short name.
+fn checked_place(place: Location) -> Result<Location, ApiError> {
+    let in_range =
+        (-90.0..=90.0).contains(&place.latitude) && (-180.0..=180.0).contains(&place.longitude);
+    let named = place
+        .name
+        .as_deref()
+        .is_none_or(|n| n.chars().count() <= MAX_NAME_CHARS);
+    if !in_range || !named {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "location needs latitude −90..90, longitude −180..180 and a name of at most 256 characters",
+        ));
+    }
+    Ok(place)
 }
 
 /// The tenant's time zone.
@@ -295,6 +321,8 @@ pub async fn list_groups(
 struct Outgoing {
     to: String,
     text: Option<String>,
+    /// A place to share (JSON bodies only).
+    place: Option<Location>,
     /// The file, if any: its kind (the field's name), bytes and file name.
     file: Option<(MessageKind, Vec<u8>, Option<String>)>,
     /// The multipart body's room in the upload budget, held until the picture is prepared.
@@ -318,6 +346,7 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
     let mut outgoing = Outgoing {
         to: String::new(),
         text: None,
+        place: None,
         file: None,
         _room: None,
     };
@@ -436,16 +465,23 @@ pub async fn send_message(
             .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
         let body: SendTextRequest = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+        if body.text.is_some() == body.location.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "send either text or location",
+            ));
+        }
         Outgoing {
             to: body.to,
-            text: Some(body.text),
+            text: body.text,
+            place: body.location.map(checked_place).transpose()?,
             file: None,
             _room: None,
         }
     } else {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "send JSON {to, text} or multipart/form-data with to, caption and one of image, document, voice, audio, video or sticker",
+            "send JSON {to, text} or {to, location} or multipart/form-data with to, caption and one of image, document, voice, audio, video or sticker",
         ));
     };
     let to = recipient_jid(&outgoing.to)?;
@@ -454,7 +490,8 @@ pub async fn send_message(
         .as_deref()
         .map(str::trim_end)
         .filter(|t| !t.trim().is_empty());
-    check_message_text(text, outgoing.file.is_none())?;
+    let place = outgoing.place;
+    check_message_text(text, outgoing.file.is_none() && place.is_none())?;
     let addr = state
         .fleet
         .actor(device.id)
@@ -470,8 +507,16 @@ pub async fn send_message(
         Some(file) => Some(checked_file(file, text)?),
         None => None,
     };
-    let sent = match file {
-        Some(file) => {
+    let sent = match (file, place) {
+        (_, Some(place)) => {
+            addr.send(SendLocation {
+                to: to.clone(),
+                message_id: message_id.clone(),
+                place,
+            })
+            .await
+        }
+        (Some(file), None) => {
             addr.send(SendMedia {
                 to: to.clone(),
                 message_id: message_id.clone(),
@@ -479,7 +524,7 @@ pub async fn send_message(
             })
             .await
         }
-        None => {
+        (None, None) => {
             addr.send(SendText {
                 to: to.clone(),
                 message_id: message_id.clone(),

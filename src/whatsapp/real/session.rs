@@ -26,7 +26,9 @@ use super::events::{self, Outcome};
 use super::media::MediaPolicy;
 use super::runtime::ClientRuntime;
 use super::Tap;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, Group, MessageKind, OutgoingMedia, Session};
+use crate::whatsapp::{
+    ConnectorError, ConnectorEvent, Group, Location, MessageKind, OutgoingMedia, Session,
+};
 
 /// How long a session call waits for the stopped client's run loop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -466,6 +468,36 @@ impl Session for RealSession {
         let client = self.online()?;
         let message = wa::Message {
             conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        let options = SendOptions::default().with_message_id(message_id);
+        self.runtime
+            .run(async move {
+                client
+                    .send_message_with_options(jid, message, options)
+                    .await
+                    .map(drop)
+                    .map_err(|e| failed("send", e))
+            })
+            .await?
+    }
+
+    async fn send_location(
+        &self,
+        to: &str,
+        message_id: &str,
+        place: &Location,
+    ) -> Result<(), ConnectorError> {
+        let jid = recipient(to)?;
+        let client = self.online()?;
+        let message = wa::Message {
+            location_message: Some(wa::message::LocationMessage {
+                degrees_latitude: Some(place.latitude),
+                degrees_longitude: Some(place.longitude),
+                name: place.name.clone(),
+                ..Default::default()
+            })
+            .into(),
             ..Default::default()
         };
         let options = SendOptions::default().with_message_id(message_id);

@@ -30,8 +30,8 @@ use super::protocol::{
 };
 use crate::whatsapp::sim::{Fault, SimStats};
 use crate::whatsapp::{
-    Connector, ConnectorError, ConnectorEvent, Group, MessageKind, OutgoingMedia, Session,
-    SessionRequest,
+    Connector, ConnectorError, ConnectorEvent, Group, Location, MessageKind, OutgoingMedia,
+    Session, SessionRequest,
 };
 
 /// How long opening a connection to the simulator may take.
@@ -109,6 +109,20 @@ impl Session for RemoteSession {
             to: to.to_owned(),
             message_id: message_id.to_owned(),
             file,
+        };
+        self.link.call(call).await
+    }
+
+    async fn send_location(
+        &self,
+        to: &str,
+        message_id: &str,
+        place: &Location,
+    ) -> Result<(), ConnectorError> {
+        let call = SessionCall::SendLocation {
+            to: to.to_owned(),
+            message_id: message_id.to_owned(),
+            place: place.clone(),
         };
         self.link.call(call).await
     }

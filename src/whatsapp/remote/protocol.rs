@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::whatsapp::sim::Fault;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, MessageKind, OutgoingMedia};
+use crate::whatsapp::{ConnectorError, ConnectorEvent, Location, MessageKind, OutgoingMedia};
 
 /// Longest accepted line: room for a campaign image (base64 grows it by a third) and its
 /// envelope, small enough that a bad peer cannot make either side buffer without bound.
@@ -71,6 +71,15 @@ pub enum SessionCall {
         message_id: String,
         /// The file (bytes base64 in JSON).
         file: OutgoingMedia,
+    },
+    /// `Session::send_location`.
+    SendLocation {
+        /// Recipient JID or phone.
+        to: String,
+        /// The caller's message id.
+        message_id: String,
+        /// The place.
+        place: Location,
     },
     /// `Session::groups`; replies with an array of groups.
     Groups,

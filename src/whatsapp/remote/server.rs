@@ -206,6 +206,14 @@ async fn session_call(session: &dyn Session, call: SessionCall) -> Result<Value,
             message_id,
             file,
         } => session.send_media(&to, &message_id, file).await.map(done),
+        SessionCall::SendLocation {
+            to,
+            message_id,
+            place,
+        } => session
+            .send_location(&to, &message_id, &place)
+            .await
+            .map(done),
         SessionCall::Download {
             kind,
             reference,

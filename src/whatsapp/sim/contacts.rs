@@ -441,9 +441,6 @@ impl SimNetwork {
     pub async fn deliver(&self, device_id: i64, inbound: &SimInbound) -> Result<String, SimError> {
         let phone = parse_international(&inbound.from)
             .ok_or_else(|| SimError::InvalidPhone(inbound.from.clone()))?;
-        let (outbox, mut stop) = self
-            .online_outbox(device_id)
-            .ok_or(SimError::NotOnline(device_id))?;
         let group = match inbound.group.as_deref() {
             Some(jid) => Some(
                 groups::find(device_id, self.settings().groups, jid)
@@ -484,11 +481,28 @@ impl SimNetwork {
                 ConnectorEvent::Message(Box::new(self.as_received(device_id, message)))
             }
         };
+        self.emit_inbound(device_id, event).await?;
+        Ok(id)
+    }
+
+    /// Delivers `message`, built whole by the caller (its media's bytes included), to an online
+    /// device as a contact writing first; received as `chat.media_download` says, like every
+    /// message. [`SimNetwork::deliver`] is the form with the simulator's own samples.
+    pub async fn deliver_sample(&self, device_id: i64, message: WaMessage) -> Result<(), SimError> {
+        let event = ConnectorEvent::Message(Box::new(self.as_received(device_id, message)));
+        self.emit_inbound(device_id, event).await
+    }
+
+    /// Emits what a contact sent into an online device's stream and counts it.
+    async fn emit_inbound(&self, device_id: i64, event: ConnectorEvent) -> Result<(), SimError> {
+        let (outbox, mut stop) = self
+            .online_outbox(device_id)
+            .ok_or(SimError::NotOnline(device_id))?;
         if !outbox.emit(event, &mut stop).await {
             return Err(SimError::NotOnline(device_id));
         }
         self.count(|stats| stats.inbound += 1);
-        Ok(id)
+        Ok(())
     }
 }
 

@@ -1,9 +1,6 @@
 //! Real bytes for what simulated contacts send: a PNG photo, a WebP sticker, an OGG/Opus voice
 //! note, a PDF document, a vCard and a place. Small, valid files (a browser plays, shows or
 //! opens them), built once in code rather than shipped as fixtures.
-//!
-//! A caller that needs files of its own (the inbound benchmark's media of real sizes) builds
-//! the whole message and hands it to [`SimNetwork::deliver_sample`].
 
 use std::io::Cursor;
 use std::sync::{Arc, OnceLock};
@@ -11,9 +8,7 @@ use std::sync::{Arc, OnceLock};
 use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 
-use super::error::SimError;
-use super::network::SimNetwork;
-use crate::whatsapp::{ConnectorEvent, ContactCard, Location, WaMessage};
+use crate::whatsapp::{ContactCard, Location};
 
 /// The photo contacts send: a valid 16x16 PNG (green and white squares), kept tiny so that
 /// thousands of answers cost next to nothing.
@@ -181,23 +176,6 @@ pub(super) fn card(name: &str, phone: &str) -> ContactCard {
         vcard: format!(
             "BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nTEL;type=CELL;waid={phone}:+{phone}\nEND:VCARD"
         ),
-    }
-}
-
-impl SimNetwork {
-    /// Delivers `message`, built whole by the caller (its media's bytes included), to an online
-    /// device as a contact writing first; received as `chat.media_download` says, like every
-    /// message. [`SimNetwork::deliver`] is the form with the simulator's own samples.
-    pub async fn deliver_sample(&self, device_id: i64, message: WaMessage) -> Result<(), SimError> {
-        let (outbox, mut stop) = self
-            .online_outbox(device_id)
-            .ok_or(SimError::NotOnline(device_id))?;
-        let event = ConnectorEvent::Message(Box::new(self.as_received(device_id, message)));
-        if !outbox.emit(event, &mut stop).await {
-            return Err(SimError::NotOnline(device_id));
-        }
-        self.count(|stats| stats.inbound += 1);
-        Ok(())
     }
 }
 

@@ -14,7 +14,9 @@ use super::network::SimNetwork;
 use super::outbox::Outbox;
 use super::pairing;
 use crate::phone::parse_international;
-use crate::whatsapp::{ConnectorError, ConnectorEvent, Group, MessageKind, OutgoingMedia, Session};
+use crate::whatsapp::{
+    ConnectorError, ConnectorEvent, Group, Location, MessageKind, OutgoingMedia, Session,
+};
 
 /// A device's session on the simulated network.
 #[derive(Debug)]
@@ -120,6 +122,15 @@ impl Session for SimSession {
         to: &str,
         message_id: &str,
         _text: &str,
+    ) -> Result<(), ConnectorError> {
+        self.send(to, message_id).await
+    }
+
+    async fn send_location(
+        &self,
+        to: &str,
+        message_id: &str,
+        _place: &Location,
     ) -> Result<(), ConnectorError> {
         self.send(to, message_id).await
     }
