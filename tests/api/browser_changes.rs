@@ -12,7 +12,8 @@ use wafleet::whatsapp::{Change, MessageKind};
 
 use crate::browser::Chromedriver;
 use crate::browser_chat::Browser;
-use crate::helpers::{spawn_app_with, wait_until, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::browser_media::{open_contact_chat, shop_front};
+use crate::helpers::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
 const CONTACT: &str = "60198765432";
@@ -51,17 +52,7 @@ fn text(text: &str, reply_to: Option<&str>) -> SimInbound {
 #[actix_web::test]
 async fn replies_reactions_deletions_and_the_gallery_render_in_chromium() {
     let driver = Chromedriver::start().await;
-    let app = spawn_app_with(
-        Backend::Sqlite,
-        &[
-            ("WAFLEET__AUTH__SECURE_COOKIES", "true"),
-            ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
-        ],
-    )
-    .await
-    .unwrap();
-    let admin = app.admin().await;
-    let device = app.paired_device(&admin, "Shop front").await;
+    let (app, admin, device) = shop_front().await;
     let sim = app.state.fleet.sim.clone().unwrap();
     let question = contact(&sim, device, text("Is the blue one in stock?", None)).await;
     let reply = contact(&sim, device, text("and in red?", Some(&question))).await;
@@ -93,14 +84,7 @@ async fn replies_reactions_deletions_and_the_gallery_render_in_chromium() {
 
     for width in [1280, 390] {
         Browser::session(&driver, width, "whatsapp-changes", async |b| {
-            b.goto(&app.url(&format!("/device/{device}/whatsapp-web")))
-                .await;
-            b.fill("#email", ADMIN_EMAIL).await;
-            b.fill("#password", ADMIN_PASSWORD).await;
-            b.find("#login").await.click().await.unwrap();
-            let item = format!(".chat-item[data-jid='{JID}']");
-            b.wait_css(&item, "the contact's chat").await;
-            b.find(&item).await.click().await.unwrap();
+            open_contact_chat(b, &app, device).await;
             let bubble = |id: &str| format!("document.querySelector('.bubble[data-id=\"{id}\"]')");
             let seen = b
                 .wait_js(

@@ -1,7 +1,8 @@
 //! Every kind of message on the WhatsApp Web page in headless chromium, at 1280 and 390 px: a
-//! simulated contact sends a photo, a voice note, an audio file, a sticker, a document, a place
-//! and their contact card (real bytes); the page shows the photo and sticker decoded, players
-//! whose voice note lasts its one second, a named download chip, a map link and the card. Then a
+//! simulated contact sends a photo, a voice note, an audio file, a sticker, a video, a document,
+//! a place and their contact card (real bytes); the page shows the photo, sticker and video
+//! decoded, players whose voice note lasts its one second, a named download chip, a map link and
+//! the card. Then a
 //! document and a voice note go out from the attach menu and the server stores them as such.
 //! Screenshots: `test-artifacts/screenshots/whatsapp-media-kinds-<width>.png`.
 
@@ -14,16 +15,16 @@ use wafleet::whatsapp::MessageKind;
 use crate::browser::Chromedriver;
 use crate::browser_chat::Browser;
 use crate::helpers::{
-    spawn_app_with, wait_until, Backend, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
+    spawn_app_with, wait_until, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 const CONTACT: &str = "60198765432";
 const JID: &str = "60198765432@s.whatsapp.net";
 
-#[actix_web::test]
-async fn every_kind_of_message_renders_in_chromium() {
-    let driver = Chromedriver::start().await;
+/// A daemon on SQLite (secure cookies, contacts that never answer) with the admin signed in
+/// over the API and one paired device, "Shop front".
+pub(crate) async fn shop_front() -> (TestApp, UserClient, i64) {
     let app = spawn_app_with(
         Backend::Sqlite,
         &[
@@ -35,12 +36,32 @@ async fn every_kind_of_message_renders_in_chromium() {
     .unwrap();
     let admin = app.admin().await;
     let device = app.paired_device(&admin, "Shop front").await;
+    (app, admin, device)
+}
+
+/// Signs in on the device's WhatsApp Web page and opens the contact's chat.
+pub(crate) async fn open_contact_chat(b: &Browser, app: &TestApp, device: i64) {
+    b.goto(&app.url(&format!("/device/{device}/whatsapp-web")))
+        .await;
+    b.fill("#email", ADMIN_EMAIL).await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.find("#login").await.click().await.unwrap();
+    let item = format!(".chat-item[data-jid='{JID}']");
+    b.wait_css(&item, "the contact's chat").await;
+    b.find(&item).await.click().await.unwrap();
+}
+
+#[actix_web::test]
+async fn every_kind_of_message_renders_in_chromium() {
+    let driver = Chromedriver::start().await;
+    let (app, admin, device) = shop_front().await;
     let sim = app.state.fleet.sim.clone().unwrap();
     let kinds = [
         (MessageKind::Image, "the red one?"),
         (MessageKind::Voice, ""),
         (MessageKind::Audio, ""),
         (MessageKind::Sticker, ""),
+        (MessageKind::Video, "watch this"),
         (MessageKind::Document, "as promised"),
         (MessageKind::Location, ""),
         (MessageKind::Contact, ""),
@@ -73,24 +94,18 @@ async fn every_kind_of_message_renders_in_chromium() {
 
     for width in [1280, 390] {
         Browser::session(&driver, width, "whatsapp-media", async |b| {
-            b.goto(&app.url(&format!("/device/{device}/whatsapp-web")))
-                .await;
-            b.fill("#email", ADMIN_EMAIL).await;
-            b.fill("#password", ADMIN_PASSWORD).await;
-            b.find("#login").await.click().await.unwrap();
-            let item = format!(".chat-item[data-jid='{JID}']");
-            b.wait_css(&item, "the contact's chat").await;
-            b.find(&item).await.click().await.unwrap();
+            open_contact_chat(b, &app, device).await;
             b.wait_css("#conversation .bubble-contact", "the last message")
                 .await;
-            // Pictures decoded; the voice note's one second read from its Ogg stream.
+            // Pictures and the video decoded; the voice note's one second read from its Ogg stream.
             let shown = b
                 .wait_js(
                     "const img = (c) => document.querySelector(c); \
                      const voice = document.querySelector('.bubble.in .bubble-audio.voice audio'); \
-                     const ok = img('.bubble-image')?.naturalWidth === 16 && img('.bubble-sticker')?.naturalWidth === 32 && voice?.readyState >= 1 && Number.isFinite(voice.duration); \
+                     const video = document.querySelector('.bubble-video'); \
+                     const ok = img('.bubble-image')?.naturalWidth === 16 && img('.bubble-sticker')?.naturalWidth === 32 && voice?.readyState >= 1 && Number.isFinite(voice.duration) && video?.readyState >= 1 && video.videoWidth === 32; \
                      return ok ? [voice.duration, !!document.querySelector('.bubble-audio.audio audio')] : null",
-                    "the photo, sticker and voice note to load",
+                    "the photo, sticker, video and voice note to load",
                 )
                 .await;
             let seconds = shown[0].as_f64().unwrap();

@@ -721,6 +721,28 @@ async fn campaigns_are_validated_and_tenant_scoped(app: TestApp) {
     assert_eq!(response.status(), 422);
 }
 
+/// Starts campaign `id` and waits until it completed, each of its `leads` reached once; returns
+/// the latest message of the first lead's chat on `device` (what that lead got).
+async fn run_to_the_end(
+    app: &TestApp,
+    owner: &UserClient,
+    id: i64,
+    device: i64,
+    leads: usize,
+) -> Value {
+    start(owner, id).await;
+    wait_status(owner, id, "completed").await;
+    assert_each_lead_once(app, &messages(owner, id).await, leads);
+    let jid = "60120000001@s.whatsapp.net";
+    let page: Value = owner
+        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"][0].clone()
+}
+
 async fn a_picture_campaign_sends_the_picture_with_its_caption(app: TestApp) {
     let owner = app.new_tenant("Acme").await;
     let device = app.paired_device(&owner, "Sales").await;
@@ -751,18 +773,8 @@ async fn a_picture_campaign_sends_the_picture_with_its_caption(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(campaign["has_image"], true);
-    start(&owner, id).await;
-    wait_status(&owner, id, "completed").await;
-    assert_each_lead_once(&app, &messages(&owner, id).await, 3);
     // The chat mirror shows what the lead got: the picture, captioned.
-    let jid = "60120000001@s.whatsapp.net";
-    let page: Value = owner
-        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let sent = &page["items"][0];
+    let sent = &run_to_the_end(&app, &owner, id, device, 3).await;
     assert_eq!(sent["text"], "New catalogue for Lead 1");
     assert_eq!(sent["media"]["mime"], "image/jpeg");
     assert!(sent["media"]["size"].as_i64().unwrap() <= 350 * 1024);
@@ -813,18 +825,8 @@ async fn a_document_campaign_sends_the_named_document_with_its_caption(app: Test
         campaign["file"],
         json!({"kind": "document", "mime": "application/pdf", "file_name": "Price list 2027.pdf"})
     );
-    start(&owner, id).await;
-    wait_status(&owner, id, "completed").await;
-    assert_each_lead_once(&app, &messages(&owner, id).await, 2);
     // What the lead got: the named document, captioned, its bytes as uploaded.
-    let jid = "60120000001@s.whatsapp.net";
-    let page: Value = owner
-        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let sent = &page["items"][0];
+    let sent = &run_to_the_end(&app, &owner, id, device, 2).await;
     assert_eq!(sent["kind"], "document", "{sent}");
     assert_eq!(sent["file_name"], "Price list 2027.pdf");
     assert_eq!(sent["text"], "Prices for Lead 1");

@@ -135,7 +135,7 @@ error_codes! {
     TooLarge = "too_large", PAYLOAD_TOO_LARGE,
         "The body or one of its fields is over the route's size limit.";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,
-        "The body's content type is not one the route reads, a file whose bytes are not the kind it was sent as, or a kind of message the simulator does not make.";
+        "The body's content type is not one the route reads, or a file whose bytes are not the kind it was sent as.";
     InvalidPhone = "invalid_phone", UNPROCESSABLE_ENTITY,
         "Not a phone number that can exist.";
     InvalidLead = "invalid_lead", UNPROCESSABLE_ENTITY,

@@ -121,7 +121,6 @@ impl From<SimError> for ApiError {
             SimError::NoAccount(_) => ErrorCode::NoAccount,
             SimError::InvalidPhone(_) => ErrorCode::InvalidPhone,
             SimError::UnknownGroup(..) => ErrorCode::InvalidRecipient,
-            SimError::Unsupported(_) => ErrorCode::UnsupportedMediaType,
         };
         ApiError::new(code, err.to_string())
     }

@@ -40,7 +40,7 @@ pub struct InboundRequest {
     /// What they write: the text, or the caption of an image or document (may be empty then).
     #[serde(default)]
     pub text: String,
-    /// What they send (default `text`): any kind but `video`, with real bytes.
+    /// What they send (default `text`): any kind, with real bytes.
     #[serde(default)]
     pub kind: MessageKind,
     /// How WhatsApp names the sender: `phone`, `lid` (phone as alternate sender) or
@@ -161,14 +161,13 @@ pub async fn fault(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Makes a simulated contact write to a device: text or any kind WhatsApp carries but video
-/// (with real bytes), in their chat or one of the device's groups, perhaps quoting a message;
+/// Makes a simulated contact write to a device: text or any kind WhatsApp carries (with real
+/// bytes), in their chat or one of the device's groups, perhaps quoting a message;
 /// or react to, edit or delete an earlier message. Addressed by phone, by LID with the phone
 /// as alternate sender, or by LID alone (demos and checks).
 #[utoipa::path(tag = "simulator", request_body = InboundRequest, responses(
     (status = 200, description = "delivered; body has the message id"),
     (status = 409, body = crate::web::ErrorBody),
-    (status = 415, body = crate::web::ErrorBody),
     (status = 422, body = crate::web::ErrorBody)
 ))]
 #[post("/sim/inbound")]

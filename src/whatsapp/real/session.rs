@@ -405,6 +405,27 @@ impl RealSession {
         }
     }
 
+    /// Sends a built message to `to` under our message id.
+    async fn send_message(
+        &self,
+        to: &str,
+        message_id: &str,
+        message: wa::Message,
+    ) -> Result<(), ConnectorError> {
+        let jid = recipient(to)?;
+        let client = self.online()?;
+        let options = SendOptions::default().with_message_id(message_id);
+        self.runtime
+            .run(async move {
+                client
+                    .send_message_with_options(jid, message, options)
+                    .await
+                    .map(drop)
+                    .map_err(|e| failed("send", e))
+            })
+            .await?
+    }
+
     /// The client, if it is logged in (sends need that).
     fn online(&self) -> Result<Arc<Client>, ConnectorError> {
         if self.live.tap.closed.load(Ordering::SeqCst) || !self.live.client.is_logged_in() {
@@ -464,22 +485,11 @@ impl Session for RealSession {
         message_id: &str,
         text: &str,
     ) -> Result<(), ConnectorError> {
-        let jid = recipient(to)?;
-        let client = self.online()?;
         let message = wa::Message {
             conversation: Some(text.to_string()),
             ..Default::default()
         };
-        let options = SendOptions::default().with_message_id(message_id);
-        self.runtime
-            .run(async move {
-                client
-                    .send_message_with_options(jid, message, options)
-                    .await
-                    .map(drop)
-                    .map_err(|e| failed("send", e))
-            })
-            .await?
+        self.send_message(to, message_id, message).await
     }
 
     async fn send_location(
@@ -488,8 +498,6 @@ impl Session for RealSession {
         message_id: &str,
         place: &Location,
     ) -> Result<(), ConnectorError> {
-        let jid = recipient(to)?;
-        let client = self.online()?;
         let message = wa::Message {
             location_message: Some(wa::message::LocationMessage {
                 degrees_latitude: Some(place.latitude),
@@ -500,16 +508,7 @@ impl Session for RealSession {
             .into(),
             ..Default::default()
         };
-        let options = SendOptions::default().with_message_id(message_id);
-        self.runtime
-            .run(async move {
-                client
-                    .send_message_with_options(jid, message, options)
-                    .await
-                    .map(drop)
-                    .map_err(|e| failed("send", e))
-            })
-            .await?
+        self.send_message(to, message_id, message).await
     }
 
     /// Uploads the file (encrypted, to WhatsApp's media servers), then sends it as its kind's

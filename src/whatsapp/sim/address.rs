@@ -2,8 +2,8 @@
 //!
 //! A user is `<phone>@s.whatsapp.net`; one of its linked devices is
 //! `<phone>:<n>@s.whatsapp.net`. A contact WhatsApp addresses by LID writes from
-//! `<lid>@lid`, its LID derived from its phone (15 digits, stable). Groups and other servers are
-//! not simulated, so they are not valid recipients.
+//! `<lid>@lid`, its LID derived from its phone (15 digits, stable). Groups are the devices' own
+//! (`groups.rs`); other servers are not simulated, so they are not valid recipients.
 
 use crate::phone::{parse_international, USER_SERVER};
 

@@ -179,7 +179,7 @@ fn contact_message(
 }
 
 /// The sample file a contact sends as media of `kind`: MIME type and bytes (`None` for kinds
-/// without a file, and for video, which is not simulated).
+/// without a file).
 pub(super) fn sample_file(kind: MessageKind) -> Option<(&'static str, Arc<Vec<u8>>)> {
     match kind {
         MessageKind::Image => Some(("image/png", Arc::new(samples::PHOTO_PNG.to_vec()))),
@@ -188,6 +188,7 @@ pub(super) fn sample_file(kind: MessageKind) -> Option<(&'static str, Arc<Vec<u8
         }
         MessageKind::Document => Some(("application/pdf", samples::document_pdf())),
         MessageKind::Sticker => Some(("image/webp", samples::sticker_webp())),
+        MessageKind::Video => Some(("video/mp4", Arc::new(samples::CLIP_MP4.to_vec()))),
         _ => None,
     }
 }
@@ -198,11 +199,7 @@ pub(super) fn media_reference(kind: MessageKind) -> String {
 }
 
 /// `message` made a message of `kind` with the sample bytes or details of that kind.
-fn with_content(
-    mut message: WaMessage,
-    kind: MessageKind,
-    phone: &str,
-) -> Result<WaMessage, SimError> {
+fn with_content(mut message: WaMessage, kind: MessageKind, phone: &str) -> WaMessage {
     message.kind = kind;
     if let Some((mime, data)) = sample_file(kind) {
         message.media = Some(Media {
@@ -221,10 +218,9 @@ fn with_content(
                 .unwrap_or_else(|| phone.to_string());
             message.contact = Some(samples::card(&name, phone));
         }
-        MessageKind::Video => return Err(SimError::Unsupported("video")),
         _ => {}
     }
-    Ok(message)
+    message
 }
 
 /// Starts what follows the delivery of `message_id` to `phone`: receipts, perhaps an answer.
@@ -300,9 +296,8 @@ pub struct SimInbound {
     /// What they write: the text, or the caption of an image, video or document (may be
     /// empty then).
     pub text: String,
-    /// What they send: each kind with real bytes (a PNG photo, an OGG/Opus voice note or audio
-    /// file, a PDF document, a WebP sticker), a place, or their own contact card. Video is not
-    /// simulated.
+    /// What they send: each kind with real bytes (a PNG photo, an MP4 clip, an OGG/Opus voice
+    /// note or audio file, a PDF document, a WebP sticker), a place, or their own contact card.
     pub kind: MessageKind,
     /// How WhatsApp names the sender; `None`: as the network addresses that contact
     /// (`sim.lid_probability`).
@@ -473,7 +468,7 @@ impl SimNetwork {
                 timestamp: message.timestamp,
             })),
             None => {
-                let mut message = with_content(message, inbound.kind, &phone)?;
+                let mut message = with_content(message, inbound.kind, &phone);
                 message.quoted = inbound.reply_to.clone().map(|id| Quote {
                     id,
                     ..Quote::default()

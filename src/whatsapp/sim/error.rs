@@ -23,9 +23,6 @@ pub enum SimError {
     /// Not one of the device's simulated groups.
     #[error("device {0} is in no group {1:?}")]
     UnknownGroup(i64, String),
-    /// A kind of message the simulator does not make.
-    #[error("the simulator does not send {0} messages")]
-    Unsupported(&'static str),
 }
 
 impl SimError {
@@ -38,7 +35,6 @@ impl SimError {
             Self::NoAccount(_) => "no_account",
             Self::InvalidPhone(_) => "invalid_phone",
             Self::UnknownGroup(..) => "invalid_recipient",
-            Self::Unsupported(_) => "unsupported_media_type",
         }
     }
 }

@@ -21,6 +21,11 @@ pub const PHOTO_PNG: [u8; 91] = [
     0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
+/// The video contacts send: one second of a 32x32 green H.264 (baseline) clip in an MP4, made
+/// once with ffmpeg (libx264, `-crf 40`, faststart, bit-exact) and kept as bytes; a browser
+/// plays it.
+pub const CLIP_MP4: &[u8] = include_bytes!("clip.mp4");
+
 /// File name of the document contacts send.
 pub(super) const DOCUMENT_NAME: &str = "price list.pdf";
 
