@@ -3,8 +3,9 @@
 //! ([`reactions_of`]).
 //!
 //! A change applies only to a message of the chat it came in. Only the author of a message may
-//! edit it; only its author (or, in a group, an admin, which WhatsApp vouches for) may delete it. A change to a message the mirror never stored (older
-//! than the device, or never sent) changes nothing: there is nothing to show it on.
+//! edit it; only its author (or, in a group, an admin, which WhatsApp vouches for) may delete
+//! it. A change to a message the mirror never stored (older than the device, or never sent)
+//! changes nothing: there is nothing to show it on.
 
 use std::collections::HashMap;
 
@@ -13,8 +14,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::model::{
-    cut_chars, preview, Chat, Detail, StoredMessage, StoredReaction, DELETED_PREVIEW,
-    MAX_EMOJI_CHARS,
+    cut_chars, Chat, StoredMessage, StoredReaction, DELETED_PREVIEW, MAX_EMOJI_CHARS,
 };
 use crate::db::schema::{chats, messages, reactions};
 use crate::db::{Conn, Db, DbError};
@@ -85,7 +85,7 @@ pub async fn apply(
         let of_target = reactions::table
             .filter(reactions::device_id.eq(device_id))
             .filter(reactions::message_wa_id.eq(&target.wa_id));
-        let new_preview = match &change.change {
+        match &change.change {
             Change::Reaction { emoji } => {
                 let emoji = cut_chars(emoji.trim(), MAX_EMOJI_CHARS);
                 diesel::delete(of_target.filter(reactions::sender_jid.eq(sender)))
@@ -104,7 +104,6 @@ pub async fn apply(
                         .execute(c)
                         .await?;
                 }
-                None
             }
             Change::Edit { text } => {
                 if !author {
@@ -114,12 +113,6 @@ pub async fn apply(
                     .set((messages::body.eq(text), messages::edited_at.eq(at)))
                     .execute(c)
                     .await?;
-                preview(
-                    &target.kind,
-                    Some(text),
-                    target.file_name.as_deref(),
-                    Detail::parse(target.detail.as_deref()).as_ref(),
-                )
             }
             Change::Revoke => {
                 let group = chat.jid.ends_with("@g.us");
@@ -143,10 +136,19 @@ pub async fn apply(
                     .execute(c)
                     .await?;
                 diesel::delete(of_target).execute(c).await?;
-                Some(DELETED_PREVIEW.to_string())
             }
+        }
+        let message: StoredMessage = messages::table
+            .find(target.id)
+            .select(StoredMessage::as_select())
+            .first(c)
+            .await?;
+        // The chat list shows an edit or deletion when the message is the chat's latest.
+        let new_preview = match &change.change {
+            Change::Reaction { .. } => None,
+            Change::Edit { .. } => message.preview(),
+            Change::Revoke => Some(DELETED_PREVIEW.to_string()),
         };
-        // The chat list shows the change when the message is the chat's latest.
         let latest = chat.last_message_at == Some(target.sent_at);
         let (chat, preview_changed) = match new_preview {
             Some(text) if latest => {
@@ -159,14 +161,7 @@ pub async fn apply(
             }
             _ => (chat, false),
         };
-        let message = messages::table
-            .find(target.id)
-            .select(StoredMessage::as_select())
-            .first(c)
-            .await?;
-        let reactions = reactions::table
-            .filter(reactions::device_id.eq(device_id))
-            .filter(reactions::message_wa_id.eq(&target.wa_id))
+        let reactions = of_target
             .order(reactions::reacted_at)
             .select(StoredReaction::as_select())
             .load(c)

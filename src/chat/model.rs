@@ -88,6 +88,18 @@ pub struct StoredMessage {
     pub media_ref: Option<String>,
 }
 
+impl StoredMessage {
+    /// The chat list's preview of this message (see [`preview`]).
+    pub fn preview(&self) -> Option<String> {
+        preview(
+            &self.kind,
+            self.body.as_deref(),
+            self.file_name.as_deref(),
+            Detail::parse(self.detail.as_deref()).as_ref(),
+        )
+    }
+}
+
 /// A reaction row: one person's emoji on one message.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = reactions)]

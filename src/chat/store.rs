@@ -328,14 +328,7 @@ async fn quoted_preview(
             .first(c)
             .await
             .optional()?;
-        Ok(quoted.and_then(|m| {
-            preview(
-                &m.kind,
-                m.body.as_deref(),
-                m.file_name.as_deref(),
-                Detail::parse(m.detail.as_deref()).as_ref(),
-            )
-        }))
+        Ok(quoted.and_then(|m| m.preview()))
     })
 }
 

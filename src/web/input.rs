@@ -239,27 +239,47 @@ pub async fn receive_image(
     req: &HttpRequest,
     payload: &mut web::Payload,
 ) -> Result<String, ApiError> {
-    let (_room, body) = read_upload(req, |declared| async move {
-        let mut body = Vec::with_capacity(declared.min(media::MAX_UPLOAD_BYTES));
+    let (_room, body) = read_body(
+        req,
+        payload,
+        media::MAX_UPLOAD_BYTES,
+        "the image is larger than 32 MiB",
+    )
+    .await?;
+    let prepared = media::prepare_image_bounded(body).await?;
+    store_file(state, prepared.data).await
+}
+
+/// A raw request body of at most `limit` bytes (413 `too_large` with `too_large` past it),
+/// read within the upload budget and deadline ([`read_upload`]); answers the budget's
+/// reservation with it, to be held while the body is worked on.
+async fn read_body(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    limit: usize,
+    too_large: &'static str,
+) -> Result<(Reservation, Vec<u8>), ApiError> {
+    read_upload(req, |declared| async move {
+        let mut body = Vec::with_capacity(declared.min(limit));
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
-            if body.len() + chunk.len() > media::MAX_UPLOAD_BYTES {
-                return Err(ApiError::new(
-                    ErrorCode::TooLarge,
-                    "the image is larger than 32 MiB",
-                ));
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::new(ErrorCode::TooLarge, too_large));
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     })
-    .await?;
-    let prepared = media::prepare_image_bounded(body).await?;
+    .await
+}
+
+/// Stores a file in the media store (on a blocking thread); answers its SHA-256.
+pub async fn store_file(state: &AppState, data: Vec<u8>) -> Result<String, ApiError> {
     let store = MediaStore::new(state.settings.chat.media_dir.clone());
-    web::block(move || store.save(&prepared.data))
+    web::block(move || store.save(&data))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format!("cannot store the image: {e}")))
+        .map_err(|e| ApiError::internal(format!("cannot store the file: {e}")))
 }
 
 /// Query of a campaign's or step's file upload: what the body is.
@@ -290,20 +310,12 @@ pub async fn receive_file(
             "kind must be image, document, video, voice, audio or sticker",
         ));
     }
-    let (_room, body) = read_upload(req, |declared| async move {
-        let mut body = Vec::with_capacity(declared.min(files::MAX_FILE_BYTES));
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
-            if body.len() + chunk.len() > files::MAX_FILE_BYTES {
-                return Err(ApiError::new(
-                    ErrorCode::TooLarge,
-                    "the file is larger than 16 MiB",
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    })
+    let (_room, body) = read_body(
+        req,
+        payload,
+        files::MAX_FILE_BYTES,
+        "the file is larger than 16 MiB",
+    )
     .await?;
     let file_name = query
         .file_name
@@ -311,11 +323,7 @@ pub async fn receive_file(
         .and_then(files::clean_name)
         .filter(|_| query.kind == MessageKind::Document);
     let mime = files::check(query.kind, &body, file_name.as_deref())?;
-    let store = MediaStore::new(state.settings.chat.media_dir.clone());
-    let sha = web::block(move || store.save(&body))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format!("cannot store the file: {e}")))?;
+    let sha = store_file(state, body).await?;
     let info = FileInfo {
         kind: query.kind,
         mime,

@@ -23,7 +23,7 @@ use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
-use crate::web::input::{check_message_text, read_upload, MAX_MESSAGE_CHARS};
+use crate::web::input::{check_message_text, read_upload, store_file, MAX_MESSAGE_CHARS};
 use crate::web::{ApiError, AppState, ErrorCode};
 use crate::whatsapp::{Group, Location, Media, MessageKind, OutgoingMedia};
 
@@ -565,12 +565,17 @@ pub async fn download_media(
         .find(|(device_id, _, _)| caller.can_see_device(*device_id))
         .map(|(_, mime, file_name)| (mime, file_name))
         .ok_or_else(|| ApiError::not_found("media"))?;
-    let data = web::block(move || std::fs::read(path))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|_| ApiError::not_found("media"))?;
+    let data = read_stored(path).await?;
     let name = file_name.unwrap_or_else(|| format!("{sha}.bin"));
     Ok(serve_media(data, stored.as_deref(), &name))
+}
+
+/// A stored media file's bytes (read on a blocking thread); 404 when it is gone.
+async fn read_stored(path: std::path::PathBuf) -> Result<Vec<u8>, ApiError> {
+    web::block(move || std::fs::read(path))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|_| ApiError::not_found("media"))
 }
 
 /// A media file as the API serves it: inline only for an allowlisted image, audio or video
@@ -623,11 +628,7 @@ pub async fn open_media(
         .as_deref()
         .and_then(|sha| store_dir.path(sha))
     {
-        let data = web::block(move || std::fs::read(path))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|_| no_file())?;
-        return Ok(serve_media(data, Some(&mime), &name));
+        return Ok(serve_media(read_stored(path).await?, Some(&mime), &name));
     }
     let reference = message.media_ref.clone().ok_or_else(no_file)?;
     let kind = MessageKind::parse(&message.kind).ok_or_else(no_file)?;
@@ -657,11 +658,7 @@ pub async fn open_media(
         }
         Err(err) => return Err(err.into()),
     };
-    let (saver, bytes) = (store_dir.clone(), data.clone());
-    let sha = web::block(move || saver.save(&bytes))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let sha = store_file(&state, data.clone()).await?;
     store::media_fetched(&state.db, message.id, &sha, data.len() as i64).await?;
     Ok(serve_media(data, Some(&mime), &name))
 }

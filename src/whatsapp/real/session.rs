@@ -405,14 +405,13 @@ impl RealSession {
         }
     }
 
-    /// Sends a built message to `to` under our message id.
+    /// Sends a built message to `jid` under our message id.
     async fn send_message(
         &self,
-        to: &str,
+        jid: Jid,
         message_id: &str,
         message: wa::Message,
     ) -> Result<(), ConnectorError> {
-        let jid = recipient(to)?;
         let client = self.online()?;
         let options = SendOptions::default().with_message_id(message_id);
         self.runtime
@@ -489,7 +488,7 @@ impl Session for RealSession {
             conversation: Some(text.to_string()),
             ..Default::default()
         };
-        self.send_message(to, message_id, message).await
+        self.send_message(recipient(to)?, message_id, message).await
     }
 
     async fn send_location(
@@ -508,7 +507,7 @@ impl Session for RealSession {
             .into(),
             ..Default::default()
         };
-        self.send_message(to, message_id, message).await
+        self.send_message(recipient(to)?, message_id, message).await
     }
 
     /// Uploads the file (encrypted, to WhatsApp's media servers), then sends it as its kind's
@@ -527,25 +526,18 @@ impl Session for RealSession {
         }
         let jid = recipient(to)?;
         let client = self.online()?;
-        let options = SendOptions::default().with_message_id(message_id);
-        self.runtime
+        let (data, kind) = (file.media.data.to_vec(), upload_type(file.kind));
+        let upload = self
+            .runtime
             .run(async move {
-                let upload = client
-                    .upload(
-                        file.media.data.to_vec(),
-                        upload_type(file.kind),
-                        UploadOptions::default(),
-                    )
-                    .await
-                    .map_err(|e| failed("media upload", e))?;
-                let message = media_message(upload, file);
                 client
-                    .send_message_with_options(jid, message, options)
+                    .upload(data, kind, UploadOptions::default())
                     .await
-                    .map(drop)
-                    .map_err(|e| failed("send", e))
+                    .map_err(|e| failed("media upload", e))
             })
-            .await?
+            .await??;
+        self.send_message(jid, message_id, media_message(upload, file))
+            .await
     }
 
     /// The groups WhatsApp says the account is in, with titles and participant counts.
