@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -56,6 +56,8 @@ pub enum Target {
     Phone(String),
     /// `email:<address>` (a failed sign-in names the account tried).
     Email(String),
+    /// `webhook_endpoint:<id>`.
+    WebhookEndpoint(i64),
 }
 
 impl fmt::Display for Target {
@@ -72,6 +74,7 @@ impl fmt::Display for Target {
             Target::Lead(id) => write!(f, "lead:{id}"),
             Target::Phone(phone) => write!(f, "phone:{phone}"),
             Target::Email(email) => write!(f, "email:{email}"),
+            Target::WebhookEndpoint(id) => write!(f, "webhook_endpoint:{id}"),
         }
     }
 }
@@ -113,6 +116,30 @@ pub async fn recent_actions(db: &Db, tenant_id: i64, limit: i64) -> Result<Vec<S
             .limit(limit)
             .select(audit_log::action)
             .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Deletes up to `limit` entries written before `cutoff`, oldest first (retention). Answers
+/// how many went.
+pub async fn delete_before(db: &Db, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
+    let ids: Vec<i64> = db_run!(db, |conn| {
+        audit_log::table
+            .filter(audit_log::created_at.lt(cutoff))
+            .order(audit_log::created_at)
+            .select(audit_log::id)
+            .limit(limit)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    db_run!(db, |conn| {
+        diesel::delete(audit_log::table.filter(audit_log::id.eq_any(&ids)))
+            .execute(conn)
             .await
             .map_err(DbError::from)
     })

@@ -1,6 +1,6 @@
 //! The command line: `wafleet [serve]`, `wafleet migrate`, `wafleet bench <scenario>`,
-//! `wafleet sim --listen <addr>`, global
-//! `--config` and `--log-format`.
+//! `wafleet sim --listen <addr>`, the operator's `wafleet healthcheck`, `wafleet config check`
+//! and `wafleet backup FILE`, global `--config` and `--log-format`.
 //!
 //! Parsing only; [`crate::config::Settings::load`] folds the flags into the settings so that a
 //! flag always wins over files and environment.
@@ -50,6 +50,55 @@ pub enum Command {
     /// `[sim] remote = "<addr>"` (fault drills: it survives the daemon being killed). Prints
     /// `{"listening":"<addr>"}` on stdout once it accepts connections.
     Sim(SimArgs),
+    /// Ask the daemon on this machine for GET /healthz on its main listener (server.port):
+    /// exit 0 when it answers 200, else one line on stderr and exit 1 (container health checks).
+    Healthcheck,
+    /// Inspect the configuration.
+    Config(ConfigArgs),
+    /// Copy the SQLite database to FILE, consistently, while the daemon may be running
+    /// (PostgreSQL: use pg_dump, see docs/operations.md).
+    Backup(BackupArgs),
+}
+
+/// `wafleet config …`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// What to do with the configuration.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// The sub-commands of `wafleet config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the settings as `serve` would (files, environment, flags) and print the
+    /// effective ones with every secret redacted; exit 2 on an invalid setting.
+    Check(ConfigCheckArgs),
+}
+
+/// Flags of `wafleet config check`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigCheckArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ConfigFormat::Toml)]
+    pub format: ConfigFormat,
+}
+
+/// How `wafleet config check` prints the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    /// TOML, in the shape of config/default.toml.
+    Toml,
+    /// One JSON object.
+    Json,
+}
+
+/// Flags of `wafleet backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the copy; must not exist yet.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// Flags of `wafleet sim`. The network's behaviour comes from the `[sim]` settings as usual.
@@ -91,7 +140,8 @@ pub struct BenchArgs {
     pub pacing: Pacing,
 
     /// Events published per second; as fast as the hub takes them when omitted (fanout).
-    /// Inbound messages per second (inbound; default 300).
+    /// Inbound messages per second (inbound; default 300). Events per second (webhooks;
+    /// default 1000).
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 
@@ -113,6 +163,22 @@ pub struct BenchArgs {
     /// about 1 MB (pictures, voice notes, audio, documents, stickers).
     #[arg(long, value_enum, default_value_t = Mix::Text)]
     pub mix: Mix,
+
+    /// Webhook endpoints on the local receiver (webhooks).
+    #[arg(long, value_name = "E", default_value_t = 10)]
+    pub endpoints: u32,
+
+    /// Seconds of steady events (webhooks).
+    #[arg(long, value_name = "D", default_value_t = 60)]
+    pub seconds: u32,
+
+    /// Seconds the receiver answers 503 while events keep coming; 0 skips the phase (webhooks).
+    #[arg(long, value_name = "O", default_value_t = 30)]
+    pub outage: u32,
+
+    /// Days of hourly figures for every device (home).
+    #[arg(long, value_name = "D", default_value_t = 30)]
+    pub days: u32,
 }
 
 /// Benchmark scenarios (issue 11); the others arrive with the features they measure.
@@ -132,6 +198,11 @@ pub enum Scenario {
     Clients,
     /// P pictures at once through the image pipeline, large ones and bombs: peak memory.
     Images,
+    /// E webhook endpoints, R events/s for D s, then an O s receiver outage: deliveries/s,
+    /// latency, drain time, losses.
+    Webhooks,
+    /// The home page's figures over N devices with D days of hourly figures: p50/p99 per range.
+    Home,
 }
 
 /// Pacing of the broadcast benchmark.
@@ -183,6 +254,8 @@ impl Scenario {
             Scenario::Import => "import",
             Scenario::Clients => "clients",
             Scenario::Images => "images",
+            Scenario::Webhooks => "webhooks",
+            Scenario::Home => "home",
         }
     }
 }
@@ -201,7 +274,7 @@ pub struct ServeArgs {
 }
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Readable lines, coloured when stdout is a terminal.
@@ -218,7 +291,14 @@ impl Cli {
         match &self.command {
             None => None,
             Some(Command::Serve(args)) => Some(args),
-            Some(Command::Migrate) | Some(Command::Bench(_)) | Some(Command::Sim(_)) => None,
+            Some(
+                Command::Migrate
+                | Command::Bench(_)
+                | Command::Sim(_)
+                | Command::Healthcheck
+                | Command::Config(_)
+                | Command::Backup(_),
+            ) => None,
         }
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! Modules import only from layers below their own (lowest first: foundations `clock`,
-//! `metrics`, `cli`, `phone` → `config` → `db`, `telemetry` → `whatsapp`, `auth` → `hub`,
-//! `audit` → `chat` → `device` → `broadcast` → `web` → `startup` → `bench`); the test
+//! `metrics`, `cli`, `phone`, `tls` → `config` → `db`, `telemetry` → `whatsapp`, `auth` → `hub`,
+//! `audit` → `chat` → `device` → `broadcast` → `webhooks` → `retention` → `web` → `startup` →
+//! `bench`); the test
 //! `tests/api/layers.rs` enforces it and docs/architecture.md explains it.
 //! - [`bench`]: `wafleet bench <scenario>`, the daemon measured in-process (docs/benchmarks.md).
 //! - [`broadcast`]: leads, opt-outs, campaigns, the outbox and the Throttle.
@@ -21,6 +22,9 @@
 //! - [`web`]: the actix-web app, the `Auth` extractor, `ErrorCode`/`ApiError`, routes, WebSockets.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`phone`]: phones and JIDs (E.164 normalisation, the phone of a JID).
+//! - [`retention`]: the sweep that deletes old messages, outbox rows and audit entries.
+//! - [`tls`]: TLS to PostgreSQL (libpq's sslmode) and Redis (rediss://), over rustls.
+//! - [`webhooks`]: outbound webhooks: endpoints, the signed, retried delivery queue.
 //! - [`whatsapp`]: the `Connector` trait, its events, the simulator, and `remote` (the simulator
 //!   in its own process, `wafleet sim`, for fault drills).
 
@@ -37,7 +41,11 @@ pub mod device;
 pub mod hub;
 pub mod metrics;
 pub mod phone;
+pub mod retention;
 pub mod startup;
+pub mod stats;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
+pub mod webhooks;
 pub mod whatsapp;

@@ -2,13 +2,15 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use wafleet::bench;
-use wafleet::cli::{Cli, Command};
-use wafleet::config::Settings;
-use wafleet::db::migrate;
+use wafleet::cli::{BackupArgs, Cli, Command, ConfigCommand};
+use wafleet::config::{ConfigError, Settings};
+use wafleet::db::{backup, migrate};
 use wafleet::startup::Application;
 use wafleet::telemetry;
+use wafleet::web::health;
 use wafleet::whatsapp::remote;
 
 fn main() -> ExitCode {
@@ -17,7 +19,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         // Builds its own settings and logs to stderr: its stdout is one JSON object.
         Some(Command::Bench(args)) => bench::run(args, cli.time_scale),
-        Some(Command::Migrate) | Some(Command::Serve(_)) | Some(Command::Sim(_)) | None => {
+        _ => {
             let settings = match Settings::load(&cli) {
                 Ok(settings) => settings,
                 Err(err) => {
@@ -25,16 +27,36 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            telemetry::init(&settings.log);
             match cli.command {
-                Some(Command::Migrate) => run_migrate(&settings),
-                Some(Command::Sim(args)) => remote::server::run(settings.sim, args.listen),
-                _ => run_serve(settings),
+                // One-shot commands: no logging, their output is the answer.
+                Some(Command::Healthcheck) => {
+                    health::probe(&settings.server).context("healthcheck failed")
+                }
+                Some(Command::Config(args)) => match args.command {
+                    ConfigCommand::Check(check) => settings
+                        .render(check.format)
+                        .map(|text| print!("{text}"))
+                        .context("cannot print the settings"),
+                },
+                Some(Command::Backup(args)) => run_backup(&settings, &args),
+                command => {
+                    telemetry::init(&settings.log);
+                    match command {
+                        Some(Command::Migrate) => run_migrate(&settings),
+                        Some(Command::Sim(args)) => remote::server::run(settings.sim, args.listen),
+                        _ => run_serve(settings),
+                    }
+                }
             }
         }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // A setting that cannot work, found only when used (TLS certificates): as at load.
+        Err(err) if err.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("wafleet: configuration error: {err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "wafleet stopped with an error");
             eprintln!("wafleet: {err:#}");
@@ -52,6 +74,17 @@ fn run_migrate(settings: &Settings) -> anyhow::Result<()> {
     for version in report.applied {
         println!("applied {version}");
     }
+    Ok(())
+}
+
+/// `wafleet backup FILE`: copy the SQLite database and say where to.
+fn run_backup(settings: &Settings, args: &BackupArgs) -> anyhow::Result<()> {
+    let bytes = backup::vacuum_into(&settings.database, &args.file).context("backup failed")?;
+    println!(
+        "backed up {} to {} ({bytes} bytes)",
+        settings.database.redacted_url(),
+        args.file.display()
+    );
     Ok(())
 }
 

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// Which singleton actors are up.
     pub liveness: Liveness,
+    /// `db_pool_connections{state}`: the database pool's `open`, `idle` and `max` connections
+    /// and the requests `waiting` for one, set at each scrape.
+    pub db_pool: IntGaugeVec,
 }
 
 impl Metrics {
@@ -46,14 +49,33 @@ impl Metrics {
                 .buckets(HTTP_BUCKETS.to_vec()),
             &["method", "route"],
         )?;
+        let db_pool = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database pool: open, idle and max connections, and requests waiting for one",
+            ),
+            &["state"],
+        )?;
+        let build = IntGaugeVec::new(
+            Opts::new("build_info", "The running build (always 1)"),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(db_pool.clone()))?;
+        registry.register(Box::new(build))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let liveness = Liveness::register(&registry)?;
         Ok(Self {
             registry,
             http_requests,
             http_duration,
             liveness,
+            db_pool,
         })
     }
 

@@ -16,23 +16,26 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use std::sync::atomic::AtomicBool;
 
-use actix::Supervisor;
+use actix::{Addr, Supervisor};
 
 use crate::auth::{bootstrap, AuthService};
 use crate::broadcast::campaign::engine::{CampaignEngine, EngineDeps};
+use crate::broadcast::campaign::messages::StopLanes;
+use crate::broadcast::metrics::BroadcastMetrics;
 use crate::broadcast::replies::Replies;
 use crate::broadcast::sequence::engine::{SequenceDeps, SequenceEngine};
 use crate::broadcast::throttle::Throttle;
 use crate::chat::actor::{ChatMetrics, ChatObserver, ChatSync};
 use crate::chat::media::MediaStore;
 use crate::chat::messages::ChatInbox;
+use crate::chat::messages::Drain;
 use crate::clock::Clock;
-use crate::config::ConnectorKind;
-use crate::config::Settings;
-use crate::db::{migrate, Db};
+use crate::config::{ConfigError, ConnectorKind, DatabaseKind, Settings};
+use crate::db::{migrate, postgres, Db};
 use crate::device::admission::Priority;
 use crate::device::events::{self, EventBus};
 use crate::device::messages::{Shutdown, StartDevice};
@@ -53,12 +56,15 @@ pub struct Application {
     /// The `metrics.listen` listener and its port, when configured.
     metrics_server: Option<(Server, u16)>,
     state: web::Data<AppState>,
+    /// The chat mirror, written out at shutdown.
+    chat: Addr<ChatSync>,
 }
 
 impl Application {
     /// Migrates and connects the database, binds the listener, and builds the server.
     /// Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        check_tls(&settings).await?;
         let database_url = settings.database.redacted_url();
         tracing::info!(database = %database_url, "applying migrations");
         let report = migrate::run_pending_async(&settings.database)
@@ -82,12 +88,13 @@ impl Application {
             HubMetrics::register(&metrics.registry).context("cannot register hub metrics")?;
         let liveness = metrics.liveness.clone();
         let hub = hub::start(&settings.redis, hub_metrics.clone(), liveness.beacon("hub"))
-            .context("invalid redis.url")?;
+            .map_err(|cause| ConfigError(format!("redis.url: {cause}")))?;
         events::forward_to_hub(&bus, hub.clone());
         let settings = Arc::new(settings);
         let replies = Replies::new(
             db.clone(),
             settings.broadcast.clone(),
+            hub.clone(),
             liveness.beacon("replies"),
         );
         let replies = Supervisor::start(move |_| replies);
@@ -106,18 +113,30 @@ impl Application {
         let inbox = ChatInbox {
             messages: chat.clone().recipient(),
             receipts: chat.clone().recipient(),
-            changes: chat.recipient(),
+            changes: chat.clone().recipient(),
         };
         let fleet = start_fleet(&settings, &db, &metrics, bus, inbox).await?;
-        let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics);
+        let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics)?;
         let clock = Clock::system();
         let sequences = SequenceEngine::new(SequenceDeps {
             db: db.clone(),
+            hub: hub.clone(),
             broadcast: Arc::new(settings.broadcast.clone()),
             clock: clock.clone(),
         })
         .watched(liveness.beacon("sequence_engine"));
         let sequences = Supervisor::start(move |_| sequences);
+        let webhooks = crate::webhooks::start(crate::webhooks::DispatcherDeps {
+            db: db.clone(),
+            settings: settings.webhooks.clone(),
+            hub: hub.clone(),
+            metrics: crate::webhooks::metrics::WebhookMetrics::register(&metrics.registry)
+                .context("cannot register webhook metrics")?,
+            beacon: liveness.beacon("webhooks"),
+        })
+        .context("cannot build the webhook HTTP client")?;
+        // Deletes rows older than [retention] allows every retention.interval_hours.
+        crate::retention::start(db.clone(), settings.retention.clone(), clock.clone());
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -143,14 +162,19 @@ impl Application {
             hub_metrics,
             campaigns,
             sequences,
+            chat_zones: chat.clone().recipient(),
+            webhooks,
             clock,
             openapi_json: OnceLock::new(),
+            going_away: tokio::sync::watch::Sender::new(false),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || http::app(app_state.clone()))
             .listen(listener)?
             .workers(workers)
             .shutdown_timeout(shutdown_timeout)
+            // SIGINT/SIGTERM are ours: the shutdown runs in order (run_until_stopped).
+            .disable_signals()
             .client_request_timeout(Duration::from_secs(30))
             .keep_alive(Duration::from_secs(keep_alive_secs))
             // Small WebSocket frames must not wait for delayed ACKs (~40 ms).
@@ -168,6 +192,7 @@ impl Application {
             server,
             metrics_server,
             state,
+            chat,
         })
     }
 
@@ -191,24 +216,132 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then shuts down in order.
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then shuts down.
+    ///
+    /// On a signal, in this order and within `server.shutdown_timeout_secs` in all: stop
+    /// accepting connections; withdraw the campaign lanes (claimed, unsent rows go back to
+    /// pending; a send already handed to WhatsApp is recorded as sent); write the chat mirror's
+    /// queue; close WebSockets with 1001; let in-flight requests finish; disconnect the devices.
+    /// Then, at most 2 s more, write what they delivered meanwhile. A step that runs out of time is logged and the next
+    /// one starts: nothing accepted is lost, as the outbox and WhatsApp's redelivery cover it.
+    /// After [`ServerHandle::stop`] (tests, embedders) only the devices are disconnected, within
+    /// the same budget.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let metrics_handle = self.metrics_server.map(|(server, _)| {
             let handle = server.handle();
             actix_web::rt::spawn(server);
             handle
         });
-        let served = self.server.await.context("HTTP server failed");
+        let handle = self.server.handle();
+        let mut serving = actix_web::rt::spawn(self.server);
+        let signalled = tokio::select! {
+            served = &mut serving => Err(served),
+            signal = stop_signal() => Ok(signal),
+        };
+        let state = &self.state;
+        let budget = Duration::from_secs(state.settings.server.shutdown_timeout_secs);
+        let (deadline, served) = match signalled {
+            Ok(signal) => {
+                tracing::info!(signal, budget_secs = budget.as_secs(), "stopping");
+                let deadline = tokio::time::Instant::now() + budget;
+                handle.pause().await;
+                step(
+                    "campaign lanes withdrawn",
+                    deadline,
+                    state.campaigns.send(StopLanes),
+                )
+                .await;
+                step("chat mirror written", deadline, self.chat.send(Drain)).await;
+                state.going_away.send_replace(true);
+                if !step("HTTP requests finished", deadline, handle.stop(true)).await {
+                    handle.stop(false).await;
+                }
+                (deadline, serving.await)
+            }
+            Err(served) => (tokio::time::Instant::now() + budget, served),
+        };
+        let served = match served {
+            Ok(result) => result.context("HTTP server failed"),
+            Err(err) => Err(anyhow::anyhow!("HTTP server task failed: {err}")),
+        };
         if let Some(handle) = metrics_handle {
             handle.stop(true).await;
         }
         tracing::info!("HTTP server stopped; disconnecting devices");
-        if self.state.fleet.supervisor.send(Shutdown).await.is_err() {
-            tracing::warn!("device supervisor was already gone at shutdown");
-        }
+        let disconnect = async {
+            if state.fleet.supervisor.send(Shutdown).await.is_err() {
+                tracing::warn!("device supervisor was already gone at shutdown");
+            }
+        };
+        // Within the budget too: sessions still closing then are dropped with the process.
+        step("devices disconnected", deadline, disconnect).await;
+        // What the devices delivered while they disconnected.
+        let last_writes = tokio::time::Instant::now() + Duration::from_secs(2);
+        step("chat mirror written", last_writes, self.chat.send(Drain)).await;
+        // Events of the above queued, unstarted deliveries handed back for the next start.
+        step(
+            "webhook queue written",
+            last_writes,
+            state.webhooks.send(crate::webhooks::messages::Drain),
+        )
+        .await;
         tracing::info!("shutdown complete");
         served
     }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}
+
+/// Runs one shutdown step until `deadline`; logs how long it took, or that it ran out of time
+/// (answers false then).
+async fn step<F: std::future::Future>(what: &str, deadline: tokio::time::Instant, work: F) -> bool {
+    let started = std::time::Instant::now();
+    match tokio::time::timeout_at(deadline, work).await {
+        Ok(_) => {
+            tracing::info!(
+                step = what,
+                ms = started.elapsed().as_millis() as u64,
+                "shutdown step done"
+            );
+            true
+        }
+        Err(_) => {
+            tracing::warn!(
+                step = what,
+                "shutdown step ran out of time (server.shutdown_timeout_secs)"
+            );
+            false
+        }
+    }
+}
+
+/// TLS settings that can never work (an untrusted or expired certificate, a host name that does
+/// not match, a server without TLS) stop the daemon before it starts, as a [`ConfigError`]
+/// naming `database.url` or `redis.url` (exit status 2).
+async fn check_tls(settings: &Settings) -> anyhow::Result<()> {
+    if let DatabaseKind::Postgres = settings.database.kind()? {
+        postgres::check_tls(settings.database.url.expose_secret())
+            .await
+            .map_err(|cause| ConfigError(format!("database.url: {cause}")))?;
+    }
+    hub::redis_tls::check(&settings.redis)
+        .await
+        .map_err(|cause| ConfigError(format!("redis.url: {cause}")))?;
+    Ok(())
 }
 
 /// Binds the `metrics.listen` listener (one worker, `/metrics` only), when configured.
@@ -239,13 +372,17 @@ fn start_campaigns(
     fleet: &Fleet,
     hub: &actix::Addr<crate::hub::Hub>,
     metrics: &Metrics,
-) -> actix::Addr<CampaignEngine> {
+) -> anyhow::Result<actix::Addr<CampaignEngine>> {
     // Pacing runs on the simulator's clock; real devices always pace in real time.
     let time_scale = match settings.whatsapp.connector {
         ConnectorKind::Sim => settings.sim.time_scale,
         ConnectorKind::Real => 1.0,
     };
-    let throttle = Throttle::new(time_scale).watched(metrics.liveness.beacon("throttle"));
+    let broadcast_metrics = BroadcastMetrics::register(&metrics.registry)
+        .context("cannot register broadcast metrics")?;
+    let throttle = Throttle::new(time_scale)
+        .watched(metrics.liveness.beacon("throttle"))
+        .observed(broadcast_metrics.clone());
     let throttle = Supervisor::start(move |_| throttle);
     let engine = CampaignEngine::new(EngineDeps {
         db: db.clone(),
@@ -255,9 +392,10 @@ fn start_campaigns(
         throttle,
         media: MediaStore::new(settings.chat.media_dir.clone()),
         time_scale,
+        metrics: broadcast_metrics,
     })
     .watched(metrics.liveness.beacon("campaign_engine"));
-    Supervisor::start(move |_| engine)
+    Ok(Supervisor::start(move |_| engine))
 }
 
 async fn start_fleet(

@@ -5,7 +5,8 @@
 //   cached). Error bodies {"error":{"code","message"}} become ApiError with a readable message.
 //   A 401 sends the browser to the sign-in page (unless the caller opts out, as sign-in does).
 // - me(): the cached /api/v1/me answer (user, tenant, assigned_devices, csrf_token).
-// - renderNav(me, active): the top bar, with links shown by role.
+// - renderNav(me, active): the top bar, with links shown by role; the user's name links to
+//   their profile.
 // - el(), showAlert(), clearAlert(): small DOM helpers that never use innerHTML with data.
 
 /** Where signed-out browsers are sent. */
@@ -229,11 +230,21 @@ export class FieldError extends Error {
   }
 }
 
-/** Marks `field` (an element, or nothing) as the one the form's message is about. */
-export function markField(field) {
+/**
+ * Marks `field` (an element, or nothing) as the one the form's message is about; with a
+ * `message`, also writes it right under the field (a `.field-error` the field points to).
+ */
+export function markField(field, message) {
   if (!field) return;
+  let errorId = "form-alert";
+  if (message && field.id) {
+    errorId = `${field.id}-error`;
+    const note = document.getElementById(errorId) || el("small", { id: errorId, class: "field-error" });
+    note.textContent = message;
+    if (!note.isConnected) (field.closest(".field") || field).append(note);
+  }
   field.setAttribute("aria-invalid", "true");
-  field.setAttribute("aria-errormessage", "form-alert");
+  field.setAttribute("aria-errormessage", errorId);
   field.focus();
 }
 
@@ -244,6 +255,7 @@ export function clearFormMarks(form, box) {
     field.removeAttribute("aria-invalid");
     field.removeAttribute("aria-errormessage");
   }
+  for (const note of form.querySelectorAll(".field-error")) note.remove();
 }
 
 /** A date-and-time format in `zone` (the browser's own zone when the name is unknown). */
@@ -285,7 +297,7 @@ export async function submitFormWith(event, { box, button, build, save, fieldFor
     body = build();
   } catch (err) {
     showAlert(box, err.message);
-    if (err instanceof FieldError) markField(err.field);
+    if (err instanceof FieldError) markField(err.field, err.message);
     return;
   }
   button.disabled = true;
@@ -293,7 +305,7 @@ export async function submitFormWith(event, { box, button, build, save, fieldFor
     await save(body, form);
   } catch (err) {
     showFailure(box, err);
-    markField(fieldFor(err));
+    markField(fieldFor(err), err.message);
   } finally {
     button.disabled = false;
   }
@@ -311,6 +323,8 @@ export function renderNav(current, active) {
     { id: "sequences", href: "/static/sequences.html", label: "Sequences", show: true },
     { id: "team", href: "/static/team.html", label: "Team", show: roleAtLeast(role, "owner") },
     { id: "tokens", href: "/static/team.html#tokens", label: "Tokens", show: roleAtLeast(role, "owner") },
+    { id: "webhooks", href: "/static/webhooks.html", label: "Webhooks", show: roleAtLeast(role, "owner") },
+    { id: "settings", href: "/static/settings.html", label: "Settings", show: true },
   ];
   const signOut = el(
     "button",
@@ -345,11 +359,69 @@ export function renderNav(current, active) {
     el(
       "div",
       { class: "nav-user" },
-      el("span", { class: "nav-name", title: current.user.email }, current.user.display_name || current.user.email),
+      el(
+        "a",
+        { class: "nav-name", id: "nav-profile", href: "/static/profile.html", title: `${current.user.email}: your profile`, "aria-current": active === "profile" ? "page" : false },
+        current.user.display_name || current.user.email,
+      ),
       signOut,
     ),
   );
   bar.hidden = false;
+}
+
+// ---------------------------------------------------------------- device statuses
+
+/** Label and colour family per device status, in the order the devices view shows them. */
+export const STATUS = {
+  online: { label: "Online", tone: "ok" },
+  connecting: { label: "Connecting", tone: "busy" },
+  reconnecting: { label: "Reconnecting", tone: "busy" },
+  awaiting_qr: { label: "Waiting for QR scan", tone: "pairing" },
+  awaiting_pair_code: { label: "Waiting for code", tone: "pairing" },
+  new: { label: "New", tone: "idle" },
+  logged_out: { label: "Logged out", tone: "idle" },
+  parked: { label: "Parked", tone: "warn" },
+  failed: { label: "Failed", tone: "bad" },
+  banned: { label: "Banned", tone: "bad" },
+};
+export const statusLabel = (status) => (STATUS[status] ? STATUS[status].label : status);
+export const statusTone = (status) => (STATUS[status] ? STATUS[status].tone : "idle");
+
+/** One figure of a `<dl class="tiles">`: a label, the figure and a note under it. */
+export function tile(name, label, value, note) {
+  return el(
+    "div",
+    { class: "tile", dataset: { tile: name } },
+    el("dt", {}, label),
+    el("dd", {}, el("span", { class: "tile-value" }, value), note ? el("small", { class: "tile-note" }, note) : null),
+  );
+}
+
+/** Runs `action` with `button` disabled; failures go to the alert `box`. */
+export async function busy(button, box, action) {
+  button.disabled = true;
+  try {
+    await action();
+  } catch (err) {
+    showFailure(box, err);
+  } finally {
+    // A button whose row was redrawn meanwhile is gone; nothing to re-enable.
+    if (button.isConnected) button.disabled = false;
+  }
+}
+
+/** Copies a secret `input`'s value, saying so on `button` for two seconds. */
+export async function copyField(input, button) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    // Clipboard API unavailable (plain http on a LAN): the selected text can be copied by hand.
+    input.select();
+    document.execCommand("copy");
+  }
+  button.textContent = "Copied";
+  setTimeout(() => (button.textContent = "Copy"), 2000);
 }
 
 /** Shows an unexpected failure at the top of the page instead of failing silently. */

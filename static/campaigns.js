@@ -6,9 +6,11 @@
 //   the API's 422 is shown above the form and its field is marked. Its type is a broadcast (to
 //   every matching lead) or an AI lead distribution (kind "ai": unassigned leads shared among
 //   the online devices up to a per-device limit, optionally by niche);
-// - "#<id>": one campaign: Start / Pause / Resume / Cancel / Delete by status (members and
-//   above), live progress (bar, donut of message states, rate, ETA, a row per device), a
-//   preview of rendered messages and the results, 50 at a time.
+// - "" also shows the upcoming scheduled starts, grouped by day in the tenant's zone;
+// - "#<id>": one campaign: Start / Pause / Resume / Cancel / Retry failed / Clone / Delete by
+//   status (members and above; "Retry failed" also per device in the devices table), live
+//   progress (bar, donut of message states, rate, ETA, a row per device), a preview of
+//   rendered messages, the results 50 at a time, and a link to the results as CSV.
 //
 // Progress arrives over the WebSocket (live.js; topics campaign/<id>, event CAMPAIGN_PROGRESS
 // whose data is the same Progress as GET …/progress). While the socket is down the page reads
@@ -50,7 +52,7 @@ const MESSAGE_STATES = [
   { key: "skipped", label: "Skipped", color: "#f0a500", of: (c) => c.skipped },
 ];
 
-/** Buttons of the detail view: the states they apply to, and what they ask first. */
+/** Buttons of the detail view: the states they apply to (and `show`, when the campaign must also pass it), and what they ask first. */
 const ACTIONS = [
   { name: "start", label: "Start", kind: "btn-primary", when: ["draft", "scheduled"] },
   { name: "pause", label: "Pause", kind: "btn-secondary", when: ["running"] },
@@ -62,6 +64,16 @@ const ACTIONS = [
     when: ["running", "paused"],
     confirm: "Cancel this campaign for good? Messages not sent yet are skipped.",
   },
+  {
+    name: "retry-failed",
+    label: "Retry failed",
+    kind: "btn-secondary",
+    when: ["running", "paused", "completed"],
+    // Only while something failed.
+    show: (c) => Boolean(c.progress && c.progress.counts.failed > 0),
+    confirm: "Send the failed messages again?",
+  },
+  { name: "clone", label: "Clone", kind: "btn-secondary", when: ["draft", "scheduled", "running", "paused", "completed", "cancelled"] },
   {
     name: "delete",
     label: "Delete",
@@ -178,6 +190,7 @@ function route() {
   $("campaigns").hidden = id !== null || creating;
   $("create").hidden = !creating;
   $("detail").hidden = id === null;
+  $("timeline").hidden = true;
   view.detail = null;
   if (id !== null) openDetail(id);
   else if (creating) openForm();
@@ -210,7 +223,59 @@ async function loadList() {
     const hint = view.canAct ? "No campaigns yet. “New campaign” writes the first." : "No campaigns yet.";
     tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, hint)));
   }
+  renderTimeline(body.campaigns);
   watch(body.campaigns.filter((c) => MOVING.has(c.status)).map((c) => c.id));
+}
+
+/** The day of `iso` in the tenant's zone ("Sat, 5 Dec 2026"), the timeline's group key. */
+function dayOf(iso) {
+  const options = { weekday: "short", day: "numeric", month: "short", year: "numeric" };
+  try {
+    return new Intl.DateTimeFormat(undefined, { ...options, timeZone: view.current.tenant.time_zone }).format(new Date(iso));
+  } catch {
+    return new Intl.DateTimeFormat(undefined, options).format(new Date(iso));
+  }
+}
+
+/** Upcoming scheduled starts, soonest first, grouped by day in the tenant's zone. */
+function renderTimeline(campaigns) {
+  const upcoming = campaigns
+    .filter((c) => c.status === "scheduled" && c.scheduled_at)
+    .sort((a, b) => new Date(a.scheduled_at) - new Date(b.scheduled_at));
+  const box = $("timeline-days");
+  $("timeline").hidden = false;
+  if (upcoming.length === 0) {
+    box.replaceChildren(el("p", { class: "muted" }, "No campaign is scheduled."));
+    return;
+  }
+  const days = new Map();
+  for (const c of upcoming) {
+    const day = dayOf(c.scheduled_at);
+    if (!days.has(day)) days.set(day, []);
+    days.get(day).push(c);
+  }
+  box.replaceChildren(
+    ...[...days].map(([day, list]) =>
+      el(
+        "div",
+        { class: "timeline-day" },
+        el("h3", { class: "timeline-date" }, day),
+        el(
+          "ul",
+          { class: "timeline-items" },
+          ...list.map((c) =>
+            el(
+              "li",
+              { dataset: { campaignId: c.id } },
+              el("time", { datetime: c.scheduled_at }, when(c.scheduled_at)),
+              " ",
+              el("a", { href: `#${c.id}` }, c.name),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 function campaignRow(campaign) {
@@ -475,6 +540,7 @@ async function openDetail(id) {
   if (generation !== view.generation) return;
   view.detail = campaign;
   view.announced = "";
+  $("export-csv").href = `/api/v1/campaigns/${campaign.id}/export.csv`;
   renderDetail();
   renderProgress(campaign.progress || emptyProgress(campaign));
   watch([id]);
@@ -548,7 +614,8 @@ function pacingText(p) {
 
 /** The buttons for the campaign's state; the same set is kept as it is (and keeps focus). */
 function renderActions() {
-  const actions = view.canAct ? ACTIONS.filter((a) => a.when.includes(view.detail.status)) : [];
+  const c = view.detail;
+  const actions = view.canAct ? ACTIONS.filter((a) => a.when.includes(c.status) && (!a.show || a.show(c))) : [];
   const box = $("detail-actions");
   const names = actions.map((a) => a.name).join(" ");
   if (box.dataset.actions !== names) {
@@ -578,6 +645,11 @@ async function act(action) {
       return;
     }
     const answer = await api("POST", `/api/v1/campaigns/${c.id}/${action.name}`);
+    if (action.name === "clone") {
+      view.notice = `A copy of “${c.name}” was saved as a draft.`;
+      location.hash = String(answer.id);
+      return;
+    }
     const fresh = answer.campaign || answer;
     // A live event may have moved the campaign on meanwhile (a short one completes quickly).
     if (view.detail && view.detail.id === fresh.id && view.detail.status === before) {
@@ -628,6 +700,11 @@ function applyProgress(p) {
 }
 
 function renderProgress(p) {
+  if (view.detail && view.detail.id === p.campaign_id) {
+    // Buttons that depend on the counts ("Retry failed") follow them.
+    view.detail.progress = p;
+    renderActions();
+  }
   const bar = $("progress-bar");
   bar.dataset.status = p.status;
   bar.setAttribute("aria-valuenow", String(p.percent));
@@ -705,11 +782,50 @@ function renderDevices(p) {
         cell("Device", deviceName(d.device_id)),
         ...MESSAGE_STATES.map((state) => cell(state.label, number.format(state.of(d.counts)))),
         cell("Total", el("strong", {}, number.format(MESSAGE_STATES.reduce((n, s) => n + s.of(d.counts), 0)))),
+        cell("", retryDeviceButton(p, d)),
       ),
     ),
   );
   if (p.per_device.length === 0) {
-    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, "Devices are picked when the campaign starts.")));
+    tbody.append(el("tr", {}, el("td", { colspan: 9, class: "muted" }, "Devices are picked when the campaign starts.")));
+  }
+}
+
+/** "Retry" for one device's failed messages (members and above, once started), or nothing. */
+function retryDeviceButton(p, d) {
+  const started = ["running", "paused", "completed"].includes(p.status);
+  if (!view.canAct || !started || d.device_id === null || d.counts.failed === 0) return "";
+  return el(
+    "button",
+    {
+      type: "button",
+      class: "btn btn-secondary btn-small",
+      dataset: { retryDevice: d.device_id },
+      onclick: (event) => retryDevice(event.currentTarget, d.device_id),
+    },
+    "Retry failed",
+  );
+}
+
+/** Puts one device's failed messages back in the queue. */
+async function retryDevice(button, deviceId) {
+  const c = view.detail;
+  if (!c || !confirm(`Send the failed messages of ${deviceName(deviceId)} again?`)) return;
+  const box = $("detail-alert");
+  clearAlert(box);
+  button.disabled = true;
+  try {
+    const answer = await api("POST", `/api/v1/campaigns/${c.id}/retry-failed`, { device_id: deviceId });
+    showAlert(box, `${number.format(answer.retried)} message${answer.retried === 1 ? "" : "s"} queued again.`, "info");
+    if (view.detail && view.detail.id === c.id) {
+      view.detail = answer.campaign;
+      renderDetail();
+      renderProgress(answer.campaign.progress);
+      loadResults(true);
+    }
+  } catch (err) {
+    showFailure(box, err);
+    button.disabled = false;
   }
 }
 

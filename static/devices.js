@@ -8,7 +8,7 @@
 // - live status over the WebSocket (topic device-status, through live.js): cards change in place
 //   on DEVICE_STATUS; the first subscription loads the list, a seq gap or a reconnect re-reads
 //   the loaded pages over REST; #live-indicator says "Live" or "Reconnecting…".
-import { api, ApiError, me, roleAtLeast, el, showAlert, clearAlert, showFatal, showFailure } from "/static/app.js";
+import { api, ApiError, me, roleAtLeast, el, showAlert, clearAlert, showFatal, showFailure, busy, STATUS, statusLabel, statusTone } from "/static/app.js";
 import { connect as connectLive } from "/static/live.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,24 +20,9 @@ const SEARCH_DELAY_MS = 300;
 /** Without a subscription by then, the list loads anyway (live updates follow when they can). */
 const FIRST_LOAD_WAIT_MS = 1500;
 
-/** Label and colour family per status, in the order chips are shown. */
-const STATUS = {
-  online: { label: "Online", tone: "ok" },
-  connecting: { label: "Connecting", tone: "busy" },
-  reconnecting: { label: "Reconnecting", tone: "busy" },
-  awaiting_qr: { label: "Waiting for QR scan", tone: "pairing" },
-  awaiting_pair_code: { label: "Waiting for code", tone: "pairing" },
-  new: { label: "New", tone: "idle" },
-  logged_out: { label: "Logged out", tone: "idle" },
-  parked: { label: "Parked", tone: "warn" },
-  failed: { label: "Failed", tone: "bad" },
-  banned: { label: "Banned", tone: "bad" },
-};
 /** Statuses that end a pairing attempt without success. */
 const PAIRING_STOPPED = new Set(["logged_out", "failed", "banned", "parked"]);
 
-const statusLabel = (status) => (STATUS[status] ? STATUS[status].label : status);
-const statusTone = (status) => (STATUS[status] ? STATUS[status].tone : "idle");
 const number = new Intl.NumberFormat();
 
 /** "+60123456789" from stored digits. */
@@ -110,6 +95,8 @@ const view = {
   /** Filter: status ("" = all) and search text as sent. */
   status: "",
   q: "",
+  /** Filter: only the devices assigned to this member (user id as text; "" = everyone's). */
+  member: "",
   /** Pages loaded so far, matching devices, counts per status (whole fleet). */
   page: 0,
   total: 0,
@@ -133,7 +120,13 @@ function fetchPage(page) {
   const params = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
   if (view.status) params.set("status", view.status);
   if (view.q) params.set("q", view.q);
+  if (view.member) params.set("member_id", view.member);
   return api("GET", `/api/v1/devices?${params}`);
+}
+
+/** Whether a filter narrows the list (status, search or member). */
+function filtering() {
+  return Boolean(view.status || view.q || view.member);
 }
 
 /**
@@ -257,7 +250,7 @@ function chip(status, label, count) {
 /** "Showing 200 of 3,000 devices", the empty state and the "Load more" button. */
 function renderSummary() {
   const shown = view.devices.size;
-  const filtered = Boolean(view.status || view.q);
+  const filtered = Boolean(filtering());
   const summary = $("devices-summary");
   if (view.total === 0) {
     summary.textContent = "";
@@ -313,13 +306,29 @@ function deviceCard(device) {
     el(
       "div",
       { class: "device-head" },
-      el("h3", { class: "device-name", title: device.name }, device.name),
+      el(
+        "h3",
+        { class: "device-name", title: device.name },
+        el("a", { href: `/device/${device.id}`, "aria-label": `Open the page of ${device.name}` }, device.name),
+      ),
       el("span", { class: `status-badge tone-${statusTone(status)}` }, statusLabel(status)),
     ),
     meta,
     device.status_reason ? el("p", { class: "device-reason" }, device.status_reason) : null,
+    quarantined(device)
+      ? el(
+          "p",
+          { class: "device-quarantine", role: "status" },
+          `Quarantined until ${new Date(device.quarantined_until).toLocaleString()}: ${device.quarantine_reason || ""}`,
+        )
+      : null,
     deviceActions(device),
   );
+}
+
+/** Whether campaigns and sequences leave the device out now. */
+function quarantined(device) {
+  return Boolean(device.quarantined_until) && Date.parse(device.quarantined_until) > Date.now();
 }
 
 /** The card's buttons for the caller's role. */
@@ -345,7 +354,15 @@ function deviceActions(device) {
   if (member && device.status === "awaiting_pair_code") {
     buttons.push(action("code", "Show code", "btn-primary", (d) => openPairing(d, "code")));
   }
+  buttons.push(
+    el(
+      "a",
+      { class: "btn btn-small btn-secondary", href: `/device/${device.id}/whatsapp-web`, dataset: { action: "chats" }, "aria-label": `Chats: ${device.name}` },
+      "Chats",
+    ),
+  );
   if (member) buttons.push(action("reconnect", "Reconnect", "btn-secondary", reconnectDevice));
+  if (owner && quarantined(device)) buttons.push(action("lift", "Lift quarantine", "btn-secondary", liftQuarantine));
   if (owner && device.jid) buttons.push(action("logout", "Log out", "btn-danger", logoutDevice));
   if (owner) buttons.push(action("delete", "Delete", "btn-danger", deleteDevice));
   return buttons.length ? el("div", { class: "device-actions" }, buttons) : null;
@@ -371,24 +388,25 @@ function refreshTimes() {
 
 // ---------------------------------------------------------------- card actions
 
-/** Runs `action` with `button` disabled; failures go to the alert box. */
-async function busy(button, box, action) {
-  button.disabled = true;
-  try {
-    await action();
-  } catch (err) {
-    showFailure(box, err);
-  } finally {
-    if (button.isConnected) button.disabled = false;
-  }
-}
-
 function reconnectDevice(device, button) {
   const box = $("devices-alert");
   busy(button, box, async () => {
     clearAlert(box);
     await api("POST", `/api/v1/devices/${device.id}/reconnect`);
     showAlert(box, `Reconnecting “${device.name}”…`, "info");
+  });
+}
+
+function liftQuarantine(device, button) {
+  const box = $("devices-alert");
+  busy(button, box, async () => {
+    clearAlert(box);
+    const updated = await api("DELETE", `/api/v1/devices/${device.id}/quarantine`);
+    if (view.devices.has(device.id)) {
+      view.devices.set(device.id, updated);
+      redraw(updated);
+    }
+    showAlert(box, `“${device.name}” takes campaign and sequence sends again.`, "success");
   });
 }
 
@@ -713,7 +731,7 @@ function replayEarly() {
 /** Shows a device created here, when the list is at its end and unfiltered. */
 function addCard(device) {
   if (view.devices.has(device.id)) return;
-  if (view.status || view.q) return;
+  if (filtering()) return;
   const atEnd = view.devices.size >= view.total;
   view.total += 1;
   view.counts[device.status] = (view.counts[device.status] || 0) + 1;
@@ -734,6 +752,13 @@ function onEvent(frame) {
   const data = frame.data || {};
   if (frame.event === "DEVICE_STATUS" || frame.event === "DEVICE_LOGGED_OUT") {
     deviceStatus(data, frame.ts);
+  } else if (frame.event === "DEVICE_QUARANTINED" || frame.event === "DEVICE_QUARANTINE_LIFTED") {
+    const device = view.devices.get(data.device_id);
+    if (device) {
+      device.quarantined_until = data.quarantined_until ?? null;
+      device.quarantine_reason = data.reason ?? null;
+      redraw(device);
+    }
   } else if (frame.event === "QR_UPDATED") {
     if (pairing.device && pairing.device.id === data.device_id && pairing.mode === "qr") {
       pairing.qrRetryMs = 1000;
@@ -784,7 +809,7 @@ function deviceStatus(data, ts) {
     // Perhaps the device being created here: decided once its id is known (replayEarly).
     view.early.set(data.device_id, { data, ts });
     return;
-  } else if (view.loadedOnce && !view.status && !view.q && view.devices.size >= view.total) {
+  } else if (view.loadedOnce && !filtering() && view.devices.size >= view.total) {
     // A device this page has not listed yet (added elsewhere) at the end of a complete list.
     scheduleRefresh();
   }
@@ -821,6 +846,67 @@ function initFilters() {
     }, SEARCH_DELAY_MS);
   });
   $("load-more").addEventListener("click", loadMore);
+  if (roleAtLeast(view.role, "owner")) initMemberFilter();
+  if (roleAtLeast(view.role, "admin")) initBulkActions();
+}
+
+/** Owners: a select of the tenant's members narrows the list to one member's devices. */
+async function initMemberFilter() {
+  const select = $("member-filter");
+  try {
+    const users = await api("GET", "/api/v1/users");
+    const members = (users.items || users).filter((u) => u.role === "member");
+    if (!members.length) return;
+    select.replaceChildren(
+      el("option", { value: "" }, "Every member"),
+      ...members.map((u) => el("option", { value: String(u.id) }, u.display_name || u.email)),
+    );
+    select.hidden = false;
+    select.addEventListener("change", () => {
+      view.member = select.value;
+      load(1);
+    });
+  } catch (err) {
+    if (err.status !== 401) console.warn(err);
+  }
+}
+
+/** Platform admins: restart or log out every device the list shows (filter first). */
+function initBulkActions() {
+  const box = $("devices-alert");
+  const shown = () => [...view.devices.values()];
+  const restart = $("restart-shown");
+  const logout = $("logout-shown");
+  restart.hidden = false;
+  logout.hidden = false;
+  restart.addEventListener("click", () => {
+    const ids = shown().map((d) => d.id);
+    if (!ids.length || !confirm(`Restart the ${number.format(ids.length)} devices shown?`)) return;
+    busy(restart, box, async () => {
+      clearAlert(box);
+      const report = await api("POST", "/api/v1/admin/devices/restart", { ids });
+      showAlert(box, `Restarting ${number.format(report.restarted.length)} devices…`, "info");
+    });
+  });
+  logout.addEventListener("click", () => {
+    const linked = shown().filter((d) => d.jid);
+    if (!linked.length) {
+      showAlert(box, "None of the devices shown is linked to a phone.", "info");
+      return;
+    }
+    if (!confirm(`Log out the ${number.format(linked.length)} linked devices shown? Each must be paired again.`)) return;
+    busy(logout, box, async () => {
+      clearAlert(box);
+      let done = 0;
+      for (const device of linked) {
+        await api("POST", `/api/v1/devices/${device.id}/logout`);
+        done += 1;
+        showAlert(box, `Logged out ${number.format(done)} of ${number.format(linked.length)}…`, "info");
+      }
+      showAlert(box, `Logged out ${number.format(done)} devices.`, "success");
+      scheduleCounts();
+    });
+  });
 }
 
 try {

@@ -317,6 +317,8 @@ async function openEditor(id) {
 /** The "then continue with" choices: every other sequence. */
 function fillChain(sequences, editing) {
   const select = $("sequence-next");
+  // The same sequences are the targets a step's reply may move the lead to.
+  view.jumpTargets = sequences.filter((s) => !editing || s.id !== editing.id);
   select.replaceChildren(
     el("option", { value: "" }, "Nothing: the sequence ends"),
     ...sequences
@@ -366,6 +368,7 @@ function stepCard(step) {
     if (value) input.value = value;
     return el("div", { class: "field" }, el("label", { for: id(name) }, label), input);
   };
+  const reply = replyFields(step && step.on_reply, id);
   const moveButton = (action, label) =>
     el("button", { type: "button", class: "btn btn-link btn-small", dataset: { stepAction: action } }, label);
   const card = el(
@@ -411,6 +414,7 @@ function stepCard(step) {
       ),
     ),
     el("small", { id: id("window-hint"), class: "hint" }, `Send window in ${view.current.tenant.time_zone} time: due messages wait for it. Leave both empty to send at any hour.`),
+    reply,
   );
   card.addEventListener("click", (event) => {
     const button = event.target.closest("[data-step-action]");
@@ -477,6 +481,82 @@ function amount(input) {
   return text === "" ? 0 : Number(text);
 }
 
+/** "a reply with “yes” moves the lead to WARM" for the step summary. */
+function replyText(rule) {
+  const reply = rule.keyword ? `a reply with “${rule.keyword}”` : "a reply";
+  if (rule.action === "continue") return `${reply} changes nothing`;
+  if (rule.action === "stop") return `${reply} stops it`;
+  const target = view.sequences && view.sequences.get(rule.sequence_id);
+  return `${reply} moves the lead to ${target ? target.name : `sequence #${rule.sequence_id}`}`;
+}
+
+/** Reply actions a step may choose ("": the sequence's stop-on-reply decides). */
+const REPLY_ACTIONS = [
+  ["", "As the sequence says (stop on reply or not)"],
+  ["continue", "Continue with the next steps"],
+  ["stop", "Stop the sequence"],
+  ["jump", "Move the lead to another sequence"],
+];
+
+/** "If the lead replies to this step": action, optional keyword, target sequence for a jump. */
+function replyFields(rule, id) {
+  const action = el(
+    "select",
+    { id: id("reply-action"), class: "step-reply-action" },
+    ...REPLY_ACTIONS.map(([value, label]) => el("option", { value }, label)),
+  );
+  action.value = rule ? rule.action : "";
+  const keyword = el("input", {
+    id: id("reply-keyword"),
+    class: "step-reply-keyword",
+    type: "text",
+    maxlength: 32,
+    autocomplete: "off",
+    placeholder: "any reply",
+  });
+  keyword.value = (rule && rule.keyword) || "";
+  const targets = view.jumpTargets || [];
+  const target = el(
+    "select",
+    { id: id("reply-target"), class: "step-reply-target" },
+    ...targets.map((s) => el("option", { value: s.id }, s.name)),
+  );
+  if (rule && rule.sequence_id && !targets.some((s) => s.id === rule.sequence_id)) {
+    target.append(el("option", { value: rule.sequence_id }, `Sequence #${rule.sequence_id}`));
+  }
+  if (rule && rule.sequence_id) target.value = String(rule.sequence_id);
+  const targetField = el("div", { class: "field" }, el("label", { for: id("reply-target") }, "to"), target);
+  const keywordField = el("div", { class: "field" }, el("label", { for: id("reply-keyword") }, "only for a reply with the word (optional)"), keyword);
+  const update = () => {
+    targetField.hidden = action.value !== "jump";
+    keywordField.hidden = action.value === "";
+  };
+  action.addEventListener("change", update);
+  update();
+  return el(
+    "div",
+    { class: "form-grid step-grid step-reply" },
+    el("div", { class: "field" }, el("label", { for: id("reply-action") }, "If the lead replies to this step"), action),
+    keywordField,
+    targetField,
+  );
+}
+
+/** A step card's reply rule for the API (undefined: none); throws FieldError for a jump without target. */
+function replyRule(card, position) {
+  const action = card.querySelector(".step-reply-action").value;
+  if (!action) return undefined;
+  const rule = { action };
+  const keyword = card.querySelector(".step-reply-keyword").value.trim();
+  if (keyword) rule.keyword = keyword;
+  if (action === "jump") {
+    const target = card.querySelector(".step-reply-target");
+    if (!target.value) throw new FieldError(`Step ${position}: choose the sequence a reply moves the lead to.`, target);
+    rule.sequence_id = Number(target.value);
+  }
+  return rule;
+}
+
 /** The request body from the form; throws FieldError for what the form itself can tell. */
 function formBody() {
   const steps = stepCards().map((card, i) => {
@@ -498,6 +578,8 @@ function formBody() {
       delay_minutes: Math.round(days * MINUTES_PER_DAY + hours * 60),
     };
     if (start.value) step.window = { start: start.value, end: end.value };
+    const onReply = replyRule(card, position);
+    if (onReply) step.on_reply = onReply;
     return step;
   });
   if (steps.length === 0) throw new FieldError("Add at least one step.", $("add-step"));
@@ -528,6 +610,7 @@ function fieldFor(err) {
   if (match) card = cards[Number(match[1])];
   else if ((match = /\b(?:step|position)\s*#?(\d+)/.exec(text))) card = cards[Number(match[1]) - 1];
   if (card) {
+    if (/on_reply|keyword|jump/.test(text)) return card.querySelector(".step-reply-action");
     if (/window/.test(text)) return card.querySelector(".step-window-start");
     if (/delay/.test(text)) return card.querySelector(".step-days");
     return card.querySelector(".step-message");
@@ -678,6 +761,7 @@ function renderDetail() {
                 `${i === 0 ? "After joining" : "Then"}: ${delayText(step.delay_minutes)}`,
                 step.window ? `sent ${step.window.start}–${step.window.end}` : null,
                 step.file ? `with ${fileText(step.file)}` : null,
+                step.on_reply ? replyText(step.on_reply) : null,
               ]
                 .filter(Boolean)
                 .join(" · "),

@@ -37,6 +37,18 @@ pub struct NewTenant<'a> {
     pub updated_at: NaiveDateTime,
 }
 
+/// Changes to a tenant (its owner edits the name or the time zone).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = tenants)]
+pub struct TenantPatch {
+    /// New display name.
+    pub name: Option<String>,
+    /// New IANA time zone (checked by the caller).
+    pub time_zone: Option<String>,
+    /// Set by the store.
+    pub updated_at: Option<NaiveDateTime>,
+}
+
 /// What a user may do, from most to least powerful. Ordered: `Admin > Owner > Member > Viewer`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,

@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::model::{
-    ApiToken, NewApiToken, NewSession, NewTenant, NewUser, Session, Tenant, User, UserPatch,
+    ApiToken, NewApiToken, NewSession, NewTenant, NewUser, Session, Tenant, TenantPatch, User,
+    UserPatch,
 };
 use crate::db::schema::{api_tokens, device_assignments, devices, sessions, tenants, users};
 use crate::db::{Db, DbError};
@@ -39,6 +40,19 @@ pub async fn get_tenant(db: &Db, id: i64) -> Result<Tenant, DbError> {
             .find(id)
             .select(Tenant::as_select())
             .first(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Changes a tenant's name or time zone and returns it.
+pub async fn update_tenant(db: &Db, id: i64, mut patch: TenantPatch) -> Result<Tenant, DbError> {
+    patch.updated_at = Some(Utc::now().naive_utc());
+    db_run!(db, |conn| {
+        diesel::update(tenants::table.find(id))
+            .set(&patch)
+            .returning(Tenant::as_returning())
+            .get_result(conn)
             .await
             .map_err(DbError::from)
     })
@@ -251,6 +265,42 @@ pub async fn delete_session(db: &Db, id: i64) -> Result<(), DbError> {
     })
 }
 
+/// A user's live sessions (neither expired nor idle past `idle_cutoff`), most recently used
+/// first.
+pub async fn list_user_sessions(
+    db: &Db,
+    user_id: i64,
+    now: NaiveDateTime,
+    idle_cutoff: NaiveDateTime,
+) -> Result<Vec<Session>, DbError> {
+    db_run!(db, |conn| {
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::expires_at.gt(now))
+            .filter(sessions::last_seen_at.gt(idle_cutoff))
+            .order((sessions::last_seen_at.desc(), sessions::id.desc()))
+            .select(Session::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Ends one session of a user; [`DbError::NotFound`] when the user has no session `id`.
+pub async fn delete_user_session(db: &Db, user_id: i64, id: i64) -> Result<(), DbError> {
+    let deleted = db_run!(db, |conn| {
+        diesel::delete(
+            sessions::table
+                .filter(sessions::id.eq(id))
+                .filter(sessions::user_id.eq(user_id)),
+        )
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    DbError::found(deleted)
+}
+
 /// Ends every session of a user (password change, deactivation).
 pub async fn delete_user_sessions(db: &Db, user_id: i64) -> Result<usize, DbError> {
     db_run!(db, |conn| {
@@ -354,6 +404,23 @@ pub async fn assigned_device_ids(db: &Db, user_id: i64) -> Result<Vec<i64>, DbEr
             .filter(device_assignments::user_id.eq(user_id))
             .select(device_assignments::device_id)
             .order(device_assignments::device_id.asc())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Id, name and status of the devices assigned to a user, by id.
+pub async fn assigned_devices(
+    db: &Db,
+    user_id: i64,
+) -> Result<Vec<(i64, String, String)>, DbError> {
+    db_run!(db, |conn| {
+        device_assignments::table
+            .inner_join(devices::table)
+            .filter(device_assignments::user_id.eq(user_id))
+            .select((devices::id, devices::name, devices::status))
+            .order(devices::id.asc())
             .load(conn)
             .await
             .map_err(DbError::from)

@@ -323,7 +323,7 @@ async fn publish(app: &RunningApp, plan: Plan, tenant_id: i64, epoch: Instant) {
 }
 
 /// Microseconds from `epoch` to now.
-fn micros_since(epoch: Instant) -> u64 {
+pub(super) fn micros_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 

@@ -20,17 +20,20 @@
 //! unit-tested); [`images`] the image pipeline's peak memory under parallel uploads and bombs;
 //! [`import`] a CSV of leads through the importer; [`fanout`] hub events to many WebSocket
 //! subscribers; [`clients`] real whatsapp-rust clients on the database-backed store and their
-//! memory; [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
+//! memory; [`webhooks`] outbound webhook deliveries to a local receiver, steady and after an
+//! outage; [`home`] the home page's figures over N devices × D days of hourly rows; [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
 pub mod broadcast;
 pub mod clients;
 pub mod fanout;
+pub mod home;
 pub mod images;
 pub mod import;
 pub mod inbound;
 pub mod mix;
 pub mod report;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -77,6 +80,8 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
             }
             Scenario::Clients => clients::run(args).await,
             Scenario::Images => images::run(args).await,
+            Scenario::Webhooks => webhooks::run(args).await,
+            Scenario::Home => home::run(args).await,
         }
     })?;
     let mut report = json!({

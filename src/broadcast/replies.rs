@@ -7,8 +7,9 @@
 //!    `failed`), in one transaction for the whole batch;
 //! 2. inbound texts that are one of the tenant's opt-out keywords put their sender on the
 //!    opt-out list (which also stops the sender's open sequence enrolments);
-//! 3. every live inbound message counts as a reply to the sender's enrolments on that device,
-//!    which stop when their sequence stops on reply.
+//! 3. every live inbound message counts as a reply to the sender's enrolments on that device:
+//!    the rule of the step the lead last got (or the sequence's stop-on-reply) keeps them
+//!    going, stops them, or moves the lead to another sequence.
 //!
 //! Chat does not import this module: it only announces; this listens. A commit whose effects
 //! fail (a deadlock with a sender, a lock timeout, the database away) is applied again after a
@@ -22,14 +23,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broadcast::events;
 use crate::broadcast::leads::opt_out;
 use crate::broadcast::outbox::model::{OutboxStatus, Receipt};
 use crate::broadcast::outbox::store as outbox;
-use crate::broadcast::sequence::store as sequence_store;
+use crate::broadcast::sequence::store::{self as sequence_store, Reply};
 use crate::chat::messages::{ChatCommitted, Inbound};
 use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
 use crate::device::backoff::Backoff;
+use crate::hub::Hub;
 use crate::metrics::Beacon;
 use crate::phone;
 
@@ -47,16 +50,19 @@ pub struct Replies {
     db: Db,
     /// Opt-out keywords are tenant settings over these defaults.
     defaults: BroadcastSettings,
+    /// Where opt-outs and stopped enrolments are announced.
+    hub: Addr<Hub>,
     /// Up while it runs.
     beacon: Beacon,
 }
 
 impl Replies {
-    /// A listener over `db`; `beacon` says it runs.
-    pub fn new(db: Db, defaults: BroadcastSettings, beacon: Beacon) -> Self {
+    /// A listener over `db` announcing on `hub`; `beacon` says it runs.
+    pub fn new(db: Db, defaults: BroadcastSettings, hub: Addr<Hub>, beacon: Beacon) -> Self {
         Self {
             db,
             defaults,
+            hub,
             beacon,
         }
     }
@@ -87,7 +93,8 @@ impl Replies {
     /// delay.
     fn attempt(&self, msg: Arc<ChatCommitted>, attempts: u32) -> ResponseActFuture<Self, ()> {
         let (db, defaults, committed) = (self.db.clone(), self.defaults.clone(), msg.clone());
-        async move { apply(&db, &defaults, &committed).await }
+        let hub = self.hub.clone();
+        async move { apply(&db, &defaults, &hub, &committed).await }
             .into_actor(self)
             .then(move |result, this, _| {
                 let attempts = attempts + 1;
@@ -142,6 +149,7 @@ impl Handler<ChatCommitted> for Replies {
 async fn apply(
     db: &Db,
     defaults: &BroadcastSettings,
+    hub: &Addr<Hub>,
     committed: &ChatCommitted,
 ) -> Result<(), DbError> {
     let receipts: Vec<Receipt> = committed
@@ -169,27 +177,43 @@ async fn apply(
         let Some(sender) = phone::phone_of_jid(&message.sender) else {
             continue;
         };
-        opt_out::apply_keyword(db, defaults, message.tenant_id, sender, text).await?;
+        if opt_out::apply_keyword(db, defaults, message.tenant_id, sender, text).await? {
+            let keyword = text.trim().to_uppercase();
+            events::opted_out(hub, message.tenant_id, sender, "keyword", Some(&keyword));
+        }
     }
-    for ((tenant_id, device_id), phones) in replies_by_device(&committed.inbound) {
-        let stopped = sequence_store::record_replies(db, tenant_id, device_id, &phones).await?;
-        if stopped > 0 {
-            tracing::info!(device_id, stopped, "sequence enrolments stopped by a reply");
+    for ((tenant_id, device_id), replies) in replies_by_device(&committed.inbound) {
+        let ended = sequence_store::record_replies(db, tenant_id, device_id, &replies).await?;
+        if !ended.is_empty() {
+            tracing::info!(
+                device_id,
+                ended = ended.len(),
+                "sequence enrolments ended by a reply"
+            );
+        }
+        for (enrollment, decision) in &ended {
+            events::enrollment_ended(hub, enrollment, "stopped", Some(&decision.reason()));
         }
     }
     Ok(())
 }
 
-/// The senders' phones of live inbound messages, per tenant and device (each phone once).
-fn replies_by_device(inbound: &[Inbound]) -> BTreeMap<(i64, i64), Vec<String>> {
-    let mut grouped: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+/// The replies of live inbound messages, per tenant and device: each sender's phone once, with
+/// the texts of its messages.
+fn replies_by_device(inbound: &[Inbound]) -> BTreeMap<(i64, i64), Vec<Reply>> {
+    let mut grouped: BTreeMap<(i64, i64), Vec<Reply>> = BTreeMap::new();
     for message in inbound {
         if let Some(phone) = phone::phone_of_jid(&message.sender) {
-            let phones = grouped
+            let replies = grouped
                 .entry((message.tenant_id, message.device_id))
                 .or_default();
-            if !phones.iter().any(|p| p == phone) {
-                phones.push(phone.to_string());
+            let text = message.text.clone().unwrap_or_default();
+            match replies.iter_mut().find(|r| r.phone == phone) {
+                Some(reply) => reply.texts.push(text),
+                None => replies.push(Reply {
+                    phone: phone.to_string(),
+                    texts: vec![text],
+                }),
             }
         }
     }
@@ -218,7 +242,11 @@ mod tests {
             inbound(1, "120363000000@g.us"),
         ]);
         assert_eq!(grouped.len(), 2);
-        assert_eq!(grouped[&(1, 1)], vec!["60123456789".to_string()]);
-        assert_eq!(grouped[&(1, 2)], vec!["60123456789".to_string()]);
+        let reply = |texts: &[&str]| Reply {
+            phone: "60123456789".to_string(),
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+        };
+        assert_eq!(grouped[&(1, 1)], vec![reply(&["hi", "hi"])]);
+        assert_eq!(grouped[&(1, 2)], vec![reply(&["hi"])]);
     }
 }

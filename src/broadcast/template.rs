@@ -1,8 +1,12 @@
 //! Message templates: `{name}`-style variables and `{Hi|Hello}` spintax (nestable), checked when a
 //! campaign is saved and rendered once per lead (the rendered text is stored in the outbox, so a
-//! resend is the same message).
+//! resend is the same message). `{greeting}` is the exception: unless the variables give it (a
+//! preview), it stays in the text as [`greeting::SLOT`] and the send fills it in
+//! ([`crate::broadcast::greeting`]).
 
 use std::collections::HashMap;
+
+use crate::broadcast::greeting;
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,8 +64,9 @@ impl Template {
         Ok(template)
     }
 
-    /// The text for one lead: variables from `vars` (missing ones render empty), one random
-    /// alternative per spintax group.
+    /// The text for one lead: variables from `vars` (missing ones render empty, but a missing
+    /// `greeting` stays as its slot for the send to fill), one random alternative per spintax
+    /// group.
     pub fn render(&self, vars: &HashMap<String, String>, rng: &mut impl rand::Rng) -> String {
         let mut out = String::new();
         self.render_into(vars, rng, &mut out);
@@ -88,6 +93,8 @@ impl Template {
                 Part::Var(name) => {
                     if let Some(value) = vars.get(name) {
                         out.push_str(value);
+                    } else if name == greeting::VARIABLE {
+                        out.push_str(greeting::SLOT);
                     }
                 }
                 Part::Spin(options) => {
@@ -217,6 +224,19 @@ mod tests {
         let t = Template::parse("Hi {name} from {City}!").unwrap();
         assert_eq!(t.render(&vars(), &mut rand::rng()), "Hi Aisyah from Ipoh!");
         assert_eq!(t.variables(), vec!["city".to_string(), "name".to_string()]);
+    }
+
+    #[test]
+    fn greeting_stays_for_the_send_unless_given() {
+        let t = Template::parse("{Greeting} {name}!").unwrap();
+        assert_eq!(
+            t.variables(),
+            vec!["greeting".to_string(), "name".to_string()]
+        );
+        assert_eq!(t.render(&vars(), &mut rand::rng()), "{greeting} Aisyah!");
+        let mut given = vars();
+        given.insert("greeting".into(), "Good evening".into());
+        assert_eq!(t.render(&given, &mut rand::rng()), "Good evening Aisyah!");
     }
 
     #[test]

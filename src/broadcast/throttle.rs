@@ -11,6 +11,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::metrics::BroadcastMetrics;
 use super::pacing::Pacing;
 
 /// A simulated minute.
@@ -26,6 +27,8 @@ pub struct Throttle {
     time_scale: f64,
     /// Up while it runs (see [`Throttle::watched`]).
     beacon: crate::metrics::Beacon,
+    /// Waits and deferrals, when observed (see [`Throttle::observed`]).
+    metrics: Option<BroadcastMetrics>,
 }
 
 /// One device's recent sends.
@@ -116,6 +119,7 @@ impl Throttle {
             devices: HashMap::new(),
             time_scale,
             beacon: crate::metrics::Beacon::detached(),
+            metrics: None,
         }
     }
 
@@ -139,21 +143,38 @@ impl Throttle {
             // The first send still leaves time to type.
             None => now + typing,
         };
-        if let Some(until) = log.penalty_until {
-            at = at.max(until);
+        // Which rules pushed the slot, for wafleet_throttle_deferred_total.
+        let mut pushed = Deferrals::default();
+        if let Some(until) = log.penalty_until.filter(|until| *until > at) {
+            at = until;
+            pushed.rate_limited = true;
         }
         // Each rule can only push the slot later; repeat until all agree (bounded).
         for _ in 0..4 {
             let before = at;
-            at = at.max(window_allows(&log.sends, per_minute, minute, at));
-            at = at.max(window_allows(&log.sends, per_day, day, at));
+            let minute_ok = window_allows(&log.sends, per_minute, minute, at);
+            pushed.per_minute |= minute_ok > at;
+            at = minute_ok;
+            let day_ok = window_allows(&log.sends, per_day, day, at);
+            pushed.per_day |= day_ok > at;
+            at = day_ok;
             if let Some(quiet) = quiet {
                 let wall = wall_now + chrono::Duration::from_std(at - now).unwrap_or_default();
                 let local = wall.with_timezone(&request.time_zone).time();
-                at += quiet.remaining(local);
+                let remaining = quiet.remaining(local);
+                pushed.quiet_hours |= !remaining.is_zero();
+                at += remaining;
             }
             if at == before {
                 break;
+            }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .throttle_wait
+                .observe(at.saturating_duration_since(now).as_secs_f64());
+            for reason in pushed.reasons() {
+                metrics.deferred.with_label_values(&[reason]).inc();
             }
         }
         log.sends.push_back(at);
@@ -165,6 +186,29 @@ impl Throttle {
             send_at: at,
             typing: typing.min(at.saturating_duration_since(now)),
         }
+    }
+}
+
+/// The rules that pushed one slot later.
+#[derive(Debug, Default)]
+struct Deferrals {
+    rate_limited: bool,
+    per_minute: bool,
+    per_day: bool,
+    quiet_hours: bool,
+}
+
+impl Deferrals {
+    /// The metric labels of the rules that applied.
+    fn reasons(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.rate_limited, "rate_limited"),
+            (self.per_minute, "per_minute"),
+            (self.per_day, "per_day"),
+            (self.quiet_hours, "quiet_hours"),
+        ]
+        .into_iter()
+        .filter_map(|(applied, reason)| applied.then_some(reason))
     }
 }
 
@@ -182,6 +226,12 @@ impl Throttle {
     /// The same throttle, reporting whether it runs on `beacon`.
     pub fn watched(mut self, beacon: crate::metrics::Beacon) -> Self {
         self.beacon = beacon;
+        self
+    }
+
+    /// The same throttle, recording its waits and deferrals in `metrics`.
+    pub fn observed(mut self, metrics: BroadcastMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }

@@ -1,7 +1,8 @@
 //! `ChatSync`: mirrors chat traffic into the database in batches and announces it after commit.
 //!
-//! Handles `RecordMessages` and `RecordReceipt` from device actors. Buffers them for at most
-//! `chat.batch_window_ms` (or `chat.batch_max` records), writes the batch in one transaction
+//! Handles `RecordMessages` and `RecordReceipt` from device actors (and `TenantZoneChanged`
+//! from the tenant route: its cache of tenant zones follows the change). Buffers records for at
+//! most `chat.batch_window_ms` (or `chat.batch_max` records), writes the batch in one transaction
 //! (a message id already stored changes nothing, so replays and history syncs never duplicate),
 //! then publishes `NEW_MESSAGE`, `CHAT_UPDATED` and `MESSAGE_ACK` on `messages/<device_id>`.
 //! Batches are written one after another, in arrival order.
@@ -26,14 +27,15 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 use chrono_tz::Tz;
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use serde_json::json;
 
 use super::batch::{committable, save_media, storable, storable_change, unstored};
 use super::identity::LidPhone;
 use super::media::MediaStore;
 use super::messages::{
-    ChatCommitted, CommittedReceipt, Inbound, RecordChange, RecordMessages, RecordReceipt,
+    ChatCommitted, CommittedReceipt, Drain, Inbound, RecordChange, RecordMessages, RecordReceipt,
+    TenantZoneChanged,
 };
 use super::model::Chat;
 use super::model::{cut_chars, Detail, MAX_FILE_NAME_CHARS, MAX_QUOTE_CHARS};
@@ -61,6 +63,11 @@ pub struct ChatMetrics {
     pub queued: IntGauge,
     /// `wafleet_chat_failed_batches_total`: batches the database refused (and that were kept).
     pub failed_batches: IntCounter,
+    /// `wafleet_chat_batch_seconds`: time to write one committed batch (files and rows).
+    pub batch_seconds: Histogram,
+    /// `wafleet_receipts_total{status}`: messages whose receipt (`delivered`, `read`, `failed`)
+    /// the mirror committed.
+    pub receipts: IntCounterVec,
 }
 
 impl ChatMetrics {
@@ -71,11 +78,31 @@ impl ChatMetrics {
             "chat_failed_batches_total",
             "Chat batches the database refused; they stay queued and are retried",
         )?;
+        let batch_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "chat_batch_seconds",
+                "Seconds to write one committed chat batch (files and rows)",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+        )?;
+        let receipts = IntCounterVec::new(
+            Opts::new(
+                "receipts_total",
+                "Sent messages whose receipt the chat mirror committed, by status",
+            ),
+            &["status"],
+        )?;
         registry.register(Box::new(queued.clone()))?;
         registry.register(Box::new(failed_batches.clone()))?;
+        registry.register(Box::new(batch_seconds.clone()))?;
+        registry.register(Box::new(receipts.clone()))?;
         Ok(Self {
             queued,
             failed_batches,
+            batch_seconds,
+            receipts,
         })
     }
 }
@@ -107,6 +134,8 @@ pub struct ChatSync {
     /// Tenant time zones, for time labels.
     zones: HashMap<i64, Tz>,
     observer: ChatObserver,
+    /// Who waits for the queue to be empty ([`Drain`]).
+    drained: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ChatSync {
@@ -131,6 +160,7 @@ impl ChatSync {
             failures: 0,
             zones: HashMap::new(),
             observer,
+            drained: Vec::new(),
         }
     }
 
@@ -203,6 +233,7 @@ impl ChatSync {
         let tenant_of: Vec<i64> = batch.iter().map(|(tenant, _)| *tenant).collect();
         let mut writes: Vec<ChatWrite> = batch.into_iter().map(|(_, w)| w).collect();
         let media = self.media.clone();
+        let started = std::time::Instant::now();
         let work = async move {
             if store_enabled {
                 writes = save_media(media, writes).await;
@@ -230,6 +261,16 @@ impl ChatSync {
                     this.zones.extend(zones);
                     match outcome {
                         Ok(outcome) => {
+                            let metrics = &this.observer.metrics;
+                            metrics
+                                .batch_seconds
+                                .observe(started.elapsed().as_secs_f64());
+                            for receipt in &receipts {
+                                metrics
+                                    .receipts
+                                    .with_label_values(&[receipt.status])
+                                    .inc_by(receipt.message_ids.len() as u64);
+                            }
                             this.committed(outcome, &tenants, &live, receipts);
                             this.after_commit(ctx);
                         }
@@ -281,7 +322,11 @@ impl ChatSync {
         self.observer.beacon.up();
         self.queue.admit_parked();
         self.observer.metrics.queued.set(self.queue.len() as i64);
-        if self.queue.len() >= self.settings.batch_max {
+        if self.queue.is_empty() {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        } else if !self.drained.is_empty() || self.queue.len() >= self.settings.batch_max {
             self.schedule(Duration::ZERO, ctx);
         } else if !self.queue.is_empty() {
             self.schedule(Duration::from_millis(self.settings.batch_window_ms), ctx);
@@ -344,11 +389,13 @@ impl ChatSync {
                 now,
                 zone,
             );
+            let mut data = json!(view);
+            data["change"] = json!(applied.change);
             self.announce(
                 tenant_id,
                 applied.message.device_id,
                 "MESSAGE_UPDATED",
-                json!(view),
+                data,
             );
             if applied.preview_changed {
                 chats.insert(applied.chat.id, (applied.chat, tenant_id));
@@ -414,6 +461,25 @@ impl Supervised for ChatSync {
         self.timer = None;
         self.flushing = false;
         self.zones.clear();
+    }
+}
+
+impl Handler<Drain> for ChatSync {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        if self.queue.is_empty() && !self.flushing {
+            return Box::pin(async {});
+        }
+        tracing::info!(queued = self.queue.len(), "writing the chat mirror's queue");
+        let (done, empty) = tokio::sync::oneshot::channel();
+        self.drained.push(done);
+        if self.failures == 0 {
+            self.flush(ctx);
+        }
+        Box::pin(async move {
+            let _ = empty.await;
+        })
     }
 }
 
@@ -518,6 +584,16 @@ impl Handler<RecordReceipt> for ChatSync {
             status,
         };
         self.enqueue(vec![(msg.tenant_id, write)], ctx)
+    }
+}
+
+impl Handler<TenantZoneChanged> for ChatSync {
+    type Result = ();
+
+    /// Later events of the tenant are labelled in the new zone. A flush that read the old zone
+    /// finished before this runs (flushes hold the mailbox), so the new zone is the last word.
+    fn handle(&mut self, msg: TenantZoneChanged, _: &mut Context<Self>) {
+        self.zones.insert(msg.tenant_id, msg.zone);
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Applied {
     pub reactions: Vec<StoredReaction>,
     /// The chat list's preview changed.
     pub preview_changed: bool,
+    /// What changed: `reaction`, `edit` or `revoke`.
+    pub change: &'static str,
 }
 
 /// Who made a change, and where: JIDs already filed under the phone when known.
@@ -166,11 +168,17 @@ pub async fn apply(
             .select(StoredReaction::as_select())
             .load(c)
             .await?;
+        let change = match &change.change {
+            Change::Reaction { .. } => "reaction",
+            Change::Edit { .. } => "edit",
+            Change::Revoke => "revoke",
+        };
         Ok(Some(Applied {
             message,
             chat,
             reactions,
             preview_changed,
+            change,
         }))
     })
 }

@@ -45,6 +45,17 @@ pub struct RecordChange {
     pub change: MessageChange,
 }
 
+/// A tenant's time zone changed: `ChatSync` labels the tenant's later events in `zone` (it
+/// caches zones, so without this it would keep the old one until a restart).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TenantZoneChanged {
+    /// The tenant.
+    pub tenant_id: i64,
+    /// Its new zone.
+    pub zone: chrono_tz::Tz,
+}
+
 /// Where device actors send chat traffic: the chat mirror's mailboxes, without naming its actor
 /// (device/ sits above chat/ and depends only on these messages).
 #[derive(Clone)]
@@ -94,3 +105,10 @@ pub struct CommittedReceipt {
     /// `delivered`, `read` or `failed`.
     pub status: &'static str,
 }
+
+/// The daemon is stopping: write everything queued now (no batch window) and answer once the
+/// queue is empty. A batch the database refuses stays queued and is retried as usual, so the
+/// answer may wait; the caller bounds the wait.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Drain;

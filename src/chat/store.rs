@@ -8,10 +8,12 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::changes;
 use super::identity::{self, LidPhone};
 use super::model::{preview, Chat, Detail, StoredMessage};
-use crate::db::schema::{chats, messages};
+use crate::db::schema::{chats, messages, reactions};
 use crate::db::sql::{like_pattern, lower};
 use crate::db::{Conn, Db, DbError};
 use crate::db_run;
+use crate::stats;
+use crate::stats::model::{Bumps, Count};
 use crate::whatsapp::MessageChange;
 
 /// A message to store.
@@ -149,6 +151,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
     crate::db_batch!(db, move |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
             let mut outcome = BatchOutcome::default();
+            let mut counts = Bumps::default();
             for write in &writes {
                 match write {
                     ChatWrite::Message {
@@ -230,6 +233,17 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                             continue;
                         }
                         let sent_at = new_row.sent_at;
+                        if new_row.from_me {
+                            counts.add(row.tenant_id, device_id, sent_at, Count::Sent);
+                            counts.stored_status(
+                                row.tenant_id,
+                                device_id,
+                                sent_at,
+                                &new_row.status,
+                            );
+                        } else if !chat_jid.ends_with("@g.us") {
+                            counts.add(row.tenant_id, device_id, sent_at, Count::Reply);
+                        }
                         let newer = chat.last_message_at.is_none_or(|t| t <= sent_at);
                         let preview = row.preview();
                         let chat: Chat = diesel::update(chats::table.find(chat.id))
@@ -293,21 +307,31 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         wa_ids,
                         status,
                     } => {
-                        let changed = diesel::update(
-                            messages::table
-                                .filter(messages::device_id.eq(device_id))
-                                .filter(messages::wa_id.eq_any(wa_ids))
-                                .filter(messages::status.eq_any(earlier_statuses(status))),
-                        )
-                        .set(messages::status.eq(*status))
-                        .execute(conn)
-                        .await?;
+                        // One update per earlier status, so the counts know what moved where.
+                        let mut changed = 0;
+                        for from in earlier_statuses(status) {
+                            let moved: Vec<(i64, NaiveDateTime)> = diesel::update(
+                                messages::table
+                                    .filter(messages::device_id.eq(device_id))
+                                    .filter(messages::wa_id.eq_any(wa_ids))
+                                    .filter(messages::status.eq(from)),
+                            )
+                            .set(messages::status.eq(*status))
+                            .returning((messages::tenant_id, messages::sent_at))
+                            .get_results(conn)
+                            .await?;
+                            changed += moved.len();
+                            for (tenant_id, sent_at) in moved {
+                                counts.ack(tenant_id, *device_id, sent_at, from, status);
+                            }
+                        }
                         if changed > 0 {
                             outcome.acks.push((*device_id, wa_ids.clone(), *status));
                         }
                     }
                 }
             }
+            stats::store::apply(Conn::from(&mut *conn), &counts).await?;
             Ok(outcome)
         })
         .await
@@ -510,5 +534,87 @@ pub async fn media_owners(db: &Db, tenant_id: i64, sha: &str) -> Result<Vec<Medi
             .load(conn)
             .await
             .map_err(DbError::from)
+    })
+}
+
+/// Deletes up to `limit` messages sent before `cutoff`, oldest first, with their reactions, in
+/// one transaction (retention). Answers (messages, reactions) deleted. Media files stay: they
+/// are content-addressed and may serve other messages and campaigns.
+pub async fn delete_messages_before(
+    db: &Db,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> Result<(usize, usize), DbError> {
+    let found: Vec<(i64, i64, String)> = db_run!(db, |conn| {
+        messages::table
+            .filter(messages::sent_at.lt(cutoff))
+            .order(messages::sent_at)
+            .select((messages::id, messages::device_id, messages::wa_id))
+            .limit(limit)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    if found.is_empty() {
+        return Ok((0, 0));
+    }
+    let ids: Vec<i64> = found.iter().map(|(id, _, _)| *id).collect();
+    let mut by_device: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for (_, device_id, wa_id) in found {
+        by_device.entry(device_id).or_default().push(wa_id);
+    }
+    crate::db_batch!(db, move |conn| {
+        conn.transaction::<_, DbError, _>(async |conn| {
+            // The delete first: SQLite takes its write lock at once.
+            let messages_gone = diesel::delete(messages::table.filter(messages::id.eq_any(&ids)))
+                .execute(conn)
+                .await?;
+            let mut reactions_gone = 0;
+            for (device_id, wa_ids) in &by_device {
+                // (device, message id) is unique: these reacted to the messages just deleted.
+                reactions_gone += diesel::delete(
+                    reactions::table
+                        .filter(reactions::device_id.eq(device_id))
+                        .filter(reactions::message_wa_id.eq_any(wa_ids)),
+                )
+                .execute(conn)
+                .await?;
+            }
+            Ok((messages_gone, reactions_gone))
+        })
+        .await
+    })
+}
+
+/// Clears the preview text of up to `limit` chats whose last message is older than `cutoff`
+/// (retention deletes that message); the chat stays. Answers how many chats changed.
+pub async fn clear_previews_before(
+    db: &Db,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, DbError> {
+    let ids: Vec<i64> = db_run!(db, |conn| {
+        chats::table
+            .filter(chats::last_message_at.lt(cutoff))
+            .filter(chats::last_message_text.is_not_null())
+            .select(chats::id)
+            .limit(limit)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    db_run!(db, |conn| {
+        diesel::update(
+            chats::table
+                .filter(chats::id.eq_any(&ids))
+                .filter(chats::last_message_at.lt(cutoff)),
+        )
+        .set(chats::last_message_text.eq(None::<String>))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
     })
 }

@@ -1,19 +1,23 @@
 //! Settings: the only module that reads the environment.
 //!
 //! Layers, each overriding the one before: the defaults compiled in from `config/default.toml`
-//! → `config/default.toml` on disk → `config/<WAFLEET_ENV>.toml` → the `--config` file → the
-//! familiar variables `DB_URI`/`DATABASE_URL`, `REDIS_URL`, `PORT`, `TZ`, `RUST_LOG` →
-//! `WAFLEET__SECTION__KEY` → command-line flags. Unknown keys are errors, so a typo never
-//! silently falls back to a default.
+//! → `config/default.toml` on disk → `TZ` → `config/<WAFLEET_ENV>.toml` → the `--config` file →
+//! the familiar variables `DB_URI`/`DATABASE_URL`, `REDIS_URL`, `PORT`,
+//! `WHATSAPP_CHAT_STORAGE`, `RUST_LOG` → `WAFLEET__SECTION__KEY` → command-line flags. Unknown
+//! keys are errors, so a typo never silently falls back to a default.
+//!
+//! `TZ` sits low on purpose: it is the operating system's time-zone variable, often set by a
+//! host or container for libc, so it only replaces the default tenant zone; any zone an operator
+//! writes (a file or `WAFLEET__TENANT__DEFAULT_TIME_ZONE`) wins over it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat, Map, Source, Value};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cli::{Cli, LogFormat};
+use crate::cli::{Cli, ConfigFormat, LogFormat};
 
 mod cidr;
 mod sections;
@@ -21,16 +25,19 @@ mod sections;
 pub use cidr::Cidr;
 pub use sections::{
     redact_url, AdminSettings, AuthSettings, BroadcastSettings, ChatSettings, ConnectorKind,
-    DatabaseSettings, FleetSettings, LogSettings, MediaCaps, MediaDownload, MetricsSettings,
-    Pacing, PacingLimits, RedisSettings, ServerSettings, SimSettings, TenantSettings,
-    WhatsappSettings, WsSettings,
+    DatabaseSettings, FleetSettings, HealthSettings, LogSettings, MediaCaps, MediaDownload,
+    MetricsSettings, Pacing, PacingLimits, RedisSettings, RetentionSettings, ServerSettings,
+    SimSettings, TenantSettings, WebhookSettings, WhatsappSettings, WsSettings,
 };
 
 /// The defaults, compiled in so that the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// Every setting of the daemon. See `config/default.toml` for each key's meaning and default.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Serializes with every secret redacted (passwords in URLs, tokens, the admin password), so
+/// its output can be shown (`wafleet config check`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// HTTP server.
@@ -61,12 +68,16 @@ pub struct Settings {
     pub broadcast: BroadcastSettings,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsSettings,
+    /// How long old messages, outbox rows and audit entries are kept.
+    pub retention: RetentionSettings,
+    /// Outbound webhook deliveries.
+    pub webhooks: WebhookSettings,
 }
 
 /// A configuration problem, phrased for one line on stderr.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub String);
 
 /// Which database a URL points at, decided once at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +104,9 @@ impl Settings {
         let run_env = env.get("WAFLEET_ENV").map(String::as_str).unwrap_or("");
         let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .add_source(File::from(config_dir.join("default.toml")).required(false));
+            .add_source(File::from(config_dir.join("default.toml")).required(false))
+            // Above the defaults only: a zone set in any file or WAFLEET__ wins over TZ.
+            .add_source(FamiliarNames::from_env(env, FALLBACK_NAMES));
         if !run_env.is_empty() {
             let env_file = config_dir.join(format!("{run_env}.toml"));
             if !env_file.is_file() {
@@ -113,12 +126,14 @@ impl Settings {
             }
             builder = builder.add_source(File::from(path.as_path()));
         }
-        builder = builder.add_source(FamiliarNames::from_env(env)).add_source(
-            Environment::with_prefix("WAFLEET")
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(env.clone().into_iter().collect())),
-        );
+        builder = builder
+            .add_source(FamiliarNames::from_env(env, OVERRIDING_NAMES))
+            .add_source(
+                Environment::with_prefix("WAFLEET")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env.clone().into_iter().collect())),
+            );
         if let Some(format) = cli.log_format {
             let name = match format {
                 LogFormat::Auto => "auto",
@@ -152,6 +167,19 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The effective settings as TOML (the shape of `config/default.toml`) or JSON, with every
+    /// secret redacted (`wafleet config check`).
+    pub fn render(&self, format: ConfigFormat) -> Result<String, ConfigError> {
+        match format {
+            ConfigFormat::Toml => {
+                toml::to_string_pretty(self).map_err(|e| ConfigError(e.to_string()))
+            }
+            ConfigFormat::Json => serde_json::to_string_pretty(self)
+                .map(|json| json + "\n")
+                .map_err(|e| ConfigError(e.to_string())),
+        }
+    }
+
     /// Checks what serde cannot: URL schemes, time zone, ranges.
     fn validate(&self) -> Result<(), ConfigError> {
         self.database.kind()?;
@@ -164,17 +192,33 @@ impl Settings {
                 "broadcast.sequence_batch: must be 1 or more".into(),
             ));
         }
+        let health = &self.broadcast.health;
+        if health.threshold > 100 || health.quarantine_secs == 0 || health.window_secs == 0 {
+            return Err(ConfigError(
+                "broadcast.health: threshold must be 0 to 100, quarantine_secs and window_secs 1 or more".into(),
+            ));
+        }
         if crate::phone::country_code(&self.broadcast.default_country).is_none() {
             return Err(ConfigError(format!(
                 "broadcast.default_country: unknown country {:?} (use an ISO code such as MY)",
                 self.broadcast.default_country
             )));
         }
+        if let DatabaseKind::Postgres = self.database.kind()? {
+            // Reads the CA file a verify mode names, so a missing one fails here.
+            crate::tls::PgTls::split_url(self.database.url.expose_secret())
+                .and_then(|(_, tls)| tls.client_config())
+                .map_err(|e| ConfigError(format!("database.url: {e}")))?;
+        }
         let redis = self.redis.url.expose_secret();
         if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return Err(ConfigError(
                 "redis.url: must start with redis:// or rediss:// (or be empty)".into(),
             ));
+        }
+        if !self.redis.tls_ca_file.is_empty() {
+            crate::tls::read_pem_certificates(self.redis.tls_ca_file.as_ref())
+                .map_err(|e| ConfigError(format!("redis.tls_ca_file: {e}")))?;
         }
         if self
             .tenant
@@ -257,6 +301,12 @@ impl Settings {
                 "fleet.health_check_ms and fleet.restart_budget: must be positive".into(),
             ));
         }
+        self.webhooks.check().map_err(ConfigError)?;
+        if self.retention.interval_hours == 0 {
+            return Err(ConfigError(
+                "retention.interval_hours: must be at least 1".into(),
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(ConfigError(
                 "database.max_connections: must be at least 1".into(),
@@ -276,24 +326,33 @@ fn describe(err: config::ConfigError) -> ConfigError {
     ConfigError(err.to_string().replace('\n', " "))
 }
 
+/// Environment names and the key each sets; within one entry later names win.
+type Aliases = &'static [(&'static [&'static str], &'static str)];
+
+/// Familiar names that override the files: `DB_URI` (the seed's name) over `DATABASE_URL`,
+/// `REDIS_URL`, `PORT`, the seed's `WHATSAPP_CHAT_STORAGE`, `RUST_LOG`.
+const OVERRIDING_NAMES: Aliases = &[
+    (&["DATABASE_URL", "DB_URI"], "database.url"),
+    (&["REDIS_URL"], "redis.url"),
+    (&["PORT"], "server.port"),
+    (&["WHATSAPP_CHAT_STORAGE"], "chat.storage"),
+    (&["RUST_LOG"], "log.filter"),
+];
+
+/// Familiar names that only replace a default: `TZ`, the operating system's variable.
+const FALLBACK_NAMES: Aliases = &[(&["TZ"], "tenant.default_time_zone")];
+
 /// The environment names people know from the seed system and from twelve-factor apps.
 #[derive(Debug, Clone)]
 struct FamiliarNames(Map<String, Value>);
 
 impl FamiliarNames {
-    /// Maps `DB_URI` (or `DATABASE_URL`), `REDIS_URL`, `PORT`, `TZ` and `RUST_LOG` to their keys.
-    fn from_env(env: &HashMap<String, String>) -> Self {
-        let aliases: [(&[&str], &str); 5] = [
-            (&["DATABASE_URL", "DB_URI"], "database.url"),
-            (&["REDIS_URL"], "redis.url"),
-            (&["PORT"], "server.port"),
-            (&["TZ"], "tenant.default_time_zone"),
-            (&["RUST_LOG"], "log.filter"),
-        ];
+    /// Maps the `aliases` found (non-empty) in `env` to their keys.
+    fn from_env(env: &HashMap<String, String>, aliases: Aliases) -> Self {
         let mut map = Map::new();
         for (names, key) in aliases {
             // Later names win: DB_URI (the seed's name) over DATABASE_URL.
-            for name in names {
+            for name in names.iter() {
                 let usable = |v: &&String| {
                     // TZ is often a POSIX rule (e.g. ":/etc/localtime") meant for libc; only an
                     // IANA name is taken as the tenant default.
@@ -412,5 +471,187 @@ mod tests {
             "postgres://u:***@db/x"
         );
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            redact_url("postgres://u@db/x?sslmode=disable&password=hunter2"),
+            "postgres://u@db/x?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact_url("redis://:hunter2@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        // Unparseable (bad port) but with a user part: the whole user part goes.
+        assert_eq!(
+            redact_url("postgres://u:hunter2@db:99999/x"),
+            "postgres://***@db:99999/x"
+        );
+    }
+
+    /// A file in a fresh directory, for the layers that read files.
+    fn file_with(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("extra.toml");
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn tz_replaces_only_the_default_zone() -> Result<(), ConfigError> {
+        let zone = |s: Settings| s.tenant.default_time_zone;
+        assert_eq!(
+            zone(load(&["wafleet"], &[("TZ", "Europe/Berlin")])?),
+            "Europe/Berlin",
+            "TZ beats the compiled default"
+        );
+        assert_eq!(
+            zone(load(
+                &["wafleet"],
+                &[
+                    ("TZ", "Europe/Berlin"),
+                    ("WAFLEET__TENANT__DEFAULT_TIME_ZONE", "Asia/Tokyo")
+                ]
+            )?),
+            "Asia/Tokyo",
+            "WAFLEET__ beats TZ"
+        );
+        let (_dir, path) = file_with("[tenant]\ndefault_time_zone = \"America/Lima\"\n");
+        assert_eq!(
+            zone(load(
+                &["wafleet", "--config", &path],
+                &[("TZ", "Europe/Berlin")]
+            )?),
+            "America/Lima",
+            "a --config file beats TZ"
+        );
+        // The repository's config/default.toml holds the defaults: TZ still replaces them.
+        let cli = Cli::try_parse_from(["wafleet"]).map_err(|e| ConfigError(e.to_string()))?;
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let env = HashMap::from([("TZ".to_string(), "Europe/Berlin".to_string())]);
+        assert_eq!(
+            zone(Settings::load_from(&cli, &repo, &env)?),
+            "Europe/Berlin"
+        );
+        let env = HashMap::from([
+            ("TZ".to_string(), "Europe/Berlin".to_string()),
+            ("WAFLEET_ENV".to_string(), "tz-test".to_string()),
+        ]);
+        let dir = tempfile::tempdir().map_err(|e| ConfigError(e.to_string()))?;
+        std::fs::write(
+            dir.path().join("tz-test.toml"),
+            "[tenant]\ndefault_time_zone = \"Africa/Nairobi\"\n",
+        )
+        .map_err(|e| ConfigError(e.to_string()))?;
+        assert_eq!(
+            zone(Settings::load_from(&cli, dir.path(), &env)?),
+            "Africa/Nairobi",
+            "config/<WAFLEET_ENV>.toml beats TZ"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn whatsapp_chat_storage_sets_chat_storage() -> Result<(), ConfigError> {
+        assert!(load(&["wafleet"], &[])?.chat.storage);
+        assert!(
+            !load(&["wafleet"], &[("WHATSAPP_CHAT_STORAGE", "false")])?
+                .chat
+                .storage
+        );
+        assert!(
+            load(&["wafleet"], &[("WHATSAPP_CHAT_STORAGE", "true")])?
+                .chat
+                .storage
+        );
+        let s = load(
+            &["wafleet"],
+            &[
+                ("WHATSAPP_CHAT_STORAGE", "false"),
+                ("WAFLEET__CHAT__STORAGE", "true"),
+            ],
+        )?;
+        assert!(s.chat.storage, "WAFLEET__ wins over the familiar name");
+        let err = load(&["wafleet"], &[("WHATSAPP_CHAT_STORAGE", "maybe")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("chat.storage"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn retention_defaults_and_bounds() -> Result<(), ConfigError> {
+        let r = load(&["wafleet"], &[])?.retention;
+        assert_eq!(
+            r,
+            RetentionSettings {
+                messages_days: 0,
+                outbox_days: 0,
+                audit_days: 365,
+                webhooks_days: 14,
+                stats_days: 400,
+                interval_hours: 24,
+            }
+        );
+        assert!(r.any());
+        let err = load(&["wafleet"], &[("WAFLEET__RETENTION__INTERVAL_HOURS", "0")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("retention.interval_hours"), "{err}");
+        let err = load(&["wafleet"], &[("WAFLEET__RETENTION__MESSAGES_DAYS", "-1")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("retention.messages_days"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn rendered_settings_hide_every_secret() -> Result<(), ConfigError> {
+        let s = load(
+            &["wafleet"],
+            &[
+                (
+                    "DB_URI",
+                    "postgres://u:db-secret@db/x?password=query-secret",
+                ),
+                ("REDIS_URL", "redis://:redis-secret@cache:6379"),
+                ("WAFLEET__ADMIN__PASSWORD", "admin-secret"),
+                ("WAFLEET__METRICS__TOKEN", "metrics-secret"),
+                ("WAFLEET__SERVER__TRUSTED_PROXIES", "10.0.0.0/8"),
+            ],
+        )?;
+        for format in [ConfigFormat::Toml, ConfigFormat::Json] {
+            let text = s.render(format)?;
+            for secret in [
+                "db-secret",
+                "query-secret",
+                "redis-secret",
+                "admin-secret",
+                "metrics-secret",
+            ] {
+                assert!(!text.contains(secret), "{format:?} shows {secret}: {text}");
+            }
+            assert!(text.contains("postgres://u:***@db/x"), "{text}");
+            assert!(text.contains("10.0.0.0/8"), "{text}");
+        }
+        // The TOML reads back as settings of the same shape.
+        let text = s.render(ConfigFormat::Toml)?;
+        let (_dir, path) = file_with(&text);
+        let again = load(&["wafleet", "--config", &path], &[])?;
+        assert_eq!(again.server.trusted_proxies, s.server.trusted_proxies);
+        assert_eq!(again.retention, s.retention);
+        let json: serde_json::Value = serde_json::from_str(&s.render(ConfigFormat::Json)?)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        assert_eq!(json["admin"]["password"], "***");
+        assert_eq!(json["metrics"]["token"], "***");
+        let bare = load(&["wafleet"], &[])?;
+        let json: serde_json::Value = serde_json::from_str(&bare.render(ConfigFormat::Json)?)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        assert_eq!(
+            json["admin"]["password"], "",
+            "an unset secret shows as unset"
+        );
+        Ok(())
     }
 }

@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::cidr::{cidr_list, Cidr};
 use super::{ConfigError, DatabaseKind};
 use crate::cli::LogFormat;
 
 /// `[metrics]`: access to the Prometheus endpoint, which reveals fleet size and traffic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     /// `host:port` of a separate listener serving only `/metrics` without credentials (bind it to
@@ -19,11 +19,99 @@ pub struct MetricsSettings {
     pub listen: String,
     /// Bearer token a scraper sends to the main listener's `/metrics`; empty means only a
     /// platform admin's session or API token is accepted there.
+    #[serde(serialize_with = "hidden")]
     pub token: SecretString,
 }
 
+/// `[retention]`: how long old rows are kept; 0 keeps them forever. A background sweep
+/// (`crate::retention`) deletes what is older every `interval_hours`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Chat messages (and reactions) older than this many days are deleted; 0 = kept.
+    pub messages_days: u32,
+    /// Outbox rows of campaigns finished, and sequence messages sent or given up, more than
+    /// this many days ago are deleted, their counts kept for the reports; 0 = kept.
+    pub outbox_days: u32,
+    /// Audit log entries older than this many days are deleted; 0 = kept.
+    pub audit_days: u32,
+    /// Outbound webhook deliveries (delivered or given up) older than this many days are
+    /// deleted from the delivery log; 0 = kept.
+    pub webhooks_days: u32,
+    /// The home page's hourly figures and devices' history older than this many days are
+    /// deleted; 0 = kept.
+    pub stats_days: u32,
+    /// Hours between two sweeps (at least 1).
+    pub interval_hours: u32,
+}
+
+impl RetentionSettings {
+    /// Whether any table has a limit, i.e. whether a sweep has anything to do.
+    pub fn any(&self) -> bool {
+        self.messages_days > 0
+            || self.outbox_days > 0
+            || self.audit_days > 0
+            || self.webhooks_days > 0
+            || self.stats_days > 0
+    }
+}
+
+/// `[webhooks]`: outbound webhook deliveries (`crate::webhooks`); see `config/default.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Allow endpoints on private, loopback and link-local addresses (off: such targets are
+    /// refused when an endpoint is saved and again when a delivery resolves its host).
+    pub allow_private_targets: bool,
+    /// Seconds a receiver has to answer one delivery.
+    pub timeout_secs: u64,
+    /// Delay before the first retry, in milliseconds; each later retry waits twice as long
+    /// (with jitter), up to `retry_max_secs`.
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// Hours an event is retried before its delivery is given up (dead-lettered).
+    pub max_age_hours: u64,
+    /// Days of nothing but failures after which an endpoint is switched off; 0 = never.
+    pub disable_after_days: u64,
+    /// Deliveries in flight per endpoint unless the endpoint says otherwise.
+    pub default_concurrency: u32,
+    /// Deliveries started per second per endpoint unless the endpoint says otherwise.
+    pub default_rate_per_second: u32,
+    /// Endpoints one tenant may register.
+    pub max_endpoints_per_tenant: u32,
+    /// Events waiting in memory to be queued in the database; past this, new events are
+    /// dropped and counted (`webhook_events_dropped_total`) until the database catches up.
+    pub buffer_capacity: usize,
+}
+
+impl WebhookSettings {
+    /// Checks the bounds the dispatcher relies on.
+    pub fn check(&self) -> Result<(), String> {
+        if self.timeout_secs == 0 || self.timeout_secs > 120 {
+            return Err("webhooks.timeout_secs: must be 1 to 120".into());
+        }
+        if self.retry_base_ms == 0 || self.retry_max_secs == 0 {
+            return Err("webhooks.retry_base_ms and retry_max_secs: must be at least 1".into());
+        }
+        if self.max_age_hours == 0 {
+            return Err("webhooks.max_age_hours: must be at least 1".into());
+        }
+        if self.default_concurrency == 0 || self.default_rate_per_second == 0 {
+            return Err(
+                "webhooks.default_concurrency and default_rate_per_second: must be at least 1"
+                    .into(),
+            );
+        }
+        if self.buffer_capacity == 0 {
+            return Err("webhooks.buffer_capacity: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// `[broadcast]`: leads, campaigns and the outbox; see `config/default.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BroadcastSettings {
     /// ISO 3166 country for phone numbers written without a country code (tenants may override).
@@ -45,6 +133,23 @@ pub struct BroadcastSettings {
     pub sequence_tick_ms: u64,
     /// Enrolments the sequence engine handles per kind of work per round.
     pub sequence_batch: i64,
+    /// Device health scores and quarantine (`[broadcast.health]`).
+    pub health: HealthSettings,
+}
+
+/// `[broadcast.health]`: when a device stops taking campaign and sequence sends for a while
+/// (the formula is in `device::health`). Durations are in simulated time, like pacing.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// A score (0–100) below this quarantines the device.
+    pub threshold: u32,
+    /// How long a quarantine lasts, in seconds.
+    pub quarantine_secs: u64,
+    /// The sliding window the score looks at, in seconds.
+    pub window_secs: u64,
+    /// Sends in the window before delivery and failure rates count.
+    pub min_sends: i64,
 }
 
 /// Effective pacing of one device in one campaign (`[broadcast.pacing]` holds the defaults;
@@ -72,7 +177,7 @@ pub struct Pacing {
 }
 
 /// The bounds nobody can configure past (`[broadcast.limits]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PacingLimits {
     /// Smallest allowed `min_delay_ms`.
@@ -84,7 +189,7 @@ pub struct PacingLimits {
 }
 
 /// `[chat]`: chat mirroring; see `config/default.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatSettings {
     /// Store chats and messages at all.
@@ -107,7 +212,7 @@ pub struct ChatSettings {
 }
 
 /// `chat.media_download`: what happens to the media of a received message.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaDownload {
     /// Downloaded and stored as the message arrives (within `chat.media_max_mb`); a download
@@ -122,7 +227,7 @@ pub enum MediaDownload {
 
 /// `[chat.media_max_mb]`: the largest received media of each kind downloaded, in MiB; a bigger
 /// one is kept as a message without its file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaCaps {
     /// Pictures.
@@ -140,7 +245,7 @@ pub struct MediaCaps {
 }
 
 /// `[ws]`: WebSocket sessions.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WsSettings {
     /// Unsent bytes (KiB) after which a slow subscriber is closed with 1013.
@@ -154,7 +259,7 @@ pub struct WsSettings {
 }
 
 /// `[whatsapp]`: the connector.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappSettings {
     /// `sim` or `real`.
@@ -190,7 +295,7 @@ impl WhatsappSettings {
 }
 
 /// Which connector the fleet uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectorKind {
     /// The in-process simulated network.
@@ -200,7 +305,7 @@ pub enum ConnectorKind {
 }
 
 /// `[fleet]`: how devices are supervised; see `config/default.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSettings {
     /// Arbiters hosting device actors; 0 = two per core.
@@ -224,7 +329,7 @@ pub struct FleetSettings {
 }
 
 /// `[auth]`: how people sign in; see `config/default.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Whether `/api/v1/auth/signup` creates tenants.
@@ -250,17 +355,18 @@ pub struct AuthSettings {
 }
 
 /// `[admin]`: the account created on first start.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Its email (login name).
     pub email: String,
     /// Its password; empty means generate a one-time password.
+    #[serde(serialize_with = "hidden")]
     pub password: SecretString,
 }
 
 /// `[server]`: where and how the HTTP server listens.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Listen address.
@@ -279,10 +385,11 @@ pub struct ServerSettings {
 }
 
 /// `[database]`: which database and how many connections.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://path` or `postgres://…`; secret because it may carry a password.
+    #[serde(serialize_with = "url_redacted")]
     pub url: SecretString,
     /// Pool size (SQLite caps it lower).
     pub max_connections: usize,
@@ -293,20 +400,24 @@ pub struct DatabaseSettings {
 }
 
 /// `[redis]`: the optional event bridge.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// Empty means no Redis.
+    #[serde(serialize_with = "url_redacted")]
     pub url: SecretString,
     /// Pub/sub channel shared by the daemons of one deployment.
     pub channel: String,
+    /// PEM file of the CA that signed a `rediss://` server's certificate; empty: the system's
+    /// roots.
+    pub tls_ca_file: String,
     /// Hub events waiting to be published to Redis at most; past it (or while Redis is down)
     /// events are dropped for the other daemons and counted.
     pub queue_capacity: usize,
 }
 
 /// `[log]`: tracing filter and format.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// An `EnvFilter` directive.
@@ -316,7 +427,7 @@ pub struct LogSettings {
 }
 
 /// `[tenant]`: defaults for new tenants.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// IANA zone name, validated at load.
@@ -324,7 +435,7 @@ pub struct TenantSettings {
 }
 
 /// `[sim]`: behaviour of the simulated WhatsApp network; see `config/default.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimSettings {
     /// Chance that a contact answers.
@@ -421,14 +532,56 @@ impl DatabaseSettings {
     }
 }
 
-/// Replaces the password of a URL with `***` so it can be logged.
+/// Replaces the password of a URL with `***` so it can be logged: the one in the user part
+/// (`postgres://u:pw@db/x`) and a `password=` query parameter (`…?password=pw`, which libpq
+/// accepts). A URL that does not parse but has a user part loses the whole user part.
 pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Setting a password only fails for URLs that cannot carry one, checked above.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => raw.to_string(),
+    let Ok(mut parsed) = url::Url::parse(raw) else {
+        return match (raw.split_once("://"), raw.rfind('@')) {
+            (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &raw[at..]),
+            _ => raw.to_string(),
+        };
+    };
+    let secret_user = parsed.password().is_some();
+    if secret_user {
+        // Setting a password only fails for URLs that cannot carry one, checked above.
+        let _ = parsed.set_password(Some("***"));
     }
+    let secret_query = parsed
+        .query_pairs()
+        .any(|(key, _)| key.eq_ignore_ascii_case("password"));
+    if !(secret_user || secret_query) {
+        // Nothing to hide: the URL as written, not as re-serialized.
+        return raw.to_string();
+    }
+    if secret_query {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key.eq_ignore_ascii_case("password") {
+                    "***".to_string()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+/// Writes a secret URL with its password replaced ([`redact_url`]); settings are only ever
+/// serialized for display (`wafleet config check`).
+fn url_redacted<S: Serializer>(secret: &SecretString, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_str(&redact_url(secret.expose_secret()))
+}
+
+/// Writes a secret as `***`, or as an empty string when it is unset, never its value.
+fn hidden<S: Serializer>(secret: &SecretString, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_str(if secret.expose_secret().is_empty() {
+        ""
+    } else {
+        "***"
+    })
 }

@@ -20,6 +20,7 @@ use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::ExposeSecret;
 
+use super::postgres::PgTarget;
 use super::{sqlite_pragmas, DbError};
 use crate::config::{DatabaseKind, DatabaseSettings};
 
@@ -131,9 +132,20 @@ fn with_migration_connection(
             apply(&mut conn, SQLITE_MIGRATIONS, operation)
         }
         DatabaseKind::Postgres => {
-            let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
-                AsyncConnectionWrapper::establish(settings.url.expose_secret())
-                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            // Opened on a runtime of its own (this is a plain thread): a one-worker runtime,
+            // because the connection's driver task must keep running while the wrapper blocks.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            let target = PgTarget::from_url(settings.url.expose_secret())
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            let conn = runtime
+                .block_on(target.connect())
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            let _entered = runtime.enter();
+            let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
             // Session-level lock: released when this connection closes, even on error.
             diesel::RunQueryDsl::execute(
                 diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})")),

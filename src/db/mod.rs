@@ -8,15 +8,19 @@
 //!   `SyncConnectionWrapper` (each query runs on a blocking thread), pooled, with WAL, a busy
 //!   timeout and foreign keys switched on for every connection ([`sqlite`]: a dropped query
 //!   finishes on its blocking thread and its connection is not reused until it has).
-//! - PostgreSQL (production): `AsyncPgConnection`, pooled with deadpool.
+//! - PostgreSQL (production): `AsyncPgConnection`, pooled with deadpool, opened by
+//!   [`postgres::PgTarget`] (TLS as libpq's `sslmode`/`sslrootcert` ask).
 //!
-//! Migrations ([`migrate`]) are embedded in the binary and run before the server starts.
+//! Migrations ([`migrate`]) are embedded in the binary and run before the server starts;
+//! [`backup`] copies an SQLite database while the daemon runs (`wafleet backup`).
 //!
 //! SQLite note: a write transaction must start with its first write (not a read followed by a
 //! write), otherwise a concurrent writer can make its lock upgrade fail at once with
 //! `SQLITE_BUSY` instead of waiting for the busy timeout.
 
+pub mod backup;
 pub mod migrate;
+pub mod postgres;
 pub mod schema;
 pub mod scratch;
 pub mod sqlite;
@@ -26,7 +30,6 @@ use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::AsyncPgConnection;
 use secrecy::ExposeSecret;
 
@@ -252,9 +255,10 @@ impl Db {
                 Db::Sqlite(pool)
             }
             DatabaseKind::Postgres => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(
-                    settings.url.expose_secret(),
-                );
+                let url = settings.url.expose_secret();
+                let manager = postgres::PgTarget::from_url(url)
+                    .map_err(|e| DbError::Unavailable(e.to_string()))?
+                    .manager(url);
                 let pool = Pool::builder(manager)
                     .max_size(settings.max_connections)
                     .wait_timeout(wait)
@@ -275,6 +279,22 @@ impl Db {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
+    }
+
+    /// The pool now: `(state, connections)` for `open`, `idle`, `max` and `waiting` (requests
+    /// waiting for a connection).
+    pub fn pool_status(&self) -> [(&'static str, i64); 4] {
+        let status = match self {
+            Db::Sqlite(pool) => pool.status(),
+            Db::Postgres(pool) => pool.status(),
+        };
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        [
+            ("open", count(status.size)),
+            ("idle", count(status.available)),
+            ("max", count(status.max_size)),
+            ("waiting", count(status.waiting)),
+        ]
     }
 
     /// Round-trips a trivial query: the database is reachable and a connection is free.

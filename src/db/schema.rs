@@ -48,6 +48,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         paired_at -> Nullable<Timestamp>,
+        quarantined_until -> Nullable<Timestamp>,
+        quarantine_reason -> Nullable<Text>,
     }
 }
 
@@ -205,7 +207,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     sequence_steps,
     sequence_enrollments,
     webhook_secrets,
-    webhook_deliveries
+    webhook_deliveries,
+    outbox_tallies,
+    stats_hourly,
+    stats_daily,
+    device_events
 );
 
 diesel::table! {
@@ -295,6 +301,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Counts of outbox rows the retention sweep deleted (device 0: rows without a device).
+    outbox_tallies (campaign_id, device_id, step, status) {
+        campaign_id -> BigInt,
+        device_id -> BigInt,
+        step -> BigInt,
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     sequences (id) {
         id -> BigInt,
         tenant_id -> BigInt,
@@ -323,6 +340,9 @@ diesel::table! {
         window_end -> Nullable<Text>,
         updated_at -> Timestamp,
         attachment -> Nullable<Text>,
+        reply_action -> Nullable<Text>,
+        reply_keyword -> Nullable<Text>,
+        reply_sequence_id -> Nullable<BigInt>,
     }
 }
 
@@ -360,5 +380,87 @@ diesel::table! {
         tenant_id -> BigInt,
         signature -> Text,
         received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Outbound webhook endpoints of a tenant (see `crate::webhooks`).
+    webhook_endpoints (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        url -> Text,
+        description -> Text,
+        secret -> Text,
+        events -> Text,
+        device_ids -> Text,
+        active -> Bool,
+        max_concurrency -> BigInt,
+        rate_per_second -> BigInt,
+        failing_since -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One delivery of an event to an outbound webhook endpoint: queue row and delivery log.
+    webhook_queue (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        endpoint_id -> BigInt,
+        event_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+        response_status -> Nullable<BigInt>,
+        response_body -> Nullable<Text>,
+        latency_ms -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// What each device did per UTC hour (device 0: the tenant's total), kept as it happens.
+    stats_hourly (tenant_id, device_id, hour) {
+        tenant_id -> BigInt,
+        device_id -> BigInt,
+        hour -> Timestamp,
+        sent -> BigInt,
+        delivered -> BigInt,
+        read -> BigInt,
+        replies -> BigInt,
+        failed -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// A device's history: status changes, quarantines, rate-limit answers.
+    device_events (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        device_id -> BigInt,
+        kind -> Text,
+        detail -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// `stats_hourly`'s device rows summed per UTC day (the per-device shares of long ranges).
+    stats_daily (tenant_id, device_id, day) {
+        tenant_id -> BigInt,
+        device_id -> BigInt,
+        day -> Timestamp,
+        sent -> BigInt,
+        delivered -> BigInt,
+        read -> BigInt,
+        replies -> BigInt,
+        failed -> BigInt,
     }
 }

@@ -7,9 +7,10 @@
 
 use std::path::PathBuf;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::postgres::{PgConnectError, PgTarget};
 use super::DbError;
 
 /// A database that exists until [`ScratchDatabase::remove`] (or
@@ -57,7 +58,7 @@ impl ScratchDatabase {
             .filter(|u| matches!(u.scheme(), "postgres" | "postgresql"))
             .ok_or_else(|| DbError::Unavailable("not a postgres:// server URL".into()))?;
         let name = format!("{prefix}_{}", suffix());
-        let mut conn = AsyncPgConnection::establish(server)
+        let mut conn = connect(server)
             .await
             .map_err(|e| DbError::Unavailable(format!("cannot connect to the server: {e}")))?;
         diesel::sql_query(format!("CREATE DATABASE {name}"))
@@ -79,7 +80,7 @@ impl ScratchDatabase {
             Cleanup::Sqlite(dir) => std::fs::remove_dir_all(&dir)
                 .map_err(|e| DbError::Unavailable(format!("cannot remove {}: {e}", dir.display()))),
             Cleanup::Postgres { admin_url, name } => {
-                let mut conn = AsyncPgConnection::establish(admin_url.expose_secret())
+                let mut conn = connect(admin_url.expose_secret())
                     .await
                     .map_err(|e| DbError::Unavailable(e.to_string()))?;
                 diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -109,6 +110,11 @@ impl ScratchDatabase {
         .join()
         .unwrap_or_else(|_| Err(DbError::Unavailable("the cleanup thread failed".into())))
     }
+}
+
+/// One connection to the server of `url`, with the TLS its URL asks for.
+async fn connect(url: &str) -> Result<diesel_async::AsyncPgConnection, PgConnectError> {
+    PgTarget::from_url(url)?.connect().await
 }
 
 /// A unique name part.

@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 use crate::db::schema::devices;
 
 /// Where a device is in its lifecycle. Stored and sent as a snake_case string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceStatus {
     /// Created, never connected.
@@ -98,6 +100,17 @@ pub struct Device {
     pub updated_at: NaiveDateTime,
     /// When the current link to a phone was made; warm-up counts from it.
     pub paired_at: Option<NaiveDateTime>,
+    /// No campaign or sequence sends before this time (see `device::health`).
+    pub quarantined_until: Option<NaiveDateTime>,
+    /// Why it was quarantined.
+    pub quarantine_reason: Option<String>,
+}
+
+impl Device {
+    /// Whether the device is quarantined at `now`.
+    pub fn quarantined_at(&self, now: NaiveDateTime) -> bool {
+        self.quarantined_until.is_some_and(|until| until > now)
+    }
 }
 
 /// Insert form for a new device.
@@ -147,6 +160,8 @@ pub struct DeviceFilter {
     pub search: Option<String>,
     /// Only these ids (a member's assigned devices); `None` means all.
     pub only_ids: Option<Vec<i64>>,
+    /// Leave out devices quarantined now (campaigns and sequences choosing senders).
+    pub healthy_only: bool,
 }
 
 #[cfg(test)]

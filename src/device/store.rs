@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::model::{Device, DeviceFilter, DeviceStatus, DeviceStatusPatch, NewDevice};
-use crate::db::schema::devices;
+use crate::db::schema::{device_events, devices};
 use crate::db::sql::{like_pattern, lower};
 use crate::db::{Db, DbError};
 use crate::db_run;
@@ -73,6 +73,14 @@ pub async fn list_devices(
             if let Some(ids) = &filter.only_ids {
                 query = query.filter(devices::id.eq_any(ids.clone()));
             }
+            if filter.healthy_only {
+                let now = Utc::now().naive_utc();
+                query = query.filter(
+                    devices::quarantined_until
+                        .is_null()
+                        .or(devices::quarantined_until.le(now)),
+                );
+            }
             query
         }};
     }
@@ -116,11 +124,40 @@ pub async fn update_status(db: &Db, id: i64, mut patch: DeviceStatusPatch) -> Re
     let now = Utc::now().naive_utc();
     patch.updated_at = Some(now);
     let logged_in = matches!(patch.jid, Some(Some(_)));
+    let status = patch.status.clone();
+    let detail = match (&patch.status, &patch.status_reason) {
+        (Some(status), Some(Some(reason))) => Some(format!("{status}: {reason}")),
+        (status, _) => status.clone(),
+    };
     let changed = db_run!(db, |conn| {
+        // The status before, to record only real changes in the device's history.
+        let before: Option<(i64, String)> = match &status {
+            Some(_) => devices::table
+                .find(id)
+                .select((devices::tenant_id, devices::status))
+                .first(conn)
+                .await
+                .optional()?,
+            None => None,
+        };
         let changed = diesel::update(devices::table.find(id))
             .set(&patch)
             .execute(conn)
             .await?;
+        if let (Some((tenant_id, old)), Some(new)) = (&before, &status) {
+            if old != new {
+                diesel::insert_into(device_events::table)
+                    .values((
+                        device_events::tenant_id.eq(tenant_id),
+                        device_events::device_id.eq(id),
+                        device_events::kind.eq(history::STATUS),
+                        device_events::detail.eq(&detail),
+                        device_events::at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
         if logged_in {
             // The first login of a link starts its warm-up.
             diesel::update(devices::table.find(id).filter(devices::paired_at.is_null()))
@@ -236,5 +273,170 @@ pub async fn reset_interrupted_pairings(db: &Db) -> Result<usize, DbError> {
         .execute(conn)
         .await
         .map_err(DbError::from)
+    })
+}
+
+/// The kinds of a device's history entries.
+pub mod history {
+    /// The status changed (detail: the new status, and why).
+    pub const STATUS: &str = "status";
+    /// Quarantined (detail: why).
+    pub const QUARANTINED: &str = "quarantined";
+    /// The quarantine was lifted by a user.
+    pub const QUARANTINE_LIFTED: &str = "quarantine_lifted";
+    /// WhatsApp answered a send with a rate limit.
+    pub const RATE_LIMITED: &str = "rate_limited";
+}
+
+/// One entry of a device's history.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct DeviceHistoryEntry {
+    /// What happened (`status`, `quarantined`, `quarantine_lifted`, `rate_limited`).
+    pub kind: String,
+    /// The new status (and why), or the quarantine's reason.
+    pub detail: Option<String>,
+    /// When, UTC.
+    pub at: chrono::NaiveDateTime,
+}
+
+/// Adds an entry to a device's history.
+pub async fn add_history(
+    db: &Db,
+    tenant_id: i64,
+    device_id: i64,
+    kind: &str,
+    detail: Option<&str>,
+) -> Result<(), DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::insert_into(device_events::table)
+            .values((
+                device_events::tenant_id.eq(tenant_id),
+                device_events::device_id.eq(device_id),
+                device_events::kind.eq(kind),
+                device_events::detail.eq(detail),
+                device_events::at.eq(now),
+            ))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(())
+}
+
+/// A device's latest history entries, newest first.
+pub async fn history(
+    db: &Db,
+    device_id: i64,
+    limit: i64,
+) -> Result<Vec<DeviceHistoryEntry>, DbError> {
+    db_run!(db, |conn| {
+        device_events::table
+            .filter(device_events::device_id.eq(device_id))
+            .order((device_events::at.desc(), device_events::id.desc()))
+            .limit(limit)
+            .select((
+                device_events::kind,
+                device_events::detail,
+                device_events::at,
+            ))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// A device's history entries since `since` per kind and detail's first word (the status for
+/// `status` entries), for the health score.
+pub async fn history_counts_since(
+    db: &Db,
+    device_id: i64,
+    since: chrono::NaiveDateTime,
+) -> Result<Vec<(String, Option<String>)>, DbError> {
+    db_run!(db, |conn| {
+        device_events::table
+            .filter(device_events::device_id.eq(device_id))
+            .filter(device_events::at.ge(since))
+            .select((device_events::kind, device_events::detail))
+            .limit(10_000)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Quarantines a device until `until` for `reason`, unless it already is at `now`; whether it
+/// was quarantined by this call.
+pub async fn quarantine(
+    db: &Db,
+    device_id: i64,
+    until: chrono::NaiveDateTime,
+    reason: &str,
+) -> Result<bool, DbError> {
+    let now = Utc::now().naive_utc();
+    let changed = db_run!(db, |conn| {
+        diesel::update(
+            devices::table.find(device_id).filter(
+                devices::quarantined_until
+                    .is_null()
+                    .or(devices::quarantined_until.le(now)),
+            ),
+        )
+        .set((
+            devices::quarantined_until.eq(Some(until)),
+            devices::quarantine_reason.eq(Some(reason)),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    Ok(changed == 1)
+}
+
+/// Ends a tenant's device's quarantine now; whether it was quarantined.
+pub async fn lift_quarantine(db: &Db, tenant_id: i64, device_id: i64) -> Result<bool, DbError> {
+    let now = Utc::now().naive_utc();
+    let changed = db_run!(db, |conn| {
+        diesel::update(
+            devices::table
+                .filter(devices::id.eq(device_id))
+                .filter(devices::tenant_id.eq(tenant_id))
+                .filter(devices::quarantined_until.gt(now)),
+        )
+        .set((
+            devices::quarantined_until.eq(None::<chrono::NaiveDateTime>),
+            devices::quarantine_reason.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    Ok(changed == 1)
+}
+
+/// Deletes up to `limit` of the oldest history entries older than `cutoff`; how many went.
+pub async fn delete_history_before(
+    db: &Db,
+    cutoff: chrono::NaiveDateTime,
+    limit: i64,
+) -> Result<usize, DbError> {
+    let ids: Vec<i64> = db_run!(db, |conn| {
+        device_events::table
+            .filter(device_events::at.lt(cutoff))
+            .order(device_events::at)
+            .select(device_events::id)
+            .limit(limit)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    db_run!(db, |conn| {
+        diesel::delete(device_events::table.filter(device_events::id.eq_any(&ids)))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
     })
 }

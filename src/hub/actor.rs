@@ -1,6 +1,7 @@
 //! `Hub`: routes events to the WebSocket sessions subscribed to their (tenant, topic).
 //!
-//! Handles: `HubEvent` (a local publication: delivered here and handed to the Redis bridge),
+//! Handles: `HubEvent` (a local publication: delivered here, handed to the Redis bridge and to
+//! the tap of outbound webhooks, [`SetTap`]),
 //! `DeliverRemote` (from another daemon: delivered here only, so nothing loops), `Subscribe`,
 //! `Unsubscribe`, `Disconnect`. Sends `Frame`s to sessions. Each topic carries a `seq` that
 //! grows by one per event, so a client can notice a gap and re-fetch over REST.
@@ -36,7 +37,7 @@ pub struct HubMetrics {
     pub slow_closed: IntCounter,
     /// `wafleet_hub_events_total`: events routed.
     pub events: IntCounter,
-    /// The Redis bridge's drop counter and queue gauge.
+    /// The Redis bridge's drop counter, queue and link gauges.
     pub bridge: BridgeMetrics,
 }
 
@@ -62,6 +63,10 @@ impl HubMetrics {
                 "redis_bridge_queue",
                 "Hub events waiting to be published to Redis",
             )?,
+            up: IntGauge::new(
+                "redis_bridge_up",
+                "1 while the Redis bridge holds a working publishing connection, else 0",
+            )?,
         };
         for collector in [
             Box::new(subscriptions.clone()) as Box<dyn prometheus::core::Collector>,
@@ -70,6 +75,7 @@ impl HubMetrics {
             Box::new(events.clone()),
             Box::new(bridge.dropped.clone()),
             Box::new(bridge.queued.clone()),
+            Box::new(bridge.up.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -104,6 +110,8 @@ pub struct Hub {
     seq: HashMap<(i64, Topic), u64>,
     /// Local publications for other daemons (set when Redis is configured).
     bridge: Option<BridgeSender>,
+    /// Local publications for outbound webhooks (remote ones are tapped on their own daemon).
+    tap: Option<Tap>,
     metrics: HubMetrics,
     /// Up while the hub runs.
     beacon: Beacon,
@@ -127,6 +135,7 @@ impl Hub {
             sessions: HashMap::new(),
             seq: HashMap::new(),
             bridge,
+            tap: None,
             metrics,
             beacon,
         }
@@ -229,6 +238,16 @@ impl Handler<HubEvent> for Hub {
 
     fn handle(&mut self, event: HubEvent, _: &mut Context<Self>) {
         self.deliver(&event);
+        if let Some(tap) = &self.tap {
+            let wanted = tap
+                .tenants
+                .read()
+                .map(|tenants| tenants.contains(&event.tenant_id))
+                .unwrap_or(false);
+            if wanted {
+                tap.recipient.do_send(Published(event.clone()));
+            }
+        }
         if let Some(bridge) = &self.bridge {
             bridge.offer(event);
         }
@@ -286,5 +305,13 @@ impl Handler<Disconnect> for Hub {
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
         self.drop_session(msg.session_id);
+    }
+}
+
+impl Handler<SetTap> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetTap, _: &mut Context<Self>) {
+        self.tap = Some(msg.0);
     }
 }

@@ -116,3 +116,22 @@ pub struct Disconnect {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DeliverRemote(pub HubEvent);
+
+/// A local publication, handed to the tap (outbound webhooks) after the hub routed it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Published(pub HubEvent);
+
+/// Where the hub hands its local publications besides WebSocket sessions.
+#[derive(Debug, Clone)]
+pub struct Tap {
+    /// The receiver.
+    pub recipient: Recipient<Published>,
+    /// Tenants whose events it wants (the others are not cloned for it).
+    pub tenants: Arc<std::sync::RwLock<HashSet<i64>>>,
+}
+
+/// Installs the tap (replacing any previous one).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetTap(pub Tap);

@@ -9,6 +9,7 @@
 pub mod actor;
 pub mod messages;
 pub mod redis_bridge;
+pub mod redis_tls;
 pub mod topic;
 
 use std::sync::{Arc, OnceLock};
@@ -27,13 +28,13 @@ pub fn start(
     settings: &RedisSettings,
     metrics: HubMetrics,
     beacon: Beacon,
-) -> Result<Addr<Hub>, redis::RedisError> {
+) -> Result<Addr<Hub>, String> {
     let slot = Arc::new(OnceLock::new());
     let url = settings.url.expose_secret();
     let bridge = if url.is_empty() {
         None
     } else {
-        let client = redis::Client::open(url)?;
+        let client = redis_tls::client(settings)?;
         let node = uuid::Uuid::new_v4().simple().to_string();
         tracing::info!(node = %node, channel = %settings.channel, "hub bridged over redis");
         Some(redis_bridge::start(

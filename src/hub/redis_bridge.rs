@@ -52,6 +52,8 @@ pub struct BridgeMetrics {
     pub dropped: IntCounter,
     /// `wafleet_redis_bridge_queue`: events waiting to be published.
     pub queued: IntGauge,
+    /// `wafleet_redis_bridge_up`: 1 while a publishing connection works.
+    pub up: IntGauge,
 }
 
 /// The hub's end of the bridge: a bounded queue and whether Redis is reachable.
@@ -104,7 +106,10 @@ pub fn start(
     actix::spawn(link_loop(
         config.client.clone(),
         link_tx,
-        up.clone(),
+        Link {
+            up: up.clone(),
+            gauge: metrics.up.clone(),
+        },
         lost.clone(),
     ));
     actix::spawn(publish_loop(
@@ -132,12 +137,25 @@ pub fn start(
     }
 }
 
+/// Whether the publishing connection works: the flag the hub reads, and its gauge.
+struct Link {
+    up: Arc<AtomicBool>,
+    gauge: IntGauge,
+}
+
+impl Link {
+    fn set(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+        self.gauge.set(i64::from(up));
+    }
+}
+
 /// Keeps one publishing connection: connects with backoff, hands it out, and reconnects when
 /// the publish task reports it lost.
 async fn link_loop(
     client: redis::Client,
     link: watch::Sender<Option<MultiplexedConnection>>,
-    up: Arc<AtomicBool>,
+    up: Link,
     lost: Arc<Notify>,
 ) {
     let mut delay = RECONNECT_MIN;
@@ -145,11 +163,11 @@ async fn link_loop(
         match tokio::time::timeout(IO_TIMEOUT, client.get_multiplexed_async_connection()).await {
             Ok(Ok(connection)) => {
                 link.send_replace(Some(connection));
-                up.store(true, Ordering::Relaxed);
+                up.set(true);
                 tracing::info!("redis bridge connected for publishing");
                 delay = RECONNECT_MIN;
                 lost.notified().await;
-                up.store(false, Ordering::Relaxed);
+                up.set(false);
                 link.send_replace(None);
                 if link.is_closed() {
                     return;

@@ -15,15 +15,21 @@ pub enum Topic {
     Messages(i64),
     /// Progress of one campaign.
     Campaign(i64),
-    /// Import progress of one lead list.
+    /// Import progress and new leads of one lead list.
     LeadList(i64),
+    /// Steps sent and enrolments ended of one sequence.
+    Sequence(i64),
+    /// Numbers put on the tenant's opt-out list.
+    OptOuts,
 }
 
 impl Topic {
     /// Parses a client's topic name.
     pub fn parse(name: &str) -> Option<Topic> {
-        if name == "device-status" {
-            return Some(Topic::DeviceStatus);
+        match name {
+            "device-status" => return Some(Topic::DeviceStatus),
+            "opt-outs" => return Some(Topic::OptOuts),
+            _ => {}
         }
         let (kind, id) = name.split_once('/')?;
         let id: i64 = id.parse().ok().filter(|id| *id > 0)?;
@@ -31,6 +37,7 @@ impl Topic {
             "messages" => Some(Topic::Messages(id)),
             "campaign" => Some(Topic::Campaign(id)),
             "lead-lists" => Some(Topic::LeadList(id)),
+            "sequence" => Some(Topic::Sequence(id)),
             _ => None,
         }
     }
@@ -43,6 +50,8 @@ impl fmt::Display for Topic {
             Topic::Messages(id) => write!(f, "messages/{id}"),
             Topic::Campaign(id) => write!(f, "campaign/{id}"),
             Topic::LeadList(id) => write!(f, "lead-lists/{id}"),
+            Topic::Sequence(id) => write!(f, "sequence/{id}"),
+            Topic::OptOuts => f.write_str("opt-outs"),
         }
     }
 }
@@ -67,7 +76,14 @@ mod tests {
 
     #[test]
     fn topics_round_trip_and_reject_garbage() {
-        for name in ["device-status", "messages/42", "campaign/7", "lead-lists/3"] {
+        for name in [
+            "device-status",
+            "messages/42",
+            "campaign/7",
+            "lead-lists/3",
+            "sequence/5",
+            "opt-outs",
+        ] {
             assert_eq!(
                 Topic::parse(name).map(|t| t.to_string()).as_deref(),
                 Some(name)

@@ -1,10 +1,15 @@
 //! The dashboard: plain HTML/CSS/JS from `static/`, compiled into the binary (no build step, no
 //! files to ship beside it). Pages are served at their names, assets under `/static/`.
+//!
+//! The API reference at `/api/docs` is one of these pages: RapiDoc, vendored under
+//! `static/vendor/rapidoc/` (its README names the release), renders `/api/v1/openapi.json` with
+//! nothing loaded from another origin.
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{get, web, HttpResponse};
 use rust_embed::Embed;
 
+use super::headers::DOCS_POLICY;
 use super::ApiError;
 
 /// Files under `static/`.
@@ -42,6 +47,44 @@ pub async fn index() -> Result<HttpResponse, ApiError> {
 #[get("/device/{id}/whatsapp-web")]
 pub async fn whatsapp_web(_id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     serve("whatsapp.html", 0)
+}
+
+/// A device's page: health, quarantine, its day against its cap, history, failures, actions.
+#[get("/device/{id}")]
+pub async fn device_page(_id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    serve("device.html", 0)
+}
+
+/// The team page (owners), also at `/static/team.html`.
+#[get("/team")]
+pub async fn team() -> Result<HttpResponse, ApiError> {
+    serve("team.html", 0)
+}
+
+/// The settings page (every role; owners edit), also at `/static/settings.html`.
+#[get("/settings")]
+pub async fn settings() -> Result<HttpResponse, ApiError> {
+    serve("settings.html", 0)
+}
+
+/// The signed-in user's profile page, also at `/static/profile.html`.
+#[get("/profile")]
+pub async fn profile() -> Result<HttpResponse, ApiError> {
+    serve("profile.html", 0)
+}
+
+/// The API reference: RapiDoc over the OpenAPI document, for signed-in users. The page holds
+/// no part of the document (its script fetches it, and sends a signed-out visitor to sign in),
+/// so it is served to anyone like the other pages. Its Content-Security-Policy allows inline
+/// styles, which RapiDoc needs (see [`DOCS_POLICY`]); every other page keeps the strict one.
+#[get("/api/docs")]
+pub async fn api_docs() -> Result<HttpResponse, ApiError> {
+    let mut page = serve("api-docs.html", 0)?;
+    page.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_POLICY),
+    );
+    Ok(page)
 }
 
 /// Scripts, styles and images of the dashboard.

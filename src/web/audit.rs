@@ -4,8 +4,9 @@
 //! It carries the database, the client's address and the caller the authentication middleware
 //! resolved for this request (tenant and acting user), so a route names only what happened and
 //! to what. Routes without a signed-in caller (sign-in, sign-up, the lead webhook) name the
-//! tenant and actor with [`Record::by`]. The rows are written by [`crate::audit`], which owns the
-//! table; a failed write is logged, never answered (the action already happened).
+//! tenant and actor with [`Record::by`]; MCP tool calls make theirs with [`Audit::for_caller`].
+//! The rows are written by [`crate::audit`], which owns the table; a failed write is logged,
+//! never answered (the action already happened).
 
 use std::future::{ready, Future, IntoFuture, Ready};
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use super::input::client_ip;
 use super::{auth, ApiError, AppState};
 use crate::audit::{self, AuditEntry, Target};
+use crate::auth::Caller;
 use crate::db::Db;
 
 /// Writes audit rows for the current request.
@@ -47,6 +49,17 @@ impl Audit {
             actor_user_id: caller.as_ref().map(|c| c.user.id),
             ip: client_ip(req),
         })
+    }
+
+    /// The audit writer of a caller authenticated elsewhere than the middleware (an MCP tool
+    /// call), from the client's address `ip`.
+    pub fn for_caller(state: &AppState, caller: &Caller, ip: Option<String>) -> Self {
+        Audit {
+            db: state.db.clone(),
+            tenant_id: Some(caller.tenant_id),
+            actor_user_id: Some(caller.user.id),
+            ip,
+        }
     }
 
     /// A row saying the caller did `action` to `target` (`None` when the action has no object);
@@ -90,7 +103,7 @@ impl Record<'_> {
 
 impl<'a> IntoFuture for Record<'a> {
     type Output = ();
-    type IntoFuture = Pin<Box<dyn Future<Output = ()> + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(audit::record(self.db, self.entry))

@@ -93,6 +93,16 @@ pub struct Auth<R: Requirement> {
 }
 
 impl<R: Requirement> Auth<R> {
+    /// `caller` as meeting `R`, or 403 as the extractor answers: for callers authenticated
+    /// elsewhere than this extractor (the MCP endpoint), so they pass the same check.
+    pub fn check(caller: Caller) -> Result<Self, ApiError> {
+        authorize::<R>(&caller)?;
+        Ok(Auth {
+            caller,
+            _requirement: PhantomData,
+        })
+    }
+
     /// The caller, by value.
     pub fn into_caller(self) -> Caller {
         self.caller
@@ -148,12 +158,7 @@ impl<R: Requirement + 'static> FromRequest for Auth<R> {
                 Some(Authentication(outcome)) => outcome,
                 None => resolve(&req, bearer_token(&req)).await,
             };
-            let caller = outcome?.ok_or_else(signed_out)?;
-            authorize::<R>(&caller)?;
-            Ok(Auth {
-                caller,
-                _requirement: PhantomData,
-            })
+            Auth::check(outcome?.ok_or_else(signed_out)?)
         })
     }
 }
@@ -176,6 +181,19 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
 /// the CSRF check to cookie-authenticated writes. 401 without credentials.
 pub async fn authenticate(req: &HttpRequest, token: Option<String>) -> Result<Caller, ApiError> {
     resolve(req, token).await?.ok_or_else(signed_out)
+}
+
+/// The caller of an API token sent as `Authorization: Bearer`, resolved as for any route; a
+/// session cookie does not count (for endpoints meant for programs, such as `/mcp`, which a
+/// browser page must not reach with its user's cookie). 401 without a token.
+pub async fn token_caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let token = bearer_token(req).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "send an API token as Authorization: Bearer <token>",
+        )
+    })?;
+    authenticate(req, Some(token)).await
 }
 
 /// 401 for a request without credentials.

@@ -2,10 +2,12 @@
 //!
 //! The dashboard's pages load their scripts and styles from `/static` only (no inline script,
 //! no inline style attribute), so a strict Content-Security-Policy costs nothing and turns an
-//! injected `<script>` into a no-op. Frames are refused everywhere (clickjacking), referrers are
-//! not sent (URLs may carry ids), and HSTS is sent once cookies are `Secure` (the deployment is
-//! HTTPS). Media files come from WhatsApp contacts, that is from strangers: they are served
-//! with a type from an allowlist, anything else as a download, under a sandboxing policy.
+//! injected `<script>` into a no-op; the API reference page alone also allows inline styles, for
+//! its vendored viewer ([`DOCS_POLICY`]). Frames are refused everywhere (clickjacking),
+//! referrers are not sent (URLs may carry ids), and HSTS is sent once cookies are `Secure` (the
+//! deployment is HTTPS). Media files come from WhatsApp contacts, that is from strangers: they
+//! are served with a type from an allowlist, anything else as a download, under a sandboxing
+//! policy.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,6 +21,17 @@ use super::AppState;
 pub const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The policy of the API reference page (`/api/docs`) alone: [`PAGE_POLICY`] with inline styles
+/// allowed. RapiDoc, the vendored reference viewer, is built of Lit web components whose
+/// templates carry `<style>` elements and `style` attributes; under `style-src 'self'` Chromium
+/// blocks every one of them and the reference renders unstyled. Nothing else is relaxed:
+/// scripts stay `'self'` (no inline script, no eval, no worker), and fetches, fonts and images
+/// stay on this origin, so the page still loads and sends nothing elsewhere. An injected style
+/// can restyle the page but run nothing.
+pub const DOCS_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; \
+     connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
 /// The policy of a media download: no script, no plugin, no frame, a unique origin.
 pub const MEDIA_POLICY: &str = "sandbox; default-src 'none'; frame-ancestors 'none'";
 /// HSTS for deployments with Secure cookies (one year, subdomains too).
@@ -152,6 +165,14 @@ mod tests {
             );
         }
         assert_eq!(media_disposition(None), ("application/octet-stream", true));
+    }
+
+    #[test]
+    fn the_docs_policy_only_adds_inline_styles() {
+        assert_eq!(
+            DOCS_POLICY,
+            PAGE_POLICY.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';")
+        );
     }
 
     #[test]

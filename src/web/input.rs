@@ -20,7 +20,7 @@ use crate::phone;
 use crate::whatsapp::MessageKind;
 
 /// Longest required text field, in characters.
-const MAX_TEXT_CHARS: usize = 200;
+pub const MAX_TEXT_CHARS: usize = 200;
 /// Longest chat message accepted, in characters (WhatsApp's own limit is 65,536).
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 
@@ -197,18 +197,21 @@ where
     Ok((room, value))
 }
 
+/// The body length the request declares (`Content-Length`), if it declares one.
+pub fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Reserves room for a picture upload in the process's upload budget ([`upload_budget`]): the
 /// request's declared Content-Length, or the upload limit when it declares none; both capped
 /// at the limit (a longer body fails with 413 as it is read). Waits at most [`UPLOAD_WAIT`],
 /// then 503 `busy` with `Retry-After`.
 async fn reserve_upload(req: &HttpRequest) -> Result<(Reservation, usize), ApiError> {
     let limit = media::MAX_UPLOAD_BYTES as u64 + FORM_OVERHEAD;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(limit, |n| n.min(limit));
+    let declared = declared_length(req).map_or(limit, |n| n.min(limit));
     match tokio::time::timeout(UPLOAD_WAIT, upload_budget().reserve(declared)).await {
         Ok(reservation) => Ok((reservation, declared as usize)),
         Err(_) => Err(ApiError::new(
@@ -253,24 +256,36 @@ pub async fn receive_image(
 /// A raw request body of at most `limit` bytes (413 `too_large` with `too_large` past it),
 /// read within the upload budget and deadline ([`read_upload`]); answers the budget's
 /// reservation with it, to be held while the body is worked on.
-async fn read_body(
+pub async fn read_body(
     req: &HttpRequest,
     payload: &mut web::Payload,
     limit: usize,
     too_large: &'static str,
 ) -> Result<(Reservation, Vec<u8>), ApiError> {
-    read_upload(req, |declared| async move {
-        let mut body = Vec::with_capacity(declared.min(limit));
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::new(ErrorCode::TooLarge, too_large));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+    read_upload(req, |declared| {
+        collect_body(payload, declared.min(limit), limit, too_large)
     })
     .await
+}
+
+/// Reads `payload` to its end into a buffer of `capacity` bytes to begin with: at most `limit`
+/// bytes (413 `too_large` with `too_large` past it). Outside the upload budget: for bodies
+/// already known to be small, or read within [`read_upload`].
+pub async fn collect_body(
+    payload: &mut web::Payload,
+    capacity: usize,
+    limit: usize,
+    too_large: &'static str,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(capacity.min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(ErrorCode::TooLarge, too_large));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Stores a file in the media store (on a blocking thread); answers its SHA-256.

@@ -6,7 +6,9 @@
 //! - [`audit`]: the `Audit` extractor, one line per audited action.
 //! - [`input`], [`access`], [`views`]: what routes share: input checks, device visibility,
 //!   output shapes. Route files import these, never each other.
-//! - [`routes`]: one file per feature; [`ws`]: the real-time stream; [`health`], [`observe`],
+//! - [`actions`]: what a caller can do, written once for the REST routes and the MCP tools.
+//! - [`routes`]: one file per feature; [`mcp`]: the MCP server at `/mcp` (its own protocol, so
+//!   outside the OpenAPI document); [`ws`]: the real-time stream; [`health`], [`observe`],
 //!   [`assets`]: probes, request logging, the dashboard's files; [`scrape`]: `/metrics`;
 //!   [`headers`]: the security headers of every answer and the safe serving of media.
 //!
@@ -15,6 +17,7 @@
 //! generated from the same definitions that route requests and cannot drift from them.
 
 pub mod access;
+pub mod actions;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -22,6 +25,7 @@ pub mod error;
 pub mod headers;
 pub mod health;
 pub mod input;
+pub mod mcp;
 pub mod observe;
 pub mod routes;
 pub mod scrape;
@@ -64,10 +68,16 @@ pub struct AppState {
     pub campaigns: actix::Addr<crate::broadcast::campaign::engine::CampaignEngine>,
     /// The sequence engine.
     pub sequences: actix::Addr<crate::broadcast::sequence::engine::SequenceEngine>,
+    /// The chat mirror's zone cache: told when a tenant's time zone changes.
+    pub chat_zones: actix::Recipient<crate::chat::messages::TenantZoneChanged>,
+    /// The outbound webhook dispatcher.
+    pub webhooks: actix::Addr<crate::webhooks::Dispatcher>,
     /// The clock sequences are scheduled on (tests move it).
     pub clock: crate::clock::Clock,
     /// The OpenAPI document, serialised once by the first worker that builds the app.
     pub openapi_json: OnceLock<String>,
+    /// Set once the daemon is stopping: every WebSocket session closes with 1001 (going away).
+    pub going_away: tokio::sync::watch::Sender<bool>,
 }
 
 /// The top of the OpenAPI document; paths are added by the route registrations.
@@ -75,7 +85,46 @@ pub struct AppState {
 #[openapi(
     info(
         title = "wafleet",
-        description = "WhatsApp fleet daemon: devices, chats, campaigns and real-time events."
+        description = "WhatsApp fleet daemon: devices, chats, campaigns and real-time events.\n\n\
+            Authenticate with an API token (`Authorization: Bearer wfl_…`, made under `tokens`) or \
+            with the session cookie `POST /api/v1/auth/login` sets; writes made with the cookie \
+            also send `X-CSRF-Token`. Errors are `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    // One entry per `tag = "…"` of the route files, in the order a reader meets them; a test
+    // fails on an operation whose tag is not described here.
+    tags(
+        (name = "auth", description = "Sign in and out, sign up, the signed-in user (`/me`) and \
+            their password. A session is a cookie; writes made with it send `X-CSRF-Token`."),
+        (name = "stats", description = "The home page's figures: messages sent, delivered, read, \
+            replied and failed today or in 7 or 30 days in the tenant's zone, per hour or day and \
+            per device, with charts as SVG images. Members see their devices' figures only."),
+        (name = "devices", description = "The WhatsApp accounts of the fleet: create, pair by QR \
+            code or pairing code, rename, reconnect, log out, delete."),
+        (name = "chats", description = "Each device's chats and groups, message history and \
+            media, read marks, and sending texts, places and files."),
+        (name = "leads", description = "Lead lists and leads: create, edit, search, CSV import."),
+        (name = "opt-outs", description = "Phone numbers that asked for no more messages; \
+            campaigns and sequences skip them."),
+        (name = "campaigns", description = "Broadcasts and AI lead distribution: draft, schedule, \
+            start, pause, resume, cancel, progress and per-message status."),
+        (name = "sequences", description = "Drip sequences: timed steps per lead, enrolments, \
+            pause and resume, and the funnel report."),
+        (name = "settings", description = "The tenant (name, time zone), its broadcast settings \
+            (pacing within the configured safe bounds) and the daemon's data retention."),
+        (name = "webhooks", description = "Signed webhooks both ways: the inbound lead webhook \
+            with the tenant's signing secret, and outbound endpoints (events, test, delivery log, \
+            replay); see docs/webhooks.md."),
+        (name = "realtime", description = "The WebSocket of live events (device status, messages \
+            and receipts, campaign and import progress); protocol in docs/websocket.md."),
+        (name = "team", description = "Users of the tenant, their roles and the devices assigned \
+            to them (owners and admins)."),
+        (name = "tokens", description = "API tokens with `read`, `write` or `admin` scopes, \
+            created from a signed-in session and shown once."),
+        (name = "admin", description = "Platform administration across tenants: device restarts, \
+            supervision state, draining a node."),
+        (name = "ops", description = "Probes and metrics for orchestrators and Prometheus."),
+        (name = "simulator", description = "The simulated WhatsApp network (the `sim` connector \
+            only): scan a QR code, inject inbound messages and faults, read counters.")
     ),
     components(schemas(
         ErrorBody,
@@ -121,8 +170,14 @@ pub fn app(
         let json = openapi.to_json().unwrap_or_else(|_| "{}".into());
         let _ = state.openapi_json.set(json);
     }
-    app.service(assets::index)
+    app.service(mcp::resource())
+        .service(assets::index)
         .service(assets::whatsapp_web)
+        .service(assets::device_page)
+        .service(assets::team)
+        .service(assets::settings)
+        .service(assets::profile)
+        .service(assets::api_docs)
         .service(assets::asset)
         .default_service(web::to(not_found))
         .wrap(middleware::from_fn(auth::authenticate_requests))

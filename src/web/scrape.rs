@@ -63,6 +63,13 @@ async fn open_metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
 
 /// The text exposition of every collector.
 fn render(state: &AppState) -> Result<HttpResponse, ApiError> {
+    for (pool_state, connections) in state.db.pool_status() {
+        state
+            .metrics
+            .db_pool
+            .with_label_values(&[pool_state])
+            .set(connections);
+    }
     let text = state.metrics.render().map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType(

@@ -1,12 +1,12 @@
-//! Output shapes shared by several routes: users as the API shows them, timestamps, and
-//! keyset pages.
+//! Output shapes shared by several routes: users and tenants as the API shows them,
+//! timestamps, and keyset pages.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, ErrorCode};
-use crate::auth::model::{Role, User};
+use crate::auth::model::{Role, Tenant, User};
 
 /// A stored UTC timestamp as an RFC 3339 instant for JSON.
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
@@ -71,6 +71,27 @@ impl From<&User> for UserView {
             is_active: user.is_active,
             last_login_at: user.last_login_at.map(utc),
             created_at: utc(user.created_at),
+        }
+    }
+}
+
+/// A tenant as the API shows it (`/me`, `/tenant`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// IANA time zone for schedules and displayed times.
+    pub time_zone: String,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(tenant: &Tenant) -> Self {
+        Self {
+            id: tenant.id,
+            name: tenant.name.clone(),
+            time_zone: tenant.time_zone.clone(),
         }
     }
 }

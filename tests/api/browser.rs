@@ -21,7 +21,6 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,6 +31,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use serde_json::json;
 
+use crate::fault::free_port;
 use crate::helpers::{
     spawn_app_with, wait_until, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
@@ -649,13 +649,21 @@ impl Browser {
 
     /// Polls until `locator` matches, failing with the page's URL, text and a screenshot.
     async fn wait_for(&self, locator: Locator<'_>, what: &str) -> Element {
-        match self.client.wait().at_most(WAIT).for_element(locator).await {
-            Ok(element) => element,
-            Err(e) => {
-                self.fail(&format!(
-                    "timed out after {WAIT:?} waiting for {what} ({e})"
-                ))
-                .await
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.client.wait().at_most(left).for_element(locator).await {
+                Ok(element) => return element,
+                // A page's script sent the browser elsewhere while the driver looked (`/` sends
+                // a signed-out visitor on to sign in): look again on the new page.
+                Err(e) if e.to_string().contains("aborted by navigation") && !left.is_zero() => {}
+                Err(e) => {
+                    return self
+                        .fail(&format!(
+                            "timed out after {WAIT:?} waiting for {what} ({e})"
+                        ))
+                        .await
+                }
             }
         }
     }
@@ -735,15 +743,6 @@ impl Browser {
             text.replace('\n', " | ")
         );
     }
-}
-
-/// A TCP port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `test-artifacts/` under the crate root (gitignored), created on demand.

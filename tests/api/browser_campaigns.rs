@@ -8,11 +8,13 @@
 //! the lead-lists API, else the list-id field) → its page shows the picture and previews 40
 //! leads → Start → the progress bar reaches 100 % and the status "Completed", pushed over the
 //! WebSocket (the page never polls `…/progress`) → the device table lists both devices, whose
-//! counts add up to 40, and the results list 40 messages → the list shows the campaign
-//! completed, 40 / 40.
+//! counts add up to 40, and the results list 40 messages → the page links the CSV export and
+//! offers "Clone" (no "Retry failed": nothing failed); Clone opens the copy, a draft named "… (copy)" → the list
+//! shows the campaign completed, 40 / 40, and an empty schedule.
 //!
-//! At 390 px (device emulation): the list, the form and the finished campaign (its facts, then
-//! its progress) fit the width; then a viewer of the same business sees the campaign and its
+//! At 390 px (device emulation): the list (with a campaign scheduled two days ahead on the
+//! timeline, under its day), the form and the finished campaign (its facts, then its progress)
+//! fit the width; then a viewer of the same business sees the campaign and its
 //! progress but neither "New campaign" nor any button to control it.
 //!
 //! Screenshots: `test-artifacts/screenshots/campaigns-<step>-<width>.png` (the viewer's:
@@ -34,6 +36,8 @@ use crate::helpers::{
 const LEADS: usize = 40;
 const DEVICES: [&str; 2] = ["Sales A", "Sales B"];
 const MESSAGE: &str = "{Hi|Hello} {name}, the Expo deal ends on Friday!";
+/// The campaign created from the form.
+const NAME: &str = "Expo follow-up";
 /// A read-only team member (the sequences page test signs in as them too).
 pub(crate) const VIEWER_EMAIL: &str = "viewer@shop.test";
 
@@ -55,8 +59,9 @@ async fn campaign_created_started_and_watched_live_in_chromium() {
     .await;
 
     let slow = slow_campaign(&admin, list).await;
+    let later = scheduled_campaign(&admin, list).await;
     Browser::session(&driver, 390, "campaigns", async |b| {
-        phone_layout(&app, campaign, slow, b).await
+        phone_layout(&app, campaign, slow, later, b).await
     })
     .await;
 
@@ -104,7 +109,7 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
             .await
             .unwrap();
     }
-    b.fill("#campaign-name", "Expo follow-up").await;
+    b.fill("#campaign-name", NAME).await;
     for (field, value) in [
         ("#min-delay", "2"),
         ("#max-delay", "3"),
@@ -198,9 +203,43 @@ async fn create_and_watch(app: &TestApp, list: i64, b: &Browser) -> i64 {
         "one page holds every result"
     );
     b.settled_screenshot("detail").await;
+    // The results download as CSV; a finished campaign can retry its failures or be cloned.
+    assert_eq!(
+        b.js("return document.getElementById('export-csv').getAttribute('href')")
+            .await,
+        format!("/api/v1/campaigns/{id}/export.csv")
+    );
+    let buttons = b
+        .js("return [...document.querySelectorAll('#detail-actions button')].map((e) => e.dataset.action)")
+        .await;
+    assert_eq!(
+        buttons,
+        json!(["clone", "delete"]),
+        "nothing failed: no \"Retry failed\""
+    );
+    b.find("#detail-actions button[data-action='clone']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_css(
+        "#detail-status[data-status='draft']",
+        "the copy, a draft, to open",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('detail-title').textContent")
+            .await,
+        format!("{NAME} (copy)")
+    );
 
-    // The list shows it finished.
+    // The list shows it finished, and that nothing is scheduled.
     b.find(".back a").await.click().await.unwrap();
+    b.wait_xpath(
+        "//section[@id='timeline' and not(@hidden)]//p[.='No campaign is scheduled.']",
+        "the empty schedule",
+    )
+    .await;
     b.wait_xpath(
         &format!(
             "//table[@id='campaign-list']//tr[@data-campaign-id='{id}' and \
@@ -230,7 +269,7 @@ async fn assert_finished(b: &Browser) {
     );
     let rows: Value = b
         .js("return [...document.querySelectorAll('#device-progress tbody tr')].map((r) => \
-               [r.cells[0].textContent, Number(r.cells[r.cells.length - 1].textContent.replace(/\\D/g, ''))])")
+               [r.cells[0].textContent, Number(r.querySelector('[data-label=\"Total\"]').textContent.replace(/\\D/g, ''))])")
         .await;
     let rows = rows.as_array().unwrap();
     let mut names: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap()).collect();
@@ -250,10 +289,19 @@ async fn list_row(b: &Browser, id: i64) -> Element {
 }
 
 /// The list, the form and the finished campaign at a phone width.
-async fn phone_layout(app: &TestApp, id: i64, slow: i64, b: &Browser) {
+async fn phone_layout(app: &TestApp, id: i64, slow: i64, later: i64, b: &Browser) {
     b.sign_in_at(app, "campaigns", ADMIN_EMAIL, ADMIN_PASSWORD)
         .await;
     list_row(b, id).await;
+    // The scheduled campaign is on the timeline, under its day, with its time.
+    b.wait_xpath(
+        &format!(
+            "//section[@id='timeline' and not(@hidden)]//div[@class='timeline-day' and \
+             h3[normalize-space()]]//li[@data-campaign-id='{later}' and time and a[.='Next week']]"
+        ),
+        "the scheduled campaign on the timeline",
+    )
+    .await;
     b.settled_screenshot("list").await;
     b.find("#new-campaign").await.click().await.unwrap();
     b.wait_css("#create:not([hidden]) #campaign-name", "the form")
@@ -274,6 +322,18 @@ async fn phone_layout(app: &TestApp, id: i64, slow: i64, b: &Browser) {
 async fn slow_campaign(admin: &UserClient, list: i64) -> i64 {
     let body = json!({"name": "Slow drip", "message": MESSAGE, "target": {"list_ids": [list]},
                       "pacing": {"min_delay_ms": 60000, "max_delay_ms": 60000, "per_minute": 1}});
+    let created = admin.post("/api/v1/campaigns", &body).await;
+    let status = created.status();
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_i64().unwrap()
+}
+
+/// A campaign scheduled two days ahead (for the timeline).
+async fn scheduled_campaign(admin: &UserClient, list: i64) -> i64 {
+    let at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let body = json!({"name": "Next week", "message": MESSAGE, "target": {"list_ids": [list]},
+                      "scheduled_at": at});
     let created = admin.post("/api/v1/campaigns", &body).await;
     let status = created.status();
     let created: Value = created.json().await.unwrap();
@@ -313,7 +373,7 @@ async fn pause_resume_cancel(app: &TestApp, id: i64, b: &Browser) {
         .await;
     assert_eq!(
         buttons,
-        json!(["resume", "cancel"]),
+        json!(["resume", "cancel", "clone"]),
         "buttons of a paused campaign"
     );
     press(b, "resume", "running").await;

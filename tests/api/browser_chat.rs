@@ -487,11 +487,19 @@ impl Browser {
     }
 
     pub(crate) async fn wait_for(&self, locator: Locator<'_>, what: &str) -> Element {
-        match self.client.wait().at_most(WAIT).for_element(locator).await {
-            Ok(element) => element,
-            Err(e) => {
-                self.fail(&format!("timed out waiting for {what} ({e})"))
-                    .await
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.client.wait().at_most(left).for_element(locator).await {
+                Ok(element) => return element,
+                // A page's script sent the browser elsewhere while the driver looked (a
+                // signed-out visitor sent on to sign in): look again on the new page.
+                Err(e) if e.to_string().contains("aborted by navigation") && !left.is_zero() => {}
+                Err(e) => {
+                    return self
+                        .fail(&format!("timed out waiting for {what} ({e})"))
+                        .await
+                }
             }
         }
     }

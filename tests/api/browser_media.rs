@@ -41,8 +41,13 @@ pub(crate) async fn shop_front() -> (TestApp, UserClient, i64) {
 
 /// Signs in on the device's WhatsApp Web page and opens the contact's chat.
 pub(crate) async fn open_contact_chat(b: &Browser, app: &TestApp, device: i64) {
-    b.goto(&app.url(&format!("/device/{device}/whatsapp-web")))
-        .await;
+    // Straight to the sign-in page the chat page sends a signed-out visitor to (waiting for that
+    // script redirect races the driver's element lookups: "aborted by navigation").
+    b.goto(&app.url(&format!(
+        "/static/login.html?next=%2Fdevice%2F{device}%2Fwhatsapp-web"
+    )))
+    .await;
+    b.wait_css("#email", "the sign-in form").await;
     b.fill("#email", ADMIN_EMAIL).await;
     b.fill("#password", ADMIN_PASSWORD).await;
     b.find("#login").await.click().await.unwrap();

@@ -3,14 +3,14 @@
 //! At 1280 px: three leads are seeded in a list (no device: nothing is sent) → sign in through
 //! the login page, which returns to the sequences page → the empty list → "New sequence": "Stop
 //! on reply" is ticked by default; two steps (the second added with "Add step", waiting 2 days
-//! 3 hours, sent 09:00–18:00 only) → a second step with an unclosed `{` is refused by the API:
+//! 3 hours, sent 09:00–18:00 only; step 1 stops on a reply with the word "stop") → a second step with an unclosed `{` is refused by the API:
 //! the error shows above the form and nothing is saved → fixed and saved, the page opens the
 //! sequence; the API holds exactly what the form said (trigger tag, stop on reply, delays in
 //! minutes, the window on step 2 only) → its report draws the funnel as inline SVG with one
 //! group of five bars per step, and a table row per step → the three leads are enrolled by id
 //! through the form and listed; the "completed" filter shows none → Pause and Resume through
 //! the toggle button, the server agreeing each time → the edit form loads both steps back
-//! (delay, window) → the list shows the sequence with its trigger tag, status and two steps.
+//! (delay, window, reply rule) → the list shows the sequence with its trigger tag, status and two steps.
 //!
 //! At 390 px (device emulation): the list, the form and the report fit the width; then a viewer
 //! of the same business sees the sequence and its report but no "New sequence", no row or page
@@ -146,6 +146,14 @@ async fn create_and_report(app: &TestApp, admin: &UserClient, leads: &[i64], b: 
     b.fill(&step(1, ".step-message"), STEP_ONE).await;
     b.fill(&step(1, ".step-days"), "0").await;
     b.fill(&step(1, ".step-hours"), "0").await;
+    // A reply with "stop" to step 1 stops the sequence (a choice, then its keyword).
+    b.js(&format!(
+        "const s = document.querySelector({:?}); s.value = 'stop'; \
+         s.dispatchEvent(new Event('change')); return true",
+        step(1, ".step-reply-action")
+    ))
+    .await;
+    b.fill(&step(1, ".step-reply-keyword"), "Stop").await;
 
     // A second step, two days and three hours later, in office hours only.
     b.find("#add-step").await.click().await.unwrap();
@@ -213,6 +221,12 @@ async fn create_and_report(app: &TestApp, admin: &UserClient, leads: &[i64], b: 
     assert_eq!(steps[0]["message"], STEP_ONE, "{saved}");
     assert_eq!(steps[0]["delay_minutes"], 0, "{saved}");
     assert_eq!(steps[0]["window"], Value::Null, "{saved}");
+    assert_eq!(
+        steps[0]["on_reply"],
+        json!({"action": "stop", "keyword": "stop"}),
+        "{saved}"
+    );
+    assert_eq!(steps[1]["on_reply"], Value::Null, "{saved}");
     assert_eq!(steps[1]["message"], STEP_TWO, "{saved}");
     assert_eq!(steps[1]["delay_minutes"], STEP_TWO_DELAY_MINUTES, "{saved}");
     assert_eq!(
@@ -255,13 +269,14 @@ async fn create_and_report(app: &TestApp, admin: &UserClient, leads: &[i64], b: 
              const v = (card, css) => card.querySelector(css).value; \
              return [document.getElementById('sequence-name').value, document.getElementById('sequence-trigger').value, \
                      v(cards[1], '.step-message'), v(cards[1], '.step-days'), v(cards[1], '.step-hours'), \
-                     v(cards[1], '.step-window-start'), v(cards[1], '.step-window-end'), v(cards[0], '.step-window-start')]",
+                     v(cards[1], '.step-window-start'), v(cards[1], '.step-window-end'), v(cards[0], '.step-window-start'), \
+                     v(cards[0], '.step-reply-action'), v(cards[0], '.step-reply-keyword'), v(cards[1], '.step-reply-action')]",
             "the saved sequence in the form",
         )
         .await;
     assert_eq!(
         loaded,
-        json!([NAME, TRIGGER, STEP_TWO, "2", "3", "09:00", "18:00", ""]),
+        json!([NAME, TRIGGER, STEP_TWO, "2", "3", "09:00", "18:00", "", "stop", "stop", ""]),
         "the edit form"
     );
     b.find("#cancel-edit").await.click().await.unwrap();

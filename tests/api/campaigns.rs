@@ -16,6 +16,7 @@ use wafleet::db::schema::{lead_lists, leads};
 use wafleet::db_run;
 
 use crate::helpers::{wait_until, TestApp, UserClient};
+use crate::resilience::metric;
 
 /// 100× simulated time: a 2 s gap takes 20 ms, a minute 0.6 s. Quick receipts, no replies.
 pub(crate) const FAST_SIM: &[(&str, &str)] = &[
@@ -31,6 +32,7 @@ crate::both_backends!(with super::FAST_SIM;
     a_campaign_reaches_every_lead_once_within_the_pacing_rules,
     a_logged_out_device_hands_its_messages_to_the_others,
     pause_holds_sending_and_resume_finishes,
+    a_campaign_shows_in_the_metrics,
     cancel_skips_what_is_unsent,
     a_cancel_publishes_the_final_counts_after_in_flight_sends,
     a_scheduled_campaign_starts_by_itself_and_streams_progress,
@@ -183,7 +185,7 @@ pub(crate) async fn messages(user: &UserClient, id: i64) -> Vec<Value> {
 
 /// Asserts each lead got exactly one message: one row per phone, every row accepted by
 /// WhatsApp, every message id delivered by the simulator, none twice, no pacing violation.
-fn assert_each_lead_once(app: &TestApp, rows: &[Value], leads: usize) {
+pub(crate) fn assert_each_lead_once(app: &TestApp, rows: &[Value], leads: usize) {
     assert_eq!(rows.len(), leads);
     let phones: HashSet<&str> = rows.iter().map(|r| r["phone"].as_str().unwrap()).collect();
     assert_eq!(phones.len(), leads, "one row per lead");
@@ -563,6 +565,62 @@ async fn a_scheduled_campaign_starts_by_itself_and_streams_progress(app: TestApp
     }
 }
 
+/// What an operator graphs: send results, outbox rows of running campaigns, the Throttle's
+/// waits, receipts and the chat mirror's batches, next to the pool, build and process.
+async fn a_campaign_shows_in_the_metrics(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    app.paired_device(&owner, "Sales").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", 30, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Metered", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    owner
+        .post(&format!("/api/v1/campaigns/{id}/pause"), &json!({}))
+        .await;
+    let paused = wait_status(&owner, id, "paused").await;
+    assert!(
+        paused["counts"]["pending"].as_i64().unwrap() > 0,
+        "paused before the end: {paused}"
+    );
+    // A paused campaign is still run by the engine: its rows show until it ends.
+    wait_until("the outbox gauge", Duration::from_secs(10), || async {
+        let pending = progress(&owner, id).await["counts"]["pending"].as_f64()?;
+        let rows = metric(&app, "wafleet_outbox_rows{status=\"pending\"}").await?;
+        (rows == pending && rows > 0.0).then_some(())
+    })
+    .await;
+    owner
+        .post(&format!("/api/v1/campaigns/{id}/resume"), &json!({}))
+        .await;
+    wait_status(&owner, id, "completed").await;
+    wait_until("every receipt counted", Duration::from_secs(15), || async {
+        let delivered = metric(&app, "wafleet_receipts_total{status=\"delivered\"}").await?;
+        (delivered >= 30.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&app, "wafleet_sends_total{result=\"sent\"}").await,
+        Some(30.0)
+    );
+    let waits = metric(&app, "wafleet_throttle_wait_seconds_count").await;
+    assert!(waits.is_some_and(|n| n >= 30.0), "{waits:?}");
+    let batches = metric(&app, "wafleet_chat_batch_seconds_count").await;
+    assert!(batches.is_some_and(|n| n >= 1.0), "{batches:?}");
+    let pool = metric(&app, "wafleet_db_pool_connections{state=\"max\"}").await;
+    assert!(pool.is_some_and(|n| n >= 1.0), "{pool:?}");
+    let text = app.metrics().await.text().await.unwrap();
+    let build = format!(
+        "wafleet_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "no {build}");
+    assert!(text.contains("wafleet_process_resident_memory_bytes"));
+}
+
 async fn opted_out_leads_are_skipped(app: TestApp) {
     let owner = app.new_tenant("Acme").await;
     app.paired_device(&owner, "Sales").await;
@@ -734,13 +792,22 @@ async fn run_to_the_end(
     wait_status(owner, id, "completed").await;
     assert_each_lead_once(app, &messages(owner, id).await, leads);
     let jid = "60120000001@s.whatsapp.net";
-    let page: Value = owner
-        .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["items"][0].clone()
+    // The mirror commits a send a moment after the outbox row (its own batch).
+    wait_until(
+        "the send in the chat mirror",
+        Duration::from_secs(10),
+        || async {
+            let page: Value = owner
+                .get(&format!("/api/v1/devices/{device}/chats/{jid}/messages"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            let first = page["items"][0].clone();
+            (!first.is_null()).then_some(first)
+        },
+    )
+    .await
 }
 
 async fn a_picture_campaign_sends_the_picture_with_its_caption(app: TestApp) {
@@ -969,4 +1036,11 @@ async fn receipts_move_outbox_rows_forward_in_one_batch(app: TestApp) {
     assert!(page[0].delivered_at.is_some() && page[0].read_at.is_some());
     assert!(page[1].delivered_at.is_some() && page[1].read_at.is_none());
     assert!(page[2].delivered_at.is_none());
+    // Row 1's receipt beat its sender's record: it still counts as a send of the device (the
+    // pacing a restarted daemon rebuilds, daily caps).
+    assert!(page[1].sent_at.is_some(), "a delivered row has a send time");
+    let sends = store::device_sends_since(db, device, now - chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(sends.len(), 2, "both sends count: {sends:?}");
 }

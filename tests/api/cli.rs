@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::helpers::{wait_until, Backend, TestDatabase};
 
-fn wafleet() -> Command {
+/// The binary with a clean environment, run from the repository (it reads `config/`).
+pub(crate) fn wafleet() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wafleet"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

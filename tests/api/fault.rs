@@ -49,7 +49,7 @@ async fn sigkill_during_a_broadcast_loses_and_doubles_nothing_postgres() {
 }
 
 /// The `wafleet` binary with a clean environment and the test's settings.
-fn wafleet(env: &[(String, String)]) -> Command {
+pub(crate) fn wafleet(env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wafleet"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -63,11 +63,11 @@ fn wafleet(env: &[(String, String)]) -> Command {
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves none.
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Process {
     /// SIGKILLs the process and waits for it to be gone.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -80,7 +80,7 @@ impl Drop for Process {
 }
 
 /// Starts `wafleet sim` on a free port; returns the process and its `host:port`.
-fn spawn_sim(env: &[(String, String)]) -> (Process, String) {
+pub(crate) fn spawn_sim(env: &[(String, String)]) -> (Process, String) {
     let mut child = wafleet(env)
         .args(["sim", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -100,7 +100,7 @@ fn spawn_sim(env: &[(String, String)]) -> (Process, String) {
 }
 
 /// Starts `wafleet serve` on `port`.
-fn spawn_daemon(env: &[(String, String)], port: u16) -> Process {
+pub(crate) fn spawn_daemon(env: &[(String, String)], port: u16) -> Process {
     let mut cmd = wafleet(env);
     cmd.args(["serve", "--port", &port.to_string()]);
     if std::env::var_os("TEST_LOG").is_none() {
@@ -110,7 +110,7 @@ fn spawn_daemon(env: &[(String, String)], port: u16) -> Process {
 }
 
 /// A port free right now (the daemon keeps it across restarts, so clients need not learn it).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -132,7 +132,7 @@ fn p50_max(samples: &mut [Duration]) -> Value {
 
 /// Seeds `leads` leads and starts a campaign named `name` to them on every device of `user`'s
 /// tenant, at the safe pacing bounds; returns its id.
-async fn start_drill(
+pub(crate) async fn start_drill(
     db: &wafleet::db::Db,
     user: &UserClient,
     name: &str,
@@ -150,6 +150,117 @@ async fn start_drill(
     campaign
 }
 
+/// A broadcast drill: the simulator in its own process, the daemon on a fixed port with
+/// [`DEVICES`] devices paired and online, and the admin signed in.
+pub(crate) struct Drill {
+    /// The daemon's environment (restart it with the same).
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) sim: Process,
+    pub(crate) control: SimControl,
+    pub(crate) port: u16,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) address: String,
+    pub(crate) daemon: Process,
+    pub(crate) admin: UserClient,
+    /// The database, straight.
+    pub(crate) db: wafleet::db::Db,
+    pub(crate) media: tempfile::TempDir,
+}
+
+impl Drill {
+    /// Starts simulator and daemon on `database`; `extra` settings win over the drill's.
+    pub(crate) async fn start(database: &TestDatabase, extra: &[(&str, &str)]) -> Drill {
+        let media = tempfile::tempdir().unwrap();
+        let media_dir = media.path().display().to_string();
+        let filter = if std::env::var_os("TEST_LOG").is_some() {
+            "info"
+        } else {
+            "off"
+        };
+        let mut env: Vec<(String, String)> = FAST_SIM
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.extend(
+            [
+                ("DB_URI", database.url.as_str()),
+                ("RUST_LOG", filter),
+                ("WAFLEET__SERVER__HOST", "127.0.0.1"),
+                ("WAFLEET__SERVER__WORKERS", "1"),
+                ("WAFLEET__SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+                ("WAFLEET__ADMIN__EMAIL", ADMIN_EMAIL),
+                ("WAFLEET__ADMIN__PASSWORD", ADMIN_PASSWORD),
+                ("WAFLEET__AUTH__SECURE_COOKIES", "false"),
+                ("WAFLEET__WHATSAPP__CONNECTOR", "sim"),
+                ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
+                ("WAFLEET__BROADCAST__LIMITS__MAX_PER_DAY", NO_DAY_CAP),
+                ("WAFLEET__SIM__MAX_SENDS_PER_DAY", NO_DAY_CAP),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (sim, sim_address) = spawn_sim(&env);
+        env.push(("WAFLEET__SIM__REMOTE".into(), sim_address.clone()));
+        let control = SimControl::connect(&sim_address).await.unwrap();
+        let port = free_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let daemon = spawn_daemon(&env, port);
+        wait_until("the daemon to serve", RESTART_WAIT, || async {
+            let ready = reqwest::get(format!("{address}/readyz")).await.ok()?;
+            ready.status().is_success().then_some(())
+        })
+        .await;
+        let admin = login_at(&address, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+        // Devices paired over the control connection, leads straight into the database.
+        for n in 0..DEVICES {
+            let created: Value = admin
+                .post("/api/v1/devices", &json!({ "name": format!("Fault {n}") }))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let id = created["id"].as_i64().unwrap();
+            wait_until("pairing to start", RESTART_WAIT, || async {
+                control.scan(id).await.ok()
+            })
+            .await;
+        }
+        wait_until("every device online", RESTART_WAIT, || {
+            online(&control, DEVICES as u64)
+        })
+        .await;
+        let db =
+            wafleet::db::Db::connect(&settings_with(&[("DB_URI", database.url.as_str())]).database)
+                .await
+                .unwrap();
+        Drill {
+            env,
+            sim,
+            control,
+            port,
+            address,
+            daemon,
+            admin,
+            db,
+            media,
+        }
+    }
+}
+
+/// The safe pacing bounds without a day cap (drills outrun a simulated day).
+pub(crate) fn drill_pacing() -> Value {
+    let mut pacing = test_pacing();
+    pacing["per_day"] = json!(NO_DAY_CAP.parse::<u64>().unwrap());
+    pacing
+}
+
+/// The simulator's figures once exactly `want` devices are online.
+pub(crate) async fn online(control: &SimControl, want: u64) -> Option<SimStats> {
+    let stats = control.stats().await.ok()?;
+    (stats.online == want).then_some(stats)
+}
+
 async fn harness(backend: Backend) {
     let _heavy = crate::helpers::heavy_test().await;
     let Some(database) = TestDatabase::create(backend).await else {
@@ -161,83 +272,18 @@ async fn harness(backend: Backend) {
         .map(|k| k.parse().expect("WAFLEET_FAULT_KILLS is a number"))
         .unwrap_or(DEFAULT_KILLS);
     let leads = kills.max(1) * LEADS_PER_KILL;
-    let media = tempfile::tempdir().unwrap();
-    let media_dir = media.path().display().to_string();
-    let filter = if std::env::var_os("TEST_LOG").is_some() {
-        "info"
-    } else {
-        "off"
-    };
-    let mut env: Vec<(String, String)> = FAST_SIM
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    env.extend(
-        [
-            ("DB_URI", database.url.as_str()),
-            ("RUST_LOG", filter),
-            ("WAFLEET__SERVER__HOST", "127.0.0.1"),
-            ("WAFLEET__SERVER__WORKERS", "1"),
-            ("WAFLEET__SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
-            ("WAFLEET__ADMIN__EMAIL", ADMIN_EMAIL),
-            ("WAFLEET__ADMIN__PASSWORD", ADMIN_PASSWORD),
-            ("WAFLEET__AUTH__SECURE_COOKIES", "false"),
-            ("WAFLEET__WHATSAPP__CONNECTOR", "sim"),
-            ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
-            // A row left `sending` by the killed daemon is re-sent 1 s after its claim.
-            ("WAFLEET__BROADCAST__LEASE_SECS", "1"),
-            ("WAFLEET__BROADCAST__LIMITS__MAX_PER_DAY", NO_DAY_CAP),
-            ("WAFLEET__SIM__MAX_SENDS_PER_DAY", NO_DAY_CAP),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let (_sim, sim_address) = spawn_sim(&env);
-    env.push(("WAFLEET__SIM__REMOTE".into(), sim_address.clone()));
-    let control = SimControl::connect(&sim_address).await.unwrap();
-    let port = free_port();
-    let address = format!("http://127.0.0.1:{port}");
-    let mut daemon = spawn_daemon(&env, port);
-    wait_until("the daemon to serve", RESTART_WAIT, || async {
-        let ready = reqwest::get(format!("{address}/readyz")).await.ok()?;
-        ready.status().is_success().then_some(())
-    })
-    .await;
-    let admin = login_at(&address, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-
-    // Devices paired over the control connection, leads straight into the database.
-    let mut device_ids = Vec::new();
-    for n in 0..DEVICES {
-        let created: Value = admin
-            .post("/api/v1/devices", &json!({ "name": format!("Fault {n}") }))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let id = created["id"].as_i64().unwrap();
-        wait_until("pairing to start", RESTART_WAIT, || async {
-            control.scan(id).await.ok()
-        })
-        .await;
-        device_ids.push(id);
-    }
-    let online = |want: u64| {
-        let control = &control;
-        async move {
-            let stats = control.stats().await.ok()?;
-            (stats.online == want).then_some(stats)
-        }
-    };
-    wait_until("every device online", RESTART_WAIT, || {
-        online(DEVICES as u64)
-    })
-    .await;
-    let db =
-        wafleet::db::Db::connect(&settings_with(&[("DB_URI", database.url.as_str())]).database)
-            .await
-            .unwrap();
-    let mut pacing = test_pacing();
-    pacing["per_day"] = json!(NO_DAY_CAP.parse::<u64>().unwrap());
-    let campaign = start_drill(&db, &admin, "Fault drill", leads, pacing).await;
+    let Drill {
+        env,
+        sim: _sim,
+        control,
+        port,
+        address,
+        mut daemon,
+        admin,
+        db,
+        media: _media,
+    } = Drill::start(&database, &[("WAFLEET__BROADCAST__LEASE_SECS", "1")]).await;
+    let campaign = start_drill(&db, &admin, "Fault drill", leads, drill_pacing()).await;
 
     // Kill, restart, measure; K times.
     let mut rng = rand::rng();
@@ -254,7 +300,7 @@ async fn harness(backend: Backend) {
         done_kills += 1;
         // The simulator sees the connections drop, as WhatsApp sees a vanished client.
         wait_until("the simulator to see the daemon gone", RESTART_WAIT, || {
-            online(0)
+            online(&control, 0)
         })
         .await;
         let at_kill = sends(&control.stats().await.unwrap());
@@ -304,6 +350,11 @@ async fn harness(backend: Backend) {
         "extra_delivered": stats.delivered as i64 - leads as i64,
         "resends": stats.duplicates,
         "violations": stats.violations,
+        "violation_kinds": {
+            "min_gap": stats.min_gap_violations,
+            "per_minute": stats.per_minute_violations,
+            "per_day": stats.per_day_violations,
+        },
         "time_to_first_send": p50_max(&mut first_send),
         "time_to_all_online": p50_max(&mut all_online),
     });
@@ -320,6 +371,17 @@ async fn harness(backend: Backend) {
         assert!(["sent", "delivered", "read"].contains(&status), "{row}");
     }
     assert_eq!(lost, 0, "{summary}");
+    // A restarted daemon rebuilds each device's pacing from the outbox: sends whose receipt
+    // beat the sender's own record, and the send in flight at the kill, count too.
+    assert_eq!(
+        stats.violations, 0,
+        "pacing held across the kills: {summary}"
+    );
+    // The send in flight at a kill counts as sent when the restarted daemon seeds its pacing.
+    assert_eq!(
+        stats.violations, 0,
+        "pacing held across the kills: {summary}"
+    );
     assert_eq!(
         stats.delivered as usize, leads,
         "0 lost, 0 extra: {summary}"

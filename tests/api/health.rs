@@ -363,3 +363,39 @@ async fn break_database(database: &crate::helpers::TestDatabase) -> String {
         .unwrap();
     name.to_string()
 }
+
+/// Every metric family docs/metrics.md and the Grafana dashboard name is one the daemon
+/// registers (a renamed metric must not leave a dead panel or a wrong doc behind).
+#[test]
+fn documented_metrics_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = Vec::new();
+    crate::helpers::rust_files(&root.join("src"), &mut sources);
+    let code: String = sources
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    for doc in ["docs/metrics.md", "docs/grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let mut named = 0;
+        for (at, _) in text.match_indices("wafleet_") {
+            let name: String = text[at + "wafleet_".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if name.is_empty() || name.starts_with("process_") {
+                continue; // wafleet_process_*: the process collector's own families.
+            }
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                code.contains(&format!("\"{family}\"")),
+                "{doc} names wafleet_{name}, which nothing registers"
+            );
+            named += 1;
+        }
+        assert!(named > 10, "{doc} names too few metrics ({named})");
+    }
+}

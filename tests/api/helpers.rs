@@ -191,10 +191,15 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
 
 /// Starts the application on a database the caller created (and keeps alive).
 pub async fn spawn_app_on(database: &TestDatabase, extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_at(&database.url, extra).await
+}
+
+/// Starts the application on the database at `url`, which the caller keeps alive.
+pub async fn spawn_app_at(url: &str, extra: &[(&str, &str)]) -> TestApp {
     let media = tempfile::tempdir().unwrap();
     let media_dir = media.path().display().to_string();
     let mut entries = vec![
-        ("DB_URI", database.url.as_str()),
+        ("DB_URI", url),
         ("WAFLEET__CHAT__MEDIA_DIR", media_dir.as_str()),
         ("WAFLEET__METRICS__TOKEN", METRICS_TOKEN),
     ];

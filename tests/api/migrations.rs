@@ -13,7 +13,8 @@ use crate::helpers::{settings_with, Backend, TestApp, TestDatabase};
 
 crate::both_backends!(
     up_down_up_and_restart_is_a_no_op,
-    schema_rs_matches_the_database
+    schema_rs_matches_the_database,
+    every_foreign_key_column_leads_an_index
 );
 
 fn names(dir: &str) -> Vec<String> {
@@ -187,4 +188,64 @@ async fn concurrent_starts_do_not_corrupt_migrations() {
             "{backend:?}: each migration applied once in total"
         );
     }
+}
+
+/// A (table, column) pair read from the database's catalogue.
+#[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TableColumn {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    tbl: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    col: String,
+}
+
+/// Deleting a parent row makes the database look up its children by the foreign key: without an
+/// index leading with that column each deleted row scans the child table (a 20,000-lead list
+/// took 28 s on SQLite). Every foreign key has one, but the chat mirror's tenant columns (a
+/// tenant is deleted once, and `messages` is the most written table).
+async fn every_foreign_key_column_leads_an_index(app: TestApp) {
+    let (keys_sql, indexed_sql) = match &app.db {
+        Db::Sqlite(_) => (
+            "SELECT m.name AS tbl, f.\"from\" AS col FROM sqlite_master m \
+             JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table'",
+            "SELECT m.name AS tbl, ii.name AS col FROM sqlite_master m \
+             JOIN pragma_index_list(m.name) il JOIN pragma_index_info(il.name) ii \
+             WHERE m.type = 'table' AND ii.seqno = 0 AND ii.name IS NOT NULL \
+             UNION SELECT m.name, t.name FROM sqlite_master m JOIN pragma_table_info(m.name) t \
+             WHERE m.type = 'table' AND t.pk = 1",
+        ),
+        Db::Postgres(_) => (
+            "SELECT c.conrelid::regclass::text AS tbl, a.attname::text AS col FROM pg_constraint c \
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+             WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace",
+            "SELECT i.indrelid::regclass::text AS tbl, a.attname::text AS col FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]",
+        ),
+    };
+    let load = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            db_run!(&db, |conn| {
+                diesel::sql_query(sql)
+                    .load::<TableColumn>(conn)
+                    .await
+                    .map_err(wafleet::db::DbError::from)
+            })
+        }
+    };
+    let keys = load(keys_sql).await.unwrap();
+    let indexed = load(indexed_sql).await.unwrap();
+    assert!(keys.len() > 20, "foreign keys read: {keys:?}");
+    let exempt = [("chats", "tenant_id"), ("messages", "tenant_id")];
+    let mut missing: Vec<&TableColumn> = keys
+        .iter()
+        .filter(|k| !indexed.contains(k))
+        .filter(|k| !exempt.contains(&(k.tbl.as_str(), k.col.as_str())))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "foreign keys without an index: {missing:?}"
+    );
 }

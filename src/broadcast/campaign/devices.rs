@@ -40,7 +40,7 @@ pub async fn creator_devices(
     ))
 }
 
-/// The online devices a campaign may use: those of its choice, within its creator's
+/// The online devices a campaign may use, quarantined ones left out: those of its choice, within its creator's
 /// ([`creator_devices`]).
 pub async fn online_devices(db: &Db, campaign: &Campaign) -> Result<Vec<Device>, DbError> {
     let chosen = match campaign.device_choice() {
@@ -63,6 +63,7 @@ pub async fn online_devices(db: &Db, campaign: &Campaign) -> Result<Vec<Device>,
         status: Some(DeviceStatus::Online),
         search: None,
         only_ids,
+        healthy_only: true,
     };
     let (devices, _) =
         crate::device::store::list_devices(db, campaign.tenant_id, &filter, 10_000, 0).await?;
@@ -78,7 +79,7 @@ pub fn days_linked(device: &Device, time_scale: f64) -> u32 {
 }
 
 /// The start of the last simulated day.
-fn day_ago(time_scale: f64) -> NaiveDateTime {
+pub fn day_ago(time_scale: f64) -> NaiveDateTime {
     let day = chrono::Duration::milliseconds((86_400_000.0 / time_scale) as i64);
     (Utc::now() - day).naive_utc()
 }

@@ -4,7 +4,7 @@
 //! state is only a cache of the database: after a restart it resumes every running campaign
 //! from the outbox.
 //!
-//! Handles [`StartCampaign`], [`WatchCampaign`] and [`ControlCampaign`] (see
+//! Handles [`StartCampaign`], [`WatchCampaign`], [`ControlCampaign`] and [`RetryFailed`] (see
 //! [`messages`](super::messages)), plus its own `LaneEnded`, `TickDone` and `StartDue`. Emits
 //! `CAMPAIGN_PROGRESS` on `campaign/<id>` through the Hub. Runs under an `actix::Supervisor`:
 //! a failed lane or tick is retried on the next tick, but when it cannot load the running
@@ -18,18 +18,21 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::devices::{days_linked, online_devices, remaining_capacity};
 use super::distribution::Distribution;
 use super::error::EngineError;
 use super::lane::{plan_for, Control, Lane, LaneEnd};
 use super::materialize::{materialize, NO_CAPACITY};
-use super::messages::{Action, ControlCampaign, StartCampaign, WatchCampaign};
+use super::messages::{
+    Action, ControlCampaign, RetryFailed, StartCampaign, StopLanes, WatchCampaign,
+};
 use super::model::{Campaign, CampaignStatus, OnDeviceLoss};
-use super::progress::{progress, Progress};
+use super::progress::{progress, Progress, StatusCounts};
 use super::run::Run;
 use super::store;
+use crate::broadcast::metrics::BroadcastMetrics;
 use crate::broadcast::outbox::model::OutboxStatus;
 use crate::broadcast::outbox::store as outbox_store;
 use crate::broadcast::throttle::Throttle;
@@ -65,6 +68,8 @@ pub struct EngineDeps {
     pub media: MediaStore,
     /// Simulated seconds per real second.
     pub time_scale: f64,
+    /// Sends by result and outbox rows by status.
+    pub metrics: BroadcastMetrics,
 }
 
 /// Runs campaigns; see the module documentation.
@@ -78,6 +83,8 @@ pub struct CampaignEngine {
     restarts: u32,
     /// Up once the running campaigns are loaded (see [`CampaignEngine::watched`]).
     beacon: Beacon,
+    /// Set by [`StopLanes`]: no lane starts any more; who waits for the last one to end.
+    stopping: Option<Vec<oneshot::Sender<()>>>,
 }
 
 /// A lane ended.
@@ -108,6 +115,7 @@ impl CampaignEngine {
             ticking: false,
             restarts: 0,
             beacon: Beacon::detached(),
+            stopping: None,
         }
     }
 
@@ -264,6 +272,46 @@ impl Handler<ControlCampaign> for CampaignEngine {
     }
 }
 
+impl Handler<RetryFailed> for CampaignEngine {
+    type Result = ResponseActFuture<Self, Result<usize, EngineError>>;
+
+    fn handle(&mut self, msg: RetryFailed, _: &mut Context<Self>) -> Self::Result {
+        let db = self.deps.db.clone();
+        let RetryFailed {
+            tenant_id,
+            campaign_id: id,
+            device_id,
+        } = msg;
+        Box::pin(
+            async move {
+                let retried = store::retry_failed(&db, tenant_id, id, device_id)
+                    .await
+                    .map_err(|err| match err {
+                        DbError::Conflict(message) => EngineError::Conflict(message),
+                        other => other.into(),
+                    })?;
+                let campaign = store::find_campaign(&db, id).await?;
+                Ok::<_, EngineError>((retried, campaign))
+            }
+            .into_actor(self)
+            .map(move |result, engine, ctx| {
+                let (retried, campaign) = result?;
+                tracing::info!(campaign_id = id, device_id = ?device_id, rows = retried.rows, reopened = retried.reopened, "failed messages retried");
+                // A completed campaign has no run here; a running one's next tick starts lanes
+                // for the devices that have rows again.
+                if matches!(
+                    campaign.state(),
+                    CampaignStatus::Running | CampaignStatus::Paused
+                ) {
+                    engine.resume_run(campaign.clone(), ctx);
+                }
+                engine.publish_now(campaign, ctx);
+                Ok(retried.rows)
+            }),
+        )
+    }
+}
+
 impl Handler<LaneEnded> for CampaignEngine {
     type Result = ();
 
@@ -286,6 +334,52 @@ impl Handler<LaneEnded> for CampaignEngine {
                 self.publish_now(campaign, ctx);
             }
         }
+        self.answer_if_stopped();
+    }
+}
+
+impl Handler<StopLanes> for CampaignEngine {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: StopLanes, _: &mut Context<Self>) -> Self::Result {
+        let lanes: usize = self.runs.values().map(|run| run.lanes.len()).sum();
+        tracing::info!(lanes, "stopping campaign lanes");
+        for run in self.runs.values() {
+            run.withdraw_all();
+        }
+        let (done, ended) = oneshot::channel();
+        self.stopping.get_or_insert_with(Vec::new).push(done);
+        self.answer_if_stopped();
+        Box::pin(async move {
+            let _ = ended.await;
+        })
+    }
+}
+
+impl CampaignEngine {
+    /// Sets `wafleet_outbox_rows{status}` from the last progress of every run.
+    fn count_rows(&self) {
+        let mut total = StatusCounts::default();
+        for progress in self.runs.values().filter_map(|run| run.last.as_ref()) {
+            total.merge(&progress.counts);
+        }
+        for (status, rows) in total.by_status() {
+            self.deps
+                .metrics
+                .outbox_rows
+                .with_label_values(&[status.as_str()])
+                .set(rows);
+        }
+    }
+
+    /// After [`StopLanes`]: answers the waiters once no lane runs.
+    fn answer_if_stopped(&mut self) {
+        let idle = self.runs.values().all(|run| run.lanes.is_empty());
+        if idle {
+            for waiter in self.stopping.iter_mut().flat_map(std::mem::take) {
+                let _ = waiter.send(());
+            }
+        }
     }
 }
 
@@ -294,6 +388,7 @@ impl Handler<TickDone> for CampaignEngine {
 
     fn handle(&mut self, _: TickDone, _: &mut Context<Self>) {
         self.ticking = false;
+        self.count_rows();
     }
 }
 
@@ -359,7 +454,7 @@ impl CampaignEngine {
     /// Periodic work: start due scheduled campaigns; for each running one publish progress,
     /// complete it when nothing is left, move rows of lost devices, and start missing lanes.
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.ticking {
+        if self.ticking || self.stopping.is_some() {
             return;
         }
         self.ticking = true;
@@ -402,6 +497,9 @@ impl CampaignEngine {
 
     /// Acts on one campaign's tick report.
     fn apply(&mut self, report: TickReport, ctx: &mut Context<Self>) {
+        if self.stopping.is_some() {
+            return; // The daemon is stopping: no lane starts, nothing moves.
+        }
         let id = report.campaign.id;
         let Some(run) = self.runs.get_mut(&id) else {
             return;
@@ -605,30 +703,28 @@ impl CampaignEngine {
         );
     }
 
-    /// Marks a campaign completed and publishes its final progress.
+    /// Marks a campaign completed, unless it changed since `campaign` was read (failed rows were
+    /// retried meanwhile: the next tick decides again), and publishes its final progress.
     fn complete(&mut self, campaign: Campaign, ctx: &mut Context<Self>) {
         let id = campaign.id;
-        if let Some(mut run) = self.runs.remove(&id) {
-            run.set_control(Control::Cancel);
-        }
+        let seen = campaign.updated_at;
         let db = self.deps.db.clone();
         ctx.spawn(
             async move {
-                store::transition(
-                    &db,
-                    id,
-                    &[CampaignStatus::Running],
-                    CampaignStatus::Completed,
-                    None,
-                )
-                .await?;
-                store::find_campaign(&db, id).await
+                let completed = store::complete_unless_changed(&db, id, seen).await?;
+                Ok::<_, DbError>((completed, store::find_campaign(&db, id).await?))
             }
             .into_actor(self)
             .map(move |result, engine, ctx| match result {
-                Ok(campaign) => {
+                Ok((true, campaign)) => {
+                    if let Some(mut run) = engine.runs.remove(&id) {
+                        run.set_control(Control::Cancel);
+                    }
                     tracing::info!(campaign_id = id, "campaign completed");
                     engine.publish_now(campaign, ctx);
+                }
+                Ok((false, _)) => {
+                    tracing::debug!(campaign_id = id, "campaign changed before completing");
                 }
                 Err(err) => {
                     tracing::warn!(campaign_id = id, error = %err, "could not complete campaign")

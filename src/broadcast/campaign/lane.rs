@@ -1,8 +1,8 @@
 //! A lane: one device sending one campaign's rows, one at a time, at the Throttle's pace.
 //!
 //! Each turn: reserve a slot → wait for it (a pause or cancel interrupts) → claim one due row
-//! (lease) → skip it if the lead opted out → show "typing…" → send with the row's stored message
-//! id → record the result. A crash anywhere leaves the row `sending` with a lease; after the
+//! (lease) → skip it if the lead opted out → fill in `{greeting}` for the local time and record
+//! the final text → show "typing…" → send with the row's stored message id → record the result. A crash anywhere leaves the row `sending` with a lease; after the
 //! lease it is claimed again and re-sent under the same id, which WhatsApp (and the simulator)
 //! deduplicate.
 
@@ -18,6 +18,9 @@ use super::engine::EngineDeps;
 use super::error::EngineError;
 use super::model::Campaign;
 use crate::broadcast::attachment::{self, FileInfo, Prepared};
+use crate::broadcast::greeting;
+use crate::broadcast::health::HealthDeps;
+use crate::broadcast::metrics::BroadcastMetrics;
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
 use crate::broadcast::outbox::store;
 use crate::broadcast::pacing::Pacing;
@@ -69,6 +72,10 @@ pub struct Plan {
     /// A failed or rate-limited send ends the lane with [`LaneEnd::DeviceError`], so the
     /// device's share moves on (AI distribution); otherwise the device retries at its pace.
     pub leave_on_error: bool,
+    /// Where send results are counted.
+    pub metrics: BroadcastMetrics,
+    /// Scores devices after failures and quarantines rate-limited ones.
+    pub health: HealthDeps,
 }
 
 /// Characters of a typical sequence message (typing time).
@@ -113,6 +120,13 @@ pub async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, En
         time_scale: deps.time_scale,
         chars,
         leave_on_error: distribution.leaves_on_error(),
+        metrics: deps.metrics.clone(),
+        health: HealthDeps {
+            db: deps.db.clone(),
+            hub: deps.hub.clone(),
+            settings: deps.broadcast.health.clone(),
+            time_scale: deps.time_scale,
+        },
     })
 }
 
@@ -125,6 +139,8 @@ pub enum LaneEnd {
     DeviceLost,
     /// A send failed and the plan leaves erroring devices out; its rows move.
     DeviceError(String),
+    /// The device was quarantined (rate limited); its rows move while it lasts.
+    Quarantined,
     /// The campaign was cancelled or the engine is stopping.
     Stopped,
     /// The database failed; the engine retries the lane on its next tick.
@@ -244,6 +260,11 @@ impl Lane {
         let (skipped, rows): (Vec<Claimed>, Vec<Claimed>) =
             rows.into_iter().partition(|r| opted_out.contains(&r.phone));
         if !skipped.is_empty() {
+            self.plan
+                .metrics
+                .sends
+                .with_label_values(&["opted_out"])
+                .inc_by(skipped.len() as u64);
             let ids: Vec<i64> = skipped.iter().map(|r| r.id).collect();
             store::finish(&db, &ids, OutboxStatus::Skipped, Some("opted out")).await?;
         }
@@ -251,7 +272,7 @@ impl Lane {
         let mut next_slot = Some(first);
         let mut end = None;
         let mut rows = rows.into_iter();
-        for row in rows.by_ref() {
+        for mut row in rows.by_ref() {
             let slot = match next_slot.take() {
                 Some(slot) => slot,
                 None => match self.reserve().await {
@@ -262,8 +283,18 @@ impl Lane {
                     }
                 },
             };
-            match self.attempt(&row, &slot).await {
+            // `{greeting}` is decided now, at the send, and recorded before it.
+            if let Some(body) = greeting::fill(&row.body, chrono::Utc::now(), self.plan.time_zone) {
+                if !store::set_body(&db, row.id, &body).await? {
+                    continue; // No longer this lane's row.
+                }
+                row.body = body;
+            }
+            let attempt = self.attempt(&row, &slot).await;
+            let metrics = &self.plan.metrics;
+            match attempt {
                 Attempt::Sent(actual) => {
+                    metrics.send("sent");
                     sent.push(row.id);
                     let _ = self.throttle.try_send(Confirm {
                         device_id: self.device_id,
@@ -272,29 +303,48 @@ impl Lane {
                     });
                 }
                 Attempt::Rejected(reason) => {
+                    metrics.send("rejected");
                     store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
+                    self.judge_health().await;
                 }
                 Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
+                    metrics.send("failed");
                     store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
+                    self.judge_health().await;
                 }
                 Attempt::Retry(reason) if self.plan.leave_on_error => {
+                    metrics.send("retry");
                     self.give_back(&row, Some(&reason)).await?;
                     end = Some(LaneEnd::DeviceError(reason));
                     break;
                 }
-                Attempt::Retry(reason) => self.give_back(&row, Some(&reason)).await?,
+                Attempt::Retry(reason) => {
+                    metrics.send("retry");
+                    self.give_back(&row, Some(&reason)).await?
+                }
                 Attempt::RateLimited(wait) => {
+                    metrics.send("rate_limited");
                     self.throttle.do_send(Penalize {
                         device_id: self.device_id,
                         wait,
                     });
                     self.give_back(&row, Some("rate limited")).await?;
-                    if self.plan.leave_on_error {
-                        end = Some(LaneEnd::DeviceError("rate limited by WhatsApp".into()));
-                        break;
+                    let health = &self.plan.health;
+                    if let Err(err) = health
+                        .rate_limited(self.plan.tenant_id, self.device_id)
+                        .await
+                    {
+                        tracing::warn!(device_id = self.device_id, error = %err, "could not quarantine a rate-limited device");
                     }
+                    end = Some(if self.plan.leave_on_error {
+                        LaneEnd::DeviceError("rate limited by WhatsApp".into())
+                    } else {
+                        LaneEnd::Quarantined
+                    });
+                    break;
                 }
                 Attempt::DeviceLost(reason) => {
+                    metrics.send("device_lost");
                     store::release(&db, row.id, Some(&reason)).await?;
                     end = Some(LaneEnd::DeviceLost);
                     break;
@@ -332,9 +382,21 @@ impl Lane {
         let sent = store::device_sends_since(&self.db, self.device_id, since.naive_utc())
             .await
             .map_err(|e| e.to_string())?;
+        // A row still claimed now, before this process sent anything for the device, was
+        // claimed by a daemon that died (a graceful stop gives its rows back): it may have
+        // reached WhatsApp at any moment up to now, so it counts as sent now. Without it the
+        // first send after a crash can follow the lost one too closely.
+        let in_flight = store::device_claimed(&self.db, self.device_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = chrono::Utc::now();
         self.throttle.do_send(Seed {
             device_id: self.device_id,
-            sent: sent.into_iter().map(|t| t.and_utc()).collect(),
+            sent: sent
+                .into_iter()
+                .map(|t| t.and_utc())
+                .chain(std::iter::repeat_n(now, in_flight))
+                .collect(),
         });
         Ok(())
     }
@@ -417,6 +479,18 @@ impl Lane {
     }
 
     /// Returns an unsent row: pending again, or skipped when the campaign was cancelled.
+    /// After a failed send: the device's health is scored (and it is quarantined when low).
+    async fn judge_health(&self) {
+        if let Err(err) = self
+            .plan
+            .health
+            .check(self.plan.tenant_id, self.device_id)
+            .await
+        {
+            tracing::warn!(device_id = self.device_id, error = %err, "could not score the device's health");
+        }
+    }
+
     async fn give_back(&self, row: &Claimed, reason: Option<&str>) -> Result<(), DbError> {
         if *self.control.borrow() == Control::Cancel {
             store::finish(

@@ -33,6 +33,20 @@ pub struct ControlCampaign {
     pub action: Action,
 }
 
+/// Put a started campaign's failed messages (all, or one device's) back in the queue, reopen
+/// the campaign if it had completed, and publish its progress. Answers how many rows were
+/// put back.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, EngineError>")]
+pub struct RetryFailed {
+    /// The campaign's tenant (the campaign must be one of its own).
+    pub tenant_id: i64,
+    /// Campaign.
+    pub campaign_id: i64,
+    /// Only this device's failed rows (all devices' when absent).
+    pub device_id: Option<i64>,
+}
+
 /// A user's action on a started campaign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -43,3 +57,10 @@ pub enum Action {
     /// draft | scheduled | running | paused → cancelled.
     Cancel,
 }
+
+/// The daemon is stopping: withdraw every lane (claimed, unsent rows go back to pending; a send
+/// already handed to WhatsApp is recorded as sent), start no new ones, and answer once the last
+/// lane has ended. Campaigns keep their status, so the next start resumes them.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopLanes;

@@ -8,6 +8,7 @@
 //! - [`materialize`]: a campaign's start: its leads become outbox rows, a page at a time.
 //! - [`distribution`]: how rows are spread over devices (broadcast, AI); pure.
 //! - [`devices`]: the devices a campaign may use, their capacity and health.
+//! - [`export`]: its results as CSV lines (quoted, formulas neutralised, tenant's zone).
 //! - [`lane`]: one device sending one campaign's rows.
 //! - `run`: a campaign the engine runs in this process, and its lanes' control channels.
 //! - [`progress`]: counts, rate and ETA, as published on `campaign/<id>`.
@@ -16,6 +17,7 @@ pub mod devices;
 pub mod distribution;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod lane;
 pub mod materialize;
 pub mod messages;

@@ -280,7 +280,8 @@ pub struct TargetLead {
 
 impl TargetLead {
     /// The variables a template can use: name, first_name, phone, niche, status, and every
-    /// custom field (keys lower-cased).
+    /// custom field (keys lower-cased). A custom field named `greeting` is left out: that
+    /// name is the time-of-day word filled in at send time ([`crate::broadcast::greeting`]).
     pub fn variables(&self) -> std::collections::HashMap<String, String> {
         let mut vars: std::collections::HashMap<String, String> = serde_json::from_str::<
             std::collections::HashMap<String, serde_json::Value>,
@@ -306,6 +307,7 @@ impl TargetLead {
         vars.insert("phone".into(), self.phone.clone());
         vars.insert("niche".into(), self.niche.clone().unwrap_or_default());
         vars.insert("status".into(), self.status.clone());
+        vars.remove(crate::broadcast::greeting::VARIABLE);
         vars
     }
 }

@@ -31,8 +31,9 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
-    fn add(&mut self, status: OutboxStatus, n: i64) {
-        let slot = match status {
+    /// The rows of `status`.
+    fn slot(&mut self, status: OutboxStatus) -> &mut i64 {
+        match status {
             OutboxStatus::Pending => &mut self.pending,
             OutboxStatus::Sending => &mut self.sending,
             OutboxStatus::Sent => &mut self.sent,
@@ -40,19 +41,29 @@ impl StatusCounts {
             OutboxStatus::Read => &mut self.read,
             OutboxStatus::Failed => &mut self.failed,
             OutboxStatus::Skipped => &mut self.skipped,
-        };
-        *slot += n;
+        }
+    }
+
+    fn add(&mut self, status: OutboxStatus, n: i64) {
+        *self.slot(status) += n;
+    }
+
+    /// Rows per status, every status once, in [`OutboxStatus::ALL`] order.
+    pub fn by_status(&self) -> [(OutboxStatus, i64); 7] {
+        let mut copy = self.clone();
+        OutboxStatus::ALL.map(|status| (status, *copy.slot(status)))
+    }
+
+    /// Adds `other`'s rows to these.
+    pub fn merge(&mut self, other: &StatusCounts) {
+        for (status, n) in other.by_status() {
+            self.add(status, n);
+        }
     }
 
     /// Every row.
     pub fn total(&self) -> i64 {
-        self.pending
-            + self.sending
-            + self.sent
-            + self.delivered
-            + self.read
-            + self.failed
-            + self.skipped
+        self.by_status().iter().map(|(_, n)| n).sum()
     }
 
     /// Rows still to send.

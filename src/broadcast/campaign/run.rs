@@ -53,6 +53,13 @@ impl Run {
         }
     }
 
+    /// Withdraws every lane (the daemon is stopping): claimed rows go back to pending.
+    pub(super) fn withdraw_all(&self) {
+        for lane in self.lanes.values() {
+            steer(lane, Control::Withdraw);
+        }
+    }
+
     /// Stops the lanes of devices the campaign may no longer use (`usable` holds the ones it
     /// may): their claimed rows go back to pending and follow the device-loss rule.
     pub(super) fn withdraw_lanes_outside(&self, campaign_id: i64, usable: &HashMap<i64, &Device>) {

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::model::{Campaign, CampaignFields, CampaignKind, CampaignStatus, TargetLead};
 use crate::broadcast::outbox::model::OutboxStatus;
 use crate::broadcast::outbox::store as outbox_store;
 use crate::db::schema::{campaigns, leads};
-use crate::db::{Db, DbError};
+use crate::db::{Conn, Db, DbError};
 use crate::db_run;
 
 /// Leads per `IN` list (both backends cap bind parameters).
@@ -35,6 +35,34 @@ pub async fn insert_campaign(
                 campaigns::tenant_id.eq(tenant_id),
                 campaigns::status.eq(status.as_str()),
                 campaigns::scheduled_at.eq(scheduled_at),
+                campaigns::created_by.eq(created_by),
+                campaigns::created_at.eq(now),
+                campaigns::updated_at.eq(now),
+            ))
+            .returning(Campaign::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Stores a draft copy of `source`: `fields` (its settings, checked again for the caller who
+/// copies) and the source's file, created by `created_by`.
+pub async fn insert_copy(
+    db: &Db,
+    source: &Campaign,
+    created_by: Option<i64>,
+    fields: &CampaignFields,
+) -> Result<Campaign, DbError> {
+    let now = chrono::Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::insert_into(campaigns::table)
+            .values((
+                fields,
+                campaigns::tenant_id.eq(source.tenant_id),
+                campaigns::status.eq(CampaignStatus::Draft.as_str()),
+                campaigns::image_sha256.eq(source.image_sha256.as_deref()),
+                campaigns::attachment.eq(source.attachment.as_deref()),
                 campaigns::created_by.eq(created_by),
                 campaigns::created_at.eq(now),
                 campaigns::updated_at.eq(now),
@@ -246,6 +274,109 @@ pub async fn transition(
         }
         Ok::<_, DbError>(true)
     })
+}
+
+/// Completes a running campaign, unless its row changed since `seen` (its `updated_at` when
+/// the engine found nothing left to send): a retry of failed rows writes the row in the same
+/// transaction that puts them back to pending, so a completion decided on older counts cannot
+/// close the campaign over them; the engine decides again on fresh counts. Returns whether it
+/// completed.
+pub async fn complete_unless_changed(
+    db: &Db,
+    id: i64,
+    seen: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let now = chrono::Utc::now().naive_utc();
+    let changed = db_run!(db, |conn| {
+        diesel::update(
+            campaigns::table
+                .find(id)
+                .filter(campaigns::status.eq(CampaignStatus::Running.as_str()))
+                .filter(campaigns::updated_at.eq(seen)),
+        )
+        .set((
+            campaigns::status.eq(CampaignStatus::Completed.as_str()),
+            campaigns::updated_at.eq(now),
+            campaigns::finished_at.eq(Some(now)),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    Ok(changed > 0)
+}
+
+/// What a retry of failed rows did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retried {
+    /// Rows put back to pending.
+    pub rows: usize,
+    /// The campaign had completed and runs again.
+    pub reopened: bool,
+}
+
+/// Puts a campaign's failed rows (all, or `device_id`'s) back to pending
+/// ([`outbox_store::retry_failed_on`]) in ONE transaction with the campaign's state: a completed
+/// campaign with rows put back runs again (its finish time cleared); a running or paused one
+/// keeps its state. The campaign row is written first (its `updated_at`), so a completion
+/// decided before the retry does not happen ([`complete_unless_changed`]). `Conflict` for a
+/// draft, scheduled or cancelled campaign, `NotFound` for none of the tenant's.
+pub async fn retry_failed(
+    db: &Db,
+    tenant_id: i64,
+    id: i64,
+    device_id: Option<i64>,
+) -> Result<Retried, DbError> {
+    let now = chrono::Utc::now().naive_utc();
+    let open = [
+        CampaignStatus::Running.as_str(),
+        CampaignStatus::Paused.as_str(),
+        CampaignStatus::Completed.as_str(),
+    ];
+    let retried = db_run!(db, |conn| {
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let status: Option<String> = diesel::update(
+                campaigns::table
+                    .find(id)
+                    .filter(campaigns::tenant_id.eq(tenant_id))
+                    .filter(campaigns::kind.ne(CampaignKind::Sequence.as_str()))
+                    .filter(campaigns::status.eq_any(open)),
+            )
+            .set(campaigns::updated_at.eq(now))
+            .returning(campaigns::status)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(status) = status else {
+                return Ok(None);
+            };
+            let rows =
+                outbox_store::retry_failed_on(Conn::from(&mut *conn), tenant_id, id, device_id)
+                    .await?;
+            let reopened = rows > 0 && status == CampaignStatus::Completed.as_str();
+            if reopened {
+                diesel::update(campaigns::table.find(id))
+                    .set((
+                        campaigns::status.eq(CampaignStatus::Running.as_str()),
+                        campaigns::finished_at.eq(None::<NaiveDateTime>),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(Some(Retried { rows, reopened }))
+        })
+        .await
+    })?;
+    match retried {
+        Some(retried) => Ok(retried),
+        None => {
+            let campaign = get_campaign(db, tenant_id, id).await?;
+            Err(DbError::Conflict(format!(
+                "the campaign is {}; only a started campaign has failed messages to retry",
+                campaign.status
+            )))
+        }
+    }
 }
 
 /// A page of the tenant's leads in any of `list_ids` (all lists when empty) and any of

@@ -59,13 +59,15 @@ impl OutboxStatus {
 
     /// Whether a row may move from this state to `to`: a pending row is claimed or skipped; a
     /// claimed one is sent, failed, skipped or given back (pending), or overtaken by a receipt
-    /// that arrived before its send was recorded; receipts only move a sent row forward.
-    /// Failed, skipped and read rows are final.
+    /// that arrived before its send was recorded; receipts only move a sent row forward. A
+    /// failed row goes back to pending only when a user retries it (`retry-failed`: it never
+    /// reached WhatsApp, and it keeps its message id). Skipped and read rows are final.
     pub const fn can_move_to(self, to: Self) -> bool {
         use OutboxStatus::*;
         matches!(
             (self, to),
             (Pending, Sending | Skipped)
+                | (Failed, Pending)
                 | (
                     Sending,
                     Pending | Sent | Failed | Skipped | Delivered | Read
@@ -89,6 +91,11 @@ impl OutboxStatus {
     /// Whether the row is still to send (pending or sending).
     pub fn unsent(self) -> bool {
         matches!(self, Self::Pending | Self::Sending)
+    }
+
+    /// Whether WhatsApp accepted the message (sent, delivered or read).
+    pub fn accepted(self) -> bool {
+        matches!(self, Self::Sent | Self::Delivered | Self::Read)
     }
 }
 
@@ -248,13 +255,15 @@ mod tests {
 
     #[test]
     fn final_states_stay() {
-        for end in [
-            OutboxStatus::Read,
-            OutboxStatus::Failed,
-            OutboxStatus::Skipped,
-        ] {
+        for end in [OutboxStatus::Read, OutboxStatus::Skipped] {
             assert!(OutboxStatus::ALL.iter().all(|to| !end.can_move_to(*to)));
         }
+        // A failed row only goes back to pending (a user's retry), never to a sent state.
+        let from_failed: Vec<OutboxStatus> = OutboxStatus::ALL
+            .into_iter()
+            .filter(|to| OutboxStatus::Failed.can_move_to(*to))
+            .collect();
+        assert_eq!(from_failed, [OutboxStatus::Pending]);
         assert!(OutboxStatus::Pending.can_move_to(OutboxStatus::Sending));
         assert!(!OutboxStatus::Pending.can_move_to(OutboxStatus::Sent));
         assert!(!OutboxStatus::Delivered.can_move_to(OutboxStatus::Sent));

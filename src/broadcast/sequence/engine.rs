@@ -20,6 +20,7 @@ use super::model::{enrollment_status as es, Enrollment, NewEnrollment, Sequence,
 use super::schedule::send_time;
 use super::store;
 use crate::broadcast::campaign::devices::creator_devices;
+use crate::broadcast::events;
 use crate::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
 use crate::broadcast::pacing::QuietHours;
 use crate::broadcast::settings as tenant_settings;
@@ -28,6 +29,7 @@ use crate::clock::Clock;
 use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
 use crate::device::model::{DeviceFilter, DeviceStatus};
+use crate::hub::Hub;
 
 /// Leads changed this long before the last look are looked at again (a transaction that
 /// committed late is not missed; enrolment is idempotent).
@@ -61,6 +63,8 @@ pub struct SequenceDeps {
     pub broadcast: Arc<BroadcastSettings>,
     /// The clock steps are scheduled on.
     pub clock: Clock,
+    /// Where sent steps and ended enrolments are announced.
+    pub hub: Addr<Hub>,
 }
 
 /// See the module documentation.
@@ -257,6 +261,7 @@ impl DevicePicker {
             status: Some(DeviceStatus::Online),
             search: None,
             only_ids: allowed.clone(),
+            healthy_only: true,
         };
         let (devices, _) =
             crate::device::store::list_devices(db, sequence.tenant_id, &filter, 10_000, 0).await?;
@@ -296,12 +301,18 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
     let now = deps.clock.now();
     for (enrollment, row) in active {
         let Some((status, error)) = row else {
-            store::end_enrollment(db, &enrollment, es::FAILED, Some("its message was removed"))
-                .await?;
+            end(
+                deps,
+                &enrollment,
+                es::FAILED,
+                Some("its message was removed"),
+            )
+            .await?;
             continue;
         };
         match status {
             OutboxStatus::Sent | OutboxStatus::Delivered | OutboxStatus::Read => {
+                events::step_sent(&deps.hub, &enrollment, enrollment.step);
                 let steps = steps
                     .get(&enrollment.sequence_id)
                     .map_or(&[][..], Vec::as_slice);
@@ -314,10 +325,10 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
                 }
             }
             OutboxStatus::Failed => {
-                store::end_enrollment(db, &enrollment, es::FAILED, error.as_deref()).await?;
+                end(deps, &enrollment, es::FAILED, error.as_deref()).await?;
             }
             OutboxStatus::Skipped => {
-                store::end_enrollment(db, &enrollment, es::STOPPED, error.as_deref()).await?;
+                end(deps, &enrollment, es::STOPPED, error.as_deref()).await?;
             }
             // Not read: only rows that moved on are.
             OutboxStatus::Pending | OutboxStatus::Sending => {}
@@ -326,10 +337,24 @@ async fn advance_sent(deps: &SequenceDeps) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Ends an enrolment still open, announcing it; true when it ended here.
+async fn end(
+    deps: &SequenceDeps,
+    enrollment: &Enrollment,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<bool, DbError> {
+    let ended = store::end_enrollment(&deps.db, enrollment, status, reason).await?;
+    if ended {
+        events::enrollment_ended(&deps.hub, enrollment, status, reason);
+    }
+    Ok(ended)
+}
+
 /// Completes an enrolment and enrols the lead in the chained sequence, if any.
 async fn complete(deps: &SequenceDeps, enrollment: &Enrollment) -> Result<(), DbError> {
     let db = &deps.db;
-    let done = store::end_enrollment(db, enrollment, es::COMPLETED, None).await?;
+    let done = end(deps, enrollment, es::COMPLETED, None).await?;
     if !done {
         return Ok(());
     }
@@ -379,7 +404,7 @@ async fn queue_due(deps: &SequenceDeps) -> Result<(), DbError> {
             .cloned()
         else {
             // Steps were removed after it was scheduled: nothing is left to send.
-            store::end_enrollment(db, &enrollment, es::COMPLETED, None).await?;
+            end(deps, &enrollment, es::COMPLETED, None).await?;
             continue;
         };
         round.queue_one(&sequence, &enrollment, &step).await?;
@@ -483,7 +508,7 @@ impl<'a> DueRound<'a> {
         match send_time(now, step.window(), quiet, zone) {
             None => {
                 let reason = "the step's send window lies inside the quiet hours";
-                store::end_enrollment(db, enrollment, es::FAILED, Some(reason)).await?;
+                end(self.deps, enrollment, es::FAILED, Some(reason)).await?;
                 return Ok(());
             }
             Some(at) if at > now => {
@@ -496,14 +521,14 @@ impl<'a> DueRound<'a> {
             .opted_out
             .contains(&(enrollment.tenant_id, enrollment.phone.clone()))
         {
-            store::end_enrollment(db, enrollment, es::STOPPED, Some("opted out")).await?;
+            end(self.deps, enrollment, es::STOPPED, Some("opted out")).await?;
             return Ok(());
         }
         let picker = self.picker(sequence).await?;
         let device_id = match enrollment.device_id {
             Some(id) if !picker.may_use(id) => {
                 let reason = format!("device {id} is not assigned to the sequence's creator");
-                store::end_enrollment(db, enrollment, es::FAILED, Some(&reason)).await?;
+                end(self.deps, enrollment, es::FAILED, Some(&reason)).await?;
                 return Ok(());
             }
             Some(id) => Some(id),
@@ -520,7 +545,7 @@ impl<'a> DueRound<'a> {
             }
             Err(err) => {
                 let reason = format!("step {}: {}", step.position, err.0);
-                store::end_enrollment(db, enrollment, es::FAILED, Some(&reason)).await?;
+                end(self.deps, enrollment, es::FAILED, Some(&reason)).await?;
                 return Ok(());
             }
         };

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::branch::{OnReply, ReplyAction};
 use crate::broadcast::campaign::model::CampaignStatus;
 use crate::db::schema::{sequence_enrollments, sequence_steps, sequences};
 
@@ -141,9 +142,24 @@ pub struct Step {
     pub updated_at: NaiveDateTime,
     /// What the file is when not a picture ([`crate::broadcast::attachment::FileInfo`] JSON).
     pub attachment: Option<String>,
+    /// [`ReplyAction`] name of its reply rule (none: the sequence's default).
+    pub reply_action: Option<String>,
+    /// The rule's keyword (lower case).
+    pub reply_keyword: Option<String>,
+    /// The rule's jump target.
+    pub reply_sequence_id: Option<i64>,
 }
 
 impl Step {
+    /// The step's rule for a reply to it, if it has one.
+    pub fn on_reply(&self) -> Option<OnReply> {
+        Some(OnReply {
+            action: ReplyAction::parse(self.reply_action.as_deref()?)?,
+            keyword: self.reply_keyword.clone(),
+            sequence_id: self.reply_sequence_id,
+        })
+    }
+
     /// The step's send window, if it has one.
     pub fn window(&self) -> Option<Window> {
         match (&self.window_start, &self.window_end) {
@@ -162,6 +178,8 @@ pub struct StepFields {
     pub delay_minutes: i64,
     /// Send window.
     pub window: Option<Window>,
+    /// What a reply to it does (none: the sequence's default).
+    pub on_reply: Option<OnReply>,
 }
 
 /// A daily send window in local time; may wrap midnight (`22:00`–`02:00`).

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::branch::{self, Decision};
 use super::model::{
     enrollment_status as es, Enrollment, NewEnrollment, Sequence, SequenceFields, SequenceStatus,
     Step, StepFields,
@@ -29,6 +30,11 @@ macro_rules! step_values {
                 .eq($step.window.map(|w| w.start.format("%H:%M").to_string())),
             sequence_steps::window_end.eq($step.window.map(|w| w.end.format("%H:%M").to_string())),
             sequence_steps::updated_at.eq($now),
+            sequence_steps::reply_action.eq($step.on_reply.as_ref().map(|r| r.action.as_str())),
+            sequence_steps::reply_keyword
+                .eq($step.on_reply.as_ref().and_then(|r| r.keyword.as_deref())),
+            sequence_steps::reply_sequence_id
+                .eq($step.on_reply.as_ref().and_then(|r| r.sequence_id)),
         )
     };
 }
@@ -581,22 +587,35 @@ pub async fn active_with_rows(
     Ok(moved.into_iter().filter_map(current).collect())
 }
 
-/// Records replies from `phones` to `device_id`: the first reply is noted on each open
-/// enrolment; where the sequence stops on reply the enrolment stops and its queued message is
-/// skipped. Returns the enrolments stopped.
+/// A lead's live messages to a device in one commit: its phone and their texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// E.164 digits.
+    pub phone: String,
+    /// Each message's text or caption (empty for one without).
+    pub texts: Vec<String>,
+}
+
+/// Records replies to `device_id`: the first reply is noted on each open enrolment of the
+/// sender; then the rule of the last step the lead was sent decides ([`branch::decide`]): the
+/// enrolment goes on, stops (its queued message skipped), or jumps (stops, and the lead is
+/// enrolled in the target sequence, in the same transaction, due now). A jump whose target is
+/// gone or is this sequence counts as no rule. Returns the enrolments ended, with what ended
+/// them (`Stop` or `Jump`).
 pub async fn record_replies(
     db: &Db,
     tenant_id: i64,
     device_id: i64,
-    phones: &[String],
-) -> Result<usize, DbError> {
+    replies: &[Reply],
+) -> Result<Vec<(Enrollment, Decision)>, DbError> {
     let now = chrono::Utc::now().naive_utc();
+    let phones: Vec<String> = replies.iter().map(|r| r.phone.clone()).collect();
     let open: Vec<(Enrollment, bool, i64)> = db_run!(db, |conn| {
         sequence_enrollments::table
             .inner_join(sequences::table)
             .filter(sequence_enrollments::tenant_id.eq(tenant_id))
             .filter(sequence_enrollments::device_id.eq(device_id))
-            .filter(sequence_enrollments::phone.eq_any(phones))
+            .filter(sequence_enrollments::phone.eq_any(&phones))
             .filter(sequence_enrollments::status.eq_any(es::OPEN))
             .select((
                 Enrollment::as_select(),
@@ -607,9 +626,45 @@ pub async fn record_replies(
             .await
             .map_err(DbError::from)
     })?;
-    let mut stopped = 0;
-    for (enrollment, stop, campaign_id) in open {
-        let queued_skipped = if stop && enrollment.status == es::ACTIVE {
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sequence_ids: Vec<i64> = open.iter().map(|(e, _, _)| e.sequence_id).collect();
+    let steps = steps_of(db, &sequence_ids).await?;
+    let mut ended = Vec::new();
+    for (enrollment, stop_on_reply, campaign_id) in open {
+        let texts = replies
+            .iter()
+            .find(|r| r.phone == enrollment.phone)
+            .map_or(&[][..], |r| r.texts.as_slice());
+        // The last step the lead was sent: a queued one once WhatsApp accepted it.
+        let queued_sent = enrollment.status == es::ACTIVE
+            && outbox_store::step_row_state(db, campaign_id, enrollment.lead_id, enrollment.step)
+                .await?
+                .is_some_and(|state| state.accepted());
+        let last_sent = if queued_sent {
+            enrollment.step
+        } else {
+            enrollment.step - 1
+        };
+        let rule = steps
+            .get(&enrollment.sequence_id)
+            .and_then(|steps| steps.iter().find(|s| s.position == last_sent))
+            .and_then(Step::on_reply);
+        let mut decision = branch::decide(rule.as_ref(), stop_on_reply, texts);
+        if let Decision::Jump(target) = decision {
+            let usable = target != enrollment.sequence_id
+                && match get_sequence(db, tenant_id, target).await {
+                    Ok(_) => true,
+                    Err(DbError::NotFound) => false,
+                    Err(err) => return Err(err),
+                };
+            if !usable {
+                decision = branch::decide(None, stop_on_reply, texts);
+            }
+        }
+        let ends = decision != Decision::Continue;
+        let queued_skipped = if ends && enrollment.status == es::ACTIVE {
             outbox_store::skip_step_row(
                 db,
                 campaign_id,
@@ -627,41 +682,119 @@ pub async fn record_replies(
         } else {
             enrollment.step - 1
         };
-        let changed = db_run!(db, |conn| {
-            let target = sequence_enrollments::table
-                .find(enrollment.id)
-                .filter(sequence_enrollments::status.eq_any(es::OPEN));
-            if stop {
-                diesel::update(target)
-                    .set((
-                        sequence_enrollments::status.eq(es::STOPPED),
-                        sequence_enrollments::reason.eq(Some("replied")),
-                        sequence_enrollments::next_due_at.eq(None::<NaiveDateTime>),
-                        sequence_enrollments::replied_at.eq(enrollment.replied_at.unwrap_or(now)),
-                        sequence_enrollments::replied_after_step
-                            .eq(enrollment.replied_after_step.unwrap_or(after)),
-                        sequence_enrollments::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await
-                    .map_err(DbError::from)
-            } else {
-                diesel::update(target.filter(sequence_enrollments::replied_at.is_null()))
-                    .set((
-                        sequence_enrollments::replied_at.eq(now),
-                        sequence_enrollments::replied_after_step.eq(after),
-                    ))
-                    .execute(conn)
-                    .await
-                    .map_err(DbError::from)
+        let changed = match decision {
+            Decision::Continue => noted_reply(db, &enrollment, now, after).await?,
+            Decision::Stop => {
+                stop_replied(db, &enrollment, now, after, &decision.reason(), None).await?
             }
-        })?;
-        if stop {
-            stopped += changed;
+            Decision::Jump(target) => {
+                stop_replied(
+                    db,
+                    &enrollment,
+                    now,
+                    after,
+                    &decision.reason(),
+                    Some(target),
+                )
+                .await?
+            }
+        };
+        if ends && changed {
+            ended.push((enrollment, decision));
         }
     }
-    Ok(stopped)
+    Ok(ended)
 }
+
+/// Notes a reply on an open enrolment that goes on (the first reply only). True when noted.
+async fn noted_reply(
+    db: &Db,
+    enrollment: &Enrollment,
+    now: NaiveDateTime,
+    after: i64,
+) -> Result<bool, DbError> {
+    let changed = db_run!(db, |conn| {
+        diesel::update(
+            sequence_enrollments::table
+                .find(enrollment.id)
+                .filter(sequence_enrollments::status.eq_any(es::OPEN))
+                .filter(sequence_enrollments::replied_at.is_null()),
+        )
+        .set((
+            sequence_enrollments::replied_at.eq(now),
+            sequence_enrollments::replied_after_step.eq(after),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    Ok(changed > 0)
+}
+
+/// Stops an open enrolment the lead replied to, noting `reason`; with `jump_to`, enrols the
+/// lead in that sequence (due now, from the same device) in the same transaction, so a crash
+/// cannot stop one without starting the other. True when it stopped here.
+async fn stop_replied(
+    db: &Db,
+    enrollment: &Enrollment,
+    now: NaiveDateTime,
+    after: i64,
+    reason: &str,
+    jump_to: Option<i64>,
+) -> Result<bool, DbError> {
+    db_run!(db, |conn| {
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let changed = diesel::update(
+                sequence_enrollments::table
+                    .find(enrollment.id)
+                    .filter(sequence_enrollments::status.eq_any(es::OPEN)),
+            )
+            .set((
+                sequence_enrollments::status.eq(es::STOPPED),
+                sequence_enrollments::reason.eq(Some(reason)),
+                sequence_enrollments::next_due_at.eq(None::<NaiveDateTime>),
+                sequence_enrollments::replied_at.eq(enrollment.replied_at.unwrap_or(now)),
+                sequence_enrollments::replied_after_step
+                    .eq(enrollment.replied_after_step.unwrap_or(after)),
+                sequence_enrollments::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            if let Some(target) = jump_to {
+                // A lead already in the target (it was there before) is left alone.
+                diesel::insert_into(sequence_enrollments::table)
+                    .values((
+                        sequence_enrollments::tenant_id.eq(enrollment.tenant_id),
+                        sequence_enrollments::sequence_id.eq(target),
+                        sequence_enrollments::lead_id.eq(enrollment.lead_id),
+                        sequence_enrollments::device_id.eq(enrollment.device_id),
+                        sequence_enrollments::phone.eq(&enrollment.phone),
+                        sequence_enrollments::status.eq(es::WAITING),
+                        sequence_enrollments::step.eq(1i64),
+                        sequence_enrollments::next_due_at.eq(Some(now)),
+                        sequence_enrollments::source.eq(JUMP_SOURCE),
+                        sequence_enrollments::enrolled_at.eq(now),
+                        sequence_enrollments::updated_at.eq(now),
+                    ))
+                    .on_conflict((
+                        sequence_enrollments::sequence_id,
+                        sequence_enrollments::lead_id,
+                    ))
+                    .do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(true)
+        })
+        .await
+    })
+}
+
+/// How a lead moved by a reply's jump came into its new sequence.
+pub const JUMP_SOURCE: &str = "jump";
 
 /// Stops every open enrolment of a phone in a tenant (opt-out) or of one enrolment (a user),
 /// noting `reason`; queued messages of stopped enrolments are skipped. Returns how many stopped.

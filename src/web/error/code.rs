@@ -152,8 +152,12 @@ error_codes! {
         "The sequence is not valid; the message names the field.";
     InvalidSettings = "invalid_settings", UNPROCESSABLE_ENTITY,
         "A broadcast setting is outside the configured safe bounds.";
+    InvalidTimeZone = "invalid_time_zone", UNPROCESSABLE_ENTITY,
+        "The time zone is not an IANA name (such as Asia/Kuala_Lumpur).";
     InvalidReason = "invalid_reason", UNPROCESSABLE_ENTITY,
         "An opt-out reason is longer than 500 characters.";
+    InvalidWebhook = "invalid_webhook", UNPROCESSABLE_ENTITY,
+        "An outbound webhook endpoint is not valid (URL, scheme, private target, event type, device, limits); the message names the field.";
     UploadTimeout = "upload_timeout", REQUEST_TIMEOUT,
         "A picture's body did not arrive within the upload deadline (120 s).";
     RateLimited = "rate_limited", TOO_MANY_REQUESTS,

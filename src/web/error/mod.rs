@@ -121,8 +121,9 @@ impl ApiError {
         }
     }
 
-    /// Writes the log line of this error (see the module docs for the levels).
-    fn log(&self) {
+    /// Writes the log line of this error (see the module docs for the levels): when its
+    /// response is built, or when an MCP tool answers it.
+    pub fn log(&self) {
         let status = self.code.status();
         let source = self.source.as_ref().map(|s| s.to_string());
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -15,7 +15,7 @@ use crate::auth::{secret, store, Credential};
 use crate::web::audit::Audit;
 use crate::web::auth::{check_same_origin, cookie_name, require, Auth};
 use crate::web::input::{client_ip, login_fields, required_text, validate_email, EMAIL_TAKEN};
-use crate::web::views::UserView;
+use crate::web::views::{TenantView, UserView};
 use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
@@ -36,6 +36,14 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// The example body of `POST /auth/login` in the OpenAPI document.
+fn login_example() -> serde_json::Value {
+    serde_json::json!({
+        "email": "owner@shop.example",
+        "password": "correct horse battery staple"
+    })
+}
+
 /// Answer to a successful sign-in: the user and the CSRF token for later writes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
@@ -52,7 +60,9 @@ pub struct SessionView {
 /// Five failures a minute per client address, or a running or delayed attempt on the account
 /// (1 s doubling per failure from the fifth, at most `auth.login_max_delay_secs`), answer 429
 /// with `Retry-After`. An email over 254 bytes or a password over 256 characters is 400.
-#[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
+#[utoipa::path(tag = "auth", request_body(content = LoginRequest, examples(
+    ("owner" = (summary = "An owner signs in", value = json!(login_example())))
+)), responses(
     (status = 200, body = SessionView),
     (status = 400, body = crate::web::ErrorBody),
     (status = 401, body = crate::web::ErrorBody),
@@ -305,17 +315,6 @@ pub struct MeView {
     pub must_change_password: bool,
 }
 
-/// A tenant as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantView {
-    /// Id.
-    pub id: i64,
-    /// Name.
-    pub name: String,
-    /// IANA time zone for schedules and displayed times.
-    pub time_zone: String,
-}
-
 /// Who am I: user, tenant, assignments, CSRF token.
 #[utoipa::path(tag = "auth", responses((status = 200, body = MeView), (status = 401, body = crate::web::ErrorBody)))]
 #[get("/me")]
@@ -330,11 +329,7 @@ pub async fn me(
     };
     Ok(web::Json(MeView {
         user: UserView::from(&caller.user),
-        tenant: TenantView {
-            id: tenant.id,
-            name: tenant.name,
-            time_zone: tenant.time_zone,
-        },
+        tenant: TenantView::from(&tenant),
         assigned_devices: caller.assigned_devices.clone(),
         csrf_token,
         must_change_password: caller.user.must_change_password,

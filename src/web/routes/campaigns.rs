@@ -1,4 +1,5 @@
-//! Campaigns: create, edit, preview, start, pause, resume, cancel, progress and results.
+//! Campaigns: create, edit, clone, preview, start, pause, resume, cancel, retry failed
+//! messages, progress, results and their CSV export.
 
 use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -8,12 +9,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target as AuditTarget;
 use crate::auth::{Caller, Role};
-use crate::broadcast::attachment::{self, FileInfo};
-use crate::broadcast::campaign::messages::{Action, ControlCampaign, StartCampaign};
+use crate::broadcast::campaign::messages::Action;
 use crate::broadcast::campaign::model::{
     Campaign, CampaignFields, CampaignKind, CampaignStatus, DeviceChoice, OnDeviceLoss, Target,
 };
-use crate::broadcast::campaign::progress::{progress, Progress};
+use crate::broadcast::campaign::progress::Progress;
 use crate::broadcast::campaign::store;
 use crate::broadcast::outbox::model::OutboxEntry;
 use crate::broadcast::outbox::store::outbox_page;
@@ -21,11 +21,12 @@ use crate::broadcast::pacing::PacingOverride;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::template::Template;
 use crate::db::DbError;
-use crate::web::access::may_change;
+use crate::web::actions::campaigns::{
+    self, changeable, CampaignList, CampaignView, RetryReport, StartReport,
+};
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::{receive_file, receive_image, required_text, FileQuery};
-use crate::web::views::utc;
 use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
@@ -38,10 +39,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(put_image)
         .service(put_attachment)
         .service(start_campaign)
+        // Before `/campaigns/{id}/{action}`, which would take their last segment for an action.
+        .service(retry_failed)
+        .service(clone_campaign)
         .service(control_campaign)
         .service(preview_campaign)
         .service(campaign_progress)
         .service(campaign_messages)
+        .service(export_csv)
         .service(lead_pool);
 }
 
@@ -77,84 +82,16 @@ pub struct CampaignRequest {
     pub scheduled_at: Option<String>,
 }
 
-/// A campaign as shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CampaignView {
-    /// Id.
-    pub id: i64,
-    /// Label.
-    pub name: String,
-    /// State.
-    pub status: CampaignStatus,
-    /// Template text.
-    pub message: String,
-    /// Whether it sends a picture.
-    pub has_image: bool,
-    /// The file it sends, if any: a picture, document, video, voice note or audio file.
-    pub file: Option<FileInfo>,
-    /// Which leads.
-    pub target: Target,
-    /// Which devices.
-    pub devices: DeviceChoice,
-    /// Pacing overrides.
-    pub pacing: PacingOverride,
-    /// Lost-device policy.
-    pub on_device_loss: OnDeviceLoss,
-    /// Broadcast or AI lead distribution.
-    pub kind: CampaignKind,
-    /// AI distribution's per-device limit.
-    pub per_device_limit: Option<i64>,
-    /// Scheduled start.
-    pub scheduled_at: Option<DateTime<Utc>>,
-    /// Actual start.
-    pub started_at: Option<DateTime<Utc>>,
-    /// Completion or cancellation.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Progress (absent before the campaign starts).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub progress: Option<Progress>,
-}
-
-impl CampaignView {
-    fn of(c: &Campaign, progress: Option<Progress>) -> Self {
-        Self {
-            id: c.id,
-            name: c.name.clone(),
-            status: c.state(),
-            message: c.message.clone(),
-            has_image: c.image_sha256.is_some() && c.attachment.is_none(),
-            file: attachment::describe(c.image_sha256.as_deref(), c.attachment.as_deref()),
-            target: c.target(),
-            devices: c.device_choice(),
-            pacing: c.pacing_override(),
-            on_device_loss: c.on_device_loss(),
-            kind: c.kind(),
-            per_device_limit: c.per_device_limit,
-            scheduled_at: c.scheduled_at.map(utc),
-            started_at: c.started_at.map(utc),
-            finished_at: c.finished_at.map(utc),
-            created_at: utc(c.created_at),
-            progress,
-        }
-    }
-}
-
-/// `{"campaigns": […]}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CampaignList {
-    /// Newest first.
-    pub campaigns: Vec<CampaignView>,
-}
-
-/// What starting wrote.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StartReport {
-    /// Outbox rows written (one per lead; opted-out leads are written as skipped).
-    pub messages: usize,
-    /// The campaign now.
-    pub campaign: CampaignView,
+/// The example body of `POST /campaigns` in the OpenAPI document: a draft broadcast to a list
+/// and a tag, sent by every online device, at most six messages a minute per device.
+fn campaign_example() -> serde_json::Value {
+    serde_json::json!({
+        "name": "December promo",
+        "message": "{Hi|Hello} {name}, our December sale starts today!",
+        "target": { "list_ids": [1], "tags": ["vip"] },
+        "devices": { "mode": "all_online" },
+        "pacing": { "per_minute": 6 }
+    })
 }
 
 /// One rendered example.
@@ -166,7 +103,8 @@ pub struct PreviewItem {
     pub name: String,
     /// Lead phone.
     pub phone: String,
-    /// The text this lead would get (spintax picked at random each time).
+    /// The text this lead would get (spintax picked at random each time; `{greeting}` as it
+    /// would be sent now).
     pub text: String,
 }
 
@@ -202,23 +140,6 @@ pub struct MessagesQuery {
 pub struct MessagesPage {
     /// Rows in id order.
     pub messages: Vec<OutboxEntry>,
-}
-
-/// The campaign as shown, with its progress once it has started.
-async fn view(state: &AppState, campaign: &Campaign) -> Result<CampaignView, ApiError> {
-    let progress = match campaign.started_at {
-        Some(_) => Some(progress(&state.db, campaign).await?),
-        None => None,
-    };
-    Ok(CampaignView::of(campaign, progress))
-}
-
-/// A campaign of the caller's tenant that the caller may change (members: one they created;
-/// 403 otherwise), or 404.
-async fn changeable(state: &AppState, caller: &Caller, id: i64) -> Result<Campaign, ApiError> {
-    let campaign = store::get_campaign(&state.db, caller.tenant_id, id).await?;
-    may_change(caller, campaign.created_by, "campaign")?;
-    Ok(campaign)
 }
 
 /// A 422 naming what is wrong.
@@ -378,16 +299,13 @@ pub async fn list_campaigns(
     state: web::Data<AppState>,
     caller: Auth<require::Viewer>,
 ) -> Result<web::Json<CampaignList>, ApiError> {
-    let rows = store::list_campaigns(&state.db, caller.tenant_id, 200).await?;
-    let mut campaigns = Vec::with_capacity(rows.len());
-    for c in &rows {
-        campaigns.push(view(&state, c).await?);
-    }
-    Ok(web::Json(CampaignList { campaigns }))
+    Ok(web::Json(campaigns::list(&state, &caller).await?))
 }
 
 /// Creates a campaign: a draft, or scheduled when `scheduled_at` is given.
-#[utoipa::path(tag = "campaigns", request_body = CampaignRequest, responses(
+#[utoipa::path(tag = "campaigns", request_body(content = CampaignRequest, examples(
+    ("draft" = (summary = "A draft broadcast", value = json!(campaign_example())))
+)), responses(
     (status = 201, body = CampaignView),
     (status = 422, body = crate::web::ErrorBody)
 ))]
@@ -431,7 +349,7 @@ pub async fn get_campaign(
     id: web::Path<i64>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
-    Ok(web::Json(view(&state, &campaign).await?))
+    Ok(web::Json(campaigns::view(&state, &campaign).await?))
 }
 
 /// Changes a draft or scheduled campaign (409 once started).
@@ -577,49 +495,99 @@ pub async fn start_campaign(
     audit: Audit,
     id: web::Path<i64>,
 ) -> Result<web::Json<StartReport>, ApiError> {
-    changeable(&state, &caller, *id).await?;
-    let messages = state
-        .campaigns
-        .send(StartCampaign { campaign_id: *id })
-        .await
-        .map_err(ApiError::internal)??;
-    audit
-        .record("campaign.start", AuditTarget::Campaign(*id))
-        .await;
-    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
-    let progress = progress(&state.db, &campaign).await?;
-    Ok(web::Json(StartReport {
-        messages,
-        campaign: CampaignView::of(&campaign, Some(progress)),
-    }))
+    Ok(web::Json(
+        campaigns::start(&state, &caller, &audit, *id).await?,
+    ))
 }
 
-/// Runs a pause, resume or cancel and answers the campaign.
-async fn control(
-    state: &AppState,
-    caller: &Caller,
-    audit: &Audit,
-    id: i64,
-    action: Action,
-) -> Result<web::Json<CampaignView>, ApiError> {
-    changeable(state, caller, id).await?;
-    state
-        .campaigns
-        .send(ControlCampaign {
-            campaign_id: id,
-            action,
-        })
-        .await
-        .map_err(ApiError::internal)??;
-    let name = match action {
-        Action::Pause => "campaign.pause",
-        Action::Resume => "campaign.resume",
-        Action::Cancel => "campaign.cancel",
+/// Optional body of `POST /campaigns/{id}/retry-failed`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Retry only this device's failed messages (all devices' when absent).
+    #[serde(default)]
+    pub device_id: Option<i64>,
+}
+
+/// Puts the campaign's failed messages (all, or one device's with `{"device_id": N}`) back in
+/// the queue for a new round of attempts, under their own WhatsApp message ids. Messages that
+/// were sent or are being sent are never touched; those to leads who opted out since stay
+/// failed. A completed campaign runs again; the change is published as `CAMPAIGN_PROGRESS`.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")),
+    request_body = RetryRequest, responses(
+    (status = 200, body = RetryReport),
+    (status = 400, body = crate::web::ErrorBody),
+    (status = 404, body = crate::web::ErrorBody),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[post("/campaigns/{id}/retry-failed")]
+pub async fn retry_failed(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    audit: Audit,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<web::Json<RetryReport>, ApiError> {
+    // No body, or an empty one, retries every device; a body that does not parse is refused
+    // (never read as "all devices").
+    let request: RetryRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("body: {e}")))?
     };
-    audit.record(name, AuditTarget::Campaign(id)).await;
-    let campaign = store::get_campaign(&state.db, caller.tenant_id, id).await?;
-    let progress = progress(&state.db, &campaign).await?;
-    Ok(web::Json(CampaignView::of(&campaign, Some(progress))))
+    Ok(web::Json(
+        campaigns::retry_failed(&state, &caller, &audit, *id, request.device_id).await?,
+    ))
+}
+
+/// A campaign as a request: its settings, named `name`, with no schedule (a clone).
+fn as_request(campaign: &Campaign, name: String) -> CampaignRequest {
+    CampaignRequest {
+        name,
+        message: campaign.message.clone(),
+        target: campaign.target(),
+        devices: Some(campaign.device_choice()),
+        pacing: campaign.pacing_override(),
+        on_device_loss: Some(campaign.on_device_loss()),
+        kind: campaign.kind(),
+        per_device_limit: campaign.per_device_limit,
+        scheduled_at: None,
+    }
+}
+
+/// The name of a copy: `<name> (copy)`, the original shortened to fit the name limit.
+fn copy_name(name: &str) -> String {
+    const SUFFIX: &str = " (copy)";
+    let keep = crate::web::input::MAX_TEXT_CHARS - SUFFIX.chars().count();
+    let base: String = name.chars().take(keep).collect();
+    format!("{}{SUFFIX}", base.trim_end())
+}
+
+/// Copies a campaign of any state into a new draft: the same message, file, targets, devices,
+/// pacing and device-loss rule, named `<name> (copy)`, not scheduled. The settings are checked
+/// again for the caller (a member's copy sends through the member's devices).
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 201, body = CampaignView),
+    (status = 404, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[post("/campaigns/{id}/clone")]
+pub async fn clone_campaign(
+    state: web::Data<AppState>,
+    caller: Auth<require::Member>,
+    audit: Audit,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let source = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
+    let request = as_request(&source, copy_name(&source.name));
+    let (fields, _) = validate(&state, &caller, &request).await?;
+    let copy = store::insert_copy(&state.db, &source, Some(caller.user.id), &fields).await?;
+    audit
+        .record("campaign.clone", AuditTarget::Campaign(copy.id))
+        .await;
+    Ok(HttpResponse::Created().json(CampaignView::of(&copy, None)))
 }
 
 /// What a control path segment asks for.
@@ -656,7 +624,8 @@ pub async fn control_campaign(
         ControlAction::Resume => Action::Resume,
         ControlAction::Cancel => Action::Cancel,
     };
-    control(&state, &caller, &audit, id, action).await
+    let campaign = campaigns::control(&state, &caller, &audit, id, action).await?;
+    Ok(web::Json(campaign))
 }
 
 /// How many leads the campaign reaches and a few messages as leads would get them.
@@ -674,15 +643,27 @@ pub async fn preview_campaign(
     let template = Template::parse(&campaign.message).map_err(|e| invalid(e.0))?;
     let leads = crate::broadcast::campaign::materialize::target_leads(&state.db, &campaign).await?;
     let count = query.count.unwrap_or(5).min(50);
+    // `{greeting}` as it would be sent now, in the tenant's zone.
+    let zone = tenant_settings::effective(&state.db, &state.settings.broadcast, caller.tenant_id)
+        .await?
+        .time_zone;
+    let greeting = crate::broadcast::greeting::at(Utc::now(), zone);
     let mut rng = rand::rng();
     let samples = leads
         .iter()
         .take(count)
-        .map(|lead| PreviewItem {
-            lead_id: lead.id,
-            name: lead.name.clone(),
-            phone: lead.phone.clone(),
-            text: template.render(&lead.variables(), &mut rng),
+        .map(|lead| {
+            let mut vars = lead.variables();
+            vars.insert(
+                crate::broadcast::greeting::VARIABLE.to_string(),
+                greeting.to_string(),
+            );
+            PreviewItem {
+                lead_id: lead.id,
+                name: lead.name.clone(),
+                phone: lead.phone.clone(),
+                text: template.render(&vars, &mut rng),
+            }
         })
         .collect();
     Ok(web::Json(Preview {
@@ -703,8 +684,9 @@ pub async fn campaign_progress(
     caller: Auth<require::Viewer>,
     id: web::Path<i64>,
 ) -> Result<web::Json<Progress>, ApiError> {
-    let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
-    Ok(web::Json(progress(&state.db, &campaign).await?))
+    Ok(web::Json(
+        campaigns::progress_of(&state, &caller, *id).await?,
+    ))
 }
 
 /// The campaign's messages: to whom, which device, state, attempts, error, times.
@@ -722,6 +704,30 @@ pub async fn campaign_messages(
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let messages = outbox_page(&state.db, campaign.id, query.after.unwrap_or(0), limit).await?;
     Ok(web::Json(MessagesPage { messages }))
+}
+
+/// The campaign's messages as CSV (`text/csv`, streamed a page at a time): phone, lead name,
+/// device name, state, error, attempts, and sent/delivered/read times in the tenant's zone.
+/// Cells a spreadsheet would run as formulas get a leading `'`. Members get the rows of their
+/// assigned devices only.
+#[utoipa::path(tag = "campaigns", params(("id" = i64, Path, description = "campaign id")), responses(
+    (status = 200, content_type = "text/csv", body = String),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[get("/campaigns/{id}/export.csv")]
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    caller: Auth<require::Viewer>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let lines = campaigns::export_csv(&state, &caller, *id).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"campaign-{}.csv\"", *id),
+        ))
+        .streaming(lines))
 }
 
 /// Query of the lead pool.

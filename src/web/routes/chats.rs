@@ -3,34 +3,28 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use chrono::Utc;
+use serde::Deserialize;
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::{secret, store as accounts, Caller};
-use crate::chat::media::files;
 use crate::chat::media::Reservation;
+use crate::chat::model::ChatView;
 use crate::chat::model::MAX_NAME_CHARS;
-use crate::chat::model::{ChatView, MessageView};
 use crate::chat::store::Only;
-use crate::chat::{changes, chat_view, media, message_view, store};
-use crate::device::messages::{
-    DeviceError, FetchMedia, ListGroups, MarkRead, SendLocation, SendMedia, SendText,
-};
+use crate::chat::{chat_view, media, store};
+use crate::device::messages::{DeviceError, FetchMedia, ListGroups, MarkRead};
 use crate::hub::{HubEvent, Topic};
 use crate::web::access::visible_device;
+use crate::web::actions::chats::{
+    self, file_kind, max_file_bytes, zone_of, ChatQuery, MessagePage, MessageQuery, Outgoing,
+    Sender, SentMessage,
+};
 use crate::web::auth::{require, Auth};
 use crate::web::headers;
-use crate::web::input::{check_message_text, read_upload, store_file, MAX_MESSAGE_CHARS};
+use crate::web::input::{read_upload, store_file, MAX_MESSAGE_CHARS};
 use crate::web::{ApiError, AppState, ErrorCode};
-use crate::whatsapp::{Group, Location, Media, MessageKind, OutgoingMedia};
-
-/// Most chats in one list.
-const MAX_CHATS: i64 = 500;
-/// Most messages in one page.
-const MAX_PAGE: i64 = 200;
+use crate::whatsapp::{Group, Location, MessageKind};
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -42,35 +36,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(send_message)
         .service(open_media)
         .service(download_media);
-}
-
-/// Query of the chat list.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ChatQuery {
-    /// Search in names, numbers and message text.
-    pub q: Option<String>,
-    /// Activity window in days (default `chat.window_days`, 30).
-    pub days: Option<u32>,
-    /// Most chats to return (default 200, at most 500).
-    pub limit: Option<i64>,
-}
-
-/// Query of a message page.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct MessageQuery {
-    /// Cursor from the previous page's `next_before`; absent for the newest page.
-    pub before: Option<String>,
-    /// Page size (default 50, at most 200).
-    pub limit: Option<i64>,
-}
-
-/// A page of messages, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessagePage {
-    /// The messages.
-    pub items: Vec<MessageView>,
-    /// Cursor for the next (older) page; absent at the beginning of the chat.
-    pub next_before: Option<String>,
 }
 
 /// JSON body of `POST /devices/{id}/messages`: a text, or a place to share.
@@ -86,6 +51,14 @@ pub struct SendTextRequest {
     /// name of at most 256 characters).
     #[serde(default)]
     pub location: Option<Location>,
+}
+
+/// The example JSON body of `POST /devices/{id}/messages` in the OpenAPI document.
+fn send_text_example() -> serde_json::Value {
+    serde_json::json!({
+        "to": "+60 12-345 6789",
+        "text": "Hi Aisyah, your order #1042 is on its way."
+    })
 }
 
 /// A place to share, checked: finite coordinates in range, a short name.
@@ -105,49 +78,6 @@ fn checked_place(place: Location) -> Result<Location, ApiError> {
     Ok(place)
 }
 
-/// The tenant's time zone.
-async fn zone_of(state: &AppState, caller: &Caller) -> Result<Tz, ApiError> {
-    let tenant = accounts::get_tenant(&state.db, caller.tenant_id).await?;
-    Ok(tenant.time_zone.parse().unwrap_or(Tz::UTC))
-}
-
-/// Encodes a message position as an opaque cursor.
-fn cursor(sent_at: DateTime<Utc>, id: i64) -> String {
-    format!("{}.{id}", sent_at.timestamp_micros())
-}
-
-/// Decodes a cursor, or 400 `invalid_cursor`.
-fn parse_cursor(raw: &str) -> Result<(chrono::NaiveDateTime, i64), ApiError> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidCursor,
-            "use next_before from the previous page",
-        )
-    };
-    let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
-    let micros: i64 = micros.parse().map_err(|_| invalid())?;
-    let id: i64 = id.parse().map_err(|_| invalid())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
-    Ok((at.naive_utc(), id))
-}
-
-/// A recipient as a JID: digits become `<digits>@s.whatsapp.net`.
-fn recipient_jid(to: &str) -> Result<String, ApiError> {
-    let to = to.trim();
-    if to.contains('@') {
-        return Ok(to.to_string());
-    }
-    let digits: String = to.chars().filter(char::is_ascii_digit).collect();
-    if (8..=15).contains(&digits.len()) {
-        Ok(crate::phone::jid_of(&digits))
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidRecipient,
-            "to must be a phone number in international form (8–15 digits) or a JID",
-        ))
-    }
-}
-
 /// Chats of a device active in the window, most recent first, with previews and unread counts.
 #[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id"), ChatQuery), responses(
     (status = 200, body = [ChatView]),
@@ -160,27 +90,7 @@ pub async fn list_chats(
     id: web::Path<i64>,
     query: web::Query<ChatQuery>,
 ) -> Result<web::Json<Vec<ChatView>>, ApiError> {
-    let device = visible_device(&state, &caller, *id).await?;
-    let days = query
-        .days
-        .unwrap_or(state.settings.chat.window_days)
-        .min(3650);
-    let since = (Utc::now() - ChronoDuration::days(i64::from(days))).naive_utc();
-    let limit = query.limit.unwrap_or(200).clamp(1, MAX_CHATS);
-    let chats = store::list_chats(
-        &state.db,
-        caller.tenant_id,
-        device.id,
-        since,
-        query.q.as_deref(),
-        limit,
-    )
-    .await?;
-    let zone = zone_of(&state, &caller).await?;
-    let now = Utc::now();
-    Ok(web::Json(
-        chats.iter().map(|c| chat_view(c, now, zone)).collect(),
-    ))
+    Ok(web::Json(chats::list(&state, &caller, *id, &query).await?))
 }
 
 /// A conversation's messages, newest first, cursor-paginated.
@@ -196,7 +106,9 @@ pub async fn list_messages(
     path: web::Path<(i64, String)>,
     query: web::Query<MessageQuery>,
 ) -> Result<web::Json<MessagePage>, ApiError> {
-    message_page(&state, &caller, path.into_inner(), &query, Only::All).await
+    let (device_id, jid) = path.into_inner();
+    let page = chats::messages(&state, &caller, (device_id, &jid), &query, Only::All).await?;
+    Ok(web::Json(page))
 }
 
 /// A chat's media gallery: its messages with a file (pictures, videos, stickers, voice notes,
@@ -213,39 +125,9 @@ pub async fn list_media(
     path: web::Path<(i64, String)>,
     query: web::Query<MessageQuery>,
 ) -> Result<web::Json<MessagePage>, ApiError> {
-    message_page(&state, &caller, path.into_inner(), &query, Only::Media).await
-}
-
-/// A page of a chat's messages (all, or those with a file), with their reactions.
-async fn message_page(
-    state: &AppState,
-    caller: &Caller,
-    (device_id, jid): (i64, String),
-    query: &MessageQuery,
-    only: Only,
-) -> Result<web::Json<MessagePage>, ApiError> {
-    let device = visible_device(state, caller, device_id).await?;
-    let chat = store::get_chat(&state.db, caller.tenant_id, device.id, &jid).await?;
-    let before = query.before.as_deref().map(parse_cursor).transpose()?;
-    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let rows = store::list_messages(&state.db, chat.id, only, before, limit).await?;
-    let ids = rows.iter().map(|m| m.wa_id.clone()).collect();
-    let reactions = changes::reactions_of(&state.db, device.id, ids).await?;
-    let zone = zone_of(state, caller).await?;
-    let now = Utc::now();
-    let next_before = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|m| cursor(m.sent_at.and_utc(), m.id)))
-        .flatten();
-    Ok(web::Json(MessagePage {
-        items: rows
-            .iter()
-            .map(|m| {
-                let reactions = reactions.get(&m.wa_id).map_or(&[][..], Vec::as_slice);
-                message_view(m, &chat.jid, reactions, now, zone)
-            })
-            .collect(),
-        next_before,
-    }))
+    let (device_id, jid) = path.into_inner();
+    let page = chats::messages(&state, &caller, (device_id, &jid), &query, Only::Media).await?;
+    Ok(web::Json(page))
 }
 
 /// Marks a chat read: the unread count goes to 0 and, when the device is online, WhatsApp gets
@@ -317,26 +199,16 @@ pub async fn list_groups(
     Ok(web::Json(groups))
 }
 
-/// What a send carries, from a JSON or a multipart body.
-struct Outgoing {
-    to: String,
-    text: Option<String>,
-    /// A place to share (JSON bodies only).
-    place: Option<Location>,
-    /// The file, if any: its kind (the field's name), bytes and file name.
-    file: Option<(MessageKind, Vec<u8>, Option<String>)>,
-    /// The multipart body's room in the upload budget, held until the picture is prepared.
-    _room: Option<Reservation>,
-}
-
 /// Reads a multipart body (fields `to`, `caption` or `text`, then `image`, or one file field
 /// named by its kind, and an optional `file_name`) within the upload budget and deadline (see
-/// [`read_upload`]).
-async fn read_multipart(req: &HttpRequest, payload: web::Payload) -> Result<Outgoing, ApiError> {
+/// [`read_upload`]). Answers the body's room in the upload budget too, to be held until the
+/// picture is prepared.
+async fn read_multipart(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(Reservation, Outgoing), ApiError> {
     let form = actix_multipart::Multipart::new(req.headers(), payload);
-    let (room, mut outgoing) = read_upload(req, |_| read_form(form)).await?;
-    outgoing._room = Some(room);
-    Ok(outgoing)
+    read_upload(req, |_| read_form(form)).await
 }
 
 /// The fields of a multipart send.
@@ -348,18 +220,13 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
         text: None,
         place: None,
         file: None,
-        _room: None,
     };
     let mut file_name = None;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| bad(e.to_string()))?;
         let name = field.name().unwrap_or_default().to_string();
         let kind = file_kind(&name);
-        let limit = match kind {
-            Some(MessageKind::Image) => media::MAX_UPLOAD_BYTES,
-            Some(_) => files::MAX_FILE_BYTES,
-            None => MAX_MESSAGE_CHARS * 4,
-        };
+        let limit = kind.map_or(MAX_MESSAGE_CHARS * 4, max_file_bytes);
         let sent_name = field
             .content_disposition()
             .and_then(|d| d.get_filename())
@@ -403,35 +270,6 @@ async fn read_form(mut form: actix_multipart::Multipart) -> Result<Outgoing, Api
     Ok(outgoing)
 }
 
-/// The kind of file a multipart field of this name carries.
-fn file_kind(field: &str) -> Option<MessageKind> {
-    match field {
-        "image" => Some(MessageKind::Image),
-        "document" => Some(MessageKind::Document),
-        "voice" => Some(MessageKind::Voice),
-        "audio" => Some(MessageKind::Audio),
-        "video" => Some(MessageKind::Video),
-        "sticker" => Some(MessageKind::Sticker),
-        _ => None,
-    }
-}
-
-/// A file checked by its bytes, ready to send (a document keeps its cleaned name).
-fn checked_file(
-    (kind, bytes, name): (MessageKind, Vec<u8>, Option<String>),
-    caption: Option<&str>,
-) -> Result<OutgoingMedia, ApiError> {
-    let file_name = name.as_deref().and_then(files::clean_name);
-    let mime = files::check(kind, &bytes, file_name.as_deref())?;
-    let captioned = matches!(kind, MessageKind::Document | MessageKind::Video);
-    Ok(OutgoingMedia {
-        kind,
-        media: Media::bytes(mime, bytes),
-        caption: caption.filter(|_| captioned).map(str::to_string),
-        file_name: file_name.filter(|_| kind == MessageKind::Document),
-    })
-}
-
 /// Sends a text (JSON `{to, text}`) or a file (multipart `to`, `caption`, and one of `image`,
 /// `document`, `voice`, `audio`, `video`, `sticker`, plus an optional `file_name`) from the
 /// device. Pictures are checked by content (JPEG, PNG, GIF, WebP) and re-encoded to a JPEG of at
@@ -440,7 +278,9 @@ fn checked_file(
 /// web page, SVG or XML (415 otherwise). The message appears in the chat (and as `NEW_MESSAGE`)
 /// once stored; its ticks follow as `MESSAGE_ACK`.
 #[utoipa::path(tag = "chats", params(("id" = i64, Path, description = "device id")), request_body(
-    content((SendTextRequest = "application/json"), (String = "multipart/form-data"))
+    content((SendTextRequest = "application/json", examples(
+        ("text" = (summary = "A text to a phone number", value = json!(send_text_example())))
+    )), (String = "multipart/form-data"))
 ), responses(
     (status = 202, body = SentMessage),
     (status = 400, body = crate::web::ErrorBody),
@@ -455,10 +295,13 @@ pub async fn send_message(
     id: web::Path<i64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let device = visible_device(&state, &caller, *id).await?;
+    // The device first: a device the caller may not use is refused before the body is read.
+    let sender = Sender::for_device(&state, &caller, *id).await?;
     let content_type = req.content_type().to_ascii_lowercase();
-    let outgoing = if content_type.starts_with("multipart/form-data") {
-        read_multipart(&req, payload).await?
+    // A multipart body's room in the upload budget is held until its picture is prepared.
+    let (_room, outgoing) = if content_type.starts_with("multipart/form-data") {
+        let (room, outgoing) = read_multipart(&req, payload).await?;
+        (Some(room), outgoing)
     } else if content_type.starts_with("application/json") {
         let bytes = web::Bytes::from_request(&req, &mut payload.into_inner())
             .await
@@ -471,74 +314,21 @@ pub async fn send_message(
                 "send either text or location",
             ));
         }
-        Outgoing {
+        let outgoing = Outgoing {
             to: body.to,
             text: body.text,
             place: body.location.map(checked_place).transpose()?,
             file: None,
-            _room: None,
-        }
+        };
+        (None, outgoing)
     } else {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "send JSON {to, text} or {to, location} or multipart/form-data with to, caption and one of image, document, voice, audio, video or sticker",
         ));
     };
-    let to = recipient_jid(&outgoing.to)?;
-    let text = outgoing
-        .text
-        .as_deref()
-        .map(str::trim_end)
-        .filter(|t| !t.trim().is_empty());
-    let place = outgoing.place;
-    check_message_text(text, outgoing.file.is_none() && place.is_none())?;
-    let addr = state
-        .fleet
-        .actor(device.id)
-        .await
-        .ok_or(DeviceError::NotConnected)?;
-    let message_id = format!("3EB0{}", secret::random_hex(8).to_uppercase());
-    let file = match outgoing.file {
-        Some((MessageKind::Image, bytes, _)) => {
-            let prepared = media::prepare_image_bounded(bytes).await?;
-            let image = Media::bytes("image/jpeg", prepared.data);
-            Some(OutgoingMedia::image(image, text.map(str::to_string)))
-        }
-        Some(file) => Some(checked_file(file, text)?),
-        None => None,
-    };
-    let sent = match (file, place) {
-        (_, Some(place)) => {
-            addr.send(SendLocation {
-                to: to.clone(),
-                message_id: message_id.clone(),
-                place,
-            })
-            .await
-        }
-        (Some(file), None) => {
-            addr.send(SendMedia {
-                to: to.clone(),
-                message_id: message_id.clone(),
-                file,
-            })
-            .await
-        }
-        (None, None) => {
-            addr.send(SendText {
-                to: to.clone(),
-                message_id: message_id.clone(),
-                text: text.unwrap_or_default().to_string(),
-            })
-            .await
-        }
-    };
-    sent.map_err(|_| DeviceError::Gone)??;
-    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(SentMessage {
-        id: message_id,
-        to,
-        status: "sent",
-    }))
+    let sent = sender.send(&state, outgoing).await?;
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(sent))
 }
 
 /// Downloads a stored media file, if a message of the caller's tenant (and, for members, of
@@ -661,34 +451,4 @@ pub async fn open_media(
     let sha = store_file(&state, data.clone()).await?;
     store::media_fetched(&state.db, message.id, &sha, data.len() as i64).await?;
     Ok(serve_media(data, Some(&mime), &name))
-}
-
-/// Answer of a send.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SentMessage {
-    /// WhatsApp message id.
-    pub id: String,
-    /// Recipient JID.
-    pub to: String,
-    /// `sent`.
-    pub status: &'static str,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_recipients_normalise() {
-        let at = DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap();
-        let parsed = parse_cursor(&cursor(at, 42)).unwrap();
-        assert_eq!(parsed, (at.naive_utc(), 42));
-        assert!(parse_cursor("garbage").is_err());
-        assert_eq!(
-            recipient_jid("+60 12-345 6789").unwrap(),
-            "60123456789@s.whatsapp.net"
-        );
-        assert_eq!(recipient_jid("60123@g.us").unwrap(), "60123@g.us");
-        assert!(recipient_jid("123").is_err());
-    }
 }

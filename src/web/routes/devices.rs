@@ -2,11 +2,10 @@
 //! logout, reconnect. Members see and act only on devices assigned to them (others are 404).
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use chrono::Utc;
 use qrcode::render::svg;
 use qrcode::QrCode;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
@@ -15,17 +14,14 @@ use crate::device::messages::{
     DeviceError, DeviceSnapshot, GetDeviceState, Logout, RequestPairCode, RestartDevices,
     StartDevice, StopDevice,
 };
-use crate::device::model::{DeviceFilter, DeviceStatusPatch};
-use crate::device::{store, Device, DeviceStatus};
+use crate::device::model::DeviceStatusPatch;
+use crate::device::{store, DeviceStatus};
 use crate::web::access::{sees_pairing, visible_device};
+use crate::web::actions::devices::{self, DevicePage, DeviceQuery, DeviceView};
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::required_text;
-use crate::web::views::{page_offset, utc};
 use crate::web::{ApiError, AppState, ErrorCode};
-
-/// Largest page of the device list.
-const MAX_PER_PAGE: i64 = 500;
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -38,81 +34,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(pair_code)
         .service(logout)
         .service(reconnect);
-}
-
-/// A device as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeviceView {
-    /// Id.
-    pub id: i64,
-    /// Label.
-    pub name: String,
-    /// Lifecycle status.
-    pub status: DeviceStatus,
-    /// Why it is in that status.
-    pub status_reason: Option<String>,
-    /// WhatsApp JID once paired.
-    pub jid: Option<String>,
-    /// Phone number once paired.
-    pub phone: Option<String>,
-    /// WhatsApp profile name.
-    pub push_name: Option<String>,
-    /// Last time seen online.
-    pub last_seen: Option<chrono::DateTime<Utc>>,
-    /// Creation time.
-    pub created_at: chrono::DateTime<Utc>,
-    /// Last change.
-    pub updated_at: chrono::DateTime<Utc>,
-    /// Live state from the device's actor (single-device reads only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub live: Option<DeviceSnapshot>,
-}
-
-impl DeviceView {
-    /// The stored view, without live state.
-    fn from_row(d: &Device) -> Self {
-        Self {
-            id: d.id,
-            name: d.name.clone(),
-            status: DeviceStatus::parse(&d.status).unwrap_or(DeviceStatus::New),
-            status_reason: d.status_reason.clone(),
-            jid: d.jid.clone(),
-            phone: d.phone.clone(),
-            push_name: d.push_name.clone(),
-            last_seen: d.last_seen.map(utc),
-            created_at: utc(d.created_at),
-            updated_at: utc(d.updated_at),
-            live: None,
-        }
-    }
-}
-
-/// Query of `GET /devices`.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct DeviceQuery {
-    /// Only this status.
-    pub status: Option<DeviceStatus>,
-    /// Substring of the name or phone number.
-    pub q: Option<String>,
-    /// Page number from 1.
-    pub page: Option<i64>,
-    /// Devices per page (1–500, default 50).
-    pub per_page: Option<i64>,
-}
-
-/// A page of devices with totals.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DevicePage {
-    /// The devices.
-    pub items: Vec<DeviceView>,
-    /// Devices matching the filter.
-    pub total: i64,
-    /// This page.
-    pub page: i64,
-    /// Page size.
-    pub per_page: i64,
-    /// Devices per status (of everything the caller may see, ignoring the filter).
-    pub counts: std::collections::BTreeMap<String, i64>,
 }
 
 /// Body of `POST /devices` and `PATCH /devices/{id}`.
@@ -150,31 +71,7 @@ pub async fn list_devices(
     caller: Auth<require::Viewer>,
     query: web::Query<DeviceQuery>,
 ) -> Result<web::Json<DevicePage>, ApiError> {
-    let per_page = query.per_page.unwrap_or(50).clamp(1, MAX_PER_PAGE);
-    let page = query.page.unwrap_or(1).max(1);
-    let offset = page_offset(page, per_page)?;
-    let filter = DeviceFilter {
-        status: query.status,
-        search: query.q.clone(),
-        only_ids: caller.assigned_devices.clone(),
-    };
-    let (rows, total) =
-        store::list_devices(&state.db, caller.tenant_id, &filter, per_page, offset).await?;
-    let counts = store::count_by_status(
-        &state.db,
-        caller.tenant_id,
-        caller.assigned_devices.as_deref(),
-    )
-    .await?
-    .into_iter()
-    .collect();
-    Ok(web::Json(DevicePage {
-        items: rows.iter().map(DeviceView::from_row).collect(),
-        total,
-        page,
-        per_page,
-        counts,
-    }))
+    Ok(web::Json(devices::list(&state, &caller, &query).await?))
 }
 
 /// Adds a device and starts pairing it: fetch `qr.svg` (or ask for a pairing code) next.

@@ -8,29 +8,25 @@ use actix_web::{delete, get, patch, post, web, HttpMessage, HttpRequest, HttpRes
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
+use crate::broadcast::events;
 use crate::broadcast::leads::import::{self, ImportReport};
-use crate::broadcast::leads::model::{
-    decode_tags, encode_tags, fields_json, normalize_status, normalize_tags, parse_fields, Lead,
-    LeadInput, LeadList, LeadPatch,
-};
-use crate::broadcast::leads::store::{self, LeadFilter};
+use crate::broadcast::leads::model::{encode_tags, fields_json, LeadList, LeadPatch};
+use crate::broadcast::leads::store;
 use crate::broadcast::settings;
-use crate::db::DbError;
 use crate::hub::{HubEvent, Topic};
+use crate::web::actions::leads::{
+    self, lead_fields, lead_name, lead_status, lead_tags, CreateLeadRequest, LeadPage, LeadQuery,
+    LeadView, DUPLICATE_PHONE,
+};
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::{required_text, tenant_phone};
-use crate::web::views::{keyset_page, utc};
+use crate::web::views::utc;
 use crate::web::{ApiError, AppState, ErrorCode};
-
-/// Largest page of the lead search.
-const MAX_LIMIT: i64 = 500;
-/// Longest name of a lead.
-const MAX_NAME_CHARS: usize = 200;
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -74,51 +70,6 @@ impl LeadListView {
     }
 }
 
-/// A lead as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LeadView {
-    /// Id.
-    pub id: i64,
-    /// Its list.
-    pub list_id: i64,
-    /// Name (may be empty).
-    pub name: String,
-    /// E.164 digits without the plus.
-    pub phone: String,
-    /// Niche.
-    pub niche: Option<String>,
-    /// Lower-case tags.
-    pub tags: Vec<String>,
-    /// Lower-case status word.
-    pub status: String,
-    /// Custom fields (CSV columns beyond the known ones).
-    pub fields: BTreeMap<String, String>,
-    /// The lead's own device, once chosen.
-    pub device_id: Option<i64>,
-    /// Creation time.
-    pub created_at: chrono::DateTime<Utc>,
-    /// Last change.
-    pub updated_at: chrono::DateTime<Utc>,
-}
-
-impl From<&Lead> for LeadView {
-    fn from(lead: &Lead) -> Self {
-        Self {
-            id: lead.id,
-            list_id: lead.list_id,
-            name: lead.name.clone(),
-            phone: lead.phone.clone(),
-            niche: lead.niche.clone(),
-            tags: decode_tags(&lead.tags),
-            status: lead.status.clone(),
-            fields: parse_fields(&lead.fields),
-            device_id: lead.device_id,
-            created_at: utc(lead.created_at),
-            updated_at: utc(lead.updated_at),
-        }
-    }
-}
-
 /// Body of `POST /lead-lists` and `PATCH /lead-lists/{id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LeadListRequest {
@@ -126,58 +77,16 @@ pub struct LeadListRequest {
     pub name: String,
 }
 
-/// Query of `GET /leads`.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct LeadQuery {
-    /// Only this list.
-    pub list_id: Option<i64>,
-    /// Substring of the name or phone.
-    pub q: Option<String>,
-    /// Only leads with this tag.
-    pub tag: Option<String>,
-    /// Only this status.
-    pub status: Option<String>,
-    /// Only this niche (case-insensitive).
-    pub niche: Option<String>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<i64>,
-    /// Leads per page (1–500, default 50).
-    pub limit: Option<i64>,
-}
-
-/// A page of leads, by id.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LeadPage {
-    /// The leads.
-    pub items: Vec<LeadView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<i64>,
-}
-
-/// Body of `POST /leads`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateLeadRequest {
-    /// The list to add to.
-    pub list_id: i64,
-    /// Phone number in any common form; without a country code it is read with the tenant's
-    /// default country.
-    pub phone: String,
-    /// Name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Niche.
-    #[serde(default)]
-    pub niche: Option<String>,
-    /// Tags.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    /// Status word (default `prospect`).
-    #[serde(default)]
-    pub status: Option<String>,
-    /// Custom fields.
-    #[serde(default)]
-    pub fields: Option<BTreeMap<String, String>>,
+/// The example body of `POST /leads` in the OpenAPI document.
+fn lead_example() -> serde_json::Value {
+    serde_json::json!({
+        "list_id": 1,
+        "phone": "+60 12-345 6789",
+        "name": "Aisyah",
+        "niche": "bakery",
+        "tags": ["expo", "vip"],
+        "fields": { "city": "Kuala Lumpur" }
+    })
 }
 
 /// Body of `PATCH /leads/{id}`: absent fields stay; an empty niche clears it; tags and fields
@@ -201,44 +110,6 @@ pub struct UpdateLeadRequest {
 
 /// The message of 409 `duplicate_name`.
 const DUPLICATE_NAME: &str = "a lead list with this name exists";
-/// The message of 409 `duplicate_phone`.
-const DUPLICATE_PHONE: &str = "this phone is already in the list";
-
-/// 422 `invalid_lead` with the reason.
-fn invalid_lead(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidLead, message)
-}
-
-/// A lead name: trimmed, at most [`MAX_NAME_CHARS`].
-fn lead_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(invalid_lead(format!(
-            "name must be at most {MAX_NAME_CHARS} characters"
-        )));
-    }
-    Ok(name.to_string())
-}
-
-/// Normalized tags, or 422.
-fn lead_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
-    normalize_tags(tags.iter().map(String::as_str)).map_err(invalid_lead)
-}
-
-/// A normalized status, or 422.
-fn lead_status(raw: &str) -> Result<String, ApiError> {
-    normalize_status(raw).map_err(invalid_lead)
-}
-
-/// Custom fields without empty values.
-fn lead_fields(fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    fields
-        .iter()
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-        .collect()
-}
-
 /// The tenant's lead lists by name, with their lead counts.
 #[utoipa::path(tag = "leads", responses((status = 200, body = Vec<LeadListView>)))]
 #[get("/lead-lists")]
@@ -433,6 +304,10 @@ pub async fn import_leads(
         "duplicates": report.duplicates,
         "failed": report.failed,
     });
+    let mut done = detail.clone();
+    done["list_id"] = list.id.into();
+    done["seconds"] = seconds.into();
+    events::import_done(&state.hub, tenant_id, list.id, done);
     audit
         .record("lead_list.import", Target::LeadList(list.id))
         .detail(detail)
@@ -448,31 +323,13 @@ pub async fn search_leads(
     caller: Auth<require::Viewer>,
     query: web::Query<LeadQuery>,
 ) -> Result<web::Json<LeadPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let blank = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    let filter = LeadFilter {
-        list_id: query.list_id,
-        search: blank(&query.q),
-        tag: blank(&query.tag).map(|t| t.to_lowercase()),
-        status: blank(&query.status).map(|s| s.to_lowercase()),
-        niche: blank(&query.niche),
-        after_id: query.cursor,
-    };
-    let rows = store::search_leads(&state.db, caller.tenant_id, &filter, limit + 1).await?;
-    let (rows, next_cursor) = keyset_page(rows, limit, |l| l.id);
-    Ok(web::Json(LeadPage {
-        items: rows.iter().map(LeadView::from).collect(),
-        next_cursor,
-    }))
+    Ok(web::Json(leads::search(&state, &caller, &query).await?))
 }
 
 /// Adds a lead to a list; its phone already in the list is 409 `duplicate_phone`.
-#[utoipa::path(tag = "leads", request_body = CreateLeadRequest, responses(
+#[utoipa::path(tag = "leads", request_body(content = CreateLeadRequest, examples(
+    ("lead" = (summary = "A lead with tags and a custom field", value = json!(lead_example())))
+)), responses(
     (status = 201, body = LeadView),
     (status = 404, body = crate::web::ErrorBody),
     (status = 409, body = crate::web::ErrorBody),
@@ -484,33 +341,8 @@ pub async fn create_lead(
     caller: Auth<require::Member>,
     body: web::Json<CreateLeadRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (list, _) = store::get_list(&state.db, caller.tenant_id, body.list_id)
-        .await
-        .map_err(|err| match err {
-            DbError::NotFound => ApiError::not_found("lead list"),
-            other => other.into(),
-        })?;
-    let input = LeadInput {
-        name: lead_name(body.name.as_deref().unwrap_or_default())?,
-        phone: tenant_phone(&state, caller.tenant_id, &body.phone).await?,
-        niche: body
-            .niche
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string),
-        tags: lead_tags(body.tags.as_deref().unwrap_or_default())?,
-        status: body.status.as_deref().map(lead_status).transpose()?,
-        fields: lead_fields(&body.fields.clone().unwrap_or_default()),
-    };
-    let row = input.into_new(caller.tenant_id, list.id, Utc::now().naive_utc());
-    let lead = store::insert_lead(&state.db, &row)
-        .await
-        .map_err(ApiError::on_conflict(
-            ErrorCode::DuplicatePhone,
-            DUPLICATE_PHONE,
-        ))?;
-    Ok(HttpResponse::Created().json(LeadView::from(&lead)))
+    let lead = leads::create(&state, &caller, &body, "api").await?;
+    Ok(HttpResponse::Created().json(lead))
 }
 
 /// One lead.

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
+use crate::broadcast::events;
 use crate::broadcast::leads::model::OptOut;
 use crate::broadcast::leads::opt_out::{self, Source};
 use crate::web::audit::Audit;
@@ -140,6 +141,7 @@ pub async fn add_opt_out(
     if !added {
         return Ok(HttpResponse::Ok().json(OptOutView::from(&entry)));
     }
+    events::opted_out(&state.hub, caller.tenant_id, &phone, "manual", reason);
     audit.record("opt_out.add", Target::Phone(phone)).await;
     Ok(HttpResponse::Created().json(OptOutView::from(&entry)))
 }

@@ -13,6 +13,7 @@ use crate::audit::Target;
 use crate::auth::Caller;
 use crate::broadcast::attachment::{self, FileInfo};
 use crate::broadcast::campaign::messages::{Action, ControlCampaign, WatchCampaign};
+use crate::broadcast::sequence::branch::OnReply;
 use crate::broadcast::sequence::engine::Enrol;
 use crate::broadcast::sequence::model::{
     enrollment_status as es, Sequence, SequenceFields, SequenceStatus, Step, StepFields, Window,
@@ -20,6 +21,7 @@ use crate::broadcast::sequence::model::{
 use crate::broadcast::sequence::report::{report, Report};
 use crate::broadcast::sequence::store;
 use crate::broadcast::template::Template;
+use crate::db::DbError;
 use crate::web::access::may_change;
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
@@ -68,6 +70,10 @@ pub struct StepRequest {
     /// Daily send window in the tenant's zone (`{"start":"09:00","end":"18:00"}`).
     #[serde(default)]
     pub window: Option<Window>,
+    /// What a reply to this step does: `{"action": "continue" | "stop" | "jump", "keyword"?,
+    /// "sequence_id"?}` (absent: the sequence's `stop_on_reply`).
+    #[serde(default)]
+    pub on_reply: Option<OnReply>,
 }
 
 /// A sequence as written by a client.
@@ -114,6 +120,8 @@ pub struct StepView {
     pub delay_minutes: i64,
     /// Send window.
     pub window: Option<Window>,
+    /// What a reply to this step does (absent: the sequence's default).
+    pub on_reply: Option<OnReply>,
 }
 
 /// A sequence as shown.
@@ -277,10 +285,15 @@ async fn validate(
                 )));
             }
         }
+        let on_reply = match &step.on_reply {
+            Some(rule) => Some(check_reply_rule(state, caller, id, at, rule).await?),
+            None => None,
+        };
         steps.push(StepFields {
             message: step.message.clone(),
             delay_minutes: delay,
             window: step.window,
+            on_reply,
         });
     }
     let trigger_tag = body
@@ -311,6 +324,39 @@ async fn validate(
         },
         steps,
     ))
+}
+
+/// Checks step `at`'s reply rule: its shape, and for a jump a target that is another
+/// sequence of the tenant (not this one: a lead is enrolled once per sequence, so jumps cannot
+/// loop) that the caller may change (members jump only into their own sequences).
+async fn check_reply_rule(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<i64>,
+    at: usize,
+    rule: &OnReply,
+) -> Result<OnReply, ApiError> {
+    let rule = rule
+        .checked()
+        .map_err(|e| invalid(format!("steps[{at}].on_reply: {e}")))?;
+    if let Some(target) = rule.sequence_id {
+        if Some(target) == id {
+            return Err(invalid(format!(
+                "steps[{at}].on_reply: a step cannot jump to its own sequence"
+            )));
+        }
+        match store::get_sequence(&state.db, caller.tenant_id, target).await {
+            Ok(_) => {}
+            Err(DbError::NotFound) => {
+                return Err(invalid(format!(
+                    "steps[{at}].on_reply: sequence {target} not found"
+                )))
+            }
+            Err(err) => return Err(err.into()),
+        }
+        changeable(state, caller, target).await?;
+    }
+    Ok(rule)
 }
 
 /// Refuses a chain into a missing sequence or one that leads back to this one.
@@ -401,6 +447,7 @@ fn step_view(step: &Step) -> StepView {
         file: attachment::describe(step.image_sha256.as_deref(), step.attachment.as_deref()),
         delay_minutes: step.delay_minutes,
         window: step.window(),
+        on_reply: step.on_reply(),
     }
 }
 

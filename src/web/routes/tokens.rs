@@ -35,6 +35,11 @@ pub struct CreateTokenRequest {
     pub scopes: Vec<Scope>,
 }
 
+/// The example body of `POST /tokens` in the OpenAPI document.
+fn token_example() -> serde_json::Value {
+    serde_json::json!({ "name": "CRM sync", "scopes": ["read", "write"] })
+}
+
 /// A token as listed (never the secret).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
@@ -88,7 +93,9 @@ pub async fn list_tokens(
 
 /// Creates a token acting as the caller, limited to its scopes. Only from a browser session
 /// (a token cannot mint tokens).
-#[utoipa::path(tag = "tokens", request_body = CreateTokenRequest, responses(
+#[utoipa::path(tag = "tokens", request_body(content = CreateTokenRequest, examples(
+    ("integration" = (summary = "A token for an integration", value = json!(token_example())))
+)), responses(
     (status = 201, body = CreatedToken),
     (status = 400, body = crate::web::ErrorBody)
 ))]

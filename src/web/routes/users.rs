@@ -1,5 +1,5 @@
-//! Team management: the owner lists, adds, edits and removes the tenant's users and assigns
-//! devices to members.
+//! Team management: the owner lists, adds, edits and removes the tenant's users, resets their
+//! passwords (a one-time password shown once) and assigns devices to members.
 
 use actix_web::{delete, get, patch, post, put, web, HttpResponse};
 use chrono::{Duration, Utc};
@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
 use crate::auth::model::{NewUser, Role, UserPatch};
-use crate::auth::{store, Caller};
+use crate::auth::{secret, store, Caller};
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
 use crate::web::input::{required_text, validate_email, EMAIL_TAKEN};
@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_user)
         .service(update_user)
         .service(delete_user)
+        .service(reset_password)
         .service(get_user_devices)
         .service(set_user_devices);
 }
@@ -59,6 +60,48 @@ pub struct UpdateUserRequest {
 pub struct DeviceAssignment {
     /// Device ids of the tenant.
     pub device_ids: Vec<i64>,
+}
+
+/// A device assigned to a member, named so a picker can show it without another request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignedDevice {
+    /// Id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// Lifecycle status (`online`, `logged_out`, …).
+    pub status: String,
+}
+
+/// The devices assigned to a member: their ids, and each with its name and status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignedDevices {
+    /// Device ids, ascending.
+    pub device_ids: Vec<i64>,
+    /// The same devices, named.
+    pub devices: Vec<AssignedDevice>,
+}
+
+impl AssignedDevices {
+    /// The assignments of `user_id` as stored now.
+    async fn of(state: &AppState, user_id: i64) -> Result<Self, ApiError> {
+        let rows = store::assigned_devices(&state.db, user_id).await?;
+        Ok(Self {
+            device_ids: rows.iter().map(|(id, _, _)| *id).collect(),
+            devices: rows
+                .into_iter()
+                .map(|(id, name, status)| AssignedDevice { id, name, status })
+                .collect(),
+        })
+    }
+}
+
+/// Answer of `POST /users/{id}/password-reset`: the only time the password is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordResetView {
+    /// The one-time password the server chose; the member signs in with it and must then
+    /// choose their own.
+    pub password: String,
 }
 
 /// API tokens act on members and viewers only: a leaked write token must not be able to make
@@ -208,6 +251,13 @@ pub async fn update_user(
         state.auth.changes.user_changed(user.id);
     }
     audit.record("member.update", Target::User(user.id)).await;
+    if user.role != target.role {
+        let detail = serde_json::json!({ "from": target.role, "to": user.role });
+        audit
+            .record("member.role_change", Target::User(user.id))
+            .detail(detail)
+            .await;
+    }
     if resets_password {
         // The user learns of it at next sign-in (they must set their own password) and here.
         audit
@@ -215,6 +265,46 @@ pub async fn update_user(
             .await;
     }
     Ok(web::Json(UserView::from(&user)))
+}
+
+/// Gives another user a one-time password chosen by the server and shows it once: their
+/// sessions end, and at next sign-in they must choose their own. The same rules as setting a
+/// `password` with `PATCH /users/{id}`: not one's own, not from an API token, only from a
+/// sign-in less than `auth.step_up_minutes` old (403 `reauthentication_required`).
+#[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), responses(
+    (status = 200, body = PasswordResetView),
+    (status = 403, body = crate::web::ErrorBody),
+    (status = 404, body = crate::web::ErrorBody)
+))]
+#[post("/users/{id}/password-reset")]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    audit: Audit,
+    id: web::Path<i64>,
+) -> Result<web::Json<PasswordResetView>, ApiError> {
+    let target = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
+    if target.role() == Role::Admin && caller.role != Role::Admin {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only admins reset admins' passwords",
+        ));
+    }
+    token_may_touch(&caller, target.role())?;
+    check_password_reset(&state, &caller, target.id)?;
+    let password = secret::new_password();
+    let patch = UserPatch {
+        password_hash: Some(state.auth.hasher.hash(&password).await?),
+        must_change_password: Some(true),
+        ..Default::default()
+    };
+    let user = store::update_user(&state.db, caller.tenant_id, target.id, patch).await?;
+    store::delete_user_sessions(&state.db, user.id).await?;
+    state.auth.changes.user_changed(user.id);
+    audit
+        .record("member.password_reset", Target::User(user.id))
+        .await;
+    Ok(web::Json(PasswordResetView { password }))
 }
 
 /// Whether `caller` may set the password of user `target_id`: never their own (that needs the
@@ -279,7 +369,7 @@ pub async fn delete_user(
 
 /// The devices assigned to a user.
 #[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), responses(
-    (status = 200, body = DeviceAssignment),
+    (status = 200, body = AssignedDevices),
     (status = 404, body = crate::web::ErrorBody)
 ))]
 #[get("/users/{id}/devices")]
@@ -287,15 +377,14 @@ pub async fn get_user_devices(
     state: web::Data<AppState>,
     caller: Auth<require::Owner>,
     id: web::Path<i64>,
-) -> Result<web::Json<DeviceAssignment>, ApiError> {
+) -> Result<web::Json<AssignedDevices>, ApiError> {
     let user = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
-    let device_ids = store::assigned_device_ids(&state.db, user.id).await?;
-    Ok(web::Json(DeviceAssignment { device_ids }))
+    Ok(web::Json(AssignedDevices::of(&state, user.id).await?))
 }
 
 /// Replaces the devices assigned to a user; every id must be a device of the tenant (404).
 #[utoipa::path(tag = "team", params(("id" = i64, Path, description = "user id")), request_body = DeviceAssignment, responses(
-    (status = 200, body = DeviceAssignment),
+    (status = 200, body = AssignedDevices),
     (status = 404, body = crate::web::ErrorBody)
 ))]
 #[put("/users/{id}/devices")]
@@ -305,11 +394,10 @@ pub async fn set_user_devices(
     audit: Audit,
     id: web::Path<i64>,
     body: web::Json<DeviceAssignment>,
-) -> Result<web::Json<DeviceAssignment>, ApiError> {
+) -> Result<web::Json<AssignedDevices>, ApiError> {
     let user = store::get_tenant_user(&state.db, caller.tenant_id, *id).await?;
     store::set_assigned_devices(&state.db, caller.tenant_id, user.id, &body.device_ids).await?;
     state.auth.changes.user_changed(user.id);
     audit.record("member.devices", Target::User(user.id)).await;
-    let device_ids = store::assigned_device_ids(&state.db, user.id).await?;
-    Ok(web::Json(DeviceAssignment { device_ids }))
+    Ok(web::Json(AssignedDevices::of(&state, user.id).await?))
 }

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::Target;
+use crate::broadcast::events;
 use crate::broadcast::settings;
 use crate::broadcast::webhook::{
     self, WebhookError, WebhookLead, MAX_BODY_BYTES, SIGNATURE_HEADER, TENANT_HEADER,
@@ -179,6 +180,7 @@ pub async fn receive_lead(
         "webhook lead written"
     );
     if upserted.created {
+        events::lead_created(&state.hub, &upserted.lead, "webhook");
         let detail = serde_json::json!({ "list_id": result.list_id, "list": upserted.list.name });
         audit
             .record("lead.create.webhook", Target::Lead(result.lead_id))

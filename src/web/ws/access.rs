@@ -160,6 +160,16 @@ pub async fn authorize_topic(
                     format!("lead list {list_id} is not one of yours"),
                 )
             }),
+        Topic::OptOuts => Ok(()),
+        Topic::Sequence(id) => {
+            match crate::broadcast::sequence::store::get_sequence(db, caller.tenant_id, id).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err((
+                    "forbidden_topic",
+                    format!("sequence {id} is not one of yours"),
+                )),
+            }
+        }
         Topic::Campaign(id) => {
             match crate::broadcast::campaign::store::get_campaign(db, caller.tenant_id, id).await {
                 Ok(_) => Ok(()),

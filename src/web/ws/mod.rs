@@ -80,6 +80,7 @@ pub async fn websocket(
         changes,
         recheck_every: Duration::from_secs(settings.ws.recheck_secs.max(1)),
         max_lifetime: Duration::from_secs(settings.ws.max_lifetime_secs.max(1)),
+        going_away: state.going_away.subscribe(),
     };
     let link = Arc::new(SessionLink::default());
     let session = WsSession::new(

@@ -22,7 +22,7 @@ use actix::prelude::*;
 use actix_web::web::Bytes;
 use actix_web_actors::ws;
 use futures_util::Stream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::access::{authorize_topic, changes_of, redact_for_viewer, verdict};
 use super::access::{AccessChanged, Credentials, Verdict};
@@ -86,6 +86,8 @@ pub struct SessionConfig {
     pub recheck_every: Duration,
     /// Longest the session stays open.
     pub max_lifetime: Duration,
+    /// Turns true when the daemon stops (the session then closes with 1001).
+    pub going_away: watch::Receiver<bool>,
 }
 
 /// One WebSocket connection.
@@ -115,6 +117,8 @@ pub struct WsSession {
     recheck_every: Duration,
     /// Longest the session stays open.
     max_lifetime: Duration,
+    /// The daemon's stop signal, until `started` waits on it.
+    going_away: Option<watch::Receiver<bool>>,
     /// A re-check is running.
     rechecking: bool,
     /// Another re-check was asked for while one ran.
@@ -138,6 +142,7 @@ impl WsSession {
             changes: Some(config.changes),
             recheck_every: config.recheck_every,
             max_lifetime: config.max_lifetime,
+            going_away: Some(config.going_away),
             rechecking: false,
             recheck_again: false,
         }
@@ -210,7 +215,7 @@ impl WsSession {
             let mut verdicts = Vec::with_capacity(names.len());
             for name in names {
                 let verdict = match Topic::parse(&name) {
-                    None => Err(("unknown_topic", format!("unknown topic {name:?}; use device-status, messages/<device_id>, campaign/<campaign_id> or lead-lists/<list_id>"))),
+                    None => Err(("unknown_topic", format!("unknown topic {name:?}; use device-status, messages/<device_id>, campaign/<campaign_id>, lead-lists/<list_id>, sequence/<sequence_id> or opt-outs"))),
                     Some(topic) => authorize_topic(&db, &caller, topic).await.map(|()| topic),
                 };
                 verdicts.push((name, verdict));
@@ -296,6 +301,19 @@ impl Actor for WsSession {
             ctx.add_stream(changes_of(changes, self.caller.user.id));
         }
         ctx.run_interval(self.recheck_every, |this, ctx| this.recheck(ctx));
+        if let Some(mut going_away) = self.going_away.take() {
+            let stopping = async move {
+                // Err: the daemon's state is gone, which means stopping too.
+                let _ = going_away.wait_for(|away| *away).await;
+            };
+            ctx.spawn(stopping.into_actor(self).map(|_, _, ctx| {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some("the server is restarting, reconnect".into()),
+                }));
+                ctx.stop();
+            }));
+        }
         ctx.run_later(self.max_lifetime, |this, ctx| {
             this.close(
                 CLOSE_REAUTHENTICATE,

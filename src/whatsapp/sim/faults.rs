@@ -41,6 +41,12 @@ pub enum Fault {
         /// The wait WhatsApp asks for.
         retry_after_ms: u64,
     },
+    /// The next `sends` sends of the device fail with a server error (WhatsApp answered 500):
+    /// nothing reaches the recipient, and the sender may try again.
+    FailSends {
+        /// How many sends fail.
+        sends: u32,
+    },
     /// The next `downloads` media downloads of the device fail (WhatsApp's media server does
     /// not answer): received media arrives without its bytes.
     MediaUnavailable {
@@ -62,6 +68,8 @@ pub(super) struct ArmedFaults {
     retry_after_ms: u64,
     /// Media downloads still to fail.
     media_failures: u32,
+    /// Sends still to fail with a server error.
+    failing_sends: u32,
 }
 
 impl ArmedFaults {
@@ -80,6 +88,11 @@ impl ArmedFaults {
         take_one(&mut self.media_failures)
     }
 
+    /// Uses up one failing send; true when this send must fail.
+    pub(super) fn fail_send(&mut self) -> bool {
+        take_one(&mut self.failing_sends)
+    }
+
     /// Uses up one rate-limited send; the wait to ask for when this send must fail.
     pub(super) fn rate_limit(&mut self) -> Option<u64> {
         take_one(&mut self.rate_limited_sends).then_some(self.retry_after_ms)
@@ -95,7 +108,7 @@ fn take_one(remaining: &mut u32) -> bool {
 
 impl SimNetwork {
     /// Injects `fault` into device `device_id`. Armed faults (`Latency`, `RefuseConnect`,
-    /// `RateLimit`, `MediaUnavailable`) apply to a device with or without a session; `Disconnect` needs an open
+    /// `RateLimit`, `FailSends`, `MediaUnavailable`) apply to a device with or without a session; `Disconnect` needs an open
     /// session, `Logout` and `Ban` a linked account. Returns once the ending event, if any, is
     /// in the device's channel.
     pub async fn inject(&self, device_id: i64, fault: Fault) -> Result<(), SimError> {
@@ -118,6 +131,10 @@ impl SimNetwork {
                 } => {
                     device.faults.rate_limited_sends = sends;
                     device.faults.retry_after_ms = retry_after_ms;
+                    return Ok(());
+                }
+                Fault::FailSends { sends } => {
+                    device.faults.failing_sends = sends;
                     return Ok(());
                 }
                 Fault::MediaUnavailable { downloads } => {

@@ -173,6 +173,8 @@ pub struct SimStats {
     pub per_day_violations: u64,
     /// Sends refused by a `rate_limit` fault.
     pub rate_limited: u64,
+    /// Sends that failed with a server error (a `fail_sends` fault).
+    pub failed_sends: u64,
     /// Messages contacts sent to devices (replies and `deliver_inbound`).
     pub inbound: u64,
     /// `set_typing` calls of online sessions.
@@ -457,6 +459,12 @@ impl SimNetwork {
         if let Some(retry_after_ms) = device.faults.rate_limit() {
             stats.rate_limited += 1;
             return Err(ConnectorError::RateLimited { retry_after_ms });
+        }
+        if device.faults.fail_send() {
+            stats.failed_sends += 1;
+            return Err(ConnectorError::Other(
+                "simulated: server error (500)".into(),
+            ));
         }
         if let Some(attempts) = sends.get_mut(message_id) {
             *attempts += 1;

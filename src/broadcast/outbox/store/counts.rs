@@ -1,6 +1,7 @@
 //! What the outbox says: a campaign's counts and send rate, each device's recent sends and
 //! failures, pages of rows, and how far sequence steps got. States are read back as
 //! [`OutboxStatus`]; the table's CHECK constraint allows no other name, so none is dropped.
+//! Counts include the rows retention deleted ([`super::retire`] keeps their tallies).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -39,7 +40,8 @@ pub async fn device_outcomes_since(
     Ok(outcomes)
 }
 
-/// Row counts of a campaign by (device, state).
+/// Row counts of a campaign by (device, state), deleted rows' tallies included (a pair may
+/// appear twice; callers add them up).
 pub async fn counts(
     db: &Db,
     campaign_id: i64,
@@ -53,10 +55,17 @@ pub async fn counts(
             .await
             .map_err(DbError::from)
     })?;
-    Ok(rows
+    let mut counts: Vec<(Option<i64>, OutboxStatus, i64)> = rows
         .into_iter()
         .filter_map(|(device, status, n)| Some((device, OutboxStatus::parse(&status)?, n)))
-        .collect())
+        .collect();
+    counts.extend(
+        super::retire::tallies(db, campaign_id)
+            .await?
+            .into_iter()
+            .map(|(device, _, status, n)| (device, status, n)),
+    );
+    Ok(counts)
 }
 
 /// Rows of a campaign sent since `since` (for the send rate).
@@ -90,6 +99,20 @@ pub async fn device_sends_since(
             .map_err(DbError::from)
     })?;
     Ok(times.into_iter().flatten().collect())
+}
+
+/// Rows of `device_id` claimed by a sender and not finished (`sending`), of every campaign.
+pub async fn device_claimed(db: &Db, device_id: i64) -> Result<usize, DbError> {
+    let claimed: i64 = db_run!(db, |conn| {
+        outbox::table
+            .filter(outbox::device_id.eq(device_id))
+            .filter(outbox::status.eq(OutboxStatus::Sending.as_str()))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(usize::try_from(claimed).unwrap_or_default())
 }
 
 /// How many outbox messages each of `device_ids` sent since `since` (devices that sent none
@@ -135,7 +158,8 @@ pub async fn outbox_page(
     })
 }
 
-/// A sequence carrier's rows by (device, step, state).
+/// A sequence carrier's rows by (device, step, state), deleted rows' tallies included (a
+/// triple may appear twice; callers add them up).
 pub async fn step_row_counts(
     db: &Db,
     campaign_id: i64,
@@ -154,12 +178,35 @@ pub async fn step_row_counts(
             .await
             .map_err(DbError::from)
     })?;
-    Ok(rows
+    let mut counts: Vec<(Option<i64>, i64, OutboxStatus, i64)> = rows
         .into_iter()
         .filter_map(|(device, step, status, n)| {
             Some((device, step, OutboxStatus::parse(&status)?, n))
         })
-        .collect())
+        .collect();
+    counts.extend(super::retire::tallies(db, campaign_id).await?);
+    Ok(counts)
+}
+
+/// The state of a sequence step's row for a lead, if it was written.
+pub async fn step_row_state(
+    db: &Db,
+    campaign_id: i64,
+    lead_id: i64,
+    step: i64,
+) -> Result<Option<OutboxStatus>, DbError> {
+    let status: Option<String> = db_run!(db, |conn| {
+        outbox::table
+            .filter(outbox::campaign_id.eq(campaign_id))
+            .filter(outbox::lead_id.eq(lead_id))
+            .filter(outbox::step.eq(step))
+            .select(outbox::status)
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })?;
+    Ok(status.as_deref().and_then(OutboxStatus::parse))
 }
 
 /// A row's state and error.
@@ -214,4 +261,23 @@ pub async fn enrollments_with_moved_rows(
             (id, step, row)
         })
         .collect())
+}
+
+/// A device's latest failed rows, newest first: (phone, error, when the row was written).
+pub async fn recent_failures(
+    db: &Db,
+    device_id: i64,
+    limit: i64,
+) -> Result<Vec<(String, Option<String>, NaiveDateTime)>, DbError> {
+    db_run!(db, |conn| {
+        outbox::table
+            .filter(outbox::device_id.eq(device_id))
+            .filter(outbox::status.eq(OutboxStatus::Failed.as_str()))
+            .order(outbox::id.desc())
+            .limit(limit)
+            .select((outbox::phone, outbox::error, outbox::created_at))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
 }

@@ -1,5 +1,6 @@
-//! A sender's side of the outbox: claiming due rows under a lease, then finishing them (sent,
-//! failed, skipped) or giving them back. Each claim or finish is one statement (PostgreSQL
+//! A sender's side of the outbox: claiming due rows under a lease, fixing a row's final text
+//! just before its send, then finishing them (sent, failed, skipped) or giving them back. Each
+//! claim or finish is one statement (a failure also counts itself in `stats_hourly`; PostgreSQL
 //! claims in a transaction that skips rows another node has locked).
 
 use chrono::NaiveDateTime;
@@ -8,8 +9,10 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
 use crate::db::schema::outbox;
-use crate::db::{Db, DbError};
+use crate::db::{Conn, Db, DbError};
 use crate::db_run;
+use crate::stats;
+use crate::stats::model::{Bumps, Count};
 
 /// Claims up to `limit` of a device's due rows in a campaign: pending ones, and ones left in
 /// `sending` by a crashed sender whose lease has passed. Claimed rows are `sending`, leased
@@ -99,6 +102,7 @@ pub async fn claim(
 
 /// Ends rows a sender holds: `sent` (stamping `sent_at`), `failed` or `skipped` with `error`.
 /// Only rows still `sending` change, so a receipt that arrived first is never overwritten.
+/// Failures are counted in the home page's figures in the same transaction.
 pub async fn finish(
     db: &Db,
     ids: &[i64],
@@ -108,21 +112,53 @@ pub async fn finish(
     let now = chrono::Utc::now().naive_utc();
     let sent_at = (status == OutboxStatus::Sent).then_some(now);
     db_run!(db, |conn| {
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let finished: Vec<(i64, Option<i64>)> = diesel::update(
+                outbox::table
+                    .filter(outbox::id.eq_any(ids))
+                    .filter(outbox::status.eq(OutboxStatus::Sending.as_str())),
+            )
+            .set((
+                outbox::status.eq(status.as_str()),
+                outbox::lease_until.eq(None::<NaiveDateTime>),
+                outbox::sent_at.eq(sent_at),
+                outbox::error.eq(error),
+            ))
+            .returning((outbox::tenant_id, outbox::device_id))
+            .get_results(conn)
+            .await?;
+            if status == OutboxStatus::Failed {
+                let mut counts = Bumps::default();
+                for (tenant_id, device_id) in &finished {
+                    // Rows without a device never left; device 0 is the tenant's total.
+                    if let Some(device_id) = device_id {
+                        counts.add(*tenant_id, *device_id, now, Count::Failed);
+                    }
+                }
+                stats::store::apply(Conn::from(&mut *conn), &counts).await?;
+            }
+            Ok(finished.len())
+        })
+        .await
+    })
+}
+
+/// Records the final text of a claimed row before it is sent (its `{greeting}` filled in), so
+/// a re-send after a crash sends the same text. Only a row still `sending` changes; answers
+/// whether it did.
+pub async fn set_body(db: &Db, id: i64, body: &str) -> Result<bool, DbError> {
+    let changed = db_run!(db, |conn| {
         diesel::update(
             outbox::table
-                .filter(outbox::id.eq_any(ids))
+                .find(id)
                 .filter(outbox::status.eq(OutboxStatus::Sending.as_str())),
         )
-        .set((
-            outbox::status.eq(status.as_str()),
-            outbox::lease_until.eq(None::<NaiveDateTime>),
-            outbox::sent_at.eq(sent_at),
-            outbox::error.eq(error),
-        ))
+        .set(outbox::body.eq(body))
         .execute(conn)
         .await
         .map_err(DbError::from)
-    })
+    })?;
+    Ok(changed > 0)
 }
 
 /// Gives a claimed row back (`pending`, no lease) after a failed attempt, noting why.

@@ -1,13 +1,14 @@
 //! Rows moved by others than their sender: skipped (cancel, a lost device's share with no
 //! room, a lead another distribution took, a step the lead replied to), reassigned to other
-//! devices, read for their leads (AI distribution), and moved forward by receipts.
+//! devices, put back to pending by a user's retry of failed rows, read for their leads (AI
+//! distribution), and moved forward by receipts.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{on_conn, Conn, CHUNK};
 use crate::broadcast::outbox::model::{OutboxStatus, Receipt};
-use crate::db::schema::outbox;
+use crate::db::schema::{opt_outs, outbox};
 use crate::db::{Db, DbError};
 use crate::db_run;
 
@@ -109,6 +110,62 @@ pub async fn skip_device_pending(
         .await
         .map_err(DbError::from)
     })
+}
+
+/// Puts a campaign's `failed` rows (of one device, or of all) back to `pending` for a new round
+/// of attempts, on the caller's connection inside its transaction. Only rows still `failed`
+/// move (re-checked by the UPDATE), so a row that was sent or is in flight is never touched;
+/// rows whose phone is on the tenant's opt-out list stay failed. Each keeps its WhatsApp
+/// message id (a failed row never reached WhatsApp; should it have, WhatsApp keeps one message
+/// per id), and its attempts start again from zero. Returns how many moved.
+pub async fn retry_failed_on(
+    conn: Conn<'_>,
+    tenant_id: i64,
+    campaign_id: i64,
+    device_id: Option<i64>,
+) -> Result<usize, DbError> {
+    let mut retried = 0;
+    on_conn!(conn, |conn| {
+        let mut failed = outbox::table
+            .filter(outbox::campaign_id.eq(campaign_id))
+            .filter(outbox::status.eq(OutboxStatus::Failed.as_str()))
+            .select((outbox::id, outbox::phone))
+            .into_boxed();
+        if let Some(device) = device_id {
+            failed = failed.filter(outbox::device_id.eq(device));
+        }
+        let rows: Vec<(i64, String)> = failed.load(conn).await?;
+        for chunk in rows.chunks(CHUNK) {
+            let phones: Vec<&str> = chunk.iter().map(|(_, phone)| phone.as_str()).collect();
+            let opted: std::collections::HashSet<String> = opt_outs::table
+                .filter(opt_outs::tenant_id.eq(tenant_id))
+                .filter(opt_outs::phone.eq_any(phones))
+                .select(opt_outs::phone)
+                .load::<String>(conn)
+                .await?
+                .into_iter()
+                .collect();
+            let ids: Vec<i64> = chunk
+                .iter()
+                .filter(|(_, phone)| !opted.contains(phone))
+                .map(|(id, _)| *id)
+                .collect();
+            retried += diesel::update(
+                outbox::table
+                    .filter(outbox::id.eq_any(&ids))
+                    .filter(outbox::status.eq(OutboxStatus::Failed.as_str())),
+            )
+            .set((
+                outbox::status.eq(OutboxStatus::Pending.as_str()),
+                outbox::attempts.eq(0i64),
+                outbox::lease_until.eq(None::<chrono::NaiveDateTime>),
+                outbox::error.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await?;
+        }
+    });
+    Ok(retried)
 }
 
 /// Of a campaign's pending rows, (lead, device) for those with both: the leads an AI
@@ -254,6 +311,9 @@ async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize
             )
             .set((
                 outbox::status.eq(receipt.status.as_str()),
+                // A receipt can beat the sender's own record (it then finds the row no longer
+                // `sending`): the send happened by now, and pacing and caps count it by this.
+                outbox::sent_at.eq(coalesce(outbox::sent_at, Some(now))),
                 outbox::delivered_at.eq(coalesce(outbox::delivered_at, Some(now))),
                 outbox::read_at.eq(read_at),
             ))

@@ -1,0 +1,2 @@
+DROP TABLE webhook_queue;
+DROP TABLE webhook_endpoints;

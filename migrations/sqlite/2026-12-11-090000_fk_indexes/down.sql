@@ -1,0 +1,10 @@
+DROP INDEX audit_log_actor_idx;
+DROP INDEX api_tokens_user_idx;
+DROP INDEX campaigns_created_by_idx;
+DROP INDEX sequences_created_by_idx;
+DROP INDEX sequences_next_sequence_idx;
+DROP INDEX sequences_campaign_idx;
+DROP INDEX leads_device_idx;
+DROP INDEX sequence_enrollments_device_idx;
+DROP INDEX sequence_enrollments_lead_idx;
+DROP INDEX outbox_lead_idx;

@@ -1,0 +1,163 @@
+//! Device health and quarantine on both backends: a device WhatsApp rate-limits mid-campaign is
+//! quarantined at once (DEVICE_QUARANTINED live, audited, shown on the device and its health
+//! report), its messages go out through the healthy device, each lead gets one message, and an
+//! owner lifts the quarantine; both reach outbound webhooks.
+
+use serde_json::{json, Value};
+use wafleet::whatsapp::sim::Fault;
+
+use crate::campaigns::{
+    assert_each_lead_once, create, messages, next_frame, seed_leads, start, subscribe, test_pacing,
+    wait_status, FAST_SIM,
+};
+use crate::helpers::{wait_until, TestApp, UserClient};
+use crate::outbound_webhooks::{assert_signed, endpoint, types_of, Receiver, WEBHOOK_TEST};
+
+crate::both_backends!(with &[super::FAST_SIM, super::WEBHOOK_TEST].concat();
+    a_rate_limited_device_is_quarantined_and_its_queue_moves,
+);
+
+const LEADS: usize = 16;
+
+async fn a_rate_limited_device_is_quarantined_and_its_queue_moves(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let limited = app.paired_device(&owner, "Limited").await;
+    let healthy = app.paired_device(&owner, "Healthy").await;
+    let healthy_before: Value = owner
+        .get(&format!("/api/v1/devices/{healthy}/health"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(healthy_before["health"]["score"], 100);
+    // WhatsApp refuses the limited device's first send with a rate limit.
+    let sim = app.state.fleet.sim.clone().unwrap();
+    sim.inject(
+        limited,
+        Fault::RateLimit {
+            sends: 1,
+            retry_after_ms: 60_000,
+        },
+    )
+    .await
+    .unwrap();
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(
+        &owner,
+        json!({"url": receiver.url, "description": "CRM",
+               "events": ["device.quarantined", "device.quarantine_lifted"]}),
+    )
+    .await;
+    let mut ws = subscribe(&app, &owner, "device-status").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", LEADS, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "Hello {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+
+    let quarantined = next_event(&mut ws, "DEVICE_QUARANTINED").await;
+    assert_eq!(quarantined["data"]["device_id"], limited, "{quarantined}");
+    assert_eq!(quarantined["data"]["reason"], "rate limited by WhatsApp");
+
+    // Every lead gets one message, all through the healthy device.
+    wait_status(&owner, id, "completed").await;
+    let rows = messages(&owner, id).await;
+    assert_each_lead_once(&app, &rows, LEADS);
+    assert!(rows.iter().all(|r| r["device_id"] == healthy), "{rows:?}");
+
+    let device: Value = owner
+        .get(&format!("/api/v1/devices/{limited}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(device["quarantined_until"].is_string(), "{device}");
+    assert_eq!(device["quarantine_reason"], "rate limited by WhatsApp");
+    let report: Value = owner
+        .get(&format!("/api/v1/devices/{limited}/health"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["health"]["signals"]["rate_limits"], 1, "{report}");
+    assert_eq!(report["health"]["score"], 80, "{report}");
+    let kinds: Vec<&str> = report["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(&kinds[..2], ["quarantined", "rate_limited"], "{report}");
+    assert!(kinds.contains(&"status"), "{report}");
+    let actions = wafleet::audit::recent_actions(&app.db, owner.tenant_id, 20)
+        .await
+        .unwrap();
+    assert!(
+        actions.iter().any(|a| a == "device.quarantined"),
+        "{actions:?}"
+    );
+
+    // The owner lifts it (announced); a second lift finds nothing to lift.
+    let lifted = lift(&owner, limited).await;
+    assert_eq!(lifted.status(), 200);
+    let lifted: Value = lifted.json().await.unwrap();
+    assert!(lifted["quarantined_until"].is_null(), "{lifted}");
+    let frame = next_event(&mut ws, "DEVICE_QUARANTINE_LIFTED").await;
+    assert_eq!(frame["data"]["device_id"], limited);
+    let again = lift(&owner, limited).await;
+    assert_eq!(again.status(), 409);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "wrong_state");
+    let actions = wafleet::audit::recent_actions(&app.db, owner.tenant_id, 20)
+        .await
+        .unwrap();
+    assert!(
+        actions.iter().any(|a| a == "device.quarantine_lifted"),
+        "{actions:?}"
+    );
+
+    // Both reached the tenant's webhook receiver, signed.
+    let received = wait_until(
+        "both quarantine events at the receiver",
+        std::time::Duration::from_secs(30),
+        || {
+            let receiver = receiver.clone();
+            async move {
+                let received = receiver.received();
+                let types = types_of(&received);
+                (types.contains("device.quarantined") && types.contains("device.quarantine_lifted"))
+                    .then_some(received)
+            }
+        },
+    )
+    .await;
+    for delivery in &received {
+        assert_signed(delivery, &secret, owner.tenant_id);
+        assert_eq!(delivery.json()["data"]["device_id"], limited);
+    }
+}
+
+/// The next frame of `event` on `ws` (others are skipped).
+async fn next_event(ws: &mut crate::campaigns::Ws, event: &str) -> Value {
+    loop {
+        let frame = next_frame(ws).await;
+        if frame["event"] == event {
+            return frame;
+        }
+    }
+}
+
+/// `DELETE /devices/{id}/quarantine` as `owner`.
+async fn lift(owner: &UserClient, device: i64) -> reqwest::Response {
+    owner
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/devices/{device}/quarantine"),
+        )
+        .send()
+        .await
+        .unwrap()
+}
