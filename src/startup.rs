@@ -35,6 +35,7 @@ use crate::chat::messages::ChatInbox;
 use crate::chat::messages::Drain;
 use crate::clock::Clock;
 use crate::config::{ConfigError, ConnectorKind, DatabaseKind, Settings};
+use crate::db::single_node::{self, FileLock};
 use crate::db::{migrate, postgres, Db};
 use crate::device::admission::Priority;
 use crate::device::events::{self, EventBus};
@@ -58,6 +59,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The chat mirror, written out at shutdown.
     chat: Addr<ChatSync>,
+    /// The SQLite file's lock (one daemon per file), held while the daemon runs.
+    _single_node: Option<FileLock>,
 }
 
 impl Application {
@@ -65,6 +68,8 @@ impl Application {
     /// Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         check_tls(&settings).await?;
+        let single_node = single_node::lock(&settings.database)
+            .map_err(|cause| ConfigError(format!("database.url: {cause}")))?;
         let database_url = settings.database.redacted_url();
         tracing::info!(database = %database_url, "applying migrations");
         let report = migrate::run_pending_async(&settings.database)
@@ -193,6 +198,7 @@ impl Application {
             metrics_server,
             state,
             chat,
+            _single_node: single_node,
         })
     }
 

@@ -2,9 +2,11 @@
 // "Lift" for owners), health score and signals, its day against its cap and warm-up day, a
 // 7-day chart (GET /api/v1/stats/chart.svg?device_id=…), its history and latest failed sends
 // (GET /api/v1/devices/{id}/health), and its actions by role: open chats, reconnect (members),
-// log out and lift a quarantine (owners), restart (platform admins).
+// drain (a quarantine for the hours asked), log out and lift a quarantine (owners), restart
+// (platform admins).
 import {
   api, me, renderNav, roleAtLeast, el, showAlert, clearAlert, showFatal, busy, statusLabel, statusTone, tile,
+  submitFormWith,
 } from "/static/app.js";
 import { connect as connectLive } from "/static/live.js";
 
@@ -111,6 +113,23 @@ function renderActions(device) {
     }));
   }
   $("device-actions").replaceChildren(...buttons);
+  $("drain-form").hidden = !(roleAtLeast(page.role, "owner") && !device.quarantined_until);
+}
+
+/** Drains the device for the hours asked; a refusal is shown under the field. */
+function drain(event) {
+  const box = $("device-alert");
+  return submitFormWith(event, {
+    box,
+    button: $("drain"),
+    build: () => ({ hours: Number($("drain-hours").value) }),
+    save: async (body) => {
+      await api("POST", `/api/v1/devices/${deviceId}/drain`, body);
+      showAlert(box, `Drained for ${body.hours} h: its waiting campaign messages move to healthy devices.`, "success");
+      await load();
+    },
+    fieldFor: (err) => (err.code === "invalid_drain" ? $("drain-hours") : null),
+  });
 }
 
 /** Reads the report again. */
@@ -138,6 +157,7 @@ try {
   const current = await me();
   page.role = current.user.role;
   renderNav(current, "devices");
+  $("drain-form").addEventListener("submit", drain);
   if (!Number.isInteger(deviceId) || deviceId <= 0) throw new Error("No device id in this address.");
   connectLive({
     topics: ["device-status"],

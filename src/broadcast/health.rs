@@ -127,17 +127,29 @@ impl HealthDeps {
         })
     }
 
-    /// After a failed send: quarantines the tenant's device when its score fell below the
-    /// threshold.
-    pub async fn check(&self, tenant_id: i64, device_id: i64) -> Result<(), DbError> {
+    /// After a failed send, when a lane starts and every [`JUDGE_EVERY`] sends: quarantines the
+    /// tenant's device when its score fell below the threshold; whether it is quarantined now.
+    pub async fn check(&self, tenant_id: i64, device_id: i64) -> Result<bool, DbError> {
         let device = store::get_device(&self.db, tenant_id, device_id).await?;
-        let health = self.health_of(&device).await?;
-        if health.score < health.threshold {
-            let reason = format!("health score {} below {}", health.score, health.threshold);
-            self.quarantine(&device, &reason, Some(health.score))
-                .await?;
+        if device.quarantined_at(Utc::now().naive_utc()) {
+            return Ok(true);
         }
-        Ok(())
+        let health = self.health_of(&device).await?;
+        if health.score >= health.threshold {
+            return Ok(false);
+        }
+        let reason = format!("health score {} below {}", health.score, health.threshold);
+        self.quarantine(
+            &device,
+            Quarantine {
+                reason: &reason,
+                score: Some(health.score),
+                secs: self.settings.quarantine_secs,
+                by: None,
+            },
+        )
+        .await
+        .map(|_| true)
     }
 
     /// WhatsApp answered a send of the tenant's device with a rate limit: noted, and the
@@ -145,20 +157,56 @@ impl HealthDeps {
     pub async fn rate_limited(&self, tenant_id: i64, device_id: i64) -> Result<(), DbError> {
         let device = store::get_device(&self.db, tenant_id, device_id).await?;
         store::add_history(&self.db, tenant_id, device_id, history::RATE_LIMITED, None).await?;
-        self.quarantine(&device, "rate limited by WhatsApp", None)
-            .await
+        self.quarantine(
+            &device,
+            Quarantine {
+                reason: "rate limited by WhatsApp",
+                score: None,
+                secs: self.settings.quarantine_secs,
+                by: None,
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// Quarantines the device for the configured time unless it already is; announces it.
+    /// An operator drains the device: quarantined for `secs` (simulated time, as every
+    /// quarantine), its campaign queue moves to healthy devices. The end, or `None` when it
+    /// already was quarantined.
+    pub async fn drain(
+        &self,
+        device: &Device,
+        secs: u64,
+        by: i64,
+    ) -> Result<Option<NaiveDateTime>, DbError> {
+        self.quarantine(
+            device,
+            Quarantine {
+                reason: "drained by an operator",
+                score: None,
+                secs,
+                by: Some(by),
+            },
+        )
+        .await
+    }
+
+    /// Quarantines the device unless it already is; announces and audits it. The end, or
+    /// `None` when it already was quarantined.
     async fn quarantine(
         &self,
         device: &Device,
-        reason: &str,
-        score: Option<u32>,
-    ) -> Result<(), DbError> {
-        let until = Utc::now().naive_utc() + self.real(self.settings.quarantine_secs);
+        quarantine: Quarantine<'_>,
+    ) -> Result<Option<NaiveDateTime>, DbError> {
+        let Quarantine {
+            reason,
+            score,
+            secs,
+            by,
+        } = quarantine;
+        let until = Utc::now().naive_utc() + self.real(secs);
         if !store::quarantine(&self.db, device.id, until, reason).await? {
-            return Ok(());
+            return Ok(None);
         }
         tracing::warn!(device_id = device.id, reason, %until, "device quarantined");
         store::add_history(
@@ -187,6 +235,7 @@ impl HealthDeps {
             &self.db,
             AuditEntry {
                 tenant_id: Some(device.tenant_id),
+                actor_user_id: by,
                 action: "device.quarantined",
                 target: Some(Target::Device(device.id)),
                 detail: Some(data),
@@ -194,9 +243,20 @@ impl HealthDeps {
             },
         )
         .await;
-        Ok(())
+        Ok(Some(until))
     }
 }
+
+/// One quarantine: why, the score behind it, how long (simulated seconds), who asked.
+struct Quarantine<'a> {
+    reason: &'a str,
+    score: Option<u32>,
+    secs: u64,
+    by: Option<i64>,
+}
+
+/// A lane judges its device's health after this many sends (and when it starts).
+pub const JUDGE_EVERY: usize = 25;
 
 /// Ends a device's quarantine on a user's word; whether it was quarantined. Announced and
 /// audited by the caller's route (it knows the user).

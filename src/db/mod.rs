@@ -23,6 +23,7 @@ pub mod migrate;
 pub mod postgres;
 pub mod schema;
 pub mod scratch;
+pub mod single_node;
 pub mod sqlite;
 
 use std::path::Path;

@@ -100,7 +100,7 @@ pub struct Device {
     pub updated_at: NaiveDateTime,
     /// When the current link to a phone was made; warm-up counts from it.
     pub paired_at: Option<NaiveDateTime>,
-    /// No campaign or sequence sends before this time (see `device::health`).
+    /// No campaign or sequence sends before this time (see `broadcast::health`).
     pub quarantined_until: Option<NaiveDateTime>,
     /// Why it was quarantined.
     pub quarantine_reason: Option<String>,

@@ -17,6 +17,10 @@
 //! fit the width; then a viewer of the same business sees the campaign and its
 //! progress but neither "New campaign" nor any button to control it.
 //!
+//! Retry failed, at 1280 px: a campaign on one device whose first sends WhatsApp refuses ends
+//! with two failed messages → "Retry failed" (confirmed) → it runs again and completes with none
+//! failed; only the two failed leads were sent to again, each lead got one message.
+//!
 //! Screenshots: `test-artifacts/screenshots/campaigns-<step>-<width>.png` (the viewer's:
 //! `campaigns-viewer-…`); a failed wait saves `campaigns-failure-<width>.png`. chromium and
 //! chromedriver are required, as in `browser.rs`.
@@ -27,7 +31,9 @@ use serde_json::{json, Value};
 
 use crate::browser::Chromedriver;
 use crate::browser_chat::{Browser, PNG};
-use crate::campaigns::{seed_leads, FAST_SIM};
+use crate::campaigns::{
+    assert_each_lead_once, messages, seed_leads, start, test_pacing, wait_status, FAST_SIM,
+};
 use crate::helpers::{
     spawn_app_with, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD,
 };
@@ -44,11 +50,19 @@ pub(crate) const VIEWER_EMAIL: &str = "viewer@shop.test";
 #[actix_web::test]
 async fn campaign_created_started_and_watched_live_in_chromium() {
     let driver = Chromedriver::start().await;
-    let settings = [FAST_SIM, &[("WAFLEET__AUTH__SECURE_COOKIES", "true")]].concat();
+    let settings = [
+        FAST_SIM,
+        &[
+            ("WAFLEET__AUTH__SECURE_COOKIES", "true"),
+            ("WAFLEET__BROADCAST__MAX_ATTEMPTS", "2"),
+        ],
+    ]
+    .concat();
     let app = spawn_app_with(Backend::Sqlite, &settings).await.unwrap();
     let admin = app.admin().await;
+    let mut devices = Vec::new();
     for name in DEVICES {
-        app.paired_device(&admin, name).await;
+        devices.push(app.paired_device(&admin, name).await);
     }
     let list = seed_leads(&app, admin.tenant_id, "Expo visitors", LEADS, 0).await;
     add_viewer(&admin).await;
@@ -69,6 +83,82 @@ async fn campaign_created_started_and_watched_live_in_chromium() {
         viewer_sees_no_controls(&app, campaign, b).await
     })
     .await;
+
+    let flaky = failing_campaign(&app, &admin, devices[0]).await;
+    let sim = app.state.fleet.sim.clone().unwrap();
+    let delivered_before = sim.stats().delivered;
+    Browser::session(&driver, 1280, "campaigns", async |b| {
+        retry_failed_in_the_page(&app, flaky, b).await
+    })
+    .await;
+    let rows = messages(&admin, flaky).await;
+    assert_each_lead_once(&app, &rows, RETRY_LEADS);
+    let stats = sim.stats();
+    assert_eq!(
+        stats.delivered - delivered_before,
+        2,
+        "only the two failed messages went out again: {stats:?}"
+    );
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+}
+
+/// Leads of the campaign whose first sends fail.
+const RETRY_LEADS: usize = 6;
+
+/// A campaign through `device` whose first four sends WhatsApp refuses (a server error): with
+/// two attempts each, two messages fail. Started and run to the end through the API.
+async fn failing_campaign(app: &TestApp, admin: &UserClient, device: i64) -> i64 {
+    let list = seed_leads(app, admin.tenant_id, "Retry", RETRY_LEADS, 1_000).await;
+    let body = json!({"name": "Flaky line", "message": MESSAGE, "target": {"list_ids": [list]},
+                      "devices": {"mode": "set", "ids": [device]}, "pacing": test_pacing()});
+    let created = admin.post("/api/v1/campaigns", &body).await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let fault = admin
+        .post(
+            "/api/v1/sim/fault",
+            &json!({"device_id": device, "fault": {"kind": "fail_sends", "sends": 4}}),
+        )
+        .await;
+    assert!(fault.status().is_success(), "{}", fault.status());
+    start(admin, id).await;
+    let done = wait_status(admin, id, "completed").await;
+    assert_eq!(done["counts"]["failed"], 2, "{done}");
+    id
+}
+
+/// "Retry failed" on the campaign's page: confirmed, the campaign runs again and completes with
+/// nothing failed.
+async fn retry_failed_in_the_page(app: &TestApp, id: i64, b: &Browser) {
+    b.sign_in_at(app, "campaigns", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    b.goto(&app.url(&format!("/static/campaigns.html#{id}")))
+        .await;
+    let failed = "Number(document.querySelector(\"#status-legend [data-state='failed'] .legend-count\")?.textContent.replace(/\\D/g, ''))";
+    b.wait_js(&format!("return {failed} === 2"), "two failed messages")
+        .await;
+    b.settled_screenshot("failed").await;
+    b.wait_css("#detail-actions button[data-action='retry-failed']", "Retry failed")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.client.accept_alert().await.unwrap();
+    b.wait_js(
+        &format!(
+            "return {failed} === 0 && document.getElementById('detail-status').dataset.status === 'completed'"
+        ),
+        "the retried campaign completed, nothing failed",
+    )
+    .await;
+    let buttons = b
+        .js("return [...document.querySelectorAll('#detail-actions button')].map((e) => e.dataset.action)")
+        .await;
+    assert!(
+        !buttons.to_string().contains("retry-failed"),
+        "nothing left to retry: {buttons}"
+    );
+    b.settled_screenshot("retried").await;
 }
 
 /// Adds a viewer to the admin's business through the API.

@@ -102,6 +102,24 @@ async fn home_figures_and_a_quarantined_device_in_chromium() {
         b.js("document.querySelector('#device-actions [data-action=lift]').click()")
             .await;
         b.wait_css("#quarantine[hidden]", "the quarantine lifted").await;
+        // Drained by hand: the API's refusal shows under the field, then the drain holds.
+        b.wait_css("#drain-form:not([hidden])", "the drain form").await;
+        b.fill("#drain-hours", "0").await;
+        b.find("#drain").await.click().await.unwrap();
+        let note = b.wait_css("#drain-hours-error", "the refusal under the hours").await;
+        assert!(note.text().await.unwrap().contains("between 1 and 720"));
+        b.fill("#drain-hours", "3").await;
+        b.find("#drain").await.click().await.unwrap();
+        b.wait_xpath(
+            "//*[@id='quarantine' and not(@hidden) and contains(., 'drained by an operator')]",
+            "the drain in force",
+        )
+        .await;
+        b.wait_css("#drain-form[hidden]", "no second drain").await;
+        b.settled_screenshot("drained").await;
+        b.js("document.querySelector('#device-actions [data-action=lift]').click()")
+            .await;
+        b.wait_css("#quarantine[hidden]", "the drain lifted").await;
         b.js("document.querySelector('#device-actions [data-action=chats]').click()")
             .await;
         b.wait_js(

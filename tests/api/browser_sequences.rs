@@ -16,6 +16,11 @@
 //! of the same business sees the sequence and its report but no "New sequence", no row or page
 //! buttons, no enrol form, and `#<id>/edit` shows the report instead of the form.
 //!
+//! A branching sequence (the walk of `sequence_branch`: one lead answers the keyword and jumps to
+//! another sequence, one answers something else and stops, one stays silent and completes) is
+//! then read on its page: each enrolment shows its path, and the jump target lists the lead
+//! that jumped.
+//!
 //! Screenshots: `test-artifacts/screenshots/sequences-<step>-<width>.png` (the viewer's:
 //! `sequences-viewer-…`); a failed wait saves `sequences-failure-<width>.png`. chromium and
 //! chromedriver are required, as in `browser.rs`. Written against the sequences API of issue
@@ -27,7 +32,9 @@ use serde_json::{json, Value};
 use crate::browser::Chromedriver;
 use crate::browser_campaigns::{add_viewer, VIEWER_EMAIL};
 use crate::browser_chat::Browser;
-use crate::campaigns::seed_leads;
+use crate::campaigns::{seed_leads, FAST_SIM};
+use crate::sequence_branch::{branch_both_ways, Branched};
+use crate::sequences::TICK_ON_REQUEST;
 use crate::helpers::{
     spawn_app_with, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD,
 };
@@ -67,6 +74,53 @@ async fn sequence_created_reported_and_toggled_in_chromium() {
 
     Browser::session(&driver, 390, "sequences-viewer", async |b| {
         viewer_sees_no_controls(&app, sequence, b).await
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_branching_sequence_takes_both_paths_in_chromium() {
+    let driver = Chromedriver::start().await;
+    let settings = [FAST_SIM, TICK_ON_REQUEST].concat();
+    let app = spawn_app_with(Backend::Sqlite, &settings).await.unwrap();
+    let Branched { cold, warm } = branch_both_ways(&app).await;
+    Browser::session(&driver, 1280, "sequences-branch", async |b| {
+        b.sign_in_at(&app, "sequences", ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        let rows = "return [...document.querySelectorAll('#enrollments tbody tr[data-enrollment-id]')]\
+                    .map((r) => [r.cells[1].textContent, r.dataset.status, r.cells[6].textContent]).sort()";
+        b.goto(&app.url(&format!("/static/sequences.html#{cold}")))
+            .await;
+        let paths = b
+            .wait_js(
+                &format!("const rows = (() => {{ {rows} }})(); return rows.length === 3 && rows"),
+                "COLD's three enrolments",
+            )
+            .await;
+        assert_eq!(
+            paths,
+            json!([
+                ["+60120000000", "stopped", format!("replied: moved to sequence {warm}")],
+                ["+60120000001", "stopped", "replied"],
+                ["+60120000002", "completed", "—"],
+            ]),
+            "the jump, the stop and the silent lead's whole way"
+        );
+        b.settled_screenshot("paths").await;
+        b.goto(&app.url(&format!("/static/sequences.html#{warm}")))
+            .await;
+        let joined = b
+            .wait_js(
+                &format!("const rows = (() => {{ {rows} }})(); return rows.length === 1 && rows"),
+                "WARM's enrolment",
+            )
+            .await;
+        assert_eq!(joined[0][0], "+60120000000", "{joined}");
+        let source = b
+            .js("return document.querySelector('#enrollments .enrol-source').textContent")
+            .await;
+        assert!(source.as_str().unwrap().contains("jump"), "{source}");
+        b.settled_screenshot("jumped").await;
     })
     .await;
 }

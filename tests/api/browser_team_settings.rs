@@ -5,15 +5,19 @@
 //! mouse, one from the keyboard) and saves → resets the member's password: the one-time password
 //! is shown once. The member signs in with it in another browser, chooses their own, and sees
 //! exactly those two devices. Back as the owner, the settings page refuses an unknown time zone
-//! under the field, then takes America/Lima: the page's clock and the team page's sign-in times
-//! are relabelled. The profile page lists the owner's sessions, this one marked, and signs
+//! under the field, then takes America/Lima: the page's clock, the team page's sign-in times and
+//! the time of a chat on a device's WhatsApp-Web page are relabelled. The profile page lists the owner's sessions, this one marked, and signs
 //! another of them out. At 390 px the pages fit the width. Screenshots: `test-artifacts/screenshots/team-settings-<step>-<width>.png`.
+
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::browser::Chromedriver;
 use crate::browser_chat::Browser;
-use crate::helpers::{spawn_app_with, Backend, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{
+    spawn_app_with, wait_until, Backend, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 const MEMBER_EMAIL: &str = "agent@shop.test";
 const MEMBER_NAME: &str = "Aisyah Agent";
@@ -71,8 +75,21 @@ async fn team_assignments_and_the_tenant_zone_in_chromium() {
     })
     .await;
 
+    // A chat with a message, whose time the WhatsApp-Web page labels in the tenant's zone.
+    let chatty = app.paired_device(&admin, "Chatty").await;
+    let sent = admin
+        .post(
+            "/api/v1/sim/inbound",
+            &serde_json::json!({"device_id": chatty, "from": "60198765432", "text": "Hello there"}),
+        )
+        .await;
+    assert_eq!(sent.status(), 200);
+    wait_until("the message in the chat list", Duration::from_secs(30), || async {
+        (!admin.chats(chatty).await.is_empty()).then_some(())
+    })
+    .await;
     Browser::session(&driver, 1280, "team-settings", async |b| {
-        relabel_with_a_new_zone(&app, b).await
+        relabel_with_a_new_zone(&app, b, chatty).await
     })
     .await;
     let tenant: Value = admin.get("/api/v1/tenant").await.json().await.unwrap();
@@ -263,8 +280,10 @@ async fn member_sees_two_devices(app: &TestApp, b: &Browser, one_time: &str) {
 
 /// The owner changes the zone on the settings page: a bad name is refused under the field, a
 /// good one relabels the page's clock and the team page's times.
-async fn relabel_with_a_new_zone(app: &TestApp, b: &Browser) {
+async fn relabel_with_a_new_zone(app: &TestApp, b: &Browser, chatty: i64) {
     b.sign_in_at(app, "team", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let chat_before = chat_time(app, b, chatty).await;
+    b.goto(&app.url("/team")).await;
     let label_of_admin = format!(
         "return [...document.querySelectorAll('#members tbody tr')].filter(r => r.textContent.includes('{ADMIN_EMAIL}')).map(r => r.querySelector('.last-login').textContent)[0]"
     );
@@ -317,4 +336,30 @@ async fn relabel_with_a_new_zone(app: &TestApp, b: &Browser) {
     let after = b.wait_js(&label_of_admin, "the admin's last sign-in").await;
     assert_ne!(after, before, "the sign-in time shows in the new zone");
     b.settled_screenshot("team-relabelled").await;
+
+    // Kuala Lumpur is 13 hours ahead of Lima: the chat's time moves back by 13 hours.
+    let chat_after = chat_time(app, b, chatty).await;
+    let minutes = |label: &str| -> i64 {
+        let (h, m) = label.split_once(':').unwrap_or_else(|| panic!("{label} is no HH:MM"));
+        h.parse::<i64>().unwrap() * 60 + m.parse::<i64>().unwrap()
+    };
+    assert_eq!(
+        (minutes(&chat_before) - minutes(&chat_after)).rem_euclid(24 * 60),
+        13 * 60,
+        "{chat_before} in Kuala Lumpur, {chat_after} in Lima"
+    );
+    b.settled_screenshot("chat-relabelled").await;
+}
+
+/// The time label of the only chat on `device`'s WhatsApp-Web page.
+async fn chat_time(app: &TestApp, b: &Browser, device: i64) -> String {
+    b.goto(&app.url(&format!("/device/{device}/whatsapp-web")))
+        .await;
+    let label = b
+        .wait_js(
+            "const t = document.querySelector('.chat-time'); return t && t.textContent",
+            "the chat's time",
+        )
+        .await;
+    label.as_str().unwrap_or_default().to_string()
 }

@@ -71,6 +71,44 @@ fn healthcheck_fails_with_one_line_on_a_closed_port() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Regression: a second daemon on the SQLite file of a running one used to start, connect every
+/// device again (two processes on one WhatsApp session) and run every campaign twice.
+#[actix_web::test]
+async fn a_second_daemon_on_the_same_sqlite_file_refuses_to_start() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let url = app.settings.database.url.expose_secret().to_string();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = wafleet();
+    cmd.args(["serve", "--port", &port.to_string()])
+        .env("DB_URI", &url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // Killed when dropped, should it keep running.
+    let mut child = crate::fault::Process(cmd.spawn().unwrap());
+    let exited = crate::helpers::wait_until(
+        "the second daemon to give up",
+        Duration::from_secs(60),
+        || {
+            let status = child.0.try_wait().unwrap();
+            async move { status }
+        },
+    )
+    .await;
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(exited.code(), Some(2), "{stderr}");
+    assert_one_line(&stderr);
+    assert!(stderr.contains("database.url"), "{stderr}");
+    assert!(stderr.contains("another wafleet daemon"), "{stderr}");
+    assert!(stderr.contains(url.strip_prefix("sqlite://").unwrap()), "{stderr}");
+    // The first daemon did not notice.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
 #[test]
 fn config_check_prints_the_settings_without_secrets() {
     let secrets = [

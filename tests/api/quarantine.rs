@@ -1,7 +1,9 @@
 //! Device health and quarantine on both backends: a device WhatsApp rate-limits mid-campaign is
 //! quarantined at once (DEVICE_QUARANTINED live, audited, shown on the device and its health
 //! report), its messages go out through the healthy device, each lead gets one message, and an
-//! owner lifts the quarantine; both reach outbound webhooks.
+//! owner lifts the quarantine; both reach outbound webhooks. A device whose connection keeps
+//! dropping is quarantined by its score before its first send, without any failed send; an
+//! owner drains a device for some hours and campaigns leave it out.
 
 use serde_json::{json, Value};
 use wafleet::whatsapp::sim::Fault;
@@ -15,7 +17,15 @@ use crate::outbound_webhooks::{assert_signed, endpoint, types_of, Receiver, WEBH
 
 crate::both_backends!(with &[super::FAST_SIM, super::WEBHOOK_TEST].concat();
     a_rate_limited_device_is_quarantined_and_its_queue_moves,
+    a_drained_device_sends_nothing,
 );
+
+crate::both_backends!(with &[super::FAST_SIM, super::STRICT_HEALTH].concat();
+    a_device_that_keeps_dropping_is_quarantined_before_it_sends,
+);
+
+/// One dropped connection (score 90) is below this threshold.
+const STRICT_HEALTH: &[(&str, &str)] = &[("WAFLEET__BROADCAST__HEALTH__THRESHOLD", "95")];
 
 const LEADS: usize = 16;
 
@@ -139,6 +149,114 @@ async fn a_rate_limited_device_is_quarantined_and_its_queue_moves(app: TestApp) 
         assert_eq!(delivery.json()["data"]["device_id"], limited);
     }
 }
+
+async fn a_device_that_keeps_dropping_is_quarantined_before_it_sends(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let flaky = app.paired_device(&owner, "Flaky").await;
+    let healthy = app.paired_device(&owner, "Healthy").await;
+    // Its connection drops once and comes back: no send has failed, but its score falls to 90.
+    let sim = app.state.fleet.sim.clone().unwrap();
+    sim.inject(flaky, Fault::Disconnect).await.unwrap();
+    wait_until("the flaky device back online", WAIT, || async {
+        let device: Value = owner
+            .get(&format!("/api/v1/devices/{flaky}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (device["status"] == "online").then_some(())
+    })
+    .await;
+    let report = health(&owner, flaky).await;
+    assert_eq!(report["health"]["signals"]["disconnects"], 1, "{report}");
+    assert_eq!(report["health"]["signals"]["failed"], 0, "{report}");
+    assert!(
+        report["device"]["quarantined_until"].is_null(),
+        "not judged before it sends: {report}"
+    );
+
+    let mut ws = subscribe(&app, &owner, "device-status").await;
+    let list = seed_leads(&app, owner.tenant_id, "Expo", LEADS, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "Hello {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    let quarantined = next_event(&mut ws, "DEVICE_QUARANTINED").await;
+    assert_eq!(quarantined["data"]["device_id"], flaky, "{quarantined}");
+    assert_eq!(quarantined["data"]["reason"], "health score 90 below 95");
+    assert_eq!(quarantined["data"]["score"], 90);
+
+    wait_status(&owner, id, "completed").await;
+    let rows = messages(&owner, id).await;
+    assert_each_lead_once(&app, &rows, LEADS);
+    assert!(rows.iter().all(|r| r["device_id"] == healthy), "{rows:?}");
+}
+
+async fn a_drained_device_sends_nothing(app: TestApp) {
+    let owner = app.new_tenant("Acme").await;
+    let drained = app.paired_device(&owner, "Drained").await;
+    let healthy = app.paired_device(&owner, "Healthy").await;
+    let path = format!("/api/v1/devices/{drained}/drain");
+    for hours in [json!(0), json!(721)] {
+        let refused = owner.post(&path, &json!({ "hours": hours })).await;
+        assert_eq!(refused.status(), 422);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_drain", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("hours"));
+    }
+    let member = app.create_user(owner.tenant_id, "member").await;
+    assert_eq!(member.post(&path, &json!({})).await.status(), 403);
+    let other = app.new_tenant("Other").await;
+    assert_eq!(other.post(&path, &json!({})).await.status(), 404);
+    assert!(health(&owner, drained).await["device"]["quarantined_until"].is_null());
+
+    let mut ws = subscribe(&app, &owner, "device-status").await;
+    let answer = owner.post(&path, &json!({"hours": 2})).await;
+    assert_eq!(answer.status(), 200);
+    let device: Value = answer.json().await.unwrap();
+    assert!(device["quarantined_until"].is_string(), "{device}");
+    assert_eq!(device["quarantine_reason"], "drained by an operator");
+    let frame = next_event(&mut ws, "DEVICE_QUARANTINED").await;
+    assert_eq!(frame["data"]["device_id"], drained);
+    let again = owner.post(&path, &json!({})).await;
+    assert_eq!(again.status(), 409);
+    let actions = wafleet::audit::recent_actions(&app.db, owner.tenant_id, 20)
+        .await
+        .unwrap();
+    assert!(
+        actions.iter().any(|a| a == "device.quarantined"),
+        "{actions:?}"
+    );
+
+    let list = seed_leads(&app, owner.tenant_id, "Expo", LEADS, 0).await;
+    let id = create(
+        &owner,
+        json!({"name": "Launch", "message": "Hello {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&owner, id).await;
+    wait_status(&owner, id, "completed").await;
+    let rows = messages(&owner, id).await;
+    assert_each_lead_once(&app, &rows, LEADS);
+    assert!(rows.iter().all(|r| r["device_id"] == healthy), "{rows:?}");
+    assert_eq!(lift(&owner, drained).await.status(), 200);
+}
+
+/// `GET /devices/{id}/health` as `owner`.
+async fn health(owner: &UserClient, device: i64) -> Value {
+    owner
+        .get(&format!("/api/v1/devices/{device}/health"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The next frame of `event` on `ws` (others are skipped).
 async fn next_event(ws: &mut crate::campaigns::Ws, event: &str) -> Value {

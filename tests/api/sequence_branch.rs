@@ -108,11 +108,26 @@ async fn reply(admin: &UserClient, device: i64, from: &str, text: &str) {
 }
 
 async fn a_keyword_reply_jumps_another_reply_stops_and_silence_continues(app: TestApp) {
+    branch_both_ways(&app).await;
+}
+
+/// The two sequences of [`branch_both_ways`]: COLD branches on a reply, WARM is its jump target.
+pub(crate) struct Branched {
+    /// COLD: step 1 jumps to WARM on "yes", stops on another reply; step 2 an hour later.
+    pub cold: i64,
+    /// WARM: one step.
+    pub warm: i64,
+}
+
+/// The whole walk on the admin's tenant: jump targets checked, then three leads through COLD —
+/// lead 0 answers "Yes please!" (moved to WARM), lead 1 "no thanks" (stopped), lead 2 stays
+/// silent and completes both steps — each checked through the API.
+pub(crate) async fn branch_both_ways(app: &TestApp) -> Branched {
     let before = chrono::Utc::now();
     // Inbound messages are injected by the platform admin, on the admin tenant's devices.
     let admin = app.admin().await;
     let device = app.paired_device(&admin, "Sales").await;
-    seed_leads(&app, admin.tenant_id, "Expo", 3, 0).await;
+    seed_leads(app, admin.tenant_id, "Expo", 3, 0).await;
     let (status, warm) = try_create_sequence(
         &admin,
         json!({"name": "WARM", "steps": [{"message": "{greeting} {first_name}, here are the details"}]}),
@@ -198,9 +213,9 @@ async fn a_keyword_reply_jumps_another_reply_stops_and_silence_continues(app: Te
         .await
         .unwrap();
     assert_eq!(enrolled["enrolled"], 3, "{enrolled}");
-    tick(&app).await; // queues step 1 for the three leads
-    wait_sent(&app, cold_id, 1, 3).await;
-    tick(&app).await; // step 1 sent: each waits for step 2
+    tick(app).await; // queues step 1 for the three leads
+    wait_sent(app, cold_id, 1, 3).await;
+    tick(app).await; // step 1 sent: each waits for step 2
     for phone in ["60120000000", "60120000001", "60120000002"] {
         enrollment_when(&admin, cold_id, phone, "waiting for step 2", |e| {
             e["status"] == "waiting" && e["step"] == 2
@@ -234,12 +249,12 @@ async fn a_keyword_reply_jumps_another_reply_stops_and_silence_continues(app: Te
     app.state
         .clock
         .set(app.state.clock.now() + chrono::Duration::hours(2));
-    tick(&app).await; // step 2 for lead 2, WARM's step 1 for lead 0
-    wait_sent(&app, cold_id, 2, 1).await;
-    wait_sent(&app, warm_id, 1, 1).await;
-    tick(&app).await;
+    tick(app).await; // step 2 for lead 2, WARM's step 1 for lead 0
+    wait_sent(app, cold_id, 2, 1).await;
+    wait_sent(app, warm_id, 1, 1).await;
+    tick(app).await;
 
-    let cold_rows = sent_bodies(&app, cold_id).await;
+    let cold_rows = sent_bodies(app, cold_id).await;
     let steps_of = |phone: &str| {
         let mut steps: Vec<i64> = cold_rows
             .keys()
@@ -252,7 +267,7 @@ async fn a_keyword_reply_jumps_another_reply_stops_and_silence_continues(app: Te
     assert_eq!(steps_of("60120000000"), [1], "{cold_rows:?}");
     assert_eq!(steps_of("60120000001"), [1], "{cold_rows:?}");
     assert_eq!(steps_of("60120000002"), [1, 2], "{cold_rows:?}");
-    let warm_rows = sent_bodies(&app, warm_id).await;
+    let warm_rows = sent_bodies(app, warm_id).await;
     assert_eq!(warm_rows.len(), 1, "{warm_rows:?}");
     let (_, body) = &warm_rows[&("60120000000".to_string(), 1)];
     // `{greeting}` is the word of the tenant's local time when it was sent.
@@ -269,4 +284,8 @@ async fn a_keyword_reply_jumps_another_reply_stops_and_silence_continues(app: Te
     })
     .await;
     assert_eq!(done["replied_at"], Value::Null);
+    Branched {
+        cold: cold_id,
+        warm: warm_id,
+    }
 }

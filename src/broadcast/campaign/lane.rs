@@ -19,7 +19,7 @@ use super::error::EngineError;
 use super::model::Campaign;
 use crate::broadcast::attachment::{self, FileInfo, Prepared};
 use crate::broadcast::greeting;
-use crate::broadcast::health::HealthDeps;
+use crate::broadcast::health::{HealthDeps, JUDGE_EVERY};
 use crate::broadcast::metrics::BroadcastMetrics;
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
 use crate::broadcast::outbox::store;
@@ -74,7 +74,8 @@ pub struct Plan {
     pub leave_on_error: bool,
     /// Where send results are counted.
     pub metrics: BroadcastMetrics,
-    /// Scores devices after failures and quarantines rate-limited ones.
+    /// Scores devices (at the start, every `JUDGE_EVERY` attempts, after failures) and
+    /// quarantines low-scoring and rate-limited ones.
     pub health: HealthDeps,
 }
 
@@ -139,7 +140,8 @@ pub enum LaneEnd {
     DeviceLost,
     /// A send failed and the plan leaves erroring devices out; its rows move.
     DeviceError(String),
-    /// The device was quarantined (rate limited); its rows move while it lasts.
+    /// The device was quarantined (rate limited, or its health score fell); its rows move while
+    /// it lasts.
     Quarantined,
     /// The campaign was cancelled or the engine is stopping.
     Stopped,
@@ -191,6 +193,12 @@ impl Lane {
         if let Err(err) = self.seed_throttle().await {
             return LaneEnd::Failed(err);
         }
+        // A device may have gone bad without a failed send (undelivered messages, dropped
+        // connections): judged before its first send, and again every `JUDGE_EVERY` attempts.
+        if self.judge_health().await {
+            return LaneEnd::Quarantined;
+        }
+        let mut since_judged = 0;
         let batch = if self.plan.pacing.max_delay_ms == 0 {
             UNPACED_BATCH
         } else {
@@ -224,7 +232,14 @@ impl Lane {
             if claimed.is_empty() {
                 return LaneEnd::Done;
             }
+            since_judged += claimed.len();
             match self.send_batch(claimed, slot).await {
+                Ok(None) if since_judged >= JUDGE_EVERY => {
+                    since_judged = 0;
+                    if self.judge_health().await {
+                        return LaneEnd::Quarantined;
+                    }
+                }
                 Ok(None) => {}
                 Ok(Some(end)) => return end,
                 Err(err) => return LaneEnd::Failed(err.to_string()),
@@ -305,12 +320,18 @@ impl Lane {
                 Attempt::Rejected(reason) => {
                     metrics.send("rejected");
                     store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
-                    self.judge_health().await;
+                    if self.judge_health().await {
+                        end = Some(LaneEnd::Quarantined);
+                        break;
+                    }
                 }
                 Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
                     metrics.send("failed");
                     store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
-                    self.judge_health().await;
+                    if self.judge_health().await {
+                        end = Some(LaneEnd::Quarantined);
+                        break;
+                    }
                 }
                 Attempt::Retry(reason) if self.plan.leave_on_error => {
                     metrics.send("retry");
@@ -479,15 +500,20 @@ impl Lane {
     }
 
     /// Returns an unsent row: pending again, or skipped when the campaign was cancelled.
-    /// After a failed send: the device's health is scored (and it is quarantined when low).
-    async fn judge_health(&self) {
-        if let Err(err) = self
+    /// Scores the device's health (quarantining it when low); whether it is quarantined. A
+    /// failure to score it leaves it sending.
+    async fn judge_health(&self) -> bool {
+        match self
             .plan
             .health
             .check(self.plan.tenant_id, self.device_id)
             .await
         {
-            tracing::warn!(device_id = self.device_id, error = %err, "could not score the device's health");
+            Ok(quarantined) => quarantined,
+            Err(err) => {
+                tracing::warn!(device_id = self.device_id, error = %err, "could not score the device's health");
+                false
+            }
         }
     }
 

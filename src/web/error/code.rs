@@ -156,6 +156,8 @@ error_codes! {
         "The time zone is not an IANA name (such as Asia/Kuala_Lumpur).";
     InvalidReason = "invalid_reason", UNPROCESSABLE_ENTITY,
         "An opt-out reason is longer than 500 characters.";
+    InvalidDrain = "invalid_drain", UNPROCESSABLE_ENTITY,
+        "A drain's hours are outside 1–720.";
     InvalidWebhook = "invalid_webhook", UNPROCESSABLE_ENTITY,
         "An outbound webhook endpoint is not valid (URL, scheme, private target, event type, device, limits); the message names the field.";
     UploadTimeout = "upload_timeout", REQUEST_TIMEOUT,

@@ -1,10 +1,10 @@
 //! A device's health for its page: score and what it is made of, quarantine, its day against
 //! its cap, its history (status changes, quarantines, rate limits) and its latest failed sends;
-//! and lifting a quarantine (owners).
+//! draining a device (owners and operators: a quarantine asked for) and lifting a quarantine.
 
-use actix_web::{delete, get, web};
+use actix_web::{delete, get, post, web};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -23,7 +23,9 @@ const SHOWN: i64 = 20;
 
 /// Registers the routes of this file.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(get_health).service(lift_quarantine);
+    cfg.service(get_health)
+        .service(drain)
+        .service(lift_quarantine);
 }
 
 /// One entry of a device's history.
@@ -120,6 +122,58 @@ pub async fn get_health(
         history,
         recent_failures,
     }))
+}
+
+/// Longest drain a user may ask for: 30 days.
+const MAX_DRAIN_HOURS: u64 = 720;
+
+/// How long to drain a device.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    /// Hours (1–720); absent: the configured quarantine time (`broadcast.health.quarantine_secs`).
+    pub hours: Option<u64>,
+}
+
+/// Drains the device: quarantined for the hours asked, so campaigns and sequences leave it out
+/// and its pending campaign messages move to healthy devices (sequence steps keep their lead's
+/// device and wait, as on a device loss). Announced as `DEVICE_QUARANTINED` and audited.
+#[utoipa::path(tag = "devices", params(("id" = i64, Path, description = "device id")), request_body = DrainRequest, responses(
+    (status = 200, body = DeviceView),
+    (status = 404, body = crate::web::ErrorBody),
+    (status = 409, body = crate::web::ErrorBody),
+    (status = 422, body = crate::web::ErrorBody)
+))]
+#[post("/devices/{id}/drain")]
+pub async fn drain(
+    state: web::Data<AppState>,
+    caller: Auth<require::Owner>,
+    id: web::Path<i64>,
+    body: web::Json<DrainRequest>,
+) -> Result<web::Json<DeviceView>, ApiError> {
+    let secs = match body.hours {
+        None => state.settings.broadcast.health.quarantine_secs,
+        Some(hours @ 1..=MAX_DRAIN_HOURS) => hours * 3600,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidDrain,
+                format!("hours: must be between 1 and {MAX_DRAIN_HOURS}"),
+            ))
+        }
+    };
+    let device = visible_device(&state, &caller, *id).await?;
+    if health_deps(&state)
+        .drain(&device, secs, caller.user.id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            ErrorCode::WrongState,
+            "the device is already quarantined",
+        ));
+    }
+    let device = store::get_device(&state.db, caller.tenant_id, device.id).await?;
+    Ok(web::Json(DeviceView::from_row(&device)))
 }
 
 /// Lifts a device's quarantine now: campaigns and sequences may use it again at once.
