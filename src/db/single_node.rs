@@ -50,9 +50,7 @@ fn lock_file(path: &Path) -> Result<FileLock, String> {
             path.display(),
             lock_path.display()
         )),
-        Err(TryLockError::Error(e)) => {
-            Err(format!("cannot lock {}: {e}", lock_path.display()))
-        }
+        Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", lock_path.display())),
     }
 }
 

@@ -113,7 +113,9 @@ async fn failing_campaign(app: &TestApp, admin: &UserClient, device: i64) -> i64
                       "devices": {"mode": "set", "ids": [device]}, "pacing": test_pacing()});
     let created = admin.post("/api/v1/campaigns", &body).await;
     assert_eq!(created.status(), 201);
-    let id = created.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let fault = admin
         .post(
             "/api/v1/sim/fault",
@@ -138,11 +140,14 @@ async fn retry_failed_in_the_page(app: &TestApp, id: i64, b: &Browser) {
     b.wait_js(&format!("return {failed} === 2"), "two failed messages")
         .await;
     b.settled_screenshot("failed").await;
-    b.wait_css("#detail-actions button[data-action='retry-failed']", "Retry failed")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.wait_css(
+        "#detail-actions button[data-action='retry-failed']",
+        "Retry failed",
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
     b.client.accept_alert().await.unwrap();
     b.wait_js(
         &format!(

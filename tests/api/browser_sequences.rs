@@ -33,11 +33,11 @@ use crate::browser::Chromedriver;
 use crate::browser_campaigns::{add_viewer, VIEWER_EMAIL};
 use crate::browser_chat::Browser;
 use crate::campaigns::{seed_leads, FAST_SIM};
-use crate::sequence_branch::{branch_both_ways, Branched};
-use crate::sequences::TICK_ON_REQUEST;
 use crate::helpers::{
     spawn_app_with, Backend, TestApp, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD,
 };
+use crate::sequence_branch::{branch_both_ways, Branched};
+use crate::sequences::TICK_ON_REQUEST;
 
 /// Leads in the seeded list, enrolled by hand.
 const LEADS: usize = 3;

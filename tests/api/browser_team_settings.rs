@@ -15,9 +15,7 @@ use serde_json::Value;
 
 use crate::browser::Chromedriver;
 use crate::browser_chat::Browser;
-use crate::helpers::{
-    spawn_app_with, wait_until, Backend, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
-};
+use crate::helpers::{spawn_app_with, wait_until, Backend, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 const MEMBER_EMAIL: &str = "agent@shop.test";
 const MEMBER_NAME: &str = "Aisyah Agent";
@@ -84,9 +82,11 @@ async fn team_assignments_and_the_tenant_zone_in_chromium() {
         )
         .await;
     assert_eq!(sent.status(), 200);
-    wait_until("the message in the chat list", Duration::from_secs(30), || async {
-        (!admin.chats(chatty).await.is_empty()).then_some(())
-    })
+    wait_until(
+        "the message in the chat list",
+        Duration::from_secs(30),
+        || async { (!admin.chats(chatty).await.is_empty()).then_some(()) },
+    )
     .await;
     Browser::session(&driver, 1280, "team-settings", async |b| {
         relabel_with_a_new_zone(&app, b, chatty).await
@@ -340,7 +340,9 @@ async fn relabel_with_a_new_zone(app: &TestApp, b: &Browser, chatty: i64) {
     // Kuala Lumpur is 13 hours ahead of Lima: the chat's time moves back by 13 hours.
     let chat_after = chat_time(app, b, chatty).await;
     let minutes = |label: &str| -> i64 {
-        let (h, m) = label.split_once(':').unwrap_or_else(|| panic!("{label} is no HH:MM"));
+        let (h, m) = label
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{label} is no HH:MM"));
         h.parse::<i64>().unwrap() * 60 + m.parse::<i64>().unwrap()
     };
     assert_eq!(

@@ -104,7 +104,10 @@ async fn a_second_daemon_on_the_same_sqlite_file_refuses_to_start() {
     assert_one_line(&stderr);
     assert!(stderr.contains("database.url"), "{stderr}");
     assert!(stderr.contains("another wafleet daemon"), "{stderr}");
-    assert!(stderr.contains(url.strip_prefix("sqlite://").unwrap()), "{stderr}");
+    assert!(
+        stderr.contains(url.strip_prefix("sqlite://").unwrap()),
+        "{stderr}"
+    );
     // The first daemon did not notice.
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
