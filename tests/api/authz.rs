@@ -70,6 +70,7 @@ fn routes() -> Vec<(&'static str, &'static str, Access, Value)> {
         ("DELETE", "/api/v1/devices/{device}", Owner, none.clone()),
         ("GET", "/api/v1/devices/{device}/qr.svg", Member, none.clone()),
         ("GET", "/api/v1/devices/{device}/health", Viewer, none.clone()),
+        ("POST", "/api/v1/devices/{device}/drain", Owner, json!({"hours": 1})),
         ("DELETE", "/api/v1/devices/{device}/quarantine", Owner, none.clone()),
         ("POST", "/api/v1/devices/{device}/pair-code", Member, json!({"phone": "60123456789"})),
         ("POST", "/api/v1/devices/{device}/logout", Owner, none.clone()),

@@ -324,8 +324,12 @@ async fn readiness_with_the_database_down_shows_no_raw_error(backend: crate::hel
     assert_eq!(body["status"], "unavailable", "{text}");
     assert_eq!(body["checks"]["database"], "down", "{text}");
     assert_eq!(body["error"]["code"], "not_ready", "{text}");
-    assert_eq!(
-        body["error"]["message"], "the database does not answer",
+    // Components that need the database may be reported down too (", down: …").
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the database does not answer"),
         "{text}"
     );
     for raw in [

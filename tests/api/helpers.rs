@@ -410,7 +410,17 @@ impl TestApp {
             async move { sim.scan(id).await.ok() }
         })
         .await;
-        wait_until("the device to be online", wait, || async {
+        wait_online(user, id).await;
+        id
+    }
+}
+
+/// Waits until the API reports device `id` online (20 s at most).
+pub async fn wait_online(user: &UserClient, id: i64) {
+    wait_until(
+        "the device to be online",
+        Duration::from_secs(20),
+        || async {
             let device: serde_json::Value = user
                 .get(&format!("/api/v1/devices/{id}"))
                 .await
@@ -418,10 +428,9 @@ impl TestApp {
                 .await
                 .ok()?;
             (device["status"] == "online").then_some(())
-        })
-        .await;
-        id
-    }
+        },
+    )
+    .await;
 }
 
 /// Held by the tests that load the machine most (real browsers, the multi-process fault

@@ -12,7 +12,7 @@ use crate::campaigns::{
     assert_each_lead_once, create, messages, next_frame, seed_leads, start, subscribe, test_pacing,
     wait_status, FAST_SIM,
 };
-use crate::helpers::{wait_until, TestApp, UserClient};
+use crate::helpers::{wait_online, wait_until, TestApp, UserClient};
 use crate::outbound_webhooks::{assert_signed, endpoint, types_of, Receiver, WEBHOOK_TEST};
 
 crate::both_backends!(with &[super::FAST_SIM, super::WEBHOOK_TEST].concat();
@@ -33,12 +33,7 @@ async fn a_rate_limited_device_is_quarantined_and_its_queue_moves(app: TestApp) 
     let owner = app.new_tenant("Acme").await;
     let limited = app.paired_device(&owner, "Limited").await;
     let healthy = app.paired_device(&owner, "Healthy").await;
-    let healthy_before: Value = owner
-        .get(&format!("/api/v1/devices/{healthy}/health"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let healthy_before = health(&owner, healthy).await;
     assert_eq!(healthy_before["health"]["score"], 100);
     // WhatsApp refuses the limited device's first send with a rate limit.
     let sim = app.state.fleet.sim.clone().unwrap();
@@ -59,24 +54,14 @@ async fn a_rate_limited_device_is_quarantined_and_its_queue_moves(app: TestApp) 
     )
     .await;
     let mut ws = subscribe(&app, &owner, "device-status").await;
-    let list = seed_leads(&app, owner.tenant_id, "Expo", LEADS, 0).await;
-    let id = create(
-        &owner,
-        json!({"name": "Launch", "message": "Hello {name}", "target": {"list_ids": [list]},
-               "pacing": test_pacing()}),
-    )
-    .await;
-    start(&owner, id).await;
+    let id = launch(&app, &owner).await;
 
     let quarantined = next_event(&mut ws, "DEVICE_QUARANTINED").await;
     assert_eq!(quarantined["data"]["device_id"], limited, "{quarantined}");
     assert_eq!(quarantined["data"]["reason"], "rate limited by WhatsApp");
 
     // Every lead gets one message, all through the healthy device.
-    wait_status(&owner, id, "completed").await;
-    let rows = messages(&owner, id).await;
-    assert_each_lead_once(&app, &rows, LEADS);
-    assert!(rows.iter().all(|r| r["device_id"] == healthy), "{rows:?}");
+    all_through(&app, &owner, id, healthy).await;
 
     let device: Value = owner
         .get(&format!("/api/v1/devices/{limited}"))
@@ -86,12 +71,7 @@ async fn a_rate_limited_device_is_quarantined_and_its_queue_moves(app: TestApp) 
         .unwrap();
     assert!(device["quarantined_until"].is_string(), "{device}");
     assert_eq!(device["quarantine_reason"], "rate limited by WhatsApp");
-    let report: Value = owner
-        .get(&format!("/api/v1/devices/{limited}/health"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let report = health(&owner, limited).await;
     assert_eq!(report["health"]["signals"]["rate_limits"], 1, "{report}");
     assert_eq!(report["health"]["score"], 80, "{report}");
     let kinds: Vec<&str> = report["history"]
@@ -102,13 +82,7 @@ async fn a_rate_limited_device_is_quarantined_and_its_queue_moves(app: TestApp) 
         .collect();
     assert_eq!(&kinds[..2], ["quarantined", "rate_limited"], "{report}");
     assert!(kinds.contains(&"status"), "{report}");
-    let actions = wafleet::audit::recent_actions(&app.db, owner.tenant_id, 20)
-        .await
-        .unwrap();
-    assert!(
-        actions.iter().any(|a| a == "device.quarantined"),
-        "{actions:?}"
-    );
+    assert_audited(&app, owner.tenant_id, "device.quarantined").await;
 
     // The owner lifts it (announced); a second lift finds nothing to lift.
     let lifted = lift(&owner, limited).await;
@@ -121,13 +95,7 @@ async fn a_rate_limited_device_is_quarantined_and_its_queue_moves(app: TestApp) 
     assert_eq!(again.status(), 409);
     let body: Value = again.json().await.unwrap();
     assert_eq!(body["error"]["code"], "wrong_state");
-    let actions = wafleet::audit::recent_actions(&app.db, owner.tenant_id, 20)
-        .await
-        .unwrap();
-    assert!(
-        actions.iter().any(|a| a == "device.quarantine_lifted"),
-        "{actions:?}"
-    );
+    assert_audited(&app, owner.tenant_id, "device.quarantine_lifted").await;
 
     // Both reached the tenant's webhook receiver, signed.
     let received = wait_until(
@@ -157,16 +125,7 @@ async fn a_device_that_keeps_dropping_is_quarantined_before_it_sends(app: TestAp
     // Its connection drops once and comes back: no send has failed, but its score falls to 90.
     let sim = app.state.fleet.sim.clone().unwrap();
     sim.inject(flaky, Fault::Disconnect).await.unwrap();
-    wait_until("the flaky device back online", WAIT, || async {
-        let device: Value = owner
-            .get(&format!("/api/v1/devices/{flaky}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        (device["status"] == "online").then_some(())
-    })
-    .await;
+    wait_online(&owner, flaky).await;
     let report = health(&owner, flaky).await;
     assert_eq!(report["health"]["signals"]["disconnects"], 1, "{report}");
     assert_eq!(report["health"]["signals"]["failed"], 0, "{report}");
@@ -176,23 +135,13 @@ async fn a_device_that_keeps_dropping_is_quarantined_before_it_sends(app: TestAp
     );
 
     let mut ws = subscribe(&app, &owner, "device-status").await;
-    let list = seed_leads(&app, owner.tenant_id, "Expo", LEADS, 0).await;
-    let id = create(
-        &owner,
-        json!({"name": "Launch", "message": "Hello {name}", "target": {"list_ids": [list]},
-               "pacing": test_pacing()}),
-    )
-    .await;
-    start(&owner, id).await;
+    let id = launch(&app, &owner).await;
     let quarantined = next_event(&mut ws, "DEVICE_QUARANTINED").await;
     assert_eq!(quarantined["data"]["device_id"], flaky, "{quarantined}");
     assert_eq!(quarantined["data"]["reason"], "health score 90 below 95");
     assert_eq!(quarantined["data"]["score"], 90);
 
-    wait_status(&owner, id, "completed").await;
-    let rows = messages(&owner, id).await;
-    assert_each_lead_once(&app, &rows, LEADS);
-    assert!(rows.iter().all(|r| r["device_id"] == healthy), "{rows:?}");
+    all_through(&app, &owner, id, healthy).await;
 }
 
 async fn a_drained_device_sends_nothing(app: TestApp) {
@@ -223,27 +172,40 @@ async fn a_drained_device_sends_nothing(app: TestApp) {
     assert_eq!(frame["data"]["device_id"], drained);
     let again = owner.post(&path, &json!({})).await;
     assert_eq!(again.status(), 409);
-    let actions = wafleet::audit::recent_actions(&app.db, owner.tenant_id, 20)
-        .await
-        .unwrap();
-    assert!(
-        actions.iter().any(|a| a == "device.quarantined"),
-        "{actions:?}"
-    );
+    assert_audited(&app, owner.tenant_id, "device.quarantined").await;
 
-    let list = seed_leads(&app, owner.tenant_id, "Expo", LEADS, 0).await;
+    let id = launch(&app, &owner).await;
+    all_through(&app, &owner, id, healthy).await;
+    assert_eq!(lift(&owner, drained).await.status(), 200);
+}
+
+/// A campaign of `LEADS` new leads over the tenant's devices, started; its id.
+async fn launch(app: &TestApp, owner: &UserClient) -> i64 {
+    let list = seed_leads(app, owner.tenant_id, "Expo", LEADS, 0).await;
     let id = create(
-        &owner,
+        owner,
         json!({"name": "Launch", "message": "Hello {name}", "target": {"list_ids": [list]},
                "pacing": test_pacing()}),
     )
     .await;
-    start(&owner, id).await;
-    wait_status(&owner, id, "completed").await;
-    let rows = messages(&owner, id).await;
-    assert_each_lead_once(&app, &rows, LEADS);
-    assert!(rows.iter().all(|r| r["device_id"] == healthy), "{rows:?}");
-    assert_eq!(lift(&owner, drained).await.status(), 200);
+    start(owner, id).await;
+    id
+}
+
+/// Waits for campaign `id` to complete: every lead got one message, all through `device`.
+async fn all_through(app: &TestApp, owner: &UserClient, id: i64, device: i64) {
+    wait_status(owner, id, "completed").await;
+    let rows = messages(owner, id).await;
+    assert_each_lead_once(app, &rows, LEADS);
+    assert!(rows.iter().all(|r| r["device_id"] == device), "{rows:?}");
+}
+
+/// Asserts the tenant's latest audit entries hold `action`.
+async fn assert_audited(app: &TestApp, tenant_id: i64, action: &str) {
+    let actions = wafleet::audit::recent_actions(&app.db, tenant_id, 20)
+        .await
+        .unwrap();
+    assert!(actions.iter().any(|a| a == action), "{actions:?}");
 }
 
 /// `GET /devices/{id}/health` as `owner`.
@@ -255,8 +217,6 @@ async fn health(owner: &UserClient, device: i64) -> Value {
         .await
         .unwrap()
 }
-
-const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The next frame of `event` on `ws` (others are skipped).
 async fn next_event(ws: &mut crate::campaigns::Ws, event: &str) -> Value {
