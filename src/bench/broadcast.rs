@@ -6,7 +6,9 @@
 //! Σ 1/mean_delay (every device sending back to back at its mean delay) with no pacing
 //! violation at the simulator. Unpaced (`--pacing off`, safe bounds lifted for the run), it is
 //! the durable send rate: each send is a claimed outbox row, a send to the simulator and a
-//! recorded result.
+//! recorded result. Either way the run also waits for the chat mirror to have committed every
+//! sent message (`mirrored_sends_per_s`, `mirror_lag_at_last_send`, `mirror_drain_seconds`):
+//! a send only counts for a user once it shows in the chat view.
 
 use std::time::{Duration, Instant};
 
@@ -125,6 +127,14 @@ async fn measure(
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let mirror_lag = i64::from(messages) - mirrored(&app.state.db, tenant_id).await?;
+    while mirrored(&app.state.db, tenant_id).await? < i64::from(messages) {
+        if Instant::now() >= deadline {
+            anyhow::bail!("the chat mirror did not commit every sent message");
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mirrored_seconds = started.elapsed().as_secs_f64();
     let cpu = report::cpu_seconds()
         .zip(cpu_before)
         .map(|(after, before)| round(after - before, 2));
@@ -162,6 +172,9 @@ async fn measure(
         "start_seconds": round(start_seconds, 3),
         "seconds": round(seconds, 3),
         "sends_per_s": round(sends_per_s, 1),
+        "mirrored_sends_per_s": round(f64::from(messages) / (mirrored_seconds - start_seconds), 1),
+        "mirror_lag_at_last_send": mirror_lag,
+        "mirror_drain_seconds": round(mirrored_seconds - seconds, 3),
         "cpu_seconds": cpu,
         "recorded_sent": recorded.counts.accepted(),
         "lost": i64::from(messages) - recorded.counts.accepted(),
@@ -189,6 +202,20 @@ async fn measure(
     };
     figures["targets"] = target;
     Ok(figures)
+}
+
+/// Sent messages the chat mirror has committed for the tenant.
+async fn mirrored(db: &Db, tenant_id: i64) -> Result<i64, DbError> {
+    use crate::db::schema::messages;
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::tenant_id.eq(tenant_id))
+            .filter(messages::from_me.eq(true))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+    })
 }
 
 /// Stores one lead list of `count` leads.
