@@ -1,6 +1,6 @@
 // Home overview (<section id="overview"> of index.html): what the fleet did today, in 7 or 30
 // days, in the tenant's zone — tiles (sent, delivered, read, replies, failed, opt-outs), three
-// SVG charts drawn by the server (GET /api/v1/stats/chart.svg?chart=…) and the campaign,
+// SVG charts drawn by the server (in the same answer: GET /api/v1/stats/overview?charts=true) and the campaign,
 // sequence and device summaries. Loaded when the range changes and every REFRESH_MS while the
 // page is in view (the figures are hourly sums: a live stream per send would cost more than
 // it shows; device status stays live in the devices view below).
@@ -36,10 +36,9 @@ function render(view) {
     `Campaigns: ${counts(view.campaigns_by_status, ["running", "scheduled", "paused", "draft", "completed", "cancelled"])}. ` +
     `Sequence enrolments in progress: ${number.format(view.open_enrollments)}. ` +
     `Devices: ${counts(view.devices_by_status, ["online", "connecting", "reconnecting", "awaiting_qr", "logged_out", "failed", "banned"])}.`;
-  // A new address per load so the images follow the figures (the server sends no-store).
-  const stamp = Date.now();
+  // The charts come with the figures (one request), drawn by the server from the same numbers.
   for (const name of ["sends", "rates", "devices"]) {
-    $(`chart-${name}`).src = `/api/v1/stats/chart.svg?chart=${name}&range=${state.range}&t=${stamp}`;
+    $(`chart-${name}`).src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(view.charts[name])}`;
   }
 }
 
@@ -48,7 +47,7 @@ async function load() {
   if (state.loading) return;
   state.loading = true;
   try {
-    const view = await api("GET", `/api/v1/stats/overview?range=${state.range}`);
+    const view = await api("GET", `/api/v1/stats/overview?range=${state.range}&charts=true`);
     clearAlert($("overview-alert"));
     render(view);
   } catch (err) {

@@ -117,6 +117,32 @@ async fn the_home_figures_count_a_campaign_for_owners_and_members(app: TestApp) 
         svg.contains(&format!("{LEADS} sent, 0 failed, {LEADS} replies")),
         "{svg}"
     );
+    // The overview draws the same charts when asked, from the same figures.
+    let with_charts: Value = owner
+        .get("/api/v1/stats/overview?range=today&charts=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(with_charts["charts"]["sends"].as_str(), Some(svg.as_str()));
+    assert_eq!(with_charts["totals"], today["totals"]);
+    for name in ["rates", "devices"] {
+        let alone = owner
+            .get(&format!("/api/v1/stats/chart.svg?chart={name}&range=today"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            with_charts["charts"][name].as_str(),
+            Some(alone.as_str()),
+            "{name}"
+        );
+    }
+    assert!(
+        today.get("charts").is_none(),
+        "no charts unless asked: {today}"
+    );
     let svg = owner
         .get("/api/v1/stats/chart.svg?chart=devices&range=7d")
         .await

@@ -36,6 +36,21 @@ pub struct RangeQuery {
     pub range: Range,
     /// One device's figures only (the device page).
     pub device_id: Option<i64>,
+    /// Also draw the three charts (`charts`), from the same figures: one request instead of
+    /// four for a page that shows them all.
+    #[serde(default)]
+    pub charts: bool,
+}
+
+/// The three charts of the home page, as SVG documents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Charts {
+    /// Sent, failed and replies per hour or day.
+    pub sends: String,
+    /// Delivery, read and reply rates.
+    pub rates: String,
+    /// Sent per device.
+    pub devices: String,
 }
 
 /// The home page's figures.
@@ -48,6 +63,9 @@ pub struct HomeView {
     pub opt_outs: i64,
     /// The caller's devices per status now.
     pub devices_by_status: BTreeMap<String, i64>,
+    /// The charts, when asked for (`charts=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charts: Option<Charts>,
     /// The tenant's campaigns per status now.
     pub campaigns_by_status: BTreeMap<String, i64>,
     /// Sequence enrolments waiting for or going through their steps.
@@ -96,6 +114,11 @@ pub async fn get_overview(
     query: web::Query<RangeQuery>,
 ) -> Result<web::Json<HomeView>, ApiError> {
     let overview = figures(&state, &caller, query.range, query.device_id).await?;
+    let charts = query.charts.then(|| Charts {
+        sends: draw(ChartName::Sends, &overview),
+        rates: draw(ChartName::Rates, &overview),
+        devices: draw(ChartName::Devices, &overview),
+    });
     let db = &state.db;
     let opt_outs = store::opt_outs_since(db, caller.tenant_id, overview.since.naive_utc()).await?;
     let devices_by_status =
@@ -114,6 +137,7 @@ pub async fn get_overview(
         devices_by_status,
         campaigns_by_status,
         open_enrollments,
+        charts,
     }))
 }
 
@@ -127,6 +151,15 @@ pub enum ChartName {
     Rates,
     /// Messages sent per device.
     Devices,
+}
+
+/// Draws one chart of `overview`.
+fn draw(name: ChartName, overview: &Overview) -> String {
+    match name {
+        ChartName::Sends => chart::sends(&overview.series),
+        ChartName::Rates => chart::rates(&overview.series),
+        ChartName::Devices => chart::devices(&overview.devices, CHART_DEVICES),
+    }
 }
 
 /// Query of the chart route.
@@ -156,11 +189,7 @@ pub async fn get_chart(
     query: web::Query<ChartQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let overview = figures(&state, &caller, query.range, query.device_id).await?;
-    let svg = match query.chart {
-        ChartName::Sends => chart::sends(&overview.series),
-        ChartName::Rates => chart::rates(&overview.series),
-        ChartName::Devices => chart::devices(&overview.devices, CHART_DEVICES),
-    };
+    let svg = draw(query.chart, &overview);
     Ok(HttpResponse::Ok()
         .content_type("image/svg+xml")
         .insert_header(("cache-control", "no-store"))
