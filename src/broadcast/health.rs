@@ -127,7 +127,8 @@ impl HealthDeps {
         })
     }
 
-    /// After a failed send, when a lane starts and every [`JUDGE_EVERY`] sends: quarantines the
+    /// After a failed send, when a lane starts and every [`JUDGE_EVERY`] attempts (at most every
+    /// [`JUDGE_AT_MOST_EVERY`]): quarantines the
     /// tenant's device when its score fell below the threshold; whether it is quarantined now.
     pub async fn check(&self, tenant_id: i64, device_id: i64) -> Result<bool, DbError> {
         let device = store::get_device(&self.db, tenant_id, device_id).await?;
@@ -255,8 +256,11 @@ struct Quarantine<'a> {
     by: Option<i64>,
 }
 
-/// A lane judges its device's health after this many sends (and when it starts).
+/// A lane judges its device's health after this many attempts (and when it starts)…
 pub const JUDGE_EVERY: usize = 25;
+/// …but not more often than this (real time): an unpaced lane makes 25 attempts in
+/// milliseconds, and scoring reads the device's figures.
+pub const JUDGE_AT_MOST_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Ends a device's quarantine on a user's word; whether it was quarantined. Announced and
 /// audited by the caller's route (it knows the user).

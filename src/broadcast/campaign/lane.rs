@@ -19,7 +19,7 @@ use super::error::EngineError;
 use super::model::Campaign;
 use crate::broadcast::attachment::{self, FileInfo, Prepared};
 use crate::broadcast::greeting;
-use crate::broadcast::health::{HealthDeps, JUDGE_EVERY};
+use crate::broadcast::health::{HealthDeps, JUDGE_AT_MOST_EVERY, JUDGE_EVERY};
 use crate::broadcast::metrics::BroadcastMetrics;
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
 use crate::broadcast::outbox::store;
@@ -74,7 +74,8 @@ pub struct Plan {
     pub leave_on_error: bool,
     /// Where send results are counted.
     pub metrics: BroadcastMetrics,
-    /// Scores devices (at the start, every `JUDGE_EVERY` attempts, after failures) and
+    /// Scores devices (at the start, every `JUDGE_EVERY` attempts at most every
+    /// `JUDGE_AT_MOST_EVERY`, after failures) and
     /// quarantines low-scoring and rate-limited ones.
     pub health: HealthDeps,
 }
@@ -194,11 +195,13 @@ impl Lane {
             return LaneEnd::Failed(err);
         }
         // A device may have gone bad without a failed send (undelivered messages, dropped
-        // connections): judged before its first send, and again every `JUDGE_EVERY` attempts.
+        // connections): judged before its first send, and again every `JUDGE_EVERY` attempts
+        // (at most every `JUDGE_AT_MOST_EVERY`).
         if self.judge_health().await {
             return LaneEnd::Quarantined;
         }
         let mut since_judged = 0;
+        let mut judged_at = Instant::now();
         let batch = if self.plan.pacing.max_delay_ms == 0 {
             UNPACED_BATCH
         } else {
@@ -234,8 +237,12 @@ impl Lane {
             }
             since_judged += claimed.len();
             match self.send_batch(claimed, slot).await {
-                Ok(None) if since_judged >= JUDGE_EVERY => {
+                Ok(None)
+                    if since_judged >= JUDGE_EVERY
+                        && judged_at.elapsed() >= JUDGE_AT_MOST_EVERY =>
+                {
                     since_judged = 0;
+                    judged_at = Instant::now();
                     if self.judge_health().await {
                         return LaneEnd::Quarantined;
                     }

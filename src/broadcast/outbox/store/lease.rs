@@ -111,9 +111,10 @@ pub async fn finish(
 ) -> Result<usize, DbError> {
     let now = chrono::Utc::now().naive_utc();
     let sent_at = (status == OutboxStatus::Sent).then_some(now);
-    db_run!(db, |conn| {
-        conn.transaction::<_, DbError, _>(async |conn| {
-            let finished: Vec<(i64, Option<i64>)> = diesel::update(
+    // The rows this call may end: only those still `sending`.
+    macro_rules! end_rows {
+        () => {
+            diesel::update(
                 outbox::table
                     .filter(outbox::id.eq_any(ids))
                     .filter(outbox::status.eq(OutboxStatus::Sending.as_str())),
@@ -124,19 +125,26 @@ pub async fn finish(
                 outbox::sent_at.eq(sent_at),
                 outbox::error.eq(error),
             ))
-            .returning((outbox::tenant_id, outbox::device_id))
-            .get_results(conn)
-            .await?;
-            if status == OutboxStatus::Failed {
-                let mut counts = Bumps::default();
-                for (tenant_id, device_id) in &finished {
-                    // Rows without a device never left; device 0 is the tenant's total.
-                    if let Some(device_id) = device_id {
-                        counts.add(*tenant_id, *device_id, now, Count::Failed);
-                    }
+        };
+    }
+    db_run!(db, |conn| {
+        if status != OutboxStatus::Failed {
+            // One statement, no transaction: on PostgreSQL one round trip instead of three.
+            return end_rows!().execute(conn).await.map_err(DbError::from);
+        }
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let finished: Vec<(i64, Option<i64>)> = end_rows!()
+                .returning((outbox::tenant_id, outbox::device_id))
+                .get_results(conn)
+                .await?;
+            let mut counts = Bumps::default();
+            for (tenant_id, device_id) in &finished {
+                // Rows without a device never left; device 0 is the tenant's total.
+                if let Some(device_id) = device_id {
+                    counts.add(*tenant_id, *device_id, now, Count::Failed);
                 }
-                stats::store::apply(Conn::from(&mut *conn), &counts).await?;
             }
+            stats::store::apply(Conn::from(&mut *conn), &counts).await?;
             Ok(finished.len())
         })
         .await
