@@ -558,7 +558,16 @@ function renderMessages(open, mode = "live") {
 }
 
 /** Loads (or, after a reconnect, merges) the newest page of the open conversation. */
+/**
+ * Messages changed by a live MESSAGE_UPDATED, with the order it came in: a page read over REST
+ * that started before such a change must not put the message back as it was (the read may
+ * answer after the event).
+ */
+const liveChanges = new Map();
+let liveSeq = 0;
+
 async function loadNewest(open) {
+  const startedAt = liveSeq;
   let page;
   try {
     page = await api("GET", `${chatPath(open.jid)}/messages?limit=${PAGE_SIZE}`);
@@ -575,7 +584,10 @@ async function loadNewest(open) {
     for (const id of [...open.msgs.keys()]) if (!open.msgs.get(id).local) removeMessage(open, id);
     open.nextBefore = page.next_before;
   }
-  for (const m of page.items) upsertMessage(open, m);
+  for (const m of page.items) {
+    if ((liveChanges.get(m.id) ?? 0) <= startedAt) upsertMessage(open, m);
+  }
+  if (liveChanges.size > 2000) liveChanges.clear();
   open.loaded = true;
   renderMessages(open, first ? "bottom" : "live");
   if (first) fillViewport(open);
@@ -801,6 +813,7 @@ function onEvent(frame) {
       const old = open?.msgs.get(data.id);
       if (open && data.chat === open.jid && old) {
         open.msgs.set(data.id, { ...data, status: laterStatus(old.status, data.status) });
+        liveChanges.set(data.id, ++liveSeq);
         renderMessages(open);
       }
       break;
