@@ -124,25 +124,13 @@ pub async fn recent_actions(db: &Db, tenant_id: i64, limit: i64) -> Result<Vec<S
 /// Deletes up to `limit` entries written before `cutoff`, oldest first (retention). Answers
 /// how many went.
 pub async fn delete_before(db: &Db, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
-    let ids: Vec<i64> = db_run!(db, |conn| {
-        audit_log::table
-            .filter(audit_log::created_at.lt(cutoff))
-            .order(audit_log::created_at)
-            .select(audit_log::id)
-            .limit(limit)
-            .load(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    db_run!(db, |conn| {
-        diesel::delete(audit_log::table.filter(audit_log::id.eq_any(&ids)))
-            .execute(conn)
-            .await
-            .map_err(DbError::from)
-    })
+    crate::delete_chunk!(
+        db,
+        audit_log,
+        audit_log::created_at.lt(cutoff),
+        audit_log::created_at,
+        limit
+    )
 }
 
 #[cfg(test)]

@@ -211,6 +211,39 @@ macro_rules! on_conn {
     };
 }
 
+/// Deletes up to `limit` rows of `table` that `filter` selects, first in `order` (retention's
+/// chunks): their ids are read, then deleted, so no statement holds a big write lock. Answers
+/// how many went. Needs `diesel::prelude::*` and `diesel_async::RunQueryDsl` in scope.
+///
+/// ```text
+/// delete_chunk!(db, audit_log, audit_log::created_at.lt(cutoff), audit_log::created_at, limit)
+/// ```
+#[macro_export]
+macro_rules! delete_chunk {
+    ($db:expr, $table:ident, $filter:expr, $order:expr, $limit:expr) => {{
+        let ids: Vec<i64> = $crate::db_run!($db, |conn| {
+            $table::table
+                .filter($filter)
+                .order($order)
+                .select($table::id)
+                .limit($limit)
+                .load(conn)
+                .await
+                .map_err($crate::db::DbError::from)
+        })?;
+        if ids.is_empty() {
+            Ok(0)
+        } else {
+            $crate::db_run!($db, |conn| {
+                diesel::delete($table::table.filter($table::id.eq_any(&ids)))
+                    .execute(conn)
+                    .await
+                    .map_err($crate::db::DbError::from)
+            })
+        }
+    }};
+}
+
 /// Deletes the rows a tenant-scoped filter selects: `Ok` when it deleted any,
 /// [`DbError::NotFound`] otherwise. Needs `diesel_async::RunQueryDsl` in scope.
 ///

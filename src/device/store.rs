@@ -420,23 +420,11 @@ pub async fn delete_history_before(
     cutoff: chrono::NaiveDateTime,
     limit: i64,
 ) -> Result<usize, DbError> {
-    let ids: Vec<i64> = db_run!(db, |conn| {
-        device_events::table
-            .filter(device_events::at.lt(cutoff))
-            .order(device_events::at)
-            .select(device_events::id)
-            .limit(limit)
-            .load(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    db_run!(db, |conn| {
-        diesel::delete(device_events::table.filter(device_events::id.eq_any(&ids)))
-            .execute(conn)
-            .await
-            .map_err(DbError::from)
-    })
+    crate::delete_chunk!(
+        db,
+        device_events,
+        device_events::at.lt(cutoff),
+        device_events::at,
+        limit
+    )
 }

@@ -542,23 +542,15 @@ pub async fn delete_finished_before(
         DeliveryStatus::Delivered.as_str(),
         DeliveryStatus::Dead.as_str(),
     ];
-    db_run!(db, |conn| {
-        let ids: Vec<i64> = webhook_queue::table
-            .filter(webhook_queue::created_at.lt(cutoff))
-            .filter(webhook_queue::status.eq_any(finished))
-            .order(webhook_queue::id)
-            .limit(limit)
-            .select(webhook_queue::id)
-            .load(conn)
-            .await?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        diesel::delete(webhook_queue::table.filter(webhook_queue::id.eq_any(&ids)))
-            .execute(conn)
-            .await
-            .map_err(DbError::from)
-    })
+    crate::delete_chunk!(
+        db,
+        webhook_queue,
+        webhook_queue::created_at
+            .lt(cutoff)
+            .and(webhook_queue::status.eq_any(finished)),
+        webhook_queue::id,
+        limit
+    )
 }
 
 /// Hands claimed deliveries that were never attempted back to the queue, due now (a stopping
