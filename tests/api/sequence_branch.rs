@@ -3,7 +3,6 @@
 //! sequence's default stops one who answers anything else, and a lead who does not answer goes
 //! on with the next step. Jump targets are checked (same tenant, not the sequence itself).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -13,7 +12,7 @@ use wafleet::broadcast::sequence::engine::Tick;
 use crate::campaign_ops::greetings_since;
 use crate::campaigns::seed_leads;
 use crate::helpers::{wait_until, TestApp, UserClient};
-use crate::sequences::{lead_ids, try_create_sequence};
+use crate::sequences::{lead_ids, step_rows, try_create_sequence, wait_sent};
 
 crate::both_backends!(with &[crate::campaigns::FAST_SIM, crate::sequences::TICK_ON_REQUEST].concat();
     a_keyword_reply_jumps_another_reply_stops_and_silence_continues,
@@ -51,49 +50,6 @@ async fn enrollment_when(
             .find(|e| e["phone"] == phone && ready(e))
     })
     .await
-}
-
-/// Accepted messages (phone, body) of a campaign id, any state past sending.
-async fn sent_bodies(app: &TestApp, sequence_id: i64) -> HashMap<(String, i64), (String, String)> {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    use wafleet::db::schema::{outbox, sequences};
-    let db = &app.db;
-    let rows: Vec<(String, i64, String, String)> = async {
-        wafleet::db_run!(db, |conn| {
-            outbox::table
-                .inner_join(sequences::table.on(sequences::campaign_id.eq(outbox::campaign_id)))
-                .filter(sequences::id.eq(sequence_id))
-                .select((outbox::phone, outbox::step, outbox::status, outbox::body))
-                .load(conn)
-                .await
-                .map_err(wafleet::db::DbError::from)
-        })
-    }
-    .await
-    .unwrap();
-    rows.into_iter()
-        .map(|(phone, step, status, body)| ((phone, step), (status, body)))
-        .collect()
-}
-
-/// Waits until `count` rows of `step` of the sequence were accepted by WhatsApp.
-async fn wait_sent(app: &TestApp, sequence_id: i64, step: i64, count: usize) {
-    wait_until(
-        &format!("{count} step-{step} messages sent"),
-        WAIT,
-        || async {
-            let sent = sent_bodies(app, sequence_id)
-                .await
-                .into_iter()
-                .filter(|((_, s), (status, _))| {
-                    *s == step && ["sent", "delivered", "read"].contains(&status.as_str())
-                })
-                .count();
-            (sent >= count).then_some(())
-        },
-    )
-    .await;
 }
 
 /// A contact writes `text` to `device` through `POST /sim/inbound` (admin).
@@ -254,7 +210,7 @@ pub(crate) async fn branch_both_ways(app: &TestApp) -> Branched {
     wait_sent(app, warm_id, 1, 1).await;
     tick(app).await;
 
-    let cold_rows = sent_bodies(app, cold_id).await;
+    let cold_rows = step_rows(app, cold_id).await;
     let steps_of = |phone: &str| {
         let mut steps: Vec<i64> = cold_rows
             .keys()
@@ -267,7 +223,7 @@ pub(crate) async fn branch_both_ways(app: &TestApp) -> Branched {
     assert_eq!(steps_of("60120000000"), [1], "{cold_rows:?}");
     assert_eq!(steps_of("60120000001"), [1], "{cold_rows:?}");
     assert_eq!(steps_of("60120000002"), [1, 2], "{cold_rows:?}");
-    let warm_rows = sent_bodies(app, warm_id).await;
+    let warm_rows = step_rows(app, warm_id).await;
     assert_eq!(warm_rows.len(), 1, "{warm_rows:?}");
     let (_, body) = &warm_rows[&("60120000000".to_string(), 1)];
     // `{greeting}` is the word of the tenant's local time when it was sent.

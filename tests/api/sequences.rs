@@ -103,7 +103,10 @@ async fn enrollments(user: &UserClient, id: i64) -> Vec<Value> {
 }
 
 /// The sequence's outbox rows (through its carrier): (phone, step) → (status, body).
-async fn step_rows(app: &TestApp, sequence_id: i64) -> HashMap<(String, i64), (String, String)> {
+pub(crate) async fn step_rows(
+    app: &TestApp,
+    sequence_id: i64,
+) -> HashMap<(String, i64), (String, String)> {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
     use wafleet::db::schema::{outbox, sequences};
@@ -127,7 +130,7 @@ async fn step_rows(app: &TestApp, sequence_id: i64) -> HashMap<(String, i64), (S
 }
 
 /// Waits until `count` rows of step `step` were accepted by WhatsApp.
-async fn wait_sent(app: &TestApp, sequence_id: i64, step: i64, count: usize) {
+pub(crate) async fn wait_sent(app: &TestApp, sequence_id: i64, step: i64, count: usize) {
     wait_until(
         &format!("{count} step-{step} messages sent"),
         WAIT,
