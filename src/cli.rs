@@ -179,6 +179,11 @@ pub struct BenchArgs {
     /// Days of hourly figures for every device (home).
     #[arg(long, value_name = "D", default_value_t = 30)]
     pub days: u32,
+
+    /// Leads built in 100 lists, each with a chat of ten messages (scale).
+    #[arg(long, value_name = "L", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub leads: u32,
 }
 
 /// Benchmark scenarios (issue 11); the others arrive with the features they measure.
@@ -203,6 +208,9 @@ pub enum Scenario {
     Webhooks,
     /// The home page's figures over N devices with D days of hourly figures: p50/p99 per range.
     Home,
+    /// L leads in 100 lists and 10·L chat messages over N devices: list, search and chat page
+    /// p99, deleting a big list beside a chat writer, database size.
+    Scale,
 }
 
 /// Pacing of the broadcast benchmark.
@@ -256,6 +264,7 @@ impl Scenario {
             Scenario::Images => "images",
             Scenario::Webhooks => "webhooks",
             Scenario::Home => "home",
+            Scenario::Scale => "scale",
         }
     }
 }

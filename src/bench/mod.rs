@@ -21,7 +21,9 @@
 //! [`import`] a CSV of leads through the importer; [`fanout`] hub events to many WebSocket
 //! subscribers; [`clients`] real whatsapp-rust clients on the database-backed store and their
 //! memory; [`webhooks`] outbound webhook deliveries to a local receiver, steady and after an
-//! outage; [`home`] the home page's figures over N devices × D days of hourly rows; [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
+//! outage; [`home`] the home page's figures over N devices × D days of hourly rows; [`scale`]
+//! list, search and chat pages over 1M leads and 10M messages, and deleting a big list;
+//! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
 pub mod broadcast;
@@ -33,6 +35,7 @@ pub mod import;
 pub mod inbound;
 pub mod mix;
 pub mod report;
+pub mod scale;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -82,6 +85,7 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
             Scenario::Images => images::run(args).await,
             Scenario::Webhooks => webhooks::run(args).await,
             Scenario::Home => home::run(args).await,
+            Scenario::Scale => scale::run(args).await,
         }
     })?;
     let mut report = json!({

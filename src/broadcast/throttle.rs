@@ -187,6 +187,23 @@ impl Throttle {
             typing: typing.min(at.saturating_duration_since(now)),
         }
     }
+
+    /// Moves a reserved send to when it happened (never earlier than reserved).
+    fn confirm(&mut self, msg: &Confirm) {
+        let Some(log) = self.devices.get_mut(&msg.device_id) else {
+            return;
+        };
+        let Some(mut at) = log.sends.iter().rposition(|s| *s == msg.reserved) else {
+            return;
+        };
+        log.sends[at] = msg.actual.max(msg.reserved);
+        // The send only moves later: it moves past the slots it now follows, keeping the log
+        // ordered without sorting it.
+        while at + 1 < log.sends.len() && log.sends[at] > log.sends[at + 1] {
+            log.sends.swap(at, at + 1);
+            at += 1;
+        }
+    }
 }
 
 /// The rules that pushed one slot later.
@@ -268,14 +285,7 @@ impl Handler<Confirm> for Throttle {
     type Result = ();
 
     fn handle(&mut self, msg: Confirm, _: &mut Context<Self>) {
-        let Some(log) = self.devices.get_mut(&msg.device_id) else {
-            return;
-        };
-        if let Some(slot) = log.sends.iter_mut().rev().find(|s| **s == msg.reserved) {
-            *slot = msg.actual.max(*slot);
-        }
-        // Keep the log ordered after the correction.
-        log.sends.make_contiguous().sort();
+        self.confirm(&msg);
     }
 }
 
@@ -408,6 +418,26 @@ mod tests {
         let r = request(pacing(2_000, 2_000, 12, 1_000, "22:00-08:00"));
         let slot = throttle.reserve(&r, now, wall).send_at;
         assert_eq!(slot - now, Duration::from_secs(9 * 3600));
+    }
+
+    #[test]
+    fn a_late_send_keeps_the_log_ordered() {
+        let mut throttle = Throttle::new(1.0);
+        let (now, wall) = (Instant::now(), Utc::now());
+        let r = request(pacing(1_000, 1_000, 100, 1_000, ""));
+        let slots: Vec<Instant> = (0..4)
+            .map(|_| throttle.reserve(&r, now, wall).send_at)
+            .collect();
+        // The second reserved send happened after the third and fourth slots.
+        let late = slots[3] + Duration::from_millis(500);
+        throttle.confirm(&Confirm {
+            device_id: 1,
+            reserved: slots[1],
+            actual: late,
+        });
+        let log: Vec<Instant> = throttle.devices[&1].sends.iter().copied().collect();
+        assert_eq!(log, [slots[0], slots[2], slots[3], late]);
+        assert!(throttle.reserve(&r, now, wall).send_at >= late + Duration::from_secs(1));
     }
 
     #[test]

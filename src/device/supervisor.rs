@@ -36,6 +36,8 @@ use crate::whatsapp::Connector;
 
 /// How often the admission queue is drained.
 const ADMISSION_TICK: Duration = Duration::from_millis(20);
+/// How often the per-status device gauges are brought up to date (when a device changed).
+const GAUGE_REFRESH: Duration = Duration::from_millis(500);
 /// How long shutdown waits for sessions to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -118,6 +120,8 @@ pub struct DeviceSupervisor {
     boot_finished_after: Option<Duration>,
     /// Set by `Shutdown`: a restart after it stays idle.
     shut_down: bool,
+    /// A device was added, removed or changed status since the gauges were last set.
+    gauges_stale: bool,
     /// Up while it runs (see [`DeviceSupervisor::watched`]).
     beacon: crate::metrics::Beacon,
 }
@@ -152,6 +156,7 @@ impl DeviceSupervisor {
             boot_started: Instant::now(),
             boot_finished_after: None,
             shut_down: false,
+            gauges_stale: false,
             beacon: crate::metrics::Beacon::detached(),
             deps,
         }
@@ -260,7 +265,7 @@ impl DeviceSupervisor {
             old.do_send(Retire);
         }
         self.spawn_actor(id, ctx);
-        self.update_gauges();
+        self.gauges_stale = true;
     }
 
     /// Counts a restart against the device's budget; parks it (returns false) when spent.
@@ -385,8 +390,13 @@ impl DeviceSupervisor {
         self.deps.draining.store(draining, Ordering::Relaxed);
     }
 
-    /// Recomputes the per-status gauges.
-    fn update_gauges(&self) {
+    /// Recomputes the per-status gauges when a device changed since the last time: once per
+    /// [`GAUGE_REFRESH`] at most, not on every status change (that walked every device each time,
+    /// O(N²) while N devices boot).
+    fn update_gauges(&mut self) {
+        if !std::mem::take(&mut self.gauges_stale) {
+            return;
+        }
         let mut counts: HashMap<DeviceStatus, i64> = HashMap::new();
         for entry in self.registry.values() {
             *counts.entry(entry.status).or_default() += 1;
@@ -432,6 +442,7 @@ impl Actor for DeviceSupervisor {
         }
         self.beacon.up();
         ctx.run_interval(ADMISSION_TICK, |this, _| this.admit());
+        ctx.run_interval(GAUGE_REFRESH, |this, _| this.update_gauges());
         let health = Duration::from_millis(self.deps.settings.health_check_ms);
         ctx.run_interval(health, |this, ctx| this.check_health(ctx));
         ctx.run_interval(Duration::from_secs(5), |this, _| {
@@ -562,7 +573,7 @@ impl Handler<StatusChanged> for DeviceSupervisor {
                 entry.crashes = 0;
             }
         }
-        self.update_gauges();
+        self.gauges_stale = true;
     }
 }
 
@@ -586,7 +597,7 @@ impl Handler<StopDevice> for DeviceSupervisor {
                 .get_mut(&msg.device_id)
                 .and_then(|e| e.addr.take())
         };
-        self.update_gauges();
+        self.gauges_stale = true;
         Box::pin(
             async move {
                 if let Some(addr) = addr {

@@ -62,6 +62,8 @@ struct Slot {
     refilled: Instant,
     /// A `failing_since` write is under way; the next one waits for it, so writes land in order.
     saving_health: bool,
+    /// [`Dispatcher::health_clock`] when this endpoint's last `failing_since` write committed.
+    health_saved_at: u64,
 }
 
 impl Slot {
@@ -73,6 +75,7 @@ impl Slot {
             waiting: VecDeque::new(),
             refilled: Instant::now(),
             saving_health: false,
+            health_saved_at: 0,
         }
     }
 
@@ -120,6 +123,9 @@ pub struct Dispatcher {
     recording: bool,
     claiming: bool,
     stopping: bool,
+    /// Counts committed `failing_since` writes, so a reload can tell whether what it read is
+    /// older than what memory holds.
+    health_clock: u64,
 }
 
 /// Everything the dispatcher needs.
@@ -165,6 +171,7 @@ impl Dispatcher {
             retries: HashMap::new(),
             writing: false,
             recording: false,
+            health_clock: 0,
             claiming: false,
             stopping: false,
         })
@@ -188,17 +195,20 @@ impl Dispatcher {
     /// endpoint that is gone or off are handed back.
     fn reload(&mut self, ctx: &mut Context<Self>) {
         let db = self.db.clone();
+        let read_at = self.health_clock;
         ctx.spawn(
             async move { store::active_endpoints(&db).await }
                 .into_actor(self)
-                .map(|result, this, ctx| match result {
-                    Ok(endpoints) => this.install(endpoints, ctx),
+                .map(move |result, this, ctx| match result {
+                    Ok(endpoints) => this.install(endpoints, read_at, ctx),
                     Err(err) => tracing::warn!(error = %err, "webhooks: cannot read endpoints"),
                 }),
         );
     }
 
-    fn install(&mut self, endpoints: Vec<Endpoint>, ctx: &mut Context<Self>) {
+    /// Rebuilds the routing table from endpoints read when [`Dispatcher::health_clock`] was
+    /// `read_at`.
+    fn install(&mut self, endpoints: Vec<Endpoint>, read_at: u64, ctx: &mut Context<Self>) {
         let mut slots = HashMap::new();
         let mut routes: HashMap<i64, Vec<i64>> = HashMap::new();
         for endpoint in endpoints {
@@ -208,10 +218,11 @@ impl Dispatcher {
                 .push(endpoint.id);
             let slot = match self.slots.remove(&endpoint.id) {
                 Some(mut slot) => {
-                    // A health write under way is newer than what was just read.
+                    // A health write under way, or committed after the read began, is newer
+                    // than what was read: the read must not put back an older value.
                     let failing_since = slot.endpoint.failing_since;
                     slot.endpoint = endpoint;
-                    if slot.saving_health {
+                    if slot.saving_health || slot.health_saved_at > read_at {
                         slot.endpoint.failing_since = failing_since;
                     }
                     slot
@@ -565,6 +576,8 @@ impl Dispatcher {
                         return;
                     };
                     slot.saving_health = false;
+                    this.health_clock += 1;
+                    slot.health_saved_at = this.health_clock;
                     if slot.endpoint.failing_since != since {
                         this.save_health(endpoint_id, ctx);
                     }

@@ -44,6 +44,7 @@ const ROOT_MACROS: &[(&str, &str)] = &[
     ("db_run", "db"),
     ("db_batch", "db"),
     ("delete_found", "db"),
+    ("delete_chunk", "db"),
     ("on_conn", "db"),
 ];
 

@@ -34,6 +34,7 @@ mod fuzz_replay;
 mod health;
 mod identity;
 mod layers;
+mod lead_index;
 mod leads;
 mod login_abuse;
 mod mcp;

@@ -467,13 +467,17 @@ async fn an_outage_is_retried_and_drained(app: TestApp) {
         .then_some(())
     })
     .await;
-    let endpoint: Value = owner
-        .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(endpoint["failing_since"].is_string(), "{endpoint}");
+    // The endpoint's health is written beside the attempts, not with them.
+    wait_until("the endpoint to be shown failing", WAIT, || async {
+        let endpoint: Value = owner
+            .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        endpoint["failing_since"].is_string().then_some(())
+    })
+    .await;
     assert!(receiver.received().is_empty());
 
     receiver.recover();
@@ -504,16 +508,22 @@ async fn an_outage_is_retried_and_drained(app: TestApp) {
     })
     .await;
 
-    // A delivered event can be replayed: the same event id arrives again.
-    let log: Value = owner
-        .get(&format!(
-            "/api/v1/webhooks/deliveries?endpoint_id={endpoint_id}&status=delivered&limit=1"
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let delivery = &log["items"][0];
+    // A delivered event can be replayed: the same event id arrives again. The log shows a
+    // delivery as delivered once its outcome is written, which may follow the receipt.
+    let delivery = wait_until("a delivery logged as delivered", WAIT, || async {
+        let log: Value = owner
+            .get(&format!(
+                "/api/v1/webhooks/deliveries?endpoint_id={endpoint_id}&status=delivered&limit=1"
+            ))
+            .await
+            .json()
+            .await
+            .ok()?;
+        let first = &log["items"][0];
+        first.is_object().then(|| first.clone())
+    })
+    .await;
+    let delivery = &delivery;
     let replayed = owner
         .post(
             &format!("/api/v1/webhooks/deliveries/{}/replay", delivery["id"]),

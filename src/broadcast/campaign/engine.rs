@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -50,6 +50,10 @@ const RELOAD: Backoff = Backoff {
     base: Duration::from_millis(500),
     max: Duration::from_secs(30),
 };
+
+/// A campaign's tick report waits this many times as long as the last one took to read (a
+/// report of a few milliseconds waits for the next tick; one of a million rows skips some).
+const REPORT_COST_FACTOR: u32 = 20;
 
 /// The engine's dependencies.
 #[derive(Clone)]
@@ -417,6 +421,8 @@ struct TickReport {
     progress: Progress,
     /// Online devices of the campaign's choice (with their link age).
     online: Vec<Device>,
+    /// How long the report took to read.
+    cost: Duration,
 }
 
 impl CampaignEngine {
@@ -459,7 +465,13 @@ impl CampaignEngine {
         }
         self.ticking = true;
         let db = self.deps.db.clone();
-        let runs: Vec<i64> = self.runs.keys().copied().collect();
+        let now = Instant::now();
+        let runs: Vec<i64> = self
+            .runs
+            .iter()
+            .filter(|(_, run)| run.report_due <= now)
+            .map(|(id, _)| *id)
+            .collect();
         ctx.spawn(
             async move {
                 let due = due_scheduled(&db).await;
@@ -504,6 +516,9 @@ impl CampaignEngine {
         let Some(run) = self.runs.get_mut(&id) else {
             return;
         };
+        // A campaign of a million rows takes a while to count: it is counted less often, so
+        // counting never takes more than 1/REPORT_COST_FACTOR of the database's time.
+        run.report_due = Instant::now() + report.cost * REPORT_COST_FACTOR;
         let state = report.campaign.state();
         if !matches!(state, CampaignStatus::Running | CampaignStatus::Paused) {
             // Cancelled or completed elsewhere (another node, or a finished run).
@@ -838,6 +853,7 @@ async fn due_scheduled(db: &Db) -> Vec<i64> {
 
 /// A running campaign's state, progress and online devices.
 async fn report(db: &Db, id: i64) -> Result<TickReport, DbError> {
+    let started = Instant::now();
     let campaign = store::find_campaign(db, id).await?;
     let progress = progress(db, &campaign).await?;
     let online = online_devices(db, &campaign).await?;
@@ -845,5 +861,6 @@ async fn report(db: &Db, id: i64) -> Result<TickReport, DbError> {
         campaign,
         progress,
         online,
+        cost: started.elapsed(),
     })
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -28,6 +29,8 @@ pub(super) struct Run {
     /// Cancelled (or ended elsewhere) while lanes still held rows: the run stays until its last
     /// lane has given them back, then this campaign's final progress is published.
     pub(super) stopping: Option<Campaign>,
+    /// No tick reports on the campaign before this (see `REPORT_COST_FACTOR`).
+    pub(super) report_due: Instant,
 }
 
 impl Run {
@@ -42,6 +45,7 @@ impl Run {
             moving: false,
             left_out: HashSet::new(),
             stopping: None,
+            report_due: Instant::now(),
         }
     }
 

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{NaiveDateTime, Utc};
-use diesel::dsl::count_star;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::model::{Lead, LeadInput, LeadList, LeadPatch, NewLead};
@@ -74,48 +75,29 @@ impl InsertLeads for AsyncPgConnection {
 /// Attempts of an import batch that lost a race with another writer of the same phone.
 const BATCH_ATTEMPTS: usize = 3;
 
-/// The tenant's lists by name, each with its lead count.
+/// The tenant's lists by name, each with its lead count (kept on the list by triggers).
 pub async fn list_lists(db: &Db, tenant_id: i64) -> Result<Vec<(LeadList, i64)>, DbError> {
-    let (lists, counts) = db_run!(db, |conn| {
-        let lists: Vec<LeadList> = lead_lists::table
+    db_run!(db, |conn| {
+        lead_lists::table
             .filter(lead_lists::tenant_id.eq(tenant_id))
             .order((lead_lists::name.asc(), lead_lists::id.asc()))
-            .select(LeadList::as_select())
+            .select((LeadList::as_select(), lead_lists::lead_count))
             .load(conn)
-            .await?;
-        let counts: Vec<(i64, i64)> = leads::table
-            .filter(leads::tenant_id.eq(tenant_id))
-            .group_by(leads::list_id)
-            .select((leads::list_id, count_star()))
-            .load(conn)
-            .await?;
-        Ok::<_, DbError>((lists, counts))
-    })?;
-    let counts: HashMap<i64, i64> = counts.into_iter().collect();
-    Ok(lists
-        .into_iter()
-        .map(|list| {
-            let count = counts.get(&list.id).copied().unwrap_or(0);
-            (list, count)
-        })
-        .collect())
+            .await
+            .map_err(DbError::from)
+    })
 }
 
 /// One list of the tenant with its lead count.
 pub async fn get_list(db: &Db, tenant_id: i64, id: i64) -> Result<(LeadList, i64), DbError> {
     db_run!(db, |conn| {
-        let list: LeadList = lead_lists::table
+        lead_lists::table
             .filter(lead_lists::tenant_id.eq(tenant_id))
             .filter(lead_lists::id.eq(id))
-            .select(LeadList::as_select())
+            .select((LeadList::as_select(), lead_lists::lead_count))
             .first(conn)
-            .await?;
-        let count: i64 = leads::table
-            .filter(leads::list_id.eq(id))
-            .count()
-            .get_result(conn)
-            .await?;
-        Ok((list, count))
+            .await
+            .map_err(DbError::from)
     })
 }
 
@@ -159,8 +141,21 @@ pub async fn rename_list(
     })
 }
 
-/// Deletes a list and its leads.
+/// Leads deleted per statement when a list goes.
+const DELETE_CHUNK: i64 = 1_000;
+
+/// Deletes a list and its leads: the leads first, [`DELETE_CHUNK`] per statement, so deleting
+/// a list of 100,000 never holds SQLite's write lock (or PostgreSQL's row locks) for long and
+/// the chat mirror keeps writing meanwhile.
 pub async fn delete_list(db: &Db, tenant_id: i64, id: i64) -> Result<(), DbError> {
+    while crate::delete_chunk!(
+        db,
+        leads,
+        leads::list_id.eq(id).and(leads::tenant_id.eq(tenant_id)),
+        leads::list_id,
+        DELETE_CHUNK
+    )? > 0
+    {}
     delete_found!(
         db,
         lead_lists::table
@@ -176,12 +171,19 @@ pub async fn search_leads(
     filter: &LeadFilter,
     limit: i64,
 ) -> Result<Vec<Lead>, DbError> {
-    let search = filter
+    let term = filter
         .search
         .as_deref()
         .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| like_pattern(&s.to_lowercase()));
+        .filter(|s| !s.is_empty());
+    let search = term.map(|s| like_pattern(&s.to_lowercase()));
+    let sqlite = matches!(db, Db::Sqlite(_));
+    // On SQLite a term of three characters or more is looked up in the trigram index
+    // (`leads_search`, a phrase: the term's trigrams in a row). On PostgreSQL the LIKE runs on
+    // the indexed join of name and phone (`leads_search_trgm_idx`).
+    let phrase = term
+        .filter(|s| sqlite && s.chars().count() >= 3)
+        .map(|s| format!("\"{}\"", s.replace('"', "\"\"")));
     let tag = filter.tag.as_ref().map(|t| like_pattern(&format!(",{t},")));
     let niche = filter.niche.as_ref().map(|n| n.trim().to_lowercase());
     db_run!(db, |conn| {
@@ -191,7 +193,21 @@ pub async fn search_leads(
         if let Some(list_id) = filter.list_id {
             query = query.filter(leads::list_id.eq(list_id));
         }
-        if let Some(pattern) = &search {
+        if let Some(phrase) = &phrase {
+            query = query.filter(
+                sql::<Bool>(
+                    "leads.id IN (SELECT rowid FROM leads_search WHERE leads_search MATCH ",
+                )
+                .bind::<Text, _>(phrase.clone())
+                .sql(")"),
+            );
+        } else if let (Some(pattern), false) = (&search, sqlite) {
+            query = query.filter(
+                sql::<Bool>("(lower(leads.name) || E'\\x01' || leads.phone) LIKE ")
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" ESCAPE '\\'"),
+            );
+        } else if let Some(pattern) = &search {
             query = query.filter(
                 lower(leads::name)
                     .like(pattern.clone())

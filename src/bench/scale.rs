@@ -1,0 +1,358 @@
+//! `wafleet bench scale`: the pages and jobs whose cost grows with the data, at fleet scale.
+//!
+//! Bulk SQL builds L leads in 100 lists (one list holds a tenth of them, the rest share the
+//! others), N devices, one chat per lead on the devices in turn and ten messages per chat
+//! (10·L messages). Then, with the same store calls the API makes: the lead lists with their
+//! counts, a page of a list, lead search by name and by phone (a term matching one lead, the
+//! worst case: nothing stops the scan early), a device's chat list and chat search; p50/p99 of
+//! each. Then the big list is deleted while a writer inserts one chat message every 10 ms as the
+//! chat mirror would: seconds, the writer's longest wait, and the messages it could not write
+//! (must be 0). And the database's size.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use serde_json::{json, Value};
+
+use super::report::{percentile, round};
+use crate::broadcast::leads::store::{self as leads, LeadFilter};
+use crate::chat::store as chats;
+use crate::cli::BenchArgs;
+use crate::db::{Db, DbError};
+use crate::db_run;
+
+/// Timed calls per case.
+const CALLS: usize = 30;
+/// Lead lists built.
+const LISTS: u32 = 100;
+/// Messages per chat.
+const MESSAGES_PER_CHAT: u32 = 10;
+/// Rows a page shows (the API's default).
+const PAGE: i64 = 50;
+/// How often the writer beside the list deletion writes a chat message.
+const WRITER_EVERY: Duration = Duration::from_millis(10);
+
+/// Runs the scenario with `--leads` and `--devices`.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
+    let (leads, devices) = (args.leads, args.devices.max(1));
+    super::with_database(args, |url| measure(url, leads, devices)).await
+}
+
+async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow::Result<Value> {
+    let settings = super::settings(&database_url, &[])?;
+    let (db, admin) = super::prepare(&settings).await?;
+    let tenant_id = admin.tenant_id.context("the admin account has no tenant")?;
+    let started = Instant::now();
+    seed(&db, tenant_id, lead_count, devices).await?;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let (lists, first_device) = ids(&db, tenant_id).await?;
+    let (Some(&big_list), Some(&small_list)) = (lists.iter().next(), lists.iter().last()) else {
+        anyhow::bail!("no lists were built");
+    };
+    // A lead in the middle of the data: its name and phone are found only by a full search.
+    let middle = lead_count / 2;
+    let since = Utc::now().naive_utc() - chrono::Duration::days(30);
+
+    let mut cases = serde_json::Map::new();
+    cases.insert(
+        "lead_lists".into(),
+        timed(|| async {
+            let lists = leads::list_lists(&db, tenant_id).await?;
+            Ok(lists.len())
+        })
+        .await?,
+    );
+    for (name, list_id) in [("big_list_page", big_list), ("small_list_page", small_list)] {
+        let filter = LeadFilter {
+            list_id: Some(list_id),
+            ..LeadFilter::default()
+        };
+        cases.insert(
+            name.into(),
+            timed(|| async {
+                leads::get_list(&db, tenant_id, list_id).await?;
+                Ok(leads::search_leads(&db, tenant_id, &filter, PAGE)
+                    .await?
+                    .len())
+            })
+            .await?,
+        );
+    }
+    for (name, term) in [
+        ("lead_search_name", format!("lead {middle} ")),
+        ("lead_search_phone", phone_of(middle)[4..].to_string()),
+    ] {
+        let filter = LeadFilter {
+            search: Some(term),
+            ..LeadFilter::default()
+        };
+        cases.insert(
+            name.into(),
+            timed(|| async {
+                Ok(leads::search_leads(&db, tenant_id, &filter, PAGE)
+                    .await?
+                    .len())
+            })
+            .await?,
+        );
+    }
+    cases.insert(
+        "chat_list".into(),
+        timed(|| async {
+            Ok(
+                chats::list_chats(&db, tenant_id, first_device, since, None, PAGE)
+                    .await?
+                    .len(),
+            )
+        })
+        .await?,
+    );
+    cases.insert(
+        "chat_search".into(),
+        timed(|| async {
+            let found =
+                chats::list_chats(&db, tenant_id, first_device, since, Some("order 7"), PAGE)
+                    .await?;
+            Ok(found.len())
+        })
+        .await?,
+    );
+
+    let size_before_delete = database_bytes(&db).await?;
+    let deletion = delete_beside_a_writer(&db, tenant_id, big_list, first_device).await?;
+    let backend = db.backend_name();
+    drop(db);
+    Ok(json!({
+        "params": {
+            "leads": lead_count, "lists": LISTS, "devices": devices,
+            "messages": u64::from(lead_count) * u64::from(MESSAGES_PER_CHAT),
+            "db": backend, "calls_per_case": CALLS, "page": PAGE,
+        },
+        "seed_seconds": round(seed_seconds, 1),
+        "db_bytes": size_before_delete,
+        "pages": cases,
+        "delete_big_list": deletion,
+    }))
+}
+
+/// The phone of lead `n` (digits only, as stored).
+fn phone_of(n: u32) -> String {
+    format!("6019{n:08}")
+}
+
+/// Runs `call` [`CALLS`] times (one warm-up first) and reports p50/p99 in milliseconds and
+/// the rows the last call answered.
+async fn timed<F, Fut>(call: F) -> anyhow::Result<Value>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<usize>>,
+{
+    let mut rows = call().await?;
+    let mut millis = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let at = Instant::now();
+        rows = call().await?;
+        millis.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    millis.sort_by(f64::total_cmp);
+    Ok(json!({
+        "p50_ms": percentile(&millis, 0.5).map(|v| round(v, 2)),
+        "p99_ms": percentile(&millis, 0.99).map(|v| round(v, 2)),
+        "rows": rows,
+    }))
+}
+
+/// Deletes `list_id` (the big list) while a task writes one chat message every
+/// [`WRITER_EVERY`] on `device_id`, as the chat mirror does during a campaign.
+async fn delete_beside_a_writer(
+    db: &Db,
+    tenant_id: i64,
+    list_id: i64,
+    device_id: i64,
+) -> anyhow::Result<Value> {
+    let chat_id: i64 = db_run!(db, |conn| {
+        diesel::sql_query(format!(
+            "SELECT id AS n FROM chats WHERE device_id = {device_id} ORDER BY id LIMIT 1"
+        ))
+        .get_result::<Count>(conn)
+        .await
+        .map(|c| c.n)
+        .map_err(DbError::from)
+    })?;
+    let done = Rc::new(RefCell::new(false));
+    let writer = {
+        let (db, done) = (db.clone(), done.clone());
+        actix_web::rt::spawn(async move {
+            let (mut written, mut lost, mut longest) = (0u64, 0u64, Duration::ZERO);
+            while !*done.borrow() {
+                let at = Instant::now();
+                let sql = format!(
+                    "INSERT INTO messages (tenant_id, device_id, chat_id, wa_id, sender_jid, from_me,
+                     body, status, sent_at, created_at, kind)
+                     VALUES ({tenant_id}, {device_id}, {chat_id}, 'BENCHW{written}-{lost}', 'x', false,
+                     'during the delete', 'received', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'text')"
+                );
+                let result: Result<usize, DbError> = async {
+                    db_run!(&db, |conn| {
+                        diesel::sql_query(sql)
+                            .execute(conn)
+                            .await
+                            .map_err(DbError::from)
+                    })
+                }
+                .await;
+                longest = longest.max(at.elapsed());
+                match result {
+                    Ok(_) => written += 1,
+                    Err(_) => lost += 1,
+                }
+                actix_web::rt::time::sleep(WRITER_EVERY).await;
+            }
+            (written, lost, longest)
+        })
+    };
+    // Let the writer settle before the delete starts.
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let deleted = leads::delete_list(db, tenant_id, list_id).await;
+    let seconds = started.elapsed().as_secs_f64();
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    *done.borrow_mut() = true;
+    let (written, lost, longest) = writer.await.context("the writer task failed")?;
+    deleted?;
+    Ok(json!({
+        "seconds": round(seconds, 2),
+        "writer_messages": written,
+        "writer_lost": lost,
+        "writer_longest_wait_ms": round(longest.as_secs_f64() * 1000.0, 1),
+    }))
+}
+
+/// The tenant's list ids (the big list first) and its first device.
+async fn ids(db: &Db, tenant_id: i64) -> anyhow::Result<(Vec<i64>, i64)> {
+    let lists: Vec<i64> = db_run!(db, |conn| {
+        diesel::sql_query(format!(
+            "SELECT id AS n FROM lead_lists WHERE tenant_id = {tenant_id} ORDER BY id"
+        ))
+        .load::<Count>(conn)
+        .await
+        .map(|rows| rows.into_iter().map(|c| c.n).collect())
+        .map_err(DbError::from)
+    })?;
+    let device: i64 = db_run!(db, |conn| {
+        diesel::sql_query(format!(
+            "SELECT MIN(id) AS n FROM devices WHERE tenant_id = {tenant_id}"
+        ))
+        .get_result::<Count>(conn)
+        .await
+        .map(|c| c.n)
+        .map_err(DbError::from)
+    })?;
+    Ok((lists, device))
+}
+
+/// The database's size on disk, in bytes.
+async fn database_bytes(db: &Db) -> anyhow::Result<i64> {
+    let sql = match db {
+        Db::Sqlite(_) => {
+            "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()"
+        }
+        Db::Postgres(_) => "SELECT pg_database_size(current_database()) AS n",
+    };
+    Ok(db_run!(db, |conn| {
+        diesel::sql_query(sql)
+            .get_result::<Count>(conn)
+            .await
+            .map(|c| c.n)
+            .map_err(DbError::from)
+    })?)
+}
+
+/// A number read by `sql_query`.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The dataset: `devices` devices, [`LISTS`] lists (the first with a tenth of the leads),
+/// `leads` leads named `Lead <n> ` with phone [`phone_of`], one chat per lead on device
+/// `n mod devices` and [`MESSAGES_PER_CHAT`] messages per chat, alternately sent and received,
+/// one minute apart; then `ANALYZE`.
+async fn seed(db: &Db, tenant_id: i64, leads: u32, devices: u32) -> anyhow::Result<()> {
+    let big = leads / 10;
+    let per_list = (leads - big).div_ceil(LISTS - 1).max(1);
+    // List of lead n: 0 for the first tenth, then 1..LISTS in equal runs.
+    let list_of = format!("CASE WHEN n < {big} THEN 0 ELSE 1 + (n - {big}) / {per_list} END");
+    let script = match db {
+        Db::Sqlite(_) => format!(
+            "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {devices} - 1)
+             INSERT INTO devices (tenant_id, name, status, created_at, updated_at)
+             SELECT {tenant_id}, 'Device ' || n, 'offline', datetime('now'), datetime('now') FROM s;
+             WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {LISTS} - 1)
+             INSERT INTO lead_lists (tenant_id, name, created_at, updated_at)
+             SELECT {tenant_id}, 'List ' || n, datetime('now'), datetime('now') FROM s;
+             CREATE TEMP TABLE scale_ids AS
+               SELECT (SELECT MIN(id) FROM lead_lists WHERE tenant_id = {tenant_id}) AS list0,
+                      (SELECT MIN(id) FROM devices WHERE tenant_id = {tenant_id}) AS device0;
+             WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {leads} - 1)
+             INSERT INTO leads (tenant_id, list_id, name, phone, tags, status, fields, created_at, updated_at)
+             SELECT {tenant_id}, list0 + {list_of}, 'Lead ' || n || ' ', printf('6019%08d', n),
+                    ',vip,', 'new', '{{}}', datetime('now'), datetime('now')
+             FROM s, scale_ids;
+             WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {leads} - 1)
+             INSERT INTO chats (tenant_id, device_id, jid, name, last_message_text, last_message_at,
+                                unread_count, created_at, updated_at)
+             SELECT {tenant_id}, device0 + n % {devices}, printf('6019%08d', n) || '@s.whatsapp.net',
+                    'Lead ' || n, 'order ' || n, datetime('now', '-' || (n % 1440) || ' minutes'),
+                    0, datetime('now'), datetime('now')
+             FROM s, scale_ids;
+             WITH RECURSIVE k(m) AS (SELECT 0 UNION ALL SELECT m + 1 FROM k WHERE m < {MESSAGES_PER_CHAT} - 1)
+             INSERT INTO messages (tenant_id, device_id, chat_id, wa_id, sender_jid, from_me, body,
+                                   status, sent_at, created_at, kind)
+             SELECT c.tenant_id, c.device_id, c.id, 'SCALE' || c.id || '-' || k.m, c.jid, k.m % 2 = 0,
+                    'message ' || k.m || ' about order ' || (c.id * 7 % 100000), 'read',
+                    datetime(c.last_message_at, '-' || ({MESSAGES_PER_CHAT} - k.m) || ' minutes'),
+                    datetime('now'), 'text'
+             FROM chats c, k WHERE c.tenant_id = {tenant_id};
+             DROP TABLE scale_ids;
+             ANALYZE;"
+        ),
+        Db::Postgres(_) => format!(
+            "INSERT INTO devices (tenant_id, name, status, created_at, updated_at)
+             SELECT {tenant_id}, 'Device ' || n, 'offline', now(), now()
+             FROM generate_series(0, {devices} - 1) n;
+             INSERT INTO lead_lists (tenant_id, name, created_at, updated_at)
+             SELECT {tenant_id}, 'List ' || n, now(), now() FROM generate_series(0, {LISTS} - 1) n;
+             CREATE TEMP TABLE scale_ids AS
+               SELECT (SELECT MIN(id) FROM lead_lists WHERE tenant_id = {tenant_id}) AS list0,
+                      (SELECT MIN(id) FROM devices WHERE tenant_id = {tenant_id}) AS device0;
+             INSERT INTO leads (tenant_id, list_id, name, phone, tags, status, fields, created_at, updated_at)
+             SELECT {tenant_id}, list0 + {list_of}, 'Lead ' || n || ' ', '6019' || lpad(n::text, 8, '0'),
+                    ',vip,', 'new', '{{}}', now(), now()
+             FROM generate_series(0, {leads} - 1) n, scale_ids;
+             INSERT INTO chats (tenant_id, device_id, jid, name, last_message_text, last_message_at,
+                                unread_count, created_at, updated_at)
+             SELECT {tenant_id}, device0 + n % {devices},
+                    '6019' || lpad(n::text, 8, '0') || '@s.whatsapp.net', 'Lead ' || n, 'order ' || n,
+                    now() - (n % 1440) * INTERVAL '1 minute', 0, now(), now()
+             FROM generate_series(0, {leads} - 1) n, scale_ids;
+             INSERT INTO messages (tenant_id, device_id, chat_id, wa_id, sender_jid, from_me, body,
+                                   status, sent_at, created_at, kind)
+             SELECT c.tenant_id, c.device_id, c.id, 'SCALE' || c.id || '-' || m, c.jid, m % 2 = 0,
+                    'message ' || m || ' about order ' || (c.id * 7 % 100000), 'read',
+                    c.last_message_at - ({MESSAGES_PER_CHAT} - m) * INTERVAL '1 minute', now(), 'text'
+             FROM chats c, generate_series(0, {MESSAGES_PER_CHAT} - 1) m WHERE c.tenant_id = {tenant_id};
+             DROP TABLE scale_ids;
+             ANALYZE;"
+        ),
+    };
+    db_run!(db, |conn| {
+        conn.batch_execute(&script).await.map_err(DbError::from)
+    })?;
+    Ok(())
+}
