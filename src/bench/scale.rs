@@ -5,11 +5,17 @@
 //! (10·L messages). Then, with the same store calls the API makes: the lead lists with their
 //! counts, a page of a list, lead search by name and by phone (a term matching one lead, the
 //! worst case: nothing stops the scan early), a device's chat list and chat search; p50/p99 of
-//! each. Then the big list is deleted while a writer inserts one chat message every 10 ms as the
-//! chat mirror would: seconds, the writer's longest wait, and the messages it could not write
-//! (must be 0). And the database's size.
+//! each, and the database's size.
+//!
+//! Then the daemon starts on that data (every device online at the simulator) and a campaign
+//! over every lead starts: seconds to write its outbox, and the longest stall of the system
+//! arbiter meanwhile (a probe that wakes every 5 ms measures how late it wakes); the cost of one
+//! progress count of that campaign. While it sends (paced, real time), the big list is deleted
+//! while a writer also inserts one chat message every 10 ms: seconds, the writer's longest wait
+//! and failed writes; after a graceful stop, every message the simulator accepted must be in the
+//! chat mirror (`chat_messages_lost`, must be 0).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +25,11 @@ use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{json, Value};
 
 use super::report::{percentile, round};
+use super::RunningApp;
+use crate::broadcast::campaign::messages::StartCampaign;
+use crate::broadcast::campaign::model::{CampaignFields, CampaignStatus};
+use crate::broadcast::campaign::progress::progress;
+use crate::broadcast::campaign::store as campaigns;
 use crate::broadcast::leads::store::{self as leads, LeadFilter};
 use crate::chat::store as chats;
 use crate::cli::BenchArgs;
@@ -35,6 +46,12 @@ const MESSAGES_PER_CHAT: u32 = 10;
 const PAGE: i64 = 50;
 /// How often the writer beside the list deletion writes a chat message.
 const WRITER_EVERY: Duration = Duration::from_millis(10);
+/// How often the stall probe asks to be woken.
+const PROBE_EVERY: Duration = Duration::from_millis(5);
+/// Progress counts timed.
+const PROGRESS_CALLS: usize = 5;
+/// How long the campaign may take to make its first sends before the big list is deleted.
+const SENDS_BEFORE_DELETE_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs the scenario with `--leads` and `--devices`.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
@@ -43,7 +60,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
 }
 
 async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow::Result<Value> {
-    let settings = super::settings(&database_url, &[])?;
+    let settings = super::settings(
+        &database_url,
+        &[
+            ("WAFLEET__SIM__AUTO_SCAN_AFTER_MS", "5"),
+            ("WAFLEET__SIM__QR_ROTATE_MS", "0"),
+            ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+        ],
+    )?;
     let (db, admin) = super::prepare(&settings).await?;
     let tenant_id = admin.tenant_id.context("the admin account has no tenant")?;
     let started = Instant::now();
@@ -122,9 +146,49 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
         .await?,
     );
 
-    let size_before_delete = database_bytes(&db).await?;
-    let deletion = delete_beside_a_writer(&db, tenant_id, big_list, first_device).await?;
+    let db_bytes = database_bytes(&db).await?;
     let backend = db.backend_name();
+    let campaign_id = draft_campaign(&db, tenant_id, &lists).await?;
+    drop(db);
+
+    let app = RunningApp::start(settings.clone()).await?;
+    super::boot::wait_all_online(&app, devices).await?;
+    let db = app.state.db.clone();
+    let stall = StallProbe::start();
+    let started = Instant::now();
+    let written = app
+        .state
+        .campaigns
+        .send(StartCampaign { campaign_id })
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot start the campaign: {e}"))?;
+    let start_seconds = started.elapsed().as_secs_f64();
+    let longest_stall = stall.stop().await?;
+    let campaign = campaigns::find_campaign(&db, campaign_id).await?;
+    let mut counting = Vec::with_capacity(PROGRESS_CALLS);
+    for _ in 0..PROGRESS_CALLS {
+        let at = Instant::now();
+        progress(&db, &campaign).await?;
+        counting.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    counting.sort_by(f64::total_cmp);
+    // The delete runs while the campaign sends: wait for the first sends (after typing).
+    let sim = app
+        .state
+        .fleet
+        .sim
+        .clone()
+        .context("the simulator is needed")?;
+    let sending_by = Instant::now() + SENDS_BEFORE_DELETE_WAIT;
+    while sim.stats().delivered < u64::from(devices.min(100)) && Instant::now() < sending_by {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deletion = delete_beside_a_writer(&db, tenant_id, big_list, first_device).await?;
+    drop(db);
+    app.stop().await?;
+    let accepted = sim.stats().delivered;
+    let db = Db::connect(&settings.database).await?;
+    let mirrored = campaign_messages_mirrored(&db, tenant_id).await?;
     drop(db);
     Ok(json!({
         "params": {
@@ -133,10 +197,81 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
             "db": backend, "calls_per_case": CALLS, "page": PAGE,
         },
         "seed_seconds": round(seed_seconds, 1),
-        "db_bytes": size_before_delete,
+        "db_bytes": db_bytes,
         "pages": cases,
+        "campaign_start": {
+            "outbox_rows": written,
+            "seconds": round(start_seconds, 2),
+            "longest_arbiter_stall_ms": round(longest_stall.as_secs_f64() * 1000.0, 1),
+            "progress_count_p50_ms": percentile(&counting, 0.5).map(|v| round(v, 1)),
+            "progress_count_max_ms": percentile(&counting, 1.0).map(|v| round(v, 1)),
+        },
         "delete_big_list": deletion,
+        "campaign_sends_accepted": accepted,
+        "chat_messages_lost": i64::try_from(accepted).unwrap_or(i64::MAX) - mirrored,
     }))
+}
+
+/// A draft campaign over every list, on every online device, paced in real time.
+async fn draft_campaign(db: &Db, tenant_id: i64, lists: &[i64]) -> anyhow::Result<i64> {
+    let fields = CampaignFields {
+        name: "scale".into(),
+        message: "{Hi|Hello} {name}, this is a benchmark message.".into(),
+        target: json!({ "list_ids": lists }).to_string(),
+        devices: json!({"mode": "all_online"}).to_string(),
+        pacing: json!({"min_delay_ms": 5000, "max_delay_ms": 15000, "warmup_days": 0}).to_string(),
+        on_device_loss: "move".into(),
+        kind: "broadcast".into(),
+        per_device_limit: None,
+    };
+    let campaign =
+        campaigns::insert_campaign(db, tenant_id, None, &fields, CampaignStatus::Draft, None)
+            .await?;
+    Ok(campaign.id)
+}
+
+/// The campaign's messages in the chat mirror (the seeded ones and the writer's left out).
+async fn campaign_messages_mirrored(db: &Db, tenant_id: i64) -> anyhow::Result<i64> {
+    Ok(db_run!(db, |conn| {
+        diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM messages WHERE tenant_id = {tenant_id} AND from_me
+             AND wa_id NOT LIKE 'SCALE%' AND wa_id NOT LIKE 'BENCHW%'"
+        ))
+        .get_result::<Count>(conn)
+        .await
+        .map(|c| c.n)
+        .map_err(DbError::from)
+    })?)
+}
+
+/// Measures how late a task on this (the system) arbiter wakes: a stall of the arbiter shows
+/// as a late wake-up.
+struct StallProbe {
+    running: Rc<Cell<bool>>,
+    task: actix_web::rt::task::JoinHandle<Duration>,
+}
+
+impl StallProbe {
+    fn start() -> StallProbe {
+        let running = Rc::new(Cell::new(true));
+        let flag = running.clone();
+        let task = actix_web::rt::spawn(async move {
+            let mut longest = Duration::ZERO;
+            while flag.get() {
+                let at = Instant::now();
+                actix_web::rt::time::sleep(PROBE_EVERY).await;
+                longest = longest.max(at.elapsed().saturating_sub(PROBE_EVERY));
+            }
+            longest
+        });
+        StallProbe { running, task }
+    }
+
+    /// The longest lateness seen.
+    async fn stop(self) -> anyhow::Result<Duration> {
+        self.running.set(false);
+        self.task.await.context("the stall probe failed")
+    }
 }
 
 /// The phone of lead `n` (digits only, as stored).
@@ -292,7 +427,8 @@ async fn seed(db: &Db, tenant_id: i64, leads: u32, devices: u32) -> anyhow::Resu
         Db::Sqlite(_) => format!(
             "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {devices} - 1)
              INSERT INTO devices (tenant_id, name, status, created_at, updated_at)
-             SELECT {tenant_id}, 'Device ' || n, 'offline', datetime('now'), datetime('now') FROM s;
+             SELECT {tenant_id}, 'Device ' || n, 'online', datetime('now'), datetime('now') FROM s;
+             UPDATE devices SET jid = printf('6010%07d:1@s.whatsapp.net', id) WHERE tenant_id = {tenant_id};
              WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {LISTS} - 1)
              INSERT INTO lead_lists (tenant_id, name, created_at, updated_at)
              SELECT {tenant_id}, 'List ' || n, datetime('now'), datetime('now') FROM s;
@@ -324,8 +460,10 @@ async fn seed(db: &Db, tenant_id: i64, leads: u32, devices: u32) -> anyhow::Resu
         ),
         Db::Postgres(_) => format!(
             "INSERT INTO devices (tenant_id, name, status, created_at, updated_at)
-             SELECT {tenant_id}, 'Device ' || n, 'offline', now(), now()
+             SELECT {tenant_id}, 'Device ' || n, 'online', now(), now()
              FROM generate_series(0, {devices} - 1) n;
+             UPDATE devices SET jid = '6010' || lpad(id::text, 7, '0') || ':1@s.whatsapp.net'
+             WHERE tenant_id = {tenant_id};
              INSERT INTO lead_lists (tenant_id, name, created_at, updated_at)
              SELECT {tenant_id}, 'List ' || n, now(), now() FROM generate_series(0, {LISTS} - 1) n;
              CREATE TEMP TABLE scale_ids AS

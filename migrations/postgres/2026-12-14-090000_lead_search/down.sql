@@ -1,3 +1,4 @@
+DROP INDEX leads_list_order_idx;
 DROP INDEX leads_search_trgm_idx;
 DROP TRIGGER leads_count_move ON leads;
 DROP TRIGGER leads_count_delete ON leads;

@@ -45,3 +45,7 @@ CREATE TRIGGER leads_count_move AFTER UPDATE OF list_id ON leads
 -- over (list_id, phone) for the importer's lookups, which then crawled.
 CREATE INDEX leads_search_trgm_idx ON leads
     USING gin ((lower(name) || E'\x01' || phone) gin_trgm_ops);
+
+-- A page of a list is its leads in id order: read in order from this index, not by walking
+-- every lead of the tenant (the small lists' leads came last) or sorting a big list.
+CREATE INDEX leads_list_order_idx ON leads (list_id, id);

@@ -1,3 +1,4 @@
+DROP INDEX leads_list_order_idx;
 DROP TRIGGER leads_search_update;
 DROP TRIGGER leads_search_delete;
 DROP TRIGGER leads_search_insert;
