@@ -5,6 +5,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
@@ -13,6 +14,39 @@ use crate::db::{Conn, Db, DbError};
 use crate::db_run;
 use crate::stats;
 use crate::stats::model::{Bumps, Count};
+
+/// The ids of up to `$4` due rows of campaign `$1` and device `$2`, oldest first: rows left
+/// `sending` whose lease passed before `$3`, and pending rows; locked (skipping rows another
+/// node holds) when `lock`. Each branch is one range of `outbox_claim_idx` read in id order,
+/// stopping at the limit: one condition with an OR of both read every row the device has in
+/// the campaign (sent ones too) at every claim.
+fn due_ids_sql(lock: bool) -> String {
+    let (sending, pending) = (
+        OutboxStatus::Sending.as_str(),
+        OutboxStatus::Pending.as_str(),
+    );
+    let due = format!(
+        "SELECT id FROM (SELECT id FROM outbox WHERE campaign_id = $1 AND device_id = $2 \
+             AND status = '{sending}' AND lease_until < $3 ORDER BY id LIMIT $4) AS expired \
+         UNION ALL \
+         SELECT id FROM (SELECT id FROM outbox WHERE campaign_id = $1 AND device_id = $2 \
+             AND status = '{pending}' ORDER BY id LIMIT $4) AS waiting \
+         ORDER BY id LIMIT $4"
+    );
+    if lock {
+        // FOR UPDATE does not go with UNION: the rows found are locked by id.
+        format!("SELECT id FROM outbox WHERE id IN ({due}) ORDER BY id FOR UPDATE SKIP LOCKED")
+    } else {
+        due
+    }
+}
+
+/// A row id read by `sql_query`.
+#[derive(QueryableByName)]
+struct RowId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
 
 /// Claims up to `limit` of a device's due rows in a campaign: pending ones, and ones left in
 /// `sending` by a crashed sender whose lease has passed. Claimed rows are `sending`, leased
@@ -63,15 +97,22 @@ pub async fn claim(
                 .await
         };
     }
+    let due_ids = |lock| {
+        diesel::sql_query(due_ids_sql(lock))
+            .bind::<BigInt, _>(campaign_id)
+            .bind::<BigInt, _>(device_id)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+    };
     let mut claimed: Vec<Claimed> = match db {
         Db::Sqlite(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
-            let ids: Vec<i64> = due!()
-                .order(outbox::id)
-                .limit(limit)
-                .select(outbox::id)
-                .load(&mut conn)
-                .await?;
+            let ids: Vec<i64> = due_ids(false)
+                .load::<RowId>(&mut conn)
+                .await?
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
@@ -80,14 +121,12 @@ pub async fn claim(
         Db::Postgres(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
             conn.transaction::<_, DbError, _>(async |conn| {
-                let ids: Vec<i64> = due!()
-                    .order(outbox::id)
-                    .limit(limit)
-                    .select(outbox::id)
-                    .for_update()
-                    .skip_locked()
-                    .load(conn)
-                    .await?;
+                let ids: Vec<i64> = due_ids(true)
+                    .load::<RowId>(conn)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
