@@ -66,6 +66,8 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
             ("WAFLEET__SIM__AUTO_SCAN_AFTER_MS", "5"),
             ("WAFLEET__SIM__QR_ROTATE_MS", "0"),
             ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+            // The graceful stop must have time to flush the chat mirror of 3,000 devices.
+            ("WAFLEET__SERVER__SHUTDOWN_TIMEOUT_SECS", "60"),
         ],
     )?;
     let (db, admin) = super::prepare(&settings).await?;

@@ -87,15 +87,24 @@ pub async fn insert_rows(
     let mut written = 0;
     match conn {
         // SQLite cannot batch rows with NULLs in one INSERT; inside a transaction, one by one
-        // is fast.
+        // is fast when the rows go to the connection's thread together: one hand-off per chunk
+        // instead of one per row (a 1M-lead start went at 11,000 rows/s that way).
         Conn::Sqlite(conn) => {
-            for row in rows {
-                written += diesel::insert_into(outbox::table)
-                    .values(row_values!(tenant_id, campaign_id, row, now))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-            }
+            let rows = rows.to_vec();
+            written += conn
+                .spawn_blocking(move |conn| {
+                    let mut inserted = 0;
+                    for row in &rows {
+                        inserted += diesel::RunQueryDsl::execute(
+                            diesel::insert_into(outbox::table)
+                                .values(row_values!(tenant_id, campaign_id, row, now))
+                                .on_conflict_do_nothing(),
+                            conn,
+                        )?;
+                    }
+                    Ok(inserted)
+                })
+                .await?;
         }
         Conn::Postgres(conn) => {
             for part in rows.chunks(CHUNK) {
