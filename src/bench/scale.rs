@@ -12,8 +12,9 @@
 //! arbiter meanwhile (a probe that wakes every 5 ms measures how late it wakes); the cost of one
 //! progress count of that campaign. While it sends (paced, real time), the big list is deleted
 //! while a writer also inserts one chat message every 10 ms: seconds, the writer's longest wait
-//! and failed writes; after a graceful stop, every message the simulator accepted must be in the
-//! chat mirror (`chat_messages_lost`, must be 0).
+//! and failed writes. Then the lanes stop as on SIGTERM and every message the simulator accepted
+//! must reach the chat mirror within 120 s (`mirror_drain_seconds`; `chat_messages_lost`, must be
+//! 0).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -26,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::report::{percentile, round};
 use super::RunningApp;
-use crate::broadcast::campaign::messages::StartCampaign;
+use crate::broadcast::campaign::messages::{StartCampaign, StopLanes};
 use crate::broadcast::campaign::model::{CampaignFields, CampaignStatus};
 use crate::broadcast::campaign::progress::progress;
 use crate::broadcast::campaign::store as campaigns;
@@ -50,6 +51,8 @@ const WRITER_EVERY: Duration = Duration::from_millis(10);
 const PROBE_EVERY: Duration = Duration::from_millis(5);
 /// Progress counts timed.
 const PROGRESS_CALLS: usize = 5;
+/// How long the chat mirror may take to show every accepted send once the lanes stopped.
+const MIRROR_DRAIN_WAIT: Duration = Duration::from_secs(120);
 /// How long the campaign may take to make its first sends before the big list is deleted.
 const SENDS_BEFORE_DELETE_WAIT: Duration = Duration::from_secs(60);
 
@@ -66,8 +69,6 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
             ("WAFLEET__SIM__AUTO_SCAN_AFTER_MS", "5"),
             ("WAFLEET__SIM__QR_ROTATE_MS", "0"),
             ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
-            // The graceful stop must have time to flush the chat mirror of 3,000 devices.
-            ("WAFLEET__SERVER__SHUTDOWN_TIMEOUT_SECS", "60"),
         ],
     )?;
     let (db, admin) = super::prepare(&settings).await?;
@@ -76,7 +77,8 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
     seed(&db, tenant_id, lead_count, devices).await?;
     let seed_seconds = started.elapsed().as_secs_f64();
     let (lists, first_device) = ids(&db, tenant_id).await?;
-    let (Some(&big_list), Some(&small_list)) = (lists.iter().next(), lists.iter().last()) else {
+    let (Some(&big_list), Some(&small_list)) = (lists.as_slice().first(), lists.as_slice().last())
+    else {
         anyhow::bail!("no lists were built");
     };
     // A lead in the middle of the data: its name and phone are found only by a full search.
@@ -153,7 +155,7 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
     let campaign_id = draft_campaign(&db, tenant_id, &lists).await?;
     drop(db);
 
-    let app = RunningApp::start(settings.clone()).await?;
+    let app = RunningApp::start(settings).await?;
     super::boot::wait_all_online(&app, devices).await?;
     let db = app.state.db.clone();
     let stall = StallProbe::start();
@@ -186,12 +188,21 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     let deletion = delete_beside_a_writer(&db, tenant_id, big_list, first_device).await?;
+    // The lanes stop as on SIGTERM (a send handed to WhatsApp is recorded); then every send the
+    // simulator accepted must reach the chat mirror.
+    app.state.campaigns.send(StopLanes).await?;
+    let accepted = sim.stats().delivered;
+    let drain_started = Instant::now();
+    let mut mirrored = campaign_messages_mirrored(&db, tenant_id).await?;
+    while u64::try_from(mirrored).unwrap_or(0) < accepted
+        && drain_started.elapsed() < MIRROR_DRAIN_WAIT
+    {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        mirrored = campaign_messages_mirrored(&db, tenant_id).await?;
+    }
+    let mirror_drain_seconds = drain_started.elapsed().as_secs_f64();
     drop(db);
     app.stop().await?;
-    let accepted = sim.stats().delivered;
-    let db = Db::connect(&settings.database).await?;
-    let mirrored = campaign_messages_mirrored(&db, tenant_id).await?;
-    drop(db);
     Ok(json!({
         "params": {
             "leads": lead_count, "lists": LISTS, "devices": devices,
@@ -210,6 +221,7 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
         },
         "delete_big_list": deletion,
         "campaign_sends_accepted": accepted,
+        "mirror_drain_seconds": round(mirror_drain_seconds, 2),
         "chat_messages_lost": i64::try_from(accepted).unwrap_or(i64::MAX) - mirrored,
     }))
 }
@@ -234,16 +246,17 @@ async fn draft_campaign(db: &Db, tenant_id: i64, lists: &[i64]) -> anyhow::Resul
 
 /// The campaign's messages in the chat mirror (the seeded ones and the writer's left out).
 async fn campaign_messages_mirrored(db: &Db, tenant_id: i64) -> anyhow::Result<i64> {
-    Ok(db_run!(db, |conn| {
-        diesel::sql_query(format!(
+    numbers(
+        db,
+        format!(
             "SELECT COUNT(*) AS n FROM messages WHERE tenant_id = {tenant_id} AND from_me
              AND wa_id NOT LIKE 'SCALE%' AND wa_id NOT LIKE 'BENCHW%'"
-        ))
-        .get_result::<Count>(conn)
-        .await
-        .map(|c| c.n)
-        .map_err(DbError::from)
-    })?)
+        ),
+    )
+    .await?
+    .into_iter()
+    .next()
+    .context("no count")
 }
 
 /// Measures how late a task on this (the system) arbiter wakes: a stall of the arbiter shows
@@ -311,15 +324,14 @@ async fn delete_beside_a_writer(
     list_id: i64,
     device_id: i64,
 ) -> anyhow::Result<Value> {
-    let chat_id: i64 = db_run!(db, |conn| {
-        diesel::sql_query(format!(
-            "SELECT id AS n FROM chats WHERE device_id = {device_id} ORDER BY id LIMIT 1"
-        ))
-        .get_result::<Count>(conn)
-        .await
-        .map(|c| c.n)
-        .map_err(DbError::from)
-    })?;
+    let chat_id = numbers(
+        db,
+        format!("SELECT id AS n FROM chats WHERE device_id = {device_id} ORDER BY id LIMIT 1"),
+    )
+    .await?
+    .into_iter()
+    .next()
+    .context("the device has no chat")?;
     let done = Rc::new(RefCell::new(false));
     let writer = {
         let (db, done) = (db.clone(), done.clone());
@@ -371,24 +383,19 @@ async fn delete_beside_a_writer(
 
 /// The tenant's list ids (the big list first) and its first device.
 async fn ids(db: &Db, tenant_id: i64) -> anyhow::Result<(Vec<i64>, i64)> {
-    let lists: Vec<i64> = db_run!(db, |conn| {
-        diesel::sql_query(format!(
-            "SELECT id AS n FROM lead_lists WHERE tenant_id = {tenant_id} ORDER BY id"
-        ))
-        .load::<Count>(conn)
-        .await
-        .map(|rows| rows.into_iter().map(|c| c.n).collect())
-        .map_err(DbError::from)
-    })?;
-    let device: i64 = db_run!(db, |conn| {
-        diesel::sql_query(format!(
-            "SELECT MIN(id) AS n FROM devices WHERE tenant_id = {tenant_id}"
-        ))
-        .get_result::<Count>(conn)
-        .await
-        .map(|c| c.n)
-        .map_err(DbError::from)
-    })?;
+    let lists = numbers(
+        db,
+        format!("SELECT id AS n FROM lead_lists WHERE tenant_id = {tenant_id} ORDER BY id"),
+    )
+    .await?;
+    let device = numbers(
+        db,
+        format!("SELECT MIN(id) AS n FROM devices WHERE tenant_id = {tenant_id}"),
+    )
+    .await?
+    .into_iter()
+    .next()
+    .context("no devices were built")?;
     Ok((lists, device))
 }
 
@@ -400,11 +407,20 @@ async fn database_bytes(db: &Db) -> anyhow::Result<i64> {
         }
         Db::Postgres(_) => "SELECT pg_database_size(current_database()) AS n",
     };
+    numbers(db, sql.to_string())
+        .await?
+        .into_iter()
+        .next()
+        .context("no size")
+}
+
+/// The column `n` of every row `sql` answers.
+async fn numbers(db: &Db, sql: String) -> anyhow::Result<Vec<i64>> {
     Ok(db_run!(db, |conn| {
-        diesel::sql_query(sql)
-            .get_result::<Count>(conn)
+        diesel::sql_query(sql.as_str())
+            .load::<Count>(conn)
             .await
-            .map(|c| c.n)
+            .map(|rows| rows.into_iter().map(|c| c.n).collect())
             .map_err(DbError::from)
     })?)
 }

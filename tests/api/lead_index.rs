@@ -43,6 +43,15 @@ async fn new_lead(user: &UserClient, list: i64, name: &str, phone: &str) -> i64 
     lead["id"].as_i64().unwrap()
 }
 
+async fn delete_lead(user: &UserClient, id: i64) {
+    let deleted = user
+        .request(Method::DELETE, &format!("/api/v1/leads/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+}
+
 async fn import(user: &UserClient, list: i64, csv: &str) -> Value {
     let response = user
         .request(Method::POST, &format!("/api/v1/lead-lists/{list}/import"))
@@ -87,12 +96,7 @@ async fn list_counts_follow_every_change(app: TestApp) {
     assert_eq!(report["imported"], 3, "{report}");
     assert_eq!(counts(&owner, &[a, b]).await, [4, 1]);
 
-    let deleted = owner
-        .request(Method::DELETE, &format!("/api/v1/leads/{ali}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
+    delete_lead(&owner, ali).await;
     assert_eq!(counts(&owner, &[a, b]).await, [3, 1]);
 
     // Another tenant's leads never count in this tenant's lists.
@@ -144,12 +148,7 @@ async fn search_follows_renames_and_deletes(app: TestApp) {
     assert_eq!(found("group").await, [ali], "the new name");
     assert!(found("ali%20baba").await.is_empty(), "the old name is gone");
 
-    let deleted = owner
-        .request(Method::DELETE, &format!("/api/v1/leads/{siti}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
+    delete_lead(&owner, siti).await;
     assert!(found("nurhaliza").await.is_empty());
     assert!(found("8765").await.is_empty());
 

@@ -424,6 +424,25 @@ async fn every_event_type_reaches_the_receiver_signed(app: TestApp) {
     assert!(entry["latency_ms"].as_i64().is_some());
 }
 
+/// Waits until the endpoint is shown failing (`failing_since` set), or healthy again.
+async fn wait_for_health(owner: &UserClient, endpoint_id: i64, failing: bool) {
+    let what = if failing { "failing" } else { "healthy" };
+    wait_until(
+        &format!("the endpoint to be shown {what}"),
+        WAIT,
+        || async {
+            let endpoint: Value = owner
+                .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (endpoint["failing_since"].is_string() == failing).then_some(())
+        },
+    )
+    .await;
+}
+
 async fn an_outage_is_retried_and_drained(app: TestApp) {
     let receiver = Receiver::start().await;
     let owner = app.new_tenant("Acme").await;
@@ -468,16 +487,7 @@ async fn an_outage_is_retried_and_drained(app: TestApp) {
     })
     .await;
     // The endpoint's health is written beside the attempts, not with them.
-    wait_until("the endpoint to be shown failing", WAIT, || async {
-        let endpoint: Value = owner
-            .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        endpoint["failing_since"].is_string().then_some(())
-    })
-    .await;
+    wait_for_health(&owner, endpoint_id, true).await;
     assert!(receiver.received().is_empty());
 
     receiver.recover();
@@ -497,16 +507,7 @@ async fn an_outage_is_retried_and_drained(app: TestApp) {
         })
         .collect();
     assert_eq!(phones.len(), 20, "every lead once");
-    wait_until("the endpoint to be healthy again", WAIT, || async {
-        let endpoint: Value = owner
-            .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        endpoint["failing_since"].is_null().then_some(())
-    })
-    .await;
+    wait_for_health(&owner, endpoint_id, false).await;
 
     // A delivered event can be replayed: the same event id arrives again. The log shows a
     // delivery as delivered once its outcome is written, which may follow the receipt.
