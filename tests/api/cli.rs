@@ -88,6 +88,11 @@ async fn serves_then_stops_gracefully_on_sigterm() {
         .args(["--log-format", "json", "serve", "--port", "0"])
         .env("DB_URI", format!("sqlite://{}", db_path.display()))
         .env("WAFLEET__SERVER__HOST", "127.0.0.1")
+        // The first start's one-time password goes to the temporary folder, not the checkout.
+        .env(
+            "WAFLEET__AUTH__ADMIN_PASSWORD_FILE",
+            dir.path().join("admin-password.txt"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
