@@ -557,7 +557,6 @@ function renderMessages(open, mode = "live") {
   updateJump();
 }
 
-/** Loads (or, after a reconnect, merges) the newest page of the open conversation. */
 /**
  * Messages changed by a live MESSAGE_UPDATED, with the order it came in: a page read over REST
  * that started before such a change must not put the message back as it was (the read may
@@ -566,6 +565,7 @@ function renderMessages(open, mode = "live") {
 const liveChanges = new Map();
 let liveSeq = 0;
 
+/** Loads (or, after a reconnect, merges) the newest page of the open conversation. */
 async function loadNewest(open) {
   const startedAt = liveSeq;
   let page;

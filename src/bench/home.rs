@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{Duration, Utc};
-use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 use serde_json::{json, Value};
 
 use super::report::{percentile, round};
@@ -36,21 +36,9 @@ async fn measure(database_url: String, devices: u32, days: u32) -> anyhow::Resul
     let started = Instant::now();
     seed(&db, tenant_id, devices, days).await?;
     let seed_seconds = started.elapsed().as_secs_f64();
-    let rows: i64 = db_run!(&db, |conn| {
-        diesel::sql_query("SELECT COUNT(*) AS n FROM stats_hourly")
-            .get_result::<Count>(conn)
-            .await
-            .map(|c| c.n)
-            .map_err(DbError::from)
-    })?;
+    let rows = super::number(&db, "SELECT COUNT(*) AS n FROM stats_hourly", "row count").await?;
     let zone: chrono_tz::Tz = "Asia/Kuala_Lumpur".parse()?;
-    let member: Vec<i64> = db_run!(&db, |conn| {
-        diesel::sql_query("SELECT id AS n FROM devices ORDER BY id LIMIT 10")
-            .load::<Count>(conn)
-            .await
-            .map(|rows| rows.into_iter().map(|c| c.n).collect())
-            .map_err(DbError::from)
-    })?;
+    let member = super::numbers(&db, "SELECT id AS n FROM devices ORDER BY id LIMIT 10").await?;
     let mut cases = serde_json::Map::new();
     for (who, scope) in [("owner", Scope::Tenant), ("member", Scope::Devices(member))] {
         for range in [Range::Today, Range::Week, Range::Month] {
@@ -86,13 +74,6 @@ async fn measure(database_url: String, devices: u32, days: u32) -> anyhow::Resul
         "seed_seconds": round(seed_seconds, 1),
         "overview": cases,
     }))
-}
-
-/// A row count read by `sql_query`.
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
 }
 
 /// `devices` devices of the tenant, each with 10 messages sent (8 delivered, 4 read, 1 reply,

@@ -200,6 +200,32 @@ impl RunningApp {
     }
 }
 
+/// The column `n` of every row `sql` answers (the counts and ids a scenario reads back).
+pub(super) async fn numbers(db: &Db, sql: &str) -> anyhow::Result<Vec<i64>> {
+    Ok(crate::db_run!(db, |conn| {
+        diesel_async::RunQueryDsl::load::<Number>(diesel::sql_query(sql), conn)
+            .await
+            .map(|rows| rows.into_iter().map(|row| row.n).collect())
+            .map_err(crate::db::DbError::from)
+    })?)
+}
+
+/// The column `n` of the first row `sql` answers; `what` names it when there is none.
+pub(super) async fn number(db: &Db, sql: &str, what: &str) -> anyhow::Result<i64> {
+    numbers(db, sql)
+        .await?
+        .into_iter()
+        .next()
+        .with_context(|| format!("no {what}"))
+}
+
+/// A number read by `sql_query`.
+#[derive(diesel::QueryableByName)]
+struct Number {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 /// Runs `scenario` on a fresh database (`--db`) and removes the database afterwards, whether
 /// the scenario succeeded or not.
 async fn with_database<F, Fut>(args: &BenchArgs, scenario: F) -> anyhow::Result<Value>

@@ -16,7 +16,7 @@
 //! must reach the chat mirror within 120 s (`mirror_drain_seconds`; `chat_messages_lost`, must be
 //! 0).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{json, Value};
 
 use super::report::{percentile, round};
-use super::RunningApp;
+use super::{number, numbers, RunningApp};
 use crate::broadcast::campaign::messages::{StartCampaign, StopLanes};
 use crate::broadcast::campaign::model::{CampaignFields, CampaignStatus};
 use crate::broadcast::campaign::progress::progress;
@@ -94,33 +94,30 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
         })
         .await?,
     );
-    for (name, list_id) in [("big_list_page", big_list), ("small_list_page", small_list)] {
-        let filter = LeadFilter {
-            list_id: Some(list_id),
-            ..LeadFilter::default()
-        };
-        cases.insert(
-            name.into(),
-            timed(|| async {
-                leads::get_list(&db, tenant_id, list_id).await?;
-                Ok(leads::search_leads(&db, tenant_id, &filter, PAGE)
-                    .await?
-                    .len())
-            })
-            .await?,
-        );
-    }
-    for (name, term) in [
-        ("lead_search_name", format!("lead {middle} ")),
-        ("lead_search_phone", phone_of(middle)[4..].to_string()),
+    let list_page = |list_id| LeadFilter {
+        list_id: Some(list_id),
+        ..LeadFilter::default()
+    };
+    let search = |term: String| LeadFilter {
+        search: Some(term),
+        ..LeadFilter::default()
+    };
+    for (name, filter) in [
+        ("big_list_page", list_page(big_list)),
+        ("small_list_page", list_page(small_list)),
+        ("lead_search_name", search(format!("lead {middle} "))),
+        (
+            "lead_search_phone",
+            search(phone_of(middle)[4..].to_string()),
+        ),
     ] {
-        let filter = LeadFilter {
-            search: Some(term),
-            ..LeadFilter::default()
-        };
         cases.insert(
             name.into(),
             timed(|| async {
+                // A list's page shows the list, with its count, above its leads.
+                if let Some(list_id) = filter.list_id {
+                    leads::get_list(&db, tenant_id, list_id).await?;
+                }
                 Ok(leads::search_leads(&db, tenant_id, &filter, PAGE)
                     .await?
                     .len())
@@ -246,17 +243,11 @@ async fn draft_campaign(db: &Db, tenant_id: i64, lists: &[i64]) -> anyhow::Resul
 
 /// The campaign's messages in the chat mirror (the seeded ones and the writer's left out).
 async fn campaign_messages_mirrored(db: &Db, tenant_id: i64) -> anyhow::Result<i64> {
-    numbers(
-        db,
-        format!(
-            "SELECT COUNT(*) AS n FROM messages WHERE tenant_id = {tenant_id} AND from_me
-             AND wa_id NOT LIKE 'SCALE%' AND wa_id NOT LIKE 'BENCHW%'"
-        ),
-    )
-    .await?
-    .into_iter()
-    .next()
-    .context("no count")
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM messages WHERE tenant_id = {tenant_id} AND from_me
+         AND wa_id NOT LIKE 'SCALE%' AND wa_id NOT LIKE 'BENCHW%'"
+    );
+    number(db, &sql, "message count").await
 }
 
 /// Measures how late a task on this (the system) arbiter wakes: a stall of the arbiter shows
@@ -324,20 +315,15 @@ async fn delete_beside_a_writer(
     list_id: i64,
     device_id: i64,
 ) -> anyhow::Result<Value> {
-    let chat_id = numbers(
-        db,
-        format!("SELECT id AS n FROM chats WHERE device_id = {device_id} ORDER BY id LIMIT 1"),
-    )
-    .await?
-    .into_iter()
-    .next()
-    .context("the device has no chat")?;
-    let done = Rc::new(RefCell::new(false));
+    let sql =
+        format!("SELECT id AS n FROM chats WHERE device_id = {device_id} ORDER BY id LIMIT 1");
+    let chat_id = number(db, &sql, "chat of the device").await?;
+    let done = Rc::new(Cell::new(false));
     let writer = {
         let (db, done) = (db.clone(), done.clone());
         actix_web::rt::spawn(async move {
             let (mut written, mut lost, mut longest) = (0u64, 0u64, Duration::ZERO);
-            while !*done.borrow() {
+            while !done.get() {
                 let at = Instant::now();
                 let sql = format!(
                     "INSERT INTO messages (tenant_id, device_id, chat_id, wa_id, sender_jid, from_me,
@@ -370,7 +356,7 @@ async fn delete_beside_a_writer(
     let deleted = leads::delete_list(db, tenant_id, list_id).await;
     let seconds = started.elapsed().as_secs_f64();
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    *done.borrow_mut() = true;
+    done.set(true);
     let (written, lost, longest) = writer.await.context("the writer task failed")?;
     deleted?;
     Ok(json!({
@@ -383,19 +369,10 @@ async fn delete_beside_a_writer(
 
 /// The tenant's list ids (the big list first) and its first device.
 async fn ids(db: &Db, tenant_id: i64) -> anyhow::Result<(Vec<i64>, i64)> {
-    let lists = numbers(
-        db,
-        format!("SELECT id AS n FROM lead_lists WHERE tenant_id = {tenant_id} ORDER BY id"),
-    )
-    .await?;
-    let device = numbers(
-        db,
-        format!("SELECT MIN(id) AS n FROM devices WHERE tenant_id = {tenant_id}"),
-    )
-    .await?
-    .into_iter()
-    .next()
-    .context("no devices were built")?;
+    let sql = format!("SELECT id AS n FROM lead_lists WHERE tenant_id = {tenant_id} ORDER BY id");
+    let lists = numbers(db, &sql).await?;
+    let sql = format!("SELECT MIN(id) AS n FROM devices WHERE tenant_id = {tenant_id}");
+    let device = number(db, &sql, "device").await?;
     Ok((lists, device))
 }
 
@@ -407,29 +384,7 @@ async fn database_bytes(db: &Db) -> anyhow::Result<i64> {
         }
         Db::Postgres(_) => "SELECT pg_database_size(current_database()) AS n",
     };
-    numbers(db, sql.to_string())
-        .await?
-        .into_iter()
-        .next()
-        .context("no size")
-}
-
-/// The column `n` of every row `sql` answers.
-async fn numbers(db: &Db, sql: String) -> anyhow::Result<Vec<i64>> {
-    Ok(db_run!(db, |conn| {
-        diesel::sql_query(sql.as_str())
-            .load::<Count>(conn)
-            .await
-            .map(|rows| rows.into_iter().map(|c| c.n).collect())
-            .map_err(DbError::from)
-    })?)
-}
-
-/// A number read by `sql_query`.
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
+    number(db, sql, "database size").await
 }
 
 /// The dataset: `devices` devices, [`LISTS`] lists (the first with a tenth of the leads),

@@ -220,7 +220,8 @@ diesel::table! {
         tenant_id -> BigInt,
         name -> Text,
         created_at -> Timestamp,
-        updated_at -> Timestamp,        lead_count -> BigInt,
+        updated_at -> Timestamp,
+        lead_count -> BigInt,
     }
 }
 

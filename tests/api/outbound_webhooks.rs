@@ -424,6 +424,16 @@ async fn every_event_type_reaches_the_receiver_signed(app: TestApp) {
     assert!(entry["latency_ms"].as_i64().is_some());
 }
 
+/// The endpoint as its owner reads it (`None` when the answer is not JSON).
+async fn endpoint_view(owner: &UserClient, endpoint_id: i64) -> Option<Value> {
+    owner
+        .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
+        .await
+        .json()
+        .await
+        .ok()
+}
+
 /// Waits until the endpoint is shown failing (`failing_since` set), or healthy again.
 async fn wait_for_health(owner: &UserClient, endpoint_id: i64, failing: bool) {
     let what = if failing { "failing" } else { "healthy" };
@@ -431,12 +441,7 @@ async fn wait_for_health(owner: &UserClient, endpoint_id: i64, failing: bool) {
         &format!("the endpoint to be shown {what}"),
         WAIT,
         || async {
-            let endpoint: Value = owner
-                .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
-                .await
-                .json()
-                .await
-                .ok()?;
+            let endpoint = endpoint_view(owner, endpoint_id).await?;
             (endpoint["failing_since"].is_string() == failing).then_some(())
         },
     )
@@ -560,12 +565,7 @@ async fn a_gone_receiver_switches_its_endpoint_off(app: TestApp) {
         )
         .await;
     let endpoint: Value = wait_until("the endpoint to be switched off", WAIT, || async {
-        let endpoint: Value = owner
-            .get(&format!("/api/v1/webhooks/endpoints/{endpoint_id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
+        let endpoint = endpoint_view(&owner, endpoint_id).await?;
         (endpoint["active"] == false).then_some(endpoint)
     })
     .await;
