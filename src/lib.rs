@@ -5,7 +5,7 @@
 //! # Layout
 //! Modules import only from layers below their own (lowest first: foundations `clock`,
 //! `metrics`, `cli`, `phone`, `tls` → `config` → `db`, `telemetry` → `whatsapp`, `auth` → `hub`,
-//! `audit` → `chat` → `device` → `broadcast` → `webhooks` → `retention` → `web` → `startup` →
+//! `audit` → `chat` → `device` → `cluster` → `broadcast` → `webhooks` → `retention` → `web` → `startup` →
 //! `bench`); the test
 //! `tests/api/layers.rs` enforces it and docs/architecture.md explains it.
 //! - [`bench`]: `wafleet bench <scenario>`, the daemon measured in-process (docs/benchmarks.md).
@@ -18,6 +18,7 @@
 //! - [`db`]: the `Db` handle over SQLite or PostgreSQL, `db_run!`, migrations, schema.
 //! - [`chat`]: ChatSync, the chats and messages mirror, time labels.
 //! - [`device`]: device rows and store (the supervised device actors build on them).
+//! - [`cluster`]: several daemons sharing one fleet on PostgreSQL (node leases, fencing).
 //! - [`hub`]: real-time topics for WebSocket subscribers, bridged over Redis.
 //! - [`web`]: the actix-web app, the `Auth` extractor, `ErrorCode`/`ApiError`, routes, WebSockets.
 //! - [`metrics`]: the Prometheus registry.
@@ -35,6 +36,7 @@ pub mod broadcast;
 pub mod chat;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod device;

@@ -34,12 +34,14 @@ use crate::chat::media::MediaStore;
 use crate::chat::messages::ChatInbox;
 use crate::chat::messages::Drain;
 use crate::clock::Clock;
+use crate::cluster::identity::NodeIdentity;
+use crate::cluster::{Cluster, ClusterView};
 use crate::config::{ConfigError, ConnectorKind, DatabaseKind, Settings};
 use crate::db::single_node::{self, FileLock};
 use crate::db::{migrate, postgres, Db};
 use crate::device::admission::Priority;
 use crate::device::events::{self, EventBus};
-use crate::device::messages::{Shutdown, StartDevice};
+use crate::device::messages::Shutdown;
 use crate::device::supervisor::{DeviceSupervisor, FleetMetrics, SupervisorDeps};
 use crate::device::{demo, Fleet};
 use crate::hub::{self, HubMetrics};
@@ -79,6 +81,17 @@ impl Application {
         let db = Db::connect(&settings.database)
             .await
             .with_context(|| format!("cannot connect to database {database_url}"))?;
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let identity = NodeIdentity::from_settings(&settings, port);
+        let cluster_view = Cluster::view_for(&db, &identity);
 
         let auth = AuthService::new(&settings.auth).context("cannot set up password hashing")?;
         bootstrap::ensure_admin(&db, &settings, &auth.hasher)
@@ -121,13 +134,24 @@ impl Application {
             changes: chat.clone().recipient(),
         };
         let fleet = start_fleet(&settings, &db, &metrics, bus, inbox).await?;
-        let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics)?;
+        let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics, &cluster_view)?;
+        let cluster = Cluster::join(
+            &db,
+            cluster_view.clone(),
+            &settings,
+            identity,
+            &fleet.supervisor,
+        )
+        .await
+        .context("cannot load devices")?;
+        start_demo_devices(&settings, &db, &fleet, &cluster).await?;
         let clock = Clock::system();
         let sequences = SequenceEngine::new(SequenceDeps {
             db: db.clone(),
             hub: hub.clone(),
             broadcast: Arc::new(settings.broadcast.clone()),
             clock: clock.clone(),
+            cluster: cluster_view,
         })
         .watched(liveness.beacon("sequence_engine"));
         let sequences = Supervisor::start(move |_| sequences);
@@ -143,14 +167,6 @@ impl Application {
         // Deletes rows older than [retention] allows every retention.interval_hours.
         crate::retention::start(db.clone(), settings.retention.clone(), clock.clone());
 
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{}",
-                    settings.server.host, settings.server.port
-                )
-            })?;
-        let port = listener.local_addr()?.port();
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -163,6 +179,7 @@ impl Application {
             metrics,
             auth,
             fleet,
+            cluster,
             hub,
             hub_metrics,
             campaigns,
@@ -251,6 +268,7 @@ impl Application {
                 tracing::info!(signal, budget_secs = budget.as_secs(), "stopping");
                 let deadline = tokio::time::Instant::now() + budget;
                 handle.pause().await;
+                state.cluster.freeze();
                 step(
                     "campaign lanes withdrawn",
                     deadline,
@@ -281,6 +299,9 @@ impl Application {
         };
         // Within the budget too: sessions still closing then are dropped with the process.
         step("devices disconnected", deadline, disconnect).await;
+        // The other nodes take this node's devices now rather than once the leases expire.
+        let left = tokio::time::Instant::now() + Duration::from_secs(2);
+        step("device leases given up", left, state.cluster.leave()).await;
         // What the devices delivered while they disconnected.
         let last_writes = tokio::time::Instant::now() + Duration::from_secs(2);
         step("chat mirror written", last_writes, self.chat.send(Drain)).await;
@@ -369,8 +390,29 @@ fn metrics_listener(state: &web::Data<AppState>) -> anyhow::Result<Option<(Serve
     Ok(Some((server, port)))
 }
 
-/// Starts the device supervisor with its connector, boots stored devices, and (with
-/// `--simulate N`) makes sure the demo devices exist and are pairing.
+/// With `--simulate N`: makes sure the demo devices exist and are pairing.
+async fn start_demo_devices(
+    settings: &Settings,
+    db: &Db,
+    fleet: &Fleet,
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let count = settings.sim.effective().demo_devices;
+    if count == 0 {
+        return Ok(());
+    }
+    let started = demo::ensure_demo_devices(db, settings, count)
+        .await
+        .context("cannot create demo devices")?;
+    for device in started {
+        cluster
+            .run_device(&fleet.supervisor, device, Priority::Normal)
+            .await
+            .context("cannot start demo devices")?;
+    }
+    Ok(())
+}
+
 /// Starts the Throttle and the CampaignEngine (which resumes running campaigns).
 fn start_campaigns(
     settings: &Arc<Settings>,
@@ -378,6 +420,7 @@ fn start_campaigns(
     fleet: &Fleet,
     hub: &actix::Addr<crate::hub::Hub>,
     metrics: &Metrics,
+    cluster: &ClusterView,
 ) -> anyhow::Result<actix::Addr<CampaignEngine>> {
     // Pacing runs on the simulator's clock; real devices always pace in real time.
     let time_scale = match settings.whatsapp.connector {
@@ -399,11 +442,14 @@ fn start_campaigns(
         media: MediaStore::new(settings.chat.media_dir.clone()),
         time_scale,
         metrics: broadcast_metrics,
+        cluster: cluster.clone(),
     })
     .watched(metrics.liveness.beacon("campaign_engine"));
     Ok(Supervisor::start(move |_| engine))
 }
 
+/// Starts the device supervisor with its connector (the devices start once the node joins,
+/// see [`Cluster::join`]).
 async fn start_fleet(
     settings: &Settings,
     db: &Db,
@@ -452,20 +498,6 @@ async fn start_fleet(
     })
     .watched(metrics.liveness.beacon("device_supervisor"));
     let supervisor = Supervisor::start(move |_| supervisor);
-    DeviceSupervisor::boot(supervisor.clone(), db.clone())
-        .await
-        .context("cannot load devices")?;
-    if sim_settings.demo_devices > 0 {
-        let started = demo::ensure_demo_devices(db, settings, sim_settings.demo_devices)
-            .await
-            .context("cannot create demo devices")?;
-        for device in started {
-            supervisor.do_send(StartDevice {
-                device,
-                priority: Priority::Normal,
-            });
-        }
-    }
     Ok(Fleet {
         supervisor,
         bus,

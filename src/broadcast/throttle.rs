@@ -38,6 +38,8 @@ struct DeviceLog {
     sends: VecDeque<Instant>,
     /// No send before this (a rate-limit answer from WhatsApp).
     penalty_until: Option<Instant>,
+    /// The lease epoch the log was seeded under.
+    epoch: i64,
 }
 
 /// When a sender may send its next message.
@@ -78,13 +80,15 @@ pub struct Confirm {
     pub actual: Instant,
 }
 
-/// Seeds a device's caps with the sends it made before this process started (ignored when the
-/// device already has a log).
+/// Seeds a device's caps with the sends it made before this process started, or before its
+/// lease came (back) to this node (ignored when the device already has a log of that lease).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Seed {
     /// Device.
     pub device_id: i64,
+    /// The device's lease epoch on a cluster (0 on a single node).
+    pub epoch: i64,
     /// Past send times.
     pub sent: Vec<DateTime<Utc>>,
 }
@@ -99,12 +103,15 @@ pub struct Penalize {
     pub wait: Duration,
 }
 
-/// Whether the Throttle knows a device (so a sender seeds it only once per process).
+/// Whether the Throttle knows a device under this lease (so a sender seeds it once per process
+/// and lease: a device that comes back from another node brings that node's sends).
 #[derive(Debug, Message)]
 #[rtype(result = "bool")]
 pub struct Knows {
     /// Device.
     pub device_id: i64,
+    /// The device's lease epoch on a cluster (0 on a single node).
+    pub epoch: i64,
 }
 
 impl Throttle {
@@ -293,9 +300,11 @@ impl Handler<Seed> for Throttle {
     type Result = ();
 
     fn handle(&mut self, msg: Seed, _: &mut Context<Self>) {
-        if self.devices.contains_key(&msg.device_id) {
+        let known = self.devices.get(&msg.device_id);
+        if known.is_some_and(|log| log.epoch == msg.epoch) {
             return;
         }
+        let penalty_until = known.and_then(|log| log.penalty_until);
         let (now, wall_now) = (Instant::now(), Utc::now());
         let mut sends: Vec<Instant> = msg
             .sent
@@ -308,7 +317,8 @@ impl Handler<Seed> for Throttle {
             msg.device_id,
             DeviceLog {
                 sends: sends.into(),
-                penalty_until: None,
+                penalty_until,
+                epoch: msg.epoch,
             },
         );
     }
@@ -328,7 +338,9 @@ impl Handler<Knows> for Throttle {
     type Result = bool;
 
     fn handle(&mut self, msg: Knows, _: &mut Context<Self>) -> bool {
-        self.devices.contains_key(&msg.device_id)
+        self.devices
+            .get(&msg.device_id)
+            .is_some_and(|log| log.epoch == msg.epoch)
     }
 }
 

@@ -24,10 +24,10 @@ mod sections;
 
 pub use cidr::Cidr;
 pub use sections::{
-    redact_url, AdminSettings, AuthSettings, BroadcastSettings, ChatSettings, ConnectorKind,
-    DatabaseSettings, FleetSettings, HealthSettings, LogSettings, MediaCaps, MediaDownload,
-    MetricsSettings, Pacing, PacingLimits, RedisSettings, RetentionSettings, ServerSettings,
-    SimSettings, TenantSettings, WebhookSettings, WhatsappSettings, WsSettings,
+    redact_url, AdminSettings, AuthSettings, BroadcastSettings, ChatSettings, ClusterSettings,
+    ConnectorKind, DatabaseSettings, FleetSettings, HealthSettings, LogSettings, MediaCaps,
+    MediaDownload, MetricsSettings, Pacing, PacingLimits, RedisSettings, RetentionSettings,
+    ServerSettings, SimSettings, TenantSettings, WebhookSettings, WhatsappSettings, WsSettings,
 };
 
 /// The defaults, compiled in so that the binary runs from any directory.
@@ -60,6 +60,8 @@ pub struct Settings {
     pub whatsapp: WhatsappSettings,
     /// Device supervision: arbiters, admission, backoff, restart budget.
     pub fleet: FleetSettings,
+    /// Nodes sharing one fleet (PostgreSQL).
+    pub cluster: ClusterSettings,
     /// WebSocket sessions.
     pub ws: WsSettings,
     /// Chat mirroring.
@@ -301,6 +303,7 @@ impl Settings {
                 "fleet.health_check_ms and fleet.restart_budget: must be positive".into(),
             ));
         }
+        self.cluster.check().map_err(ConfigError)?;
         self.webhooks.check().map_err(ConfigError)?;
         if self.retention.interval_hours == 0 {
             return Err(ConfigError(

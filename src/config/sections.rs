@@ -328,6 +328,57 @@ pub struct FleetSettings {
     pub connect_timeout_secs: u64,
 }
 
+/// `[cluster]`: nodes sharing one fleet on PostgreSQL; see `config/default.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's name; "" = `<host name>-<server.port>`.
+    pub node_id: String,
+    /// Where other nodes forward device commands; "" = derived from the host and port.
+    pub advertise_url: String,
+    /// The most devices this node runs.
+    pub capacity: u32,
+    /// Seconds after the last heartbeat that a node and its leases are dead.
+    pub lease_secs: u64,
+    /// Seconds between heartbeats (each renews all of the node's leases).
+    pub heartbeat_secs: u64,
+    /// Milliseconds between looks for ownerless devices and balancing.
+    pub claim_ms: u64,
+    /// Devices handed over per second when balancing or draining.
+    pub handovers_per_second: f64,
+    /// Timeout of a forwarded device command.
+    pub forward_timeout_secs: u64,
+}
+
+impl ClusterSettings {
+    /// The heartbeat must fit in a lease at least twice, so one late heartbeat loses nothing.
+    pub(super) fn check(&self) -> Result<(), String> {
+        if self.heartbeat_secs == 0 || self.lease_secs < 2 * self.heartbeat_secs {
+            return Err(
+                "cluster.lease_secs: must be at least twice cluster.heartbeat_secs (> 0)".into(),
+            );
+        }
+        if self.capacity == 0 || self.claim_ms == 0 || self.forward_timeout_secs == 0 {
+            return Err("cluster.capacity, cluster.claim_ms and cluster.forward_timeout_secs: must be positive".into());
+        }
+        if !(self.handovers_per_second.is_finite() && self.handovers_per_second > 0.0) {
+            return Err("cluster.handovers_per_second: must be positive".into());
+        }
+        let id_ok = self.node_id.len() <= 100
+            && self
+                .node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+        if !id_ok {
+            return Err(format!(
+                "cluster.node_id: {:?} must be at most 100 letters, digits or -_.:",
+                self.node_id
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[auth]`: how people sign in; see `config/default.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

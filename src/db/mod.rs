@@ -19,6 +19,7 @@
 //! `SQLITE_BUSY` instead of waiting for the busy timeout.
 
 pub mod backup;
+pub mod fence;
 pub mod migrate;
 pub mod postgres;
 pub mod schema;
@@ -35,6 +36,7 @@ use diesel_async::AsyncPgConnection;
 use secrecy::ExposeSecret;
 
 use crate::config::{DatabaseKind, DatabaseSettings};
+pub use fence::Fence;
 pub(crate) use sqlite::sqlite_pragmas;
 pub use sqlite::{run_inline, SqliteConn, SqliteManager};
 
@@ -69,6 +71,10 @@ pub enum DbError {
     /// A migration could not be applied or reverted.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A write only a device's owner may make came from a node that no longer holds the
+    /// device's lease (see [`fence`]).
+    #[error("device {0}: this node no longer holds its lease")]
+    LeaseLost(i64),
     /// Any other query error.
     #[error("query failed: {0}")]
     Query(DieselError),

@@ -247,6 +247,20 @@ pub async fn list_bootable_devices(db: &Db) -> Result<Vec<Device>, DbError> {
     })
 }
 
+/// The devices with these ids (cluster nodes load the devices they claim), online ones first.
+pub async fn devices_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<Device>, DbError> {
+    let online = DeviceStatus::Online.as_str();
+    db_run!(db, |conn| {
+        devices::table
+            .filter(devices::id.eq_any(ids))
+            .order((devices::status.ne(online), devices::id.asc()))
+            .select(Device::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
 /// At start-up: devices that were pairing (no JID yet) have no session any more; set them back
 /// to `new` with a reason instead of leaving a QR status nothing will honour. Returns how many.
 pub async fn reset_interrupted_pairings(db: &Db) -> Result<usize, DbError> {

@@ -168,7 +168,8 @@ impl DeviceSupervisor {
         self
     }
 
-    /// Loads every device worth connecting and starts them, online ones first.
+    /// Loads every device worth connecting and starts them, online ones first (one daemon on
+    /// its database; a cluster node boots the devices it claims, see `crate::cluster`).
     pub async fn boot(addr: Addr<DeviceSupervisor>, db: Db) -> Result<usize, crate::db::DbError> {
         let reset = store::reset_interrupted_pairings(&db).await?;
         if reset > 0 {
@@ -180,6 +181,13 @@ impl DeviceSupervisor {
         let devices = store::list_bootable_devices(&db).await?;
         let total = devices.len();
         tracing::info!(devices = total, "booting device fleet");
+        Self::boot_devices(&addr, devices);
+        Ok(total)
+    }
+
+    /// Starts stored devices as a boot does: each counts in the boot progress and is not online
+    /// until its actor reconnects; ones that were online connect first.
+    pub fn boot_devices(addr: &Addr<DeviceSupervisor>, devices: Vec<Device>) {
         for device in devices {
             let priority = if device.status == DeviceStatus::Online.as_str() {
                 Priority::High
@@ -188,7 +196,6 @@ impl DeviceSupervisor {
             };
             addr.do_send(BootDevice { device, priority });
         }
-        Ok(total)
     }
 
     /// Creates the actor of an entry on its arbiter (replacing the arbiter if it died).

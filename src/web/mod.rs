@@ -22,6 +22,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod forward;
 pub mod headers;
 pub mod health;
 pub mod input;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub auth: AuthService,
     /// The device fleet.
     pub fleet: Fleet,
+    /// Which node runs which device (several daemons on PostgreSQL).
+    pub cluster: crate::cluster::Cluster,
     /// The real-time hub.
     pub hub: actix::Addr<crate::hub::Hub>,
     /// Hub and WebSocket metrics.
@@ -180,6 +183,8 @@ pub fn app(
         .service(assets::api_docs)
         .service(assets::asset)
         .default_service(web::to(not_found))
+        // Inside authentication: only a resolved caller's device commands are forwarded.
+        .wrap(middleware::from_fn(forward::forward_device_commands))
         .wrap(middleware::from_fn(auth::authenticate_requests))
         .wrap(middleware::from_fn(headers::security_headers))
         .wrap(middleware::Compress::default())

@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["hub", "audit"],
     &["chat"],
     &["device"],
+    &["cluster"],
     &["broadcast"],
     // Outbound webhooks: events of every feature, through the hub; signs as broadcast does.
     &["webhooks"],

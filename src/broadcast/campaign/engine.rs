@@ -37,6 +37,7 @@ use crate::broadcast::outbox::model::OutboxStatus;
 use crate::broadcast::outbox::store as outbox_store;
 use crate::broadcast::throttle::Throttle;
 use crate::chat::media::MediaStore;
+use crate::cluster::ClusterView;
 use crate::config::BroadcastSettings;
 use crate::db::{Db, DbError};
 use crate::device::backoff::Backoff;
@@ -74,6 +75,8 @@ pub struct EngineDeps {
     pub time_scale: f64,
     /// Sends by result and outbox rows by status.
     pub metrics: BroadcastMetrics,
+    /// Which devices run on this node, and whether it runs the once-only work.
+    pub cluster: ClusterView,
 }
 
 /// Runs campaigns; see the module documentation.
@@ -465,6 +468,7 @@ impl CampaignEngine {
         }
         self.ticking = true;
         let db = self.deps.db.clone();
+        let leader = self.deps.cluster.is_leader();
         let now = Instant::now();
         let runs: Vec<i64> = self
             .runs
@@ -474,7 +478,12 @@ impl CampaignEngine {
             .collect();
         ctx.spawn(
             async move {
-                let due = due_scheduled(&db).await;
+                // Scheduled starts run once in a cluster: on the leader.
+                let due = if leader {
+                    due_scheduled(&db).await
+                } else {
+                    Vec::new()
+                };
                 let mut reports = Vec::new();
                 let mut gone = Vec::new();
                 for id in runs {
@@ -530,7 +539,11 @@ impl CampaignEngine {
             run.last = Some(report.progress.clone());
         }
         let distribution = report.campaign.distribution();
-        if state == CampaignStatus::Running
+        // Once-only work (completion, moving a lost device's rows, balancing) is the leader's;
+        // every node runs the lanes of its own devices.
+        let leader = self.deps.cluster.is_leader();
+        if leader
+            && state == CampaignStatus::Running
             && report.progress.counts.unsent() == 0
             && distribution.completes()
         {
@@ -547,7 +560,13 @@ impl CampaignEngine {
             .map(|d| (d.id, d))
             .collect();
         let online_ids: Vec<i64> = online.keys().copied().collect();
-        run.withdraw_lanes_outside(id, &online);
+        let cluster = &self.deps.cluster;
+        let here: HashMap<i64, &Device> = online
+            .iter()
+            .filter(|(device_id, _)| cluster.lease(**device_id).is_here())
+            .map(|(device_id, device)| (*device_id, *device))
+            .collect();
+        run.withdraw_lanes_outside(id, &here);
         let mut to_move = Vec::new();
         for share in &report.progress.per_device {
             // `sending` counts too: a row a killed process left leased has no lane to re-send
@@ -558,14 +577,18 @@ impl CampaignEngine {
             }
             match share.device_id {
                 Some(device_id) if online.contains_key(&device_id) => {
-                    if !run.lanes.contains_key(&device_id) {
-                        let device = online[&device_id].clone();
-                        spawn_lane(&self.deps, run, id, device, ctx);
+                    if let (Some(device), false) =
+                        (here.get(&device_id), run.lanes.contains_key(&device_id))
+                    {
+                        spawn_lane(&self.deps, run, id, (*device).clone(), ctx);
                     }
                 }
                 Some(_) if run.on_loss == OnDeviceLoss::Wait => {}
                 lost => to_move.push(lost),
             }
+        }
+        if !leader {
+            return;
         }
         match distribution {
             Distribution::Ai { per_device_limit } => {
@@ -791,6 +814,7 @@ fn spawn_lane(
     ctx: &mut Context<CampaignEngine>,
 ) {
     let (db, throttle, fleet) = (deps.db.clone(), deps.throttle.clone(), deps.fleet.clone());
+    let fence = deps.cluster.lease(device.id).fence();
     let plan = run.plan.clone();
     let (lane_control, control) = watch::channel(run.control);
     run.lanes.insert(device.id, lane_control);
@@ -808,6 +832,7 @@ fn spawn_lane(
                     device: addr,
                     throttle,
                     control,
+                    fence,
                 }
                 .run()
                 .await

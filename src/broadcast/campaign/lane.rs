@@ -27,7 +27,7 @@ use crate::broadcast::pacing::Pacing;
 use crate::broadcast::settings as tenant_settings;
 use crate::broadcast::throttle::{Confirm, Knows, Penalize, Reserve, Seed, Slot, Throttle};
 use crate::chat::media::MediaStore;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Fence};
 use crate::device::actor::DeviceActor;
 use crate::device::messages::{DeviceError, SendMedia, SendText, SetTyping};
 use crate::phone::jid_of;
@@ -166,6 +166,8 @@ pub struct Lane {
     pub throttle: Addr<Throttle>,
     /// The lane's control channel (the campaign's control, or its own withdrawal).
     pub control: watch::Receiver<Control>,
+    /// The device's lease on a PostgreSQL cluster: claims and finishes need it.
+    pub fence: Option<Fence>,
 }
 
 /// What became of one send attempt.
@@ -226,10 +228,13 @@ impl Lane {
                 batch,
                 now,
                 lease_until,
+                self.fence.as_ref(),
             )
             .await
             {
                 Ok(rows) => rows,
+                // The device moved to another node, which sends its rows now.
+                Err(DbError::LeaseLost(_)) => return LaneEnd::DeviceLost,
                 Err(err) => return LaneEnd::Failed(err.to_string()),
             };
             if claimed.is_empty() {
@@ -249,6 +254,7 @@ impl Lane {
                 }
                 Ok(None) => {}
                 Ok(Some(end)) => return end,
+                Err(DbError::LeaseLost(_)) => return LaneEnd::DeviceLost,
                 Err(err) => return LaneEnd::Failed(err.to_string()),
             }
         }
@@ -288,7 +294,8 @@ impl Lane {
                 .with_label_values(&["opted_out"])
                 .inc_by(skipped.len() as u64);
             let ids: Vec<i64> = skipped.iter().map(|r| r.id).collect();
-            store::finish(&db, &ids, OutboxStatus::Skipped, Some("opted out")).await?;
+            let fence = self.fence.as_ref();
+            store::finish(&db, &ids, OutboxStatus::Skipped, Some("opted out"), fence).await?;
         }
         let mut sent = Vec::with_capacity(rows.len());
         let mut next_slot = Some(first);
@@ -326,7 +333,14 @@ impl Lane {
                 }
                 Attempt::Rejected(reason) => {
                     metrics.send("rejected");
-                    store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
+                    store::finish(
+                        &db,
+                        &[row.id],
+                        OutboxStatus::Failed,
+                        Some(&reason),
+                        self.fence.as_ref(),
+                    )
+                    .await?;
                     if self.judge_health().await {
                         end = Some(LaneEnd::Quarantined);
                         break;
@@ -334,7 +348,14 @@ impl Lane {
                 }
                 Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
                     metrics.send("failed");
-                    store::finish(&db, &[row.id], OutboxStatus::Failed, Some(&reason)).await?;
+                    store::finish(
+                        &db,
+                        &[row.id],
+                        OutboxStatus::Failed,
+                        Some(&reason),
+                        self.fence.as_ref(),
+                    )
+                    .await?;
                     if self.judge_health().await {
                         end = Some(LaneEnd::Quarantined);
                         break;
@@ -384,7 +405,7 @@ impl Lane {
             }
         }
         if !sent.is_empty() {
-            store::finish(&db, &sent, OutboxStatus::Sent, None).await?;
+            store::finish(&db, &sent, OutboxStatus::Sent, None, self.fence.as_ref()).await?;
         }
         for row in rows {
             self.give_back(&row, None).await?;
@@ -399,6 +420,7 @@ impl Lane {
             .throttle
             .send(Knows {
                 device_id: self.device_id,
+                epoch: self.epoch(),
             })
             .await
             .unwrap_or(true);
@@ -420,6 +442,7 @@ impl Lane {
         let now = chrono::Utc::now();
         self.throttle.do_send(Seed {
             device_id: self.device_id,
+            epoch: self.epoch(),
             sent: sent
                 .into_iter()
                 .map(|t| t.and_utc())
@@ -427,6 +450,11 @@ impl Lane {
                 .collect(),
         });
         Ok(())
+    }
+
+    /// The lease epoch the lane sends under (0 on a single node).
+    fn epoch(&self) -> i64 {
+        self.fence.as_ref().map_or(0, |f| f.epoch)
     }
 
     /// Waits while paused; returns the control that ended the wait (not `Pause`).
@@ -531,6 +559,7 @@ impl Lane {
                 &[row.id],
                 OutboxStatus::Skipped,
                 Some("campaign cancelled"),
+                self.fence.as_ref(),
             )
             .await?;
             Ok(())

@@ -65,6 +65,8 @@ pub struct SequenceDeps {
     pub clock: Clock,
     /// Where sent steps and ended enrolments are announced.
     pub hub: Addr<Hub>,
+    /// Steps are queued once in a cluster: by the leader.
+    pub cluster: crate::cluster::ClusterView,
 }
 
 /// See the module documentation.
@@ -103,7 +105,7 @@ impl Actor for SequenceEngine {
         self.beacon.up();
         let interval = Duration::from_millis(self.deps.broadcast.sequence_tick_ms.max(50));
         ctx.run_interval(interval, |engine, ctx| {
-            if !engine.ticking {
+            if !engine.ticking && engine.deps.cluster.is_leader() {
                 ctx.notify(Tick);
             }
         });

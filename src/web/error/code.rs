@@ -122,8 +122,12 @@ error_codes! {
         "The device has no running actor; reconnect it first.";
     DeviceOffline = "device_offline", CONFLICT,
         "The device is not connected to WhatsApp.";
+    DeviceMoved = "device_moved", CONFLICT,
+        "The device moved to another node of the cluster meanwhile; try again.";
     NoQr = "no_qr", CONFLICT,
         "The device is not waiting for a QR scan.";
+    SingleNode = "single_node", CONFLICT,
+        "The daemon runs alone on SQLite: it has no cluster nodes.";
     NoPairing = "no_pairing", CONFLICT,
         "Simulator: the device has no pairing in progress.";
     NoSession = "no_session", CONFLICT,
@@ -172,6 +176,8 @@ error_codes! {
         "The database cannot be reached; retry after the Retry-After seconds.";
     Busy = "busy", SERVICE_UNAVAILABLE,
         "The pictures being uploaded fill the server's memory budget; retry after the Retry-After seconds.";
+    NodeUnreachable = "node_unreachable", SERVICE_UNAVAILABLE,
+        "The node that runs the device did not answer a forwarded command; retry after the Retry-After seconds.";
     NotReady = "not_ready", SERVICE_UNAVAILABLE,
         "The node is draining, or its database is unreachable or not migrated.";
 }

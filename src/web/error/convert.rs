@@ -37,6 +37,10 @@ impl From<DbError> for ApiError {
                 ErrorCode::InvalidText,
                 "text cannot contain NUL characters (\\u0000)",
             ),
+            DbError::LeaseLost(_) => ApiError::new(
+                ErrorCode::DeviceMoved,
+                "the device moved to another node meanwhile; try again",
+            ),
             DbError::Migration(_) | DbError::Query(_) => return ApiError::internal(err),
         }
         .with_source(err)

@@ -1,10 +1,12 @@
-//! The admin API (platform admins only): restart devices, read supervision, drain the node.
+//! The admin API (platform admins only): restart devices, read supervision, drain the node,
+//! and on a cluster list the nodes and drain one.
 
-use actix_web::{get, post, web};
+use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::cluster::store::NodeStatus;
 use crate::device::messages::{
     Drain, GetSupervision, RestartDevices, RestartReport, SupervisionSnapshot,
 };
@@ -16,7 +18,10 @@ use crate::web::{ApiError, AppState, ErrorCode};
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(restart_devices)
         .service(supervision)
-        .service(drain);
+        .service(drain)
+        .service(list_nodes)
+        .service(drain_node)
+        .service(undrain_node);
 }
 
 /// Body of `POST /admin/devices/restart`: `{"ids": [..]}` or `{"all": true}`.
@@ -105,4 +110,85 @@ pub async fn drain(
         .map_err(ApiError::internal)?;
     audit.record("admin.drain", None).await;
     Ok(web::Json(DrainReport { disconnected }))
+}
+
+/// 409 `single_node` on SQLite, where one daemon runs everything.
+fn require_cluster(state: &AppState) -> Result<(), ApiError> {
+    if state.cluster.is_clustered() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::SingleNode,
+        "this daemon runs alone on SQLite; several nodes share a fleet on PostgreSQL",
+    ))
+}
+
+/// The cluster's nodes: address, version, capacity, devices run, heartbeat age, whether live,
+/// draining or leading (dead nodes stay listed for a day).
+#[utoipa::path(tag = "admin", responses(
+    (status = 200, body = [NodeStatus]),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[get("/admin/nodes")]
+pub async fn list_nodes(
+    state: web::Data<AppState>,
+    _caller: Auth<require::Admin>,
+) -> Result<web::Json<Vec<NodeStatus>>, ApiError> {
+    require_cluster(&state)?;
+    Ok(web::Json(state.cluster.nodes().await?))
+}
+
+/// Drains a node: it hands every device to the other nodes, one at a time at
+/// `cluster.handovers_per_second` (each stops there before it starts elsewhere), and takes no
+/// new ones until the drain ends (`DELETE` here, or the node's restart).
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "node name")), responses(
+    (status = 202, body = [NodeStatus]),
+    (status = 404, body = crate::web::ErrorBody),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[post("/admin/nodes/{id}/drain")]
+pub async fn drain_node(
+    state: web::Data<AppState>,
+    _caller: Auth<require::Admin>,
+    audit: Audit,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_node_draining(&state, audit, &id, true).await
+}
+
+/// Ends a node's drain: it takes its share of the devices again.
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "node name")), responses(
+    (status = 202, body = [NodeStatus]),
+    (status = 404, body = crate::web::ErrorBody),
+    (status = 409, body = crate::web::ErrorBody)
+))]
+#[delete("/admin/nodes/{id}/drain")]
+pub async fn undrain_node(
+    state: web::Data<AppState>,
+    _caller: Auth<require::Admin>,
+    audit: Audit,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_node_draining(&state, audit, &id, false).await
+}
+
+/// Starts or ends a drain, audits it and answers the nodes.
+async fn set_node_draining(
+    state: &AppState,
+    audit: Audit,
+    node: &str,
+    draining: bool,
+) -> Result<HttpResponse, ApiError> {
+    require_cluster(state)?;
+    if !state.cluster.set_draining(node, draining).await? {
+        return Err(ApiError::not_found("node"));
+    }
+    let action = if draining {
+        "admin.node_drain"
+    } else {
+        "admin.node_undrain"
+    };
+    let detail = serde_json::json!({ "node": node });
+    audit.record(action, None).detail(detail).await;
+    Ok(HttpResponse::Accepted().json(state.cluster.nodes().await?))
 }

@@ -12,7 +12,7 @@ use crate::audit::Target;
 use crate::device::admission::Priority;
 use crate::device::messages::{
     DeviceError, DeviceSnapshot, GetDeviceState, Logout, RequestPairCode, RestartDevices,
-    StartDevice, StopDevice,
+    StopDevice,
 };
 use crate::device::model::DeviceStatusPatch;
 use crate::device::{store, DeviceStatus};
@@ -88,10 +88,10 @@ pub async fn create_device(
 ) -> Result<HttpResponse, ApiError> {
     let name = required_text("name", &body.name)?;
     let device = store::insert_device(&state.db, caller.tenant_id, name).await?;
-    state.fleet.supervisor.do_send(StartDevice {
-        device: device.clone(),
-        priority: Priority::High,
-    });
+    state
+        .cluster
+        .run_device(&state.fleet.supervisor, device.clone(), Priority::High)
+        .await?;
     audit
         .record("device.create", Target::Device(device.id))
         .await;
@@ -299,10 +299,10 @@ pub async fn reconnect(
         .map_err(ApiError::internal)?;
     if !report.unknown.is_empty() {
         // Not registered (never started, or deleted from the registry): start it.
-        state.fleet.supervisor.do_send(StartDevice {
-            device: device.clone(),
-            priority: Priority::High,
-        });
+        state
+            .cluster
+            .run_device(&state.fleet.supervisor, device.clone(), Priority::High)
+            .await?;
     }
     Ok(HttpResponse::Accepted().json(DeviceView::from_row(&device)))
 }

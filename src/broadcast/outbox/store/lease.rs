@@ -6,11 +6,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
 use crate::db::schema::outbox;
-use crate::db::{Conn, Db, DbError};
+use crate::db::{Conn, Db, DbError, Fence};
 use crate::db_run;
 use crate::stats;
 use crate::stats::model::{Bumps, Count};
@@ -51,7 +51,8 @@ struct RowId {
 /// Claims up to `limit` of a device's due rows in a campaign: pending ones, and ones left in
 /// `sending` by a crashed sender whose lease has passed. Claimed rows are `sending`, leased
 /// until `lease_until`, with one more attempt. PostgreSQL skips rows another node has locked;
-/// SQLite has a single writer, so the UPDATE is atomic by itself.
+/// SQLite has a single writer, so the UPDATE is atomic by itself. With a `fence` (PostgreSQL
+/// clusters) nothing is claimed unless this node still holds the device's lease.
 pub async fn claim(
     db: &Db,
     campaign_id: i64,
@@ -59,6 +60,7 @@ pub async fn claim(
     limit: i64,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
+    fence: Option<&Fence>,
 ) -> Result<Vec<Claimed>, DbError> {
     // Due: pending, or left `sending` by a crashed sender whose lease has passed. The UPDATE
     // re-checks it, so a row claimed by someone else in between is not claimed twice.
@@ -121,6 +123,9 @@ pub async fn claim(
         Db::Postgres(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
             conn.transaction::<_, DbError, _>(async |conn| {
+                if let Some(fence) = fence {
+                    fence.check(conn).await?;
+                }
                 let ids: Vec<i64> = due_ids(true)
                     .load::<RowId>(conn)
                     .await?
@@ -141,12 +146,16 @@ pub async fn claim(
 
 /// Ends rows a sender holds: `sent` (stamping `sent_at`), `failed` or `skipped` with `error`.
 /// Only rows still `sending` change, so a receipt that arrived first is never overwritten.
-/// Failures are counted in the home page's figures in the same transaction.
+/// Failures are counted in the home page's figures in the same transaction. With a `fence`
+/// (PostgreSQL clusters) nothing changes unless this node still holds the device's lease: the
+/// rows stay `sending`, and the device's new owner re-sends them under the same message ids
+/// once their lease passes.
 pub async fn finish(
     db: &Db,
     ids: &[i64],
     status: OutboxStatus,
     error: Option<&str>,
+    fence: Option<&Fence>,
 ) -> Result<usize, DbError> {
     let now = chrono::Utc::now().naive_utc();
     let sent_at = (status == OutboxStatus::Sent).then_some(now);
@@ -166,27 +175,43 @@ pub async fn finish(
             ))
         };
     }
+    // Ends the rows on `$conn`, counting failures, within a transaction.
+    macro_rules! end_counted {
+        ($conn:expr) => {{
+            let finished: Vec<(i64, Option<i64>)> = end_rows!()
+                .returning((outbox::tenant_id, outbox::device_id))
+                .get_results($conn)
+                .await?;
+            if status == OutboxStatus::Failed {
+                let mut counts = Bumps::default();
+                for (tenant_id, device_id) in &finished {
+                    // Rows without a device never left; device 0 is the tenant's total.
+                    if let Some(device_id) = device_id {
+                        counts.add(*tenant_id, *device_id, now, Count::Failed);
+                    }
+                }
+                stats::store::apply(Conn::from(&mut *$conn), &counts).await?;
+            }
+            Ok::<_, DbError>(finished.len())
+        }};
+    }
+    if let (Db::Postgres(pool), Some(fence)) = (db, fence) {
+        let mut pooled = pool.get().await.map_err(DbError::from)?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        return conn
+            .transaction::<_, DbError, _>(async |conn| {
+                fence.check(conn).await?;
+                end_counted!(conn)
+            })
+            .await;
+    }
     db_run!(db, |conn| {
         if status != OutboxStatus::Failed {
             // One statement, no transaction: on PostgreSQL one round trip instead of three.
             return end_rows!().execute(conn).await.map_err(DbError::from);
         }
-        conn.transaction::<_, DbError, _>(async |conn| {
-            let finished: Vec<(i64, Option<i64>)> = end_rows!()
-                .returning((outbox::tenant_id, outbox::device_id))
-                .get_results(conn)
-                .await?;
-            let mut counts = Bumps::default();
-            for (tenant_id, device_id) in &finished {
-                // Rows without a device never left; device 0 is the tenant's total.
-                if let Some(device_id) = device_id {
-                    counts.add(*tenant_id, *device_id, now, Count::Failed);
-                }
-            }
-            stats::store::apply(Conn::from(&mut *conn), &counts).await?;
-            Ok(finished.len())
-        })
-        .await
+        conn.transaction::<_, DbError, _>(async |conn| end_counted!(conn))
+            .await
     })
 }
 

@@ -1,0 +1,52 @@
+//! Fencing tokens. On PostgreSQL several daemons share one fleet, and a device runs on the node
+//! holding its lease (`device_leases`, see `crate::cluster`). A [`Fence`] is such a lease as
+//! its holder knew it: device, node and epoch. A write that only the device's owner may make
+//! (an outbox claim or finish) first checks the fence in its transaction; the check locks the
+//! lease row, so it cannot change hands before that transaction ends. A node that lost the
+//! lease (it was paused, cut off, or the device moved) gets [`DbError::LeaseLost`] instead.
+
+use std::sync::Arc;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::DbError;
+
+/// A device lease its holder believes it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The device.
+    pub device_id: i64,
+    /// The node holding the lease.
+    pub node_id: Arc<str>,
+    /// The lease's epoch: it changes whenever the lease changes hands.
+    pub epoch: i64,
+}
+
+/// One row of the check.
+#[derive(QueryableByName)]
+struct Held {
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+}
+
+impl Fence {
+    /// Ok while the lease is still this one and unexpired by the database's clock; locks the
+    /// lease row until the caller's transaction ends. Run it inside that transaction.
+    pub async fn check(&self, conn: &mut AsyncPgConnection) -> Result<(), DbError> {
+        let held: Vec<Held> = diesel::sql_query(
+            "SELECT epoch FROM device_leases WHERE device_id = $1 AND node_id = $2 \
+             AND epoch = $3 AND expires_at > now() FOR SHARE",
+        )
+        .bind::<BigInt, _>(self.device_id)
+        .bind::<Text, _>(self.node_id.as_ref())
+        .bind::<BigInt, _>(self.epoch)
+        .load(conn)
+        .await?;
+        if !held.iter().any(|h| h.epoch == self.epoch) {
+            return Err(DbError::LeaseLost(self.device_id));
+        }
+        Ok(())
+    }
+}
