@@ -184,6 +184,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "L", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub leads: u32,
+
+    /// Daemon processes sharing the fleet (cluster).
+    #[arg(long, value_name = "K", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(2..=16))]
+    pub nodes: u32,
+
+    /// Nodes SIGKILLed one after another during the campaign, each restarted once its devices
+    /// are online elsewhere (cluster).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub kills: u32,
 }
 
 /// Benchmark scenarios (issue 11); the others arrive with the features they measure.
@@ -211,6 +221,9 @@ pub enum Scenario {
     /// L leads in 100 lists and 10·L chat messages over N devices: list, search and chat page
     /// p99, deleting a big list beside a chat writer, database size.
     Scale,
+    /// K daemon processes share N devices on PostgreSQL during a campaign; nodes are SIGKILLed:
+    /// failover seconds, lost and doubled messages, pacing violations, double sessions, RSS.
+    Cluster,
 }
 
 /// Pacing of the broadcast benchmark.
@@ -265,6 +278,7 @@ impl Scenario {
             Scenario::Webhooks => "webhooks",
             Scenario::Home => "home",
             Scenario::Scale => "scale",
+            Scenario::Cluster => "cluster",
         }
     }
 }

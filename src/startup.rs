@@ -133,7 +133,7 @@ impl Application {
             receipts: chat.clone().recipient(),
             changes: chat.clone().recipient(),
         };
-        let fleet = start_fleet(&settings, &db, &metrics, bus, inbox).await?;
+        let fleet = start_fleet(&settings, &db, &metrics, bus, inbox, &identity.id).await?;
         let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics, &cluster_view)?;
         let cluster = Cluster::join(
             &db,
@@ -141,6 +141,7 @@ impl Application {
             &settings,
             identity,
             &fleet.supervisor,
+            &metrics.registry,
         )
         .await
         .context("cannot load devices")?;
@@ -456,6 +457,7 @@ async fn start_fleet(
     metrics: &Metrics,
     bus: EventBus,
     chat: ChatInbox,
+    node_id: &str,
 ) -> anyhow::Result<Fleet> {
     let sim_settings = settings.sim.effective();
     // The network lives here, or in a `wafleet sim` process (then there is none to expose).
@@ -467,7 +469,11 @@ async fn start_fleet(
             (Arc::new(SimConnector::new(sim.clone())), Some(sim))
         }
         ConnectorKind::Sim => (
-            Arc::new(RemoteSimConnector::new(sim_settings.remote.clone())),
+            // The simulator tells two daemons' sessions of one device apart by node name.
+            Arc::new(
+                RemoteSimConnector::new(sim_settings.remote.clone())
+                    .for_client(Some(node_id.to_owned())),
+            ),
             None,
         ),
         ConnectorKind::Real => (

@@ -219,7 +219,7 @@ async fn mirrored(db: &Db, tenant_id: i64) -> Result<i64, DbError> {
 }
 
 /// Stores one lead list of `count` leads.
-async fn seed_leads(db: &Db, tenant_id: i64, count: u32) -> anyhow::Result<i64> {
+pub(super) async fn seed_leads(db: &Db, tenant_id: i64, count: u32) -> anyhow::Result<i64> {
     let now = chrono::Utc::now().naive_utc();
     let list_id: i64 = db_run!(db, |conn| {
         diesel::insert_into(lead_lists::table)

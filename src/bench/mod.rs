@@ -23,11 +23,13 @@
 //! memory; [`webhooks`] outbound webhook deliveries to a local receiver, steady and after an
 //! outage; [`home`] the home page's figures over N devices × D days of hourly rows; [`scale`]
 //! list, search and chat pages over 1M leads and 10M messages, and deleting a big list;
+//! [`cluster`] several daemon processes sharing one fleet while nodes are SIGKILLed;
 //! [`report`] machine description, memory, percentiles and targets (pure, unit-tested).
 
 pub mod boot;
 pub mod broadcast;
 pub mod clients;
+pub mod cluster;
 pub mod fanout;
 pub mod home;
 pub mod images;
@@ -64,6 +66,8 @@ use report::Machine;
 const LOG_FILTER: &str = "warn";
 /// Simulated clock speed of scenarios that wait on pacing, unless `--time-scale` says otherwise.
 const DEFAULT_TIME_SCALE: f64 = 100.0;
+/// Simulated clock speed of the cluster scenario: paced sends that outlast a few kills.
+const CLUSTER_TIME_SCALE: f64 = 10.0;
 /// The admin account every benchmark database starts with.
 const ADMIN_EMAIL: &str = "bench@wafleet.local";
 
@@ -86,6 +90,7 @@ pub fn run(args: &BenchArgs, time_scale: Option<f64>) -> anyhow::Result<()> {
             Scenario::Webhooks => webhooks::run(args).await,
             Scenario::Home => home::run(args).await,
             Scenario::Scale => scale::run(args).await,
+            Scenario::Cluster => cluster::run(args, time_scale.unwrap_or(CLUSTER_TIME_SCALE)).await,
         }
     })?;
     let mut report = json!({

@@ -70,11 +70,15 @@ pub struct Memory {
 impl Memory {
     /// Reads the current figures; errors when `/proc` is not there (not Linux).
     pub fn probe() -> anyhow::Result<Memory> {
-        let status = std::fs::read_to_string("/proc/self/status")?;
-        let field = |name| {
-            field_kib(&status, name)
-                .ok_or_else(|| anyhow::anyhow!("/proc/self/status has no {name}"))
-        };
+        Self::of("self")
+    }
+
+    /// The figures of process `pid` ("self": this one).
+    pub fn of(pid: &str) -> anyhow::Result<Memory> {
+        let path = format!("/proc/{pid}/status");
+        let status = std::fs::read_to_string(&path)?;
+        let field =
+            |name| field_kib(&status, name).ok_or_else(|| anyhow::anyhow!("{path} has no {name}"));
         Ok(Memory {
             rss_kib: field("VmRSS")?,
             peak_kib: field("VmHWM")?,

@@ -5,7 +5,8 @@
 //!    receiving node), at most `cluster.handovers_per_second`;
 //! 2. every `cluster.heartbeat_secs`: heartbeat, renew all leases (one statement, whose answer
 //!    is the set of devices this node owns: new ones start, lost ones stop), the leader lease,
-//!    the nodes' loads and the demand, and (leader) the upkeep sweep;
+//!    the nodes' loads and the demand, and (leader) the upkeep sweep; between heartbeats one
+//!    cheap look for expired leases, which re-reads the loads when a node died;
 //! 3. claims: devices asked for here (created, reconnected on this node), then ownerless ones
 //!    up to this node's share.
 //!
@@ -103,6 +104,8 @@ pub struct NodeLeases {
 #[derive(Default)]
 struct Round {
     heartbeat: Option<Result<Heartbeat, DbError>>,
+    /// Loads read between heartbeats, after expired leases were seen.
+    refreshed: Option<Loads>,
     claimed_orphans: usize,
 }
 
@@ -110,6 +113,12 @@ struct Round {
 struct Heartbeat {
     /// `None`: another process took this node's name.
     draining: Option<bool>,
+    loads: Loads,
+}
+
+/// The nodes' loads and the demand.
+#[derive(Default)]
+struct Loads {
     nodes: Vec<NodeLoad>,
     wanted: u64,
     orphans: u64,
@@ -125,6 +134,9 @@ struct RoundPlan {
     lease_secs: f64,
     register: bool,
     heartbeat: bool,
+    /// Between heartbeats: look for expired leases (a node died).
+    probe: bool,
+    capacity: u32,
     handovers: Vec<(HeldLease, String)>,
     asked: Vec<Asked>,
     claim_limit: u64,
@@ -202,6 +214,8 @@ impl NodeLeases {
             lease_secs: self.lease_secs(),
             register: !self.registered,
             heartbeat,
+            probe: !heartbeat && self.registered && self.snapshot.orphans == 0,
+            capacity: self.settings.capacity,
             handovers,
             asked: std::mem::take(&mut self.asked),
             claim_limit,
@@ -325,15 +339,20 @@ impl NodeLeases {
                 };
                 self.renewed_at = Some(Instant::now());
                 self.fenced_off = false;
-                let stale = self.snapshot.orphans > 0 && beat.orphans > 0;
+                let stale = self.snapshot.orphans > 0 && beat.loads.orphans > 0;
                 self.snapshot = Snapshot {
-                    nodes: beat.nodes,
-                    wanted: beat.wanted,
-                    orphans: beat.orphans,
+                    nodes: beat.loads.nodes,
+                    wanted: beat.loads.wanted,
+                    orphans: beat.loads.orphans,
                     orphans_stale: stale,
                     draining,
                 };
             }
+        }
+        if let Some(loads) = round.refreshed {
+            self.snapshot.nodes = loads.nodes;
+            self.snapshot.wanted = loads.wanted;
+            self.snapshot.orphans = loads.orphans;
         }
     }
 
@@ -367,7 +386,7 @@ async fn run_round(mut plan: RoundPlan) -> Round {
             incarnation: &plan.identity.incarnation,
             address: &plan.identity.address,
             version: env!("CARGO_PKG_VERSION"),
-            capacity: i32::try_from(plan.claim_limit.max(1)).unwrap_or(i32::MAX),
+            capacity: i32::try_from(plan.capacity).unwrap_or(i32::MAX),
         };
         if let Err(err) = store::register(&plan.cluster_db, &row).await {
             tracing::warn!(error = %err, "cannot register this node");
@@ -381,6 +400,15 @@ async fn run_round(mut plan: RoundPlan) -> Round {
     }
     if plan.heartbeat {
         round.heartbeat = Some(heartbeat(&plan).await);
+    } else if plan.probe {
+        round.refreshed = match store::expired_leases_exist(&plan.cluster_db).await {
+            Ok(true) => loads(&plan).await.ok(),
+            Ok(false) => None,
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot look for expired leases");
+                None
+            }
+        };
     }
     if plan.frozen {
         refuse_asked(&mut plan.asked);
@@ -456,9 +484,7 @@ async fn heartbeat(plan: &RoundPlan) -> Result<Heartbeat, DbError> {
     let Some(draining) = store::heartbeat(db, node, &plan.identity.incarnation).await? else {
         return Ok(Heartbeat {
             draining: None,
-            nodes: Vec::new(),
-            wanted: 0,
-            orphans: 0,
+            loads: Loads::default(),
         });
     };
     let renewed = store::renew(db, node, plan.lease_secs).await?;
@@ -476,6 +502,15 @@ async fn heartbeat(plan: &RoundPlan) -> Result<Heartbeat, DbError> {
             );
         }
     }
+    Ok(Heartbeat {
+        draining: Some(draining),
+        loads: loads(plan).await?,
+    })
+}
+
+/// The nodes' loads and the demand.
+async fn loads(plan: &RoundPlan) -> Result<Loads, DbError> {
+    let db = &plan.cluster_db;
     let nodes = store::nodes(db, plan.lease_secs)
         .await?
         .into_iter()
@@ -488,8 +523,7 @@ async fn heartbeat(plan: &RoundPlan) -> Result<Heartbeat, DbError> {
         })
         .collect();
     let (wanted, orphans) = store::demand(db).await?;
-    Ok(Heartbeat {
-        draining: Some(draining),
+    Ok(Loads {
         nodes,
         wanted,
         orphans,

@@ -203,18 +203,21 @@ impl Cluster {
     }
 
     /// Joins the cluster on PostgreSQL (starting `NodeLeases`, which claims and starts this
-    /// node's devices); boots every device on SQLite.
+    /// node's devices; `wafleet_cluster_statements_total` goes to `registry`); boots every
+    /// device on SQLite.
     pub async fn join(
         db: &Db,
         view: ClusterView,
         settings: &Settings,
         identity: NodeIdentity,
         supervisor: &Addr<DeviceSupervisor>,
-    ) -> Result<Self, DbError> {
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<Self> {
         let Some(cluster_db) = ClusterDb::of(db) else {
             DeviceSupervisor::boot(supervisor.clone(), db.clone()).await?;
             return Ok(Self::single_node());
         };
+        registry.register(Box::new(cluster_db.statements()))?;
         tracing::info!(node = %identity.id, "booting device fleet as a cluster node");
         let leases = NodeLeases::new(
             db.clone(),

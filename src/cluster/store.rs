@@ -10,9 +10,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::{Db, DbError};
 
-/// The cluster's database: PostgreSQL's pool.
+/// The cluster's database: PostgreSQL's pool, and a count of the statements run on it.
 #[derive(Clone)]
-pub struct ClusterDb(Pool<AsyncPgConnection>);
+pub struct ClusterDb {
+    pool: Pool<AsyncPgConnection>,
+    statements: prometheus::IntCounter,
+}
 
 /// What a device that should run looks like in SQL: paired, not logged out or banned (the
 /// devices a single daemon boots).
@@ -21,16 +24,32 @@ const BOOTABLE: &str = "d.jid IS NOT NULL AND d.status NOT IN ('logged_out', 'ba
 impl ClusterDb {
     /// The cluster database of `db`; `None` on SQLite (one node).
     pub fn of(db: &Db) -> Option<Self> {
+        let statements = prometheus::IntCounter::new(
+            "cluster_statements_total",
+            "Cluster statements run by this node (heartbeats, renewals, claims, hand-overs, leader upkeep)",
+        )
+        .ok()?;
         match db {
-            Db::Postgres(pool) => Some(Self(pool.clone())),
+            Db::Postgres(pool) => Some(Self {
+                pool: pool.clone(),
+                statements,
+            }),
             Db::Sqlite(_) => None,
         }
     }
 
+    /// `wafleet_cluster_statements_total`, to register.
+    pub fn statements(&self) -> prometheus::IntCounter {
+        self.statements.clone()
+    }
+
+    /// A connection for `statements` statements (counted).
     async fn conn(
         &self,
+        statements: u64,
     ) -> Result<diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>, DbError> {
-        self.0.get().await.map_err(DbError::from)
+        self.statements.inc_by(statements);
+        self.pool.get().await.map_err(DbError::from)
     }
 }
 
@@ -51,7 +70,7 @@ pub struct NodeRow<'a> {
 /// Writes (or takes over) this node's row, heartbeat now, not draining. A process that ran
 /// under this name before is replaced: its heartbeats stop matching (see [`heartbeat`]).
 pub async fn register(db: &ClusterDb, node: &NodeRow<'_>) -> Result<(), DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     diesel::sql_query(
         "INSERT INTO nodes (id, incarnation, address, version, capacity, started_at, heartbeat_at, draining) \
          VALUES ($1, $2, $3, $4, $5, now(), now(), FALSE) \
@@ -82,7 +101,7 @@ pub async fn heartbeat(
     node_id: &str,
     incarnation: &str,
 ) -> Result<Option<bool>, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     let rows: Vec<Draining> = diesel::sql_query(
         "UPDATE nodes SET heartbeat_at = now() WHERE id = $1 AND incarnation = $2 \
          RETURNING draining",
@@ -112,7 +131,7 @@ pub async fn renew(
     node_id: &str,
     lease_secs: f64,
 ) -> Result<Vec<HeldLease>, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     Ok(diesel::sql_query(
         "UPDATE device_leases SET expires_at = now() + make_interval(secs => $2) \
          WHERE node_id = $1 RETURNING device_id, epoch",
@@ -133,7 +152,7 @@ pub async fn claim_orphans(
     lease_secs: f64,
     limit: i64,
 ) -> Result<Vec<HeldLease>, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     Ok(diesel::sql_query(format!(
         "WITH candidates AS ( \
            SELECT d.id FROM devices d LEFT JOIN device_leases l ON l.device_id = d.id \
@@ -162,7 +181,7 @@ pub async fn claim_one(
     lease_secs: f64,
     device_id: i64,
 ) -> Result<Option<HeldLease>, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     let rows: Vec<HeldLease> = diesel::sql_query(
         "INSERT INTO device_leases (device_id, node_id, epoch, expires_at) \
          VALUES ($3, $1, nextval('device_lease_epochs'), now() + make_interval(secs => $2)) \
@@ -191,7 +210,7 @@ pub async fn hand_over(
     to: &str,
     lease_secs: f64,
 ) -> Result<bool, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     let changed = diesel::sql_query(
         "UPDATE device_leases SET node_id = $3, epoch = nextval('device_lease_epochs'), \
            expires_at = now() + make_interval(secs => $4) \
@@ -210,7 +229,7 @@ pub async fn hand_over(
 /// A graceful stop: gives up every lease of this node and the leader lease, and marks the node
 /// dead now, so the others take its devices at once rather than after the lease time.
 pub async fn leave(db: &ClusterDb, node_id: &str, incarnation: &str) -> Result<usize, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(3).await?;
     let released = diesel::sql_query("DELETE FROM device_leases WHERE node_id = $1")
         .bind::<Text, _>(node_id)
         .execute(&mut conn)
@@ -238,7 +257,7 @@ struct Leader {
 
 /// Takes or renews the leader lease for `lease_secs`; whether this node leads.
 pub async fn lead(db: &ClusterDb, node_id: &str, lease_secs: f64) -> Result<bool, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     let rows: Vec<Leader> = diesel::sql_query(
         "UPDATE cluster_leader SET node_id = $1, expires_at = now() + make_interval(secs => $2) \
          WHERE name = 'engine' AND (node_id = $1 OR expires_at < now()) RETURNING node_id",
@@ -287,7 +306,7 @@ pub struct NodeStatus {
 
 /// Every node with its load, by name.
 pub async fn nodes(db: &ClusterDb, lease_secs: f64) -> Result<Vec<NodeStatus>, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     Ok(diesel::sql_query(
         "SELECT n.id, n.address, n.version, n.capacity, n.started_at, \
            CASE WHEN isfinite(n.heartbeat_at) \
@@ -315,7 +334,7 @@ struct Demand {
 /// Devices that should run (paired ones, and any with a live lease) and how many of those have
 /// no live lease.
 pub async fn demand(db: &ClusterDb) -> Result<(u64, u64), DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     let rows: Vec<Demand> = diesel::sql_query(format!(
         "SELECT count(*) AS wanted, \
            count(*) FILTER (WHERE l.device_id IS NULL OR l.expires_at <= now()) AS orphans \
@@ -327,6 +346,24 @@ pub async fn demand(db: &ClusterDb) -> Result<(u64, u64), DbError> {
     Ok(rows.as_slice().first().map_or((0, 0), |d| {
         (d.wanted.max(0) as u64, d.orphans.max(0) as u64)
     }))
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = Bool)]
+    found: bool,
+}
+
+/// Whether some device lease has expired (its node died or stopped renewing): a cheap look
+/// between heartbeats, so the survivors learn of a death within a claim round.
+pub async fn expired_leases_exist(db: &ClusterDb) -> Result<bool, DbError> {
+    let mut conn = db.conn(1).await?;
+    let rows: Vec<Exists> = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM device_leases WHERE expires_at < now()) AS found",
+    )
+    .load(&mut conn)
+    .await?;
+    Ok(rows.as_slice().first().is_some_and(|r| r.found))
 }
 
 /// Where a device's live lease is: its node and that node's address.
@@ -342,7 +379,7 @@ pub struct Owner {
 
 /// The node running `device_id`, if any.
 pub async fn owner(db: &ClusterDb, device_id: i64) -> Result<Option<Owner>, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     let rows: Vec<Owner> = diesel::sql_query(
         "SELECT l.node_id, n.address FROM device_leases l JOIN nodes n ON n.id = l.node_id \
          WHERE l.device_id = $1 AND l.expires_at > now()",
@@ -355,7 +392,7 @@ pub async fn owner(db: &ClusterDb, device_id: i64) -> Result<Option<Owner>, DbEr
 
 /// Starts or ends a node's drain; false when there is no such node.
 pub async fn set_draining(db: &ClusterDb, node_id: &str, draining: bool) -> Result<bool, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(1).await?;
     let changed = diesel::sql_query("UPDATE nodes SET draining = $2 WHERE id = $1")
         .bind::<Text, _>(node_id)
         .bind::<Bool, _>(draining)
@@ -369,7 +406,7 @@ pub async fn set_draining(db: &ClusterDb, node_id: &str, draining: bool) -> Resu
 /// run, expired a lease time ago, and nodes dead for a day are removed. Answers the pairings
 /// reset.
 pub async fn sweep(db: &ClusterDb, lease_secs: f64) -> Result<usize, DbError> {
-    let mut conn = db.conn().await?;
+    let mut conn = db.conn(3).await?;
     let reset = diesel::sql_query(
         "UPDATE devices d SET status = 'new', \
            status_reason = 'pairing was interrupted: its node stopped; reconnect to pair', \

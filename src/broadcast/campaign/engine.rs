@@ -84,6 +84,8 @@ pub struct CampaignEngine {
     deps: EngineDeps,
     /// Campaigns with lanes in this process.
     runs: HashMap<i64, Run>,
+    /// Campaigns whose run is being planned (so a second resume does not plan it again).
+    planning: std::collections::HashSet<i64>,
     /// A tick is in progress (ticks never overlap).
     ticking: bool,
     /// Restarts since the last successful load.
@@ -119,6 +121,7 @@ impl CampaignEngine {
         Self {
             deps,
             runs: HashMap::new(),
+            planning: std::collections::HashSet::new(),
             ticking: false,
             restarts: 0,
             beacon: Beacon::detached(),
@@ -184,6 +187,7 @@ impl Supervised for CampaignEngine {
         self.beacon.restarting();
         self.restarts = self.restarts.saturating_add(1);
         self.runs.clear();
+        self.planning.clear();
         self.ticking = false;
     }
 }
@@ -424,14 +428,15 @@ struct TickReport {
     progress: Progress,
     /// Online devices of the campaign's choice (with their link age).
     online: Vec<Device>,
-    /// How long the report took to read.
+    /// When it was read, and how long that took.
+    read_at: Instant,
     cost: Duration,
 }
 
 impl CampaignEngine {
     /// Registers a running or paused campaign and lets the next tick start its lanes.
     fn resume_run(&mut self, campaign: Campaign, ctx: &mut Context<Self>) {
-        if self.runs.contains_key(&campaign.id) {
+        if self.runs.contains_key(&campaign.id) || !self.planning.insert(campaign.id) {
             return;
         }
         let deps = self.deps.clone();
@@ -444,6 +449,7 @@ impl CampaignEngine {
             }
             .into_actor(self)
             .map(move |result, engine, ctx| match result {
+                _ if !engine.planning.remove(&id) => {} // Dropped by a restart meanwhile.
                 Ok((campaign, plan)) => {
                     let control = if campaign.state() == CampaignStatus::Paused {
                         Control::Pause
@@ -469,6 +475,9 @@ impl CampaignEngine {
         self.ticking = true;
         let db = self.deps.db.clone();
         let leader = self.deps.cluster.is_leader();
+        // On a cluster a campaign may start or resume on another node: every node looks for
+        // runs it does not know, to send through its own devices.
+        let clustered = self.deps.cluster.node_id().is_some();
         let now = Instant::now();
         let runs: Vec<i64> = self
             .runs
@@ -484,6 +493,12 @@ impl CampaignEngine {
                 } else {
                     Vec::new()
                 };
+                let active = if clustered {
+                    let states = [CampaignStatus::Running, CampaignStatus::Paused];
+                    store::campaigns_in(&db, &states).await.unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 let mut reports = Vec::new();
                 let mut gone = Vec::new();
                 for id in runs {
@@ -496,10 +511,13 @@ impl CampaignEngine {
                         }
                     }
                 }
-                (due, reports, gone)
+                (due, active, reports, gone)
             }
             .into_actor(self)
-            .map(|(due, reports, gone), engine, ctx| {
+            .map(|(due, active, reports, gone), engine, ctx| {
+                for campaign in active {
+                    engine.resume_run(campaign, ctx);
+                }
                 for id in gone {
                     if let Some(mut run) = engine.runs.remove(&id) {
                         run.set_control(Control::Cancel);
@@ -533,6 +551,18 @@ impl CampaignEngine {
             // Cancelled or completed elsewhere (another node, or a finished run).
             self.stop_run(report.campaign);
             return;
+        }
+        // Paused or resumed on another node of a cluster: follow it.
+        let wanted = if state == CampaignStatus::Paused {
+            Control::Pause
+        } else {
+            Control::Run
+        };
+        if matches!(run.control, Control::Run | Control::Pause)
+            && run.control != wanted
+            && report.read_at > run.control_set_at
+        {
+            run.set_control(wanted);
         }
         if run.last.as_ref() != Some(&report.progress) {
             publish(&self.deps.hub, &report.campaign, &report.progress);
@@ -886,6 +916,7 @@ async fn report(db: &Db, id: i64) -> Result<TickReport, DbError> {
         campaign,
         progress,
         online,
+        read_at: started,
         cost: started.elapsed(),
     })
 }

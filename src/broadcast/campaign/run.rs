@@ -17,6 +17,8 @@ pub(super) struct Run {
     pub(super) plan: Rc<Plan>,
     /// What the campaign tells its lanes now (new lanes start with it).
     pub(super) control: Control,
+    /// When `control` was last set here (a tick report read before then is older news).
+    pub(super) control_set_at: Instant,
     pub(super) on_loss: OnDeviceLoss,
     /// Devices with a lane now, each with that lane's control channel.
     pub(super) lanes: HashMap<i64, watch::Sender<Control>>,
@@ -39,6 +41,7 @@ impl Run {
         Run {
             plan: Rc::new(plan),
             control,
+            control_set_at: Instant::now(),
             on_loss,
             lanes: HashMap::new(),
             last: None,
@@ -52,6 +55,7 @@ impl Run {
     /// Tells every lane of the campaign `control` (see [`steer`] for the lanes that keep theirs).
     pub(super) fn set_control(&mut self, control: Control) {
         self.control = control;
+        self.control_set_at = Instant::now();
         for lane in self.lanes.values() {
             steer(lane, control);
         }

@@ -42,12 +42,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RemoteSimConnector {
     /// `host:port` of the simulator.
     address: String,
+    /// This daemon's cluster node name, told with each session.
+    client: Option<String>,
 }
 
 impl RemoteSimConnector {
     /// A connector onto the simulator at `address` (`host:port`). Connects lazily, per session.
     pub fn new(address: String) -> Self {
-        Self { address }
+        Self {
+            address,
+            client: None,
+        }
+    }
+
+    /// The same connector, telling the simulator that its sessions are `client`'s.
+    pub fn for_client(mut self, client: Option<String>) -> Self {
+        self.client = client;
+        self
     }
 }
 
@@ -61,6 +72,7 @@ impl Connector for RemoteSimConnector {
         let hello = Hello::Connect {
             device_id: request.device_id,
             jid: request.jid,
+            client: self.client.clone(),
         };
         let link = Link::open(&self.address, &hello, Some(events)).await?;
         Ok(Box::new(RemoteSession { link }))

@@ -23,6 +23,10 @@ pub enum Hello {
         device_id: i64,
         /// The JID of the last login, if any.
         jid: Option<String>,
+        /// Which daemon opens it (its cluster node name), so the simulator can tell one
+        /// device's sessions from two daemons apart (`SimStats::double_sessions`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
     },
     /// Open a control connection.
     Control,

@@ -84,8 +84,13 @@ async fn serve_connection(network: SimNetwork, stream: TcpStream, peer: SocketAd
     let writer = tokio::spawn(write_lines(write, lines));
     let mut line = String::new();
     match read_json::<Hello, _>(&mut reader, &mut line).await {
-        Ok(Some(Hello::Connect { device_id, jid })) => {
-            serve_session(network, reader, out, device_id, jid).await;
+        Ok(Some(Hello::Connect {
+            device_id,
+            jid,
+            client,
+        })) => {
+            let connector = SimConnector::new(network).for_client(client);
+            serve_session(connector, reader, out, device_id, jid).await;
         }
         Ok(Some(Hello::Control)) => {
             reply(&out, 0, Ok(Value::Null)).await;
@@ -107,9 +112,9 @@ async fn serve_connection(network: SimNetwork, stream: TcpStream, peer: SocketAd
 
 /// Opens a device session, forwards its events, and answers its requests until the client
 /// goes; then disconnects it.
-#[tracing::instrument(skip(network, reader, out, jid))]
+#[tracing::instrument(skip(connector, reader, out, jid))]
 async fn serve_session(
-    network: SimNetwork,
+    connector: SimConnector,
     reader: BufReader<OwnedReadHalf>,
     out: mpsc::Sender<ServerLine>,
     device_id: i64,
@@ -117,8 +122,7 @@ async fn serve_session(
 ) {
     let (events, mut stream) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let request = SessionRequest { device_id, jid };
-    let session: Arc<dyn Session> = match SimConnector::new(network).connect(request, events).await
-    {
+    let session: Arc<dyn Session> = match connector.connect(request, events).await {
         Ok(session) => Arc::from(session),
         Err(err) => {
             reply(&out, 0, Err(err)).await;

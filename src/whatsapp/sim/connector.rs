@@ -21,12 +21,23 @@ const REPLACED: &str = "replaced by a newer connection of this device";
 pub struct SimConnector {
     /// The network sessions live on.
     network: SimNetwork,
+    /// Which daemon opens the sessions (the remote simulator's client), if told.
+    client: Option<String>,
 }
 
 impl SimConnector {
     /// A connector onto `network` (keep a clone of the network for scans, stats and faults).
     pub fn new(network: SimNetwork) -> Self {
-        Self { network }
+        Self {
+            network,
+            client: None,
+        }
+    }
+
+    /// The same connector, opening sessions on behalf of daemon `client`.
+    pub fn for_client(mut self, client: Option<String>) -> Self {
+        self.client = client;
+        self
     }
 }
 
@@ -42,9 +53,12 @@ impl Connector for SimConnector {
         // Nobody else can reach this outbox until it is registered, so the turn is free; holding
         // it while registering puts the first event before anything a scan or a fault emits.
         let turn = outbox.turn().await;
-        let (opened, replaced) =
-            self.network
-                .open_session(device_id, request.jid.as_deref(), &outbox)?;
+        let (opened, replaced) = self.network.open_session(
+            device_id,
+            request.jid.as_deref(),
+            &outbox,
+            self.client.as_deref(),
+        )?;
         let generation = match opened {
             Opened::Online {
                 generation,

@@ -113,6 +113,8 @@ pub(super) struct LiveSession {
     pub(super) scope: Scope,
     /// Pairing or online.
     pub(super) phase: Phase,
+    /// The daemon that opened it, when told (remote sessions).
+    pub(super) client: Option<String>,
 }
 
 /// Where a session stands.
@@ -187,6 +189,10 @@ pub struct SimStats {
     pub online: u64,
     /// Sessions pairing now (QR or pair code).
     pub pairing: u64,
+    /// Connects that replaced a session another daemon still held: the device ran on two
+    /// daemons at once (a cluster must never do this).
+    #[serde(default)]
+    pub double_sessions: u64,
 }
 
 impl SimNetwork {
@@ -296,14 +302,16 @@ impl SimNetwork {
         add(&mut self.lock().stats);
     }
 
-    /// Opens a session of `device_id` on `outbox`: logs in when `jid` names an account linked
-    /// to this device, else starts pairing. Returns what to announce and the session it
-    /// replaced, which the caller ends.
+    /// Opens a session of `device_id` on `outbox` for daemon `client`: logs in when `jid`
+    /// names an account linked to this device, else starts pairing. Returns what to announce
+    /// and the session it replaced, which the caller ends (one another daemon held counts in
+    /// `double_sessions`).
     pub(super) fn open_session(
         &self,
         device_id: i64,
         jid: Option<&str>,
         outbox: &Outbox,
+        client: Option<&str>,
     ) -> Result<(Opened, Option<LiveSession>), ConnectorError> {
         let mut guard = self.lock();
         let State {
@@ -364,7 +372,14 @@ impl SimNetwork {
             outbox: outbox.clone(),
             scope,
             phase,
+            client: client.map(str::to_owned),
         });
+        let other_daemon = replaced
+            .as_ref()
+            .is_some_and(|old| old.client.is_some() && old.client.as_deref() != client);
+        if other_daemon {
+            stats.double_sessions += 1;
+        }
         Ok((opened, replaced))
     }
 

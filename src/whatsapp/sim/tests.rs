@@ -252,6 +252,30 @@ async fn a_newer_connect_replaces_the_session() {
 }
 
 #[tokio::test]
+async fn a_session_replaced_by_another_daemon_counts_as_a_double_session() {
+    let network = network(|_| {});
+    let (_old, _old_events, jid) = paired(&network, 1).await;
+    let open = |client: &str| {
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let request = SessionRequest {
+            device_id: 1,
+            jid: Some(jid.clone()),
+        };
+        let connector = SimConnector::new(network.clone()).for_client(Some(client.into()));
+        async move { (connector.connect(request, tx).await.unwrap(), rx) }
+    };
+    // Unnamed sessions (one daemon in process) and a daemon's own reconnect are no violation.
+    let (_a, mut a_events) = open("node-a").await;
+    next_connected(&mut a_events).await;
+    let (_a2, mut a2_events) = open("node-a").await;
+    next_connected(&mut a2_events).await;
+    assert_eq!(network.stats().double_sessions, 0);
+    let (_b, mut b_events) = open("node-b").await;
+    next_connected(&mut b_events).await;
+    assert_eq!(network.stats().double_sessions, 1);
+}
+
+#[tokio::test]
 async fn pairing_by_code_links_the_given_number() {
     let network = network(|s| s.qr_rotate_ms = 15);
     let (session, mut events) = connect(&network, 4, None).await.unwrap();
