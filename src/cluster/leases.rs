@@ -33,8 +33,9 @@ use crate::device::model::Device;
 use crate::device::store as device_store;
 use crate::device::supervisor::DeviceSupervisor;
 
-/// A node above its share by at most this many devices keeps them (no hand-over ping-pong).
-const SLACK: u64 = 1;
+/// A node above its share by at most this many devices keeps them. Zero is safe: a device only
+/// goes to a node below its share, and shares are rounded up, so no device moves back and forth.
+const SLACK: u64 = 0;
 
 /// Runs a device on this node now (a device created or reconnected here), unless another
 /// node runs it; answers whether it runs here.

@@ -995,11 +995,19 @@ async fn receipts_move_outbox_rows_forward_in_one_batch(app: TestApp) {
     assert_eq!(written, 4);
     // Rows 0 and 1 are claimed; 0 is sent, 1 is still being sent, 2 and 3 wait.
     let now = chrono::Utc::now().naive_utc();
-    let claimed = store::claim(db, id, device, 2, now, now + chrono::Duration::minutes(1))
-        .await
-        .unwrap();
+    let claimed = store::claim(
+        db,
+        id,
+        device,
+        2,
+        now,
+        now + chrono::Duration::minutes(1),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.len(), 2);
-    store::finish(db, &[claimed[0].id], OutboxStatus::Sent, None)
+    store::finish(db, &[claimed[0].id], OutboxStatus::Sent, None, None)
         .await
         .unwrap();
     let receipt = |wa_ids: &[String], status| Receipt {

@@ -25,6 +25,7 @@ mod campaign_ops;
 mod campaigns;
 mod chats;
 mod cli;
+mod cluster;
 mod devices;
 mod devices_store;
 mod dockerfile;

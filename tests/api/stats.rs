@@ -219,6 +219,7 @@ async fn the_home_figures_count_a_campaign_for_owners_and_members(app: TestApp) 
         &[row],
         OutboxStatus::Failed,
         Some("test"),
+        None,
     )
     .await
     .unwrap();

@@ -1,0 +1,370 @@
+//! Several daemons sharing one fleet on PostgreSQL: kills with failover (the cluster
+//! benchmark's CI form), balancing, drains and command forwarding between real daemon processes,
+//! fencing of a node that lost a device's lease, and the single-node answers on SQLite.
+
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
+use serde_json::{json, Value};
+use wafleet::broadcast::outbox::model::OutboxStatus;
+use wafleet::broadcast::outbox::store as outbox;
+use wafleet::db::{Db, DbError, Fence};
+use wafleet::whatsapp::remote::SimControl;
+
+use crate::campaigns::{create, messages, seed_leads_in, start, test_pacing};
+use crate::fault::{free_port, spawn_daemon, spawn_sim, wafleet, Process};
+use crate::helpers::{
+    login_at, spawn_app, wait_until, Backend, TestDatabase, UserClient, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
+
+/// Lease and heartbeat of the test clusters: a dead node's devices move within seconds.
+const FAST_LEASES: &[(&str, &str)] = &[
+    ("WAFLEET__CLUSTER__LEASE_SECS", "6"),
+    ("WAFLEET__CLUSTER__HEARTBEAT_SECS", "2"),
+];
+/// Longest wait for devices to settle on their nodes.
+const SETTLE: Duration = Duration::from_secs(90);
+
+/// The cluster benchmark in its CI form: 3 nodes, 300 devices, a campaign, 3 SIGKILLs.
+#[actix_web::test]
+async fn three_nodes_lose_and_double_nothing_across_three_kills() {
+    let _heavy = crate::helpers::heavy_test().await;
+    let Ok(server) = std::env::var("DATABASE_URL") else {
+        eprintln!("skipped the cluster benchmark: DATABASE_URL is not set");
+        return;
+    };
+    let env: Vec<(String, String)> = FAST_LEASES
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let output = wafleet(&env)
+        .args(["bench", "cluster", "--nodes", "3", "--devices", "300"])
+        .args(["--messages", "3000", "--kills", "3", "--db", &server])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("no report: {}", String::from_utf8_lossy(&output.stderr)));
+    println!("{report}");
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report["campaign_completed"], true, "{report}");
+    assert_eq!(report["rows"], 3000, "{report}");
+    for figure in [
+        "lost",
+        "duplicate_message_ids",
+        "extra_delivered",
+        "pacing_violations",
+    ] {
+        assert_eq!(report[figure], 0, "{figure}: {report}");
+    }
+    assert_eq!(report["double_sessions"], 0, "{report}");
+    let failovers = report["failovers"].as_array().unwrap();
+    assert_eq!(failovers.len(), 3, "{report}");
+    for failover in failovers {
+        assert!(failover["devices"].as_i64().unwrap() > 0, "{report}");
+        assert!(failover["seconds"].as_f64().unwrap() <= 30.0, "{report}");
+    }
+}
+
+/// Two daemon processes on one database and simulator.
+struct Pair {
+    _sim: Process,
+    control: SimControl,
+    nodes: Vec<(Process, String)>,
+    admin: UserClient,
+    db: Db,
+    _media: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn start(database: &TestDatabase) -> Pair {
+        let media = tempfile::tempdir().unwrap();
+        let log = if std::env::var_os("TEST_LOG").is_some() {
+            "info"
+        } else {
+            "warn"
+        };
+        let mut env: Vec<(String, String)> = [
+            ("DB_URI", database.url.as_str()),
+            ("RUST_LOG", log),
+            ("WAFLEET__SERVER__HOST", "127.0.0.1"),
+            ("WAFLEET__SERVER__WORKERS", "1"),
+            ("WAFLEET__ADMIN__EMAIL", ADMIN_EMAIL),
+            ("WAFLEET__ADMIN__PASSWORD", ADMIN_PASSWORD),
+            ("WAFLEET__AUTH__SECURE_COOKIES", "false"),
+            ("WAFLEET__WHATSAPP__CONNECTOR", "sim"),
+            ("WAFLEET__SIM__REPLY_PROBABILITY", "0"),
+            (
+                "WAFLEET__CHAT__MEDIA_DIR",
+                &media.path().display().to_string(),
+            ),
+        ]
+        .iter()
+        .chain(FAST_LEASES)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (sim, sim_address) = spawn_sim(&env);
+        env.push(("WAFLEET__SIM__REMOTE".into(), sim_address.clone()));
+        let control = SimControl::connect(&sim_address).await.unwrap();
+        let mut nodes = Vec::new();
+        for n in 0..2 {
+            let port = free_port();
+            let mut node_env = env.clone();
+            node_env.push(("WAFLEET__CLUSTER__NODE_ID".into(), format!("node-{n}")));
+            let process = spawn_daemon(&node_env, port);
+            let address = format!("http://127.0.0.1:{port}");
+            wait_until("a node to serve", SETTLE, || async {
+                let ready = reqwest::get(format!("{address}/readyz")).await.ok()?;
+                ready.status().is_success().then_some(())
+            })
+            .await;
+            nodes.push((process, address));
+        }
+        let admin = login_at(&nodes[0].1, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let settings = crate::helpers::settings_with(&[("DB_URI", database.url.as_str())]);
+        let db = Db::connect(&settings.database).await.unwrap();
+        Pair {
+            _sim: sim,
+            control,
+            nodes,
+            admin,
+            db,
+            _media: media,
+        }
+    }
+
+    /// Devices each node runs, by node name, as `GET /admin/nodes` on `node` tells.
+    async fn loads(&self, node: usize) -> Vec<(String, i64)> {
+        let admin = login_at(&self.nodes[node].1, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let nodes: Value = admin.get("/api/v1/admin/nodes").await.json().await.unwrap();
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["live"] == true)
+            .map(|n| {
+                (
+                    n["id"].as_str().unwrap().to_owned(),
+                    n["devices"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    async fn online(&self) -> u64 {
+        self.control.stats().await.unwrap().online
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Lease {
+    #[diesel(sql_type = Text)]
+    node_id: String,
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+}
+
+/// The live lease of `device`.
+async fn lease_of(db: &Db, device: i64) -> Option<Lease> {
+    let Db::Postgres(pool) = db else {
+        panic!("leases live on PostgreSQL")
+    };
+    let mut conn = pool.get().await.unwrap();
+    let rows: Vec<Lease> = diesel::sql_query(
+        "SELECT node_id, epoch FROM device_leases WHERE device_id = $1 AND expires_at > now()",
+    )
+    .bind::<BigInt, _>(device)
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().next()
+}
+
+#[actix_web::test]
+async fn nodes_balance_forward_commands_and_a_drain_moves_every_device_once() {
+    let _heavy = crate::helpers::heavy_test().await;
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        eprintln!("skipped the cluster drill: DATABASE_URL is not set");
+        return;
+    };
+    let pair = Pair::start(&database).await;
+    // Ten devices created (and so first run) on node 0.
+    let mut devices = Vec::new();
+    for n in 0..10 {
+        let created: Value = pair
+            .admin
+            .post(
+                "/api/v1/devices",
+                &json!({ "name": format!("Cluster {n}") }),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_i64().unwrap();
+        wait_until("pairing to start", SETTLE, || async {
+            pair.control.scan(id).await.ok()
+        })
+        .await;
+        devices.push(id);
+    }
+    // Node 1 takes its share by hand-overs: five each, every device online once.
+    wait_until("the nodes to share the devices", SETTLE, || async {
+        let loads = pair.loads(1).await;
+        let even = loads.len() == 2 && loads.iter().all(|(_, n)| *n == 5);
+        (even && pair.online().await == 10).then_some(())
+    })
+    .await;
+
+    // A command for a device of node 0, sent to node 1, reaches the device.
+    let mut on_node_0 = None;
+    for id in &devices {
+        if lease_of(&pair.db, *id)
+            .await
+            .is_some_and(|l| l.node_id == "node-0")
+        {
+            on_node_0 = Some(*id);
+        }
+    }
+    let device = on_node_0.expect("node 0 runs some devices");
+    let other = login_at(&pair.nodes[1].1, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let delivered = pair.control.stats().await.unwrap().delivered;
+    let sent = other
+        .post(
+            &format!("/api/v1/devices/{device}/messages"),
+            &json!({"to": "60123456789", "text": "across nodes"}),
+        )
+        .await;
+    assert_eq!(sent.status(), 202, "{}", sent.text().await.unwrap());
+    wait_until("the forwarded send to be delivered", SETTLE, || async {
+        (pair.control.stats().await.ok()?.delivered > delivered).then_some(())
+    })
+    .await;
+    // The device's live state comes from the node that runs it.
+    let view: Value = other
+        .get(&format!("/api/v1/devices/{device}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["live"]["status"], "online", "{view}");
+
+    // Draining node 0 (asked of node 1) moves every device to node 1, none twice at once.
+    let drained = other
+        .post("/api/v1/admin/nodes/node-0/drain", &json!({}))
+        .await;
+    assert_eq!(drained.status(), 202);
+    wait_until("node 0 to hand every device over", SETTLE, || async {
+        let loads = pair.loads(1).await;
+        let moved =
+            loads.contains(&("node-1".to_owned(), 10)) && loads.contains(&("node-0".to_owned(), 0));
+        (moved && pair.online().await == 10).then_some(())
+    })
+    .await;
+    let stats = pair.control.stats().await.unwrap();
+    assert_eq!(stats.double_sessions, 0, "{stats:?}");
+    let unknown = other
+        .post("/api/v1/admin/nodes/nowhere/drain", &json!({}))
+        .await;
+    assert_eq!(unknown.status(), 404);
+    drop(pair.nodes);
+}
+
+/// A node that lost a device's lease can neither claim nor finish the device's outbox rows:
+/// the rows stay for the new owner, which re-sends them under the same ids.
+#[actix_web::test]
+async fn a_node_that_lost_a_lease_cannot_claim_or_finish_the_devices_rows() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        eprintln!("skipped the fencing test: DATABASE_URL is not set");
+        return;
+    };
+    let admin = app.admin().await;
+    let device = app.paired_device(&admin, "Fenced").await;
+    let list = seed_leads_in(&app.db, admin.tenant_id, "Fenced", 20, 0).await;
+    let campaign = create(
+        &admin,
+        json!({"name": "Fenced", "message": "Hi {name}", "target": {"list_ids": [list]},
+               "pacing": test_pacing()}),
+    )
+    .await;
+    start(&admin, campaign).await;
+    let paused = admin
+        .post(&format!("/api/v1/campaigns/{campaign}/pause"), &json!({}))
+        .await;
+    assert_eq!(paused.status(), 200);
+    let lease = lease_of(&app.db, device).await.expect("the device's lease");
+    let fence = Fence {
+        device_id: device,
+        node_id: lease.node_id.clone().into(),
+        epoch: lease.epoch,
+    };
+    let now = chrono::Utc::now().naive_utc();
+    let until = now + chrono::Duration::seconds(60);
+    // Holding the lease: one row claimed and finished.
+    let claimed = outbox::claim(&app.db, campaign, device, 1, now, until, Some(&fence))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let finished = outbox::finish(
+        &app.db,
+        &[claimed[0].id],
+        OutboxStatus::Sent,
+        None,
+        Some(&fence),
+    )
+    .await
+    .unwrap();
+    assert_eq!(finished, 1);
+    let second = outbox::claim(&app.db, campaign, device, 1, now, until, Some(&fence))
+        .await
+        .unwrap();
+    // Another node takes the device over (a new epoch).
+    let Db::Postgres(pool) = &app.db else {
+        unreachable!()
+    };
+    let mut conn = pool.get().await.unwrap();
+    diesel::sql_query(
+        "UPDATE device_leases SET node_id = 'thief', epoch = epoch + 1000 WHERE device_id = $1",
+    )
+    .bind::<BigInt, _>(device)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let refused = outbox::claim(&app.db, campaign, device, 1, now, until, Some(&fence)).await;
+    assert!(
+        matches!(refused, Err(DbError::LeaseLost(id)) if id == device),
+        "{refused:?}"
+    );
+    let refused = outbox::finish(
+        &app.db,
+        &[second[0].id],
+        OutboxStatus::Sent,
+        None,
+        Some(&fence),
+    )
+    .await;
+    assert!(matches!(refused, Err(DbError::LeaseLost(_))), "{refused:?}");
+    let row = messages(&admin, campaign)
+        .await
+        .into_iter()
+        .find(|r| r["message_id"] == second[0].message_id.as_str())
+        .unwrap();
+    assert_eq!(row["status"], "sending", "{row}");
+}
+
+#[actix_web::test]
+async fn a_single_sqlite_daemon_has_no_nodes() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let admin = app.admin().await;
+    for answer in [
+        admin.get("/api/v1/admin/nodes").await,
+        admin
+            .post("/api/v1/admin/nodes/any/drain", &json!({}))
+            .await,
+    ] {
+        assert_eq!(answer.status(), 409);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "single_node", "{body}");
+    }
+}
