@@ -114,6 +114,8 @@ struct Round {
 struct Heartbeat {
     /// `None`: another process took this node's name.
     draining: Option<bool>,
+    /// Just before the renewal was sent: the leases hold at least a lease time from then.
+    renewed_at: Instant,
     loads: Loads,
 }
 
@@ -181,10 +183,11 @@ impl NodeLeases {
 
     /// Starts a round unless one runs.
     fn round(&mut self, ctx: &mut Context<Self>) {
+        // First, even while a round hangs on an unreachable database.
+        self.fence_off_if_unrenewed();
         if self.busy || self.superseded {
             return;
         }
-        self.fence_off_if_unrenewed();
         let heartbeat = self
             .last_heartbeat
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(self.settings.heartbeat_secs));
@@ -287,17 +290,14 @@ impl NodeLeases {
         planned
     }
 
-    /// Stops every device when the leases may have expired unrenewed: better offline for a
-    /// moment than running on two nodes.
+    /// Stops every device once half the lease has passed unrenewed (a missed heartbeat and
+    /// more): better offline for a moment than running on two nodes. The other half is the
+    /// time the sessions have to close before another node may take the devices.
     fn fence_off_if_unrenewed(&mut self) {
         let Some(renewed_at) = self.renewed_at else {
             return;
         };
-        let safe = Duration::from_secs(
-            self.settings
-                .lease_secs
-                .saturating_sub(self.settings.heartbeat_secs),
-        );
+        let safe = Duration::from_secs(self.settings.lease_secs) / 2;
         if self.fenced_off || renewed_at.elapsed() < safe {
             return;
         }
@@ -338,7 +338,7 @@ impl NodeLeases {
                     self.supersede();
                     return;
                 };
-                self.renewed_at = Some(Instant::now());
+                self.renewed_at = Some(beat.renewed_at);
                 self.fenced_off = false;
                 let stale = self.snapshot.orphans > 0 && beat.loads.orphans > 0;
                 self.snapshot = Snapshot {
@@ -485,9 +485,11 @@ async fn heartbeat(plan: &RoundPlan) -> Result<Heartbeat, DbError> {
     let Some(draining) = store::heartbeat(db, node, &plan.identity.incarnation).await? else {
         return Ok(Heartbeat {
             draining: None,
+            renewed_at: Instant::now(),
             loads: Loads::default(),
         });
     };
+    let renewed_at = Instant::now();
     let renewed = store::renew(db, node, plan.lease_secs).await?;
     if !plan.frozen {
         follow_renewal(plan, &renewed).await;
@@ -505,6 +507,7 @@ async fn heartbeat(plan: &RoundPlan) -> Result<Heartbeat, DbError> {
     }
     Ok(Heartbeat {
         draining: Some(draining),
+        renewed_at,
         loads: loads(plan).await?,
     })
 }
@@ -587,6 +590,13 @@ impl Actor for NodeLeases {
         self.round(ctx);
         let every = Duration::from_millis(self.settings.claim_ms);
         ctx.run_interval(every, |this, ctx| this.round(ctx));
+    }
+}
+
+impl actix::Supervised for NodeLeases {
+    /// What it knows survives; `started` re-arms the rounds. A round cut short is run again.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.busy = false;
     }
 }
 

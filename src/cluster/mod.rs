@@ -44,6 +44,10 @@ use identity::NodeIdentity;
 use leases::{ClaimHere, Freeze, Leave, NodeLeases};
 use store::{ClusterDb, NodeStatus, Owner};
 
+/// Connections of the cluster's own pool (a round runs its statements one after another; a
+/// forwarded command's owner lookup may run beside it).
+const CLUSTER_CONNECTIONS: usize = 2;
+
 /// Where a device's work may run, as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
@@ -213,10 +217,16 @@ impl Cluster {
         supervisor: &Addr<DeviceSupervisor>,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
-        let Some(cluster_db) = ClusterDb::of(db) else {
+        if ClusterDb::of(db).is_none() {
             DeviceSupervisor::boot(supervisor.clone(), db.clone()).await?;
             return Ok(Self::single_node());
-        };
+        }
+        // A small pool of its own: heartbeats never queue behind a busy fleet's queries, which
+        // could otherwise hold them past the lease.
+        let mut own = settings.database.clone();
+        own.max_connections = CLUSTER_CONNECTIONS;
+        let cluster_db = ClusterDb::of(&Db::connect(&own).await?)
+            .ok_or_else(|| anyhow::anyhow!("the cluster needs PostgreSQL"))?;
         registry.register(Box::new(cluster_db.statements()))?;
         tracing::info!(node = %identity.id, "booting device fleet as a cluster node");
         let leases = NodeLeases::new(
@@ -231,7 +241,7 @@ impl Cluster {
             view,
             node: Some(Arc::new(Node {
                 db: cluster_db,
-                leases: actix::Actor::start(leases),
+                leases: actix::Supervisor::start(move |_| leases),
                 lease_secs: settings.cluster.lease_secs as f64,
                 identity,
             })),

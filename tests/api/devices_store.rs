@@ -235,7 +235,11 @@ async fn interrupted_pairings_are_reset_at_boot(app: TestApp) {
         ..Default::default()
     };
     store::update_status(db, paired.id, online).await.unwrap();
-    assert_eq!(store::reset_interrupted_pairings(db).await.unwrap(), 1);
+    let reset_now = store::reset_interrupted_pairings(db).await.unwrap();
+    // On PostgreSQL the running daemon is a cluster node, and its leader sweep resets a pairing
+    // no node holds too: it may have come first.
+    let swept = matches!(db, wafleet::db::Db::Postgres(_)) && reset_now == 0;
+    assert!(reset_now == 1 || swept, "{reset_now}");
     let reset = store::get_device(db, tenant.id, pairing.id).await.unwrap();
     assert_eq!(reset.status, "new");
     assert!(reset.status_reason.unwrap().contains("interrupted"));

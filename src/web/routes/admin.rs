@@ -64,6 +64,10 @@ pub async fn restart_devices(
             ))
         }
     };
+    if let (None, Some(node)) = (&ids, state.cluster.view.node_id()) {
+        // Undoes `POST /admin/drain` on a cluster too: the node takes its share again.
+        state.cluster.set_draining(node, false).await?;
+    }
     let report = state
         .fleet
         .supervisor
@@ -93,7 +97,8 @@ pub async fn supervision(
 }
 
 /// Drains the node: stops admitting connects, disconnects every device (without logging out)
-/// and makes `/readyz` answer 503, so a load balancer or another node can take over.
+/// and makes `/readyz` answer 503, so a load balancer or another node can take over (on a
+/// cluster the node is marked draining too, and its devices start on the other nodes).
 /// `POST /admin/devices/restart {"all": true}` undoes it.
 #[utoipa::path(tag = "admin", responses((status = 200, body = DrainReport)))]
 #[post("/admin/drain")]
@@ -102,6 +107,11 @@ pub async fn drain(
     _caller: Auth<require::Admin>,
     audit: Audit,
 ) -> Result<web::Json<DrainReport>, ApiError> {
+    // On a cluster the node also hands its devices to the others (as a node drain does), so
+    // they come back online there rather than waiting for this node.
+    if let Some(node) = state.cluster.view.node_id() {
+        state.cluster.set_draining(node, true).await?;
+    }
     let disconnected = state
         .fleet
         .supervisor
