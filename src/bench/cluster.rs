@@ -30,8 +30,7 @@ use serde_json::{json, Value};
 use super::report::{round, Memory};
 use super::{boot, broadcast, fanout};
 use crate::auth::model::Scope;
-use crate::broadcast::campaign::model::{CampaignFields, CampaignStatus};
-use crate::broadcast::campaign::store as campaigns;
+use crate::broadcast::campaign::model::CampaignStatus;
 use crate::cli::BenchArgs;
 use crate::db::schema::{campaigns as campaign_rows, outbox};
 use crate::db::{Db, DbError};
@@ -193,7 +192,10 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
     let tenant_id = admin.tenant_id.context("the admin account has no tenant")?;
     boot::seed(&db, tenant_id, plan.devices).await?;
     let list = broadcast::seed_leads(&db, tenant_id, plan.leads).await?;
-    let campaign = draft_campaign(&db, tenant_id, list).await?;
+    // Paced within the simulator's rules (5–15 s, 12 a minute), no day cap.
+    let pacing = json!({"min_delay_ms": 5000, "max_delay_ms": 15000, "per_minute": 12,
+                        "per_day": 1_000_000, "warmup_days": 0, "typing": false});
+    let campaign = super::draft_campaign(&db, tenant_id, "cluster", &[list], pacing).await?;
     let writer = fanout::create_token(&db, &admin, tenant_id, Scope::Write).await?;
     let operator = fanout::create_token(&db, &admin, tenant_id, Scope::Admin).await?;
     let media = MediaDir::create()?;
@@ -344,26 +346,6 @@ fn node_env(
         }),
     );
     env
-}
-
-/// A draft campaign to `list` on every online device, paced within the simulator's rules.
-async fn draft_campaign(db: &Db, tenant_id: i64, list: i64) -> anyhow::Result<i64> {
-    let fields = CampaignFields {
-        name: "cluster".into(),
-        message: "Hello {name}, this is a cluster benchmark message.".into(),
-        target: json!({ "list_ids": [list] }).to_string(),
-        devices: json!({"mode": "all_online"}).to_string(),
-        pacing: json!({"min_delay_ms": 5000, "max_delay_ms": 15000, "per_minute": 12,
-                       "per_day": 1_000_000, "warmup_days": 0, "typing": false})
-        .to_string(),
-        on_device_loss: "move".into(),
-        kind: "broadcast".into(),
-        per_device_limit: None,
-    };
-    let campaign =
-        campaigns::insert_campaign(db, tenant_id, None, &fields, CampaignStatus::Draft, None)
-            .await?;
-    Ok(campaign.id)
 }
 
 /// Waits until the node on `port` answers `/readyz` with 200.

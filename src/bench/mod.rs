@@ -224,6 +224,38 @@ pub(super) async fn number(db: &Db, sql: &str, what: &str) -> anyhow::Result<i64
         .with_context(|| format!("no {what}"))
 }
 
+/// A draft broadcast campaign named `name` over `lists`, on every online device, paced as
+/// `pacing` says; its id.
+pub(super) async fn draft_campaign(
+    db: &Db,
+    tenant_id: i64,
+    name: &str,
+    lists: &[i64],
+    pacing: Value,
+) -> anyhow::Result<i64> {
+    use crate::broadcast::campaign::model::{CampaignFields, CampaignStatus};
+    let fields = CampaignFields {
+        name: name.into(),
+        message: "{Hi|Hello} {name}, this is a benchmark message.".into(),
+        target: json!({ "list_ids": lists }).to_string(),
+        devices: json!({"mode": "all_online"}).to_string(),
+        pacing: pacing.to_string(),
+        on_device_loss: "move".into(),
+        kind: "broadcast".into(),
+        per_device_limit: None,
+    };
+    let campaign = crate::broadcast::campaign::store::insert_campaign(
+        db,
+        tenant_id,
+        None,
+        &fields,
+        CampaignStatus::Draft,
+        None,
+    )
+    .await?;
+    Ok(campaign.id)
+}
+
 /// A number read by `sql_query`.
 #[derive(diesel::QueryableByName)]
 struct Number {

@@ -28,7 +28,6 @@ use serde_json::{json, Value};
 use super::report::{percentile, round};
 use super::{number, numbers, RunningApp};
 use crate::broadcast::campaign::messages::{StartCampaign, StopLanes};
-use crate::broadcast::campaign::model::{CampaignFields, CampaignStatus};
 use crate::broadcast::campaign::progress::progress;
 use crate::broadcast::campaign::store as campaigns;
 use crate::broadcast::leads::store::{self as leads, LeadFilter};
@@ -149,7 +148,8 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
 
     let db_bytes = database_bytes(&db).await?;
     let backend = db.backend_name();
-    let campaign_id = draft_campaign(&db, tenant_id, &lists).await?;
+    let pacing = json!({"min_delay_ms": 5000, "max_delay_ms": 15000, "warmup_days": 0});
+    let campaign_id = super::draft_campaign(&db, tenant_id, "scale", &lists, pacing).await?;
     drop(db);
 
     let app = RunningApp::start(settings).await?;
@@ -221,24 +221,6 @@ async fn measure(database_url: String, lead_count: u32, devices: u32) -> anyhow:
         "mirror_drain_seconds": round(mirror_drain_seconds, 2),
         "chat_messages_lost": i64::try_from(accepted).unwrap_or(i64::MAX) - mirrored,
     }))
-}
-
-/// A draft campaign over every list, on every online device, paced in real time.
-async fn draft_campaign(db: &Db, tenant_id: i64, lists: &[i64]) -> anyhow::Result<i64> {
-    let fields = CampaignFields {
-        name: "scale".into(),
-        message: "{Hi|Hello} {name}, this is a benchmark message.".into(),
-        target: json!({ "list_ids": lists }).to_string(),
-        devices: json!({"mode": "all_online"}).to_string(),
-        pacing: json!({"min_delay_ms": 5000, "max_delay_ms": 15000, "warmup_days": 0}).to_string(),
-        on_device_loss: "move".into(),
-        kind: "broadcast".into(),
-        per_device_limit: None,
-    };
-    let campaign =
-        campaigns::insert_campaign(db, tenant_id, None, &fields, CampaignStatus::Draft, None)
-            .await?;
-    Ok(campaign.id)
 }
 
 /// The campaign's messages in the chat mirror (the seeded ones and the writer's left out).

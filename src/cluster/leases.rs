@@ -302,13 +302,17 @@ impl NodeLeases {
             return;
         }
         self.fenced_off = true;
-        self.view.set_leader(false);
-        let held = self.view.held();
         tracing::error!(
-            devices = held.len(),
+            devices = self.view.owned_count().unwrap_or(0),
             "cannot renew device leases; stopping this node's devices before another node may take them"
         );
-        for device_id in held.into_keys() {
+        self.stop_all();
+    }
+
+    /// Stops every device this node holds and gives up leading (in memory: the leases expire).
+    fn stop_all(&mut self) {
+        self.view.set_leader(false);
+        for device_id in self.view.held().into_keys() {
             self.view.drop_lease(device_id);
             self.supervisor.do_send(StopDevice {
                 device_id,
@@ -360,20 +364,12 @@ impl NodeLeases {
     /// Another process took this node's name: stop everything, for good.
     fn supersede(&mut self) {
         self.superseded = true;
-        self.view.set_leader(false);
-        let held = self.view.held();
         tracing::error!(
             node = %self.identity.id,
-            devices = held.len(),
+            devices = self.view.owned_count().unwrap_or(0),
             "another daemon registered under this node's name; this one stops its devices"
         );
-        for device_id in held.into_keys() {
-            self.view.drop_lease(device_id);
-            self.supervisor.do_send(StopDevice {
-                device_id,
-                forget: true,
-            });
-        }
+        self.stop_all();
     }
 }
 

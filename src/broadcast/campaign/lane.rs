@@ -333,30 +333,14 @@ impl Lane {
                 }
                 Attempt::Rejected(reason) => {
                     metrics.send("rejected");
-                    store::finish(
-                        &db,
-                        &[row.id],
-                        OutboxStatus::Failed,
-                        Some(&reason),
-                        self.fence.as_ref(),
-                    )
-                    .await?;
-                    if self.judge_health().await {
+                    if self.fail(row.id, &reason).await? {
                         end = Some(LaneEnd::Quarantined);
                         break;
                     }
                 }
                 Attempt::Retry(reason) if row.attempts >= self.plan.max_attempts => {
                     metrics.send("failed");
-                    store::finish(
-                        &db,
-                        &[row.id],
-                        OutboxStatus::Failed,
-                        Some(&reason),
-                        self.fence.as_ref(),
-                    )
-                    .await?;
-                    if self.judge_health().await {
+                    if self.fail(row.id, &reason).await? {
                         end = Some(LaneEnd::Quarantined);
                         break;
                     }
@@ -450,6 +434,13 @@ impl Lane {
                 .collect(),
         });
         Ok(())
+    }
+
+    /// Records a row as failed for `reason`; whether the device's health now quarantines it.
+    async fn fail(&self, id: i64, reason: &str) -> Result<bool, DbError> {
+        let fence = self.fence.as_ref();
+        store::finish(&self.db, &[id], OutboxStatus::Failed, Some(reason), fence).await?;
+        Ok(self.judge_health().await)
     }
 
     /// The lease epoch the lane sends under (0 on a single node).
