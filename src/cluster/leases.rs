@@ -1,12 +1,12 @@
 //! `NodeLeases`: this node's membership of the cluster. It registers the node, then every
 //! `cluster.claim_ms` runs one round, one round at a time:
 //!
-//! 1. hand-overs decided by [`placement`] (stop the device here, then write its lease to the
-//!    receiving node), at most `cluster.handovers_per_second`;
-//! 2. every `cluster.heartbeat_secs`: heartbeat, renew all leases (one statement, whose answer
+//! 1. every `cluster.heartbeat_secs`: heartbeat, renew all leases (one statement, whose answer
 //!    is the set of devices this node owns: new ones start, lost ones stop), the leader lease,
 //!    the nodes' loads and the demand, and (leader) the upkeep sweep; between heartbeats one
 //!    cheap look for expired leases, which re-reads the loads when a node died;
+//! 2. hand-overs decided by [`placement`] (stop the device here, then write its lease to the
+//!    receiving node), at most `cluster.handovers_per_second` and a fifth of a heartbeat per round;
 //! 3. claims: devices asked for here (created, reconnected on this node), then ownerless ones
 //!    up to this node's share.
 //!
@@ -141,6 +141,8 @@ struct RoundPlan {
     probe: bool,
     capacity: u32,
     handovers: Vec<(HeldLease, String)>,
+    /// How long a round may spend handing devices over.
+    handover_budget: Duration,
     asked: Vec<Asked>,
     claim_limit: u64,
     frozen: bool,
@@ -220,6 +222,7 @@ impl NodeLeases {
             heartbeat,
             probe: !heartbeat && self.registered && self.snapshot.orphans == 0,
             capacity: self.settings.capacity,
+            handover_budget: Duration::from_secs(self.settings.heartbeat_secs) / 5,
             handovers,
             asked: std::mem::take(&mut self.asked),
             claim_limit,
@@ -290,14 +293,19 @@ impl NodeLeases {
         planned
     }
 
-    /// Stops every device once half the lease has passed unrenewed (a missed heartbeat and
-    /// more): better offline for a moment than running on two nodes. The other half is the
-    /// time the sessions have to close before another node may take the devices.
+    /// Stops every device once a lease time less one heartbeat has passed unrenewed (timed from
+    /// before the last renewal statement): better offline for a moment than running on two
+    /// nodes. The last heartbeat's worth is the time the sessions have to close before another
+    /// node may take the devices.
     fn fence_off_if_unrenewed(&mut self) {
         let Some(renewed_at) = self.renewed_at else {
             return;
         };
-        let safe = Duration::from_secs(self.settings.lease_secs) / 2;
+        let safe = Duration::from_secs(
+            self.settings
+                .lease_secs
+                .saturating_sub(self.settings.heartbeat_secs),
+        );
         if self.fenced_off || renewed_at.elapsed() < safe {
             return;
         }
@@ -392,9 +400,7 @@ async fn run_round(mut plan: RoundPlan) -> Round {
         }
         tracing::info!(node = %node, address = %plan.identity.address, "joined the cluster");
     }
-    for (lease, to) in std::mem::take(&mut plan.handovers) {
-        hand_over(&plan, lease, &to).await;
-    }
+    let started = Instant::now();
     if plan.heartbeat {
         round.heartbeat = Some(heartbeat(&plan).await);
     } else if plan.probe {
@@ -406,6 +412,19 @@ async fn run_round(mut plan: RoundPlan) -> Round {
                 None
             }
         };
+    }
+    // After the heartbeat, so a slow stop never delays a renewal; and time-boxed, so the next
+    // round (and heartbeat) comes on time. A hand-over cut short leaves its lease here: the
+    // next renewal starts the device here again, and it is planned anew.
+    let left = plan.handover_budget.saturating_sub(started.elapsed());
+    let handovers = std::mem::take(&mut plan.handovers);
+    let handing = async {
+        for (lease, to) in handovers {
+            hand_over(&plan, lease, &to).await;
+        }
+    };
+    if tokio::time::timeout(left, handing).await.is_err() {
+        tracing::debug!("hand-overs cut short by the round's time box");
     }
     if plan.frozen {
         refuse_asked(&mut plan.asked);

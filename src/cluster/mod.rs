@@ -189,6 +189,8 @@ struct Node {
     leases: Addr<NodeLeases>,
     lease_secs: f64,
     identity: NodeIdentity,
+    /// The thread `NodeLeases` runs on.
+    _arbiter: actix::Arbiter,
 }
 
 impl Cluster {
@@ -221,29 +223,36 @@ impl Cluster {
             DeviceSupervisor::boot(supervisor.clone(), db.clone()).await?;
             return Ok(Self::single_node());
         }
-        // A small pool of its own: heartbeats never queue behind a busy fleet's queries, which
-        // could otherwise hold them past the lease.
+        // A small pool of its own: heartbeats (and the device rows a renewal starts) never queue
+        // behind a busy fleet's queries, which could otherwise hold them past the lease.
         let mut own = settings.database.clone();
         own.max_connections = CLUSTER_CONNECTIONS;
-        let cluster_db = ClusterDb::of(&Db::connect(&own).await?)
+        let own_db = Db::connect(&own).await?;
+        let cluster_db = ClusterDb::of(&own_db)
             .ok_or_else(|| anyhow::anyhow!("the cluster needs PostgreSQL"))?;
         registry.register(Box::new(cluster_db.statements()))?;
         tracing::info!(node = %identity.id, "booting device fleet as a cluster node");
+        // Devices it claims are loaded on its own pool too.
         let leases = NodeLeases::new(
-            db.clone(),
+            own_db,
             cluster_db.clone(),
             view.clone(),
             supervisor.clone(),
             settings.cluster.clone(),
             identity.clone(),
         );
+        // A thread of its own: a fleet busy with thousands of lanes and sessions on the main
+        // arbiter must not hold a heartbeat past the lease.
+        let arbiter = actix::Arbiter::new();
+        let leases = actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| leases);
         Ok(Self {
             view,
             node: Some(Arc::new(Node {
                 db: cluster_db,
-                leases: actix::Supervisor::start(move |_| leases),
+                leases,
                 lease_secs: settings.cluster.lease_secs as f64,
                 identity,
+                _arbiter: arbiter,
             })),
         })
     }

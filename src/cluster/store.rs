@@ -143,9 +143,9 @@ pub async fn renew(
 }
 
 /// Claims up to `limit` devices that should run and have no live lease (new ones, a dead
-/// node's), in one statement; answers the claimed leases. Each node tries them in its own
-/// order, so nodes claiming at once rarely want the same rows; a row another node took first is
-/// left to it.
+/// node's), in one statement; answers the claimed leases. Every node takes them in id order:
+/// two nodes claiming at once then wait on each other's rows instead of deadlocking, and a row
+/// another node took first is left to it.
 pub async fn claim_orphans(
     db: &ClusterDb,
     node_id: &str,
@@ -157,7 +157,7 @@ pub async fn claim_orphans(
         "WITH candidates AS ( \
            SELECT d.id FROM devices d LEFT JOIN device_leases l ON l.device_id = d.id \
            WHERE {BOOTABLE} AND (l.device_id IS NULL OR l.expires_at < now()) \
-           ORDER BY md5(d.id::text || $1) LIMIT $3) \
+           ORDER BY d.id LIMIT $3) \
          INSERT INTO device_leases (device_id, node_id, epoch, expires_at) \
          SELECT id, $1, nextval('device_lease_epochs'), now() + make_interval(secs => $2) \
          FROM candidates \

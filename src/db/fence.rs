@@ -1,9 +1,14 @@
 //! Fencing tokens. On PostgreSQL several daemons share one fleet, and a device runs on the node
 //! holding its lease (`device_leases`, see `crate::cluster`). A [`Fence`] is such a lease as
 //! its holder knew it: device, node and epoch. A write that only the device's owner may make
-//! (an outbox claim or finish) first checks the fence in its transaction; the check locks the
-//! lease row, so it cannot change hands before that transaction ends. A node that lost the
+//! (an outbox claim or finish) first checks the fence in its transaction. A node that lost the
 //! lease (it was paused, cut off, or the device moved) gets [`DbError::LeaseLost`] instead.
+//!
+//! The check takes only a key-share lock (the lease row cannot be deleted meanwhile): renewals
+//! and hand-overs of thousands of leases must never queue behind the lanes' transactions, as a
+//! share lock made them do (heartbeats then came late). A lease that changes hands between the
+//! check and the commit is covered by the outbox's own lease: the new owner re-claims a row
+//! only once the row's lease has passed, and re-sends it under the same id.
 
 use std::sync::Arc;
 
@@ -32,12 +37,12 @@ struct Held {
 }
 
 impl Fence {
-    /// Ok while the lease is still this one and unexpired by the database's clock; locks the
-    /// lease row until the caller's transaction ends. Run it inside that transaction.
+    /// Ok while the lease is still this one and unexpired by the database's clock. Run it inside
+    /// the caller's transaction.
     pub async fn check(&self, conn: &mut AsyncPgConnection) -> Result<(), DbError> {
         let held: Vec<Held> = diesel::sql_query(
             "SELECT epoch FROM device_leases WHERE device_id = $1 AND node_id = $2 \
-             AND epoch = $3 AND expires_at > now() FOR SHARE",
+             AND epoch = $3 AND expires_at > now() FOR KEY SHARE",
         )
         .bind::<BigInt, _>(self.device_id)
         .bind::<Text, _>(self.node_id.as_ref())
