@@ -202,9 +202,9 @@ impl Cluster {
     /// The view of this node before it joins: on PostgreSQL a cluster node holding nothing yet,
     /// on SQLite a single node. Engines take it at their start; [`Cluster::join`] fills it.
     pub fn view_for(db: &Db, identity: &NodeIdentity) -> ClusterView {
-        match ClusterDb::of(db) {
-            Some(_) => ClusterView::node(&identity.id),
-            None => ClusterView::single_node(),
+        match db {
+            Db::Postgres(_) => ClusterView::node(&identity.id),
+            Db::Sqlite(_) => ClusterView::single_node(),
         }
     }
 
@@ -219,7 +219,7 @@ impl Cluster {
         supervisor: &Addr<DeviceSupervisor>,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
-        if ClusterDb::of(db).is_none() {
+        if matches!(db, Db::Sqlite(_)) {
             DeviceSupervisor::boot(supervisor.clone(), db.clone()).await?;
             return Ok(Self::single_node());
         }
