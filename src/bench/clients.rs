@@ -72,13 +72,13 @@ async fn measure(database_url: String, clients: u32) -> anyhow::Result<Value> {
         .with_http(Arc::new(Offline), FALLBACK_VERSION);
 
     // Warm-up: one-time statics, the runtime's threads, pool connections.
-    let (warm, _) = connector.build_client(ids[0]).await?;
+    let (warm, _) = connector.build_client(ids[0], None).await?;
     drop(warm);
     let before = Memory::probe()?;
     let started = Instant::now();
     let mut held = Vec::with_capacity(clients as usize);
     for id in &ids[1..] {
-        held.push(connector.build_client(*id).await?);
+        held.push(connector.build_client(*id, None).await?);
     }
     let seconds = started.elapsed().as_secs_f64();
     let after = Memory::probe()?;

@@ -440,6 +440,7 @@ async fn run_round(mut plan: RoundPlan) -> Round {
                 plan.supervisor.do_send(StartDevice {
                     device: asked.device,
                     priority: asked.priority,
+                    fence: plan.view.lease(lease.device_id).fence(),
                 });
                 Ok(true)
             }
@@ -586,7 +587,9 @@ async fn boot(plan: &RoundPlan, ids: &[i64]) {
             for missing in ids.iter().filter(|id| !found.contains(id)) {
                 plan.view.drop_lease(*missing);
             }
-            DeviceSupervisor::boot_devices(&plan.supervisor, devices);
+            DeviceSupervisor::boot_devices(&plan.supervisor, devices, |id| {
+                plan.view.lease(id).fence()
+            });
         }
         Err(err) => {
             // Held but not started: the next renewal starts them (their epoch is unknown here).

@@ -272,7 +272,11 @@ impl Cluster {
     ) -> Result<bool, DbError> {
         match &self.node {
             None => {
-                supervisor.do_send(StartDevice { device, priority });
+                supervisor.do_send(StartDevice {
+                    device,
+                    priority,
+                    fence: None,
+                });
                 Ok(true)
             }
             Some(node) => node

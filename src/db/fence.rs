@@ -9,14 +9,18 @@
 //! share lock made them do (heartbeats then came late). A lease that changes hands between the
 //! check and the commit is covered by the outbox's own lease: the new owner re-claims a row
 //! only once the row's lease has passed, and re-sends it under the same id.
+//!
+//! Writes to a device's WhatsApp session store (`crate::whatsapp::real::WaStore`) are fenced
+//! the same way: a node that lost the device cannot overwrite the keys its new owner uses.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::DbError;
+use super::{DbError, SqliteConn};
 
 /// A device lease its holder believes it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,5 +57,25 @@ impl Fence {
             return Err(DbError::LeaseLost(self.device_id));
         }
         Ok(())
+    }
+}
+
+/// A connection a [`Fence`] can be checked on, whatever its backend: code written once for both
+/// (through `db_run!`) checks fences with it.
+pub trait FenceCheck {
+    /// [`Fence::check`] on PostgreSQL. Always Ok on SQLite: one daemon runs the whole fleet
+    /// there (a file lock keeps a second one out), so no lease ever changes hands.
+    fn check_fence(&mut self, fence: &Fence) -> impl Future<Output = Result<(), DbError>> + Send;
+}
+
+impl FenceCheck for AsyncPgConnection {
+    fn check_fence(&mut self, fence: &Fence) -> impl Future<Output = Result<(), DbError>> + Send {
+        fence.check(self)
+    }
+}
+
+impl FenceCheck for SqliteConn {
+    fn check_fence(&mut self, _: &Fence) -> impl Future<Output = Result<(), DbError>> + Send {
+        std::future::ready(Ok(()))
     }
 }

@@ -26,7 +26,7 @@ use super::model::{DeviceStatus, DeviceStatusPatch};
 use super::store;
 use super::supervisor::DeviceSupervisor;
 use crate::chat::messages::{ChatInbox, RecordChange, RecordMessages, RecordReceipt};
-use crate::db::Db;
+use crate::db::{Db, Fence};
 use crate::whatsapp::{
     Connector, ConnectorEvent, Group, Session, SessionRequest, WaMessage, EVENT_CHANNEL_CAPACITY,
 };
@@ -48,6 +48,9 @@ pub struct DeviceDeps {
     pub connect_timeout: Duration,
     /// Where chat traffic goes.
     pub chat: ChatInbox,
+    /// The device's lease as this daemon holds it (PostgreSQL clusters); its sessions' store
+    /// writes are fenced with it.
+    pub fence: Option<Fence>,
 }
 
 /// An item of a session's event stream; `event: None` marks the end of that session.
@@ -431,6 +434,7 @@ impl Handler<Admitted> for DeviceActor {
         let request = SessionRequest {
             device_id: self.device_id,
             jid: self.jid.clone(),
+            fence: self.deps.fence.clone(),
         };
         let connector = self.deps.connector.clone();
         let timeout = self.deps.connect_timeout;

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::admission::Priority;
 use super::model::{Device, DeviceStatus};
+use crate::db::Fence;
 
 /// Errors a device operation answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,6 +209,8 @@ pub struct StartDevice {
     pub device: Device,
     /// Queue priority of its first connect.
     pub priority: Priority,
+    /// The device's lease as this daemon holds it (PostgreSQL clusters; `None` on one node).
+    pub fence: Option<Fence>,
 }
 
 /// An actor asks for a connect slot after `after` (its backoff).
@@ -271,11 +274,11 @@ pub struct RestartDevices {
 }
 
 /// What a restart request did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RestartReport {
     /// Devices restarted.
     pub restarted: Vec<i64>,
-    /// Requested ids the supervisor does not know.
+    /// Requested ids no node runs.
     pub unknown: Vec<i64>,
 }
 

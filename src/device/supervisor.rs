@@ -31,7 +31,7 @@ use super::model::{Device, DeviceStatus, DeviceStatusPatch};
 use super::store;
 use crate::chat::messages::ChatInbox;
 use crate::config::FleetSettings;
-use crate::db::Db;
+use crate::db::{Db, Fence};
 use crate::whatsapp::Connector;
 
 /// How often the admission queue is drained.
@@ -70,6 +70,8 @@ impl FleetMetrics {
 /// What the supervisor knows about one device.
 struct Entry {
     device: Device,
+    /// The device's lease as this daemon holds it; its actors' sessions fence store writes.
+    fence: Option<Fence>,
     addr: Option<Addr<DeviceActor>>,
     arbiter: usize,
     status: DeviceStatus,
@@ -181,20 +183,30 @@ impl DeviceSupervisor {
         let devices = store::list_bootable_devices(&db).await?;
         let total = devices.len();
         tracing::info!(devices = total, "booting device fleet");
-        Self::boot_devices(&addr, devices);
+        Self::boot_devices(&addr, devices, |_| None);
         Ok(total)
     }
 
     /// Starts stored devices as a boot does: each counts in the boot progress and is not online
-    /// until its actor reconnects; ones that were online connect first.
-    pub fn boot_devices(addr: &Addr<DeviceSupervisor>, devices: Vec<Device>) {
+    /// until its actor reconnects; ones that were online connect first. `fence_of` gives each
+    /// device's lease as this daemon holds it (PostgreSQL clusters; `None` on one node).
+    pub fn boot_devices(
+        addr: &Addr<DeviceSupervisor>,
+        devices: Vec<Device>,
+        fence_of: impl Fn(i64) -> Option<Fence>,
+    ) {
         for device in devices {
             let priority = if device.status == DeviceStatus::Online.as_str() {
                 Priority::High
             } else {
                 Priority::Normal
             };
-            addr.do_send(BootDevice { device, priority });
+            let fence = fence_of(device.id);
+            addr.do_send(BootDevice {
+                device,
+                priority,
+                fence,
+            });
         }
     }
 
@@ -218,6 +230,7 @@ impl DeviceSupervisor {
             backoff: self.backoff,
             connect_timeout: Duration::from_secs(self.deps.settings.connect_timeout_secs),
             chat: self.deps.chat.clone(),
+            fence: entry.fence.clone(),
         };
         let actor = DeviceActor::new(&entry.device, deps);
         let addr = actix::Supervisor::start_in_arbiter(&self.arbiters[index], move |_| actor);
@@ -245,7 +258,13 @@ impl DeviceSupervisor {
     }
 
     /// Registers a device (if new) and starts its actor.
-    fn start(&mut self, device: Device, from_boot: bool, ctx: &mut Context<Self>) {
+    fn start(
+        &mut self,
+        device: Device,
+        fence: Option<Fence>,
+        from_boot: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let id = device.id;
         let arbiter = (id.unsigned_abs() as usize) % self.arbiters.len().max(1);
         // A booted device is not online until its actor reconnects, whatever was stored.
@@ -256,6 +275,7 @@ impl DeviceSupervisor {
         };
         let entry = self.registry.entry(id).or_insert_with(|| Entry {
             device: device.clone(),
+            fence: None,
             addr: None,
             arbiter,
             status,
@@ -267,6 +287,7 @@ impl DeviceSupervisor {
             settled_once: false,
         });
         entry.device = device;
+        entry.fence = fence;
         entry.parked_reason = None;
         if let Some(old) = entry.addr.take() {
             old.do_send(Retire);
@@ -438,6 +459,7 @@ impl DeviceSupervisor {
 struct BootDevice {
     device: Device,
     priority: Priority,
+    fence: Option<Fence>,
 }
 
 impl Actor for DeviceSupervisor {
@@ -487,7 +509,7 @@ impl Handler<BootDevice> for DeviceSupervisor {
 
     fn handle(&mut self, msg: BootDevice, ctx: &mut Context<Self>) {
         let id = msg.device.id;
-        self.start(msg.device, true, ctx);
+        self.start(msg.device, msg.fence, true, ctx);
         if msg.priority == Priority::High {
             // Its first RequestAdmission arrives with Normal priority; lift it now.
             self.queue.push(id, Priority::High);
@@ -504,7 +526,7 @@ impl Handler<StartDevice> for DeviceSupervisor {
             entry.budget.reset();
             entry.crashes = 0;
         }
-        self.start(msg.device, false, ctx);
+        self.start(msg.device, msg.fence, false, ctx);
         if msg.priority == Priority::High {
             self.queue.push(id, Priority::High);
         }

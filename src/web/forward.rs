@@ -18,7 +18,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use super::auth::authenticated;
@@ -139,9 +139,37 @@ async fn relay(
         .uri()
         .path_and_query()
         .map_or(req.path(), |p| p.as_str());
+    let answer = send_to(state, req.request(), owner, req.method(), path, body).await?;
+    let mut response = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(answer.status().as_u16())
+            .map_err(ApiError::internal)?,
+    );
+    for (name, value) in answer.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response.append_header((name.as_str(), value.as_bytes()));
+        }
+    }
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|err| unreachable(owner, &err))?;
+    Ok(response.body(bytes))
+}
+
+/// Sends `method path` with `body` to `owner` on behalf of `req`'s caller: with the caller's
+/// headers (credentials, Host; connection headers left out), its address appended to
+/// `X-Forwarded-For`, and marked forwarded so the owner answers it itself.
+pub async fn send_to(
+    state: &AppState,
+    req: &HttpRequest,
+    owner: &Owner,
+    method: &Method,
+    path: &str,
+    body: web::Bytes,
+) -> Result<reqwest::Response, ApiError> {
     let url = format!("{}{path}", owner.address);
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(ApiError::internal)?;
+    let method =
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(ApiError::internal)?;
     let mut forward = client().request(method, &url).timeout(Duration::from_secs(
         state.settings.cluster.forward_timeout_secs,
     ));
@@ -167,27 +195,13 @@ async fn relay(
         None => client_ip,
     };
     let node = state.cluster.view.node_id().unwrap_or_default().to_owned();
-    let answer = forward
+    forward
         .header("x-forwarded-for", forwarded_for)
         .header(FORWARDED_BY, node)
         .body(body)
         .send()
         .await
-        .map_err(|err| unreachable(owner, &err))?;
-    let mut response = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(answer.status().as_u16())
-            .map_err(ApiError::internal)?,
-    );
-    for (name, value) in answer.headers() {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            response.append_header((name.as_str(), value.as_bytes()));
-        }
-    }
-    let bytes = answer
-        .bytes()
-        .await
-        .map_err(|err| unreachable(owner, &err))?;
-    Ok(response.body(bytes))
+        .map_err(|err| unreachable(owner, &err))
 }
 
 /// 503 naming the node that did not answer.

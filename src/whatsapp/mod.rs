@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::db::Fence;
+
 /// Capacity of a session's event channel; a full channel makes the connection wait.
 pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 
@@ -427,6 +429,9 @@ pub struct SessionRequest {
     pub device_id: i64,
     /// The JID from the last successful login, if any (its credentials live in the store).
     pub jid: Option<String>,
+    /// The device's lease as this daemon holds it (PostgreSQL clusters): a connector with a
+    /// session store fences the store's writes with it.
+    pub fence: Option<Fence>,
 }
 
 /// Opens sessions. One per daemon, shared by all device actors.

@@ -1,17 +1,21 @@
 //! The admin API (platform admins only): restart devices, read supervision, drain the node,
 //! and on a cluster list the nodes and drain one.
 
-use actix_web::{delete, get, post, web, HttpResponse};
+use std::collections::BTreeMap;
+
+use actix_web::http::Method;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::cluster::store::NodeStatus;
+use crate::cluster::store::{NodeStatus, Owner};
 use crate::device::messages::{
     Drain, GetSupervision, RestartDevices, RestartReport, SupervisionSnapshot,
 };
 use crate::web::audit::Audit;
 use crate::web::auth::{require, Auth};
+use crate::web::forward::{self, FORWARDED_BY};
 use crate::web::{ApiError, AppState, ErrorCode};
 
 /// Registers the routes of this file.
@@ -25,9 +29,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// Body of `POST /admin/devices/restart`: `{"ids": [..]}` or `{"all": true}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RestartRequest {
-    /// Devices to restart.
+    /// Devices to restart (on a cluster, each on the node that runs it).
     pub ids: Option<Vec<i64>>,
     /// Restart every device on this node.
     #[serde(default)]
@@ -42,7 +46,8 @@ pub struct DrainReport {
 }
 
 /// Restarts devices (any tenant): each reconnects through the admission queue with its restart
-/// budget reset; parked devices come back too.
+/// budget reset; parked devices come back too. On a cluster, listed devices another node runs
+/// are restarted there (asked of it as this caller) and reported here.
 #[utoipa::path(tag = "admin", request_body = RestartRequest, responses(
     (status = 200, body = RestartReport),
     (status = 400, body = crate::web::ErrorBody)
@@ -52,6 +57,7 @@ pub async fn restart_devices(
     state: web::Data<AppState>,
     _caller: Auth<require::Admin>,
     audit: Audit,
+    req: HttpRequest,
     body: web::Json<RestartRequest>,
 ) -> Result<web::Json<RestartReport>, ApiError> {
     let ids = match (&body.ids, body.all) {
@@ -68,15 +74,84 @@ pub async fn restart_devices(
         // Undoes `POST /admin/drain` on a cluster too: the node takes its share again.
         state.cluster.set_draining(node, false).await?;
     }
-    let report = state
-        .fleet
-        .supervisor
-        .send(RestartDevices { ids })
-        .await
-        .map_err(ApiError::internal)?;
+    let mut report = RestartReport::default();
+    let mut here = ids;
+    if let Some(ids) =
+        here.take_if(|_| state.cluster.is_clustered() && !req.headers().contains_key(FORWARDED_BY))
+    {
+        let (local, elsewhere) = by_owner(&state, ids).await?;
+        for (owner, ids) in elsewhere.into_values() {
+            let theirs = restart_on(&state, &req, &owner, ids).await?;
+            report.restarted.extend(theirs.restarted);
+            report.unknown.extend(theirs.unknown);
+        }
+        here = (!local.is_empty()).then_some(local);
+    }
+    if here.is_some() || body.all {
+        let ours = state
+            .fleet
+            .supervisor
+            .send(RestartDevices { ids: here })
+            .await
+            .map_err(ApiError::internal)?;
+        report.restarted.extend(ours.restarted);
+        report.unknown.extend(ours.unknown);
+    }
+    report.restarted.sort_unstable();
+    report.unknown.sort_unstable();
     let detail = serde_json::json!({ "restarted": report.restarted.len(), "all": body.all });
     audit.record("admin.restart", None).detail(detail).await;
     Ok(web::Json(report))
+}
+
+/// Splits `ids` into the devices this node runs (or no node does) and, per other node, the ones
+/// it runs.
+async fn by_owner(
+    state: &AppState,
+    ids: Vec<i64>,
+) -> Result<(Vec<i64>, BTreeMap<String, (Owner, Vec<i64>)>), ApiError> {
+    let mut here = Vec::new();
+    let mut elsewhere: BTreeMap<String, (Owner, Vec<i64>)> = BTreeMap::new();
+    for id in ids {
+        match state.cluster.runs_elsewhere(id).await? {
+            None => here.push(id),
+            Some(owner) => {
+                elsewhere
+                    .entry(owner.node_id.clone())
+                    .or_insert_with(|| (owner, Vec::new()))
+                    .1
+                    .push(id);
+            }
+        }
+    }
+    Ok((here, elsewhere))
+}
+
+/// Asks `owner` to restart `ids`, as the caller of `req`.
+async fn restart_on(
+    state: &AppState,
+    req: &HttpRequest,
+    owner: &Owner,
+    ids: Vec<i64>,
+) -> Result<RestartReport, ApiError> {
+    let body = serde_json::to_vec(&RestartRequest {
+        ids: Some(ids),
+        all: false,
+    })
+    .map_err(ApiError::internal)?;
+    let path = "/api/v1/admin/devices/restart";
+    let answer = forward::send_to(state, req, owner, &Method::POST, path, body.into()).await?;
+    if !answer.status().is_success() {
+        return Err(ApiError::new(
+            ErrorCode::NodeUnreachable,
+            format!(
+                "node {} answered {} to the restart of its devices; try again",
+                owner.node_id,
+                answer.status()
+            ),
+        ));
+    }
+    answer.json().await.map_err(ApiError::internal)
 }
 
 /// Supervision status: devices per state, restarts, parked devices, backoff timers, admission

@@ -61,7 +61,7 @@ use self::session::{Fwd, Live, RealSession};
 pub use self::store::WaStore;
 use self::version::AppVersion;
 use crate::config::{ChatSettings, WhatsappSettings};
-use crate::db::Db;
+use crate::db::{Db, Fence};
 use crate::whatsapp::{Connector, ConnectorError, ConnectorEvent, Session, SessionRequest};
 
 /// How long the login after a successful pairing may take before our policy takes over.
@@ -191,12 +191,16 @@ impl RealConnector {
     }
 
     /// Builds a device's client with our store, runtime, transport and version, with its
-    /// own reconnect loop switched off. Does not start it.
-    pub async fn build_client(&self, device_id: i64) -> Result<(Bot, Arc<Tap>), ConnectorError> {
+    /// own reconnect loop switched off; its store's writes check `fence`. Does not start it.
+    pub async fn build_client(
+        &self,
+        device_id: i64,
+        fence: Option<Fence>,
+    ) -> Result<(Bot, Arc<Tap>), ConnectorError> {
         let version = self.version.current().await;
         let tap = Arc::new(Tap::new(self.runtime.handle().clone()));
         let mut builder = Bot::builder()
-            .with_backend(WaStore::new(self.db.clone(), device_id))
+            .with_backend(WaStore::new(self.db.clone(), device_id).fenced(fence))
             .with_transport_factory(SharedTransport(self.transport.clone()))
             .with_http_client(SharedHttp(self.http.clone()))
             .with_runtime(self.runtime.client_runtime())
@@ -314,7 +318,9 @@ impl Connector for RealConnector {
         request: SessionRequest,
         events: mpsc::Sender<ConnectorEvent>,
     ) -> Result<Box<dyn Session>, ConnectorError> {
-        let device_id = request.device_id;
+        let SessionRequest {
+            device_id, fence, ..
+        } = request;
         // A previous client of this device must not share its store with the new one.
         let previous = self.take_live(device_id);
         if let Some(previous) = previous {
@@ -324,7 +330,7 @@ impl Connector for RealConnector {
         let live = self
             .runtime
             .run(async move {
-                let (bot, tap) = this.build_client(device_id).await?;
+                let (bot, tap) = this.build_client(device_id, fence).await?;
                 Ok::<_, ConnectorError>(Live::start(
                     bot,
                     tap,

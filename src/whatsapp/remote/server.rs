@@ -121,7 +121,11 @@ async fn serve_session(
     jid: Option<String>,
 ) {
     let (events, mut stream) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-    let request = SessionRequest { device_id, jid };
+    let request = SessionRequest {
+        device_id,
+        jid,
+        fence: None,
+    };
     let session: Arc<dyn Session> = match connector.connect(request, events).await {
         Ok(session) => Arc::from(session),
         Err(err) => {

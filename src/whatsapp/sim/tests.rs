@@ -58,6 +58,7 @@ async fn connect(
     let request = SessionRequest {
         device_id,
         jid: jid.map(str::to_owned),
+        fence: None,
     };
     let session = SimConnector::new(network.clone())
         .connect(request, tx)
@@ -260,6 +261,7 @@ async fn a_session_replaced_by_another_daemon_counts_as_a_double_session() {
         let request = SessionRequest {
             device_id: 1,
             jid: Some(jid.clone()),
+            fence: None,
         };
         let connector = SimConnector::new(network.clone()).for_client(Some(client.into()));
         async move { (connector.connect(request, tx).await.unwrap(), rx) }

@@ -30,7 +30,7 @@ impl DeviceStore for WaStore {
     async fn create(&self) -> Result<i32> {
         let data = to_blob(&Device::new())?;
         let now = now_secs();
-        run!(self, |conn, id| {
+        fenced!(self, |conn, id| {
             insert!(id, wa_device[data = &data, updated_at = now])
                 .on_conflict_do_nothing()
                 .execute(conn)

@@ -16,7 +16,8 @@
 //! `upsert!` inserts the row, or on a conflict of its key overwrites the `set` columns (`once`
 //! columns are written by the insert only, `then` adds explicit updates). Its `for` form writes
 //! every row in one transaction, and touches no connection for an empty batch. Each macro
-//! evaluates to the library's `Result`. The trait files take these helpers, diesel's query
+//! evaluates to the library's `Result`. Writes (`upsert!`, `delete!`, [`tx!`], [`fenced!`])
+//! check the store's fence first when it has one (see [`crate::db::fence`]). The trait files take these helpers, diesel's query
 //! traits, the tables, the store and the library's `Result` with `use super::kv::*`.
 
 pub(super) use diesel::prelude::*;
@@ -45,13 +46,34 @@ macro_rules! run {
     }};
 }
 
-/// [`run!`] with `$body` (statements using `?`) in one transaction.
+/// [`run!`] with `$body` (statements using `?`) in one transaction that first checks the
+/// store's fence: a write of a device whose lease moved on fails and writes nothing.
 macro_rules! tx {
-    ($s:expr, |$conn:ident, $id:ident| $body:block) => {
-        run!($s, |conn, $id| conn.transaction::<_, diesel::result::Error, _>(async |$conn| {
+    ($s:expr, |$conn:ident, $id:ident| $body:block) => {{
+        let fence = $s.fence.as_ref();
+        run!($s, |conn, $id| conn.transaction::<_, $crate::db::DbError, _>(async |$conn| {
+            if let Some(fence) = fence {
+                $crate::db::fence::FenceCheck::check_fence(&mut *$conn, fence).await?;
+            }
             $body
             Ok(())
         }).await)
+    }};
+}
+
+/// A single write statement `$body`: as [`run!`] when the store has no fence, otherwise in a
+/// transaction that checks the fence first (as [`tx!`]). Evaluates to the statement's value.
+macro_rules! fenced {
+    ($s:expr, |$conn:ident, $id:ident| $body:expr) => {
+        match $s.fence.as_ref() {
+            None => run!($s, |$conn, $id| $body),
+            Some(fence) => run!($s, |conn, $id| conn
+                .transaction::<_, $crate::db::DbError, _>(async |$conn| {
+                    $crate::db::fence::FenceCheck::check_fence(&mut *$conn, fence).await?;
+                    Ok($body?)
+                })
+                .await),
+        }
     };
 }
 
@@ -91,7 +113,7 @@ macro_rules! load {
 /// many it deleted (the library's `u32`, saturating) instead of `()`.
 macro_rules! delete {
     ($s:expr, count $t:ident[$($f:tt)*]) => {
-        run!($s, |conn, id| diesel::delete(rows!($t, id; $($f)*)).execute(conn).await)
+        fenced!($s, |conn, id| diesel::delete(rows!($t, id; $($f)*)).execute(conn).await)
             .map(|deleted| u32::try_from(deleted).unwrap_or(u32::MAX))
     };
     ($s:expr, $t:ident[$($f:tt)*]) => {
@@ -135,7 +157,7 @@ macro_rules! upsert {
         }
     }};
     ($s:expr, $($row:tt)+) => {
-        run!($s, |conn, id| upsert!(@row conn, id, $($row)+)).map(|_| ())
+        fenced!($s, |conn, id| upsert!(@row conn, id, $($row)+)).map(|_| ())
     };
 }
 

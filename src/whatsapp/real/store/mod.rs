@@ -15,6 +15,10 @@
 //! Batch methods on the hot paths (sessions, identities, sender keys, pre-keys, LID mappings,
 //! device lists, message secrets, pending inbound) run as one transaction on one connection.
 //!
+//! On PostgreSQL every write first checks the device's lease ([`Fence`]) in its transaction: a
+//! daemon that lost the device to another node (paused, cut off) cannot overwrite the keys and
+//! sessions the new owner uses. Reads are not fenced.
+//!
 //! [`wipe_device`] deletes every row of a device in one transaction (logout and deletion).
 //!
 //! Layout: `kv` writes the query shapes every table shares once (macros), [`schema`] lists the
@@ -36,7 +40,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use self::schema::*;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Fence};
 use crate::db_run;
 
 /// One device's view of the shared session store. Cheap to clone; holds no connection.
@@ -46,6 +50,8 @@ pub struct WaStore {
     db: Db,
     /// Our device id: the first key column of every `wa_` row this store reads or writes.
     device_id: i64,
+    /// The device's lease as this daemon holds it (PostgreSQL); every write checks it.
+    fence: Option<Fence>,
 }
 
 impl std::fmt::Debug for WaStore {
@@ -53,6 +59,7 @@ impl std::fmt::Debug for WaStore {
         f.debug_struct("WaStore")
             .field("backend", &self.db.backend_name())
             .field("device_id", &self.device_id)
+            .field("fence", &self.fence.as_ref().map(|f| f.epoch))
             .finish()
     }
 }
@@ -60,7 +67,17 @@ impl std::fmt::Debug for WaStore {
 impl WaStore {
     /// The store of `device_id` on `db`. The device row must exist (`wa_` rows reference it).
     pub fn new(db: Db, device_id: i64) -> Self {
-        Self { db, device_id }
+        Self {
+            db,
+            device_id,
+            fence: None,
+        }
+    }
+
+    /// This store with every write checking `fence` first: once the lease has changed hands,
+    /// writes fail (`DbError::LeaseLost`) and nothing is written.
+    pub fn fenced(self, fence: Option<Fence>) -> Self {
+        Self { fence, ..self }
     }
 
     /// The device this store belongs to.

@@ -189,7 +189,7 @@ impl ProtocolStore for WaStore {
         let expired = rows!(wa_tc_tokens, self.device_id;)
             .filter(token.eq(&empty).or(token_timestamp.lt(token_cutoff)))
             .filter(sender.is_null().or(sender.lt(sender_cutoff)));
-        let deleted = run!(self, |conn, _id| diesel::delete(expired)
+        let deleted = fenced!(self, |conn, _id| diesel::delete(expired)
             .execute(conn)
             .await)?;
         Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
@@ -219,7 +219,7 @@ impl ProtocolStore for WaStore {
 
     /// An atomic take: `DELETE … RETURNING`, so two retry receipts cannot both get it.
     async fn take_sent_message(&self, chat_jid: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
-        run!(self, |conn, id| diesel::delete(rows!(wa_sent_messages, id;
+        fenced!(self, |conn, id| diesel::delete(rows!(wa_sent_messages, id;
             chat_jid.eq(chat_jid), message_id.eq(message_id)))
         .returning(wa_sent_messages::payload)
         .get_result(conn)

@@ -102,7 +102,7 @@ impl SignalStore for WaStore {
         }
         let wanted: Vec<i64> = ids.iter().map(|k| i64::from(*k)).collect();
         // UPDATE only: a key consumed meanwhile stays deleted.
-        run!(self, |conn, id| diesel::update(
+        fenced!(self, |conn, id| diesel::update(
             rows!(wa_prekeys, id; key_id.eq_any(&wanted))
         )
         .set(wa_prekeys::uploaded.eq(true))
