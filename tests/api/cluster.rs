@@ -179,6 +179,39 @@ impl Pair {
     async fn online(&self) -> u64 {
         self.control.stats().await.unwrap().online
     }
+
+    /// Creates `n` devices through node 0 (so they first run there), each paired at once.
+    async fn create_devices(&self, n: usize) -> Vec<i64> {
+        let mut devices = Vec::new();
+        for k in 0..n {
+            let body = json!({ "name": format!("Cluster {k}") });
+            let created: Value = self
+                .admin
+                .post("/api/v1/devices", &body)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let id = created["id"].as_i64().unwrap();
+            wait_until("pairing to start", SETTLE, || async {
+                self.control.scan(id).await.ok()
+            })
+            .await;
+            devices.push(id);
+        }
+        devices
+    }
+
+    /// Waits until both nodes are live with half of the `total` devices each, every device
+    /// online once.
+    async fn wait_even(&self, total: i64) {
+        wait_until("the nodes to share the devices evenly", SETTLE, || async {
+            let loads = self.loads(1).await;
+            let even = loads.len() == 2 && loads.iter().all(|(_, n)| *n == total / 2);
+            (even && self.online().await == total as u64).then_some(())
+        })
+        .await;
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -238,33 +271,9 @@ async fn nodes_balance_forward_commands_and_a_drain_moves_every_device_once() {
         return;
     };
     let pair = Pair::start(&database, None).await;
-    // Ten devices created (and so first run) on node 0.
-    let mut devices = Vec::new();
-    for n in 0..10 {
-        let created: Value = pair
-            .admin
-            .post(
-                "/api/v1/devices",
-                &json!({ "name": format!("Cluster {n}") }),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        let id = created["id"].as_i64().unwrap();
-        wait_until("pairing to start", SETTLE, || async {
-            pair.control.scan(id).await.ok()
-        })
-        .await;
-        devices.push(id);
-    }
-    // Node 1 takes its share by hand-overs: five each, every device online once.
-    wait_until("the nodes to share the devices", SETTLE, || async {
-        let loads = pair.loads(1).await;
-        let even = loads.len() == 2 && loads.iter().all(|(_, n)| *n == 5);
-        (even && pair.online().await == 10).then_some(())
-    })
-    .await;
+    // Ten devices created (and so first run) on node 0; node 1 takes its share by hand-overs.
+    let devices = pair.create_devices(10).await;
+    pair.wait_even(10).await;
 
     // A command for a device of node 0, sent to node 1, reaches the device.
     let mut on_node_0 = None;
@@ -465,28 +474,8 @@ async fn a_node_cut_off_from_postgres_stops_its_devices_before_its_leases_expire
     };
     let gate = Gate::start(host_port(&database.url)).await;
     let pair = Pair::start(&database, Some(gate.url_for(&database.url))).await;
-    let mut devices = Vec::new();
-    for n in 0..6 {
-        let created: Value = pair
-            .admin
-            .post("/api/v1/devices", &json!({ "name": format!("Cut {n}") }))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let id = created["id"].as_i64().unwrap();
-        wait_until("pairing to start", SETTLE, || async {
-            pair.control.scan(id).await.ok()
-        })
-        .await;
-        devices.push(id);
-    }
-    wait_until("the nodes to share the devices", SETTLE, || async {
-        let loads = pair.loads(1).await;
-        let even = loads.len() == 2 && loads.iter().all(|(_, n)| *n == 3);
-        (even && pair.online().await == 6).then_some(())
-    })
-    .await;
+    pair.create_devices(6).await;
+    pair.wait_even(6).await;
 
     // Cut node 0 off; the latest moment its leases may still count, by the database's clock.
     gate.shut();
@@ -514,12 +503,7 @@ async fn a_node_cut_off_from_postgres_stops_its_devices_before_its_leases_expire
     .await;
     // Node 0 reaches the database again and takes its share back by hand-overs.
     gate.reopen();
-    wait_until("node 0 to rejoin with its share", SETTLE, || async {
-        let loads = pair.loads(1).await;
-        let even = loads.len() == 2 && loads.iter().all(|(_, n)| *n == 3);
-        (even && pair.online().await == 6).then_some(())
-    })
-    .await;
+    pair.wait_even(6).await;
     let stats = pair.control.stats().await.unwrap();
     assert_eq!(stats.double_sessions, 0, "{stats:?}");
     drop(pair.nodes);

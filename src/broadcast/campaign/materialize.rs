@@ -246,24 +246,41 @@ fn matches(tags: &[String], niches: &[String], lead: &TargetLead, lead_tags: &st
     tagged && niched
 }
 
-/// A campaign's leads now: its target's lists and statuses, any of its tags, one per phone.
-pub async fn target_leads(db: &Db, campaign: &Campaign) -> Result<Vec<TargetLead>, DbError> {
+/// How many leads a campaign reaches now (its target's lists and statuses, any of its tags,
+/// one per phone) and the first `samples` of them.
+pub async fn preview_leads(
+    db: &Db,
+    campaign: &Campaign,
+    samples: usize,
+) -> Result<(usize, Vec<TargetLead>), DbError> {
     let pool_only = campaign.distribution().takes_from_pool();
-    matching_leads(db, campaign.tenant_id, &campaign.target(), pool_only).await
+    count_matching(
+        db,
+        campaign.tenant_id,
+        &campaign.target(),
+        pool_only,
+        samples,
+    )
+    .await
 }
 
-/// A tenant's leads matching `target` (only those without a device when `pool_only`), one per
-/// phone, in id order.
-pub async fn matching_leads(
+/// How many of a tenant's leads match `target` (only those without a device when `pool_only`),
+/// one per phone, and the first `samples` of them in id order. Reads a page at a time and keeps
+/// only the samples and the phones seen, never every lead: a preview of a million leads stays
+/// small.
+pub async fn count_matching(
     db: &Db,
     tenant_id: i64,
     target: &Target,
     pool_only: bool,
-) -> Result<Vec<TargetLead>, DbError> {
+    samples: usize,
+) -> Result<(usize, Vec<TargetLead>), DbError> {
     let mut pages = TargetPages::new(db, tenant_id, target, pool_only);
-    let mut leads = Vec::new();
+    let (mut count, mut first) = (0, Vec::new());
     while let Some(page) = pages.next_page().await? {
-        leads.extend(page);
+        count += page.len();
+        let room = samples.saturating_sub(first.len());
+        first.extend(page.into_iter().take(room));
     }
-    Ok(leads)
+    Ok((count, first))
 }

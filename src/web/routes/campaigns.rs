@@ -641,17 +641,17 @@ pub async fn preview_campaign(
 ) -> Result<web::Json<Preview>, ApiError> {
     let campaign = store::get_campaign(&state.db, caller.tenant_id, *id).await?;
     let template = Template::parse(&campaign.message).map_err(|e| invalid(e.0))?;
-    let leads = crate::broadcast::campaign::materialize::target_leads(&state.db, &campaign).await?;
     let count = query.count.unwrap_or(5).min(50);
+    let (leads, first) =
+        crate::broadcast::campaign::materialize::preview_leads(&state.db, &campaign, count).await?;
     // `{greeting}` as it would be sent now, in the tenant's zone.
     let zone = tenant_settings::effective(&state.db, &state.settings.broadcast, caller.tenant_id)
         .await?
         .time_zone;
     let greeting = crate::broadcast::greeting::at(Utc::now(), zone);
     let mut rng = rand::rng();
-    let samples = leads
+    let samples = first
         .iter()
-        .take(count)
         .map(|lead| {
             let mut vars = lead.variables();
             vars.insert(
@@ -667,7 +667,7 @@ pub async fn preview_campaign(
         })
         .collect();
     Ok(web::Json(Preview {
-        leads: leads.len(),
+        leads,
         variables: template.variables(),
         samples,
     }))
@@ -771,11 +771,12 @@ pub async fn lead_pool(
         statuses: some(&query.status),
         niches: some(&query.niche),
     };
-    let pool = crate::broadcast::campaign::materialize::matching_leads(
+    let (unassigned, _) = crate::broadcast::campaign::materialize::count_matching(
         &state.db,
         caller.tenant_id,
         &target,
         true,
+        0,
     )
     .await?;
     let filter = crate::device::model::DeviceFilter {
@@ -786,7 +787,7 @@ pub async fn lead_pool(
     let (_, online) =
         crate::device::store::list_devices(&state.db, caller.tenant_id, &filter, 1, 0).await?;
     Ok(web::Json(PoolView {
-        unassigned: pool.len(),
+        unassigned,
         online_devices: online as usize,
     }))
 }
