@@ -151,7 +151,8 @@ async fn restart_on(
             ),
         ));
     }
-    answer.json().await.map_err(ApiError::internal)
+    let body = answer.bytes().await.map_err(ApiError::internal)?;
+    serde_json::from_slice(&body).map_err(ApiError::internal)
 }
 
 /// Supervision status: devices per state, restarts, parked devices, backoff timers, admission
