@@ -58,6 +58,16 @@ struct Plan {
     redis: Option<String>,
 }
 
+impl Plan {
+    /// Each node's `cluster.capacity`: enough for the nodes left after a kill to run every
+    /// device (a dead node's devices need room elsewhere), and never below the configured
+    /// one. An operator sizes a real cluster the same way (docs/scaling.md).
+    fn capacity(&self, configured: u32) -> u32 {
+        let survivors = self.nodes.saturating_sub(1).max(1);
+        self.devices.div_ceil(survivors).max(configured)
+    }
+}
+
 /// Runs the scenario with `--nodes`, `--devices`, `--messages`, `--kills`, `--db` (PostgreSQL,
 /// required) and `--redis`.
 pub async fn run(args: &BenchArgs, time_scale: f64) -> anyhow::Result<Value> {
@@ -286,6 +296,7 @@ async fn measure(database_url: String, plan: Plan) -> anyhow::Result<Value> {
         "leads": plan.leads,
         "time_scale": plan.time_scale,
         "redis": plan.redis.is_some(),
+        "capacity_per_node": plan.capacity(settings.cluster.capacity),
         "boot_seconds": round(boot_seconds, 2),
         "failovers": failovers,
         "failover_seconds_max": {"value": round(worst, 2), "target": FAILOVER_GOAL_SECS,
@@ -337,6 +348,10 @@ fn node_env(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    env.push((
+        "WAFLEET__CLUSTER__CAPACITY".into(),
+        plan.capacity(settings.cluster.capacity).to_string(),
+    ));
     if let Some(redis) = &plan.redis {
         env.push(("WAFLEET__REDIS__URL".into(), redis.clone()));
     }

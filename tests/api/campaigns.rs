@@ -229,8 +229,15 @@ async fn a_campaign_reaches_every_lead_once_within_the_pacing_rules(app: TestApp
         .unwrap();
     assert_eq!(preview["leads"], 1000);
     let samples = preview["samples"].as_array().unwrap();
-    let names: Vec<&str> = samples.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Lead 0", "Lead 1", "Lead 2"], "the first three by id");
+    let names: Vec<&str> = samples
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Lead 0", "Lead 1", "Lead 2"],
+        "the first three by id"
+    );
     let sample = preview["samples"][0]["text"].as_str().unwrap();
     assert!(
         sample == "Hi Lead 0 from Ipoh!" || sample == "Hello Lead 0 from Ipoh!",
