@@ -37,6 +37,9 @@ use crate::device::supervisor::DeviceSupervisor;
 /// goes to a node below its share, and shares are rounded up, so no device moves back and forth.
 const SLACK: u64 = 0;
 
+/// How often the leader repeats that devices have no node with room.
+const NO_ROOM_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// Runs a device on this node now (a device created or reconnected here), unless another
 /// node runs it; answers whether it runs here.
 #[derive(Message)]
@@ -99,6 +102,8 @@ pub struct NodeLeases {
     handover_tokens: f64,
     tokens_at: Instant,
     asked: Vec<Asked>,
+    /// When the leader last warned that ownerless devices have no node with room.
+    warned_no_room: Option<Instant>,
 }
 
 /// What one round did, for the actor to note.
@@ -176,6 +181,7 @@ impl NodeLeases {
             handover_tokens: 0.0,
             tokens_at: Instant::now(),
             asked: Vec::new(),
+            warned_no_room: None,
         }
     }
 
@@ -360,6 +366,7 @@ impl NodeLeases {
                     orphans_stale: stale,
                     draining,
                 };
+                self.warn_if_no_room();
             }
         }
         if let Some(loads) = round.refreshed {
@@ -367,6 +374,27 @@ impl NodeLeases {
             self.snapshot.wanted = loads.wanted;
             self.snapshot.orphans = loads.orphans;
         }
+    }
+
+    /// On the leader, at most once a minute: devices that stayed ownerless past a heartbeat while
+    /// every node is at capacity cannot run anywhere until a node joins or capacities grow.
+    fn warn_if_no_room(&mut self) {
+        let snapshot = &self.snapshot;
+        if !self.view.is_leader()
+            || !snapshot.orphans_stale
+            || placement::room(&snapshot.nodes) > 0
+            || self
+                .warned_no_room
+                .is_some_and(|at| at.elapsed() < NO_ROOM_WARNING_EVERY)
+        {
+            return;
+        }
+        self.warned_no_room = Some(Instant::now());
+        tracing::warn!(
+            devices = snapshot.orphans,
+            "devices have no node with room (every live node is at cluster.capacity); they stay \
+             offline until a node joins or comes back, or capacities are raised"
+        );
     }
 
     /// Another process took this node's name: stop everything, for good.

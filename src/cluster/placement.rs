@@ -52,6 +52,15 @@ pub fn shares(nodes: &[NodeLoad], wanted: u64) -> HashMap<String, u64> {
         .collect()
 }
 
+/// Devices the live, non-draining nodes can still take before every one is at capacity.
+pub fn room(nodes: &[NodeLoad]) -> u64 {
+    nodes
+        .iter()
+        .filter(|n| n.takes_devices())
+        .map(|n| n.capacity.saturating_sub(n.devices))
+        .sum()
+}
+
 /// How many ownerless devices a node holding `owned` claims now: up to its share, or, when
 /// ownerless devices outlasted a heartbeat (`stale`), up to its capacity.
 pub fn claim_limit(owned: u64, share: u64, capacity: u64, stale: bool) -> u64 {
@@ -124,6 +133,17 @@ mod tests {
         assert_eq!(claim_limit(200, 150, 3000, false), 0);
         assert_eq!(claim_limit(200, 150, 3000, true), 2800);
         assert_eq!(claim_limit(3000, 3000, 3000, true), 0);
+    }
+
+    #[test]
+    fn room_counts_only_nodes_that_take_devices() {
+        let mut dead = node("dead", 3000, 0);
+        dead.live = false;
+        let mut draining = node("d", 3000, 0);
+        draining.draining = true;
+        let nodes = [node("a", 3000, 2990), node("b", 3000, 3000), dead, draining];
+        assert_eq!(room(&nodes), 10);
+        assert_eq!(room(&[node("a", 3000, 3001)]), 0);
     }
 
     #[test]
