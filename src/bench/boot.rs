@@ -14,12 +14,16 @@
 //!
 //! Memory is the process's RSS before the daemon starts, when every device is online, and after
 //! [`SETTLE`] of idling; per device it is the growth divided by N, so it includes the daemon's
-//! fixed cost (HTTP workers, pools, arbiters) and is an upper bound of the per-device cost.
+//! fixed cost (HTTP workers, pools, arbiters) and is an upper bound of the per-device cost. The
+//! marginal cost is measured too: the same run with half the devices, in a process of its own
+//! (freed memory is not given back, so one process cannot measure both), and the slope between
+//! the two idle growths: (growth at N − growth at N/2) ÷ (N − N/2).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::report::{self, round, Memory, Target};
@@ -42,6 +46,10 @@ const SEED_CONCURRENCY: usize = 4;
 const TARGET_SECONDS: f64 = 60.0;
 /// Issue 11: at most this much RSS per idle simulated device.
 const TARGET_KIB_PER_DEVICE: f64 = 8.0;
+/// Issue 19: at most this much more RSS per added idle simulated device.
+const TARGET_MARGINAL_KIB: f64 = 6.0;
+/// Set in the process that measures the half run, so it does not start one of its own.
+const HALF_RUN: &str = "WAFLEET_BENCH_BOOT_HALF_RUN";
 
 /// Settings of the boot run besides the defaults: pending pairings are scanned 5 ms after their
 /// QR, which never rotates, and contacts stay silent.
@@ -54,7 +62,61 @@ const SETTINGS: &[(&str, &str)] = &[
 /// Runs the scenario with `--devices` (and `--db`) and returns its figures.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
     let devices = args.devices;
-    super::with_database(args, |url| measure(url, devices)).await
+    let half = match std::env::var_os(HALF_RUN) {
+        None if devices >= 2 => Some(half_run(args).await?),
+        _ => None,
+    };
+    let mut report = super::with_database(args, |url| measure(url, devices)).await?;
+    if let Some(half) = half {
+        add_slope(&mut report, &half, devices)?;
+    }
+    Ok(report)
+}
+
+/// This benchmark with half the devices, in a child process; its report.
+async fn half_run(args: &BenchArgs) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "bench",
+        "boot",
+        "--devices",
+        &(args.devices / 2).to_string(),
+    ])
+    .env(HALF_RUN, "1")
+    .stdin(std::process::Stdio::null())
+    .stderr(std::process::Stdio::inherit());
+    if let Some(db) = &args.db {
+        cmd.args(["--db", db.expose_secret()]);
+    }
+    let output = actix_web::rt::task::spawn_blocking(move || cmd.output()).await??;
+    anyhow::ensure!(
+        output.status.success(),
+        "the half run failed ({})",
+        output.status
+    );
+    serde_json::from_slice(&output.stdout).context("the half run printed no report")
+}
+
+/// Adds the marginal idle RSS per device between the half run and this one, with its target.
+fn add_slope(report: &mut Value, half: &Value, devices: u32) -> anyhow::Result<()> {
+    let growth = |r: &Value| -> anyhow::Result<f64> {
+        let (idle, before) = (r["rss_idle_kib"].as_f64(), r["rss_before_kib"].as_f64());
+        idle.zip(before)
+            .map(|(idle, before)| idle - before)
+            .context("a report without its memory figures")
+    };
+    let added = f64::from(devices - devices / 2);
+    let slope = round((growth(report)? - growth(half)?) / added, 2);
+    report["half_run"] = json!({
+        "devices": devices / 2,
+        "seconds_to_all_online": half["seconds_to_all_online"],
+        "idle_rss_per_device_kib": half["idle_rss_per_device_kib"],
+    });
+    report["idle_rss_marginal_kib_per_device"] = json!(slope);
+    report["targets"]["idle_rss_marginal_kib_per_device"] =
+        json!(Target::at_most(slope, TARGET_MARGINAL_KIB));
+    Ok(())
 }
 
 /// Seeds, starts, waits for all online, settles, and reports.
