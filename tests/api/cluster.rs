@@ -126,12 +126,12 @@ impl Pair {
         env.push(("WAFLEET__SIM__REMOTE".into(), sim_address.clone()));
         let control = SimControl::connect(&sim_address).await.unwrap();
         let mut nodes = Vec::new();
-        for n in 0..2 {
+        for (n, skew) in SKEWS.iter().enumerate() {
             let port = free_port();
             let mut node_env = env.clone();
             node_env.push(("WAFLEET__CLUSTER__NODE_ID".into(), format!("node-{n}")));
             node_env.push(("LD_PRELOAD".into(), LIBFAKETIME.into()));
-            node_env.push(("FAKETIME".into(), SKEWS[n].into()));
+            node_env.push(("FAKETIME".into(), (*skew).into()));
             node_env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
             if let (0, Some(url)) = (n, &node_0_db) {
                 node_env.push(("DB_URI".into(), url.clone()));
