@@ -76,9 +76,9 @@ pub async fn restart_devices(
     }
     let mut report = RestartReport::default();
     let mut here = ids;
-    if let Some(ids) =
-        here.take_if(|_| state.cluster.is_clustered() && !req.headers().contains_key(FORWARDED_BY))
-    {
+    // Listed devices another node runs are restarted there (a forwarded call stays here).
+    let forwarded = req.headers().contains_key(FORWARDED_BY);
+    if let (Some(ids), true) = (&here, state.cluster.is_clustered() && !forwarded) {
         let (local, elsewhere) = by_owner(&state, ids).await?;
         for (owner, ids) in elsewhere.into_values() {
             let theirs = restart_on(&state, &req, &owner, ids).await?;
@@ -108,11 +108,11 @@ pub async fn restart_devices(
 /// it runs.
 async fn by_owner(
     state: &AppState,
-    ids: Vec<i64>,
+    ids: &[i64],
 ) -> Result<(Vec<i64>, BTreeMap<String, (Owner, Vec<i64>)>), ApiError> {
     let mut here = Vec::new();
     let mut elsewhere: BTreeMap<String, (Owner, Vec<i64>)> = BTreeMap::new();
-    for id in ids {
+    for &id in ids {
         match state.cluster.runs_elsewhere(id).await? {
             None => here.push(id),
             Some(owner) => {

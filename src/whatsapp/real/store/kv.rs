@@ -17,8 +17,9 @@
 //! columns are written by the insert only, `then` adds explicit updates). Its `for` form writes
 //! every row in one transaction, and touches no connection for an empty batch. Each macro
 //! evaluates to the library's `Result`. Writes (`upsert!`, `delete!`, [`tx!`], [`fenced!`])
-//! check the store's fence first when it has one (see [`crate::db::fence`]). The trait files take these helpers, diesel's query
-//! traits, the tables, the store and the library's `Result` with `use super::kv::*`.
+//! check the store's fence first when it has one (see [`crate::db::fence`]). The trait files
+//! take these helpers, diesel's query traits, the tables, the store and the library's `Result`
+//! with `use super::kv::*`.
 
 pub(super) use diesel::prelude::*;
 pub(super) use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -47,32 +48,33 @@ macro_rules! run {
 }
 
 /// [`run!`] with `$body` (statements using `?`) in one transaction that first checks the
-/// store's fence: a write of a device whose lease moved on fails and writes nothing.
+/// store's fence: a write of a device whose lease moved on fails and writes nothing. With
+/// `@value`, `$body` evaluates to the transaction's `Result` (error type `DbError`).
 macro_rules! tx {
-    ($s:expr, |$conn:ident, $id:ident| $body:block) => {{
+    (@value $s:expr, |$conn:ident, $id:ident| $body:expr) => {{
         let fence = $s.fence.as_ref();
         run!($s, |conn, $id| conn.transaction::<_, $crate::db::DbError, _>(async |$conn| {
             if let Some(fence) = fence {
                 $crate::db::fence::FenceCheck::check_fence(&mut *$conn, fence).await?;
             }
             $body
-            Ok(())
         }).await)
     }};
+    ($s:expr, |$conn:ident, $id:ident| $body:block) => {
+        tx!(@value $s, |$conn, $id| {
+            $body
+            Ok(())
+        })
+    };
 }
 
 /// A single write statement `$body`: as [`run!`] when the store has no fence, otherwise in a
-/// transaction that checks the fence first (as [`tx!`]). Evaluates to the statement's value.
+/// [`tx!`] (which checks the fence first). Evaluates to the statement's value.
 macro_rules! fenced {
     ($s:expr, |$conn:ident, $id:ident| $body:expr) => {
-        match $s.fence.as_ref() {
+        match $s.fence {
             None => run!($s, |$conn, $id| $body),
-            Some(fence) => run!($s, |conn, $id| conn
-                .transaction::<_, $crate::db::DbError, _>(async |$conn| {
-                    $crate::db::fence::FenceCheck::check_fence(&mut *$conn, fence).await?;
-                    Ok($body?)
-                })
-                .await),
+            Some(_) => tx!(@value $s, |$conn, $id| Ok($body?)),
         }
     };
 }
