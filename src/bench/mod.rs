@@ -114,8 +114,8 @@ fn init_logging() {
 }
 
 /// Settings of a benchmark daemon on `database_url`: the defaults (compiled in and
-/// `config/default.toml`), loopback on port 0, and `extra` entries in the environment form
-/// (`WAFLEET__SECTION__KEY`).
+/// `config/default.toml`), loopback on port 0, any `WAFLEET__SECTION__KEY` of the process's
+/// environment, and `extra` entries in that form.
 pub fn settings(database_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Settings> {
     // Random per run: it is set (never logged as a generated one-time password) and never used.
     let password = secret::new_password();
@@ -132,6 +132,9 @@ pub fn settings(database_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Se
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    // A setting to compare (`WAFLEET__DATABASE__SQLITE_CACHE_MIB=64 wafleet bench …`); the
+    // scenario's own settings still win.
+    env.extend(std::env::vars().filter(|(k, _)| k.starts_with("WAFLEET__")));
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }

@@ -448,6 +448,8 @@ pub struct DatabaseSettings {
     pub acquire_timeout_secs: u64,
     /// SQLite busy timeout.
     pub sqlite_busy_timeout_ms: u32,
+    /// SQLite page cache per pooled connection, MiB.
+    pub sqlite_cache_mib: u32,
 }
 
 /// `[redis]`: the optional event bridge.

@@ -117,6 +117,7 @@ mod tests {
             max_connections: 1,
             acquire_timeout_secs: 1,
             sqlite_busy_timeout_ms: 1000,
+            sqlite_cache_mib: 2,
         }
     }
 
@@ -171,6 +172,7 @@ mod tests {
             max_connections: 1,
             acquire_timeout_secs: 1,
             sqlite_busy_timeout_ms: 1000,
+            sqlite_cache_mib: 2,
         };
         let err = vacuum_into(&settings, Path::new("/tmp/never.db")).unwrap_err();
         assert!(err.to_string().contains("pg_dump"), "{err}");

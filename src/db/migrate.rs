@@ -127,7 +127,7 @@ fn with_migration_connection(
                 .map_err(|e| DbError::Unavailable(e.to_string()))?;
             diesel::connection::SimpleConnection::batch_execute(
                 &mut conn,
-                &sqlite_pragmas(settings.sqlite_busy_timeout_ms),
+                &sqlite_pragmas(settings.sqlite_busy_timeout_ms, settings.sqlite_cache_mib),
             )?;
             apply(&mut conn, SQLITE_MIGRATIONS, operation)
         }

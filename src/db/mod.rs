@@ -283,7 +283,7 @@ impl Db {
                 ensure_parent_dir(&path)?;
                 let manager = SqliteManager::new(
                     path.to_string_lossy().into_owned(),
-                    settings.sqlite_busy_timeout_ms,
+                    sqlite_pragmas(settings.sqlite_busy_timeout_ms, settings.sqlite_cache_mib),
                 );
                 let pool = deadpool::managed::Pool::builder(manager)
                     .max_size(settings.max_connections.min(SQLITE_MAX_CONNECTIONS))

@@ -146,16 +146,14 @@ impl std::ops::DerefMut for PooledSqlite {
 /// one only when no statement of it still runs and it holds no open transaction.
 pub struct SqliteManager {
     path: String,
-    busy_timeout_ms: u32,
+    /// What [`sqlite_pragmas`] gave for the settings.
+    pragmas: String,
 }
 
 impl SqliteManager {
-    /// Connections to the file at `path`.
-    pub fn new(path: String, busy_timeout_ms: u32) -> Self {
-        Self {
-            path,
-            busy_timeout_ms,
-        }
+    /// Connections to the file at `path`, set up by `pragmas` (see [`sqlite_pragmas`]).
+    pub fn new(path: String, pragmas: String) -> Self {
+        Self { path, pragmas }
     }
 }
 
@@ -164,7 +162,7 @@ impl deadpool::managed::Manager for SqliteManager {
     type Error = PoolError;
 
     async fn create(&self) -> Result<PooledSqlite, PoolError> {
-        open_sqlite(self.path.clone(), self.busy_timeout_ms)
+        open_sqlite(self.path.clone(), self.pragmas.clone())
             .await
             .map_err(PoolError::ConnectionError)
     }
@@ -196,19 +194,21 @@ impl deadpool::managed::Manager for SqliteManager {
 /// The PRAGMAs every SQLite connection needs: WAL for concurrent readers, a busy timeout so
 /// writers queue instead of failing, foreign keys (off by default in SQLite). The busy timeout
 /// comes first: switching to WAL takes a lock, and a connection opened while another holds the
-/// write lock (an abandoned statement still running) must wait for it, not fail.
-pub(crate) fn sqlite_pragmas(busy_timeout_ms: u32) -> String {
+/// write lock (an abandoned statement still running) must wait for it, not fail. The page
+/// cache is per connection (`database.sqlite_cache_mib`).
+pub(crate) fn sqlite_pragmas(busy_timeout_ms: u32, cache_mib: u32) -> String {
+    let cache_kib = u64::from(cache_mib.max(1)) * 1024;
     format!(
         "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
-         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{cache_kib};"
     )
 }
 
 /// Opens one pooled SQLite connection on a blocking thread and applies [`sqlite_pragmas`].
-async fn open_sqlite(path: String, busy_ms: u32) -> diesel::ConnectionResult<PooledSqlite> {
+async fn open_sqlite(path: String, pragmas: String) -> diesel::ConnectionResult<PooledSqlite> {
     let opened = tokio::task::spawn_blocking(move || {
         let mut conn = SqliteConnection::establish(&path)?;
-        conn.batch_execute(&sqlite_pragmas(busy_ms))
+        conn.batch_execute(&pragmas)
             .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
         Ok(conn)
     })
@@ -277,11 +277,14 @@ mod tests {
     async fn a_dropped_statement_finishes_off_thread_and_holds_no_connection_hostage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db").to_string_lossy().into_owned();
-        let pool = deadpool::managed::Pool::builder(SqliteManager::new(path.clone(), 30_000))
-            .max_size(1)
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .unwrap();
+        let pool = deadpool::managed::Pool::builder(SqliteManager::new(
+            path.clone(),
+            super::sqlite_pragmas(30_000, 2),
+        ))
+        .max_size(1)
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .unwrap();
         let db = Db::Sqlite(pool);
         create_table(&db).await.unwrap();
         // Another connection holds the write lock: the INSERT waits in SQLite's busy timeout

@@ -7,8 +7,13 @@
 //! page of leads and rows whatever the campaign's size (plus the phones seen so far: each phone
 //! gets one message). Every page is written in the same transaction, so a failed start writes
 //! nothing.
+//!
+//! A start's CPU work — de-duplicating phones, rendering, assigning devices — runs on tokio's
+//! blocking pool a page at a time ([`on_blocking_pool`]): the engine lives on the system
+//! arbiter with every device's actor, which a million-lead start must not hold up.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::devices::{device_health, online_devices, remaining_capacity};
 use super::distribution::Shares;
@@ -54,16 +59,18 @@ pub async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize)
     };
     let mut rows = LeadRows {
         db,
-        campaign: &campaign,
-        template: &template,
+        tenant_id: campaign.tenant_id,
         leads: TargetPages::new(
             db,
             campaign.tenant_id,
             &campaign.target(),
             distribution.takes_from_pool(),
         ),
-        shares: distribution.shares(&capacities, &health),
-        from_pool: distribution.takes_from_pool(),
+        renderer: Arc::new(Mutex::new(Renderer {
+            template,
+            shares: distribution.shares(&capacities, &health),
+            from_pool: distribution.takes_from_pool(),
+        })),
         read: 0,
     };
     let written = outbox_store::write(db, campaign.tenant_id, id, &mut rows).await?;
@@ -103,13 +110,10 @@ pub async fn materialize(deps: &EngineDeps, id: i64) -> Result<(Campaign, usize)
 /// A starting campaign's rows, a page of leads at a time (see the module documentation).
 struct LeadRows<'a> {
     db: &'a Db,
-    campaign: &'a Campaign,
-    template: &'a Template,
+    tenant_id: i64,
     leads: TargetPages<'a>,
-    /// The device of each next row, carried from page to page.
-    shares: Shares,
-    /// AI distribution: a lead no device has room for is skipped (it stays in the pool).
-    from_pool: bool,
+    /// Carried from page to page (the device of each next row), used on the blocking pool.
+    renderer: Arc<Mutex<Renderer>>,
     /// Leads read so far.
     read: usize,
 }
@@ -122,10 +126,31 @@ impl RowSource for LeadRows<'_> {
         self.read += leads.len();
         let phones: Vec<String> = leads.iter().map(|l| l.phone.clone()).collect();
         let opted_out =
-            crate::broadcast::leads::opt_out::opted_out(self.db, self.campaign.tenant_id, &phones)
-                .await?;
+            crate::broadcast::leads::opt_out::opted_out(self.db, self.tenant_id, &phones).await?;
+        let renderer = Arc::clone(&self.renderer);
+        let rows = on_blocking_pool(move || {
+            let mut renderer = renderer.lock().unwrap_or_else(PoisonError::into_inner);
+            renderer.rows(&leads, &opted_out)
+        })
+        .await?;
+        Ok(Some(rows))
+    }
+}
+
+/// Turns leads into outbox rows: the campaign's template rendered for each, a fresh message id,
+/// the next device of the campaign's shares.
+struct Renderer {
+    template: Template,
+    shares: Shares,
+    /// AI distribution: a lead no device has room for is skipped (it stays in the pool).
+    from_pool: bool,
+}
+
+impl Renderer {
+    /// The rows of `leads`, those whose phone is in `opted_out` skipped.
+    fn rows(&mut self, leads: &[TargetLead], opted_out: &HashSet<String>) -> Vec<OutboxRow> {
         let mut rng = rand::rng();
-        let rows = leads
+        leads
             .iter()
             .map(|lead| {
                 let device_id = self.shares.next_device();
@@ -153,9 +178,21 @@ impl RowSource for LeadRows<'_> {
                     attachment: None,
                 }
             })
-            .collect();
-        Ok(Some(rows))
+            .collect()
     }
+}
+
+/// Runs a start's CPU work on tokio's blocking pool, not on the arbiter awaiting it. A panic
+/// in `work` goes on as a panic here; a pool shutting down (the daemon stopping) is an error.
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => DbError::Unavailable(format!("the daemon is stopping: {e}")),
+        })
 }
 
 /// A target's leads a page at a time, in id order: those of its lists and statuses (only pool
@@ -173,8 +210,8 @@ struct TargetPages<'a> {
     /// The last lead id read.
     after: i64,
     done: bool,
-    /// Phones already given out (a phone gets one message).
-    seen: HashSet<String>,
+    /// Phones already given out (a phone gets one message); filled on the blocking pool.
+    seen: Arc<Mutex<HashSet<String>>>,
 }
 
 impl<'a> TargetPages<'a> {
@@ -197,7 +234,7 @@ impl<'a> TargetPages<'a> {
             pool_only,
             after: 0,
             done: false,
-            seen: HashSet::new(),
+            seen: Arc::default(),
         }
     }
 
@@ -219,13 +256,26 @@ impl<'a> TargetPages<'a> {
                 break;
             };
             self.after = last.id;
-            let (tags, niches, seen) = (&self.tags, &self.niches, &mut self.seen);
+            let (tags, niches) = (&self.tags, &self.niches);
             let matching: Vec<TargetLead> = page
                 .into_iter()
                 .filter(|(lead, lead_tags)| matches(tags, niches, lead, lead_tags))
                 .map(|(lead, _)| lead)
-                .filter(|lead| seen.insert(lead.phone.clone()))
                 .collect();
+            let (seen, last) = (Arc::clone(&self.seen), self.done);
+            let matching = on_blocking_pool(move || {
+                let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                let matching: Vec<TargetLead> = matching
+                    .into_iter()
+                    .filter(|lead| seen.insert(lead.phone.clone()))
+                    .collect();
+                if last {
+                    // A million phones are freed here rather than on the arbiter.
+                    drop(std::mem::take(&mut *seen));
+                }
+                matching
+            })
+            .await?;
             if !matching.is_empty() {
                 return Ok(Some(matching));
             }
