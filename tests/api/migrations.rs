@@ -236,7 +236,13 @@ async fn every_foreign_key_column_leads_an_index(app: TestApp) {
     let keys = load(keys_sql).await.unwrap();
     let indexed = load(indexed_sql).await.unwrap();
     assert!(keys.len() > 20, "foreign keys read: {keys:?}");
-    let exempt = [("chats", "tenant_id"), ("messages", "tenant_id")];
+    // Tenant-wide columns of the most written tables: a tenant is deleted rarely and once (one
+    // scan), and an index there costs every write.
+    let exempt = [
+        ("chats", "tenant_id"),
+        ("messages", "tenant_id"),
+        ("outbox", "tenant_id"),
+    ];
     let mut missing: Vec<&TableColumn> = keys
         .iter()
         .filter(|k| !indexed.contains(k))

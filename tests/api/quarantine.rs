@@ -12,7 +12,7 @@ use crate::campaigns::{
     assert_each_lead_once, create, messages, next_frame, seed_leads, start, subscribe, test_pacing,
     wait_status, FAST_SIM,
 };
-use crate::helpers::{wait_online, wait_until, TestApp, UserClient};
+use crate::helpers::{wait_until, TestApp, UserClient};
 use crate::outbound_webhooks::{assert_signed, endpoint, types_of, Receiver, WEBHOOK_TEST};
 
 crate::both_backends!(with &[super::FAST_SIM, super::WEBHOOK_TEST].concat();
@@ -125,9 +125,18 @@ async fn a_device_that_keeps_dropping_is_quarantined_before_it_sends(app: TestAp
     // Its connection drops once and comes back: no send has failed, but its score falls to 90.
     let sim = app.state.fleet.sim.clone().unwrap();
     sim.inject(flaky, Fault::Disconnect).await.unwrap();
-    wait_online(&owner, flaky).await;
-    let report = health(&owner, flaky).await;
-    assert_eq!(report["health"]["signals"]["disconnects"], 1, "{report}");
+    // The device may still show online from before the drop: wait for the drop to be counted.
+    let report = wait_until(
+        "the drop counted and the device online again",
+        std::time::Duration::from_secs(20),
+        || async {
+            let report = health(&owner, flaky).await;
+            (report["health"]["signals"]["disconnects"] == 1
+                && report["device"]["status"] == "online")
+                .then_some(report)
+        },
+    )
+    .await;
     assert_eq!(report["health"]["signals"]["failed"], 0, "{report}");
     assert!(
         report["device"]["quarantined_until"].is_null(),
