@@ -107,6 +107,22 @@ mod tests {
         }
     }
 
+    /// A node whose heartbeat stopped, of capacity 3,000.
+    fn dead(id: &str, devices: u64) -> NodeLoad {
+        NodeLoad {
+            live: false,
+            ..node(id, 3000, devices)
+        }
+    }
+
+    /// A live node of capacity 3,000 that is draining.
+    fn draining(id: &str, devices: u64) -> NodeLoad {
+        NodeLoad {
+            draining: true,
+            ..node(id, 3000, devices)
+        }
+    }
+
     #[test]
     fn shares_follow_capacity_and_cover_every_device() {
         let nodes = [node("a", 3000, 0), node("b", 3000, 0), node("c", 1500, 0)];
@@ -118,11 +134,7 @@ mod tests {
 
     #[test]
     fn dead_and_draining_nodes_get_no_share_and_shares_stop_at_capacity() {
-        let mut dead = node("dead", 3000, 3000);
-        dead.live = false;
-        let mut draining = node("d", 3000, 10);
-        draining.draining = true;
-        let nodes = [node("a", 3000, 0), dead, draining];
+        let nodes = [node("a", 3000, 0), dead("dead", 3000), draining("d", 10)];
         let shares = shares(&nodes, 9000);
         assert_eq!((shares["a"], shares["dead"], shares["d"]), (3000, 0, 0));
     }
@@ -137,11 +149,12 @@ mod tests {
 
     #[test]
     fn room_counts_only_nodes_that_take_devices() {
-        let mut dead = node("dead", 3000, 0);
-        dead.live = false;
-        let mut draining = node("d", 3000, 0);
-        draining.draining = true;
-        let nodes = [node("a", 3000, 2990), node("b", 3000, 3000), dead, draining];
+        let nodes = [
+            node("a", 3000, 2990),
+            node("b", 3000, 3000),
+            dead("dead", 0),
+            draining("d", 0),
+        ];
         assert_eq!(room(&nodes), 10);
         assert_eq!(room(&[node("a", 3000, 3001)]), 0);
     }
@@ -164,9 +177,7 @@ mod tests {
 
     #[test]
     fn a_draining_node_hands_everything_to_nodes_with_room() {
-        let mut me = node("a", 3000, 10);
-        me.draining = true;
-        let nodes = [me, node("b", 3000, 3000), node("c", 3000, 5)];
+        let nodes = [draining("a", 10), node("b", 3000, 3000), node("c", 3000, 5)];
         let shares = shares(&nodes, 3015);
         let to = handover_target("a", 10, true, &nodes, &shares, 1).unwrap();
         assert_eq!(to.id, "c");

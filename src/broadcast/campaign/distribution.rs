@@ -85,7 +85,6 @@ pub struct Shares {
 /// twice the weight comes twice as often.
 #[derive(Debug, Clone)]
 struct Turn {
-    at: f64,
     rows: u64,
     weight: f64,
     room: u64,
@@ -95,8 +94,9 @@ struct Turn {
 }
 
 impl Turn {
-    fn at(rows: u64, weight: f64) -> f64 {
-        (rows as f64 + 0.5) / weight
+    /// When its next row falls.
+    fn at(&self) -> f64 {
+        (self.rows as f64 + 0.5) / self.weight
     }
 }
 
@@ -110,8 +110,8 @@ impl Eq for Turn {}
 
 impl Ord for Turn {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.at
-            .total_cmp(&other.at)
+        self.at()
+            .total_cmp(&other.at())
             .then(self.index.cmp(&other.index))
     }
 }
@@ -130,7 +130,6 @@ impl Shares {
             .filter(|(_, (_, weight, room))| *weight > 0.0 && *room > 0)
             .map(|(index, (device, weight, room))| {
                 Reverse(Turn {
-                    at: Turn::at(0, weight),
                     rows: 0,
                     weight,
                     room,
@@ -150,8 +149,6 @@ impl Shares {
         turn.rows += 1;
         if turn.rows >= turn.room {
             std::collections::binary_heap::PeekMut::pop(next);
-        } else {
-            turn.at = Turn::at(turn.rows, turn.weight);
         }
         Some(device)
     }
