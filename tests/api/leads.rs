@@ -5,10 +5,13 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use wafleet::broadcast::leads::import::{import_csv, ImportError, BATCH_ROWS, QUEUED_BATCHES};
 use wafleet::broadcast::leads::opt_out;
 
 use crate::helpers::{wait_until, TestApp, UserClient};
@@ -20,6 +23,8 @@ crate::both_backends!(
     import_reports_bad_lines_and_updates_known_phones,
     import_of_100k_rows,
     import_dedupes_across_batches_and_cuts_long_cells,
+    a_broken_upload_keeps_the_batches_read_before_it,
+    an_import_into_a_deleted_list_stops_reading,
     opt_outs_add_list_delete,
     inbound_keyword_opts_the_sender_out,
     broadcast_settings_are_validated,
@@ -412,21 +417,27 @@ async fn import_dedupes_across_batches_and_cuts_long_cells(app: TestApp) {
     };
     push(&mut csv, "First A", &phone(1), "");
     push(&mut csv, "Updated Known", "0129999999", "");
-    for i in 2..1_100 {
+    // Three batches: the repeats below fall in the same batch as the first occurrence, the
+    // next batch and the last batch.
+    let batch = BATCH_ROWS;
+    let leads = 2 * batch + 100;
+    for i in 2..leads {
         push(&mut csv, &format!("Lead {i}"), &phone(i), "");
-        match i {
-            // Same batch (rows 550 and 551), the next batch, the last batch.
-            550 => push(&mut csv, "Again 550", &phone(550), ""),
-            700 | 1_050 => push(&mut csv, "Again A", &phone(1), ""),
-            900 => push(&mut csv, "Again Known", "0129999999", ""),
-            _ => {}
+        if i == batch + 50 {
+            push(&mut csv, "Again", &phone(i), "");
+        }
+        if i == batch + 200 || i == 2 * batch + 50 {
+            push(&mut csv, "Again A", &phone(1), "");
+        }
+        if i == batch + 400 {
+            push(&mut csv, "Again Known", "0129999999", "");
         }
     }
     let long = "x".repeat(60_000);
-    push(&mut csv, "Long status", &phone(2_000), &long);
+    push(&mut csv, "Long status", &phone(leads + 1), &long);
     let report = import(&owner, list, csv).await;
     assert_eq!(report["rows"], rows as i64);
-    assert_eq!(report["imported"], 1_099, "{}", report["errors"]);
+    assert_eq!(report["imported"], leads - 1, "{}", report["errors"]);
     assert_eq!(report["updated"], 1);
     assert_eq!(report["duplicates"], 4);
     assert_eq!(report["failed"], 1);
@@ -439,24 +450,92 @@ async fn import_dedupes_across_batches_and_cuts_long_cells(app: TestApp) {
         )
     );
 
-    let name_of = |phone: &'static str| {
+    let name_of = |phone: String| {
         let owner = &owner;
         async move {
             let found = json_of(owner.get(&format!("/api/v1/leads?q={phone}")).await, 200).await;
             found["items"][0]["name"].as_str().unwrap().to_string()
         }
     };
-    assert_eq!(name_of("60120000001").await, "First A");
-    assert_eq!(name_of("60120000550").await, "Lead 550");
-    assert_eq!(name_of("60129999999").await, "Updated Known");
+    assert_eq!(name_of(format!("6{}", phone(1))).await, "First A");
+    let repeated = batch + 50;
+    assert_eq!(
+        name_of(format!("6{}", phone(repeated))).await,
+        format!("Lead {repeated}")
+    );
+    assert_eq!(name_of("60129999999".into()).await, "Updated Known");
     let shown = json_of(owner.get(&format!("/api/v1/lead-lists/{list}")).await, 200).await;
-    assert_eq!(shown["lead_count"], 1_100);
+    assert_eq!(shown["lead_count"], leads);
 
     // A later import of the same phones updates them: they were written by another import.
     let again = import(&owner, list, "name,phone\nA again,0120000001\n".into()).await;
     assert_eq!(
         (again["updated"].as_i64(), again["duplicates"].as_i64()),
         (Some(1), Some(0))
+    );
+}
+
+/// A body of `rows` leads (phones 0120000000 on) after the header, one chunk a row, then
+/// `tail` (an error, or nothing); counts the chunks the importer pulls.
+fn upload(
+    rows: usize,
+    tail: Option<std::io::Error>,
+    pulled: Arc<AtomicUsize>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let header = std::iter::once(Ok(b"name,phone\n".to_vec()));
+    let body = (0..rows).map(|n| Ok(format!("Lead {n},012{n:07}\n").into_bytes()));
+    let chunks = header.chain(body).chain(tail.map(Err));
+    futures_util::stream::iter(chunks.inspect(move |_| {
+        pulled.fetch_add(1, Ordering::SeqCst);
+    }))
+}
+
+/// The next batch is parsed while the previous one commits: a body that breaks off keeps the
+/// whole batches read before the break, and the import answers the body's error.
+async fn a_broken_upload_keeps_the_batches_read_before_it(app: TestApp) {
+    let owner = app.new_tenant("Broken").await;
+    let list = create_list(&owner, "Broken").await;
+    let country = wafleet::phone::country_code("MY").unwrap();
+    let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+    let body = upload(2 * BATCH_ROWS + BATCH_ROWS / 2, Some(reset), Arc::default());
+    let outcome = import_csv(&app.db, owner.tenant_id, list, country, body, |_| {}).await;
+    let counts = outcome.as_ref().map(|r| (r.rows, r.imported, r.failed));
+    assert!(
+        matches!(&outcome, Err(ImportError::Body(e)) if e.contains("connection reset")),
+        "{counts:?}"
+    );
+    let shown = json_of(owner.get(&format!("/api/v1/lead-lists/{list}")).await, 200).await;
+    assert_eq!(shown["lead_count"], 2 * BATCH_ROWS);
+}
+
+/// A batch that cannot be written (the list was deleted) stops the import: the rest of the
+/// upload is not read, parsed and queued behind a writer that has given up.
+async fn an_import_into_a_deleted_list_stops_reading(app: TestApp) {
+    let owner = app.new_tenant("Gone").await;
+    let list = create_list(&owner, "Gone").await;
+    assert_eq!(
+        delete(&owner, &format!("/api/v1/lead-lists/{list}")).await,
+        204
+    );
+    let country = wafleet::phone::country_code("MY").unwrap();
+    let rows = 50 * BATCH_ROWS;
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let body = upload(rows, None, pulled.clone());
+    let outcome = import_csv(&app.db, owner.tenant_id, list, country, body, |_| {}).await;
+    let counts = outcome.as_ref().map(|r| (r.rows, r.imported, r.failed));
+    assert!(
+        matches!(
+            outcome,
+            Err(ImportError::Db(wafleet::db::DbError::NotFound))
+        ),
+        "{counts:?}"
+    );
+    // The first batch failed; at most the queue behind it, the batch being parsed and one more
+    // chunk were read meanwhile.
+    let read = pulled.load(Ordering::SeqCst);
+    assert!(
+        read <= (QUEUED_BATCHES + 4) * BATCH_ROWS,
+        "read {read} of {rows} rows"
     );
 }
 
