@@ -356,20 +356,6 @@ fn ensure_parent_dir(path: &Path) -> Result<(), DbError> {
     }
 }
 
-/// Runs CPU work (not a statement) on tokio's blocking pool, off the arbiter awaiting it: a
-/// campaign start's rendering, an import's parsing. A panic in `work` goes on as a panic here;
-/// a pool shutting down (the daemon stopping) is [`DbError::Unavailable`].
-pub async fn on_blocking_pool<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, DbError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => DbError::Unavailable(format!("the daemon is stopping: {e}")),
-        })
-}
-
 /// `at` cut to whole microseconds, the precision PostgreSQL keeps (SQLite would keep
 /// nanoseconds), so a time written and read back compares equal on both backends.
 pub fn to_micros(at: chrono::NaiveDateTime) -> chrono::NaiveDateTime {

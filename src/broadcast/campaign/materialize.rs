@@ -9,7 +9,7 @@
 //! nothing.
 //!
 //! A start's CPU work — de-duplicating phones, rendering, assigning devices — runs on tokio's
-//! blocking pool a page at a time ([`crate::db::on_blocking_pool`]): the engine lives on the system
+//! blocking pool a page at a time ([`on_blocking_pool`]): the engine lives on the system
 //! arbiter with every device's actor, which a million-lead start must not hold up.
 
 use std::collections::HashSet;
@@ -25,7 +25,7 @@ use super::store;
 use crate::broadcast::outbox::model::{new_message_id, OutboxRow, OutboxStatus};
 use crate::broadcast::outbox::store::{self as outbox_store, RowSource};
 use crate::broadcast::template::Template;
-use crate::db::{on_blocking_pool, Db, DbError};
+use crate::db::{Db, DbError};
 
 /// Leads read, and rows written, per step of a start.
 const LEAD_PAGE: i64 = 1_000;
@@ -180,6 +180,19 @@ impl Renderer {
             })
             .collect()
     }
+}
+
+/// Runs a start's CPU work on tokio's blocking pool, not on the arbiter awaiting it. A panic
+/// in `work` goes on as a panic here; a pool shutting down (the daemon stopping) is an error.
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => DbError::Unavailable(format!("the daemon is stopping: {e}")),
+        })
 }
 
 /// A target's leads a page at a time, in id order: those of its lists and statuses (only pool

@@ -1,6 +1,5 @@
 //! CSV import into a lead list, streamed: records are parsed as the body's chunks arrive and
-//! written in transactions of [`BATCH_ROWS`], so a 100,000-row file never sits in memory. The
-//! next batch is parsed while the previous one commits.
+//! written in transactions of [`BATCH_ROWS`], so a 100,000-row file never sits in memory.
 //!
 //! Rules: a phone seen earlier in the same file is counted in `duplicates` (the first row wins);
 //! a phone already in the list updates that lead with the row's non-empty values (`updated`);
@@ -18,19 +17,15 @@ use std::fmt::Display;
 use futures_util::{Stream, StreamExt};
 use phonenumber::country::Id;
 use serde::Serialize;
-use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use super::csv::{HeaderError, LeadCsvParser, ParsedRow};
 use super::model::LeadInput;
 use super::store;
-use crate::db::{on_blocking_pool, to_micros, Db, DbError};
+use crate::db::{to_micros, Db, DbError};
 
 /// Rows per write transaction.
-pub const BATCH_ROWS: usize = 1000;
-/// Parsed batches waiting for the writer, at most: with the batch being parsed and the one
-/// being written, what an import holds in memory.
-pub const QUEUED_BATCHES: usize = 8;
+pub const BATCH_ROWS: usize = 500;
 /// Rows between two progress reports.
 pub const PROGRESS_EVERY: u64 = 1000;
 /// Row errors listed in the report (all of them are counted in `failed`).
@@ -38,8 +33,6 @@ pub const MAX_REPORTED_ERRORS: usize = 1000;
 /// The table's statistics are refreshed after batch 1, then each time the batch count grows by
 /// this factor.
 const ANALYZE_GROWTH: u64 = 4;
-/// Bytes of the body parsed in one go (the network's chunks are gathered up to this size).
-const PARSE_BYTES: usize = 64 * 1024;
 /// Largest body accepted (bytes).
 pub const MAX_IMPORT_BYTES: usize = 200 * 1024 * 1024;
 
@@ -88,40 +81,25 @@ pub enum ImportError {
     Db(#[from] DbError),
 }
 
-/// Written counts, shared by the two halves of an import: the writer adds to them, the reader
-/// reports them with its progress.
-type Written = std::sync::Mutex<store::BatchCounts>;
-
-/// The reading half of an import: parses rows, counts the rejected ones and hands batches of
-/// valid leads (no phone twice in a batch) to the writer.
-struct Reader {
-    parser: LeadCsvParser,
+/// An import in progress.
+struct Importer<'a> {
+    db: &'a Db,
+    tenant_id: i64,
     report: ImportReport,
+    /// When the import started: the mark of every lead it writes.
+    stamp: chrono::NaiveDateTime,
     /// Phones of the pending batch (earlier batches' phones are in the database).
     batch_phones: HashSet<String>,
     batch: Vec<LeadInput>,
     next_progress: u64,
+    /// Batches written, and the count at which the table's statistics are refreshed next.
+    batches: u64,
+    next_analyze: u64,
 }
 
-impl Reader {
-    /// Parses `bytes` (`None`: the file has ended); answers the batches that filled up, and at
-    /// the end the last one.
-    fn read(&mut self, bytes: Option<&[u8]>) -> Result<Vec<Vec<LeadInput>>, HeaderError> {
-        let mut rows = Vec::new();
-        match bytes {
-            Some(bytes) => self.parser.feed(bytes, &mut rows)?,
-            None => self.parser.finish(&mut rows)?,
-        }
-        let mut full = self.take(&mut rows);
-        if bytes.is_none() && !self.batch.is_empty() {
-            full.push(self.cut());
-        }
-        Ok(full)
-    }
-
-    /// Counts parsed rows; answers the batches that filled up.
-    fn take(&mut self, rows: &mut Vec<ParsedRow>) -> Vec<Vec<LeadInput>> {
-        let mut full = Vec::new();
+impl Importer<'_> {
+    /// Counts parsed rows and writes full batches.
+    async fn take(&mut self, rows: &mut Vec<ParsedRow>) -> Result<(), DbError> {
         for row in rows.drain(..) {
             self.report.rows += 1;
             match row.lead {
@@ -143,39 +121,37 @@ impl Reader {
                 }
             }
             if self.batch.len() >= BATCH_ROWS {
-                full.push(self.cut());
+                self.flush().await?;
             }
         }
-        full
+        Ok(())
     }
 
-    /// The pending batch, leaving an empty one.
-    fn cut(&mut self) -> Vec<LeadInput> {
+    /// Writes the pending rows.
+    async fn flush(&mut self) -> Result<(), DbError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let counts = store::write_import_batch(
+            self.db,
+            self.tenant_id,
+            self.report.list_id,
+            self.stamp,
+            &self.batch,
+        )
+        .await?;
+        self.batch.clear();
         self.batch_phones.clear();
-        std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ROWS))
-    }
-
-    /// The counts so far (the rows read here, the leads the writer has committed), without the
-    /// list of rejected rows.
-    fn counts(&self, written: &Written) -> ImportReport {
-        let written = *written.lock().unwrap_or_else(|e| e.into_inner());
-        ImportReport {
-            list_id: self.report.list_id,
-            rows: self.report.rows,
-            imported: written.inserted,
-            updated: written.updated,
-            duplicates: self.report.duplicates + written.duplicates,
-            failed: self.report.failed,
-            errors: Vec::new(),
+        self.batches += 1;
+        if self.batches == self.next_analyze {
+            // At batches 1, 4, 16, 64…: the planner keeps up with a table the import grows.
+            self.next_analyze *= ANALYZE_GROWTH;
+            store::analyze_leads(self.db).await?;
         }
-    }
-
-    /// The whole report, once the writer has finished.
-    fn into_report(mut self, written: &Written) -> ImportReport {
-        ImportReport {
-            errors: std::mem::take(&mut self.report.errors),
-            ..self.counts(written)
-        }
+        self.report.imported += counts.inserted;
+        self.report.updated += counts.updated;
+        self.report.duplicates += counts.duplicates;
+        Ok(())
     }
 
     /// Whether a progress report is due.
@@ -189,38 +165,9 @@ impl Reader {
     }
 }
 
-/// The writing half of an import: commits the batches in the order they come, one transaction
-/// each, and refreshes the table's statistics as it grows.
-async fn write_batches(
-    db: &Db,
-    tenant_id: i64,
-    list_id: i64,
-    stamp: chrono::NaiveDateTime,
-    mut batches: mpsc::Receiver<Vec<LeadInput>>,
-    written: &Written,
-) -> Result<(), DbError> {
-    let mut count = 0u64;
-    let mut next_analyze = 1;
-    while let Some(batch) = batches.recv().await {
-        let counts = store::write_import_batch(db, tenant_id, list_id, stamp, batch.into()).await?;
-        count += 1;
-        if count == next_analyze {
-            // At batches 1, 4, 16, 64…: the planner keeps up with a table the import grows.
-            next_analyze *= ANALYZE_GROWTH;
-            store::analyze_leads(db).await?;
-        }
-        let mut total = written.lock().unwrap_or_else(|e| e.into_inner());
-        total.inserted += counts.inserted;
-        total.updated += counts.updated;
-        total.duplicates += counts.duplicates;
-    }
-    Ok(())
-}
-
 /// Imports the CSV `body` into list `list_id` of the tenant (the caller checked it is theirs),
 /// reading numbers without a country code as numbers of `country`. `progress` is called about
-/// every [`PROGRESS_EVERY`] rows with the counts so far (written rows only; the rejected rows
-/// are listed in the answer alone).
+/// every [`PROGRESS_EVERY`] rows with the counts so far (written rows only).
 pub async fn import_csv<S, B, E>(
     db: &Db,
     tenant_id: i64,
@@ -234,87 +181,40 @@ where
     B: AsRef<[u8]>,
     E: Display,
 {
-    let stamp = to_micros(chrono::Utc::now().naive_utc());
-    let written = Written::default();
-    // The file is parsed on one blocking thread while earlier batches commit (SQLite: on
-    // another; PostgreSQL: in the server); a few batches queue between the two, so a commit
-    // that takes long (an index merge) does not stop the parsing at once.
-    let (batches, queued) = mpsc::channel(QUEUED_BATCHES);
-    let writing = write_batches(db, tenant_id, list_id, stamp, queued, &written);
-    let reading = async {
-        let batches = batches; // dropped when reading ends: the writer then finishes
-        let mut body = std::pin::pin!(body);
-        let mut reader = Reader {
-            parser: LeadCsvParser::new(country),
-            report: ImportReport {
-                list_id,
-                ..ImportReport::default()
-            },
-            batch_phones: HashSet::with_capacity(BATCH_ROWS),
-            batch: Vec::with_capacity(BATCH_ROWS),
-            next_progress: PROGRESS_EVERY,
-        };
-        let mut received = 0usize;
-        let mut pending = Vec::with_capacity(PARSE_BYTES);
-        loop {
-            // A body that breaks off or grows too large ends the import with that error, once
-            // the rows that arrived before it are parsed and their whole batches written.
-            let mut broken = None;
-            let end = match body.next().await {
-                Some(Ok(chunk)) => {
-                    let chunk = chunk.as_ref();
-                    received += chunk.len();
-                    if received > MAX_IMPORT_BYTES {
-                        broken = Some(ImportError::TooLarge);
-                    } else {
-                        pending.extend_from_slice(chunk);
-                        if pending.len() < PARSE_BYTES {
-                            continue;
-                        }
-                    }
-                    false
-                }
-                Some(Err(e)) => {
-                    broken = Some(ImportError::Body(e.to_string()));
-                    false
-                }
-                None => true,
-            };
-            // Parsing (phone numbers above all) is CPU work: on the blocking pool, so neither
-            // the batch committing meanwhile nor the arbiter's other tasks wait for it.
-            let bytes = std::mem::replace(&mut pending, Vec::with_capacity(PARSE_BYTES));
-            let (back, full) = on_blocking_pool(move || {
-                let full = reader.read(Some(&bytes)).and_then(|mut full| {
-                    if end {
-                        full.extend(reader.read(None)?);
-                    }
-                    Ok(full)
-                });
-                (reader, full)
-            })
-            .await?;
-            reader = back;
-            for batch in full? {
-                if batches.send(batch).await.is_err() {
-                    // The writer stopped on an error, which is the import's outcome.
-                    return Ok(reader);
-                }
-            }
-            if reader.progress_due() {
-                progress(&reader.counts(&written));
-            }
-            if let Some(err) = broken {
-                return Err(err);
-            }
-            if end {
-                return Ok(reader);
-            }
-        }
+    let mut body = std::pin::pin!(body);
+    let mut parser = LeadCsvParser::new(country);
+    let mut importer = Importer {
+        db,
+        tenant_id,
+        report: ImportReport {
+            list_id,
+            ..ImportReport::default()
+        },
+        stamp: to_micros(chrono::Utc::now().naive_utc()),
+        batch_phones: HashSet::with_capacity(BATCH_ROWS),
+        batch: Vec::with_capacity(BATCH_ROWS),
+        next_progress: PROGRESS_EVERY,
+        batches: 0,
+        next_analyze: 1,
     };
-    let (read, write) = futures_util::future::join(reading, writing).await;
-    // A database failure first: the reader only stops early because of it.
-    write?;
-    let report = read?.into_report(&written);
-    progress(&report);
-    Ok(report)
+    let mut rows = Vec::new();
+    let mut received = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ImportError::Body(e.to_string()))?;
+        let chunk = chunk.as_ref();
+        received += chunk.len();
+        if received > MAX_IMPORT_BYTES {
+            return Err(ImportError::TooLarge);
+        }
+        parser.feed(chunk, &mut rows)?;
+        importer.take(&mut rows).await?;
+        if importer.progress_due() {
+            progress(&importer.report);
+        }
+    }
+    parser.finish(&mut rows)?;
+    importer.take(&mut rows).await?;
+    importer.flush().await?;
+    progress(&importer.report);
+    Ok(importer.report)
 }

@@ -2,7 +2,6 @@
 //! read as [`DbError::NotFound`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::sql;
@@ -313,11 +312,11 @@ pub async fn write_import_batch(
     tenant_id: i64,
     list_id: i64,
     stamp: NaiveDateTime,
-    rows: Arc<[LeadInput]>,
+    rows: &[LeadInput],
 ) -> Result<BatchCounts, DbError> {
     let mut attempt = 1;
     loop {
-        match try_import_batch(db, tenant_id, list_id, stamp, rows.clone()).await {
+        match try_import_batch(db, tenant_id, list_id, stamp, rows).await {
             Err(DbError::Conflict(what)) if attempt < BATCH_ATTEMPTS => {
                 tracing::debug!(list_id, attempt, conflict = %what, "import batch raced a writer, retrying");
                 attempt += 1;
@@ -341,18 +340,17 @@ pub async fn analyze_leads(db: &Db) -> Result<(), DbError> {
     })
 }
 
-/// One attempt of [`write_import_batch`]. On SQLite the whole batch runs on one blocking
-/// thread, a single hand-off: the importer parses the next batch meanwhile.
+/// One attempt of [`write_import_batch`].
 async fn try_import_batch(
     db: &Db,
     tenant_id: i64,
     list_id: i64,
     stamp: NaiveDateTime,
-    rows: Arc<[LeadInput]>,
+    rows: &[LeadInput],
 ) -> Result<BatchCounts, DbError> {
     let now = stamp;
-    crate::db_batch!(db, move |conn| {
-        let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+    let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+    db_run!(db, |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
             // The first statement writes (SQLite takes its write lock now) and proves the list
             // is still the tenant's.
@@ -378,7 +376,7 @@ async fn try_import_batch(
                 existing.iter().map(|l| (l.phone.as_str(), l)).collect();
             let mut counts = BatchCounts::default();
             let mut fresh: Vec<NewLead> = Vec::new();
-            for row in rows.iter() {
+            for row in rows {
                 match existing.get(row.phone.as_str()) {
                     Some(lead) if lead.created_at == stamp || lead.updated_at == stamp => {
                         counts.duplicates += 1;
