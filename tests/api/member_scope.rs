@@ -198,11 +198,13 @@ async fn a_running_lane_stops_when_its_device_is_unassigned(app: TestApp) {
         let second = app.paired_device(&owner, "Two").await;
         assign(&owner, member.user_id, &[first, second]).await;
         let list = seed_leads(&app, owner.tenant_id, "Expo", 30, 0).await;
-        // 20 s gaps (0.2 s at 100×): each device's share of 15 takes about 3 s.
+        // 60 s gaps (0.6 s at 100×): each device's share of 15 takes about 9 s. The lost
+        // assignment reaches the lane at the engine's next tick (100 ms here), which on a
+        // loaded machine has taken longer than a 0.2 s gap.
         let id = create(
             &member,
             json!({"name": "Both", "message": "Hi {name}", "target": {"list_ids": [list]},
-                   "pacing": {"min_delay_ms": 20000, "max_delay_ms": 21000, "per_minute": 12,
+                   "pacing": {"min_delay_ms": 60000, "max_delay_ms": 61000, "per_minute": 12,
                               "per_day": 1000, "warmup_days": 0, "typing": false},
                    "on_device_loss": on_loss,
                    "devices": {"mode": "set", "ids": [first, second]}}),
