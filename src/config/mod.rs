@@ -32,6 +32,8 @@ pub use sections::{
 
 /// The defaults, compiled in so that the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../config/default.toml");
+/// Largest `database.sqlite_cache_mib`: 4 GiB a connection, times up to 8 connections.
+const MAX_SQLITE_CACHE_MIB: u32 = 4096;
 
 /// Every setting of the daemon. See `config/default.toml` for each key's meaning and default.
 ///
@@ -315,6 +317,11 @@ impl Settings {
                 "database.max_connections: must be at least 1".into(),
             ));
         }
+        if !(1..=MAX_SQLITE_CACHE_MIB).contains(&self.database.sqlite_cache_mib) {
+            return Err(ConfigError(format!(
+                "database.sqlite_cache_mib: must be 1 to {MAX_SQLITE_CACHE_MIB}"
+            )));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return Err(ConfigError(format!(
                 "log.filter: {:?} is not a valid filter",
@@ -443,7 +450,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let cases: [(&str, &str, &str); 5] = [
+        let cases: [(&str, &str, &str); 7] = [
             ("DB_URI", "nonsense://x", "database.url"),
             ("PORT", "eighty", "server.port"),
             (
@@ -453,6 +460,16 @@ mod tests {
             ),
             ("REDIS_URL", "http://x", "redis.url"),
             ("WAFLEET__SERVER__BOGUS", "1", "bogus"),
+            (
+                "WAFLEET__DATABASE__SQLITE_CACHE_MIB",
+                "0",
+                "database.sqlite_cache_mib",
+            ),
+            (
+                "WAFLEET__DATABASE__SQLITE_CACHE_MIB",
+                "4097",
+                "database.sqlite_cache_mib",
+            ),
         ];
         for (name, value, key) in cases {
             let err = load(&["wafleet"], &[(name, value)])

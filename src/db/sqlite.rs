@@ -197,7 +197,7 @@ impl deadpool::managed::Manager for SqliteManager {
 /// write lock (an abandoned statement still running) must wait for it, not fail. The page
 /// cache is per connection (`database.sqlite_cache_mib`).
 pub(crate) fn sqlite_pragmas(busy_timeout_ms: u32, cache_mib: u32) -> String {
-    let cache_kib = u64::from(cache_mib.max(1)) * 1024;
+    let cache_kib = u64::from(cache_mib) * 1024;
     format!(
         "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
          PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{cache_kib};"

@@ -23,7 +23,7 @@ crate::both_backends!(
     import_reports_bad_lines_and_updates_known_phones,
     import_of_100k_rows,
     import_dedupes_across_batches_and_cuts_long_cells,
-    a_broken_upload_keeps_the_batches_read_before_it,
+    a_broken_upload_keeps_the_batches_written_before_it,
     an_import_into_a_deleted_list_stops_reading,
     opt_outs_add_list_delete,
     inbound_keyword_opts_the_sender_out,
@@ -492,7 +492,7 @@ fn upload(
 
 /// A body that breaks off keeps the whole batches written before the break, and the import
 /// answers the body's error.
-async fn a_broken_upload_keeps_the_batches_read_before_it(app: TestApp) {
+async fn a_broken_upload_keeps_the_batches_written_before_it(app: TestApp) {
     let owner = app.new_tenant("Broken").await;
     let list = create_list(&owner, "Broken").await;
     let country = wafleet::phone::country_code("MY").unwrap();
