@@ -22,6 +22,7 @@ use std::sync::atomic::AtomicBool;
 
 use actix::{Addr, Supervisor};
 
+use crate::auth::changes::AccessChanges;
 use crate::auth::{bootstrap, AuthService};
 use crate::broadcast::campaign::engine::{CampaignEngine, EngineDeps};
 use crate::broadcast::campaign::messages::StopLanes;
@@ -134,7 +135,15 @@ impl Application {
             changes: chat.clone().recipient(),
         };
         let fleet = start_fleet(&settings, &db, &metrics, bus, inbox, &identity.id).await?;
-        let campaigns = start_campaigns(&settings, &db, &fleet, &hub, &metrics, &cluster_view)?;
+        let campaigns = start_campaigns(
+            &settings,
+            &db,
+            &fleet,
+            &hub,
+            &metrics,
+            &cluster_view,
+            &auth.changes,
+        )?;
         let cluster = Cluster::join(
             &db,
             cluster_view.clone(),
@@ -422,6 +431,7 @@ fn start_campaigns(
     hub: &actix::Addr<crate::hub::Hub>,
     metrics: &Metrics,
     cluster: &ClusterView,
+    access: &AccessChanges,
 ) -> anyhow::Result<actix::Addr<CampaignEngine>> {
     // Pacing runs on the simulator's clock; real devices always pace in real time.
     let time_scale = match settings.whatsapp.connector {
@@ -444,6 +454,7 @@ fn start_campaigns(
         time_scale,
         metrics: broadcast_metrics,
         cluster: cluster.clone(),
+        access: access.clone(),
     })
     .watched(metrics.liveness.beacon("campaign_engine"));
     Ok(Supervisor::start(move |_| engine))

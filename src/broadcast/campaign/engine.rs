@@ -5,7 +5,8 @@
 //! from the outbox.
 //!
 //! Handles [`StartCampaign`], [`WatchCampaign`], [`ControlCampaign`] and [`RetryFailed`] (see
-//! [`messages`](super::messages)), plus its own `LaneEnded`, `TickDone` and `StartDue`. Emits
+//! [`messages`](super::messages)), plus its own `LaneEnded`, `TickDone` and `StartDue`, and
+//! hears the daemon's access changes (a member's device assignment) to withdraw lanes at once. Emits
 //! `CAMPAIGN_PROGRESS` on `campaign/<id>` through the Hub. Runs under an `actix::Supervisor`:
 //! a failed lane or tick is retried on the next tick, but when it cannot load the running
 //! campaigns at start it stops itself, and the restart (after a backoff of 0.5 s doubling to
@@ -28,10 +29,11 @@ use super::materialize::{materialize, NO_CAPACITY};
 use super::messages::{
     Action, ControlCampaign, RetryFailed, StartCampaign, StopLanes, WatchCampaign,
 };
-use super::model::{Campaign, CampaignStatus, OnDeviceLoss};
+use super::model::{Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
 use super::progress::{progress, Progress, StatusCounts};
 use super::run::Run;
 use super::store;
+use crate::auth::changes::AccessChanges;
 use crate::broadcast::metrics::BroadcastMetrics;
 use crate::broadcast::outbox::model::OutboxStatus;
 use crate::broadcast::outbox::store as outbox_store;
@@ -77,6 +79,9 @@ pub struct EngineDeps {
     pub metrics: BroadcastMetrics,
     /// Which devices run on this node, and whether it runs the once-only work.
     pub cluster: ClusterView,
+    /// Users whose access changed (a member's device assignment, a role): their campaigns'
+    /// lanes are re-checked at once instead of at the next report.
+    pub access: AccessChanges,
 }
 
 /// Runs campaigns; see the module documentation.
@@ -88,6 +93,8 @@ pub struct CampaignEngine {
     planning: std::collections::HashSet<i64>,
     /// A tick is in progress (ticks never overlap).
     ticking: bool,
+    /// A tick was asked for while one ran: another runs as soon as it is done.
+    retick: bool,
     /// Restarts since the last successful load.
     restarts: u32,
     /// Up once the running campaigns are loaded (see [`CampaignEngine::watched`]).
@@ -110,6 +117,11 @@ struct LaneEnded {
 #[rtype(result = "()")]
 struct TickDone;
 
+/// A user's access changed (`None`: changes were missed, so any user's may have).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct AccessChanged(Option<i64>);
+
 /// Start a scheduled campaign whose time has come.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -123,6 +135,7 @@ impl CampaignEngine {
             runs: HashMap::new(),
             planning: std::collections::HashSet::new(),
             ticking: false,
+            retick: false,
             restarts: 0,
             beacon: Beacon::detached(),
             stopping: None,
@@ -145,6 +158,7 @@ impl Actor for CampaignEngine {
         }
         let interval = Duration::from_millis(self.deps.broadcast.progress_interval_ms.max(50));
         ctx.run_interval(interval, |engine, ctx| engine.tick(ctx));
+        ctx.add_stream(access_changes(self.deps.access.subscribe()));
         // Resume what was running before a (daemon or actor) restart.
         let db = self.deps.db.clone();
         let delay = match self.restarts {
@@ -189,6 +203,7 @@ impl Supervised for CampaignEngine {
         self.runs.clear();
         self.planning.clear();
         self.ticking = false;
+        self.retick = false;
     }
 }
 
@@ -333,7 +348,10 @@ impl Handler<LaneEnded> for CampaignEngine {
         let Some(run) = self.runs.get_mut(&msg.campaign_id) else {
             return;
         };
-        run.lanes.remove(&msg.device_id);
+        let withdrawn = run
+            .lanes
+            .remove(&msg.device_id)
+            .is_some_and(|lane| *lane.borrow() == Control::Withdraw);
         if let LaneEnd::DeviceError(err) = &msg.end {
             tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "device left out of the distribution; its share moves on");
             run.left_out.insert(msg.device_id);
@@ -343,7 +361,14 @@ impl Handler<LaneEnded> for CampaignEngine {
                 // Every lane has given its rows back: the counts are final now.
                 self.runs.remove(&msg.campaign_id);
                 self.publish_now(campaign, ctx);
+                self.answer_if_stopped();
+                return;
             }
+        }
+        if withdrawn && run.stopping.is_none() {
+            // A withdrawn lane gave its rows back: they wait or move now, not a report later.
+            run.report_due = Instant::now();
+            self.tick_soon(ctx);
         }
         self.answer_if_stopped();
     }
@@ -397,9 +422,12 @@ impl CampaignEngine {
 impl Handler<TickDone> for CampaignEngine {
     type Result = ();
 
-    fn handle(&mut self, _: TickDone, _: &mut Context<Self>) {
+    fn handle(&mut self, _: TickDone, ctx: &mut Context<Self>) {
         self.ticking = false;
         self.count_rows();
+        if std::mem::take(&mut self.retick) {
+            self.tick(ctx);
+        }
     }
 }
 
@@ -420,6 +448,96 @@ impl Handler<StartDue> for CampaignEngine {
                 }),
         );
     }
+}
+
+/// The devices a run may send through of `online` (its failed ones left out), and of those the
+/// ones whose lease this node holds.
+fn usable<'a>(
+    run: &Run,
+    online: &'a [Device],
+    cluster: &ClusterView,
+) -> (HashMap<i64, &'a Device>, HashMap<i64, &'a Device>) {
+    let online: HashMap<i64, &Device> = online
+        .iter()
+        .filter(|d| !run.left_out.contains(&d.id))
+        .map(|d| (d.id, d))
+        .collect();
+    let here = online
+        .iter()
+        .filter(|(device_id, _)| cluster.lease(**device_id).is_here())
+        .map(|(device_id, device)| (*device_id, *device))
+        .collect();
+    (online, here)
+}
+
+/// The user ids of `changes` as a stream; `None` when some were missed (the receiver lagged).
+fn access_changes(
+    changes: tokio::sync::broadcast::Receiver<i64>,
+) -> impl futures_util::Stream<Item = AccessChanged> {
+    use tokio::sync::broadcast::error::RecvError;
+    futures_util::stream::unfold(changes, |mut changes| async move {
+        let change = match changes.recv().await {
+            Ok(user_id) => Some(user_id),
+            Err(RecvError::Lagged(_)) => None,
+            Err(RecvError::Closed) => return None,
+        };
+        Some((AccessChanged(change), changes))
+    })
+}
+
+impl StreamHandler<AccessChanged> for CampaignEngine {
+    /// Re-checks the devices of every campaign the user created or sends through their
+    /// assignment: lanes of devices it may no longer use are withdrawn now, and a tick follows
+    /// at once to move or hold their rows by the campaign's device-loss rule.
+    fn handle(&mut self, msg: AccessChanged, ctx: &mut Context<Self>) {
+        let runs: Vec<i64> = self
+            .runs
+            .iter()
+            .filter(|(_, run)| run.stopping.is_none() && !run.lanes.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        let db = self.deps.db.clone();
+        ctx.spawn(
+            async move {
+                let mut rechecked = Vec::new();
+                for id in runs {
+                    let Ok(campaign) = store::find_campaign(&db, id).await else {
+                        continue; // Gone: the next tick stops its lanes.
+                    };
+                    let affected = msg.0.is_none_or(|user_id| {
+                        campaign.created_by == Some(user_id)
+                            || matches!(campaign.device_choice(), DeviceChoice::Member { user_id: member } if member == user_id)
+                    });
+                    if !affected {
+                        continue;
+                    }
+                    match online_devices(&db, &campaign).await {
+                        Ok(online) => rechecked.push((id, online)),
+                        Err(err) => tracing::warn!(campaign_id = id, error = %err, "cannot re-check a campaign's devices"),
+                    }
+                }
+                rechecked
+            }
+            .into_actor(self)
+            .map(|rechecked, engine, ctx| {
+                for (id, online) in rechecked {
+                    let Some(run) = engine.runs.get_mut(&id) else {
+                        continue;
+                    };
+                    let (_, here) = usable(run, &online, &engine.deps.cluster);
+                    run.withdraw_lanes_outside(id, &here);
+                    run.report_due = Instant::now();
+                }
+                engine.tick_soon(ctx);
+            }),
+        );
+    }
+
+    /// The daemon's signal outlives the engine; should it end, the engine runs on without it.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 /// What a tick learned about one running campaign.
@@ -459,11 +577,21 @@ impl CampaignEngine {
                     engine
                         .runs
                         .insert(id, Run::new(plan, control, campaign.on_device_loss()));
-                    engine.tick(ctx);
+                    engine.tick_soon(ctx);
                 }
                 Err(err) => tracing::error!(campaign_id = id, error = %err, "cannot run campaign"),
             }),
         );
+    }
+
+    /// Ticks now, or as soon as the tick under way is done (an interval tick that finds one
+    /// under way is skipped instead).
+    fn tick_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.ticking {
+            self.retick = true;
+        } else {
+            self.tick(ctx);
+        }
     }
 
     /// Periodic work: start due scheduled campaigns; for each running one publish progress,
@@ -583,19 +711,8 @@ impl CampaignEngine {
         if state != CampaignStatus::Running {
             return;
         }
-        let online: HashMap<i64, &Device> = report
-            .online
-            .iter()
-            .filter(|d| !run.left_out.contains(&d.id))
-            .map(|d| (d.id, d))
-            .collect();
+        let (online, here) = usable(run, &report.online, &self.deps.cluster);
         let online_ids: Vec<i64> = online.keys().copied().collect();
-        let cluster = &self.deps.cluster;
-        let here: HashMap<i64, &Device> = online
-            .iter()
-            .filter(|(device_id, _)| cluster.lease(**device_id).is_here())
-            .map(|(device_id, device)| (*device_id, *device))
-            .collect();
         run.withdraw_lanes_outside(id, &here);
         let mut to_move = Vec::new();
         for share in &report.progress.per_device {
