@@ -356,18 +356,19 @@ impl Handler<LaneEnded> for CampaignEngine {
             tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "device left out of the distribution; its share moves on");
             run.left_out.insert(msg.device_id);
         }
+        // A withdrawn lane gave its rows back: they wait or move now, not a report later.
+        let report_now = withdrawn && run.stopping.is_none();
+        if report_now {
+            run.report_due = Instant::now();
+        }
         if run.lanes.is_empty() {
             if let Some(campaign) = run.stopping.take() {
                 // Every lane has given its rows back: the counts are final now.
                 self.runs.remove(&msg.campaign_id);
                 self.publish_now(campaign, ctx);
-                self.answer_if_stopped();
-                return;
             }
         }
-        if withdrawn && run.stopping.is_none() {
-            // A withdrawn lane gave its rows back: they wait or move now, not a report later.
-            run.report_due = Instant::now();
+        if report_now {
             self.tick_soon(ctx);
         }
         self.answer_if_stopped();
@@ -523,6 +524,9 @@ impl StreamHandler<AccessChanged> for CampaignEngine {
             }
             .into_actor(self)
             .map(|rechecked, engine, ctx| {
+                if rechecked.is_empty() {
+                    return;
+                }
                 for (id, online) in rechecked {
                     let Some(run) = engine.runs.get_mut(&id) else {
                         continue;
