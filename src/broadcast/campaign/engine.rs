@@ -13,6 +13,8 @@
 //! 30 s) drops its lanes and reloads everything from the database. Its [`Beacon`] is up while
 //! it runs, and after a restart only once that reload succeeded.
 
+mod access;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use actix::prelude::*;
 use chrono::Utc;
 use tokio::sync::{oneshot, watch};
 
+use self::access::access_changes;
 use super::devices::{days_linked, online_devices, remaining_capacity};
 use super::distribution::Distribution;
 use super::error::EngineError;
@@ -29,7 +32,7 @@ use super::materialize::{materialize, NO_CAPACITY};
 use super::messages::{
     Action, ControlCampaign, RetryFailed, StartCampaign, StopLanes, WatchCampaign,
 };
-use super::model::{Campaign, CampaignStatus, DeviceChoice, OnDeviceLoss};
+use super::model::{Campaign, CampaignStatus, OnDeviceLoss};
 use super::progress::{progress, Progress, StatusCounts};
 use super::run::Run;
 use super::store;
@@ -116,11 +119,6 @@ struct LaneEnded {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct TickDone;
-
-/// A user's access changed (`None`: changes were missed, so any user's may have).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct AccessChanged(Option<i64>);
 
 /// Start a scheduled campaign whose time has come.
 #[derive(Debug, Message)]
@@ -451,99 +449,6 @@ impl Handler<StartDue> for CampaignEngine {
     }
 }
 
-/// The devices a run may send through of `online` (its failed ones left out), and of those the
-/// ones whose lease this node holds.
-fn usable<'a>(
-    run: &Run,
-    online: &'a [Device],
-    cluster: &ClusterView,
-) -> (HashMap<i64, &'a Device>, HashMap<i64, &'a Device>) {
-    let online: HashMap<i64, &Device> = online
-        .iter()
-        .filter(|d| !run.left_out.contains(&d.id))
-        .map(|d| (d.id, d))
-        .collect();
-    let here = online
-        .iter()
-        .filter(|(device_id, _)| cluster.lease(**device_id).is_here())
-        .map(|(device_id, device)| (*device_id, *device))
-        .collect();
-    (online, here)
-}
-
-/// The user ids of `changes` as a stream; `None` when some were missed (the receiver lagged).
-fn access_changes(
-    changes: tokio::sync::broadcast::Receiver<i64>,
-) -> impl futures_util::Stream<Item = AccessChanged> {
-    use tokio::sync::broadcast::error::RecvError;
-    futures_util::stream::unfold(changes, |mut changes| async move {
-        let change = match changes.recv().await {
-            Ok(user_id) => Some(user_id),
-            Err(RecvError::Lagged(_)) => None,
-            Err(RecvError::Closed) => return None,
-        };
-        Some((AccessChanged(change), changes))
-    })
-}
-
-impl StreamHandler<AccessChanged> for CampaignEngine {
-    /// Re-checks the devices of every campaign the user created or sends through their
-    /// assignment: lanes of devices it may no longer use are withdrawn now, and a tick follows
-    /// at once to move or hold their rows by the campaign's device-loss rule.
-    fn handle(&mut self, msg: AccessChanged, ctx: &mut Context<Self>) {
-        let runs: Vec<i64> = self
-            .runs
-            .iter()
-            .filter(|(_, run)| run.stopping.is_none() && !run.lanes.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        if runs.is_empty() {
-            return;
-        }
-        let db = self.deps.db.clone();
-        ctx.spawn(
-            async move {
-                let mut rechecked = Vec::new();
-                for id in runs {
-                    let Ok(campaign) = store::find_campaign(&db, id).await else {
-                        continue; // Gone: the next tick stops its lanes.
-                    };
-                    let affected = msg.0.is_none_or(|user_id| {
-                        campaign.created_by == Some(user_id)
-                            || matches!(campaign.device_choice(), DeviceChoice::Member { user_id: member } if member == user_id)
-                    });
-                    if !affected {
-                        continue;
-                    }
-                    match online_devices(&db, &campaign).await {
-                        Ok(online) => rechecked.push((id, online)),
-                        Err(err) => tracing::warn!(campaign_id = id, error = %err, "cannot re-check a campaign's devices"),
-                    }
-                }
-                rechecked
-            }
-            .into_actor(self)
-            .map(|rechecked, engine, ctx| {
-                if rechecked.is_empty() {
-                    return;
-                }
-                for (id, online) in rechecked {
-                    let Some(run) = engine.runs.get_mut(&id) else {
-                        continue;
-                    };
-                    let (_, here) = usable(run, &online, &engine.deps.cluster);
-                    run.withdraw_lanes_outside(id, &here);
-                    run.report_due = Instant::now();
-                }
-                engine.tick_soon(ctx);
-            }),
-        );
-    }
-
-    /// The daemon's signal outlives the engine; should it end, the engine runs on without it.
-    fn finished(&mut self, _: &mut Context<Self>) {}
-}
-
 /// What a tick learned about one running campaign.
 struct TickReport {
     campaign: Campaign,
@@ -715,7 +620,7 @@ impl CampaignEngine {
         if state != CampaignStatus::Running {
             return;
         }
-        let (online, here) = usable(run, &report.online, &self.deps.cluster);
+        let (online, here) = run.usable(&report.online, &self.deps.cluster);
         let online_ids: Vec<i64> = online.keys().copied().collect();
         run.withdraw_lanes_outside(id, &here);
         let mut to_move = Vec::new();

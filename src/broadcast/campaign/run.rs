@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::lane::{Control, Plan};
 use super::model::{Campaign, OnDeviceLoss};
 use super::progress::Progress;
+use crate::cluster::ClusterView;
 use crate::device::model::Device;
 
 /// A campaign this process is running.
@@ -66,6 +67,26 @@ impl Run {
         for lane in self.lanes.values() {
             steer(lane, Control::Withdraw);
         }
+    }
+
+    /// The devices this run may send through of `online` (its failed ones left out), and of
+    /// those the ones whose lease this node holds.
+    pub(super) fn usable<'a>(
+        &self,
+        online: &'a [Device],
+        cluster: &ClusterView,
+    ) -> (HashMap<i64, &'a Device>, HashMap<i64, &'a Device>) {
+        let online: HashMap<i64, &Device> = online
+            .iter()
+            .filter(|d| !self.left_out.contains(&d.id))
+            .map(|d| (d.id, d))
+            .collect();
+        let here = online
+            .iter()
+            .filter(|(device_id, _)| cluster.lease(**device_id).is_here())
+            .map(|(device_id, device)| (*device_id, *device))
+            .collect();
+        (online, here)
     }
 
     /// Stops the lanes of devices the campaign may no longer use (`usable` holds the ones it
