@@ -3,13 +3,14 @@
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::changes;
 use super::identity::{self, LidPhone};
 use super::model::{preview, Chat, Detail, StoredMessage};
 use crate::db::schema::{chats, messages, reactions};
-use crate::db::sql::{like_pattern, lower};
+use crate::db::sql::{like_pattern, lower, one_of};
 use crate::db::{Conn, Db, DbError};
 use crate::db_run;
 use crate::stats;
@@ -147,7 +148,9 @@ fn earlier_statuses(target: &str) -> &'static [&'static str] {
 /// message first teaches its LID mappings, then is filed under its contact's phone when known.
 pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome, DbError> {
     let now = Utc::now().naive_utc();
-    // Several statements per message: on SQLite the batch runs on one blocking thread.
+    // A new message costs three statements (the chat's upsert, the message's insert, the
+    // chat's update, each returning its row; LIDs and quotes add lookups). On SQLite the batch
+    // runs on one blocking thread.
     crate::db_batch!(db, move |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
             let mut outcome = BatchOutcome::default();
@@ -183,7 +186,9 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                                 .await?
                         };
                         let chat_jid = &filed_chat;
-                        diesel::insert_into(chats::table)
+                        // The chat, created when missing, in one statement: the conflict's
+                        // no-op update makes RETURNING give the existing row too.
+                        let chat: Chat = diesel::insert_into(chats::table)
                             .values((
                                 chats::tenant_id.eq(row.tenant_id),
                                 chats::device_id.eq(row.device_id),
@@ -194,14 +199,10 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                                 chats::updated_at.eq(now),
                             ))
                             .on_conflict((chats::device_id, chats::jid))
-                            .do_nothing()
-                            .execute(conn)
-                            .await?;
-                        let chat: Chat = chats::table
-                            .filter(chats::device_id.eq(row.device_id))
-                            .filter(chats::jid.eq(chat_jid))
-                            .select(Chat::as_select())
-                            .first(conn)
+                            .do_update()
+                            .set(chats::jid.eq(excluded(chats::jid)))
+                            .returning(Chat::as_returning())
+                            .get_result(conn)
                             .await?;
                         let mut new_row = (**row).clone();
                         new_row.chat_id = chat.id;
@@ -223,15 +224,18 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         // SQLite would keep nanoseconds, and a cursor cut to microseconds would
                         // then skip a message stored a few hundred nanoseconds after it.
                         new_row.sent_at = crate::db::to_micros(new_row.sent_at);
-                        let inserted = diesel::insert_into(messages::table)
+                        // A replay of a known id inserts nothing and returns no row.
+                        let Some(stored) = diesel::insert_into(messages::table)
                             .values(&new_row)
                             .on_conflict((messages::device_id, messages::wa_id))
                             .do_nothing()
-                            .execute(conn)
-                            .await?;
-                        if inserted == 0 {
+                            .returning(StoredMessage::as_returning())
+                            .get_result::<StoredMessage>(conn)
+                            .await
+                            .optional()?
+                        else {
                             continue;
-                        }
+                        };
                         let sent_at = new_row.sent_at;
                         if new_row.from_me {
                             counts.add(row.tenant_id, device_id, sent_at, Count::Sent);
@@ -264,12 +268,6 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                             ))
                             .returning(Chat::as_returning())
                             .get_result(conn)
-                            .await?;
-                        let stored: StoredMessage = messages::table
-                            .filter(messages::device_id.eq(row.device_id))
-                            .filter(messages::wa_id.eq(&row.wa_id))
-                            .select(StoredMessage::as_select())
-                            .first(conn)
                             .await?;
                         outcome.stored.push((stored, chat));
                     }
@@ -309,11 +307,12 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                     } => {
                         // One update per earlier status, so the counts know what moved where.
                         let mut changed = 0;
+                        let named = one_of(messages::wa_id, wa_ids.clone());
                         for from in earlier_statuses(status) {
                             let moved: Vec<(i64, NaiveDateTime)> = diesel::update(
                                 messages::table
                                     .filter(messages::device_id.eq(device_id))
-                                    .filter(messages::wa_id.eq_any(wa_ids))
+                                    .filter(named.clone())
                                     .filter(messages::status.eq(from)),
                             )
                             .set(messages::status.eq(*status))

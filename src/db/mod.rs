@@ -25,6 +25,7 @@ pub mod postgres;
 pub mod schema;
 pub mod scratch;
 pub mod single_node;
+pub mod sql;
 pub mod sqlite;
 
 use std::path::Path;
@@ -361,21 +362,4 @@ fn ensure_parent_dir(path: &Path) -> Result<(), DbError> {
 pub fn to_micros(at: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
     chrono::DateTime::from_timestamp_micros(at.and_utc().timestamp_micros())
         .map_or(at, |t| t.naive_utc())
-}
-
-/// SQL helpers both backends understand.
-pub mod sql {
-    diesel::define_sql_function! {
-        /// `lower(text)`: portable case folding for case-insensitive search.
-        fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
-    }
-
-    /// `%term%` with LIKE wildcards in `term` escaped by `\` (use with `.escape('\\')`).
-    pub fn like_pattern(term: &str) -> String {
-        let escaped = term
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        format!("%{escaped}%")
-    }
 }

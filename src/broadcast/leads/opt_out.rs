@@ -13,7 +13,7 @@ use super::model::OptOut;
 use crate::broadcast::settings;
 use crate::config::BroadcastSettings;
 use crate::db::schema::opt_outs;
-use crate::db::sql::like_pattern;
+use crate::db::sql::{like_pattern, one_of};
 use crate::db::{Db, DbError};
 use crate::{db_run, delete_found};
 
@@ -55,7 +55,7 @@ pub async fn opted_out(
         let rows: Vec<String> = db_run!(db, |conn| {
             opt_outs::table
                 .filter(opt_outs::tenant_id.eq(tenant_id))
-                .filter(opt_outs::phone.eq_any(chunk))
+                .filter(one_of(opt_outs::phone, chunk.to_vec()))
                 .select(opt_outs::phone)
                 .load(conn)
                 .await

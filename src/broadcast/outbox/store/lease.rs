@@ -10,6 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::broadcast::outbox::model::{Claimed, OutboxStatus};
 use crate::db::schema::outbox;
+use crate::db::sql::one_of;
 use crate::db::{Conn, Db, DbError, Fence};
 use crate::db_run;
 use crate::stats;
@@ -80,6 +81,8 @@ pub async fn claim(
     }
     macro_rules! claim_ids {
         ($conn:expr, $ids:expr) => {
+            // `eq_any`, not `one_of`: with a JSON list SQLite's planner walks
+            // `outbox_claim_idx` over every row of the device instead of probing the ids.
             diesel::update(due!().filter(outbox::id.eq_any($ids)))
                 .set((
                     outbox::status.eq(OutboxStatus::Sending.as_str()),
@@ -164,7 +167,7 @@ pub async fn finish(
         () => {
             diesel::update(
                 outbox::table
-                    .filter(outbox::id.eq_any(ids))
+                    .filter(one_of(outbox::id, ids.to_vec()))
                     .filter(outbox::status.eq(OutboxStatus::Sending.as_str())),
             )
             .set((

@@ -306,6 +306,8 @@ async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize
             moved += diesel::update(
                 outbox::table
                     .filter(outbox::device_id.eq(receipt.device_id))
+                    // `eq_any`, not `one_of`: with a JSON list SQLite's planner walks
+                    // `outbox_device_sent_idx` over every row of the device.
                     .filter(outbox::message_id.eq_any(&receipt.wa_ids))
                     .filter(outbox::status.eq_any(from)),
             )
