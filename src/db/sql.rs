@@ -3,7 +3,7 @@
 use diesel::expression::{AppearsOnTable, Expression, ValidGrouping};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::serialize::ToSql;
+use diesel::serialize::{IsNull, Output, ToSql};
 use diesel::sql_types::{Array, Bool, Text};
 use diesel::sqlite::Sqlite;
 use diesel::QueryResult;
@@ -29,16 +29,10 @@ pub fn like_pattern(term: &str) -> String {
 /// values as one array (`column = ANY($1)`); SQLite as one JSON array it reads with `json_each`
 /// (`column IN (SELECT value FROM json_each(?))`), which still probes the column's index per
 /// value.
-pub fn one_of<C, T>(column: C, values: Vec<T>) -> OneOf<C, T>
-where
-    T: Serialize,
-{
-    // A Vec of strings or integers always serializes.
-    let json = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
+pub fn one_of<C, T>(column: C, values: Vec<T>) -> OneOf<C, T> {
     OneOf {
         column,
-        values,
-        json,
+        values: Values(values),
     }
 }
 
@@ -46,8 +40,19 @@ where
 #[derive(Debug, Clone)]
 pub struct OneOf<C, T> {
     column: C,
-    values: Vec<T>,
-    json: String,
+    values: Values<T>,
+}
+
+/// The values of a [`OneOf`]: bound as they are on PostgreSQL, as one JSON array (written when
+/// the statement binds it) on SQLite.
+#[derive(Debug, Clone)]
+pub struct Values<T>(Vec<T>);
+
+impl<T: Serialize + std::fmt::Debug> ToSql<Text, Sqlite> for Values<T> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> diesel::serialize::Result {
+        out.set_value(serde_json::to_string(&self.0)?);
+        Ok(IsNull::No)
+    }
 }
 
 impl<C: Expression, T> Expression for OneOf<C, T> {
@@ -68,11 +73,14 @@ impl<C: QueryId + 'static, T: 'static> QueryId for OneOf<C, T> {
     const HAS_STATIC_QUERY_ID: bool = C::HAS_STATIC_QUERY_ID;
 }
 
-impl<C: QueryFragment<Sqlite>, T> QueryFragment<Sqlite> for OneOf<C, T> {
+impl<C: QueryFragment<Sqlite>, T> QueryFragment<Sqlite> for OneOf<C, T>
+where
+    Values<T>: ToSql<Text, Sqlite>,
+{
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         self.column.walk_ast(out.reborrow())?;
         out.push_sql(" IN (SELECT value FROM json_each(");
-        out.push_bind_param::<Text, _>(&self.json)?;
+        out.push_bind_param::<Text, _>(&self.values)?;
         out.push_sql("))");
         Ok(())
     }
@@ -89,7 +97,7 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         self.column.walk_ast(out.reborrow())?;
         out.push_sql(" = ANY(");
-        out.push_bind_param::<Array<C::SqlType>, _>(&self.values)?;
+        out.push_bind_param::<Array<C::SqlType>, _>(&self.values.0)?;
         out.push_sql(")");
         Ok(())
     }
