@@ -5,7 +5,9 @@
 //! most `chat.batch_window_ms` (or `chat.batch_max` records), writes the batch in one transaction
 //! (a message id already stored changes nothing, so replays and history syncs never duplicate),
 //! then publishes `NEW_MESSAGE`, `CHAT_UPDATED` and `MESSAGE_ACK` on `messages/<device_id>`.
-//! Batches are written one after another, in arrival order.
+//! Batches are written one after another, in arrival order, with the mailbox open: records
+//! that come in during a commit form the next batch, written as soon as that commit ends (group
+//! commit), so a busy mirror writes bigger batches instead of holding its senders back.
 //!
 //! Nothing it accepted is dropped: a batch the database refuses goes back to the front of the
 //! [`MirrorQueue`] and is retried with backoff (0.1 s doubling to 5 s). The queue is bounded by
@@ -168,7 +170,7 @@ impl ChatSync {
     /// queued (at once, unless the queue is full).
     fn enqueue(&mut self, writes: Vec<TenantWrite>, ctx: &mut Context<Self>) -> ResponseFuture<()> {
         let parked = self.queue.offer(writes);
-        self.observer.metrics.queued.set(self.queue.len() as i64);
+        self.observer.metrics.queued.set(self.queue.held() as i64);
         if self.failures > 0 {
             // A retry is scheduled; it writes these too.
         } else if self.queue.len() >= self.settings.batch_max {
@@ -200,7 +202,8 @@ impl ChatSync {
         RETRY_MIN.saturating_mul(1 << exponent).min(RETRY_MAX)
     }
 
-    /// Writes the oldest batch (blocking the mailbox until it commits), then publishes.
+    /// Writes the oldest batch, then publishes. The mailbox stays open meanwhile: records that
+    /// come in queue for the next batch (the batch under way still counts against the bound).
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.flushing {
             return;
@@ -254,11 +257,14 @@ impl ChatSync {
             };
             (zones, outcome)
         };
-        ctx.wait(
+        ctx.spawn(
             work.into_actor(self)
                 .map(move |(zones, outcome), this, ctx| {
                     this.flushing = false;
-                    this.zones.extend(zones);
+                    for (tenant_id, zone) in zones {
+                        // A zone change heard during the write is newer than what it read.
+                        this.zones.entry(tenant_id).or_insert(zone);
+                    }
                     match outcome {
                         Ok(outcome) => {
                             let metrics = &this.observer.metrics;
@@ -313,23 +319,23 @@ impl ChatSync {
         }
     }
 
-    /// After a commit: up again, parked senders admitted, the rest flushed soon.
+    /// After a commit: up again, parked senders admitted, and what came in meanwhile written
+    /// at once (it has waited for that commit already: group commit).
     fn after_commit(&mut self, ctx: &mut Context<Self>) {
         if self.failures > 0 {
             tracing::info!(failures = self.failures, "chat mirror writes again");
         }
         self.failures = 0;
         self.observer.beacon.up();
+        self.queue.committed();
         self.queue.admit_parked();
-        self.observer.metrics.queued.set(self.queue.len() as i64);
+        self.observer.metrics.queued.set(self.queue.held() as i64);
         if self.queue.is_empty() {
             for waiter in self.drained.drain(..) {
                 let _ = waiter.send(());
             }
-        } else if !self.drained.is_empty() || self.queue.len() >= self.settings.batch_max {
-            self.schedule(Duration::ZERO, ctx);
-        } else if !self.queue.is_empty() {
-            self.schedule(Duration::from_millis(self.settings.batch_window_ms), ctx);
+        } else {
+            self.flush(ctx);
         }
     }
 
@@ -341,7 +347,7 @@ impl ChatSync {
         self.observer.metrics.failed_batches.inc();
         let records = batch.len();
         self.queue.put_back(batch);
-        self.observer.metrics.queued.set(self.queue.len() as i64);
+        self.observer.metrics.queued.set(self.queue.held() as i64);
         let retry = self.retry_delay();
         tracing::error!(
             error = %err,
@@ -591,7 +597,8 @@ impl Handler<TenantZoneChanged> for ChatSync {
     type Result = ();
 
     /// Later events of the tenant are labelled in the new zone. A flush that read the old zone
-    /// finished before this runs (flushes hold the mailbox), so the new zone is the last word.
+    /// under way when this runs keeps this zone over the one it read, so the new zone is the
+    /// last word.
     fn handle(&mut self, msg: TenantZoneChanged, _: &mut Context<Self>) {
         self.zones.insert(msg.tenant_id, msg.zone);
     }

@@ -1,7 +1,7 @@
 //! Pure helpers of one chat mirror batch: what its listeners hear after the commit, storing its
 //! media, and its outcome when storage is off. No actix here; `ChatSync` drives them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 
@@ -9,14 +9,15 @@ use super::identity::LidPhone;
 use super::media::MediaStore;
 use super::messages::CommittedReceipt;
 use super::model::{Chat, StoredMessage};
-use super::store::{BatchOutcome, ChatWrite};
+use super::store::{acks_by_status, BatchOutcome, ChatWrite};
 use crate::whatsapp::{Change, MessageChange, WaMessage};
 
 /// What of a batch its listeners hear about after the commit: the live inbound messages (by
-/// device and id; a live inbound message is the one that counts as unread) and every receipt.
+/// device and id; a live inbound message is the one that counts as unread) and its receipts,
+/// merged per device and status (see [`acks_by_status`]).
 pub fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<CommittedReceipt>) {
     let mut live = HashSet::new();
-    let mut receipts = Vec::new();
+    let mut tenants = HashMap::new();
     for (tenant_id, write) in batch {
         match write {
             ChatWrite::Message {
@@ -24,19 +25,23 @@ pub fn committable(batch: &[(i64, ChatWrite)]) -> (HashSet<(i64, String)>, Vec<C
             } => {
                 live.insert((row.device_id, row.wa_id.clone()));
             }
+            ChatWrite::Ack { device_id, .. } => {
+                tenants.insert(*device_id, *tenant_id);
+            }
             ChatWrite::Message { .. } | ChatWrite::Change { .. } => {}
-            ChatWrite::Ack {
-                device_id,
-                wa_ids,
-                status,
-            } => receipts.push(CommittedReceipt {
-                tenant_id: *tenant_id,
-                device_id: *device_id,
-                message_ids: wa_ids.clone(),
-                status,
-            }),
         }
     }
+    let receipts = acks_by_status(batch.iter().map(|(_, write)| write))
+        .into_iter()
+        .filter_map(|(device_id, status, message_ids)| {
+            Some(CommittedReceipt {
+                tenant_id: *tenants.get(&device_id)?,
+                device_id,
+                message_ids,
+                status,
+            })
+        })
+        .collect();
     (live, receipts)
 }
 
@@ -252,6 +257,41 @@ mod tests {
         assert_eq!(
             (card.display_name.as_str(), card.vcard.as_str()),
             ("A", "BEGIN")
+        );
+    }
+
+    #[test]
+    fn receipts_are_merged_per_device_and_status_in_the_order_a_message_moves() {
+        let ack = |tenant: i64, device: i64, ids: &[&str], status: &'static str| {
+            (
+                tenant,
+                ChatWrite::Ack {
+                    device_id: device,
+                    wa_ids: ids.iter().map(|id| id.to_string()).collect(),
+                    status,
+                },
+            )
+        };
+        let batch = vec![
+            ack(1, 7, &["a"], "read"),
+            ack(1, 7, &["a", "b"], "delivered"),
+            ack(2, 9, &["c"], "delivered"),
+            ack(1, 7, &["b"], "delivered"),
+            ack(1, 7, &["c"], "read"),
+        ];
+        let (live, receipts) = committable(&batch);
+        assert!(live.is_empty());
+        let got: Vec<_> = receipts
+            .iter()
+            .map(|r| (r.tenant_id, r.device_id, r.status, r.message_ids.join(",")))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 7, "delivered", "a,b".to_string()),
+                (1, 7, "read", "a,c".to_string()),
+                (2, 9, "delivered", "c".to_string()),
+            ]
         );
     }
 }

@@ -22,6 +22,8 @@ pub struct MirrorQueue {
     pending: VecDeque<TenantWrite>,
     /// Senders that found the queue full, oldest first.
     parked: VecDeque<Parked>,
+    /// Records taken by the commit under way: they count against the bound until it ends.
+    in_flight: usize,
     /// Records past which senders are parked.
     max: usize,
 }
@@ -38,6 +40,7 @@ impl MirrorQueue {
         Self {
             pending: VecDeque::new(),
             parked: VecDeque::new(),
+            in_flight: 0,
             max: max.max(1),
         }
     }
@@ -46,7 +49,7 @@ impl MirrorQueue {
     /// may pass the bound once, so one sender's records stay together), else parked behind
     /// earlier parked senders (`Some`: fires once they are queued).
     pub fn offer(&mut self, writes: Vec<TenantWrite>) -> Option<oneshot::Receiver<()>> {
-        if self.parked.is_empty() && self.pending.len() < self.max {
+        if self.parked.is_empty() && self.held() < self.max {
             self.pending.extend(writes);
             return None;
         }
@@ -55,14 +58,22 @@ impl MirrorQueue {
         Some(receiver)
     }
 
-    /// Takes up to `max` of the oldest records for a commit.
+    /// Takes up to `max` of the oldest records for a commit; they stay counted until
+    /// [`committed`](Self::committed) or [`put_back`](Self::put_back).
     pub fn take_batch(&mut self, max: usize) -> Vec<TenantWrite> {
         let n = self.pending.len().min(max.max(1));
+        self.in_flight = n;
         self.pending.drain(..n).collect()
+    }
+
+    /// The batch taken last committed: its records no longer count.
+    pub fn committed(&mut self) {
+        self.in_flight = 0;
     }
 
     /// A batch that did not commit goes back to the front, in its order.
     pub fn put_back(&mut self, batch: Vec<TenantWrite>) {
+        self.in_flight = 0;
         for write in batch.into_iter().rev() {
             self.pending.push_front(write);
         }
@@ -70,7 +81,7 @@ impl MirrorQueue {
 
     /// After a commit: admits parked senders, oldest first, while there is room.
     pub fn admit_parked(&mut self) {
-        while self.pending.len() < self.max {
+        while self.held() < self.max {
             let Some(parked) = self.parked.pop_front() else {
                 return;
             };
@@ -80,9 +91,14 @@ impl MirrorQueue {
         }
     }
 
-    /// Records queued (not counting parked ones).
+    /// Records queued for the next commit (not counting parked ones).
     pub fn len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Records accepted and not yet committed: queued and in the commit under way.
+    pub fn held(&self) -> usize {
+        self.pending.len() + self.in_flight
     }
 
     /// Nothing queued.
@@ -136,7 +152,13 @@ mod tests {
         queue.put_back(batch);
         assert_eq!(ids(&queue.take_batch(10)), ["1", "2", "3"]);
         assert!(parked.try_recv().is_err(), "still waiting for a commit");
+        queue.admit_parked();
+        assert!(
+            parked.try_recv().is_err(),
+            "the batch in flight still counts"
+        );
 
+        queue.committed();
         queue.admit_parked();
         assert!(parked.try_recv().is_ok());
         assert_eq!(ids(&queue.take_batch(10)), ["4"]);
@@ -150,9 +172,28 @@ mod tests {
         let _first = queue.offer(vec![ack(2)]).unwrap();
         queue.take_batch(1);
         let _second = queue.offer(vec![ack(3)]).unwrap();
+        queue.committed();
         queue.admit_parked();
         assert_eq!(ids(&queue.take_batch(10)), ["2"]);
+        queue.committed();
         queue.admit_parked();
         assert_eq!(ids(&queue.take_batch(10)), ["3"]);
+    }
+
+    #[test]
+    fn records_in_the_commit_under_way_count_against_the_bound() {
+        let mut queue = MirrorQueue::new(2);
+        assert!(queue.offer(vec![ack(1), ack(2)]).is_none());
+        assert_eq!(ids(&queue.take_batch(10)), ["1", "2"]);
+        assert!(queue.is_empty());
+        assert_eq!(queue.held(), 2);
+        let mut parked = queue
+            .offer(vec![ack(3)])
+            .expect("full while the batch commits");
+        queue.committed();
+        assert_eq!(queue.held(), 0);
+        queue.admit_parked();
+        assert!(parked.try_recv().is_ok());
+        assert_eq!(queue.held(), 1);
     }
 }

@@ -1,6 +1,8 @@
 //! All SQL about chats and messages. Writes come in batches from `ChatSync`, one transaction per
 //! batch; reads are tenant- and device-scoped.
 
+use std::collections::{BTreeMap, HashSet};
+
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -124,7 +126,8 @@ pub enum ChatWrite {
 pub struct BatchOutcome {
     /// Newly stored messages (duplicates are left out) with their chat after the write.
     pub stored: Vec<(StoredMessage, Chat)>,
-    /// Acknowledgements that changed at least one message: (device, ids, status).
+    /// Receipts that moved messages, one per device and status: (device, the ids that moved,
+    /// status).
     pub acks: Vec<(i64, Vec<String>, &'static str)>,
     /// Chats merged into another once a LID's phone was learned: (tenant, device, the merged
     /// chat's JID, the JID it now lives under).
@@ -142,6 +145,43 @@ fn earlier_statuses(target: &str) -> &'static [&'static str] {
         "failed" => &["sent"],
         _ => &[],
     }
+}
+
+/// A batch's receipts merged: one per device and status, in the order a message moves
+/// (`delivered`, `read`, then `failed`), each id once, in arrival order. Applied in this order,
+/// a message whose receipts came in any order ends at its furthest status with each step counted
+/// once; `failed` moves only a message no other receipt of the batch moved.
+pub fn acks_by_status<'a>(
+    writes: impl IntoIterator<Item = &'a ChatWrite>,
+) -> Vec<(i64, &'static str, Vec<String>)> {
+    let rank = |status: &str| match status {
+        "delivered" => 0,
+        "read" => 1,
+        _ => 2,
+    };
+    let mut groups: BTreeMap<(i64, u8), (&'static str, Vec<String>, HashSet<&'a str>)> =
+        BTreeMap::new();
+    for write in writes {
+        if let ChatWrite::Ack {
+            device_id,
+            wa_ids,
+            status,
+        } = write
+        {
+            let (_, ids, seen) = groups
+                .entry((*device_id, rank(status)))
+                .or_insert_with(|| (*status, Vec::new(), HashSet::new()));
+            for id in wa_ids {
+                if seen.insert(id) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((device_id, _), (status, ids, _))| (device_id, status, ids))
+        .collect()
 }
 
 /// Writes a batch in one transaction; replays of known message ids change nothing. Each
@@ -300,34 +340,34 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         );
                         outcome.changed.extend(applied);
                     }
-                    ChatWrite::Ack {
-                        device_id,
-                        wa_ids,
-                        status,
-                    } => {
-                        // One update per earlier status, so the counts know what moved where.
-                        let mut changed = 0;
-                        let named = one_of(messages::wa_id, wa_ids.clone());
-                        for from in earlier_statuses(status) {
-                            let moved: Vec<(i64, NaiveDateTime)> = diesel::update(
-                                messages::table
-                                    .filter(messages::device_id.eq(device_id))
-                                    .filter(named.clone())
-                                    .filter(messages::status.eq(from)),
-                            )
-                            .set(messages::status.eq(*status))
-                            .returning((messages::tenant_id, messages::sent_at))
-                            .get_results(conn)
-                            .await?;
-                            changed += moved.len();
-                            for (tenant_id, sent_at) in moved {
-                                counts.ack(tenant_id, *device_id, sent_at, from, status);
-                            }
-                        }
-                        if changed > 0 {
-                            outcome.acks.push((*device_id, wa_ids.clone(), *status));
-                        }
+                    // Receipts go last, merged (below).
+                    ChatWrite::Ack { .. } => {}
+                }
+            }
+            // One update per device, status and earlier status (so the counts know what moved
+            // where), whatever the number of receipts; after the batch's messages, so a
+            // receipt that overtook its message's record still finds it.
+            for (device_id, status, wa_ids) in acks_by_status(&writes) {
+                let named = one_of(messages::wa_id, wa_ids);
+                let mut moved_ids = Vec::new();
+                for from in earlier_statuses(status) {
+                    let moved: Vec<(i64, NaiveDateTime, String)> = diesel::update(
+                        messages::table
+                            .filter(messages::device_id.eq(device_id))
+                            .filter(named.clone())
+                            .filter(messages::status.eq(from)),
+                    )
+                    .set(messages::status.eq(status))
+                    .returning((messages::tenant_id, messages::sent_at, messages::wa_id))
+                    .get_results(conn)
+                    .await?;
+                    for (tenant_id, sent_at, wa_id) in moved {
+                        counts.ack(tenant_id, device_id, sent_at, from, status);
+                        moved_ids.push(wa_id);
                     }
+                }
+                if !moved_ids.is_empty() {
+                    outcome.acks.push((device_id, moved_ids, status));
                 }
             }
             stats::store::apply(Conn::from(&mut *conn), &counts).await?;
