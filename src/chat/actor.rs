@@ -6,8 +6,8 @@
 //! (a message id already stored changes nothing, so replays and history syncs never duplicate),
 //! then publishes `NEW_MESSAGE`, `CHAT_UPDATED` and `MESSAGE_ACK` on `messages/<device_id>`.
 //! Batches are written one after another, in arrival order, with the mailbox open: records
-//! that come in during a commit form the next batch, written as soon as that commit ends (group
-//! commit), so a busy mirror writes bigger batches instead of holding its senders back.
+//! that come in during a commit form the next batch, so a busy mirror writes bigger batches
+//! instead of holding its senders back.
 //!
 //! Nothing it accepted is dropped: a batch the database refuses goes back to the front of the
 //! [`MirrorQueue`] and is retried with backoff (0.1 s doubling to 5 s). The queue is bounded by
@@ -319,8 +319,8 @@ impl ChatSync {
         }
     }
 
-    /// After a commit: up again, parked senders admitted, and what came in meanwhile written
-    /// at once (it has waited for that commit already: group commit).
+    /// After a commit: up again, parked senders admitted, the rest flushed soon (at once when
+    /// a full batch or a drain waits).
     fn after_commit(&mut self, ctx: &mut Context<Self>) {
         if self.failures > 0 {
             tracing::info!(failures = self.failures, "chat mirror writes again");
@@ -334,8 +334,10 @@ impl ChatSync {
             for waiter in self.drained.drain(..) {
                 let _ = waiter.send(());
             }
+        } else if !self.drained.is_empty() || self.queue.len() >= self.settings.batch_max {
+            self.schedule(Duration::ZERO, ctx);
         } else {
-            self.flush(ctx);
+            self.schedule(Duration::from_millis(self.settings.batch_window_ms), ctx);
         }
     }
 

@@ -9,6 +9,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::{on_conn, Conn, CHUNK};
 use crate::broadcast::outbox::model::{OutboxStatus, Receipt};
 use crate::db::schema::{opt_outs, outbox};
+use crate::db::sql::one_of;
 use crate::db::{Db, DbError};
 use crate::db_run;
 
@@ -303,13 +304,15 @@ async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize
                 continue;
             }
             let read_at = (receipt.status == OutboxStatus::Read).then_some(now);
+            let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
             moved += diesel::update(
                 outbox::table
-                    .filter(outbox::device_id.eq(receipt.device_id))
-                    // `eq_any`, not `one_of`: with a JSON list SQLite's planner walks
-                    // `outbox_device_sent_idx` over every row of the device.
-                    .filter(outbox::message_id.eq_any(&receipt.wa_ids))
-                    .filter(outbox::status.eq_any(from)),
+                    // The device's test is an expression (`+ 0`), so SQLite's planner cannot
+                    // walk `outbox_device_sent_idx` over every row of the device (it did for
+                    // lists of five ids and more): it probes the ids' unique index instead.
+                    .filter((outbox::device_id + 0i64).eq(receipt.device_id))
+                    .filter(one_of(outbox::message_id, receipt.wa_ids.clone()))
+                    .filter(one_of(outbox::status, from)),
             )
             .set((
                 outbox::status.eq(receipt.status.as_str()),
