@@ -159,8 +159,8 @@ pub fn acks_by_status<'a>(
         "read" => 1,
         _ => 2,
     };
-    let mut groups: BTreeMap<(i64, u8), (&'static str, Vec<String>, HashSet<&'a str>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(i64, u8), (&'static str, Vec<String>)> = BTreeMap::new();
+    let mut seen: HashSet<(i64, u8, &'a str)> = HashSet::new();
     for write in writes {
         if let ChatWrite::Ack {
             device_id,
@@ -168,11 +168,10 @@ pub fn acks_by_status<'a>(
             status,
         } = write
         {
-            let (_, ids, seen) = groups
-                .entry((*device_id, rank(status)))
-                .or_insert_with(|| (*status, Vec::new(), HashSet::new()));
+            let key = (*device_id, rank(status));
+            let (_, ids) = groups.entry(key).or_insert_with(|| (*status, Vec::new()));
             for id in wa_ids {
-                if seen.insert(id) {
+                if seen.insert((key.0, key.1, id)) {
                     ids.push(id.clone());
                 }
             }
@@ -180,7 +179,7 @@ pub fn acks_by_status<'a>(
     }
     groups
         .into_iter()
-        .map(|((device_id, _), (status, ids, _))| (device_id, status, ids))
+        .map(|((device_id, _), (status, ids))| (device_id, status, ids))
         .collect()
 }
 

@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::{on_conn, Conn, CHUNK};
 use crate::broadcast::outbox::model::{OutboxStatus, Receipt};
 use crate::db::schema::{opt_outs, outbox};
-use crate::db::sql::one_of;
+use crate::db::sql::{one_of, OneOf};
 use crate::db::{Db, DbError};
 use crate::db_run;
 
@@ -279,6 +279,28 @@ diesel::define_sql_function! {
     ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
 }
 
+/// The rows [`receipt_rows`] names.
+type ReceiptRows = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<
+            outbox::table,
+            diesel::dsl::Eq<diesel::dsl::Add<outbox::device_id, i64>, i64>,
+        >,
+        OneOf<outbox::message_id, String>,
+    >,
+    OneOf<outbox::status, String>,
+>;
+
+/// A device's rows named by `wa_ids` that are still in a status of `from`. The device's test is
+/// an expression (`+ 0`), so SQLite's planner cannot walk `outbox_device_sent_idx` over every
+/// row of the device (it did for lists of five ids and more): it probes the ids' unique index.
+fn receipt_rows(device_id: i64, wa_ids: Vec<String>, from: Vec<String>) -> ReceiptRows {
+    outbox::table
+        .filter((outbox::device_id + 0i64).eq(device_id))
+        .filter(one_of(outbox::message_id, wa_ids))
+        .filter(one_of(outbox::status, from))
+}
+
 /// Moves the rows a batch of receipts acknowledges forward, never backwards (see
 /// [`OutboxStatus::receipt_moves_from`]), in ONE transaction: `delivered_at` is stamped once,
 /// `read_at` with a read receipt. Returns the rows moved.
@@ -305,15 +327,11 @@ async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize
             }
             let read_at = (receipt.status == OutboxStatus::Read).then_some(now);
             let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
-            moved += diesel::update(
-                outbox::table
-                    // The device's test is an expression (`+ 0`), so SQLite's planner cannot
-                    // walk `outbox_device_sent_idx` over every row of the device (it did for
-                    // lists of five ids and more): it probes the ids' unique index instead.
-                    .filter((outbox::device_id + 0i64).eq(receipt.device_id))
-                    .filter(one_of(outbox::message_id, receipt.wa_ids.clone()))
-                    .filter(one_of(outbox::status, from)),
-            )
+            moved += diesel::update(receipt_rows(
+                receipt.device_id,
+                receipt.wa_ids.clone(),
+                from,
+            ))
             .set((
                 outbox::status.eq(receipt.status.as_str()),
                 // A receipt can beat the sender's own record (it then finds the row no longer
@@ -327,4 +345,58 @@ async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize
         }
     });
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Text;
+    use diesel::sqlite::Sqlite;
+    use diesel::{debug_query, Connection, SqliteConnection};
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::config::DatabaseSettings;
+
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    #[test]
+    fn a_receipt_of_many_ids_probes_the_message_id_index_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        let settings = DatabaseSettings {
+            url: SecretString::from(format!("sqlite://{}", path.display())),
+            max_connections: 1,
+            acquire_timeout_secs: 1,
+            sqlite_busy_timeout_ms: 1000,
+            sqlite_cache_mib: 2,
+        };
+        crate::db::migrate::run_pending(&settings).unwrap();
+        let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        let ids: Vec<String> = (0..200).map(|i| format!("3EB0{i:016X}")).collect();
+        let from = vec!["sent".to_string(), "delivered".to_string()];
+        let update = diesel::update(receipt_rows(7, ids, from)).set(outbox::status.eq("read"));
+        let sql = debug_query::<Sqlite, _>(&update).to_string();
+        let sql = sql.split(" -- binds").next().unwrap();
+        // Parameters left unbound are NULL: the plan does not depend on them.
+        let explain = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"));
+        let plan: Vec<String> = diesel::RunQueryDsl::load::<Step>(explain, &mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|step| step.detail)
+            .collect();
+        assert!(
+            plan.iter().any(|step| step.contains("(message_id=?)")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.contains("outbox_device_sent_idx")),
+            "{plan:?}"
+        );
+    }
 }
