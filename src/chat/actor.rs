@@ -335,7 +335,8 @@ impl ChatSync {
                 let _ = waiter.send(());
             }
         } else if !self.drained.is_empty() || self.queue.len() >= self.settings.batch_max {
-            self.schedule(Duration::ZERO, ctx);
+            // Not `schedule`: a window timer set while the batch was written would hold it.
+            self.flush(ctx);
         } else {
             self.schedule(Duration::from_millis(self.settings.batch_window_ms), ctx);
         }
@@ -598,9 +599,8 @@ impl Handler<RecordReceipt> for ChatSync {
 impl Handler<TenantZoneChanged> for ChatSync {
     type Result = ();
 
-    /// Later events of the tenant are labelled in the new zone. A flush that read the old zone
-    /// under way when this runs keeps this zone over the one it read, so the new zone is the
-    /// last word.
+    /// Later events of the tenant are labelled in the new zone. A flush under way that read the
+    /// old zone keeps this one over what it read, so the new zone is the last word.
     fn handle(&mut self, msg: TenantZoneChanged, _: &mut Context<Self>) {
         self.zones.insert(msg.tenant_id, msg.zone);
     }
