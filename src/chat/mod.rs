@@ -10,6 +10,7 @@
 pub mod actor;
 pub mod batch;
 pub mod changes;
+pub mod filing;
 pub mod identity;
 pub mod media;
 pub mod messages;

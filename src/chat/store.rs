@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::changes;
+use super::filing::{self, Filing};
 use super::identity::{self, LidPhone};
 use super::model::{preview, Chat, Detail, StoredMessage};
 use crate::db::schema::{chats, messages, reactions};
@@ -21,7 +21,7 @@ use crate::whatsapp::MessageChange;
 
 /// A message to store.
 #[derive(Debug, Clone, PartialEq, Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub struct NewMessage {
     /// Owning tenant.
     pub tenant_id: i64,
@@ -187,13 +187,15 @@ pub fn acks_by_status<'a>(
 /// message first teaches its LID mappings, then is filed under its contact's phone when known.
 pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome, DbError> {
     let now = Utc::now().naive_utc();
-    // A new message costs three statements (the chat's upsert, the message's insert, the
-    // chat's update, each returning its row; LIDs and quotes add lookups). On SQLite the batch
-    // runs on one blocking thread.
+    // Messages are filed set-wise, a run at a time: three statements however many (see
+    // `filing`); a LID or a quote adds lookups and ends a run. On SQLite the batch runs on one
+    // blocking thread.
     crate::db_batch!(db, move |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
             let mut outcome = BatchOutcome::default();
             let mut counts = Bumps::default();
+            // Messages resolved and waiting to be filed together (see `filing`).
+            let mut run: Vec<Filing> = Vec::new();
             for write in &writes {
                 match write {
                     ChatWrite::Message {
@@ -205,8 +207,17 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         ..
                     } => {
                         let device_id = row.device_id;
-                        // With nothing to learn, the chat's upsert below is the first statement
-                        // (SQLite takes its write lock first).
+                        if !learned.is_empty() || row.quoted_id.is_some() {
+                            // What this message learns or quotes may be in the run: write it.
+                            file_run(
+                                Conn::from(&mut *conn),
+                                &mut run,
+                                now,
+                                &mut outcome,
+                                &mut counts,
+                            )
+                            .await?;
+                        }
                         let merged =
                             identity::learn(Conn::from(&mut *conn), device_id, learned, now)
                                 .await?;
@@ -217,35 +228,14 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         );
                         let filed_chat =
                             identity::resolve(Conn::from(&mut *conn), device_id, chat_jid).await?;
+                        let mut new_row = (**row).clone();
                         // A contact writing in their own chat: the same JID, one lookup.
-                        let sender_jid = if row.sender_jid == *chat_jid {
+                        new_row.sender_jid = if row.sender_jid == *chat_jid {
                             filed_chat.clone()
                         } else {
                             identity::resolve(Conn::from(&mut *conn), device_id, &row.sender_jid)
                                 .await?
                         };
-                        let chat_jid = &filed_chat;
-                        // The chat, created when missing, in one statement: the conflict's
-                        // no-op update makes RETURNING give the existing row too.
-                        let chat: Chat = diesel::insert_into(chats::table)
-                            .values((
-                                chats::tenant_id.eq(row.tenant_id),
-                                chats::device_id.eq(row.device_id),
-                                chats::jid.eq(chat_jid),
-                                chats::name.eq(chat_name),
-                                chats::unread_count.eq(0i64),
-                                chats::created_at.eq(now),
-                                chats::updated_at.eq(now),
-                            ))
-                            .on_conflict((chats::device_id, chats::jid))
-                            .do_update()
-                            .set(chats::jid.eq(excluded(chats::jid)))
-                            .returning(Chat::as_returning())
-                            .get_result(conn)
-                            .await?;
-                        let mut new_row = (**row).clone();
-                        new_row.chat_id = chat.id;
-                        new_row.sender_jid = sender_jid;
                         if let Some(quoted) = &new_row.quoted_id {
                             if new_row.quoted_text.is_none() {
                                 new_row.quoted_text =
@@ -263,52 +253,12 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         // SQLite would keep nanoseconds, and a cursor cut to microseconds would
                         // then skip a message stored a few hundred nanoseconds after it.
                         new_row.sent_at = crate::db::to_micros(new_row.sent_at);
-                        // A replay of a known id inserts nothing and returns no row.
-                        let Some(stored) = diesel::insert_into(messages::table)
-                            .values(&new_row)
-                            .on_conflict((messages::device_id, messages::wa_id))
-                            .do_nothing()
-                            .returning(StoredMessage::as_returning())
-                            .get_result::<StoredMessage>(conn)
-                            .await
-                            .optional()?
-                        else {
-                            continue;
-                        };
-                        let sent_at = new_row.sent_at;
-                        if new_row.from_me {
-                            counts.add(row.tenant_id, device_id, sent_at, Count::Sent);
-                            counts.stored_status(
-                                row.tenant_id,
-                                device_id,
-                                sent_at,
-                                &new_row.status,
-                            );
-                        } else if !chat_jid.ends_with("@g.us") {
-                            counts.add(row.tenant_id, device_id, sent_at, Count::Reply);
-                        }
-                        let newer = chat.last_message_at.is_none_or(|t| t <= sent_at);
-                        let preview = row.preview();
-                        let chat: Chat = diesel::update(chats::table.find(chat.id))
-                            .set((
-                                chats::unread_count.eq(chats::unread_count + i64::from(*unread)),
-                                chats::name.eq(chat_name.clone().or(chat.name.clone())),
-                                chats::last_message_text.eq(if newer {
-                                    preview
-                                } else {
-                                    chat.last_message_text.clone()
-                                }),
-                                chats::last_message_at.eq(if newer {
-                                    Some(sent_at)
-                                } else {
-                                    chat.last_message_at
-                                }),
-                                chats::updated_at.eq(now),
-                            ))
-                            .returning(Chat::as_returning())
-                            .get_result(conn)
-                            .await?;
-                        outcome.stored.push((stored, chat));
+                        run.push(Filing {
+                            chat_jid: filed_chat,
+                            chat_name: chat_name.clone(),
+                            unread: *unread,
+                            row: new_row,
+                        });
                     }
                     ChatWrite::Change {
                         tenant_id,
@@ -316,6 +266,15 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         learned,
                         change,
                     } => {
+                        // The change may concern a message of the run: write it first.
+                        file_run(
+                            Conn::from(&mut *conn),
+                            &mut run,
+                            now,
+                            &mut outcome,
+                            &mut counts,
+                        )
+                        .await?;
                         let merged =
                             identity::learn(Conn::from(&mut *conn), *device_id, learned, now)
                                 .await?;
@@ -343,6 +302,14 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                     ChatWrite::Ack { .. } => {}
                 }
             }
+            file_run(
+                Conn::from(&mut *conn),
+                &mut run,
+                now,
+                &mut outcome,
+                &mut counts,
+            )
+            .await?;
             // One update per device, status and earlier status (so the counts know what moved
             // where), whatever the number of receipts; after the batch's messages, so a
             // receipt that overtook its message's record still finds it.
@@ -374,6 +341,30 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
         })
         .await
     })
+}
+
+/// Files the messages of `run` (emptying it) and counts the ones newly stored.
+async fn file_run(
+    conn: Conn<'_>,
+    run: &mut Vec<Filing>,
+    now: NaiveDateTime,
+    outcome: &mut BatchOutcome,
+    counts: &mut Bumps,
+) -> Result<(), DbError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    for (stored, chat) in filing::file(conn, std::mem::take(run), now).await? {
+        let (tenant_id, device_id, sent_at) = (stored.tenant_id, stored.device_id, stored.sent_at);
+        if stored.from_me {
+            counts.add(tenant_id, device_id, sent_at, Count::Sent);
+            counts.stored_status(tenant_id, device_id, sent_at, &stored.status);
+        } else if !chat.jid.ends_with("@g.us") {
+            counts.add(tenant_id, device_id, sent_at, Count::Reply);
+        }
+        outcome.stored.push((stored, chat));
+    }
+    Ok(())
 }
 
 /// The preview of a device's stored message, for a reply that quoted it without its text.

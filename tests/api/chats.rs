@@ -36,6 +36,7 @@ crate::both_backends!(with super::CHAT_SIM;
     inbound_and_outbound_messages_flow,
     replays_store_one_row_and_the_window_applies,
     pagination_has_no_gaps_or_repeats_under_inserts,
+    a_batch_of_many_chats_is_filed_like_one_message_at_a_time,
 );
 
 type Ws =
@@ -604,4 +605,151 @@ async fn a_newly_paired_device_shows_its_history(app: TestApp) {
         .unwrap();
     assert_eq!(wider.as_array().unwrap().len(), 5);
     assert_eq!(wider[4]["jid"], "60178000004@s.whatsapp.net");
+}
+
+/// `inbound` at `seconds_ago`, or sent by the device (no chat name, not unread) when `from_me`.
+fn message_at(
+    tenant_id: i64,
+    device_id: i64,
+    wa_id: &str,
+    contact: &str,
+    seconds_ago: i64,
+    from_me: bool,
+) -> ChatWrite {
+    let mut write = inbound(
+        tenant_id,
+        device_id,
+        wa_id,
+        contact,
+        &wa_id.to_lowercase(),
+        0,
+    );
+    if let ChatWrite::Message {
+        row,
+        unread,
+        chat_name,
+        ..
+    } = &mut write
+    {
+        row.sent_at = (Utc::now() - chrono::Duration::seconds(seconds_ago)).naive_utc();
+        if from_me {
+            row.from_me = true;
+            row.status = "sent".into();
+            row.sender_jid = "60999@s.whatsapp.net".into();
+            *unread = false;
+            *chat_name = None;
+        }
+    }
+    write
+}
+
+async fn a_batch_of_many_chats_is_filed_like_one_message_at_a_time(app: TestApp) {
+    let admin = app.admin().await;
+    let tenant = admin.tenant_id;
+    let device = wafleet::device::store::insert_device(&app.db, tenant, "d")
+        .await
+        .unwrap();
+    // Chat 60444 across the batch (more than one statement's worth of messages): its newest
+    // message comes first, an older one later, the device's own reply last; a replay of the
+    // first in between. 300 other chats get one or two messages each, the second older.
+    let mut writes = vec![message_at(tenant, device.id, "X1", "60444", 10, false)];
+    for n in 0..300 {
+        writes.push(message_at(
+            tenant,
+            device.id,
+            &format!("C{n}A"),
+            &format!("61{n:03}"),
+            40,
+            false,
+        ));
+    }
+    writes.push(message_at(tenant, device.id, "X1", "60444", 10, false));
+    writes.push(message_at(tenant, device.id, "X2", "60444", 30, false));
+    for n in (0..300).step_by(3) {
+        writes.push(message_at(
+            tenant,
+            device.id,
+            &format!("C{n}B"),
+            &format!("61{n:03}"),
+            50,
+            false,
+        ));
+    }
+    writes.push(message_at(tenant, device.id, "X3", "60444", 20, true));
+    let outcome = store::write_batch(&app.db, writes.clone()).await.unwrap();
+    assert_eq!(
+        outcome.stored.len(),
+        3 + 300 + 100,
+        "every id once, the replay left out"
+    );
+    let ids: HashSet<&str> = outcome
+        .stored
+        .iter()
+        .map(|(m, _)| m.wa_id.as_str())
+        .collect();
+    assert_eq!(ids.len(), outcome.stored.len());
+    let order: Vec<&str> = outcome
+        .stored
+        .iter()
+        .map(|(m, _)| m.wa_id.as_str())
+        .collect();
+    assert_eq!(
+        (order[0], order[1], order[301], order[402]),
+        ("X1", "C0A", "X2", "X3"),
+        "stored in the batch's order"
+    );
+
+    let chat = store::get_chat(&app.db, tenant, device.id, "60444@s.whatsapp.net")
+        .await
+        .unwrap();
+    assert_eq!(
+        chat.unread_count, 2,
+        "two inbound messages, the replay not counted"
+    );
+    assert_eq!(
+        chat.last_message_text.as_deref(),
+        Some("x1"),
+        "the newest message's preview"
+    );
+    assert_eq!(
+        chat.name.as_deref(),
+        Some("Lead 60444"),
+        "the device's reply keeps the name"
+    );
+    for (message, after) in &outcome.stored {
+        assert_eq!(message.chat_id, after.id);
+        if message.wa_id.starts_with('X') {
+            assert_eq!(
+                after, &chat,
+                "each message comes with its chat as the batch left it"
+            );
+        }
+    }
+    for n in 0..300 {
+        let chat = store::get_chat(
+            &app.db,
+            tenant,
+            device.id,
+            &format!("61{n:03}@s.whatsapp.net"),
+        )
+        .await
+        .unwrap();
+        let expected = if n % 3 == 0 { 2 } else { 1 };
+        assert_eq!(chat.unread_count, expected, "chat {n}");
+        assert_eq!(
+            chat.last_message_text,
+            Some(format!("c{n}a")),
+            "chat {n}: the newer one"
+        );
+    }
+
+    let replayed = store::write_batch(&app.db, writes).await.unwrap();
+    assert!(
+        replayed.stored.is_empty(),
+        "a replayed batch stores nothing"
+    );
+    let again = store::get_chat(&app.db, tenant, device.id, "60444@s.whatsapp.net")
+        .await
+        .unwrap();
+    assert_eq!(again.unread_count, 2, "and counts nothing");
 }
