@@ -354,8 +354,13 @@ impl Handler<LaneEnded> for CampaignEngine {
             tracing::warn!(campaign_id = msg.campaign_id, device_id = msg.device_id, error = %err, "device left out of the distribution; its share moves on");
             run.left_out.insert(msg.device_id);
         }
-        // A withdrawn lane gave its rows back: they wait or move now, not a report later.
-        let report_now = withdrawn && run.stopping.is_none();
+        // A withdrawn lane gave its rows back: they wait or move now, not a report later. The
+        // last lane ran out of rows after sending: the campaign is complete (or has rows no lane
+        // holds, which get one), known now rather than after the back-off a costly count set. (A
+        // lane that found nothing at its start, such as one waiting out a dead process's
+        // leases, waits for the next report as before.)
+        let ran_out = matches!(msg.end, LaneEnd::Done { claimed: true }) && run.lanes.is_empty();
+        let report_now = (withdrawn || ran_out) && run.stopping.is_none();
         if report_now {
             run.report_due = Instant::now();
         }

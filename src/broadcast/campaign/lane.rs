@@ -135,8 +135,12 @@ pub async fn plan_for(deps: &EngineDeps, campaign: &Campaign) -> Result<Plan, En
 /// Why a lane stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaneEnd {
-    /// No due rows are left for the device.
-    Done,
+    /// No due rows are left for the device; `claimed` when the lane claimed rows before
+    /// finding none (it sent, rather than found nothing to do at its start).
+    Done {
+        /// Whether the lane claimed any row.
+        claimed: bool,
+    },
     /// The device went offline or away; its rows wait or move (campaign setting).
     DeviceLost,
     /// A send failed and the plan leaves erroring devices out; its rows move.
@@ -204,6 +208,7 @@ impl Lane {
         }
         let mut since_judged = 0;
         let mut judged_at = Instant::now();
+        let mut claimed_any = false;
         let batch = if self.plan.pacing.max_delay_ms == 0 {
             UNPACED_BATCH
         } else {
@@ -238,8 +243,11 @@ impl Lane {
                 Err(err) => return LaneEnd::Failed(err.to_string()),
             };
             if claimed.is_empty() {
-                return LaneEnd::Done;
+                return LaneEnd::Done {
+                    claimed: claimed_any,
+                };
             }
+            claimed_any = true;
             since_judged += claimed.len();
             match self.send_batch(claimed, slot).await {
                 Ok(None)
