@@ -6,7 +6,7 @@
 //! The caller resolves each message's chat and sender first and ends a run wherever a message
 //! depends on what the run has not written yet (a LID mapping to learn, a quote to look up).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -97,21 +97,19 @@ async fn file_chunk(
 ) -> Result<Vec<(StoredMessage, Chat)>, DbError> {
     // 1. The chats, created when missing, each once; the conflict's no-op update makes
     //    RETURNING give the existing rows too, and locks them until the batch commits.
-    let mut keys: Vec<ChatKey> = Vec::new();
+    let mut keys: HashSet<ChatKey> = HashSet::new();
     let mut new_chats = Vec::new();
     for filing in &chunk {
-        let key = (filing.row.device_id, filing.chat_jid.clone());
-        if !keys.contains(&key) {
+        if keys.insert((filing.row.device_id, filing.chat_jid.clone())) {
             new_chats.push((
                 chats::tenant_id.eq(filing.row.tenant_id),
-                chats::device_id.eq(key.0),
-                chats::jid.eq(key.1.clone()),
+                chats::device_id.eq(filing.row.device_id),
+                chats::jid.eq(filing.chat_jid.clone()),
                 chats::name.eq(filing.chat_name.clone()),
                 chats::unread_count.eq(0i64),
                 chats::created_at.eq(now),
                 chats::updated_at.eq(now),
             ));
-            keys.push(key);
         }
     }
     let found: Vec<Chat> = run_set!(conn.reborrow(), new_chats, |rows| {

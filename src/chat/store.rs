@@ -192,10 +192,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
     // blocking thread.
     crate::db_batch!(db, move |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
-            let mut outcome = BatchOutcome::default();
-            let mut counts = Bumps::default();
-            // Messages resolved and waiting to be filed together (see `filing`).
-            let mut run: Vec<Filing> = Vec::new();
+            let mut batch = Progress::default();
             for write in &writes {
                 match write {
                     ChatWrite::Message {
@@ -209,19 +206,12 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         let device_id = row.device_id;
                         if !learned.is_empty() || row.quoted_id.is_some() {
                             // What this message learns or quotes may be in the run: write it.
-                            file_run(
-                                Conn::from(&mut *conn),
-                                &mut run,
-                                now,
-                                &mut outcome,
-                                &mut counts,
-                            )
-                            .await?;
+                            batch.file_run(Conn::from(&mut *conn), now).await?;
                         }
                         let merged =
                             identity::learn(Conn::from(&mut *conn), device_id, learned, now)
                                 .await?;
-                        outcome.merged.extend(
+                        batch.outcome.merged.extend(
                             merged
                                 .into_iter()
                                 .map(|(from, into)| (row.tenant_id, device_id, from, into)),
@@ -253,7 +243,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         // SQLite would keep nanoseconds, and a cursor cut to microseconds would
                         // then skip a message stored a few hundred nanoseconds after it.
                         new_row.sent_at = crate::db::to_micros(new_row.sent_at);
-                        run.push(Filing {
+                        batch.run.push(Filing {
                             chat_jid: filed_chat,
                             chat_name: chat_name.clone(),
                             unread: *unread,
@@ -267,14 +257,7 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         change,
                     } => {
                         // The change may concern a message of the run: write it first.
-                        file_run(
-                            Conn::from(&mut *conn),
-                            &mut run,
-                            now,
-                            &mut outcome,
-                            &mut counts,
-                        )
-                        .await?;
+                        batch.file_run(Conn::from(&mut *conn), now).await?;
                         let merged =
                             identity::learn(Conn::from(&mut *conn), *device_id, learned, now)
                                 .await?;
@@ -291,25 +274,18 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                         let applied =
                             changes::apply(Conn::from(&mut *conn), *device_id, change, by, now)
                                 .await?;
-                        outcome.merged.extend(
+                        batch.outcome.merged.extend(
                             merged
                                 .into_iter()
                                 .map(|(from, into)| (*tenant_id, *device_id, from, into)),
                         );
-                        outcome.changed.extend(applied);
+                        batch.outcome.changed.extend(applied);
                     }
                     // Receipts go last, merged (below).
                     ChatWrite::Ack { .. } => {}
                 }
             }
-            file_run(
-                Conn::from(&mut *conn),
-                &mut run,
-                now,
-                &mut outcome,
-                &mut counts,
-            )
-            .await?;
+            batch.file_run(Conn::from(&mut *conn), now).await?;
             // One update per device, status and earlier status (so the counts know what moved
             // where), whatever the number of receipts; after the batch's messages, so a
             // receipt that overtook its message's record still finds it.
@@ -328,43 +304,52 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                     .get_results(conn)
                     .await?;
                     for (tenant_id, sent_at, wa_id) in moved {
-                        counts.ack(tenant_id, device_id, sent_at, from, status);
+                        batch
+                            .counts
+                            .ack(tenant_id, device_id, sent_at, from, status);
                         moved_ids.push(wa_id);
                     }
                 }
                 if !moved_ids.is_empty() {
-                    outcome.acks.push((device_id, moved_ids, status));
+                    batch.outcome.acks.push((device_id, moved_ids, status));
                 }
             }
-            stats::store::apply(Conn::from(&mut *conn), &counts).await?;
-            Ok(outcome)
+            stats::store::apply(Conn::from(&mut *conn), &batch.counts).await?;
+            Ok(batch.outcome)
         })
         .await
     })
 }
 
-/// Files the messages of `run` (emptying it) and counts the ones newly stored.
-async fn file_run(
-    conn: Conn<'_>,
-    run: &mut Vec<Filing>,
-    now: NaiveDateTime,
-    outcome: &mut BatchOutcome,
-    counts: &mut Bumps,
-) -> Result<(), DbError> {
-    if run.is_empty() {
-        return Ok(());
-    }
-    for (stored, chat) in filing::file(conn, std::mem::take(run), now).await? {
-        let (tenant_id, device_id, sent_at) = (stored.tenant_id, stored.device_id, stored.sent_at);
-        if stored.from_me {
-            counts.add(tenant_id, device_id, sent_at, Count::Sent);
-            counts.stored_status(tenant_id, device_id, sent_at, &stored.status);
-        } else if !chat.jid.ends_with("@g.us") {
-            counts.add(tenant_id, device_id, sent_at, Count::Reply);
+/// A batch under way: the run of messages waiting to be filed together (see `filing`), what
+/// the batch changed so far and what it counts.
+#[derive(Default)]
+struct Progress {
+    run: Vec<Filing>,
+    outcome: BatchOutcome,
+    counts: Bumps,
+}
+
+impl Progress {
+    /// Files the run (emptying it) and counts the messages newly stored.
+    async fn file_run(&mut self, conn: Conn<'_>, now: NaiveDateTime) -> Result<(), DbError> {
+        if self.run.is_empty() {
+            return Ok(());
         }
-        outcome.stored.push((stored, chat));
+        for (stored, chat) in filing::file(conn, std::mem::take(&mut self.run), now).await? {
+            let (tenant_id, device_id, sent_at) =
+                (stored.tenant_id, stored.device_id, stored.sent_at);
+            if stored.from_me {
+                self.counts.add(tenant_id, device_id, sent_at, Count::Sent);
+                self.counts
+                    .stored_status(tenant_id, device_id, sent_at, &stored.status);
+            } else if !chat.jid.ends_with("@g.us") {
+                self.counts.add(tenant_id, device_id, sent_at, Count::Reply);
+            }
+            self.outcome.stored.push((stored, chat));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The preview of a device's stored message, for a reply that quoted it without its text.
