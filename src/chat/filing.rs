@@ -16,6 +16,7 @@ use super::model::{Chat, StoredMessage};
 use super::store::NewMessage;
 use crate::db::schema::{chats, messages};
 use crate::db::{Conn, DbError};
+use crate::multi_row;
 
 /// Messages per statement: 200 messages of 22 columns stay far below either backend's limit
 /// of bound parameters.
@@ -32,29 +33,6 @@ pub struct Filing {
     pub unread: bool,
     /// The row (its `chat_id` is filled in here).
     pub row: NewMessage,
-}
-
-/// Runs a statement on the batch's connection. On SQLite it goes through diesel's own
-/// connection, which writes a multi-row INSERT as one statement (diesel-async's wrapper would
-/// write it row by row), on the wrapper's thread: the batch's blocking thread already, so no
-/// hand-off. `$rows` is moved in and lent to `$query` as `&$rows`.
-macro_rules! run_set {
-    ($conn:expr, $rows:ident, |$q:ident| $query:expr) => {
-        match $conn {
-            Conn::Sqlite(wrapper) => {
-                wrapper
-                    .spawn_blocking(move |c| {
-                        let $q = &$rows;
-                        diesel::RunQueryDsl::get_results($query, c)
-                    })
-                    .await?
-            }
-            Conn::Postgres(c) => {
-                let $q = &$rows;
-                diesel_async::RunQueryDsl::get_results($query, c).await?
-            }
-        }
-    };
 }
 
 /// Files `run` in order; replays of known message ids change nothing. Answers the newly
@@ -112,7 +90,7 @@ async fn file_chunk(
             ));
         }
     }
-    let found: Vec<Chat> = run_set!(conn.reborrow(), new_chats, |rows| {
+    let found: Vec<Chat> = multi_row!(conn.reborrow(), new_chats, get_results, |rows| {
         diesel::insert_into(chats::table)
             .values(rows)
             .on_conflict((chats::device_id, chats::jid))
@@ -134,7 +112,7 @@ async fn file_chunk(
         row.chat_id = chat.id;
         rows.push(row);
     }
-    let inserted: Vec<StoredMessage> = run_set!(conn.reborrow(), rows, |rows| {
+    let inserted: Vec<StoredMessage> = multi_row!(conn.reborrow(), rows, get_results, |rows| {
         diesel::insert_into(messages::table)
             .values(rows)
             .on_conflict((messages::device_id, messages::wa_id))
@@ -158,13 +136,14 @@ async fn file_chunk(
 
     // 3. Each chat a stored message went to, moved forward once: unread counts added, the
     //    latest name kept, the preview of its newest message (ties: the later one).
-    let mut moved: HashMap<i64, Chat> = HashMap::new();
+    // Per chat: its row as the run leaves it, and the unread messages the run adds.
+    let mut moved: HashMap<i64, (Chat, i64)> = HashMap::new();
     for (message, filing) in &filed {
         let key = (filing.row.device_id, filing.chat_jid.clone());
-        let chat = moved
+        let (chat, added) = moved
             .entry(message.chat_id)
-            .or_insert_with(|| chat_of[&key].clone());
-        chat.unread_count += i64::from(filing.unread);
+            .or_insert_with(|| (chat_of[&key].clone(), 0));
+        *added += i64::from(filing.unread);
         if filing.chat_name.is_some() {
             chat.name.clone_from(&filing.chat_name);
         }
@@ -175,15 +154,13 @@ async fn file_chunk(
     }
     let changed: Vec<_> = moved
         .values()
-        .map(|chat| {
-            let added =
-                chat.unread_count - chat_of[&(chat.device_id, chat.jid.clone())].unread_count;
+        .map(|(chat, added)| {
             (
                 chats::tenant_id.eq(chat.tenant_id),
                 chats::device_id.eq(chat.device_id),
                 chats::jid.eq(chat.jid.clone()),
                 chats::name.eq(chat.name.clone()),
-                chats::unread_count.eq(added),
+                chats::unread_count.eq(*added),
                 chats::last_message_text.eq(chat.last_message_text.clone()),
                 chats::last_message_at.eq(chat.last_message_at),
                 chats::created_at.eq(now),
@@ -193,7 +170,7 @@ async fn file_chunk(
         .collect();
     // An upsert of rows that exist: the UPDATE of many rows in one statement, on both
     // backends. Unread counts are added to what the row holds.
-    let updated: Vec<Chat> = run_set!(conn, changed, |rows| {
+    let updated: Vec<Chat> = multi_row!(conn, changed, get_results, |rows| {
         diesel::insert_into(chats::table)
             .values(rows)
             .on_conflict((chats::device_id, chats::jid))

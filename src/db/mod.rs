@@ -218,6 +218,36 @@ macro_rules! on_conn {
     };
 }
 
+/// Runs one multi-row statement on a [`Conn`] with diesel's `$method` (`execute` or
+/// `get_results`) and answers its result. On SQLite it goes through diesel's own connection,
+/// which writes a multi-row INSERT as one statement where diesel-async's wrapper writes it row
+/// by row, on the wrapper's blocking thread (inside a [`db_batch!`] that thread already: no
+/// hand-off). `$rows` is moved in and lent to `$query` as `&$rows`. The enclosing function must
+/// return `Result<_, E>` with `E: From<DbError>`.
+///
+/// ```text
+/// let n = multi_row!(conn, rows, execute, |rows| diesel::insert_into(leads::table).values(rows));
+/// ```
+#[macro_export]
+macro_rules! multi_row {
+    ($conn:expr, $rows:ident, $method:ident, |$q:ident| $query:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite(wrapper) => {
+                wrapper
+                    .spawn_blocking(move |c| {
+                        let $q = &$rows;
+                        diesel::RunQueryDsl::$method($query, c)
+                    })
+                    .await?
+            }
+            $crate::db::Conn::Postgres(c) => {
+                let $q = &$rows;
+                diesel_async::RunQueryDsl::$method($query, c).await?
+            }
+        }
+    };
+}
+
 /// Deletes up to `limit` rows of `table` that `filter` selects, first in `order` (retention's
 /// chunks): their ids are read, then deleted, so no statement holds a big write lock. Answers
 /// how many went. Needs `diesel::prelude::*` and `diesel_async::RunQueryDsl` in scope.

@@ -47,6 +47,7 @@ const ROOT_MACROS: &[(&str, &str)] = &[
     ("delete_found", "db"),
     ("delete_chunk", "db"),
     ("on_conn", "db"),
+    ("multi_row", "db"),
 ];
 
 /// The layer (row of [`LAYERS`]) of a top-level module.

@@ -7,13 +7,13 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::model::{Lead, LeadInput, LeadList, LeadPatch, NewLead};
 use crate::db::schema::{lead_lists, leads};
 use crate::db::sql::{like_pattern, lower};
-use crate::db::{Db, DbError, SqliteConn};
-use crate::{db_run, delete_found};
+use crate::db::{Conn, Db, DbError};
+use crate::{db_run, delete_found, multi_row};
 
 /// Filters of a lead search; `None` matches everything.
 #[derive(Debug, Clone, Default)]
@@ -41,35 +41,6 @@ pub struct BatchCounts {
     pub updated: u64,
     /// Rows whose phone an earlier batch of the same import already wrote (skipped).
     pub duplicates: u64,
-}
-
-/// A multi-row INSERT of new leads, the one statement whose form differs per backend.
-trait InsertLeads {
-    /// Inserts `rows` in one statement; returns how many.
-    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError>;
-}
-
-impl InsertLeads for SqliteConn {
-    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError> {
-        // diesel-async's SQLite wrapper cannot batch an INSERT; diesel's own connection can, on
-        // the wrapper's blocking thread: one hop for the whole batch instead of one per row.
-        let inserted = self
-            .spawn_blocking(move |conn| {
-                diesel::RunQueryDsl::execute(diesel::insert_into(leads::table).values(&rows), conn)
-            })
-            .await?;
-        Ok(inserted as u64)
-    }
-}
-
-impl InsertLeads for AsyncPgConnection {
-    async fn insert_leads(&mut self, rows: Vec<NewLead>) -> Result<u64, DbError> {
-        let inserted = diesel::insert_into(leads::table)
-            .values(&rows)
-            .execute(self)
-            .await?;
-        Ok(inserted as u64)
-    }
 }
 
 /// Attempts of an import batch that lost a race with another writer of the same phone.
@@ -393,7 +364,10 @@ async fn try_import_batch(
             }
             if !fresh.is_empty() {
                 // A conflict here rolls the batch back for a retry.
-                counts.inserted = conn.insert_leads(fresh).await?;
+                let inserted: usize = multi_row!(Conn::from(&mut *conn), fresh, execute, |rows| {
+                    diesel::insert_into(leads::table).values(rows)
+                });
+                counts.inserted = inserted as u64;
             }
             Ok(counts)
         })
