@@ -5,11 +5,12 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 
+use super::acks::acks_by_status;
 use super::identity::LidPhone;
 use super::media::MediaStore;
 use super::messages::CommittedReceipt;
 use super::model::{Chat, StoredMessage};
-use super::store::{acks_by_status, BatchOutcome, ChatWrite};
+use super::store::{BatchOutcome, ChatWrite};
 use crate::whatsapp::{Change, MessageChange, WaMessage};
 
 /// What of a batch its listeners hear about after the commit: the live inbound messages (by

@@ -7,6 +7,7 @@
 //! phone or by LID ([`identity`]). Times are labelled in the tenant's zone by
 //! [`time::time_label`].
 
+pub mod acks;
 pub mod actor;
 pub mod batch;
 pub mod changes;

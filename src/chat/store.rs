@@ -1,18 +1,17 @@
 //! All SQL about chats and messages. Writes come in batches from `ChatSync`, one transaction per
 //! batch; reads are tenant- and device-scoped.
 
-use std::collections::{BTreeMap, HashSet};
-
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::acks;
 use super::changes;
 use super::filing::{self, Filing};
 use super::identity::{self, LidPhone};
 use super::model::{preview, Chat, Detail, StoredMessage};
 use crate::db::schema::{chats, messages, reactions};
-use crate::db::sql::{like_pattern, lower, one_of};
+use crate::db::sql::{like_pattern, lower};
 use crate::db::{Conn, Db, DbError};
 use crate::db_run;
 use crate::stats;
@@ -136,53 +135,6 @@ pub struct BatchOutcome {
     pub changed: Vec<changes::Applied>,
 }
 
-/// Statuses a message may move from to reach `target`.
-fn earlier_statuses(target: &str) -> &'static [&'static str] {
-    match target {
-        "delivered" => &["sent"],
-        "read" => &["sent", "delivered"],
-        // The server refused a message it had not acknowledged yet.
-        "failed" => &["sent"],
-        _ => &[],
-    }
-}
-
-/// A batch's receipts merged: one per device and status, in the order a message moves
-/// (`delivered`, `read`, then `failed`), each id once, in arrival order. Applied in this order,
-/// a message whose receipts came in any order ends at its furthest status with each step counted
-/// once; `failed` moves only a message no other receipt of the batch moved.
-pub fn acks_by_status<'a>(
-    writes: impl IntoIterator<Item = &'a ChatWrite>,
-) -> Vec<(i64, &'static str, Vec<String>)> {
-    let rank = |status: &str| match status {
-        "delivered" => 0,
-        "read" => 1,
-        _ => 2,
-    };
-    let mut groups: BTreeMap<(i64, u8), (&'static str, Vec<String>)> = BTreeMap::new();
-    let mut seen: HashSet<(i64, u8, &'a str)> = HashSet::new();
-    for write in writes {
-        if let ChatWrite::Ack {
-            device_id,
-            wa_ids,
-            status,
-        } = write
-        {
-            let key = (*device_id, rank(status));
-            let (_, ids) = groups.entry(key).or_insert_with(|| (*status, Vec::new()));
-            for id in wa_ids {
-                if seen.insert((key.0, key.1, id)) {
-                    ids.push(id.clone());
-                }
-            }
-        }
-    }
-    groups
-        .into_iter()
-        .map(|((device_id, _), (status, ids))| (device_id, status, ids))
-        .collect()
-}
-
 /// Writes a batch in one transaction; replays of known message ids change nothing. Each
 /// message first teaches its LID mappings, then is filed under its contact's phone when known.
 pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome, DbError> {
@@ -286,34 +238,10 @@ pub async fn write_batch(db: &Db, writes: Vec<ChatWrite>) -> Result<BatchOutcome
                 }
             }
             batch.file_run(Conn::from(&mut *conn), now).await?;
-            // One update per device, status and earlier status (so the counts know what moved
-            // where), whatever the number of receipts; after the batch's messages, so a
-            // receipt that overtook its message's record still finds it.
-            for (device_id, status, wa_ids) in acks_by_status(&writes) {
-                let named = one_of(messages::wa_id, wa_ids);
-                let mut moved_ids = Vec::new();
-                for from in earlier_statuses(status) {
-                    let moved: Vec<(i64, NaiveDateTime, String)> = diesel::update(
-                        messages::table
-                            .filter(messages::device_id.eq(device_id))
-                            .filter(named.clone())
-                            .filter(messages::status.eq(from)),
-                    )
-                    .set(messages::status.eq(status))
-                    .returning((messages::tenant_id, messages::sent_at, messages::wa_id))
-                    .get_results(conn)
-                    .await?;
-                    for (tenant_id, sent_at, wa_id) in moved {
-                        batch
-                            .counts
-                            .ack(tenant_id, device_id, sent_at, from, status);
-                        moved_ids.push(wa_id);
-                    }
-                }
-                if !moved_ids.is_empty() {
-                    batch.outcome.acks.push((device_id, moved_ids, status));
-                }
-            }
+            // After the batch's messages, so a receipt that overtook its message's record
+            // still finds it.
+            batch.outcome.acks =
+                acks::apply(Conn::from(&mut *conn), &writes, &mut batch.counts).await?;
             stats::store::apply(Conn::from(&mut *conn), &batch.counts).await?;
             Ok(batch.outcome)
         })

@@ -103,6 +103,87 @@ where
     }
 }
 
+/// (device, WhatsApp id) pairs a statement joins as the table `named (device_id, wa_id)`, bound
+/// with SQL text that does not depend on how many there are, so one statement covers every
+/// device of a batch and the connection prepares it once. PostgreSQL binds two arrays and
+/// unnests them ([`Pairs::PG_SOURCE`], `$1` and `$2`); SQLite binds one JSON array of
+/// `[device, id]` and reads it with `json_each` ([`Pairs::SQLITE_SOURCE`], `?1`). Joined in an
+/// `UPDATE … FROM`, either probes the table's (device, id) index once per pair (a row-value
+/// `IN` would let SQLite use the device alone).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pairs {
+    devices: Vec<i64>,
+    ids: Vec<String>,
+}
+
+impl Pairs {
+    /// The pairs' source on PostgreSQL: parameters `$1` (devices) and `$2` (ids).
+    pub const PG_SOURCE: &str = "unnest($1::int8[], $2::text[]) AS named (device_id, wa_id)";
+    /// The pairs' source on SQLite: parameter `?1`, the pairs as JSON.
+    pub const SQLITE_SOURCE: &str = "(SELECT json_extract(value, '$[0]') AS device_id, \
+         json_extract(value, '$[1]') AS wa_id FROM json_each(?1)) AS named";
+
+    /// Adds a device's ids.
+    pub fn extend(&mut self, device_id: i64, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.devices.push(device_id);
+            self.ids.push(id);
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// PostgreSQL's binds: the devices and the ids, as two arrays of equal length.
+    pub fn arrays(&self) -> (&[i64], &[String]) {
+        (&self.devices, &self.ids)
+    }
+
+    /// SQLite's bind: `[[device, "id"], …]`.
+    pub fn json(&self) -> String {
+        let pairs: Vec<(i64, &str)> = self
+            .devices
+            .iter()
+            .zip(&self.ids)
+            .map(|(device, id)| (*device, id.as_str()))
+            .collect();
+        serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+/// The steps of SQLite's plan for `sql` (its parameters left unbound) over a freshly migrated
+/// database: what a test checks a hot statement's index use with.
+#[cfg(test)]
+pub fn sqlite_plan(sql: &str) -> Vec<String> {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    #[derive(diesel::QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.db");
+    let settings = crate::config::DatabaseSettings {
+        url: secrecy::SecretString::from(format!("sqlite://{}", path.display())),
+        max_connections: 1,
+        acquire_timeout_secs: 1,
+        sqlite_busy_timeout_ms: 1000,
+        sqlite_cache_mib: 2,
+    };
+    crate::db::migrate::run_pending(&settings).unwrap();
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+        .load::<Step>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|step| step.detail)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use diesel::connection::SimpleConnection;

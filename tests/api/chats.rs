@@ -37,6 +37,7 @@ crate::both_backends!(with super::CHAT_SIM;
     replays_store_one_row_and_the_window_applies,
     pagination_has_no_gaps_or_repeats_under_inserts,
     a_batch_of_many_chats_is_filed_like_one_message_at_a_time,
+    receipts_of_many_devices_move_only_their_own_messages,
 );
 
 type Ws =
@@ -752,4 +753,103 @@ async fn a_batch_of_many_chats_is_filed_like_one_message_at_a_time(app: TestApp)
         .await
         .unwrap();
     assert_eq!(again.unread_count, 2, "and counts nothing");
+}
+
+/// Receipts of several devices in one batch (one statement per status for all of them) move
+/// each device's own messages one step each, in the order messages move whatever order they
+/// came in, and never another device's message that has the same id.
+async fn receipts_of_many_devices_move_only_their_own_messages(app: TestApp) {
+    use wafleet::stats::store::{by_device, Scope};
+    let admin = app.admin().await;
+    let tenant = admin.tenant_id;
+    let mut devices = Vec::new();
+    for name in ["a", "b"] {
+        let device = wafleet::device::store::insert_device(&app.db, tenant, name)
+            .await
+            .unwrap();
+        devices.push(device.id);
+    }
+    let (a, b) = (devices[0], devices[1]);
+    // Both devices sent a message with the same id, and two others each.
+    let mut sent = Vec::new();
+    for (device, ids) in [(a, ["SAME", "A1", "A2"]), (b, ["SAME", "B1", "B2"])] {
+        for id in ids {
+            sent.push(message_at(tenant, device, id, "60444", 10, true));
+        }
+    }
+    store::write_batch(&app.db, sent).await.unwrap();
+    let ack = |device_id, ids: &[&str], status| ChatWrite::Ack {
+        device_id,
+        wa_ids: ids.iter().map(|id| id.to_string()).collect(),
+        status,
+    };
+    let receipts = vec![
+        ack(a, &["A1"], "read"),
+        ack(b, &["B1", "B1"], "read"),
+        ack(a, &["A1", "SAME"], "delivered"),
+        ack(b, &["B2"], "failed"),
+        ack(a, &["A2", "NOPE"], "failed"),
+        ack(b, &["NOPE"], "delivered"),
+    ];
+    let outcome = store::write_batch(&app.db, receipts.clone()).await.unwrap();
+    let mut acks: Vec<(i64, Vec<String>, &str)> = outcome
+        .acks
+        .into_iter()
+        .map(|(device, mut ids, status)| {
+            ids.sort();
+            (device, ids, status)
+        })
+        .collect();
+    acks.sort_by_key(|(device, _, status)| (*device, *status));
+    let strings = |ids: &[&str]| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        acks,
+        [
+            (a, strings(&["A1", "SAME"]), "delivered"),
+            (a, strings(&["A2"]), "failed"),
+            (a, strings(&["A1"]), "read"),
+            (b, strings(&["B2"]), "failed"),
+            (b, strings(&["B1"]), "read"),
+        ]
+    );
+    let status_of = |device: i64, id: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let chat = store::get_chat(&db, tenant, device, "60444@s.whatsapp.net")
+                .await
+                .unwrap();
+            store::get_message(&db, chat.id, id).await.unwrap().status
+        }
+    };
+    for (device, id, status) in [
+        (a, "A1", "read"),
+        (a, "SAME", "delivered"),
+        (a, "A2", "failed"),
+        (b, "SAME", "sent"),
+        (b, "B1", "read"),
+        (b, "B2", "failed"),
+    ] {
+        assert_eq!(status_of(device, id).await, status, "{device} {id}");
+    }
+    // Each step counted once: a read receipt that came first still counts a delivery.
+    let counts = || async {
+        let now = Utc::now().naive_utc();
+        let since = now - chrono::Duration::hours(1);
+        let mut rows = by_device(&app.db, tenant, &Scope::Tenant, since, now)
+            .await
+            .unwrap();
+        rows.sort_by_key(|row| row.device_id);
+        rows.into_iter()
+            .map(|row| {
+                let t = row.tally;
+                (row.device_id, [t.sent, t.delivered, t.read, t.failed])
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![(a, [3, 2, 1, 1]), (b, [3, 1, 1, 1])];
+    assert_eq!(counts().await, expected);
+    // The same receipts again move nothing and count nothing.
+    let again = store::write_batch(&app.db, receipts).await.unwrap();
+    assert!(again.acks.is_empty(), "{:?}", again.acks);
+    assert_eq!(counts().await, expected);
 }

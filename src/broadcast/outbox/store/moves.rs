@@ -3,13 +3,15 @@
 //! devices, put back to pending by a user's retry of failed rows, read for their leads (AI
 //! distribution), and moved forward by receipts.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{on_conn, Conn, CHUNK};
 use crate::broadcast::outbox::model::{OutboxStatus, Receipt};
 use crate::db::schema::{opt_outs, outbox};
-use crate::db::sql::{one_of, OneOf};
+use crate::db::sql::Pairs;
 use crate::db::{Db, DbError};
 use crate::db_run;
 
@@ -271,132 +273,154 @@ pub async fn skip_step_row(
     Ok(changed > 0)
 }
 
-diesel::define_sql_function! {
-    /// `coalesce(a, b)`: the first that is not NULL.
-    fn coalesce(
-        a: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-        b: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
-}
-
-/// The rows [`receipt_rows`] names.
-type ReceiptRows = diesel::dsl::Filter<
-    diesel::dsl::Filter<
-        diesel::dsl::Filter<
-            outbox::table,
-            diesel::dsl::Eq<diesel::dsl::Add<outbox::device_id, i64>, i64>,
-        >,
-        OneOf<outbox::message_id, String>,
-    >,
-    OneOf<outbox::status, String>,
->;
-
-/// A device's rows named by `wa_ids` that are still in a status of `from`. The device's test is
-/// an expression (`+ 0`), so SQLite's planner cannot walk `outbox_device_sent_idx` over every
-/// row of the device (it did for lists of five ids and more): it probes the ids' unique index.
-fn receipt_rows(device_id: i64, wa_ids: Vec<String>, from: Vec<String>) -> ReceiptRows {
-    outbox::table
-        .filter((outbox::device_id + 0i64).eq(device_id))
-        .filter(one_of(outbox::message_id, wa_ids))
-        .filter(one_of(outbox::status, from))
-}
-
 /// Moves the rows a batch of receipts acknowledges forward, never backwards (see
 /// [`OutboxStatus::receipt_moves_from`]), in ONE transaction: `delivered_at` is stamped once,
 /// `read_at` with a read receipt. Returns the rows moved.
 pub async fn apply_receipts(db: &Db, receipts: &[Receipt]) -> Result<usize, DbError> {
-    let receipts = receipts.to_vec();
-    // One statement per receipt: on SQLite the batch runs on one blocking thread.
+    // `delivered` before `read`, as they happen: one statement each for every device. No
+    // other status moves a row.
+    let named: Vec<(OutboxStatus, Pairs)> = [OutboxStatus::Delivered, OutboxStatus::Read]
+        .into_iter()
+        .filter_map(|status| {
+            let mut pairs = Pairs::default();
+            for receipt in receipts.iter().filter(|r| r.status == status) {
+                pairs.extend(receipt.device_id, receipt.wa_ids.iter().cloned());
+            }
+            (!pairs.is_empty()).then_some((status, pairs))
+        })
+        .collect();
     crate::db_batch!(db, move |conn| {
         conn.transaction::<_, DbError, _>(async |conn| {
-            apply_receipts_on(Conn::from(&mut *conn), &receipts).await
+            let now = chrono::Utc::now().naive_utc();
+            let mut moved = 0;
+            for (status, pairs) in &named {
+                moved += move_named(Conn::from(&mut *conn), pairs, *status, now).await?;
+            }
+            Ok(moved)
         })
         .await
     })
 }
 
-/// [`apply_receipts`] on a connection inside a transaction.
-async fn apply_receipts_on(conn: Conn<'_>, receipts: &[Receipt]) -> Result<usize, DbError> {
-    let now = chrono::Utc::now().naive_utc();
+/// The statement moving rows by receipt, the same on either backend but for its parameters:
+/// the pairs' `source` first, then the status, the test of the statuses it moves from, the time
+/// and `read_at`. Only a row still `sending` — its receipt beat the sender's own record — gets
+/// `sent_at` (`stamps_sent`): the send happened by now, and pacing and caps count it by that.
+/// Rows already sent keep theirs, and the statement does not name the column, so SQLite does
+/// not rewrite `outbox_device_sent_idx` for every receipt.
+fn receipt_statement(
+    source: &str,
+    [to, from_any, now, read_at]: [&str; 4],
+    stamps_sent: bool,
+) -> String {
+    let sent_at = if stamps_sent {
+        format!("sent_at = coalesce(outbox.sent_at, {now}), ")
+    } else {
+        String::new()
+    };
+    format!(
+        "UPDATE outbox SET status = {to}, {sent_at}\
+         delivered_at = coalesce(outbox.delivered_at, {now}), read_at = {read_at} \
+         FROM {source} WHERE outbox.device_id = named.device_id \
+         AND outbox.message_id = named.wa_id AND {from_any}"
+    )
+}
+
+/// [`receipt_statement`]'s parameters on PostgreSQL.
+const PG_PARAMS: [&str; 4] = ["$3", "outbox.status = ANY($4)", "$5", "$6"];
+
+/// [`receipt_statement`]'s parameters on SQLite.
+const SQLITE_PARAMS: [&str; 4] = [
+    "?2",
+    "outbox.status IN (SELECT value FROM json_each(?3))",
+    "?4",
+    "?5",
+];
+
+/// Moves the rows `pairs` names (by device and message id) that `status` may move from to it:
+/// those the sender recorded, then those still `sending`.
+async fn move_named(
+    mut conn: Conn<'_>,
+    pairs: &Pairs,
+    status: OutboxStatus,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let sending = OutboxStatus::Sending.as_str();
+    let (unrecorded, recorded): (Vec<&str>, Vec<&str>) = status
+        .receipt_moves_from()
+        .iter()
+        .partition(|from| **from == sending);
     let mut moved = 0;
-    on_conn!(conn, |conn| {
-        for receipt in receipts {
-            let from = receipt.status.receipt_moves_from();
-            if from.is_empty() {
-                continue;
-            }
-            let read_at = (receipt.status == OutboxStatus::Read).then_some(now);
-            let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
-            moved += diesel::update(receipt_rows(
-                receipt.device_id,
-                receipt.wa_ids.clone(),
-                from,
-            ))
-            .set((
-                outbox::status.eq(receipt.status.as_str()),
-                // A receipt can beat the sender's own record (it then finds the row no longer
-                // `sending`): the send happened by now, and pacing and caps count it by this.
-                outbox::sent_at.eq(coalesce(outbox::sent_at, Some(now))),
-                outbox::delivered_at.eq(coalesce(outbox::delivered_at, Some(now))),
-                outbox::read_at.eq(read_at),
-            ))
-            .execute(conn)
-            .await?;
+    for (from, stamps_sent) in [(recorded, false), (unrecorded, true)] {
+        if !from.is_empty() {
+            moved += move_from(conn.reborrow(), pairs, status, &from, stamps_sent, now).await?;
         }
-    });
+    }
+    Ok(moved)
+}
+
+/// Moves the rows `pairs` names that are in a status of `from` to `status`.
+async fn move_from(
+    conn: Conn<'_>,
+    pairs: &Pairs,
+    status: OutboxStatus,
+    from: &[&str],
+    stamps_sent: bool,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let read_at = (status == OutboxStatus::Read).then_some(now);
+    let moved = match conn {
+        Conn::Postgres(conn) => {
+            let (devices, ids) = pairs.arrays();
+            diesel::sql_query(receipt_statement(Pairs::PG_SOURCE, PG_PARAMS, stamps_sent))
+                .bind::<Array<BigInt>, _>(devices)
+                .bind::<Array<Text>, _>(ids)
+                .bind::<Text, _>(status.as_str())
+                .bind::<Array<Text>, _>(from)
+                .bind::<Timestamp, _>(now)
+                .bind::<Nullable<Timestamp>, _>(read_at)
+                .execute(conn)
+                .await?
+        }
+        Conn::Sqlite(conn) => {
+            diesel::sql_query(receipt_statement(
+                Pairs::SQLITE_SOURCE,
+                SQLITE_PARAMS,
+                stamps_sent,
+            ))
+            .bind::<Text, _>(pairs.json())
+            .bind::<Text, _>(status.as_str())
+            .bind::<Text, _>(serde_json::to_string(from).unwrap_or_default())
+            .bind::<Timestamp, _>(now)
+            .bind::<Nullable<Timestamp>, _>(read_at)
+            .execute(conn)
+            .await?
+        }
+    };
     Ok(moved)
 }
 
 #[cfg(test)]
 mod tests {
-    use diesel::sql_types::Text;
-    use diesel::sqlite::Sqlite;
-    use diesel::{debug_query, Connection, SqliteConnection};
-    use secrecy::SecretString;
-
     use super::*;
-    use crate::config::DatabaseSettings;
-
-    #[derive(QueryableByName)]
-    struct Step {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
+    use crate::db::sql::sqlite_plan;
 
     #[test]
-    fn a_receipt_of_many_ids_probes_the_message_id_index_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.db");
-        let settings = DatabaseSettings {
-            url: SecretString::from(format!("sqlite://{}", path.display())),
-            max_connections: 1,
-            acquire_timeout_secs: 1,
-            sqlite_busy_timeout_ms: 1000,
-            sqlite_cache_mib: 2,
-        };
-        crate::db::migrate::run_pending(&settings).unwrap();
-        let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-        let ids: Vec<String> = (0..200).map(|i| format!("3EB0{i:016X}")).collect();
-        let from = vec!["sent".to_string(), "delivered".to_string()];
-        let update = diesel::update(receipt_rows(7, ids, from)).set(outbox::status.eq("read"));
-        let sql = debug_query::<Sqlite, _>(&update).to_string();
-        let sql = sql.split(" -- binds").next().unwrap();
-        // Parameters left unbound are NULL: the plan does not depend on them.
-        let explain = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"));
-        let plan: Vec<String> = diesel::RunQueryDsl::load::<Step>(explain, &mut conn)
-            .unwrap()
-            .into_iter()
-            .map(|step| step.detail)
-            .collect();
-        assert!(
-            plan.iter().any(|step| step.contains("(message_id=?)")),
-            "{plan:?}"
-        );
-        assert!(
-            !plan
-                .iter()
-                .any(|step| step.contains("outbox_device_sent_idx")),
-            "{plan:?}"
-        );
+    fn a_receipt_probes_the_message_id_index_once_per_pair_on_sqlite() {
+        for stamps_sent in [false, true] {
+            let sql = receipt_statement(Pairs::SQLITE_SOURCE, SQLITE_PARAMS, stamps_sent);
+            let plan = sqlite_plan(&sql);
+            assert!(
+                plan.iter().any(|step| step.contains("(message_id=?)")),
+                "{plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| {
+                    step.contains("outbox_device_sent_idx") || step.contains("SCAN outbox")
+                }),
+                "{plan:?}"
+            );
+            assert_eq!(sql.contains("sent_at ="), stamps_sent, "{sql}");
+        }
     }
 }
