@@ -105,11 +105,11 @@ where
 
 /// (device, WhatsApp id) pairs a statement joins as the table `named (device_id, wa_id)`, bound
 /// with SQL text that does not depend on how many there are, so one statement covers every
-/// device of a batch and the connection prepares it once. PostgreSQL binds two arrays and
-/// unnests them ([`Pairs::PG_SOURCE`], `$1` and `$2`); SQLite binds one JSON array of
-/// `[device, id]` and reads it with `json_each` ([`Pairs::SQLITE_SOURCE`], `?1`). Joined in an
-/// `UPDATE … FROM`, either probes the table's (device, id) index once per pair (a row-value
-/// `IN` would let SQLite use the device alone).
+/// device of a batch (diesel parses a raw statement again on every run: a few per batch).
+/// PostgreSQL binds two arrays and unnests them ([`Pairs::PG_SOURCE`], `$1` and `$2`); SQLite
+/// binds one JSON array of `[device, id]` and reads it with `json_each`
+/// ([`Pairs::SQLITE_SOURCE`], `?1`). Joined in an `UPDATE … FROM`, either probes the table's
+/// (device, id) index once per pair (a row-value `IN` would let SQLite use the device alone).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pairs {
     devices: Vec<i64>,
