@@ -1,6 +1,8 @@
 //! All SQL about devices. Tenant-facing reads take the tenant id and filter on it, so a device of
 //! another tenant is simply "not found".
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -42,6 +44,18 @@ pub async fn get_device(db: &Db, tenant_id: i64, id: i64) -> Result<Device, DbEr
             .await
             .map_err(DbError::from)
     })
+}
+
+/// Which of `ids` are devices of the tenant (a subscription's topics, checked together).
+pub async fn tenant_device_ids(
+    db: &Db,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<HashSet<i64>, DbError> {
+    Ok(crate::ids_found!(db, ids, |chunk| devices::table
+        .filter(devices::tenant_id.eq(tenant_id))
+        .filter(devices::id.eq_any(chunk))
+        .select(devices::id)))
 }
 
 /// A page of a tenant's devices, ordered by id, and the total matching the filter.

@@ -48,6 +48,7 @@ const ROOT_MACROS: &[(&str, &str)] = &[
     ("delete_chunk", "db"),
     ("on_conn", "db"),
     ("multi_row", "db"),
+    ("ids_found", "db"),
 ];
 
 /// The layer (row of [`LAYERS`]) of a top-level module.

@@ -1,6 +1,7 @@
 //! The WebSocket stream with a real client: subscription rules, device events end to end,
 //! authentication, slow consumers, session churn, and two daemons sharing events over Redis.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -95,7 +96,8 @@ fn is_status(v: &Value, device: i64, status: &str) -> bool {
 
 crate::both_backends!(
     device_events_flow_to_subscribers,
-    topics_are_tenant_and_device_scoped
+    topics_are_tenant_and_device_scoped,
+    one_subscription_checks_hundreds_of_topics
 );
 
 async fn device_events_flow_to_subscribers(app: TestApp) {
@@ -144,6 +146,97 @@ async fn device_events_flow_to_subscribers(app: TestApp) {
     ws.send(Message::text("not json")).await.unwrap();
     let error = next_json(&mut ws, |v| v["event"] == "ERROR").await;
     assert_eq!(error["error"]["code"], "invalid_message");
+}
+
+/// Subscribes with one frame of `topics`; answers the subscribed topics and every refused
+/// (topic, error code), in any order.
+async fn subscribe_all(
+    ws: &mut Ws,
+    topics: &[String],
+) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+    let op = json!({"op": "subscribe", "topics": topics});
+    ws.send(Message::text(op.to_string())).await.unwrap();
+    let mut refused = BTreeSet::new();
+    loop {
+        let frame = next_json(ws, |_| true).await;
+        if frame["event"] == "ERROR" {
+            refused.insert((
+                frame["topic"].as_str().unwrap().to_string(),
+                frame["error"]["code"].as_str().unwrap().to_string(),
+            ));
+        } else if frame["event"] == "SUBSCRIBED" {
+            let subscribed = frame["topics"].as_array().unwrap().iter();
+            return (
+                subscribed
+                    .map(|t| t.as_str().unwrap().to_string())
+                    .collect(),
+                refused,
+            );
+        }
+    }
+}
+
+/// A dashboard subscribes to many devices at once: every topic of one frame is checked (more
+/// ids than one statement binds), each answered as it would be alone, members included.
+async fn one_subscription_checks_hundreds_of_topics(app: TestApp) {
+    let acme = app.new_tenant("Acme").await;
+    let other = app.new_tenant("Other").await;
+    let mut mine = Vec::new();
+    for n in 0..(wafleet::db::ID_CHUNK + 100) {
+        let device =
+            wafleet::device::store::insert_device(&app.db, acme.tenant_id, &format!("d{n}"))
+                .await
+                .unwrap();
+        mine.push(format!("messages/{}", device.id));
+    }
+    let theirs = wafleet::device::store::insert_device(&app.db, other.tenant_id, "theirs")
+        .await
+        .unwrap();
+    let lists = wafleet::broadcast::leads::store::insert_list;
+    let my_list = lists(&app.db, acme.tenant_id, "mine").await.unwrap();
+    let their_list = lists(&app.db, other.tenant_id, "theirs").await.unwrap();
+    let mut topics = mine.clone();
+    topics.extend([
+        format!("messages/{}", theirs.id),
+        format!("lead-lists/{}", my_list.id),
+        format!("lead-lists/{}", their_list.id),
+        "campaign/987654".into(),
+        "sequence/987654".into(),
+        "device-status".into(),
+        "messages/0".into(),
+    ]);
+    let token = token_for(&acme, &["read"]).await;
+    let mut ws = connect(&app, WsAuth::Query(&token)).await.unwrap();
+    let (subscribed, refused) = subscribe_all(&mut ws, &topics).await;
+    let mut expected: BTreeSet<String> = mine.iter().cloned().collect();
+    expected.insert(format!("lead-lists/{}", my_list.id));
+    expected.insert("device-status".into());
+    assert_eq!(subscribed, expected);
+    let forbidden = |topic: String| (topic, "forbidden_topic".to_string());
+    let expected_refused: BTreeSet<(String, String)> = [
+        forbidden(format!("messages/{}", theirs.id)),
+        forbidden(format!("lead-lists/{}", their_list.id)),
+        forbidden("campaign/987654".into()),
+        forbidden("sequence/987654".into()),
+        ("messages/0".into(), "unknown_topic".into()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(refused, expected_refused);
+
+    // A member assigned the first and the last device hears those two only.
+    let ids: Vec<i64> = [&mine[0], &mine[mine.len() - 1]]
+        .iter()
+        .map(|t| t.trim_start_matches("messages/").parse().unwrap())
+        .collect();
+    let (_member, mut ws) = crate::ws_access::member_with(&app, &acme, &ids).await;
+    let (subscribed, refused) = subscribe_all(&mut ws, &mine).await;
+    let expected: BTreeSet<String> = [mine[0].clone(), mine[mine.len() - 1].clone()].into();
+    assert_eq!(subscribed, expected);
+    assert_eq!(refused.len(), mine.len() - 2);
+    assert!(refused
+        .iter()
+        .all(|(topic, code)| code == "forbidden_topic" && !expected.contains(topic)));
 }
 
 async fn topics_are_tenant_and_device_scoped(app: TestApp) {

@@ -94,7 +94,11 @@ async fn cookie_of(app: &TestApp, user: &UserClient) -> (String, String) {
 }
 
 /// A member of `owner`'s tenant with `devices` assigned, and a WebSocket of theirs.
-async fn member_with(app: &TestApp, owner: &UserClient, devices: &[i64]) -> (UserClient, Ws) {
+pub(crate) async fn member_with(
+    app: &TestApp,
+    owner: &UserClient,
+    devices: &[i64],
+) -> (UserClient, Ws) {
     let member = app.create_user(owner.tenant_id, "member").await;
     assign(owner, member.user_id, devices).await;
     let (cookie, _) = cookie_of(app, &member).await;

@@ -88,6 +88,19 @@ pub async fn get_campaign(db: &Db, tenant_id: i64, id: i64) -> Result<Campaign, 
     })
 }
 
+/// Which of `ids` are campaigns of the tenant (sequence carriers are not).
+pub async fn tenant_campaign_ids(
+    db: &Db,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<HashSet<i64>, DbError> {
+    Ok(crate::ids_found!(db, ids, |chunk| campaigns::table
+        .filter(campaigns::tenant_id.eq(tenant_id))
+        .filter(campaigns::kind.ne(CampaignKind::Sequence.as_str()))
+        .filter(campaigns::id.eq_any(chunk))
+        .select(campaigns::id)))
+}
+
 /// A campaign by id alone (for the engine, which serves every tenant).
 pub async fn find_campaign(db: &Db, id: i64) -> Result<Campaign, DbError> {
     db_run!(db, |conn| {

@@ -1,7 +1,7 @@
 //! All SQL about lead lists and leads. Every function is tenant-scoped: another tenant's ids
 //! read as [`DbError::NotFound`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::sql;
@@ -70,6 +70,18 @@ pub async fn get_list(db: &Db, tenant_id: i64, id: i64) -> Result<(LeadList, i64
             .await
             .map_err(DbError::from)
     })
+}
+
+/// Which of `ids` are lead lists of the tenant.
+pub async fn tenant_list_ids(
+    db: &Db,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<HashSet<i64>, DbError> {
+    Ok(crate::ids_found!(db, ids, |chunk| lead_lists::table
+        .filter(lead_lists::tenant_id.eq(tenant_id))
+        .filter(lead_lists::id.eq_any(chunk))
+        .select(lead_lists::id)))
 }
 
 /// Creates a list; a name the tenant already uses is [`DbError::Conflict`].

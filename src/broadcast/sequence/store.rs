@@ -161,6 +161,18 @@ pub async fn get_sequence(db: &Db, tenant_id: i64, id: i64) -> Result<Sequence, 
     })
 }
 
+/// Which of `ids` are sequences of the tenant.
+pub async fn tenant_sequence_ids(
+    db: &Db,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<HashSet<i64>, DbError> {
+    Ok(crate::ids_found!(db, ids, |chunk| sequences::table
+        .filter(sequences::tenant_id.eq(tenant_id))
+        .filter(sequences::id.eq_any(chunk))
+        .select(sequences::id)))
+}
+
 /// A tenant's sequences, newest first.
 pub async fn list_sequences(db: &Db, tenant_id: i64) -> Result<Vec<Sequence>, DbError> {
     db_run!(db, |conn| {

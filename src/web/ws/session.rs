@@ -24,7 +24,7 @@ use actix_web_actors::ws;
 use futures_util::Stream;
 use tokio::sync::{broadcast, watch};
 
-use super::access::{authorize_topic, changes_of, redact_for_viewer, verdict};
+use super::access::{authorize_topics, changes_of, redact_for_viewer, verdict};
 use super::access::{AccessChanged, Credentials, Verdict};
 use super::protocol::{ClientOp, ServerFrame, CLOSE_REAUTHENTICATE, CLOSE_TRY_AGAIN_LATER};
 use crate::auth::Caller;
@@ -211,17 +211,7 @@ impl WsSession {
     fn subscribe(&mut self, names: Vec<String>, ctx: &mut ws::WebsocketContext<Self>) {
         let db = self.db.clone();
         let caller = self.caller.clone();
-        let check = async move {
-            let mut verdicts = Vec::with_capacity(names.len());
-            for name in names {
-                let verdict = match Topic::parse(&name) {
-                    None => Err(("unknown_topic", format!("unknown topic {name:?}; use device-status, messages/<device_id>, campaign/<campaign_id>, lead-lists/<list_id>, sequence/<sequence_id> or opt-outs"))),
-                    Some(topic) => authorize_topic(&db, &caller, topic).await.map(|()| topic),
-                };
-                verdicts.push((name, verdict));
-            }
-            verdicts
-        };
+        let check = async move { authorize_topics(&db, &caller, names).await };
         ctx.wait(check.into_actor(self).map(|verdicts, this, ctx| {
             let mut allowed = Vec::new();
             for (name, verdict) in verdicts {
