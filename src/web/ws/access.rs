@@ -152,20 +152,21 @@ pub async fn authorize_topics(
             (name, topic)
         })
         .collect();
-    let ids = |kind: fn(Topic) -> Option<i64>| -> Vec<i64> {
-        let mut ids: Vec<i64> = parsed
-            .iter()
-            .filter_map(|(_, t)| t.and_then(kind))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
+    let (mut devices, mut lists, mut campaigns, mut sequences) = (vec![], vec![], vec![], vec![]);
+    for (_, topic) in &parsed {
+        match topic {
+            Some(Topic::Messages(id)) => devices.push(*id),
+            Some(Topic::LeadList(id)) => lists.push(*id),
+            Some(Topic::Campaign(id)) => campaigns.push(*id),
+            Some(Topic::Sequence(id)) => sequences.push(*id),
+            Some(Topic::DeviceStatus | Topic::OptOuts) | None => {}
+        }
+    }
     let tenant = caller.tenant_id;
-    let devices = owned(devices::tenant_device_ids(db, tenant, &ids(device_of)).await);
-    let lists = owned(lead_store::tenant_list_ids(db, tenant, &ids(list_of)).await);
-    let campaigns = owned(campaign_store::tenant_campaign_ids(db, tenant, &ids(campaign_of)).await);
-    let sequences = owned(sequence_store::tenant_sequence_ids(db, tenant, &ids(sequence_of)).await);
+    let devices = owned(devices::tenant_device_ids(db, tenant, &devices).await);
+    let lists = owned(lead_store::tenant_list_ids(db, tenant, &lists).await);
+    let campaigns = owned(campaign_store::tenant_campaign_ids(db, tenant, &campaigns).await);
+    let sequences = owned(sequence_store::tenant_sequence_ids(db, tenant, &sequences).await);
     parsed
         .into_iter()
         .map(|(name, topic)| {
@@ -199,38 +200,6 @@ pub async fn authorize_topics(
 fn owned(read: Result<HashSet<i64>, DbError>) -> Option<HashSet<i64>> {
     read.map_err(|err| tracing::warn!(error = %err, "could not check a subscription's topics"))
         .ok()
-}
-
-/// The device of a `messages/<id>` topic.
-fn device_of(topic: Topic) -> Option<i64> {
-    match topic {
-        Topic::Messages(id) => Some(id),
-        _ => None,
-    }
-}
-
-/// The list of a `lead-lists/<id>` topic.
-fn list_of(topic: Topic) -> Option<i64> {
-    match topic {
-        Topic::LeadList(id) => Some(id),
-        _ => None,
-    }
-}
-
-/// The campaign of a `campaign/<id>` topic.
-fn campaign_of(topic: Topic) -> Option<i64> {
-    match topic {
-        Topic::Campaign(id) => Some(id),
-        _ => None,
-    }
-}
-
-/// The sequence of a `sequence/<id>` topic.
-fn sequence_of(topic: Topic) -> Option<i64> {
-    match topic {
-        Topic::Sequence(id) => Some(id),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
