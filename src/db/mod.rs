@@ -248,24 +248,24 @@ macro_rules! multi_row {
     };
 }
 
-/// Ids a statement binds at most in one go when checking many (SQLite binds one parameter per
-/// id of an `IN` list and refuses more than 32,766).
-pub const ID_CHUNK: usize = 500;
+/// Keys a statement binds at most in one `IN` list: both backends cap bind parameters (SQLite
+/// at 32,766).
+pub const ID_CHUNK: usize = 1000;
 
-/// Runs `$query`, a query selecting ids built from `$chunk` (up to [`ID_CHUNK`] of `$ids`), once
-/// per chunk and answers every id it found as a `HashSet<i64>`: whether a tenant owns many ids,
-/// in a statement per 500. The enclosing function must return `Result<_, E>` with
-/// `E: From<DbError>`.
+/// Runs `$query`, a query selecting one column of type `$ty` built from `$chunk` (up to
+/// [`ID_CHUNK`] of `$ids`), once per chunk and answers every value it found as a
+/// `HashSet<$ty>`: which of many ids (or other keys) exist, in a statement per 1,000. The enclosing function must return
+/// `Result<_, E>` with `E: From<DbError>`.
 ///
 /// ```text
-/// ids_found!(db, ids, |chunk| devices::table.filter(devices::tenant_id.eq(t)).filter(devices::id.eq_any(chunk)).select(devices::id))
+/// ids_found!(db, ids, i64, |chunk| devices::table.filter(devices::tenant_id.eq(t)).filter(devices::id.eq_any(chunk)).select(devices::id))
 /// ```
 #[macro_export]
 macro_rules! ids_found {
-    ($db:expr, $ids:expr, |$chunk:ident| $query:expr) => {{
-        let mut found = std::collections::HashSet::<i64>::new();
+    ($db:expr, $ids:expr, $ty:ty, |$chunk:ident| $query:expr) => {{
+        let mut found = std::collections::HashSet::<$ty>::new();
         for $chunk in $ids.chunks($crate::db::ID_CHUNK) {
-            let rows: Vec<i64> = $crate::db_run!($db, |conn| {
+            let rows: Vec<$ty> = $crate::db_run!($db, |conn| {
                 diesel_async::RunQueryDsl::load($query, conn)
                     .await
                     .map_err($crate::db::DbError::from)

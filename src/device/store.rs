@@ -52,7 +52,7 @@ pub async fn tenant_device_ids(
     tenant_id: i64,
     ids: &[i64],
 ) -> Result<HashSet<i64>, DbError> {
-    Ok(crate::ids_found!(db, ids, |chunk| devices::table
+    Ok(crate::ids_found!(db, ids, i64, |chunk| devices::table
         .filter(devices::tenant_id.eq(tenant_id))
         .filter(devices::id.eq_any(chunk))
         .select(devices::id)))

@@ -94,7 +94,7 @@ pub async fn tenant_campaign_ids(
     tenant_id: i64,
     ids: &[i64],
 ) -> Result<HashSet<i64>, DbError> {
-    Ok(crate::ids_found!(db, ids, |chunk| campaigns::table
+    Ok(crate::ids_found!(db, ids, i64, |chunk| campaigns::table
         .filter(campaigns::tenant_id.eq(tenant_id))
         .filter(campaigns::kind.ne(CampaignKind::Sequence.as_str()))
         .filter(campaigns::id.eq_any(chunk))

@@ -49,21 +49,12 @@ pub async fn opted_out(
     tenant_id: i64,
     phones: &[String],
 ) -> Result<HashSet<String>, DbError> {
-    let mut found = HashSet::new();
-    // Bounded IN lists: both backends cap bind parameters.
-    for chunk in phones.chunks(1000) {
-        let rows: Vec<String> = db_run!(db, |conn| {
-            opt_outs::table
-                .filter(opt_outs::tenant_id.eq(tenant_id))
-                .filter(one_of(opt_outs::phone, chunk.to_vec()))
-                .select(opt_outs::phone)
-                .load(conn)
-                .await
-                .map_err(DbError::from)
-        })?;
-        found.extend(rows);
-    }
-    Ok(found)
+    Ok(crate::ids_found!(db, phones, String, |chunk| {
+        opt_outs::table
+            .filter(opt_outs::tenant_id.eq(tenant_id))
+            .filter(one_of(opt_outs::phone, chunk.to_vec()))
+            .select(opt_outs::phone)
+    }))
 }
 
 /// Puts `phone` (E.164 digits) on the tenant's opt-out list. Idempotent: a number already on it

@@ -78,7 +78,7 @@ pub async fn tenant_list_ids(
     tenant_id: i64,
     ids: &[i64],
 ) -> Result<HashSet<i64>, DbError> {
-    Ok(crate::ids_found!(db, ids, |chunk| lead_lists::table
+    Ok(crate::ids_found!(db, ids, i64, |chunk| lead_lists::table
         .filter(lead_lists::tenant_id.eq(tenant_id))
         .filter(lead_lists::id.eq_any(chunk))
         .select(lead_lists::id)))

@@ -167,7 +167,7 @@ pub async fn tenant_sequence_ids(
     tenant_id: i64,
     ids: &[i64],
 ) -> Result<HashSet<i64>, DbError> {
-    Ok(crate::ids_found!(db, ids, |chunk| sequences::table
+    Ok(crate::ids_found!(db, ids, i64, |chunk| sequences::table
         .filter(sequences::tenant_id.eq(tenant_id))
         .filter(sequences::id.eq_any(chunk))
         .select(sequences::id)))
@@ -344,20 +344,12 @@ async fn not_enrolled<T>(
     sequence_id: i64,
     candidates: Vec<(i64, String, T)>,
 ) -> Result<Vec<(i64, String, T)>, DbError> {
-    let mut enrolled: HashSet<i64> = HashSet::new();
-    for chunk in candidates.chunks(1000) {
-        let ids: Vec<i64> = chunk.iter().map(|c| c.0).collect();
-        let present: Vec<i64> = db_run!(db, |conn| {
-            sequence_enrollments::table
-                .filter(sequence_enrollments::sequence_id.eq(sequence_id))
-                .filter(sequence_enrollments::lead_id.eq_any(&ids))
-                .select(sequence_enrollments::lead_id)
-                .load(conn)
-                .await
-                .map_err(DbError::from)
-        })?;
-        enrolled.extend(present);
-    }
+    let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+    let enrolled: HashSet<i64> =
+        crate::ids_found!(db, ids, i64, |chunk| sequence_enrollments::table
+            .filter(sequence_enrollments::sequence_id.eq(sequence_id))
+            .filter(sequence_enrollments::lead_id.eq_any(chunk))
+            .select(sequence_enrollments::lead_id));
     Ok(candidates
         .into_iter()
         .filter(|c| !enrolled.contains(&c.0))

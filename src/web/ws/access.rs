@@ -138,7 +138,7 @@ pub type TopicVerdict = Result<Topic, (&'static str, String)>;
 
 /// Whether the caller may hear each of the topics it named, in its order: its own tenant's
 /// devices (members: assigned ones), campaigns, lead lists and sequences. Ownership is read for
-/// all the topics together, one statement per kind of topic (and per 500 ids), so a dashboard
+/// all the topics together, one statement per kind of topic (and per 1,000 ids), so a dashboard
 /// subscribing to 3,000 devices' messages costs a few statements, not 3,000.
 pub async fn authorize_topics(
     db: &Db,
