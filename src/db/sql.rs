@@ -36,6 +36,14 @@ pub fn one_of<C, T>(column: C, values: Vec<T>) -> OneOf<C, T> {
     }
 }
 
+/// Rows bound as one JSON array (each row a JSON array of its columns) that SQLite reads with
+/// `json_each`, `json_extract(value, '$[i]')` for column `i`: a multi-row INSERT under SQL text
+/// that does not depend on how many rows there are, prepared once per connection. Bind it as
+/// `Text`; the JSON is written when the statement binds it.
+pub fn json_rows<T>(rows: Vec<T>) -> Values<T> {
+    Values(rows)
+}
+
 /// See [`one_of`].
 #[derive(Debug, Clone)]
 pub struct OneOf<C, T> {
@@ -43,8 +51,8 @@ pub struct OneOf<C, T> {
     values: Values<T>,
 }
 
-/// The values of a [`OneOf`]: bound as they are on PostgreSQL, as one JSON array (written when
-/// the statement binds it) on SQLite.
+/// The values of a [`OneOf`] or of [`json_rows`]: bound as they are on PostgreSQL, as one JSON
+/// array (written when the statement binds it) on SQLite.
 #[derive(Debug, Clone)]
 pub struct Values<T>(Vec<T>);
 

@@ -398,7 +398,7 @@ async fn import_of_100k_rows(app: TestApp) {
     assert_eq!(shown["lead_count"], ROWS as i64 - failed);
 }
 
-/// Phones repeated within a batch and across batches of one import (500 rows each) count as
+/// Phones repeated within a batch and across batches of one import ([`BATCH_ROWS`] each) count as
 /// duplicates, the first row winning, whether the phone was new or already in the list; the
 /// file's phones are recognised through the database, not a set held for the whole file. A
 /// 60,000-character cell comes back cut to 64 characters in the error report.
@@ -530,9 +530,10 @@ async fn an_import_into_a_deleted_list_stops_reading(app: TestApp) {
         ),
         "{counts:?}"
     );
-    // The first batch failed: the upload was read no further than that batch.
+    // The first batch failed: the upload was read no further than the header, that batch and
+    // the batch parsed while it was being written.
     let read = pulled.load(Ordering::SeqCst);
-    assert!(read <= 2 * BATCH_ROWS, "read {read} of {rows} rows");
+    assert!(read <= 1 + 2 * BATCH_ROWS, "read {read} of {rows} rows");
 }
 
 async fn opt_outs_add_list_delete(app: TestApp) {

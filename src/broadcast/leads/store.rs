@@ -2,18 +2,19 @@
 //! read as [`DbError::NotFound`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::model::{Lead, LeadInput, LeadList, LeadPatch, NewLead};
 use crate::db::schema::{lead_lists, leads};
-use crate::db::sql::{like_pattern, lower};
+use crate::db::sql::{json_rows, like_pattern, lower, one_of};
 use crate::db::{Conn, Db, DbError};
-use crate::{db_run, delete_found, multi_row};
+use crate::{db_run, delete_found};
 
 /// Filters of a lead search; `None` matches everything.
 #[derive(Debug, Clone, Default)]
@@ -295,11 +296,11 @@ pub async fn write_import_batch(
     tenant_id: i64,
     list_id: i64,
     stamp: NaiveDateTime,
-    rows: &[LeadInput],
+    rows: Arc<Vec<LeadInput>>,
 ) -> Result<BatchCounts, DbError> {
     let mut attempt = 1;
     loop {
-        match try_import_batch(db, tenant_id, list_id, stamp, rows).await {
+        match try_import_batch(db, tenant_id, list_id, stamp, rows.clone()).await {
             Err(DbError::Conflict(what)) if attempt < BATCH_ATTEMPTS => {
                 tracing::debug!(list_id, attempt, conflict = %what, "import batch raced a writer, retrying");
                 attempt += 1;
@@ -309,9 +310,54 @@ pub async fn write_import_batch(
     }
 }
 
+/// Inserts new leads in one statement. SQLite reads them from one JSON array ([`json_rows`])
+/// under fixed SQL text, so the connection prepares it once (a multi-row `VALUES` list is a new
+/// statement of ten binds a row for every batch, and each timestamp is formatted per row);
+/// PostgreSQL takes diesel's multi-row insert. The rows are one import batch's: one tenant,
+/// list and time.
+async fn insert_new_leads(conn: Conn<'_>, rows: Vec<NewLead>) -> Result<usize, DbError> {
+    match conn {
+        Conn::Sqlite(conn) => {
+            let Some(first) = rows.iter().next() else {
+                return Ok(0);
+            };
+            let (tenant_id, list_id, now) = (first.tenant_id, first.list_id, first.created_at);
+            debug_assert!(rows.iter().all(|r| r.tenant_id == tenant_id
+                && r.list_id == list_id
+                && r.created_at == now
+                && r.updated_at == now));
+            let columns: Vec<_> = rows
+                .iter()
+                .map(|r| (&r.name, &r.phone, &r.niche, &r.tags, &r.status, &r.fields))
+                .collect();
+            diesel::sql_query(INSERT_LEADS_FROM_JSON)
+                .bind::<BigInt, _>(tenant_id)
+                .bind::<BigInt, _>(list_id)
+                .bind::<Timestamp, _>(now)
+                .bind::<Text, _>(json_rows(columns))
+                .execute(conn)
+                .await
+                .map_err(DbError::from)
+        }
+        Conn::Postgres(conn) => diesel::insert_into(leads::table)
+            .values(&rows)
+            .execute(conn)
+            .await
+            .map_err(DbError::from),
+    }
+}
+
+/// SQLite's insert of new leads of one list and time: `?4` is a JSON array of
+/// `[name, phone, niche, tags, status, fields]`, inserted in its order.
+const INSERT_LEADS_FROM_JSON: &str = "INSERT INTO leads \
+    (tenant_id, list_id, name, phone, niche, tags, status, fields, created_at, updated_at) \
+    SELECT ?1, ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+    json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), \
+    json_extract(value, '$[5]'), ?3, ?3 FROM json_each(?4) ORDER BY key";
+
 /// Refreshes the planner's statistics of `leads` (the same statement on both backends).
 ///
-/// Large imports call it as the table grows: without statistics PostgreSQL takes a batch of 500
+/// Large imports call it as the table grows: without statistics PostgreSQL takes a batch of
 /// phones for an unselective condition and scans the whole list for every batch of an import.
 pub async fn analyze_leads(db: &Db) -> Result<(), DbError> {
     db_run!(db, |conn| {
@@ -323,17 +369,18 @@ pub async fn analyze_leads(db: &Db) -> Result<(), DbError> {
     })
 }
 
-/// One attempt of [`write_import_batch`].
+/// One attempt of [`write_import_batch`]; on SQLite the whole batch runs on one blocking
+/// thread.
 async fn try_import_batch(
     db: &Db,
     tenant_id: i64,
     list_id: i64,
     stamp: NaiveDateTime,
-    rows: &[LeadInput],
+    rows: Arc<Vec<LeadInput>>,
 ) -> Result<BatchCounts, DbError> {
     let now = stamp;
-    let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
-    db_run!(db, |conn| {
+    crate::db_batch!(db, move |conn| {
+        let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
         conn.transaction::<_, DbError, _>(async |conn| {
             // The first statement writes (SQLite takes its write lock now) and proves the list
             // is still the tenant's.
@@ -350,7 +397,7 @@ async fn try_import_batch(
             // time the list was empty.
             let existing: Vec<Lead> = leads::table
                 .filter(leads::list_id.eq(list_id))
-                .filter(leads::phone.eq_any(phones.clone()))
+                .filter(one_of(leads::phone, phones.clone()))
                 .select(Lead::as_select())
                 .into_boxed()
                 .load(conn)
@@ -359,7 +406,7 @@ async fn try_import_batch(
                 existing.iter().map(|l| (l.phone.as_str(), l)).collect();
             let mut counts = BatchCounts::default();
             let mut fresh: Vec<NewLead> = Vec::new();
-            for row in rows {
+            for row in rows.iter() {
                 match existing.get(row.phone.as_str()) {
                     Some(lead) if lead.created_at == stamp || lead.updated_at == stamp => {
                         counts.duplicates += 1;
@@ -376,13 +423,34 @@ async fn try_import_batch(
             }
             if !fresh.is_empty() {
                 // A conflict here rolls the batch back for a retry.
-                let inserted: usize = multi_row!(Conn::from(&mut *conn), fresh, execute, |rows| {
-                    diesel::insert_into(leads::table).values(rows)
-                });
-                counts.inserted = inserted as u64;
+                counts.inserted = insert_new_leads(Conn::from(&mut *conn), fresh).await? as u64;
             }
             Ok(counts)
         })
         .await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::sql::sqlite_plan;
+
+    #[test]
+    fn an_import_batch_probes_the_lists_phones_by_index_on_sqlite() {
+        // The text `one_of` writes on SQLite for the batch's lookup.
+        let plan = sqlite_plan(
+            "SELECT id FROM leads WHERE list_id = ?1 \
+             AND phone IN (SELECT value FROM json_each(?2))",
+        );
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH leads") && step.contains("phone=?")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN leads")),
+            "{plan:?}"
+        );
+    }
 }
