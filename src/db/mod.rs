@@ -151,22 +151,17 @@ macro_rules! db_run {
 }
 
 /// [`db_run!`] for a block that owns what it uses (a `move` block) and runs several statements:
-/// on SQLite the whole block, taking the connection from the pool included, runs on one
-/// blocking thread ([`run_inline`]); on PostgreSQL it runs as with `db_run!`. The block must evaluate to `Result<_, DbError>`.
+/// on SQLite the whole block runs on one blocking thread ([`run_inline`]); on PostgreSQL it runs
+/// as with `db_run!`. The block must evaluate to `Result<_, DbError>`.
 #[macro_export]
 macro_rules! db_batch {
     ($db:expr, move |$conn:ident| $body:block) => {
         match $db {
             $crate::db::Db::Sqlite(pool) => {
-                let pool = pool.clone();
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
                 $crate::db::run_inline(move || {
-                    futures_executor::block_on(async move {
-                        // Taken on the blocking thread, so the pool's check of the connection
-                        // runs inline too, and the batch is under way from the first poll.
-                        let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
-                        let $conn: &mut $crate::db::SqliteConn = &mut pooled;
-                        $body
-                    })
+                    let $conn: &mut $crate::db::SqliteConn = &mut pooled;
+                    futures_executor::block_on(async move { $body })
                 })
                 .await
             }
