@@ -88,6 +88,9 @@ pub enum ImportError {
     Db(#[from] DbError),
 }
 
+/// A batch's write, under way.
+type Writing<'a> = Pin<Box<dyn Future<Output = Result<store::BatchCounts, DbError>> + 'a>>;
+
 /// An import in progress.
 struct Importer<'a> {
     db: &'a Db,
@@ -103,7 +106,7 @@ struct Importer<'a> {
     batches: u64,
     next_analyze: u64,
     /// The batch being written while the next is parsed.
-    writing: Option<Pin<Box<dyn Future<Output = Result<store::BatchCounts, DbError>> + 'a>>>,
+    writing: Option<Writing<'a>>,
 }
 
 impl<'a> Importer<'a> {

@@ -318,7 +318,7 @@ pub async fn write_import_batch(
 async fn insert_new_leads(conn: Conn<'_>, rows: Vec<NewLead>) -> Result<usize, DbError> {
     match conn {
         Conn::Sqlite(conn) => {
-            let Some(first) = rows.iter().next() else {
+            let Some(first) = rows.as_slice().first() else {
                 return Ok(0);
             };
             let (tenant_id, list_id, now) = (first.tenant_id, first.list_id, first.created_at);
@@ -433,7 +433,6 @@ async fn try_import_batch(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::db::sql::sqlite_plan;
 
     #[test]
