@@ -310,22 +310,20 @@ pub async fn write_import_batch(
     }
 }
 
-/// Inserts new leads in one statement. SQLite reads them from one JSON array ([`json_rows`])
-/// under fixed SQL text, so the connection prepares it once (a multi-row `VALUES` list is a new
-/// statement of ten binds a row for every batch, and each timestamp is formatted per row);
-/// PostgreSQL takes diesel's multi-row insert. The rows are one import batch's: one tenant,
-/// list and time.
-async fn insert_new_leads(conn: Conn<'_>, rows: Vec<NewLead>) -> Result<usize, DbError> {
+/// Inserts an import batch's new leads, all of `tenant_id`'s list `list_id` and written at
+/// `now`, in one statement. SQLite reads them from one JSON array ([`json_rows`]) under fixed
+/// SQL text, so the connection prepares it once (a multi-row `VALUES` list is a new statement of
+/// ten binds a row for every batch, and each timestamp is formatted per row); PostgreSQL takes
+/// diesel's multi-row insert.
+async fn insert_new_leads(
+    conn: Conn<'_>,
+    tenant_id: i64,
+    list_id: i64,
+    now: NaiveDateTime,
+    rows: Vec<NewLead>,
+) -> Result<usize, DbError> {
     match conn {
         Conn::Sqlite(conn) => {
-            let Some(first) = rows.as_slice().first() else {
-                return Ok(0);
-            };
-            let (tenant_id, list_id, now) = (first.tenant_id, first.list_id, first.created_at);
-            debug_assert!(rows.iter().all(|r| r.tenant_id == tenant_id
-                && r.list_id == list_id
-                && r.created_at == now
-                && r.updated_at == now));
             let columns: Vec<_> = rows
                 .iter()
                 .map(|r| (&r.name, &r.phone, &r.niche, &r.tags, &r.status, &r.fields))
@@ -423,7 +421,10 @@ async fn try_import_batch(
             }
             if !fresh.is_empty() {
                 // A conflict here rolls the batch back for a retry.
-                counts.inserted = insert_new_leads(Conn::from(&mut *conn), fresh).await? as u64;
+                let inserted =
+                    insert_new_leads(Conn::from(&mut *conn), tenant_id, list_id, now, fresh)
+                        .await?;
+                counts.inserted = inserted as u64;
             }
             Ok(counts)
         })
