@@ -161,20 +161,14 @@ impl Pairs {
     }
 }
 
-/// The steps of SQLite's plan for `sql` (its parameters left unbound) over a freshly migrated
-/// database: what a test checks a hot statement's index use with.
+/// A freshly migrated SQLite database in a temporary directory (kept while the directory
+/// lives), opened by one plain connection: for tests of statements and schema.
 #[cfg(test)]
-pub fn sqlite_plan(sql: &str) -> Vec<String> {
-    use diesel::{Connection, RunQueryDsl, SqliteConnection};
-
-    #[derive(diesel::QueryableByName)]
-    struct Step {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
+pub fn migrated_sqlite() -> (tempfile::TempDir, diesel::SqliteConnection) {
+    use diesel::Connection;
 
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plan.db");
+    let path = dir.path().join("test.db");
     let settings = crate::config::DatabaseSettings {
         url: secrecy::SecretString::from(format!("sqlite://{}", path.display())),
         max_connections: 1,
@@ -183,7 +177,23 @@ pub fn sqlite_plan(sql: &str) -> Vec<String> {
         sqlite_cache_mib: 2,
     };
     crate::db::migrate::run_pending(&settings).unwrap();
-    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    (dir, conn)
+}
+
+/// The steps of SQLite's plan for `sql` (its parameters left unbound) over a freshly migrated
+/// database: what a test checks a hot statement's index use with.
+#[cfg(test)]
+pub fn sqlite_plan(sql: &str) -> Vec<String> {
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    let (_dir, mut conn) = migrated_sqlite();
     diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
         .load::<Step>(&mut conn)
         .unwrap()

@@ -31,8 +31,9 @@ use super::model::LeadInput;
 use super::store;
 use crate::db::{to_micros, Db, DbError};
 
-/// Rows per write transaction (SQLite's write lock is held about 20 ms for one).
-pub const BATCH_ROWS: usize = 2000;
+/// Rows per write transaction (SQLite's write lock is held about 50 ms for one; each commit
+/// also flushes a segment of the search index, so fewer commits mean less merging).
+pub const BATCH_ROWS: usize = 5000;
 /// Rows between two progress reports.
 pub const PROGRESS_EVERY: u64 = 1000;
 /// Row errors listed in the report (all of them are counted in `failed`).

@@ -311,10 +311,10 @@ pub async fn write_import_batch(
 }
 
 /// Inserts an import batch's new leads, all of `tenant_id`'s list `list_id` and written at
-/// `now`, in one statement. SQLite reads them from one JSON array ([`json_rows`]) under fixed
+/// `now`. SQLite reads them from one JSON array ([`json_rows`]) in one statement under fixed
 /// SQL text, so the connection prepares it once (a multi-row `VALUES` list is a new statement of
 /// ten binds a row for every batch, and each timestamp is formatted per row); PostgreSQL takes
-/// diesel's multi-row insert.
+/// diesel's multi-row insert, [`PG_INSERT_ROWS`] rows a statement.
 async fn insert_new_leads(
     conn: Conn<'_>,
     tenant_id: i64,
@@ -337,13 +337,22 @@ async fn insert_new_leads(
                 .await
                 .map_err(DbError::from)
         }
-        Conn::Postgres(conn) => diesel::insert_into(leads::table)
-            .values(&rows)
-            .execute(conn)
-            .await
-            .map_err(DbError::from),
+        Conn::Postgres(conn) => {
+            let mut inserted = 0;
+            for chunk in rows.chunks(PG_INSERT_ROWS) {
+                inserted += diesel::insert_into(leads::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(inserted)
+        }
     }
 }
+
+/// New leads in one PostgreSQL INSERT: 12 binds a row, far below its 65,535 binds a statement
+/// whatever the import's batch size.
+const PG_INSERT_ROWS: usize = 2000;
 
 /// SQLite's insert of new leads of one list and time: `?4` is a JSON array of
 /// `[name, phone, niche, tags, status, fields]`, inserted in its order.
@@ -434,7 +443,72 @@ async fn try_import_batch(
 
 #[cfg(test)]
 mod tests {
-    use crate::db::sql::sqlite_plan;
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::BigInt;
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    use crate::db::sql::{migrated_sqlite, sqlite_plan};
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut diesel::SqliteConnection, sql: &str) -> i64 {
+        diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
+    }
+
+    #[test]
+    fn the_sqlite_search_index_is_lean_and_follows_every_change_of_a_lead() {
+        let (_dir, mut conn) = migrated_sqlite();
+        // Lean: no per-row column sizes, merged when 8 segments of a level exist.
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'leads_search_docsize'"
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT v AS n FROM leads_search_config WHERE k = 'automerge'"
+            ),
+            8
+        );
+        conn.batch_execute(
+            "INSERT INTO tenants (name, time_zone, created_at, updated_at) \
+             VALUES ('t', 'UTC', '2026-12-07', '2026-12-07'); \
+             INSERT INTO lead_lists (tenant_id, name, created_at, updated_at) \
+             VALUES (1, 'l', '2026-12-07', '2026-12-07'); \
+             INSERT INTO leads (tenant_id, list_id, name, phone, tags, status, fields, \
+             created_at, updated_at) VALUES \
+             (1, 1, 'Aminah', '60123456701', ',', 'new', '{}', '2026-12-07', '2026-12-07'), \
+             (1, 1, 'Ravi', '60123456702', ',', 'new', '{}', '2026-12-07', '2026-12-07'), \
+             (1, 1, 'Mei Ling', '60123456703', ',', 'new', '{}', '2026-12-07', '2026-12-07'); \
+             UPDATE leads SET name = 'Siti' WHERE name = 'Aminah'; \
+             DELETE FROM leads WHERE name = 'Ravi';",
+        )
+        .unwrap();
+        let hits = |conn: &mut diesel::SqliteConnection, term: &str| {
+            count(
+                conn,
+                &format!(
+                    "SELECT COUNT(*) AS n FROM leads_search WHERE leads_search MATCH '\"{term}\"'"
+                ),
+            )
+        };
+        assert_eq!(hits(&mut conn, "sit"), 1, "the new name is found");
+        assert_eq!(hits(&mut conn, "min"), 0, "the old name is gone");
+        assert_eq!(hits(&mut conn, "ravi"), 0, "a deleted lead is gone");
+        assert_eq!(hits(&mut conn, "g 6012"), 0, "columns are indexed apart");
+        assert_eq!(hits(&mut conn, "ei lin"), 1);
+        assert_eq!(hits(&mut conn, "456703"), 1);
+        // FTS5 compares the index with the rows of `leads`; any drift is an error.
+        conn.batch_execute("INSERT INTO leads_search (leads_search) VALUES ('integrity-check')")
+            .unwrap();
+    }
 
     #[test]
     fn an_import_batch_probes_the_lists_phones_by_index_on_sqlite() {

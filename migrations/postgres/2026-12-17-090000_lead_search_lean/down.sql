@@ -1,0 +1,2 @@
+-- Undoes nothing on PostgreSQL (see up.sql).
+SELECT 1;
