@@ -31,7 +31,7 @@ use super::model::LeadInput;
 use super::store;
 use crate::db::{to_micros, Db, DbError};
 
-/// Rows per write transaction (SQLite's write lock is held about 50 ms for one; each commit
+/// Rows per write transaction (SQLite's write lock is held about 40 ms for one; each commit
 /// also flushes a segment of the search index, so fewer commits mean less merging).
 pub const BATCH_ROWS: usize = 5000;
 /// Rows between two progress reports.
