@@ -161,6 +161,15 @@ impl Pairs {
     }
 }
 
+/// The one column of a test's `SELECT COUNT(*) AS n …` (or any integer named `n`).
+#[cfg(test)]
+#[derive(diesel::QueryableByName)]
+pub struct Count {
+    /// The value.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
 /// A freshly migrated SQLite database in a temporary directory (kept while the directory
 /// lives), opened by one plain connection: for tests of statements and schema.
 #[cfg(test)]

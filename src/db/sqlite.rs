@@ -230,18 +230,12 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use diesel::connection::SimpleConnection;
-    use diesel::sql_types::BigInt;
-    use diesel::{Connection, QueryableByName, SqliteConnection};
+    use diesel::{Connection, SqliteConnection};
     use diesel_async::RunQueryDsl;
 
     use super::SqliteManager;
+    use crate::db::sql::Count;
     use crate::db::{Db, DbError};
-
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
 
     async fn rows(db: &Db) -> Result<i64, DbError> {
         crate::db_run!(db, |conn| {

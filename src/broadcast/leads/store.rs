@@ -444,16 +444,9 @@ async fn try_import_batch(
 #[cfg(test)]
 mod tests {
     use diesel::connection::SimpleConnection;
-    use diesel::sql_types::BigInt;
-    use diesel::{QueryableByName, RunQueryDsl};
+    use diesel::RunQueryDsl;
 
-    use crate::db::sql::{migrated_sqlite, sqlite_plan};
-
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
+    use crate::db::sql::{migrated_sqlite, sqlite_plan, Count};
 
     fn count(conn: &mut diesel::SqliteConnection, sql: &str) -> i64 {
         diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
